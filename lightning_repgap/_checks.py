@@ -1,0 +1,92 @@
+"""Input validation shared by the functional API and the Metric.
+
+Every check names the argument and echoes what it received, so that a user can fix the call without reading the
+source. Conversion happens here too, once, at the boundary: everything past this module works on float64 or
+float32 numpy arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def _to_numpy(x: Any, name: str) -> np.ndarray:
+    """Convert a tensor or array to numpy on the CPU, without copying when it is already one."""
+    if isinstance(x, torch.Tensor):
+        if x.is_complex():
+            raise TypeError(f"`{name}` must be a real floating tensor, got dtype {x.dtype}.")
+        x = x.detach()
+        if x.dtype in (torch.float16, torch.bfloat16):
+            # numpy has no bfloat16; widen half precision before leaving torch.
+            x = x.to(torch.float32)
+        return x.cpu().numpy()
+    if isinstance(x, np.ndarray):
+        return x
+    raise TypeError(f"`{name}` must be a numpy array or a torch tensor, got {type(x).__name__}.")
+
+
+def _check_representations(x: Any, name: str, *, min_points: int = 2) -> np.ndarray:
+    """Validate a set of representations and return it as a 2-D float64 numpy array.
+
+    Args:
+        x: ``(n, D)`` array or tensor of floating point values.
+        name: argument name used in error messages.
+        min_points: smallest admissible ``n``.
+
+    Returns:
+        The same values as a C-contiguous ``float64`` array of shape ``(n, D)``.
+
+    Raises:
+        TypeError: if ``x`` is not a floating point array or tensor.
+        ValueError: if ``x`` is not 2-D, has fewer than ``min_points`` rows, no columns, or non-finite values.
+
+    """
+    arr = _to_numpy(x, name)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(f"`{name}` must hold floating point values, got dtype {arr.dtype}.")
+    if arr.ndim != 2:
+        raise ValueError(
+            f"`{name}` must be 2-D (n_points, dim), got shape {tuple(arr.shape)}."
+            " Pool or flatten the representation first."
+        )
+    if arr.shape[1] == 0:
+        raise ValueError(f"`{name}` has zero features, got shape {tuple(arr.shape)}.")
+    if arr.shape[0] < min_points:
+        raise ValueError(f"`{name}` needs at least {min_points} points, got {arr.shape[0]} (shape {tuple(arr.shape)}).")
+    arr64 = np.ascontiguousarray(arr, dtype=np.float64)
+    finite = np.isfinite(arr64)
+    if not finite.all():
+        bad_rows = np.flatnonzero(~finite.all(axis=1))
+        raise ValueError(
+            f"`{name}` contains NaN or Inf in {bad_rows.size} of {arr.shape[0]} rows (first: row {int(bad_rows[0])})."
+        )
+    return arr64
+
+
+def _check_same_dim(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    """Raise if two sets of representations live in spaces of different dimension."""
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"`{name_a}` and `{name_b}` must have the same number of features, got {a.shape[1]} and {b.shape[1]}."
+        )
+
+
+def _check_labels(labels: Any, n: int, name: str) -> np.ndarray:
+    """Validate a label vector of length ``n`` and return it as a 1-D numpy array."""
+    arr = _to_numpy(labels, name)
+    arr = np.asarray(arr).reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"`{name}` must be a vector of {n} labels, got shape {tuple(arr.shape)}.")
+    return arr
+
+
+def _check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """Raise unless ``value`` is an integer ``>= minimum``; return it as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+    return int(value)

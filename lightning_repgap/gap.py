@@ -1,0 +1,268 @@
+r"""The representation-gap curve :math:`G(n)`, computed for every bank size of a grid in one search.
+
+.. math::
+
+    G(n) = \frac{1}{m} \sum_{j=1}^{m} \min_{i \le n} \lVert q_j - r_i \rVert^2
+
+The bank is cut into blocks whose boundaries are the grid sizes :math:`n_1 < n_2 < \dots < n_S = n_{max}`;
+the queries are searched against each block with ``k = 1`` and a per-query running minimum gives
+:math:`G(n_s)` after block :math:`s`. Every bank point is visited once, so the whole curve costs one exact
+search of the queries against the full bank (the ``knn_ground_truth`` loop of FAISS contrib, with ``k = 1``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from lightning_repgap._checks import _check_positive_int, _check_representations, _check_same_dim
+from lightning_repgap.search import Backend, exact_dist_sq, prepare, resolve_backend, search_prepared
+
+#: Squared distances at or below ``DUP_RTOL * scale`` count as duplicates (train/test leakage, collapsed points).
+DUP_RTOL = 1e-9
+
+
+def geometric_sizes(n_max: int, *, min_size: int = 16, ratio: float = 2.0) -> np.ndarray:
+    """Bank sizes ``min_size * ratio**k`` below ``n_max``, followed by ``n_max`` itself.
+
+    Args:
+        n_max: largest bank size (the whole bank).
+        min_size: first size of the grid.
+        ratio: growth factor between consecutive sizes, ``> 1`` (``2`` doubles, ``sqrt(2)`` is finer).
+
+    Returns:
+        Strictly increasing int64 sizes ending at ``n_max``.
+
+    Example:
+        >>> geometric_sizes(100, min_size=10).tolist()
+        [10, 20, 40, 80, 100]
+
+    """
+    n_max = _check_positive_int(n_max, "n_max")
+    min_size = _check_positive_int(min_size, "min_size")
+    if not ratio > 1.0:
+        raise ValueError(f"`ratio` must be > 1, got {ratio!r}.")
+    sizes: list[int] = []
+    k = 0
+    while True:
+        s = round(min_size * ratio**k)
+        if s >= n_max:
+            break
+        if not sizes or s > sizes[-1]:
+            sizes.append(s)
+        k += 1
+    sizes.append(n_max)
+    return np.asarray(sizes, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class GapCurve:
+    """Result of :func:`gap_curve`.
+
+    Attributes:
+        sizes: int64 ``(S,)`` bank sizes ``n``.
+        gaps: float64 ``(S,)`` :math:`G(n)` for the queries.
+        per_query: float64 ``(S, m)`` squared distance of each query to its nearest point among the first
+            ``n`` bank points; bootstrap confidence intervals resample its columns without searching again.
+        nearest_index: int64 ``(m,)`` row of ``reference`` (as passed, before shuffling) nearest to each query.
+        scale: ``2 * trace Cov(reference)``, the mean squared distance between two random bank points.
+        train_gaps: float64 ``(S,)`` the same curve for the extra training queries, if any were given.
+        train_per_query: float64 ``(S, m_train)`` per-query minima of the training queries, if any.
+        knn_dist_sq: float64 ``(m, k)`` squared distances of each query to its ``k`` nearest bank points
+            (ascending), when ``n_neighbors > 0`` was requested; feeds TwoNN and MLE without another search.
+        backend: the search backend that ran.
+
+    """
+
+    sizes: np.ndarray
+    gaps: np.ndarray
+    per_query: np.ndarray
+    nearest_index: np.ndarray
+    scale: float
+    train_gaps: np.ndarray | None = None
+    train_per_query: np.ndarray | None = None
+    knn_dist_sq: np.ndarray | None = None
+    backend: str = ""
+
+    @property
+    def gap(self) -> float:
+        """:math:`G(n_{max})`, the gap against the whole bank."""
+        return float(self.gaps[-1])
+
+    @property
+    def gap_norm(self) -> float:
+        """:math:`G(n_{max})` over the mean squared distance of two bank points: scale-free, in ``[0, ~1]``.
+
+        A bank collapsed to one point has ``scale == 0``: the result is ``0`` if the queries sit on it, else
+        ``inf`` (a collapsed representation is as far from generalising as it gets).
+        """
+        if self.scale > 0:
+            return self.gap / self.scale
+        return 0.0 if self.gap == 0 else math.inf
+
+    @property
+    def dup_frac(self) -> float:
+        """Fraction of queries at (numerically) zero distance from a bank point: leakage or collapse."""
+        return float(np.mean(self.per_query[-1] <= DUP_RTOL * self.scale))
+
+    @property
+    def gap_ratio(self) -> float | None:
+        """``G_test(n_max) / G_train(n_max)``; ``None`` without training queries.
+
+        Near 1: held-out data lie as close to the bank as unseen training data do. Above 1: held-out
+        representations are off the manifold the training data span.
+        """
+        if self.train_gaps is None:
+            return None
+        train = float(self.train_gaps[-1])
+        if train > 0:
+            return self.gap / train
+        return 1.0 if self.gap == 0 else math.inf
+
+
+def _validate_sizes(sizes: Any, n_max: int) -> np.ndarray:
+    arr = np.asarray(sizes, dtype=np.int64).reshape(-1)
+    if arr.size == 0 or (np.diff(arr) <= 0).any() or arr[0] < 1 or arr[-1] > n_max:
+        raise ValueError(
+            f"`sizes` must be strictly increasing integers in [1, {n_max}] (the bank size), got {np.asarray(sizes)}."
+        )
+    return arr
+
+
+def gap_curve(
+    reference: Any,
+    queries: Any,
+    *,
+    train_queries: Any = None,
+    sizes: Any = None,
+    min_size: int = 16,
+    ratio: float = 2.0,
+    seed: int | None = 0,
+    n_neighbors: int = 0,
+    backend: Backend = "auto",
+    num_threads: int | None = None,
+) -> GapCurve:
+    r"""Representation gap :math:`G(n)` of ``queries`` against growing prefixes of ``reference``.
+
+    Args:
+        reference: ``(n_max, D)`` bank: training representations, model samples, any reference set.
+        queries: ``(m, D)`` held-out representations.
+        train_queries: optional ``(m', D)`` training representations *not* in the bank, for ``gap_ratio``.
+        sizes: explicit increasing bank sizes; default :func:`geometric_sizes` with ``min_size``, ``ratio``.
+        min_size: first grid size when ``sizes`` is not given.
+        ratio: grid growth factor when ``sizes`` is not given.
+        seed: the bank is put in a random order drawn from ``seed`` before its prefixes are taken, so that a
+            bank sorted by class does not bias the curve; ``None`` keeps the given order.
+        n_neighbors: also return each query's ``n_neighbors`` nearest points of the full bank (for TwoNN/MLE).
+        backend: search backend, see :func:`lightning_repgap.search.nearest`.
+        num_threads: FAISS threads.
+
+    Returns:
+        A :class:`GapCurve`.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> curve = gap_curve(rng.random((4096, 2)), rng.random((512, 2)), min_size=64)
+        >>> curve.sizes.tolist()
+        [64, 128, 256, 512, 1024, 2048, 4096]
+        >>> bool(np.all(np.diff(curve.gaps) < 0))
+        True
+
+    """
+    ref = _check_representations(reference, "reference")
+    qs = _check_representations(queries, "queries", min_points=1)
+    _check_same_dim(ref, qs, "reference", "queries")
+    tq = None
+    if train_queries is not None:
+        tq = _check_representations(train_queries, "train_queries", min_points=1)
+        _check_same_dim(ref, tq, "reference", "train_queries")
+    n_max = ref.shape[0]
+    grid = geometric_sizes(n_max, min_size=min(min_size, n_max), ratio=ratio) if sizes is None else sizes
+    grid = _validate_sizes(grid, n_max)
+    n_neighbors = int(n_neighbors)
+    if not 0 <= n_neighbors <= n_max:
+        raise ValueError(f"`n_neighbors` must be in [0, {n_max}] (the bank size), got {n_neighbors}.")
+    device = queries.device if isinstance(queries, torch.Tensor) else None
+    resolved = resolve_backend(backend)
+
+    order = np.random.default_rng(seed).permutation(n_max) if seed is not None else np.arange(n_max)
+    # Only the first ``grid[-1]`` bank points take part; the rest of ``reference`` is ignored.
+    order = order[: grid[-1]]
+    all_queries = qs if tq is None else np.concatenate([qs, tq])
+    prep = prepare(ref[order], all_queries)
+    per_query, nearest_pos, knn_i = _blocked_search(
+        prep, grid, n_neighbors, backend=resolved, num_threads=num_threads, device=device
+    )
+    m = qs.shape[0]
+    knn_dist_sq = None
+    if knn_i is not None:
+        knn_dist_sq = exact_dist_sq(prep.reference64, prep.queries64[:m], knn_i[:m])
+        knn_dist_sq.sort(axis=1)
+    centred = prep.reference64
+    scale = 2.0 * float(np.einsum("ij,ij->", centred, centred)) / max(1, centred.shape[0] - 1)
+    return GapCurve(
+        sizes=grid,
+        gaps=per_query[:, :m].mean(axis=1),
+        per_query=np.ascontiguousarray(per_query[:, :m]),
+        nearest_index=order[nearest_pos[:m]],
+        scale=scale,
+        train_gaps=None if tq is None else per_query[:, m:].mean(axis=1),
+        train_per_query=None if tq is None else np.ascontiguousarray(per_query[:, m:]),
+        knn_dist_sq=knn_dist_sq,
+        backend=resolved,
+    )
+
+
+def _blocked_search(
+    prep: Any,
+    grid: np.ndarray,
+    n_neighbors: int,
+    *,
+    backend: str,
+    num_threads: int | None,
+    device: torch.device | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Search all queries against bank blocks ``[grid[s-1], grid[s])``; keep running minima (and top-k).
+
+    Returns:
+        ``(per_query, nearest_pos, top_index)``: running minima ``(S, m)``, position of each query's nearest
+        bank point, and (with ``n_neighbors``) the ``(m, k)`` positions of its ``k`` nearest, else ``None``.
+
+    """
+    m = prep.queries32.shape[0]
+    per_query = np.empty((grid.size, m), dtype=np.float64)
+    best = np.full(m, np.inf)
+    best_pos = np.zeros(m, dtype=np.int64)
+    rows = np.arange(m)
+    k = max(1, n_neighbors)
+    top_d: np.ndarray | None = None
+    top_i: np.ndarray | None = None
+    start = 0
+    for s, stop in enumerate(grid):
+        kk = min(k, int(stop) - start)
+        d32, idx = search_prepared(
+            prep.reference32[start:stop], prep.queries32, kk, backend=backend, num_threads=num_threads, device=device
+        )
+        idx = idx + start
+        # The block winner is picked in float32; its distance is recomputed exactly before the running min.
+        winner = exact_dist_sq(prep.reference64, prep.queries64, idx[:, :1])[:, 0]
+        better = winner < best
+        best = np.where(better, winner, best)
+        best_pos = np.where(better, idx[:, 0], best_pos)
+        per_query[s] = best
+        if n_neighbors:
+            if top_d is None or top_i is None:
+                top_d, top_i = d32, idx
+            else:
+                # Merge the block's top-k into the running top-k using the backend's float32 distances.
+                cand_d = np.concatenate([top_d, d32], axis=1)
+                cand_i = np.concatenate([top_i, idx], axis=1)
+                keep = np.argsort(cand_d, axis=1, kind="stable")[:, :k]
+                top_d, top_i = cand_d[rows[:, None], keep], cand_i[rows[:, None], keep]
+        start = int(stop)
+    return per_query, best_pos, top_i

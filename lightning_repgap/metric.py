@@ -1,0 +1,266 @@
+"""``RepresentationGap``: the torchmetrics face of :mod:`lightning_repgap.functional`.
+
+The metric only accumulates representations (list states, gathered with ``cat`` across processes) and calls
+:func:`~lightning_repgap.functional._gap_update` / :func:`~lightning_repgap.functional._gap_compute`; it holds no
+maths of its own.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities.data import dim_zero_cat
+
+from lightning_repgap._checks import _check_positive_int, _to_numpy
+from lightning_repgap.functional import GapResult, _gap_compute, _gap_update
+from lightning_repgap.search import Backend
+
+_ROLES = ("reference", "queries", "train_queries")
+
+
+class RepresentationGap(Metric):
+    r"""Representation gap, gap dimension and cross-checks between a reference bank and held-out queries.
+
+    .. math::
+
+        G(n) = \frac{1}{m} \sum_j \min_{i \le n} \lVert q_j - r_i \rVert^2 \sim C\, n^{-2/d}
+
+    As input to ``update`` (keyword arguments, any of them may be omitted in a given call):
+
+    - ``reference`` (:class:`~torch.Tensor`): ``(b, D)`` bank representations (training data, model samples)
+    - ``queries`` (:class:`~torch.Tensor`): ``(b, D)`` held-out representations
+    - ``train_queries`` (:class:`~torch.Tensor`): ``(b, D)`` training representations not in the bank
+    - ``reference_labels`` / ``query_labels`` (:class:`~torch.Tensor`): ``(b,)`` labels, for ``knn_acc``
+    - ``reference_index`` / ``query_index`` / ``train_index`` (:class:`~torch.Tensor`): ``(b,)`` integer probe
+      indices. When given, ``compute`` sorts each set by index and drops repeated indices, so the result does
+      not depend on the number of processes or on the padding ``DistributedSampler`` adds.
+
+    As output of ``compute``, a ``dict`` of float32 scalar tensors: ``gap``, ``gap_norm``, ``dim``, ``dim_low``,
+    ``dim_high``, ``law_r2``, ``dim_twonn``, ``dim_mle``, ``dup_frac``, plus ``gap_ratio`` when training
+    queries were given and ``knn_acc`` when labels were. Log it with ``self.log_dict(metric.compute())`` and
+    call ``reset()`` once per evaluation: the search runs in ``compute``, so do not call the metric per batch
+    through ``forward``.
+
+    Memory: the bank is kept until ``compute`` (``max_reference * D`` floats per process; pass
+    ``compute_on_cpu=True`` to hold it off the accelerator). The states are not saved in checkpoints.
+
+    Args:
+        max_reference: cap on the bank size; extra points (by index order) are dropped with a warning.
+        max_queries: cap on the number of queries (and of training queries).
+        min_size: first size of the geometric grid of bank sizes.
+        ratio: growth factor of the grid.
+        seed: seed of the bank order and of the bootstrap.
+        fit_min_size: smallest bank size used in the law fit.
+        n_neighbors: neighbours for the MLE cross-check.
+        n_bootstrap: bootstrap resamples for ``dim_low`` / ``dim_high``.
+        confidence: coverage of the interval.
+        calibrate: correct the finite-sample bias of the gap dimension.
+        backend: nearest-neighbour backend: ``"auto"``, ``"faiss"``, ``"faiss-gpu"``, ``"torch"``.
+        kwargs: standard :class:`~torchmetrics.Metric` arguments (``compute_on_cpu``, ``sync_on_compute``,
+            ``process_group``, ...).
+
+    Example:
+        >>> import torch
+        >>> from pprint import pprint
+        >>> _ = torch.manual_seed(0)
+        >>> metric = RepresentationGap()
+        >>> for _ in range(4):
+        ...     metric.update(reference=torch.rand(2048, 2), queries=torch.rand(256, 2))
+        >>> out = metric.compute()
+        >>> round(out["dim"].item())
+        2
+        >>> pprint(sorted(out))
+        ['dim',
+         'dim_high',
+         'dim_low',
+         'dim_mle',
+         'dim_twonn',
+         'dup_frac',
+         'gap',
+         'gap_norm',
+         'law_r2']
+
+    """
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+    plot_lower_bound = 0.0
+
+    reference: list[Tensor]
+    queries: list[Tensor]
+    train_queries: list[Tensor]
+    reference_index: list[Tensor]
+    queries_index: list[Tensor]
+    train_queries_index: list[Tensor]
+    reference_labels: list[Tensor]
+    queries_labels: list[Tensor]
+
+    def __init__(
+        self,
+        max_reference: int = 65536,
+        max_queries: int = 16384,
+        min_size: int = 16,
+        ratio: float = 2.0,
+        seed: int = 0,
+        fit_min_size: int = 64,
+        n_neighbors: int = 20,
+        n_bootstrap: int = 200,
+        confidence: float = 0.95,
+        calibrate: bool = True,
+        backend: Backend = "auto",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.max_reference = _check_positive_int(max_reference, "max_reference", minimum=2)
+        self.max_queries = _check_positive_int(max_queries, "max_queries")
+        self.min_size = _check_positive_int(min_size, "min_size")
+        if not ratio > 1.0:
+            raise ValueError(f"`ratio` must be > 1, got {ratio!r}.")
+        self.ratio = float(ratio)
+        self.seed = int(seed)
+        self.fit_min_size = _check_positive_int(fit_min_size, "fit_min_size")
+        self.n_neighbors = _check_positive_int(n_neighbors, "n_neighbors", minimum=2)
+        self.n_bootstrap = _check_positive_int(n_bootstrap, "n_bootstrap", minimum=0)
+        if not 0.0 < confidence < 1.0:
+            raise ValueError(f"`confidence` must be in (0, 1), got {confidence!r}.")
+        self.confidence = float(confidence)
+        self.calibrate = bool(calibrate)
+        if backend not in ("auto", "faiss", "faiss-gpu", "torch"):
+            raise ValueError(f"`backend` must be 'auto', 'faiss', 'faiss-gpu' or 'torch', got {backend!r}.")
+        self.backend: Backend = backend
+        for role in _ROLES:
+            self.add_state(role, default=[], dist_reduce_fx="cat")
+            self.add_state(f"{role}_index", default=[], dist_reduce_fx="cat")
+        self.add_state("reference_labels", default=[], dist_reduce_fx="cat")
+        self.add_state("queries_labels", default=[], dist_reduce_fx="cat")
+        #: The :class:`~lightning_repgap.functional.GapResult` of the last ``compute`` (curve and fit, for plots).
+        self.last_result: GapResult | None = None
+
+    def update(
+        self,
+        reference: Tensor | None = None,
+        queries: Tensor | None = None,
+        train_queries: Tensor | None = None,
+        reference_labels: Tensor | None = None,
+        query_labels: Tensor | None = None,
+        reference_index: Tensor | None = None,
+        query_index: Tensor | None = None,
+        train_index: Tensor | None = None,
+    ) -> None:
+        """Append a batch of representations (float32 on the metric's device); cheap, no search here."""
+        self._append("reference", reference, reference_index, reference_labels, "reference_labels")
+        self._append("queries", queries, query_index, query_labels, "query_labels")
+        self._append("train_queries", train_queries, train_index, None, "")
+
+    def _append(
+        self, role: str, values: Tensor | None, index: Tensor | None, labels: Tensor | None, label_arg: str
+    ) -> None:
+        if values is None:
+            if index is not None or labels is not None:
+                raise ValueError(f"Indices or labels were given for `{role}` but `{role}` itself was not.")
+            return
+        if not isinstance(values, Tensor):
+            raise TypeError(f"`{role}` must be a torch.Tensor, got {type(values).__name__}.")
+        if not values.is_floating_point():
+            raise TypeError(f"`{role}` must be a floating point tensor, got dtype {values.dtype}.")
+        if values.ndim != 2:
+            raise ValueError(f"`{role}` must be 2-D (batch, dim), got shape {tuple(values.shape)}.")
+        b = values.shape[0]
+        # Half precision under AMP would corrupt squared distances: store float32.
+        getattr(self, role).append(values.detach().to(device=self.device, dtype=torch.float32))
+        if index is None:
+            idx = torch.full((b,), -1, dtype=torch.int64, device=self.device)
+        else:
+            idx = torch.as_tensor(index, device=self.device).reshape(-1).to(torch.int64)
+            if idx.numel() != b:
+                raise ValueError(f"`{role}` has {b} rows but its index has {idx.numel()} entries.")
+            if (idx < 0).any():
+                raise ValueError(f"Indices of `{role}` must be non-negative, got min {int(idx.min())}.")
+        getattr(self, f"{role}_index").append(idx)
+        if label_arg:
+            state = "reference_labels" if role == "reference" else "queries_labels"
+            if labels is not None:
+                lab = torch.as_tensor(labels, device=self.device).reshape(-1)
+                if lab.numel() != b:
+                    raise ValueError(f"`{label_arg}` has {lab.numel()} entries for {b} rows of `{role}`.")
+                getattr(self, state).append(lab.to(torch.int64))
+            elif getattr(self, state):
+                raise ValueError(f"`{label_arg}` was given in an earlier update but not in this one.")
+
+    def _gathered(self, role: str, cap: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Concatenate a set, sort it by probe index and drop repeats (DDP padding), then apply the cap."""
+        values = getattr(self, role)
+        if isinstance(values, list) and not values:
+            return None, None
+        x = _to_numpy(dim_zero_cat(values), role)
+        idx = _to_numpy(dim_zero_cat(getattr(self, f"{role}_index")), f"{role}_index")
+        labels = None
+        label_state = {"reference": "reference_labels", "queries": "queries_labels"}.get(role)
+        if label_state is not None and not (
+            isinstance(getattr(self, label_state), list) and not getattr(self, label_state)
+        ):
+            labels = _to_numpy(dim_zero_cat(getattr(self, label_state)), label_state)
+            if labels.shape[0] != x.shape[0]:
+                raise ValueError(f"Labels were given for only some updates of `{role}`; give them always or never.")
+        has_index = idx >= 0
+        if has_index.all():
+            keep = np.unique(idx, return_index=True)[1]  # sorted by index, first occurrence of each
+            x, labels = x[keep], None if labels is None else labels[keep]
+        elif has_index.any():
+            raise ValueError(f"Some updates of `{role}` carried probe indices and others did not; be consistent.")
+        if x.shape[0] > cap:
+            warnings.warn(f"`{role}` holds {x.shape[0]} points; only the first {cap} are used.", stacklevel=3)
+            x, labels = x[:cap], None if labels is None else labels[:cap]
+        return x, labels
+
+    def compute(self) -> dict[str, Tensor]:
+        """Run the blocked search and the fits on everything accumulated since the last ``reset``."""
+        reference, reference_labels = self._gathered("reference", self.max_reference)
+        queries, query_labels = self._gathered("queries", self.max_queries)
+        train_queries, _ = self._gathered("train_queries", self.max_queries)
+        if reference is None or queries is None:
+            raise RuntimeError(
+                "RepresentationGap.compute() needs both `reference` and `queries`; "
+                f"got {'no reference' if reference is None else 'no queries'}. Call update() first."
+            )
+        if (reference_labels is None) != (query_labels is None):
+            reference_labels = query_labels = None
+        inputs = _gap_update(reference, queries, train_queries, reference_labels, query_labels)
+        self.last_result = _gap_compute(
+            inputs,
+            min_size=self.min_size,
+            ratio=self.ratio,
+            seed=self.seed,
+            fit_min_size=self.fit_min_size,
+            n_neighbors=self.n_neighbors,
+            n_bootstrap=self.n_bootstrap,
+            confidence=self.confidence,
+            calibrate=self.calibrate,
+            backend=self.backend,
+        )
+        return {k: torch.tensor(v, dtype=torch.float32, device=self.device) for k, v in self.last_result.values.items()}
+
+    def plot(self, val: Any = None, ax: Any = None) -> Any:
+        """Log-log gap curve of the last ``compute`` (or of a given :class:`~lightning_repgap.gap.GapCurve`).
+
+        Returns:
+            ``(fig, ax)`` from matplotlib.
+
+        """
+        from lightning_repgap.plot import plot_gap_curve
+
+        if val is None:
+            if self.last_result is None:
+                raise RuntimeError("Nothing to plot: call compute() first or pass a GapCurve as `val`.")
+            return plot_gap_curve(self.last_result.curve, fit=self.last_result.fit, ax=ax)
+        return plot_gap_curve(val, ax=ax)
+
+
+__all__: Sequence[str] = ["RepresentationGap"]

@@ -1,0 +1,99 @@
+"""Figures: the log-log gap curve with its fitted law, and the dimension over training. matplotlib is optional."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lightning_repgap._imports import _MATPLOTLIB_AVAILABLE
+from lightning_repgap.dimension import DimensionFit
+from lightning_repgap.gap import GapCurve
+
+
+def _pyplot() -> Any:
+    if not _MATPLOTLIB_AVAILABLE:
+        raise ModuleNotFoundError("Plotting needs matplotlib: `pip install lightning_repgap[plot]`.")
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_gap_curve(
+    curve: GapCurve, *, fit: DimensionFit | None = None, ax: Any = None, label: str | None = None
+) -> tuple[Any, Any]:
+    """Plot :math:`G(n)` against ``n`` on log-log axes, with the fitted power law when ``fit`` is given.
+
+    Args:
+        curve: the measured curve.
+        fit: the law fit over ``fit.fit_sizes``, drawn dashed.
+        ax: axes to draw on; a new figure otherwise.
+        label: legend label of the measured curve.
+
+    Returns:
+        ``(fig, ax)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from lightning_repgap.gap import gap_curve
+        >>> rng = np.random.default_rng(0)
+        >>> fig, ax = plot_gap_curve(gap_curve(rng.random((1024, 2)), rng.random((128, 2))))
+        >>> ax.get_xscale(), ax.get_yscale()
+        ('log', 'log')
+
+    """
+    plt = _pyplot()
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 4))
+    line = ax.plot(curve.sizes, curve.gaps, marker="o", label=label or "G(n) held-out")[0]
+    if curve.train_gaps is not None:
+        ax.plot(curve.sizes, curve.train_gaps, marker=".", ls=":", color=line.get_color(), label="G(n) train")
+    if fit is not None:
+        xs = fit.fit_sizes.astype(np.float64)
+        ax.plot(
+            xs,
+            np.exp(fit.intercept + fit.slope * np.log(xs)),
+            ls="--",
+            color="k",
+            label=f"fit: d={fit.dim:.2f} [{fit.dim_low:.2f}, {fit.dim_high:.2f}], R²={fit.r2:.3f}",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("bank size n")
+    ax.set_ylabel("representation gap G(n)")
+    ax.legend(fontsize="small")
+    return fig, ax
+
+
+def plot_dimension_history(
+    steps: Sequence[float],
+    dims: Sequence[float],
+    *,
+    low: Sequence[float] | None = None,
+    high: Sequence[float] | None = None,
+    ax: Any = None,
+    label: str = "gap dimension",
+) -> tuple[Any, Any]:
+    """Plot the estimated dimension (with its interval when given) against training step or epoch.
+
+    Returns:
+        ``(fig, ax)``.
+
+    Example:
+        >>> fig, ax = plot_dimension_history([0, 1, 2], [8.0, 6.5, 6.0], low=[7, 6, 5.5], high=[9, 7, 6.5])
+        >>> ax.get_ylabel()
+        'dimension'
+
+    """
+    plt = _pyplot()
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 4))
+    ax.plot(steps, dims, marker="o", label=label)
+    if low is not None and high is not None:
+        ax.fill_between(steps, low, high, alpha=0.25)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("dimension")
+    ax.legend(fontsize="small")
+    return fig, ax
