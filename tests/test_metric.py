@@ -1,0 +1,198 @@
+"""RepresentationGap: functional == module, order/world-size independence, DDP (gloo), pickling, errors."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+from contextlib import closing
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from lightning_repgap import RepresentationGap, representation_gap
+
+FAST = {"n_bootstrap": 50}
+
+
+def _data(seed: int = 0, n: int = 3000, m: int = 500, d: int = 3):
+    g = torch.Generator().manual_seed(seed)
+    ref = torch.rand(n, d, generator=g)
+    qs = torch.rand(m, d, generator=g)
+    tq = torch.rand(m, d, generator=g)
+    ref_lab = (ref[:, 0] > 0.5).long()
+    q_lab = (qs[:, 0] > 0.5).long()
+    return ref, qs, tq, ref_lab, q_lab
+
+
+def _assert_same(a: dict, b: dict, rtol: float = 1e-6) -> None:
+    assert sorted(a) == sorted(b)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=rtol, atol=0.0, msg=key)
+
+
+def test_functional_equals_metric_over_batches():
+    ref, qs, tq, ref_lab, q_lab = _data()
+    expected = representation_gap(ref, qs, train_queries=tq, reference_labels=ref_lab, query_labels=q_lab, **FAST)
+    metric = RepresentationGap(**FAST)
+    for i in range(0, 3000, 700):
+        metric.update(reference=ref[i : i + 700], reference_labels=ref_lab[i : i + 700])
+    for i in range(0, 500, 128):
+        metric.update(queries=qs[i : i + 128], query_labels=q_lab[i : i + 128], train_queries=tq[i : i + 128])
+    _assert_same(metric.compute(), expected)
+    assert {"gap_ratio", "knn_acc"} <= set(expected)
+    assert expected["knn_acc"] > 0.9
+
+
+def test_indices_make_result_independent_of_arrival_order():
+    ref, qs, *_ = _data(1)
+    expected = representation_gap(ref, qs, **FAST)
+    metric = RepresentationGap(**FAST)
+    perm = torch.randperm(3000, generator=torch.Generator().manual_seed(3))
+    for chunk in perm.split(500):
+        metric.update(reference=ref[chunk], reference_index=chunk)
+    # Padding repeats (as DistributedSampler adds) must not count twice or as duplicates.
+    metric.update(reference=ref[:7], reference_index=torch.arange(7))
+    qperm = torch.randperm(500, generator=torch.Generator().manual_seed(4))
+    metric.update(queries=qs[qperm], query_index=qperm)
+    out = metric.compute()
+    _assert_same(out, expected)
+    assert out["dup_frac"] == 0
+
+
+def test_reset_and_recompute():
+    ref, qs, *_ = _data(2)
+    metric = RepresentationGap(**FAST)
+    metric.update(reference=ref, queries=qs)
+    first = metric.compute()
+    metric.reset()
+    with pytest.raises(RuntimeError, match="needs both `reference` and `queries`"):
+        metric.compute()
+    metric.update(reference=ref, queries=qs)
+    _assert_same(metric.compute(), first)
+
+
+def test_half_precision_inputs_are_stored_as_float32():
+    ref, qs, *_ = _data(3)
+    metric = RepresentationGap(**FAST)
+    metric.update(reference=ref.to(torch.bfloat16), queries=qs.to(torch.float16))
+    assert metric.reference[0].dtype == torch.float32
+    out = metric.compute()
+    assert all(torch.isfinite(v) for v in out.values())
+
+
+def test_caps_apply_with_warning():
+    ref, qs, *_ = _data(4)
+    metric = RepresentationGap(max_reference=1024, **FAST)
+    metric.update(reference=ref, queries=qs)
+    with pytest.warns(UserWarning, match="only the first 1024 are used"):
+        out = metric.compute()
+    _assert_same(out, representation_gap(ref[:1024], qs, **FAST))
+
+
+def test_pickle_and_clone_roundtrip():
+    ref, qs, *_ = _data(5)
+    metric = RepresentationGap(**FAST)
+    metric.update(reference=ref, queries=qs)
+    clone = pickle.loads(pickle.dumps(metric))
+    _assert_same(clone.compute(), metric.compute())
+    _assert_same(metric.clone().compute(), metric.compute())
+
+
+def test_states_are_not_persisted_in_state_dict():
+    metric = RepresentationGap(**FAST)
+    metric.update(reference=torch.rand(100, 2), queries=torch.rand(10, 2))
+    assert metric.state_dict() == {}
+
+
+def test_plot_returns_figure():
+    ref, qs, *_ = _data(6)
+    metric = RepresentationGap(**FAST)
+    metric.update(reference=ref, queries=qs)
+    with pytest.raises(RuntimeError, match="call compute"):
+        metric.plot()
+    metric.compute()
+    fig, ax = metric.plot()
+    assert ax.get_xscale() == "log"
+    assert len(ax.lines) == 2  # curve + fitted law
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_reference": 1}, "max_reference"),
+        ({"ratio": 1.0}, "ratio"),
+        ({"confidence": 1.5}, "confidence"),
+        ({"backend": "annoy"}, "backend"),
+        ({"n_neighbors": 1}, "n_neighbors"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RepresentationGap(**kwargs)
+
+
+def test_bad_update_inputs():
+    metric = RepresentationGap()
+    with pytest.raises(ValueError, match=r"must be 2-D \(batch, dim\), got shape \(5,\)"):
+        metric.update(reference=torch.rand(5))
+    with pytest.raises(TypeError, match="floating point"):
+        metric.update(reference=torch.ones(5, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="has 5 rows but its index has 4"):
+        metric.update(reference=torch.rand(5, 2), reference_index=torch.arange(4))
+    with pytest.raises(ValueError, match="`queries` itself was not"):
+        metric.update(query_index=torch.arange(4))
+    metric = RepresentationGap()
+    metric.update(reference=torch.rand(100, 2), queries=torch.rand(10, 3))
+    with pytest.raises(ValueError, match="same number of features, got 2 and 3"):
+        metric.compute()
+    metric = RepresentationGap()
+    metric.update(reference=torch.rand(100, 2), queries=torch.full((10, 2), float("nan")))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        metric.compute()
+
+
+# ---------------------------------------------------------------- DDP: 2 gloo processes, uneven shards
+
+
+def _free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        ref, qs, tq, ref_lab, q_lab = _data(7)
+        metric = RepresentationGap(**FAST)
+        # Uneven, interleaved shards: rank 0 takes 2/3 of the bank, rank 1 the rest plus a padded repeat.
+        ref_idx = torch.arange(3000)
+        mine = ref_idx[ref_idx % 3 != 2] if rank == 0 else torch.cat([ref_idx[ref_idx % 3 == 2], ref_idx[:5]])
+        q_idx = torch.arange(500)
+        q_mine = q_idx[rank::world]
+        metric.update(reference=ref[mine], reference_index=mine, reference_labels=ref_lab[mine])
+        metric.update(queries=qs[q_mine], query_index=q_mine, query_labels=q_lab[q_mine])
+        metric.update(train_queries=tq[q_mine], train_index=q_mine)
+        out = metric.compute()
+        torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.ddp
+def test_ddp_two_processes_match_single_process(tmp_path):
+    ref, qs, tq, ref_lab, q_lab = _data(7)
+    expected = representation_gap(ref, qs, train_queries=tq, reference_labels=ref_lab, query_labels=q_lab, **FAST)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt")
+    r1 = torch.load(tmp_path / "rank1.pt")
+    _assert_same(r0, r1, rtol=0.0)
+    _assert_same(r0, expected, rtol=1e-5)
+    np.testing.assert_equal(float(r0["dup_frac"]), 0.0)

@@ -1,0 +1,106 @@
+"""Nearest-neighbour backends against numpy brute force."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import brute_force_dist_sq
+
+from lightning_repgap.search import nearest, resolve_backend
+
+BACKENDS = ["faiss", "torch"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("k", [1, 3, 7])
+@pytest.mark.parametrize("chunk", [None, 1, 37])
+def test_matches_brute_force(rng, backend, k, chunk):
+    ref = rng.standard_normal((700, 13))
+    qs = rng.standard_normal((90, 13))
+    dist_sq, idx = nearest(ref, qs, k=k, backend=backend, query_chunk_size=chunk)
+    full = brute_force_dist_sq(ref, qs)
+    expected_idx = np.argsort(full, axis=1)[:, :k]
+    np.testing.assert_array_equal(idx, expected_idx)
+    np.testing.assert_allclose(dist_sq, np.take_along_axis(full, expected_idx, axis=1), rtol=1e-12)
+    assert dist_sq.dtype == np.float64
+    assert idx.dtype == np.int64
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_torch_tiles_cover_bank_larger_than_tile(rng, backend):
+    # More than one 2048-wide tile on the torch path, to exercise the cross-tile merge.
+    ref = rng.standard_normal((5000, 4))
+    qs = rng.standard_normal((300, 4))
+    dist_sq, idx = nearest(ref, qs, k=2, backend=backend)
+    full = brute_force_dist_sq(ref, qs)
+    np.testing.assert_array_equal(idx, np.argsort(full, axis=1)[:, :2])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_far_from_origin_is_exact(rng, backend):
+    ref = rng.standard_normal((400, 8))
+    qs = rng.standard_normal((50, 8))
+    d0, i0 = nearest(ref, qs, backend=backend)
+    d1, i1 = nearest(ref + 1e4, qs + 1e4, backend=backend)
+    np.testing.assert_array_equal(i0, i1)
+    np.testing.assert_allclose(d0, d1, rtol=1e-7)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exclude_self_drops_own_index_even_with_duplicates(backend):
+    pts = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [3.0, 0.0]])
+    dist_sq, idx = nearest(pts, pts, k=1, exclude_self=True, backend=backend)
+    assert (idx[:, 0] != np.arange(4)).all()
+    # The duplicate pair sees each other at distance zero.
+    assert idx[0, 0] == 1
+    assert idx[1, 0] == 0
+    np.testing.assert_allclose(dist_sq[:, 0], [0.0, 0.0, 1.0, 4.0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_accepts_torch_tensors_of_any_float_dtype(dtype):
+    ref = torch.randn(200, 6, generator=torch.Generator().manual_seed(0)).to(dtype)
+    qs = torch.randn(20, 6, generator=torch.Generator().manual_seed(1)).to(dtype)
+    dist_sq, idx = nearest(ref, qs)
+    full = brute_force_dist_sq(ref.float().numpy(), qs.float().numpy())
+    np.testing.assert_array_equal(idx[:, 0], full.argmin(axis=1))
+    assert isinstance(dist_sq, np.ndarray)
+
+
+def test_backends_agree(rng):
+    ref = rng.standard_normal((3000, 32)).astype(np.float32)
+    qs = rng.standard_normal((400, 32)).astype(np.float32)
+    a = nearest(ref, qs, k=5, backend="faiss")
+    b = nearest(ref, qs, k=5, backend="torch")
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("reference", "queries", "kwargs", "error", "match"),
+    [
+        (np.zeros((5, 3)), np.zeros((2, 4)), {}, ValueError, "same number of features"),
+        (np.zeros(5), np.zeros((2, 5)), {}, ValueError, r"must be 2-D .* got shape \(5,\)"),
+        (np.zeros((5, 3), dtype=np.int64), np.zeros((2, 3)), {}, TypeError, "floating point"),
+        (np.full((5, 3), np.nan), np.zeros((2, 3)), {}, ValueError, "NaN or Inf in 5 of 5 rows"),
+        (np.zeros((5, 3)), np.zeros((2, 3)), {"k": 6}, ValueError, "exceeds the 5 reference points"),
+        (np.zeros((5, 3)), np.zeros((2, 3)), {"k": 0}, ValueError, "`k` must be an integer >= 1"),
+        (np.zeros((5, 3)), np.zeros((2, 3)), {"backend": "annoy"}, ValueError, "`backend` must be one of"),
+        (np.zeros((5, 3)), np.zeros((2, 3)), {"exclude_self": True}, ValueError, "exclude_self"),
+        ([[0.0, 1.0]], np.zeros((2, 2)), {}, TypeError, "numpy array or a torch tensor"),
+        (np.zeros((0, 3)), np.zeros((2, 3)), {}, ValueError, "at least 1 points"),
+    ],
+)
+def test_bad_input_is_named(reference, queries, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        nearest(reference, queries, **kwargs)
+
+
+def test_auto_backend_prefers_faiss_on_cpu():
+    assert resolve_backend("auto") == "faiss"
+
+
+def test_faiss_gpu_without_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="sees no GPU"):
+        resolve_backend("faiss-gpu")
