@@ -115,7 +115,7 @@ def test_plot_returns_figure():
     with pytest.raises(RuntimeError, match="call compute"):
         metric.plot()
     metric.compute()
-    fig, ax = metric.plot()
+    _, ax = metric.plot()
     assert ax.get_xscale() == "log"
     assert len(ax.lines) == 2  # curve + fitted law
 
