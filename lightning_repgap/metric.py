@@ -18,7 +18,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from lightning_repgap._checks import _check_positive_int, _to_numpy
-from lightning_repgap.functional import GapResult, _gap_compute, _gap_update
+from lightning_repgap.functional import GapInputs, GapResult, _gap_compute, _gap_update
 from lightning_repgap.search import Backend
 
 _ROLES = ("reference", "queries", "train_queries")
@@ -142,6 +142,8 @@ class RepresentationGap(Metric):
         self.add_state("queries_labels", default=[], dist_reduce_fx="cat")
         #: The :class:`~lightning_repgap.functional.GapResult` of the last ``compute`` (curve and fit, for plots).
         self.last_result: GapResult | None = None
+        #: The gathered, index-sorted inputs of the last ``compute`` (what snapshots store); not a metric state.
+        self.last_inputs: GapInputs | None = None
 
     def update(
         self,
@@ -233,6 +235,7 @@ class RepresentationGap(Metric):
         if (reference_labels is None) != (query_labels is None):
             reference_labels = query_labels = None
         inputs = _gap_update(reference, queries, train_queries, reference_labels, query_labels)
+        self.last_inputs = inputs
         self.last_result = _gap_compute(
             inputs,
             min_size=self.min_size,

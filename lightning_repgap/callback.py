@@ -1,0 +1,482 @@
+"""``RepresentationGapCallback``: measure the representation gap of named layers during ``Trainer.fit``.
+
+At the end of each validation epoch (every ``every_n_epochs``, never during sanity checking or ``fast_dev_run``)
+the callback embeds fixed probes of training and validation samples through the watched layers, computes the
+:class:`~lightning_repgap.metric.RepresentationGap` metric and logs it with ``pl_module.log_dict``, so that
+``EarlyStopping(monitor="repgap/gap_norm")`` and ``ModelCheckpoint(monitor=...)`` see the values in the same epoch.
+
+Logged keys (``prefix`` defaults to ``repgap``; with several layers each key is ``repgap/<layer>/<key>``):
+``gap``, ``gap_norm``, ``dim``, ``dim_low``, ``dim_high``, ``law_r2``, ``dim_twonn``, ``dim_mle``, ``dup_frac``,
+``gap_ratio`` (when ``train_query_probe > 0``) and ``knn_acc`` (when batches carry integer labels).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from lightning_repgap.capture import POOLINGS, Pooling, embed_batches, resolve_layers
+from lightning_repgap.metric import RepresentationGap
+from lightning_repgap.search import Backend
+
+log = logging.getLogger(__name__)
+
+SnapshotOn = Literal["checkpoint", "evaluation"]
+_ROLES = ("reference", "queries", "train_queries")
+
+
+class RepresentationGapCallback(Callback):
+    r"""Log the representation gap, the gap dimension and their cross-checks for one or more layers.
+
+    Probes are fixed index subsets drawn once from ``seed``: ``train_probe`` training samples form the bank,
+    ``val_probe`` validation samples are the queries, and ``train_query_probe`` further training samples (disjoint
+    from the bank) give ``gap_ratio``. They are saved in the checkpoint, so a resumed run measures the same points.
+    Under DDP every rank embeds its share, the metric gathers them, and all ranks log rank zero's numbers.
+
+    Args:
+        layer: name(s) of submodules as in ``model.named_modules()`` (wrapper prefixes such as ``_orig_mod.`` or
+            ``module.`` are ignored).
+        train_probe: bank size (training samples); clamped with a warning to what the dataset holds.
+        val_probe: number of validation samples used as queries.
+        train_query_probe: extra training samples for ``gap_ratio``; ``None`` means ``val_probe``, ``0`` disables.
+        every_n_epochs: measure after every ``n``-th validation epoch (``(epoch + 1) % n == 0``).
+        seed: seed of the probe draw, the bank order and the bootstrap.
+        pooling: ``"flatten"``, ``"mean"``, ``"tokens_mean"``, ``"cls"`` or a callable; see
+            :func:`lightning_repgap.capture.pool`.
+        batch_size: batch size of the probe passes; default: the training loader's, else 256.
+        snapshot_dir: directory for on-disk snapshots of the representations (``None``: no snapshots).
+        snapshot_dtype: storage dtype of snapshots: ``"float16"``, ``"float32"`` or ``"float64"``.
+        snapshot_on: ``"checkpoint"`` writes the latest measurement when a checkpoint is saved;
+            ``"evaluation"`` writes after every measurement.
+        backend: nearest-neighbour backend (``"auto"``, ``"faiss"``, ``"faiss-gpu"``, ``"torch"``).
+        log_figures: log the log-log gap curve as a figure to TensorBoard loggers (needs matplotlib).
+        prefix: first component of the logged keys.
+        min_size: first bank size of the gap curve's grid.
+        fit_min_size: smallest bank size in the law fit.
+        n_bootstrap: bootstrap resamples for ``dim_low`` / ``dim_high``.
+        calibrate: correct the finite-sample bias of the gap dimension.
+        forward_fn: ``forward_fn(pl_module, batch)`` for probe passes; default calls ``pl_module(inputs)`` with
+            the inputs taken from the batch by :func:`lightning_repgap.capture.split_batch`.
+
+    Example:
+        >>> cb = RepresentationGapCallback(layer="encoder", train_probe=2048, val_probe=512)
+        >>> cb.state_key
+        "RepresentationGapCallback{'layer': ['encoder'], 'train_probe': 2048, 'val_probe': 512}"
+
+    """
+
+    def __init__(
+        self,
+        layer: str | Sequence[str] = "backbone",
+        train_probe: int = 4096,
+        val_probe: int = 1024,
+        train_query_probe: int | None = None,
+        every_n_epochs: int = 1,
+        seed: int = 0,
+        pooling: str | Callable[[Tensor], Tensor] = "flatten",
+        batch_size: int | None = None,
+        snapshot_dir: str | None = None,
+        snapshot_dtype: Literal["float16", "float32", "float64"] = "float16",
+        snapshot_on: SnapshotOn = "checkpoint",
+        backend: Backend = "auto",
+        log_figures: bool = True,
+        prefix: str = "repgap",
+        min_size: int = 16,
+        fit_min_size: int = 64,
+        n_bootstrap: int = 200,
+        calibrate: bool = True,
+        forward_fn: Callable[[torch.nn.Module, Any], Any] | None = None,
+    ) -> None:
+        layers = [layer] if isinstance(layer, str) else list(layer)
+        if not layers or not all(isinstance(n, str) and n for n in layers):
+            raise MisconfigurationException(f"`layer` must be a non-empty name or list of names, got {layer!r}.")
+        if len(set(layers)) != len(layers):
+            raise MisconfigurationException(f"`layer` lists a name twice: {layers}.")
+        self.layer = layers
+        self.train_probe = _positive(train_probe, "train_probe", minimum=2)
+        self.val_probe = _positive(val_probe, "val_probe")
+        self.train_query_probe = (
+            val_probe if train_query_probe is None else _positive(train_query_probe, "train_query_probe", 0)
+        )
+        self.every_n_epochs = _positive(every_n_epochs, "every_n_epochs")
+        self.seed = int(seed)
+        if not callable(pooling) and pooling not in POOLINGS:
+            raise MisconfigurationException(f"`pooling` must be one of {POOLINGS} or a callable, got {pooling!r}.")
+        self.pooling: Pooling = pooling
+        self.batch_size = None if batch_size is None else _positive(batch_size, "batch_size")
+        self.snapshot_dir = snapshot_dir
+        if snapshot_dtype not in ("float16", "float32", "float64"):
+            raise MisconfigurationException(
+                f"`snapshot_dtype` must be 'float16', 'float32' or 'float64', got {snapshot_dtype!r}."
+            )
+        self.snapshot_dtype = snapshot_dtype
+        if snapshot_on not in ("checkpoint", "evaluation"):
+            raise MisconfigurationException(f"`snapshot_on` must be 'checkpoint' or 'evaluation', got {snapshot_on!r}.")
+        self.snapshot_on: SnapshotOn = snapshot_on
+        if backend not in ("auto", "faiss", "faiss-gpu", "torch"):
+            raise MisconfigurationException(
+                f"`backend` must be 'auto', 'faiss', 'faiss-gpu' or 'torch', got {backend!r}."
+            )
+        self.backend: Backend = backend
+        self.log_figures = bool(log_figures)
+        if not prefix or not isinstance(prefix, str):
+            raise MisconfigurationException(f"`prefix` must be a non-empty string, got {prefix!r}.")
+        self.prefix = prefix.rstrip("/")
+        self.min_size = _positive(min_size, "min_size")
+        self.fit_min_size = _positive(fit_min_size, "fit_min_size")
+        self.n_bootstrap = _positive(n_bootstrap, "n_bootstrap", minimum=0)
+        self.calibrate = bool(calibrate)
+        self.forward_fn = forward_fn
+        # Fit a law over >= 3 sizes: the bank must reach fit_min_size * 4 on a doubling grid.
+        if self.train_probe < 4 * self.fit_min_size:
+            raise MisconfigurationException(
+                f"`train_probe`={self.train_probe} is too small for a gap-law fit from `fit_min_size`="
+                f"{self.fit_min_size}: it needs at least 3 grid sizes, i.e. train_probe >= {4 * self.fit_min_size}."
+            )
+
+        # Probe indices into the train / val datasets, drawn at the first measurement or restored from a checkpoint.
+        self.probe_indices: dict[str, list[int]] | None = None
+        #: One dict per measurement: epoch, step, layer and every logged value.
+        self.history: list[dict[str, Any]] = []
+        #: Seconds spent in the last measurement: ``probe`` (forward passes) and ``compute`` (search and fits).
+        self.last_timing: dict[str, float] = {}
+        self._pending_snapshot: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        self._metrics: dict[str, RepresentationGap] = {}
+
+    # ------------------------------------------------------------------------------------------ Lightning state
+
+    @property
+    def state_key(self) -> str:
+        """Key of this callback's state in checkpoints; distinct per layer list and probe sizes."""
+        return self._generate_state_key(layer=self.layer, train_probe=self.train_probe, val_probe=self.val_probe)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain values only: probe indices, seed, layers and the history of logged values."""
+        return {
+            "seed": self.seed,
+            "layer": list(self.layer),
+            "probe_indices": self.probe_indices,
+            "history": list(self.history),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore probes and history; probes saved under a different seed are dropped with a warning."""
+        self.history = list(state_dict.get("history", []))
+        indices = state_dict.get("probe_indices")
+        if indices is not None and state_dict.get("seed", self.seed) != self.seed:
+            rank_zero_warn(
+                f"RepresentationGapCallback: the checkpoint's probes were drawn with seed {state_dict.get('seed')}, "
+                f"this callback has seed {self.seed}; new probes will be drawn (values are not comparable)."
+            )
+            indices = None
+        self.probe_indices = indices
+
+    # ------------------------------------------------------------------------------------------ hooks
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Check the layer names against the model now, before any training step runs."""
+        resolve_layers(pl_module, self.layer)
+        if self.snapshot_dir is not None:
+            # Every rank must agree on the directory; only rank zero writes into it.
+            self.snapshot_dir = trainer.strategy.broadcast(self.snapshot_dir)
+        self._metrics = {}
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Measure and log, unless this validation run is a sanity check, a dev run or off the schedule."""
+        if self._should_skip(trainer):
+            return
+        values = self.measure(trainer, pl_module)
+        pl_module.log_dict(values, on_step=False, on_epoch=True, sync_dist=False)
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Write the pending snapshot (``snapshot_on="checkpoint"``) when a checkpoint is saved."""
+        if self.snapshot_on == "checkpoint":
+            self._write_pending(trainer)
+
+    def _should_skip(self, trainer: Trainer) -> bool:
+        return (
+            trainer.sanity_checking
+            or bool(getattr(trainer, "fast_dev_run", False))
+            or trainer.state.fn != "fit"
+            or (trainer.current_epoch + 1) % self.every_n_epochs != 0
+        )
+
+    # ------------------------------------------------------------------------------------------ measurement
+
+    def measure(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, float]:
+        """Embed the probes, compute the metric for every layer and return the values to log.
+
+        Returns:
+            ``{"<prefix>/<key>": value}`` (``"<prefix>/<layer>/<key>"`` with several layers), identical on all ranks.
+
+        """
+        t0 = time.perf_counter()
+        datasets = self._datasets(trainer)
+        indices = self._probe_indices(datasets)
+        layers = resolve_layers(pl_module, self.layer)
+        feats: dict[str, dict[str, Tensor]] = {}
+        labels: dict[str, Tensor | None] = {}
+        for role, (dataset_key, collate) in {
+            "reference": ("train", datasets["train_collate"]),
+            "queries": ("val", datasets["val_collate"]),
+            "train_queries": ("train", datasets["train_collate"]),
+        }.items():
+            mine = self._shard(indices[role], trainer)
+            if not indices[role]:
+                continue
+            loader = self._probe_loader(datasets[dataset_key], mine, collate, trainer)
+            feats[role], labels[role] = embed_batches(
+                pl_module,
+                loader,
+                layers,
+                pooling=self.pooling,
+                forward_fn=self.forward_fn,
+                transfer_fn=lambda batch: pl_module._apply_batch_transfer_handler(batch, pl_module.device),
+                precision_context=trainer.precision_plugin.forward_context(),
+            )
+            feats[role]["__index__"] = torch.as_tensor(mine, dtype=torch.int64)
+        t1 = time.perf_counter()
+
+        values: dict[str, float] = {}
+        for name in self.layer:
+            metric = self._metric(name)
+            metric.reset()
+            kwargs: dict[str, Tensor | None] = {}
+            for role, index_arg in zip(_ROLES, ("reference_index", "query_index", "train_index"), strict=True):
+                if role in feats:
+                    kwargs[role] = feats[role][name]
+                    kwargs[index_arg] = feats[role]["__index__"]
+            if labels.get("reference") is not None and labels.get("queries") is not None:
+                kwargs["reference_labels"] = labels["reference"]
+                kwargs["query_labels"] = labels["queries"]
+            metric.update(**kwargs)
+            result = {k: float(v) for k, v in metric.compute().items()}
+            for key, value in result.items():
+                values[self._key(name, key)] = value
+            self._after_compute(trainer, pl_module, name, metric, result, indices)
+            metric.reset()
+        # Identical numbers on every rank (EarlyStopping decisions and logged values must agree).
+        values = trainer.strategy.broadcast(values, src=0)
+        t2 = time.perf_counter()
+        self.last_timing = {"probe": t1 - t0, "compute": t2 - t1}
+        log.debug("repgap epoch=%d probe %.3fs compute %.3fs", trainer.current_epoch, t1 - t0, t2 - t1)
+        self.history.append({"epoch": trainer.current_epoch, "step": trainer.global_step, **values})
+        return values
+
+    def _key(self, layer: str, key: str) -> str:
+        return f"{self.prefix}/{key}" if len(self.layer) == 1 else f"{self.prefix}/{layer}/{key}"
+
+    def _metric(self, layer: str) -> RepresentationGap:
+        if layer not in self._metrics:
+            self._metrics[layer] = RepresentationGap(
+                max_reference=max(2, self.train_probe),
+                max_queries=max(self.val_probe, self.train_query_probe, 1),
+                min_size=self.min_size,
+                seed=self.seed,
+                fit_min_size=self.fit_min_size,
+                n_bootstrap=self.n_bootstrap,
+                calibrate=self.calibrate,
+                backend=self.backend,
+            )
+        return self._metrics[layer]
+
+    def metric_config(self) -> dict[str, Any]:
+        """Arguments of the metric, stored in snapshot manifests so offline analysis reproduces the numbers."""
+        return {
+            "min_size": self.min_size,
+            "seed": self.seed,
+            "fit_min_size": self.fit_min_size,
+            "n_bootstrap": self.n_bootstrap,
+            "calibrate": self.calibrate,
+        }
+
+    def _after_compute(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        layer: str,
+        metric: RepresentationGap,
+        result: dict[str, float],
+        indices: dict[str, list[int]],
+    ) -> None:
+        """Rank-zero side effects of a measurement: the figure and the snapshot."""
+        if not trainer.is_global_zero:
+            return
+        if self.log_figures and metric.last_result is not None:
+            self._log_figure(trainer, layer, metric)
+        if self.snapshot_dir is not None and metric.last_inputs is not None:
+            inputs = metric.last_inputs
+            arrays: dict[str, Any] = {"reference": inputs.reference, "queries": inputs.queries}
+            if inputs.train_queries is not None:
+                arrays["train_queries"] = inputs.train_queries
+            if inputs.reference_labels is not None and inputs.query_labels is not None:
+                arrays["reference_labels"] = inputs.reference_labels
+                arrays["query_labels"] = inputs.query_labels
+            for role, key in zip(_ROLES, ("reference_index", "query_index", "train_index"), strict=True):
+                if indices[role]:
+                    arrays[key] = np.sort(np.asarray(indices[role], dtype=np.int64))
+            metadata = {
+                "epoch": trainer.current_epoch,
+                "step": trainer.global_step,
+                "layer": layer,
+                "metrics": result,
+                "config": self.metric_config(),
+                "probe_sizes": {role: len(v) for role, v in indices.items()},
+            }
+            name = f"epoch={trainer.current_epoch:04d}-step={trainer.global_step:08d}-{_safe(layer)}"
+            self._pending_snapshot = [p for p in self._pending_snapshot if p[0] != name]
+            self._pending_snapshot.append((name, arrays, metadata))
+            if self.snapshot_on == "evaluation":
+                self._write_pending(trainer)
+
+    def _write_pending(self, trainer: Trainer) -> None:
+        if not trainer.is_global_zero or self.snapshot_dir is None:
+            self._pending_snapshot = []
+            return
+        from lightning_repgap.snapshot import write_snapshot
+
+        for name, arrays, metadata in self._pending_snapshot:
+            path = write_snapshot(self.snapshot_dir, name, arrays, metadata, dtype=self.snapshot_dtype)
+            log.debug("repgap snapshot written to %s", path)
+        self._pending_snapshot = []
+
+    def _log_figure(self, trainer: Trainer, layer: str, metric: RepresentationGap) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if not loggers:
+            return
+        try:
+            fig, _ = metric.plot()
+        except ModuleNotFoundError as err:  # matplotlib missing: say so once, keep training
+            rank_zero_warn(f"RepresentationGapCallback(log_figures=True) cannot draw: {err}")
+            self.log_figures = False
+            return
+        for lg in loggers:
+            lg.experiment.add_figure(self._key(layer, "gap_curve"), fig, global_step=trainer.global_step, close=False)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+    # ------------------------------------------------------------------------------------------ probes
+
+    def _datasets(self, trainer: Trainer) -> dict[str, Any]:
+        """The map-style train and val datasets behind the trainer's loaders, with their collate functions."""
+        out: dict[str, Any] = {}
+        for key, loader in (("train", trainer.train_dataloader), ("val", trainer.val_dataloaders)):
+            if isinstance(loader, list | tuple):
+                loader = loader[0] if loader else None
+            if isinstance(loader, dict):
+                loader = next(iter(loader.values()), None)
+            if not isinstance(loader, DataLoader):
+                raise MisconfigurationException(
+                    f"RepresentationGapCallback needs the {key} DataLoader to draw probes from, got "
+                    f"{type(loader).__name__}. Pass DataLoaders to `fit(...)` or use a LightningDataModule."
+                )
+            dataset = loader.dataset
+            if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+                raise MisconfigurationException(
+                    f"RepresentationGapCallback needs a map-style {key} dataset (with __len__ and __getitem__) to draw "
+                    f"fixed probes, got {type(dataset).__name__}."
+                )
+            out[key] = dataset
+            out[f"{key}_collate"] = loader.collate_fn
+            out[f"{key}_batch_size"] = loader.batch_size
+        return out
+
+    def _probe_indices(self, datasets: dict[str, Any]) -> dict[str, list[int]]:
+        n_train, n_val = len(datasets["train"]), len(datasets["val"])
+        stored = self.probe_indices
+        if stored is not None:
+            flat_train = stored.get("reference", []) + stored.get("train_queries", [])
+            if (flat_train and max(flat_train) >= n_train) or (
+                stored.get("queries") and max(stored["queries"]) >= n_val
+            ):
+                rank_zero_warn(
+                    "RepresentationGapCallback: the restored probe indices do not fit the current datasets "
+                    f"(train {n_train}, val {n_val}); new probes are drawn and values are not comparable."
+                )
+                stored = None
+        if stored is None:
+            stored = self._draw_probes(n_train, n_val)
+            self.probe_indices = stored
+        return stored
+
+    def _draw_probes(self, n_train: int, n_val: int) -> dict[str, list[int]]:
+        bank, extra = self.train_probe, self.train_query_probe
+        if bank + extra > n_train:
+            # Keep the bank's share: the gap needs the bank more than the ratio needs its queries.
+            extra = min(extra, n_train // 5)
+            bank = min(bank, n_train - extra)
+            rank_zero_warn(
+                f"RepresentationGapCallback: train_probe={self.train_probe} + train_query_probe="
+                f"{self.train_query_probe} exceed the {n_train} training samples; using {bank} + {extra}."
+            )
+        queries = self.val_probe
+        if queries > n_val:
+            rank_zero_warn(f"RepresentationGapCallback: val_probe={queries} exceeds the {n_val} validation samples.")
+            queries = n_val
+        if bank < 4 * self.fit_min_size:
+            raise MisconfigurationException(
+                f"RepresentationGapCallback: only {bank} training samples are available for the bank; the gap-law "
+                f"fit needs at least {4 * self.fit_min_size} (lower `fit_min_size`)."
+            )
+        rng = np.random.default_rng(self.seed)
+        train_perm = rng.permutation(n_train)
+        val_perm = rng.permutation(n_val)
+        probes = {
+            "reference": np.sort(train_perm[:bank]).tolist(),
+            "queries": np.sort(val_perm[:queries]).tolist(),
+            "train_queries": np.sort(train_perm[bank : bank + extra]).tolist(),
+        }
+        rank_zero_info(
+            f"RepresentationGapCallback: probes drawn with seed {self.seed}: bank {bank}, queries {queries}, "
+            f"train queries {extra}."
+        )
+        return probes
+
+    @staticmethod
+    def _shard(indices: list[int], trainer: Trainer) -> list[int]:
+        """This rank's share of a probe: every ``world_size``-th index, so shards differ by at most one."""
+        return indices[trainer.global_rank :: trainer.world_size]
+
+    def _probe_loader(self, dataset: Dataset, indices: list[int], collate: Any, trainer: Trainer) -> DataLoader:
+        batch_size = self.batch_size or _loader_batch_size(trainer) or 256
+        return DataLoader(
+            Subset(dataset, indices),
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=0,
+            collate_fn=collate,
+            # A private generator: probe passes must not consume the global RNG that training uses.
+            generator=torch.Generator(),
+        )
+
+
+def _loader_batch_size(trainer: Trainer) -> int | None:
+    loader = trainer.train_dataloader
+    return getattr(loader, "batch_size", None)
+
+
+def _positive(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise MisconfigurationException(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+    return value
+
+
+def _safe(name: str) -> str:
+    """A layer name as a file-name component."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "layer"
+
+
+__all__ = ["RepresentationGapCallback"]

@@ -1,0 +1,54 @@
+"""Small Lightning models and data for callback tests: a synthetic task on a low-dimensional manifold."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def manifold_task(n: int, *, latent_dim: int = 3, ambient: int = 16, seed: int = 0) -> TensorDataset:
+    """Points on a smooth ``latent_dim``-manifold in R^ambient with a label from a nonlinear function of the latent."""
+    g = torch.Generator().manual_seed(seed)
+    proj_g = torch.Generator().manual_seed(1234)  # same embedding for every split
+    z = torch.rand(n, latent_dim, generator=g) * 2 * math.pi
+    features = torch.cat([torch.sin(z), torch.cos(z)], dim=1)
+    proj = torch.randn(2 * latent_dim, ambient, generator=proj_g) / math.sqrt(2 * latent_dim)
+    x = features @ proj
+    y = (torch.sin(z).sum(dim=1) > 0).long()
+    return TensorDataset(x.float(), y)
+
+
+class MLP(LightningModule):
+    """``backbone`` (the watched layer) followed by a linear ``head``."""
+
+    def __init__(self, ambient: int = 16, width: int = 64, lr: float = 1e-2) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Linear(ambient, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU())
+        self.head = nn.Linear(width, 2)
+        self.lr = lr
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+def loaders(n_train: int = 2048, n_val: int = 512, batch_size: int = 128, seed: int = 0):
+    train = DataLoader(manifold_task(n_train, seed=seed), batch_size=batch_size, shuffle=True)
+    val = DataLoader(manifold_task(n_val, seed=seed + 1), batch_size=batch_size)
+    return train, val
