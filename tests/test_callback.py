@@ -1,0 +1,284 @@
+"""RepresentationGapCallback under real Trainer runs: logging, EarlyStopping, resume, DDP, model state, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import pickle
+import subprocess
+import sys
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from _helpers.controlled import ScheduledGapModel
+from _helpers.models import MLP, loaders
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+from lightning_repgap.callback import RepresentationGapCallback
+from lightning_repgap.snapshot import list_snapshots, load_snapshot
+
+SMALL = {"train_probe": 1024, "val_probe": 256, "n_bootstrap": 50}
+
+
+def _trainer(tmp_path, callbacks, max_epochs=3, **kwargs):
+    defaults = {
+        "max_epochs": max_epochs,
+        "accelerator": "cpu",
+        "devices": 1,
+        "callbacks": callbacks,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": tmp_path,
+    }
+    defaults.update(kwargs)
+    return pl.Trainer(**defaults)
+
+
+def test_end_to_end_csv_has_every_epoch(tmp_path):
+    pl.seed_everything(0)
+    cb = RepresentationGapCallback(layer="backbone", **SMALL)
+    logger = CSVLogger(tmp_path, name="run")
+    trainer = _trainer(tmp_path, [cb], max_epochs=3, logger=logger, num_sanity_val_steps=2)
+    train, val = loaders()
+    trainer.fit(MLP(), train, val)
+    with open(os.path.join(logger.log_dir, "metrics.csv")) as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("repgap/gap")]
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2], "one measurement per epoch, none for the sanity check"
+    for row in rows:
+        for key in ("repgap/gap", "repgap/gap_norm", "repgap/dim", "repgap/dim_low", "repgap/law_r2"):
+            assert math.isfinite(float(row[key])), key
+        assert float(row["repgap/dim_low"]) <= float(row["repgap/dim"]) <= float(row["repgap/dim_high"])
+    # The labelled batches give knn_acc; the extra train probe gives gap_ratio.
+    assert {"repgap/knn_acc", "repgap/gap_ratio"} <= set(rows[0])
+    assert [h["epoch"] for h in cb.history] == [0, 1, 2]
+
+
+def test_values_reach_callback_metrics_for_monitors(tmp_path):
+    cb = RepresentationGapCallback(layer="backbone", **SMALL)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="repgap/gap_norm", mode="min", save_top_k=1)
+    trainer = _trainer(tmp_path, [cb, ckpt], max_epochs=2, enable_checkpointing=True)
+    trainer.fit(MLP(), *loaders())
+    assert "repgap/gap_norm" in trainer.callback_metrics
+    assert ckpt.best_model_score is not None
+    assert float(ckpt.best_model_score) == pytest.approx(min(h["repgap/gap_norm"] for h in cb.history))
+
+
+def _run_schedule(tmp_path, schedule):
+    cb = RepresentationGapCallback(layer="backbone", train_query_probe=0, **SMALL)
+    stop = EarlyStopping(monitor="repgap/gap_norm", mode="min", patience=1)
+    trainer = _trainer(tmp_path, [cb, stop], max_epochs=len(schedule), num_sanity_val_steps=0)
+    trainer.fit(ScheduledGapModel(schedule), *loaders())
+    return cb, stop, trainer
+
+
+def test_early_stopping_stops_when_gap_stops_improving(tmp_path):
+    cb, stop, trainer = _run_schedule(tmp_path, [1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
+    norms = [h["repgap/gap_norm"] for h in cb.history]
+    assert norms[1] < norms[0]
+    assert stop.stopped_epoch == 2, norms
+    assert len(cb.history) == 3 < 8
+
+
+def test_early_stopping_keeps_going_while_gap_improves(tmp_path):
+    schedule = [2.0, 1.0, 0.5, 0.25, 0.12, 0.06]
+    cb, stop, trainer = _run_schedule(tmp_path, schedule)
+    norms = [h["repgap/gap_norm"] for h in cb.history]
+    assert all(b < a for a, b in zip(norms, norms[1:], strict=False)), norms
+    assert stop.stopped_epoch == 0
+    assert len(cb.history) == len(schedule)
+
+
+def test_resume_reuses_probes_and_continues_history(tmp_path, monkeypatch):
+    ckpt_dir = tmp_path / "ckpt"
+    cb1 = RepresentationGapCallback(layer="backbone", **SMALL)
+    ckpt = ModelCheckpoint(dirpath=ckpt_dir, save_last=True)
+    trainer = _trainer(tmp_path, [cb1, ckpt], max_epochs=2, enable_checkpointing=True)
+    trainer.fit(MLP(), *loaders())
+    saved = {k: list(v) for k, v in cb1.probe_indices.items()}
+
+    cb2 = RepresentationGapCallback(layer="backbone", **SMALL)
+
+    def no_redraw(*args, **kwargs):
+        raise AssertionError("a resumed run must reuse the checkpoint's probes, not draw new ones")
+
+    monkeypatch.setattr(cb2, "_draw_probes", no_redraw)
+    trainer2 = _trainer(tmp_path, [cb2, ModelCheckpoint(dirpath=ckpt_dir)], max_epochs=4, enable_checkpointing=True)
+    trainer2.fit(MLP(), *loaders(), ckpt_path=str(ckpt_dir / "last.ckpt"))
+    assert cb2.probe_indices == saved
+    assert [h["epoch"] for h in cb2.history] == [0, 1, 2, 3]
+    assert cb2.history[:2] == cb1.history
+
+
+def test_model_state_restored_and_no_hooks_left(tmp_path):
+    model = MLP()
+    model.head.eval()  # a deliberately frozen submodule must stay in eval mode
+    seen = {}
+
+    class Spy(pl.Callback):
+        def on_validation_epoch_end(self, trainer, pl_module):
+            # Runs after the gap callback (callbacks run in list order).
+            seen.setdefault("hooks", []).append(
+                sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in pl_module.modules())
+            )
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            seen.setdefault("train_modes", []).append((pl_module.training, pl_module.head.training))
+
+    cb = RepresentationGapCallback(layer="backbone", **SMALL)
+    trainer = _trainer(tmp_path, [cb, Spy()], max_epochs=3, num_sanity_val_steps=0)
+    rng_before = torch.random.get_rng_state()
+    cb_state = {}
+
+    original = cb.measure
+
+    def spy_measure(trainer, pl_module):
+        modes = {name: m.training for name, m in pl_module.named_modules()}
+        rng = torch.random.get_rng_state()
+        out = original(trainer, pl_module)
+        cb_state["modes_equal"] = modes == {name: m.training for name, m in pl_module.named_modules()}
+        cb_state["rng_equal"] = torch.equal(rng, torch.random.get_rng_state())
+        return out
+
+    cb.measure = spy_measure
+    trainer.fit(model, *loaders())
+    assert cb_state == {"modes_equal": True, "rng_equal": True}
+    assert seen["hooks"] == [0, 0, 0]
+    assert seen["train_modes"][1:] == [(True, False), (True, False)]
+    assert not torch.equal(rng_before, torch.random.get_rng_state())  # training itself did use the RNG
+
+
+def test_unknown_layer_lists_valid_names(tmp_path):
+    cb = RepresentationGapCallback(layer="backbon", **SMALL)
+    trainer = _trainer(tmp_path, [cb], max_epochs=1)
+    with pytest.raises(MisconfigurationException, match="backbone"):
+        trainer.fit(MLP(), *loaders())
+
+
+def test_several_layers_get_their_own_keys(tmp_path):
+    cb = RepresentationGapCallback(layer=["backbone.1", "backbone"], **SMALL)
+    trainer = _trainer(tmp_path, [cb], max_epochs=1)
+    trainer.fit(MLP(), *loaders())
+    keys = set(trainer.callback_metrics)
+    assert {"repgap/backbone.1/dim", "repgap/backbone/dim", "repgap/backbone/gap_norm"} <= keys
+    assert "repgap/dim" not in keys
+
+
+def test_every_n_epochs_and_fast_dev_run(tmp_path):
+    cb = RepresentationGapCallback(layer="backbone", every_n_epochs=2, **SMALL)
+    _trainer(tmp_path, [cb], max_epochs=4).fit(MLP(), *loaders())
+    assert [h["epoch"] for h in cb.history] == [1, 3]
+    cb = RepresentationGapCallback(layer="backbone", **SMALL)
+    _trainer(tmp_path, [cb], fast_dev_run=True).fit(MLP(), *loaders())
+    assert cb.history == []
+
+
+def test_snapshots_on_checkpoint(tmp_path):
+    snap = tmp_path / "snaps"
+    cb = RepresentationGapCallback(layer="backbone", snapshot_dir=str(snap), **SMALL)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_epochs=1)
+    _trainer(tmp_path, [cb, ckpt], max_epochs=2, enable_checkpointing=True).fit(MLP(), *loaders())
+    paths = list_snapshots(snap)
+    assert len(paths) == 2
+    last = load_snapshot(paths[-1])
+    assert last.metadata["epoch"] == 1
+    assert last.arrays["reference"].shape == (1024, 64)
+    assert last.arrays["queries"].shape == (256, 64)
+    assert last.metadata["metrics"]["gap"] == pytest.approx(cb.history[-1]["repgap/gap"])
+    assert (last.arrays["reference_index"] == sorted(cb.probe_indices["reference"])).all()
+
+
+def test_probe_larger_than_dataset_is_clamped_with_warning(tmp_path):
+    cb = RepresentationGapCallback(layer="backbone", train_probe=4096, val_probe=1024, n_bootstrap=20)
+    trainer = _trainer(tmp_path, [cb], max_epochs=1)
+    with pytest.warns(UserWarning, match="exceed the 2048 training samples"):
+        trainer.fit(MLP(), *loaders(n_train=2048, n_val=300))
+    sizes = {k: len(v) for k, v in cb.probe_indices.items()}
+    assert sizes["reference"] + sizes["train_queries"] <= 2048
+    assert sizes["queries"] == 300
+    assert not set(cb.probe_indices["reference"]) & set(cb.probe_indices["train_queries"])
+
+
+def test_tensorboard_figure_is_logged(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    cb = RepresentationGapCallback(layer="backbone", **SMALL)
+    _trainer(tmp_path, [cb], max_epochs=1, logger=logger).fit(MLP(), *loaders())
+    acc = EventAccumulator(logger.log_dir)
+    acc.Reload()
+    assert "repgap/gap_curve" in acc.Tags()["images"]
+
+
+def test_state_key_state_dict_and_pickle():
+    cb = RepresentationGapCallback(layer="encoder", train_probe=2048, val_probe=512)
+    assert cb.state_key == "RepresentationGapCallback{'layer': ['encoder'], 'train_probe': 2048, 'val_probe': 512}"
+    cb.probe_indices = {"reference": [1, 2], "queries": [3], "train_queries": []}
+    cb.history = [{"epoch": 0, "repgap/gap": 1.0}]
+    clone = pickle.loads(pickle.dumps(cb))
+    assert clone.state_dict() == cb.state_dict()
+    other = RepresentationGapCallback(layer="encoder", train_probe=2048, val_probe=512, seed=1)
+    with pytest.warns(UserWarning, match="drawn with seed 0"):
+        other.load_state_dict(cb.state_dict())
+    assert other.probe_indices is None
+    assert other.history == cb.history
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"layer": []}, "non-empty"),
+        ({"layer": ["a", "a"]}, "twice"),
+        ({"train_probe": 100}, "too small for a gap-law fit"),
+        ({"val_probe": 0}, "val_probe"),
+        ({"every_n_epochs": 0}, "every_n_epochs"),
+        ({"pooling": "max"}, "pooling"),
+        ({"snapshot_dtype": "int8"}, "snapshot_dtype"),
+        ({"snapshot_on": "never"}, "snapshot_on"),
+        ({"backend": "annoy"}, "backend"),
+    ],
+)
+def test_constructor_rejects_bad_values(kwargs, match):
+    with pytest.raises(MisconfigurationException, match=match):
+        RepresentationGapCallback(**kwargs)
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+def test_ddp_matches_single_process_and_writes_once(tmp_path):
+    script = os.path.join(os.path.dirname(__file__), "_helpers", "ddp_run.py")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    runs = {}
+    for devices, strategy in ((1, "auto"), (2, "ddp")):
+        out = tmp_path / f"d{devices}"
+        out.mkdir()
+        proc = subprocess.run(
+            [sys.executable, script, str(out), str(devices), strategy],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[devices] = out
+    single = json.loads((runs[1] / "history-rank0.json").read_text())
+    rank0 = json.loads((runs[2] / "history-rank0.json").read_text())
+    rank1 = json.loads((runs[2] / "history-rank1.json").read_text())
+    assert rank0 == rank1, "every rank must log the same numbers"
+    assert len(single) == len(rank0) == 2
+    for a, b in zip(single, rank0, strict=True):
+        for key, value in a.items():
+            if key.startswith("repgap/"):
+                assert b[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+    snaps = list_snapshots(runs[2] / "snapshots")
+    assert len(snaps) == 2
+    files = sorted(p.name for p in (runs[2] / "snapshots").rglob("*") if p.is_file())
+    assert all(".tmp-" not in f for f in files)
+    assert len(files) == 2 * len(os.listdir(snaps[0]))
