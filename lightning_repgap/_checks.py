@@ -31,7 +31,7 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
 
 
 def _check_representations(x: Any, name: str, *, min_points: int = 2) -> np.ndarray:
-    """Validate a set of representations and return it as a 2-D float64 numpy array.
+    """Validate a set of representations and return it as a 2-D float32 or float64 numpy array.
 
     Args:
         x: ``(n, D)`` array or tensor of floating point values.
@@ -39,7 +39,8 @@ def _check_representations(x: Any, name: str, *, min_points: int = 2) -> np.ndar
         min_points: smallest admissible ``n``.
 
     Returns:
-        The same values as a C-contiguous ``float64`` array of shape ``(n, D)``.
+        The same values as a C-contiguous ``(n, D)`` array: float64 stays float64, every other floating dtype
+        becomes float32 (no copy when it already is). Large banks are not duplicated in float64.
 
     Raises:
         TypeError: if ``x`` is not a floating point array or tensor.
@@ -58,14 +59,14 @@ def _check_representations(x: Any, name: str, *, min_points: int = 2) -> np.ndar
         raise ValueError(f"`{name}` has zero features, got shape {tuple(arr.shape)}.")
     if arr.shape[0] < min_points:
         raise ValueError(f"`{name}` needs at least {min_points} points, got {arr.shape[0]} (shape {tuple(arr.shape)}).")
-    arr64 = np.ascontiguousarray(arr, dtype=np.float64)
-    finite = np.isfinite(arr64)
+    out = np.ascontiguousarray(arr, dtype=np.float64 if arr.dtype == np.float64 else np.float32)
+    finite = np.isfinite(out)
     if not finite.all():
         bad_rows = np.flatnonzero(~finite.all(axis=1))
         raise ValueError(
             f"`{name}` contains NaN or Inf in {bad_rows.size} of {arr.shape[0]} rows (first: row {int(bad_rows[0])})."
         )
-    return arr64
+    return out
 
 
 def _check_same_dim(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:

@@ -151,7 +151,8 @@ def gap_dimension(
     low_raw = high_raw = dim_raw
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
-        counts = rng.multinomial(m, np.full(m, 1.0 / m), size=n_bootstrap).astype(np.float64)
+        draws = rng.integers(0, m, size=(n_bootstrap, m))
+        counts = np.stack([np.bincount(row, minlength=m) for row in draws]).astype(np.float64)
         boot_gaps = pq @ counts.T / m  # (S_fit, B)
         boot_gaps = np.maximum(boot_gaps, np.finfo(np.float64).tiny)
         _, boot_b, _ = _fit_line(x, np.log(boot_gaps), weights)

@@ -31,7 +31,7 @@ OPTIONAL_KEYS = ("gap_ratio", "knn_acc")
 
 @dataclass(frozen=True)
 class GapInputs:
-    """Validated float64 inputs of :func:`_gap_compute`."""
+    """Validated inputs of :func:`_gap_compute` (float32 or float64 arrays, see ``_check_representations``)."""
 
     reference: np.ndarray
     queries: np.ndarray

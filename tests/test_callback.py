@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import os
@@ -79,7 +80,7 @@ def _run_schedule(tmp_path, schedule):
 
 
 def test_early_stopping_stops_when_gap_stops_improving(tmp_path):
-    cb, stop, trainer = _run_schedule(tmp_path, [1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
+    cb, stop, _ = _run_schedule(tmp_path, [1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
     norms = [h["repgap/gap_norm"] for h in cb.history]
     assert norms[1] < norms[0]
     assert stop.stopped_epoch == 2, norms
@@ -88,9 +89,9 @@ def test_early_stopping_stops_when_gap_stops_improving(tmp_path):
 
 def test_early_stopping_keeps_going_while_gap_improves(tmp_path):
     schedule = [2.0, 1.0, 0.5, 0.25, 0.12, 0.06]
-    cb, stop, trainer = _run_schedule(tmp_path, schedule)
+    cb, stop, _ = _run_schedule(tmp_path, schedule)
     norms = [h["repgap/gap_norm"] for h in cb.history]
-    assert all(b < a for a, b in zip(norms, norms[1:], strict=False)), norms
+    assert all(b < a for a, b in itertools.pairwise(norms)), norms
     assert stop.stopped_epoch == 0
     assert len(cb.history) == len(schedule)
 

@@ -24,6 +24,17 @@ def test_block_method_equals_brute_force(rng, backend, ratio):
     assert curve.sizes[-1] == 1500
 
 
+@pytest.mark.parametrize("backend", ["faiss", "torch"])
+def test_block_method_spanning_many_tiles_and_groups(rng, backend):
+    # Bank larger than one 2048-wide torch tile, grid sizes that cut through 256-wide column groups.
+    ref = rng.standard_normal((5000, 6))
+    qs = rng.standard_normal((300, 6))
+    curve = gap_curve(ref, qs, sizes=[7, 300, 2049, 2050, 4100, 5000], seed=None, backend=backend)
+    np.testing.assert_allclose(curve.gaps, brute_force_gap_curve(ref, qs, curve.sizes), rtol=1e-9)
+    d = ((qs[:, None] - ref[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(curve.nearest_index, d.argmin(axis=1))
+
+
 def test_seed_shuffles_bank_before_taking_prefixes(rng):
     ref = rng.standard_normal((600, 5))
     qs = rng.standard_normal((80, 5))

@@ -97,8 +97,9 @@ def test_bad_input_is_named(reference, queries, kwargs, error, match):
         nearest(reference, queries, **kwargs)
 
 
-def test_auto_backend_prefers_faiss_on_cpu():
-    assert resolve_backend("auto") == "faiss"
+def test_auto_backend_is_torch_on_a_cpu_only_machine():
+    assert resolve_backend("auto") == "torch"
+    assert resolve_backend("faiss") == "faiss"
 
 
 def test_faiss_gpu_without_gpu_is_a_clear_error():

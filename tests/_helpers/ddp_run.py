@@ -1,6 +1,6 @@
 """Train the test MLP with a given strategy and dump what the callback logged (run as a script for real DDP).
 
-    python tests/_helpers/ddp_run.py OUT_DIR DEVICES STRATEGY
+python tests/_helpers/ddp_run.py OUT_DIR DEVICES STRATEGY
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from _helpers.models import MLP, loaders  # noqa: E402
-
-from lightning_repgap.callback import RepresentationGapCallback  # noqa: E402
+from _helpers.models import MLP, loaders
+from lightning_repgap.callback import RepresentationGapCallback
 
 
 def main() -> None:
