@@ -31,7 +31,7 @@ _BACKENDS = ("auto", "faiss", "faiss-gpu", "torch")
 # Side of the (query chunk x bank block) score tile of the torch backend: 2048^2 float32 = 16 MiB.
 _TORCH_TILE = 2048
 # Width of the column groups in which the torch prefix search locates each tile's best score.
-_GROUP = 256
+_GROUP = 128
 # FAISS allocates its own bounded blocks internally; chunking queries only bounds our output copies.
 _FAISS_QUERY_CHUNK = 65536
 
