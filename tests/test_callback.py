@@ -283,3 +283,20 @@ def test_ddp_matches_single_process_and_writes_once(tmp_path):
     files = sorted(p.name for p in (runs[2] / "snapshots").rglob("*") if p.is_file())
     assert all(".tmp-" not in f for f in files)
     assert len(files) == 2 * len(os.listdir(snaps[0]))
+
+
+def test_bf16_mixed_precision_and_datamodule(tmp_path):
+    class DataModule(pl.LightningDataModule):
+        def train_dataloader(self):
+            return loaders()[0]
+
+        def val_dataloader(self):
+            return loaders()[1]
+
+    cb = RepresentationGapCallback(layer="backbone", **SMALL)
+    trainer = _trainer(tmp_path, [cb], max_epochs=1, precision="bf16-mixed")
+    trainer.fit(MLP(), datamodule=DataModule())
+    assert len(cb.history) == 1
+    values = [v for k, v in cb.history[0].items() if k.startswith("repgap/")]
+    assert values
+    assert all(math.isfinite(v) for v in values)
