@@ -198,7 +198,9 @@ class RepresentationGapCallback(Callback):
         if self._should_skip(trainer):
             return
         values = self.measure(trainer, pl_module)
-        pl_module.log_dict(values, on_step=False, on_epoch=True, sync_dist=False)
+        # The values are already identical on every rank; syncing them is exact and keeps Lightning from warning
+        # about unsynced epoch-level logs under DDP.
+        pl_module.log_dict(values, on_step=False, on_epoch=True, sync_dist=trainer.world_size > 1)
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         """Write the pending snapshot (``snapshot_on="checkpoint"``) when a checkpoint is saved."""

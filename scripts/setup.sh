@@ -18,7 +18,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 py="$VENV/bin/python"
-pip_install() { "$py" -m pip install --disable-pip-version-check --quiet "$@"; }
+# Some machines carry pip find-links that point at absent folders; drop pip's notice about each of them.
+pip_install() {
+  "$py" -m pip install --disable-pip-version-check --quiet "$@" 2>&1 | sed -e '/is ignored: it is neither a file nor a directory/d'
+}
 
 if ! "$py" -c "import torch" >/dev/null 2>&1; then
   echo "[setup] torch missing: installing the CPU build torch==2.13.0"
