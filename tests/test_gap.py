@@ -9,6 +9,7 @@ from conftest import brute_force_gap_curve
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lightning_repgap.dimension import gap_dimension
 from lightning_repgap.gap import gap_curve, geometric_sizes
 from lightning_repgap.manifolds import embed, predicted_gap, sample_cube, sample_torus
 
@@ -133,6 +134,8 @@ def test_invariances(rng, shift, scale):
     scaled = gap_curve(ref * scale, qs * scale)
     np.testing.assert_allclose(scaled.gaps, base.gaps * scale**2, rtol=1e-8)
     assert scaled.gap_norm == pytest.approx(base.gap_norm, rel=1e-8)
+    fits = [gap_dimension(c.sizes, c.per_query, fit_min_size=16, n_bootstrap=0) for c in (base, scaled)]
+    assert fits[1].dim == pytest.approx(fits[0].dim, rel=1e-8)
 
 
 def test_accepts_torch_half_precision(rng):
