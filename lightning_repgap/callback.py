@@ -27,7 +27,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from lightning_repgap.capture import POOLINGS, Pooling, embed_batches, resolve_layers
+from lightning_repgap.capture import POOLINGS, Pooling, capture, embed_batches, embed_inputs, resolve_layers
 from lightning_repgap.metric import RepresentationGap
 from lightning_repgap.search import Backend
 
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 SnapshotOn = Literal["checkpoint", "evaluation"]
 _ROLES = ("reference", "queries", "train_queries")
+# Source name of the raw inputs, measured when no layer is watched (``layer=None`` with a ``reference_fn``).
+_INPUT = "input"
 
 
 class RepresentationGapCallback(Callback):
@@ -69,6 +71,14 @@ class RepresentationGapCallback(Callback):
         calibrate: correct the finite-sample bias of the gap dimension.
         forward_fn: ``forward_fn(pl_module, batch)`` for probe passes; default calls ``pl_module(inputs)`` with
             the inputs taken from the batch by :func:`lightning_repgap.capture.split_batch`.
+        reference_fn: ``reference_fn(pl_module) -> Tensor`` of shape ``(n, ...)`` giving the bank instead of the
+            training probe, e.g. samples drawn from a generative model (DESIGN §6). It runs without gradients
+            and with every module mode restored afterwards. With ``layer=None`` the queries are the raw inputs of
+            the validation probe (flattened), so generator samples and data are compared in data space; with one
+            ``layer`` they are that layer's representations. ``gap_ratio`` then compares held-out data with
+            training data (``train_query_probe``) as seen from the samples: much above 1 means the model
+            reproduces its training set (memorisation). Under DDP every rank calls it and the bank is the
+            concatenation of all ranks' samples.
 
     Example:
         >>> cb = RepresentationGapCallback(layer="encoder", train_probe=2048, val_probe=512)
@@ -79,7 +89,7 @@ class RepresentationGapCallback(Callback):
 
     def __init__(
         self,
-        layer: str | Sequence[str] = "backbone",
+        layer: str | Sequence[str] | None = "backbone",
         train_probe: int = 4096,
         val_probe: int = 1024,
         train_query_probe: int | None = None,
@@ -98,10 +108,20 @@ class RepresentationGapCallback(Callback):
         n_bootstrap: int = 200,
         calibrate: bool = True,
         forward_fn: Callable[[torch.nn.Module, Any], Any] | None = None,
+        reference_fn: Callable[[LightningModule], Tensor] | None = None,
     ) -> None:
-        layers = [layer] if isinstance(layer, str) else list(layer)
-        if not layers or not all(isinstance(n, str) and n for n in layers):
+        layers = [] if layer is None else [layer] if isinstance(layer, str) else list(layer)
+        if layer is not None and (not layers or not all(isinstance(n, str) and n for n in layers)):
             raise MisconfigurationException(f"`layer` must be a non-empty name or list of names, got {layer!r}.")
+        if not layers and reference_fn is None:
+            raise MisconfigurationException(
+                "`layer=None` measures raw inputs against a `reference_fn` bank; give a `reference_fn` or a `layer`."
+            )
+        if reference_fn is not None and len(layers) > 1:
+            raise MisconfigurationException(
+                f"`reference_fn` provides one bank, so it can be compared with one layer at most; got {layers}."
+            )
+        self.reference_fn = reference_fn
         if len(set(layers)) != len(layers):
             raise MisconfigurationException(f"`layer` lists a name twice: {layers}.")
         self.layer = layers
@@ -140,7 +160,7 @@ class RepresentationGapCallback(Callback):
         self.calibrate = bool(calibrate)
         self.forward_fn = forward_fn
         # Fit a law over >= 3 sizes: the bank must reach fit_min_size * 4 on a doubling grid.
-        if self.train_probe < 4 * self.fit_min_size:
+        if reference_fn is None and self.train_probe < 4 * self.fit_min_size:
             raise MisconfigurationException(
                 f"`train_probe`={self.train_probe} is too small for a gap-law fit from `fit_min_size`="
                 f"{self.fit_min_size}: it needs at least 3 grid sizes, i.e. train_probe >= {4 * self.fit_min_size}."
@@ -187,7 +207,8 @@ class RepresentationGapCallback(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Check the layer names against the model now, before any training step runs."""
-        resolve_layers(pl_module, self.layer)
+        if self.layer:
+            resolve_layers(pl_module, self.layer)
         if self.snapshot_dir is not None:
             # Every rank must agree on the directory; only rank zero writes into it.
             self.snapshot_dir = trainer.strategy.broadcast(self.snapshot_dir)
@@ -227,39 +248,43 @@ class RepresentationGapCallback(Callback):
         t0 = time.perf_counter()
         datasets = self._datasets(trainer)
         indices = self._probe_indices(datasets)
-        layers = resolve_layers(pl_module, self.layer)
+        layers = resolve_layers(pl_module, self.layer) if self.layer else {}
+        transfer = lambda batch: pl_module._apply_batch_transfer_handler(batch, pl_module.device)  # noqa: E731
         feats: dict[str, dict[str, Tensor]] = {}
         labels: dict[str, Tensor | None] = {}
-        for role, (dataset_key, collate) in {
-            "reference": ("train", datasets["train_collate"]),
-            "queries": ("val", datasets["val_collate"]),
-            "train_queries": ("train", datasets["train_collate"]),
-        }.items():
-            mine = self._shard(indices[role], trainer)
-            if not indices[role]:
+        for role, dataset_key in (("reference", "train"), ("queries", "val"), ("train_queries", "train")):
+            if not indices[role] or (role == "reference" and self.reference_fn is not None):
                 continue
-            loader = self._probe_loader(datasets[dataset_key], mine, collate, trainer)
-            feats[role], labels[role] = embed_batches(
-                pl_module,
-                loader,
-                layers,
-                pooling=self.pooling,
-                forward_fn=self.forward_fn,
-                transfer_fn=lambda batch: pl_module._apply_batch_transfer_handler(batch, pl_module.device),
-                precision_context=trainer.precision_plugin.forward_context(),
-            )
+            mine = self._shard(indices[role], trainer)
+            loader = self._probe_loader(datasets[dataset_key], mine, datasets[f"{dataset_key}_collate"], trainer)
+            if layers:
+                feats[role], labels[role] = embed_batches(
+                    pl_module,
+                    loader,
+                    layers,
+                    pooling=self.pooling,
+                    forward_fn=self.forward_fn,
+                    transfer_fn=transfer,
+                    precision_context=trainer.precision_plugin.forward_context(),
+                )
+            else:
+                inputs, labels[role] = embed_inputs(loader, transfer_fn=transfer)
+                feats[role] = {_INPUT: inputs}
             feats[role]["__index__"] = torch.as_tensor(mine, dtype=torch.int64)
+        if self.reference_fn is not None:
+            feats["reference"] = {self._sources()[0]: self._call_reference_fn(trainer, pl_module)}
+            labels["reference"] = None
         t1 = time.perf_counter()
 
         values: dict[str, float] = {}
-        for name in self.layer:
+        for name in self._sources():
             metric = self._metric(name)
             metric.reset()
             kwargs: dict[str, Tensor | None] = {}
             for role, index_arg in zip(_ROLES, ("reference_index", "query_index", "train_index"), strict=True):
                 if role in feats:
                     kwargs[role] = feats[role][name]
-                    kwargs[index_arg] = feats[role]["__index__"]
+                    kwargs[index_arg] = feats[role].get("__index__")
             if labels.get("reference") is not None and labels.get("queries") is not None:
                 kwargs["reference_labels"] = labels["reference"]
                 kwargs["query_labels"] = labels["queries"]
@@ -278,12 +303,37 @@ class RepresentationGapCallback(Callback):
         return values
 
     def _key(self, layer: str, key: str) -> str:
-        return f"{self.prefix}/{key}" if len(self.layer) == 1 else f"{self.prefix}/{layer}/{key}"
+        return f"{self.prefix}/{key}" if len(self._sources()) == 1 else f"{self.prefix}/{layer}/{key}"
+
+    def _sources(self) -> list[str]:
+        """What is measured: the watched layers, or the raw inputs (``"input"``) when no layer is given."""
+        return list(self.layer) if self.layer else [_INPUT]
+
+    def _call_reference_fn(self, trainer: Trainer, pl_module: LightningModule) -> Tensor:
+        """This rank's bank from ``reference_fn``, run without gradients and with every module mode restored."""
+        assert self.reference_fn is not None
+        with capture(pl_module, {}, precision_context=trainer.precision_plugin.forward_context()):
+            bank = self.reference_fn(pl_module)
+        if not isinstance(bank, Tensor):
+            raise TypeError(f"`reference_fn` must return a torch.Tensor, got {type(bank).__name__}.")
+        if bank.ndim < 2 or bank.shape[0] < 2:
+            raise ValueError(
+                f"`reference_fn` must return at least 2 points as an (n, ...) tensor, got shape {tuple(bank.shape)}."
+            )
+        bank = bank.detach().reshape(bank.shape[0], -1).to("cpu", torch.float32)
+        n_total = bank.shape[0] * trainer.world_size
+        if n_total < 4 * self.fit_min_size:
+            raise ValueError(
+                f"`reference_fn` returned {n_total} points in all; the gap-law fit needs at least "
+                f"{4 * self.fit_min_size} (lower `fit_min_size`)."
+            )
+        return bank
 
     def _metric(self, layer: str) -> RepresentationGap:
         if layer not in self._metrics:
             self._metrics[layer] = RepresentationGap(
-                max_reference=max(2, self.train_probe),
+                # A reference_fn bank is as large as the function makes it (times the number of ranks).
+                max_reference=max(2, self.train_probe) if self.reference_fn is None else 2**31 - 1,
                 max_queries=max(self.val_probe, self.train_query_probe, 1),
                 min_size=self.min_size,
                 seed=self.seed,
@@ -327,7 +377,7 @@ class RepresentationGapCallback(Callback):
                 arrays["reference_labels"] = inputs.reference_labels
                 arrays["query_labels"] = inputs.query_labels
             for role, key in zip(_ROLES, ("reference_index", "query_index", "train_index"), strict=True):
-                if indices[role]:
+                if indices[role] and not (role == "reference" and self.reference_fn is not None):
                     arrays[key] = np.sort(np.asarray(indices[role], dtype=np.int64))
             metadata = {
                 "epoch": trainer.current_epoch,
@@ -415,10 +465,12 @@ class RepresentationGapCallback(Callback):
         return stored
 
     def _draw_probes(self, n_train: int, n_val: int) -> dict[str, list[int]]:
-        bank, extra = self.train_probe, self.train_query_probe
+        # With a reference_fn the bank comes from the function: no training probe is drawn for it.
+        bank = self.train_probe if self.reference_fn is None else 0
+        extra = self.train_query_probe
         if bank + extra > n_train:
             # Keep the bank's share: the gap needs the bank more than the ratio needs its queries.
-            extra = min(extra, n_train // 5)
+            extra = min(extra, n_train // 5) if bank else n_train
             bank = min(bank, n_train - extra)
             rank_zero_warn(
                 f"RepresentationGapCallback: train_probe={self.train_probe} + train_query_probe="
@@ -428,7 +480,7 @@ class RepresentationGapCallback(Callback):
         if queries > n_val:
             rank_zero_warn(f"RepresentationGapCallback: val_probe={queries} exceeds the {n_val} validation samples.")
             queries = n_val
-        if bank < 4 * self.fit_min_size:
+        if self.reference_fn is None and bank < 4 * self.fit_min_size:
             raise MisconfigurationException(
                 f"RepresentationGapCallback: only {bank} training samples are available for the bank; the gap-law "
                 f"fit needs at least {4 * self.fit_min_size} (lower `fit_min_size`)."

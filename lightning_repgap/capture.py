@@ -59,6 +59,7 @@ __all__ = [
     "capture",
     "default_forward",
     "embed_batches",
+    "embed_inputs",
     "normalize_layer_name",
     "pool",
     "resolve_layers",
@@ -651,3 +652,45 @@ def embed_batches(
     if num_batches == 0:
         raise ValueError("`batches` is empty: there is nothing to embed.")
     return cap.take(), torch.cat(labels) if labels is not None else None
+
+
+def embed_inputs(
+    batches: Iterable[Any], *, transfer_fn: Callable[[Any], Any] | None = None
+) -> tuple[Tensor, Tensor | None]:
+    """The raw inputs of ``batches`` (by :func:`split_batch`), flattened to ``(N, D)`` float32 CPU rows.
+
+    Used when the gap is measured in data space, e.g. between held-out data and a generator's samples.
+
+    Args:
+        batches: the probe batches, in a fixed order.
+        transfer_fn: applied to each batch first (e.g. the LightningModule's batch-transfer hooks).
+
+    Returns:
+        ``(inputs, labels)``; ``labels`` is ``None`` unless every batch carries integer labels.
+
+    Raises:
+        ValueError: if ``batches`` is empty.
+        TypeError: if the inputs of a batch are not a tensor.
+
+    Example:
+        >>> data = [(torch.randn(5, 2, 3), torch.randint(0, 2, (5,))) for _ in range(2)]
+        >>> x, y = embed_inputs(data)
+        >>> x.shape, y.shape
+        (torch.Size([10, 6]), torch.Size([10]))
+
+    """
+    transfer = transfer_fn if transfer_fn is not None else (lambda batch: batch)
+    rows: list[Tensor] = []
+    labels: list[Tensor] | None = []
+    for raw_batch in batches:
+        inputs, batch_labels = split_batch(transfer(raw_batch))
+        if not isinstance(inputs, Tensor):
+            raise TypeError(f"Measuring in data space needs tensor inputs, got {type(inputs).__name__}.")
+        rows.append(inputs.detach().reshape(inputs.shape[0], -1).to("cpu", torch.float32))
+        if labels is not None and batch_labels is not None:
+            labels.append(batch_labels.detach().to("cpu", torch.int64))
+        else:
+            labels = None
+    if not rows:
+        raise ValueError("`batches` is empty: there is nothing to embed.")
+    return torch.cat(rows), torch.cat(labels) if labels is not None else None

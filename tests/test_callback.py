@@ -300,3 +300,66 @@ def test_bf16_mixed_precision_and_datamodule(tmp_path):
     values = [v for k, v in cb.history[0].items() if k.startswith("repgap/")]
     assert values
     assert all(math.isfinite(v) for v in values)
+
+
+# ---------------------------------------------------------------- reference_fn: a generator's samples as the bank
+
+
+def _train_inputs() -> torch.Tensor:
+    return torch.stack([x for x, _ in loaders()[0].dataset])
+
+
+def test_reference_fn_detects_memorisation_in_data_space(tmp_path):
+    from _helpers.models import manifold_task
+
+    train_x = _train_inputs()
+    fresh = manifold_task(4096, seed=99).tensors[0]  # new draws from the data distribution
+    seen = {}
+
+    def memoriser(pl_module):
+        seen["training"] = pl_module.training
+        seen["grad"] = torch.is_grad_enabled()
+        return train_x + 1e-3 * torch.randn(train_x.shape, generator=torch.Generator().manual_seed(0))
+
+    results = {}
+    for name, fn in {"memoriser": memoriser, "generaliser": lambda pl_module: fresh[:2048]}.items():
+        cb = RepresentationGapCallback(
+            layer=None, reference_fn=fn, val_probe=256, train_query_probe=256, n_bootstrap=20
+        )
+        _trainer(tmp_path, [cb], max_epochs=1, num_sanity_val_steps=0).fit(MLP(), *loaders())
+        results[name] = cb.history[-1]
+    assert seen == {"training": False, "grad": False}
+    assert results["memoriser"]["repgap/gap_ratio"] > 100  # held-out data far from samples that copy training data
+    assert 0.7 < results["generaliser"]["repgap/gap_ratio"] < 1.4
+    assert results["generaliser"]["repgap/dim"] == pytest.approx(3, rel=0.35)  # the data's 3-d manifold
+
+
+def test_reference_fn_with_a_layer_compares_representations(tmp_path):
+    def bank(pl_module):
+        return pl_module.backbone(_train_inputs()[:1024]).to(torch.float16)
+
+    cb = RepresentationGapCallback(layer="backbone", reference_fn=bank, val_probe=256, n_bootstrap=20, prefix="gen")
+    trainer = _trainer(tmp_path, [cb], max_epochs=1)
+    trainer.fit(MLP(), *loaders())
+    assert math.isfinite(float(trainer.callback_metrics["gen/gap_norm"]))
+
+
+@pytest.mark.parametrize(
+    ("fn", "error", "match"),
+    [
+        (lambda m: [1.0, 2.0], TypeError, "must return a torch.Tensor"),
+        (lambda m: torch.zeros(1, 4), ValueError, "at least 2 points"),
+        (lambda m: torch.randn(10, 4), ValueError, "returned 10 points in all; the gap-law fit needs at least"),
+    ],
+)
+def test_reference_fn_errors(tmp_path, fn, error, match):
+    cb = RepresentationGapCallback(layer=None, reference_fn=fn, val_probe=64, n_bootstrap=0)
+    with pytest.raises(error, match=match):
+        _trainer(tmp_path, [cb], max_epochs=1).fit(MLP(), *loaders())
+
+
+def test_reference_fn_configuration_errors():
+    with pytest.raises(MisconfigurationException, match="give a `reference_fn` or a `layer`"):
+        RepresentationGapCallback(layer=None)
+    with pytest.raises(MisconfigurationException, match="one layer at most"):
+        RepresentationGapCallback(layer=["a", "b"], reference_fn=lambda m: torch.zeros(2, 2))
