@@ -300,7 +300,52 @@ class RepresentationGapCallback(Callback):
         self.last_timing = {"probe": t1 - t0, "compute": t2 - t1}
         log.debug("repgap epoch=%d probe %.3fs compute %.3fs", trainer.current_epoch, t1 - t0, t2 - t1)
         self.history.append({"epoch": trainer.current_epoch, "step": trainer.global_step, **values})
+        if len(self._sources()) > 1 and self.log_figures and trainer.is_global_zero:
+            self._log_profile_figure(trainer)
         return values
+
+    def layer_profile(self, index: int = -1) -> list[dict[str, Any]]:
+        """Per-layer values of one measurement (default: the latest), in the order the layers were given.
+
+        Returns:
+            One dict per watched layer: ``{"layer": name, "gap": ..., "gap_norm": ..., "dim": ..., ...}``.
+
+        Example:
+            >>> cb = RepresentationGapCallback(layer=["a", "b"], train_probe=256, val_probe=64)
+            >>> cb.history = [{"epoch": 0, "step": 1, "repgap/a/dim": 9.0, "repgap/b/dim": 4.0}]
+            >>> cb.layer_profile()
+            [{'layer': 'a', 'dim': 9.0}, {'layer': 'b', 'dim': 4.0}]
+
+        """
+        if not self.history:
+            return []
+        entry = self.history[index]
+        rows = []
+        for name in self._sources():
+            head = self._key(name, "")
+            rows.append({"layer": name, **{k[len(head) :]: v for k, v in entry.items() if k.startswith(head)}})
+        return rows
+
+    def _log_profile_figure(self, trainer: Trainer) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if not loggers:
+            return
+        from lightning_repgap.plot import plot_layer_profile
+
+        rows = self.layer_profile()
+        fig, _ = plot_layer_profile(
+            [r["layer"] for r in rows],
+            [r["gap_norm"] for r in rows],
+            [r["dim"] for r in rows],
+            dim_low=[r["dim_low"] for r in rows],
+            dim_high=[r["dim_high"] for r in rows],
+            title=f"epoch {trainer.current_epoch}",
+        )
+        for lg in loggers:
+            lg.experiment.add_figure(f"{self.prefix}/layer_profile", fig, global_step=trainer.global_step, close=False)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
 
     def _key(self, layer: str, key: str) -> str:
         return f"{self.prefix}/{key}" if len(self._sources()) == 1 else f"{self.prefix}/{layer}/{key}"

@@ -97,3 +97,48 @@ def plot_dimension_history(
     ax.set_ylabel("dimension")
     ax.legend(fontsize="small")
     return fig, ax
+
+
+def plot_layer_profile(
+    layers: Sequence[str],
+    gap_norm: Sequence[float],
+    dims: Sequence[float],
+    *,
+    dim_low: Sequence[float] | None = None,
+    dim_high: Sequence[float] | None = None,
+    title: str | None = None,
+) -> tuple[Any, Any]:
+    """Normalised gap and gap dimension through a network, one point per watched layer (input to output).
+
+    The intrinsic-dimension profile of Ansuini et al. (2019), with the gap next to it: where the representation
+    compresses, the dimension drops and held-out points move closer to the bank.
+
+    Returns:
+        ``(fig, (ax_gap, ax_dim))``.
+
+    Example:
+        >>> fig, (ax_gap, ax_dim) = plot_layer_profile(["conv1", "conv2", "fc"], [0.2, 0.1, 0.05], [12, 8, 5])
+        >>> [t.get_text() for t in ax_dim.get_xticklabels()]
+        ['conv1', 'conv2', 'fc']
+
+    """
+    plt = _pyplot()
+    if not len(layers) == len(gap_norm) == len(dims):
+        raise ValueError(
+            f"`layers`, `gap_norm` and `dims` must have one entry per layer, got {len(layers)}, {len(gap_norm)}, "
+            f"{len(dims)}."
+        )
+    fig, (ax_gap, ax_dim) = plt.subplots(2, 1, figsize=(max(4, 1.2 * len(layers)), 5), sharex=True)
+    pos = np.arange(len(layers))
+    ax_gap.plot(pos, gap_norm, marker="o")
+    ax_gap.set_yscale("log")
+    ax_gap.set_ylabel("gap_norm")
+    ax_dim.plot(pos, dims, marker="o", color="C1")
+    if dim_low is not None and dim_high is not None:
+        ax_dim.fill_between(pos, dim_low, dim_high, color="C1", alpha=0.25)
+    ax_dim.set_ylabel("gap dimension")
+    ax_dim.set_xticks(pos, list(layers), rotation=30, ha="right")
+    if title:
+        ax_gap.set_title(title)
+    fig.tight_layout()
+    return fig, (ax_gap, ax_dim)

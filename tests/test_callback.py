@@ -171,6 +171,21 @@ def test_several_layers_get_their_own_keys(tmp_path):
     assert "repgap/dim" not in keys
 
 
+def test_layer_profile_table_and_figure(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    cb = RepresentationGapCallback(layer=["backbone.0", "backbone.2", "head"], **SMALL)
+    _trainer(tmp_path, [cb], max_epochs=1, logger=logger).fit(MLP(), *loaders())
+    profile = cb.layer_profile()
+    assert [row["layer"] for row in profile] == ["backbone.0", "backbone.2", "head"]
+    assert all({"gap_norm", "dim", "dim_low", "dim_high"} <= set(row) for row in profile)
+    assert profile[0]["dim"] == cb.history[-1]["repgap/backbone.0/dim"]
+    acc = EventAccumulator(logger.log_dir)
+    acc.Reload()
+    assert "repgap/layer_profile" in acc.Tags()["images"]
+
+
 def test_every_n_epochs_and_fast_dev_run(tmp_path):
     cb = RepresentationGapCallback(layer="backbone", every_n_epochs=2, **SMALL)
     _trainer(tmp_path, [cb], max_epochs=4).fit(MLP(), *loaders())
