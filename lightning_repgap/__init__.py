@@ -1,20 +1,35 @@
 """lightning_repgap: representation-gap monitoring for PyTorch Lightning.
 
-Importing the package never imports FAISS or matplotlib; they load on first use.
+Public names are imported on first use (PEP 562), so ``import lightning_repgap`` is cheap and never imports
+FAISS, matplotlib, torchmetrics or Lightning; the ``repgap`` command line relies on that to start quickly.
 """
 
-from lightning_repgap.dimension import DimensionFit, gap_dimension, mle_dimension, twonn_dimension
-from lightning_repgap.functional import representation_gap
-from lightning_repgap.gap import GapCurve, gap_curve, geometric_sizes
-from lightning_repgap.metric import RepresentationGap
-from lightning_repgap.search import nearest
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "DimensionFit": "lightning_repgap.dimension",
+    "gap_dimension": "lightning_repgap.dimension",
+    "mle_dimension": "lightning_repgap.dimension",
+    "twonn_dimension": "lightning_repgap.dimension",
+    "representation_gap": "lightning_repgap.functional",
+    "GapCurve": "lightning_repgap.gap",
+    "gap_curve": "lightning_repgap.gap",
+    "geometric_sizes": "lightning_repgap.gap",
+    "RepresentationGap": "lightning_repgap.metric",
+    "RepresentationGapCallback": "lightning_repgap.callback",
+    "nearest": "lightning_repgap.search",
+}
 
 __all__ = [
     "DimensionFit",
     "GapCurve",
     "RepresentationGap",
+    "RepresentationGapCallback",
     "gap_curve",
     "gap_dimension",
     "geometric_sizes",
@@ -23,3 +38,24 @@ __all__ = [
     "representation_gap",
     "twonn_dimension",
 ]
+
+if TYPE_CHECKING:
+    from lightning_repgap.callback import RepresentationGapCallback
+    from lightning_repgap.dimension import DimensionFit, gap_dimension, mle_dimension, twonn_dimension
+    from lightning_repgap.functional import representation_gap
+    from lightning_repgap.gap import GapCurve, gap_curve, geometric_sizes
+    from lightning_repgap.metric import RepresentationGap
+    from lightning_repgap.search import nearest
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lightning_repgap' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
