@@ -397,6 +397,7 @@ class RepresentationGapCallback(Callback):
             "fit_min_size": self.fit_min_size,
             "n_bootstrap": self.n_bootstrap,
             "calibrate": self.calibrate,
+            "backend": self.backend,
         }
 
     def _after_compute(

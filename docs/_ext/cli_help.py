@@ -29,8 +29,8 @@ def _help(command: str) -> str:
         parser = build_parser()
         if not command:
             return parser.format_help()
-        for action in parser._actions:  # noqa: SLF001 - argparse has no public access to subparsers
-            if isinstance(action, argparse._SubParsersAction) and command in action.choices:  # noqa: SLF001
+        for action in parser._actions:  # argparse has no public access to subparsers
+            if isinstance(action, argparse._SubParsersAction) and command in action.choices:
                 return action.choices[command].format_help()
         raise KeyError(f"`repgap` has no subcommand {command!r}")
     finally:
@@ -47,7 +47,7 @@ def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
         command = match.group("command")
         try:
             text = _help(command).rstrip()
-        except Exception as err:  # noqa: BLE001 - any failure must surface as a build warning
+        except Exception as err:  # any failure must surface as a build warning
             log.warning("%s: cannot render `repgap %s --help`: %s", page.file.src_uri, command, err)
             return match.group(0)
         return f"```text\n$ repgap {command + ' ' if command else ''}--help\n{text}\n```"

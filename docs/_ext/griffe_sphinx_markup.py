@@ -109,7 +109,8 @@ def convert(text: str, obj: griffe.Object) -> str:
 class SphinxMarkup(griffe.Extension):
     """Convert Sphinx roles and math directives in every docstring of the loaded packages."""
 
-    def on_object(self, *, obj: griffe.Object, **kwargs: Any) -> None:  # noqa: D102
+    def on_object(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+        """Rewrite the docstring of ``obj`` in place, before griffe parses it."""
         if obj.is_alias or obj.docstring is None:
             return
         obj.docstring.value = convert(obj.docstring.value, obj)
