@@ -30,6 +30,8 @@ _BACKENDS = ("auto", "faiss", "faiss-gpu", "torch")
 
 # Side of the (query chunk x bank block) score tile of the torch backend: 2048^2 float32 = 16 MiB.
 _TORCH_TILE = 2048
+# A nearest neighbour closer than this many float32 rounding errors is re-ranked in float64.
+_FLOAT32_RANKING_MARGIN = 1000.0
 # Width of the column groups in which the torch prefix search locates each tile's best score.
 _GROUP = 128
 # FAISS allocates its own bounded blocks internally; chunking queries only bounds our output copies.
@@ -103,6 +105,7 @@ class Prepared:
     queries64: np.ndarray
     reference32: np.ndarray
     queries32: np.ndarray
+    centre: np.ndarray
 
     def dist_sq(self, index: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Exact float64 ``||q_j - r_index[j, l]||^2`` for queries ``rows`` (default all), computed directly.
@@ -143,6 +146,7 @@ def prepare(reference: np.ndarray, queries: np.ndarray) -> Prepared:
         queries64=queries.astype(np.float64),
         reference32=_centred32(reference, centre),
         queries32=_centred32(queries, centre),
+        centre=centre,
     )
 
 
@@ -234,7 +238,7 @@ def _prefix_top1_torch(
         q = qs[i0 : i0 + chunk]
         c = q.shape[0]
         q_aug = torch.cat([q, torch.ones((c, 1), dtype=q.dtype, device=device)], dim=1)
-        best = torch.full((c,), -float("inf"), device=device)
+        best = torch.full((c,), -float("inf"), dtype=q.dtype, device=device)
         best_start = torch.zeros(c, dtype=torch.int64, device=device)
         best_stop = torch.zeros(c, dtype=torch.int64, device=device)
         found = torch.zeros(c, dtype=torch.int64, device=device)
@@ -317,17 +321,36 @@ def prefix_nearest(
     backend: str,
     num_threads: int | None = None,
     device: torch.device | None = None,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """For every bank size ``sizes[s]``, the (float32-)nearest of the first ``sizes[s]`` bank rows to each query.
 
     The cost is one ``k = 1`` search of all queries against ``sizes[-1]`` bank rows, whatever the number of sizes.
 
+    Args:
+        prepared: output of :func:`prepare`.
+        sizes: increasing bank sizes.
+        backend: a resolved backend name.
+        num_threads: FAISS threads.
+        device: device of the torch backend.
+        rows: rank only these queries, in **float64** (torch backend, on the CPU): for neighbours so close that
+            float32 cannot order them (see :func:`needs_float64_ranking`).
+
     Returns:
-        int64 ``(len(sizes), m)`` bank row indices.
+        int64 ``(len(sizes), m)`` bank row indices (``(len(sizes), len(rows))`` with ``rows``).
 
     """
     t0 = time.perf_counter()
-    if backend == "torch":
+    if rows is not None:
+        # Bank centred in float64 chunk by chunk is a full float64 copy: only paid when float32 is not enough.
+        out = _prefix_top1_torch(
+            prepared.reference.astype(np.float64) - prepared.centre,
+            prepared.queries64[rows] - prepared.centre,
+            sizes,
+            None,
+            torch.device("cpu"),
+        )
+    elif backend == "torch":
         out = _prefix_top1_torch(prepared.reference32, prepared.queries32, sizes, None, device or torch.device("cpu"))
     else:
         out = _prefix_top1_blocks(
@@ -343,6 +366,29 @@ def prefix_nearest(
         time.perf_counter() - t0,
     )
     return out
+
+
+def needs_float64_ranking(prepared: Prepared, nearest_dist_sq: np.ndarray) -> np.ndarray:
+    """Queries whose nearest neighbour is too close for a float32 search to rank candidates reliably.
+
+    The float32 score ``q.r - ||r||^2 / 2`` carries an absolute error of a few ``eps32 * (||q||^2 + ||r||^2)``; once
+    the squared distance to the nearest neighbour is within a small multiple of that (very low intrinsic
+    dimension with large banks, or collapsed representations), a float32 search may return a slightly farther
+    point. Exact duplicates (distance 0) are found either way and are not flagged.
+
+    Args:
+        prepared: output of :func:`prepare`.
+        nearest_dist_sq: ``(m,)`` exact squared distance of each query to the float32 winner.
+
+    Returns:
+        Indices of the queries to re-rank in float64.
+
+    """
+    q_sq = np.einsum("ij,ij->i", prepared.queries32, prepared.queries32, dtype=np.float64)
+    r_sq = float(np.einsum("ij,ij->", prepared.reference32, prepared.reference32, dtype=np.float64))
+    r_sq /= max(1, prepared.reference32.shape[0])
+    tolerance = _FLOAT32_RANKING_MARGIN * np.finfo(np.float32).eps * (q_sq + r_sq)
+    return np.flatnonzero((nearest_dist_sq > 0) & (nearest_dist_sq < tolerance))
 
 
 def _topk_tiles(q_aug: torch.Tensor, ref_aug: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
