@@ -104,7 +104,7 @@ class RepresentationGapCallback(Callback):
         log_figures: bool = True,
         prefix: str = "repgap",
         min_size: int = 16,
-        fit_min_size: int = 64,
+        fit_min_size: int = 16,
         n_bootstrap: int = 200,
         calibrate: bool = True,
         forward_fn: Callable[[torch.nn.Module, Any], Any] | None = None,

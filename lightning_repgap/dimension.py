@@ -4,6 +4,10 @@ The gap law :math:`G(n) \propto n^{-2/d}` gives the **gap dimension** :math:`d_{
 :math:`\log G` against :math:`\log n`. TwoNN and MLE are the usual nearest-neighbour estimators, computed from
 the neighbour distances the gap search already produced, as cross-checks.
 
+At the bank sizes one can afford the naive :math:`-2 / \text{slope}` is biased at high dimension, in a direction
+that depends on the shape of the data; :func:`gap_dimension` corrects it by default with
+:mod:`lightning_repgap.calibration` (exact reference curves and the concentration of the squared distances).
+
 Units matter: the gap works with *squared* distances (``dist_sq``); TwoNN and MLE take *plain* distances
 (``dist``), since squaring halves the TwoNN slope.
 """
@@ -19,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lightning_repgap._checks import _check_positive_int
+from lightning_repgap.calibration import calibrate_dimension, fit_gap_law, slope_to_dimension
 
 log = logging.getLogger(__name__)
 
@@ -54,46 +59,25 @@ class DimensionFit:
     fit_sizes: np.ndarray = field(repr=False)
 
 
-def _fit_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted least squares ``y = a + b x`` for every column of ``y``; returns ``(a, b, r2)``."""
-    w = w / w.sum()
-    xm = w @ x
-    ym = w @ y
-    dx = x - xm
-    dy = y - ym
-    sxx = w @ (dx * dx)
-    b = (w * dx) @ dy / sxx
-    a = ym - b * xm
-    resid = dy - np.outer(dx, b) if y.ndim == 2 else dy - dx * b
-    ss_tot = w @ (dy * dy)
-    ss_res = w @ (resid * resid)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, 1.0)
-    return a, b, r2
-
-
-def _slope_to_dim(slope: np.ndarray | float) -> np.ndarray:
-    """``-2 / slope``; a flat or rising curve means no measurable decay: infinite dimension."""
-    s = np.asarray(slope, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        return np.where(s < 0, -2.0 / s, np.inf)
-
-
 def gap_dimension(
     sizes: Any,
     per_query: Any,
     *,
-    fit_min_size: int = 64,
+    fit_min_size: int = 16,
     n_bootstrap: int = 200,
     confidence: float = 0.95,
     calibrate: bool = True,
+    concentration: float | None = None,
     seed: int = 0,
 ) -> DimensionFit:
     r"""Fit :math:`\log G(n) = a + b \log n` and return :math:`d_{gap} = -2 / b` with a bootstrap interval.
 
-    The fit is weighted least squares over the grid sizes ``>= fit_min_size``, each point weighted by the
-    inverse variance of :math:`\log G(n)` estimated from the per-query minima. The confidence interval resamples
-    the queries (columns of ``per_query``) with replacement and refits, with no new search.
+    The fit is weighted least squares over the grid sizes ``>= fit_min_size``, weights :math:`\propto \sqrt{n}`
+    (:func:`lightning_repgap.calibration.fit_gap_law`). The naive :math:`-2 / b` is biased at high dimension (low
+    on spheres, balls and cubes, high on flat tori); ``calibrate=True`` corrects it with exact reference curves
+    and the ``concentration`` of the squared distances (:func:`lightning_repgap.calibration.calibrate_dimension`).
+    The confidence interval resamples the queries (columns of ``per_query``) with replacement and refits, with
+    no new search; both ends are calibrated like the point estimate.
 
     Args:
         sizes: ``(S,)`` increasing bank sizes.
@@ -102,14 +86,18 @@ def gap_dimension(
         fit_min_size: smallest bank size used in the fit; the smallest sizes are not yet asymptotic.
         n_bootstrap: bootstrap resamples for the interval (0 disables it: the interval is the point).
         confidence: coverage of the interval.
-        calibrate: correct the finite-sample bias (see :func:`calibrate_dimension`).
+        calibrate: correct the finite-sample bias (see :func:`~lightning_repgap.calibration.calibrate_dimension`).
+        concentration: ``mean^2 / var`` of the squared query-bank distances
+            (:attr:`lightning_repgap.gap.GapCurve.concentration`); ``None`` calibrates against uniform balls only,
+            which overestimates torus-like data. Ignored when ``calibrate=False``.
         seed: seed of the bootstrap.
 
     Returns:
         A :class:`DimensionFit`.
 
     Raises:
-        ValueError: if fewer than 3 sizes are ``>= fit_min_size``, or shapes disagree.
+        ValueError: if fewer than 3 sizes are ``>= fit_min_size``, shapes disagree, or (``calibrate=True``) the fit
+            sizes lie outside :func:`lightning_repgap.calibration.calibration_range`.
 
     Example:
         >>> import numpy as np
@@ -134,7 +122,6 @@ def gap_dimension(
             f"The gap-law fit needs at least 3 bank sizes >= fit_min_size={fit_min_size}, got sizes "
             f"{sizes_arr.astype(int).tolist()}: use a larger bank, a smaller `fit_min_size` or a finer grid."
         )
-    x = np.log(sizes_arr[use])
     pq = pq[use]
     m = pq.shape[1]
     gaps = pq.mean(axis=1)
@@ -143,10 +130,9 @@ def gap_dimension(
             "The gap is zero at some bank size: every query has an exact duplicate in the bank, so no scaling law "
             "can be fitted (see `dup_frac`)."
         )
-    var_log = pq.var(axis=1) / (m * gaps**2)
-    weights = 1.0 / np.maximum(var_log, 1e-12 * var_log.max() + 1e-300)
-    a, b, r2 = _fit_line(x, np.log(gaps), weights)
-    dim_raw = float(_slope_to_dim(b))
+    fit_sizes = sizes_arr[use]
+    a, b, r2 = fit_gap_law(fit_sizes, np.log(gaps))
+    dim_raw = float(slope_to_dimension(b))
 
     low_raw = high_raw = dim_raw
     if n_bootstrap > 0:
@@ -155,19 +141,19 @@ def gap_dimension(
         counts = np.stack([np.bincount(row, minlength=m) for row in draws]).astype(np.float64)
         boot_gaps = pq @ counts.T / m  # (S_fit, B)
         boot_gaps = np.maximum(boot_gaps, np.finfo(np.float64).tiny)
-        _, boot_b, _ = _fit_line(x, np.log(boot_gaps), weights)
-        boot_dims = _slope_to_dim(boot_b)
+        _, boot_b, _ = fit_gap_law(fit_sizes, np.log(boot_gaps))
+        boot_dims = slope_to_dimension(boot_b)
         alpha = (1.0 - confidence) / 2.0
         low_raw, high_raw = (float(v) for v in np.quantile(boot_dims, [alpha, 1.0 - alpha]))
         # Keep the point estimate inside its interval even for skewed bootstrap distributions.
         low_raw, high_raw = min(low_raw, dim_raw), max(high_raw, dim_raw)
 
-    n_max = int(sizes_arr[-1])
     if calibrate:
         dim, dim_low, dim_high = (
-            calibrate_dimension(v, n_max=n_max, n_queries=m, sizes=sizes_arr, fit_min_size=fit_min_size)
-            for v in (dim_raw, low_raw, high_raw)
+            calibrate_dimension(v, fit_sizes, concentration) for v in (dim_raw, low_raw, high_raw)
         )
+        # The calibration is monotone in the naive dimension in practice; keep the point inside its interval anyway.
+        dim_low, dim_high = min(dim_low, dim), max(dim_high, dim)
     else:
         dim, dim_low, dim_high = dim_raw, low_raw, high_raw
     return DimensionFit(
@@ -178,14 +164,8 @@ def gap_dimension(
         slope=float(b),
         intercept=float(a),
         dim_raw=dim_raw,
-        fit_sizes=sizes_arr[use].astype(np.int64),
+        fit_sizes=fit_sizes.astype(np.int64),
     )
-
-
-def calibrate_dimension(dim_raw: float, *, n_max: int, n_queries: int, sizes: np.ndarray, fit_min_size: int) -> float:
-    """Map a raw gap dimension to a bias-corrected one (placeholder: identity until calibration lands)."""
-    del n_max, n_queries, sizes, fit_min_size
-    return float(dim_raw)
 
 
 def _ratio_input(dist: Any, name: str, min_cols: int) -> np.ndarray:

@@ -80,7 +80,7 @@ def _gap_compute(
     min_size: int = 16,
     ratio: float = 2.0,
     seed: int | None = 0,
-    fit_min_size: int = 64,
+    fit_min_size: int = 16,
     n_neighbors: int = 20,
     n_bootstrap: int = 200,
     confidence: float = 0.95,
@@ -112,6 +112,7 @@ def _gap_compute(
         n_bootstrap=n_bootstrap,
         confidence=confidence,
         calibrate=calibrate,
+        concentration=curve.concentration,
         seed=0 if seed is None else seed,
     )
     assert curve.knn_dist_sq is not None
@@ -163,7 +164,7 @@ def representation_gap(
     min_size: int = 16,
     ratio: float = 2.0,
     seed: int | None = 0,
-    fit_min_size: int = 64,
+    fit_min_size: int = 16,
     n_neighbors: int = 20,
     n_bootstrap: int = 200,
     confidence: float = 0.95,

@@ -20,10 +20,13 @@ import numpy as np
 import torch
 
 from lightning_repgap._checks import _check_positive_int, _check_representations, _check_same_dim
+from lightning_repgap.calibration import concentration as _concentration
 from lightning_repgap.search import Backend, Prepared, prefix_nearest, prepare, resolve_backend, search_prepared
 
 #: Squared distances at or below ``DUP_RTOL * scale`` count as duplicates (train/test leakage, collapsed points).
 DUP_RTOL = 1e-9
+#: Queries and bank points whose pairwise squared distances give :attr:`GapCurve.concentration` (one GEMM).
+CONCENTRATION_SUBSET = 1024
 
 
 def geometric_sizes(n_max: int, *, min_size: int = 16, ratio: float = 2.0) -> np.ndarray:
@@ -70,6 +73,10 @@ class GapCurve:
             ``n`` bank points; bootstrap confidence intervals resample its columns without searching again.
         nearest_index: int64 ``(m,)`` row of ``reference`` (as passed, before shuffling) nearest to each query.
         scale: ``2 * trace Cov(reference)``, the mean squared distance between two random bank points.
+        concentration: ``mean^2 / var`` of the squared distances between up to ``CONCENTRATION_SUBSET`` queries
+            (evenly spread over ``queries``) and as many bank points (the first of the shuffled bank): ``d + 1``
+            on a ``d``-sphere, ``2 d`` on a flat ``d``-torus. Feeds the calibration of the gap dimension
+            (:func:`lightning_repgap.calibration.calibrate_dimension`).
         train_gaps: float64 ``(S,)`` the same curve for the extra training queries, if any were given.
         train_per_query: float64 ``(S, m_train)`` per-query minima of the training queries, if any.
         knn_dist_sq: float64 ``(min(m, neighbor_queries), k)`` squared distances of a random subset of the
@@ -83,6 +90,7 @@ class GapCurve:
     per_query: np.ndarray
     nearest_index: np.ndarray
     scale: float
+    concentration: float
     train_gaps: np.ndarray | None = None
     train_per_query: np.ndarray | None = None
     knn_dist_sq: np.ndarray | None = None
@@ -217,17 +225,30 @@ def gap_curve(
         knn_dist_sq.sort(axis=1)
     centred = prep.reference32
     scale = 2.0 * float(np.einsum("ij,ij->", centred, centred, dtype=np.float64)) / max(1, centred.shape[0] - 1)
+    # The user's queries only (not train queries), evenly spread in case they come sorted (e.g. by class); the
+    # bank rows are already in random order, except with seed=None, where they get spread out the same way.
+    conc_q = prep.queries32[_spread(m, CONCENTRATION_SUBSET)]
+    conc_r = prep.reference32 if seed is not None else prep.reference32[_spread(centred.shape[0], CONCENTRATION_SUBSET)]
+    concentration = _concentration(conc_r, conc_q, n_sub=CONCENTRATION_SUBSET)
     return GapCurve(
         sizes=grid,
         gaps=per_query[:, :m].mean(axis=1),
         per_query=np.ascontiguousarray(per_query[:, :m]),
         nearest_index=order[nearest_pos[:m]],
         scale=scale,
+        concentration=concentration,
         train_gaps=None if tq is None else per_query[:, m:].mean(axis=1),
         train_per_query=None if tq is None else np.ascontiguousarray(per_query[:, m:]),
         knn_dist_sq=knn_dist_sq,
         backend=resolved,
     )
+
+
+def _spread(n: int, k: int) -> np.ndarray:
+    """``min(n, k)`` row indices spread evenly over ``range(n)``."""
+    if n <= k:
+        return np.arange(n)
+    return np.linspace(0, n - 1, k).round().astype(np.int64)
 
 
 def _blocked_search(

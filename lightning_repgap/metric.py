@@ -109,7 +109,7 @@ class RepresentationGap(Metric):
         min_size: int = 16,
         ratio: float = 2.0,
         seed: int = 0,
-        fit_min_size: int = 64,
+        fit_min_size: int = 16,
         n_neighbors: int = 20,
         n_bootstrap: int = 200,
         confidence: float = 0.95,
