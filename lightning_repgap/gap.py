@@ -12,6 +12,7 @@ search of the queries against the full bank (the ``knn_ground_truth`` loop of FA
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,17 @@ import torch
 
 from lightning_repgap._checks import _check_positive_int, _check_representations, _check_same_dim
 from lightning_repgap.calibration import concentration as _concentration
-from lightning_repgap.search import Backend, Prepared, prefix_nearest, prepare, resolve_backend, search_prepared
+from lightning_repgap.search import (
+    Backend,
+    Prepared,
+    needs_float64_ranking,
+    prefix_nearest,
+    prepare,
+    resolve_backend,
+    search_prepared,
+)
+
+log = logging.getLogger(__name__)
 
 #: Squared distances at or below ``DUP_RTOL * scale`` count as duplicates (train/test leakage, collapsed points).
 DUP_RTOL = 1e-9
@@ -257,10 +268,15 @@ def _blocked_search(
     """Exact float64 prefix minima ``(S, m)`` and each query's nearest bank position, from one prefix search.
 
     Winners are chosen in float32; only their distances are recomputed in float64, and only where the winner
-    changed from the previous size. A running minimum keeps the curve monotone even if float32 ranking and
-    float64 distances disagree on a near-tie.
+    changed from the previous size. Queries whose nearest neighbour is too close for float32 to rank (very low
+    dimension with a large bank, collapsed representations) are searched again in float64. A running minimum
+    keeps the curve monotone even if float32 ranking and float64 distances disagree on a near-tie.
     """
     winners = prefix_nearest(prep, grid, backend=backend, num_threads=num_threads, device=device)
+    risky = needs_float64_ranking(prep, prep.dist_sq(winners[-1][:, None])[:, 0])
+    if risky.size:
+        log.debug("re-ranking %d of %d queries in float64", risky.size, winners.shape[1])
+        winners[:, risky] = prefix_nearest(prep, grid, backend=backend, rows=risky)
     per_query = np.empty(winners.shape, dtype=np.float64)
     per_query[0] = prep.dist_sq(winners[0][:, None])[:, 0]
     for s in range(1, grid.size):
