@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "DimensionFit": "lightning_repgap.dimension",
+    "estimate_dimension": "lightning_repgap.dimension",
     "gap_dimension": "lightning_repgap.dimension",
     "mle_dimension": "lightning_repgap.dimension",
     "twonn_dimension": "lightning_repgap.dimension",
@@ -30,6 +31,7 @@ __all__ = [
     "GapCurve",
     "RepresentationGap",
     "RepresentationGapCallback",
+    "estimate_dimension",
     "gap_curve",
     "gap_dimension",
     "geometric_sizes",
@@ -41,7 +43,13 @@ __all__ = [
 
 if TYPE_CHECKING:
     from lightning_repgap.callback import RepresentationGapCallback
-    from lightning_repgap.dimension import DimensionFit, gap_dimension, mle_dimension, twonn_dimension
+    from lightning_repgap.dimension import (
+        DimensionFit,
+        estimate_dimension,
+        gap_dimension,
+        mle_dimension,
+        twonn_dimension,
+    )
     from lightning_repgap.functional import representation_gap
     from lightning_repgap.gap import GapCurve, gap_curve, geometric_sizes
     from lightning_repgap.metric import RepresentationGap

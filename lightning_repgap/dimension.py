@@ -22,8 +22,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lightning_repgap._checks import _check_positive_int
+from lightning_repgap._checks import _check_positive_int, _check_representations
 from lightning_repgap.calibration import calibrate_dimension, fit_gap_law, slope_to_dimension
+from lightning_repgap.gap import gap_curve
+from lightning_repgap.search import Backend, nearest
 
 log = logging.getLogger(__name__)
 
@@ -282,3 +284,62 @@ def mle_dimension(dist: Any, *, n_neighbors: int = 20, comb: Literal["mle", "mea
     if pointwise.size == 0:
         raise ValueError("MLE: all neighbour distances are equal; the dimension is undefined.")
     return float(np.mean(pointwise) if comb == "mean" else np.median(pointwise))
+
+
+def estimate_dimension(
+    points: Any,
+    method: Literal["gap", "twonn", "mle"] = "gap",
+    *,
+    query_fraction: float = 0.2,
+    n_neighbors: int = 20,
+    calibrate: bool = True,
+    seed: int = 0,
+    backend: Backend = "auto",
+) -> float:
+    """Intrinsic dimension of a single point cloud, by the gap law, TwoNN or MLE.
+
+    For ``"gap"`` the cloud is split at random (``seed``) into a bank (``1 - query_fraction``) and queries, and
+    the calibrated gap dimension of that split is returned. ``"twonn"`` and ``"mle"`` search each point's
+    neighbours among the others (the point itself excluded by index, so duplicates count at distance 0).
+
+    Args:
+        points: ``(n, D)`` array or tensor.
+        method: ``"gap"``, ``"twonn"`` or ``"mle"``.
+        query_fraction: share of the points used as queries by ``"gap"``.
+        n_neighbors: neighbours for ``"mle"``.
+        calibrate: correct the finite-sample bias of ``"gap"``.
+        seed: seed of the split and the bank order.
+        backend: nearest-neighbour backend (see :func:`lightning_repgap.search.resolve_backend`).
+
+    Returns:
+        The estimated dimension.
+
+    Raises:
+        ValueError: for an unknown ``method``, a ``query_fraction`` outside ``(0, 1)`` or too few points.
+
+    Example:
+        >>> import numpy as np
+        >>> from lightning_repgap.manifolds import embed, sample_sphere
+        >>> rng = np.random.default_rng(0)
+        >>> x = embed(sample_sphere(6000, 3, rng), 16, rng)
+        >>> [round(estimate_dimension(x, m)) for m in ("gap", "twonn", "mle")]
+        [3, 3, 3]
+
+    """
+    if method not in ("gap", "twonn", "mle"):
+        raise ValueError(f"`method` must be 'gap', 'twonn' or 'mle', got {method!r}.")
+    x = _check_representations(points, "points", min_points=3)
+    if method == "gap":
+        if not 0.0 < query_fraction < 1.0:
+            raise ValueError(f"`query_fraction` must be in (0, 1), got {query_fraction!r}.")
+        order = np.random.default_rng(seed).permutation(x.shape[0])
+        n_queries = max(1, round(query_fraction * x.shape[0]))
+        curve = gap_curve(x[order[n_queries:]], x[order[:n_queries]], seed=seed, backend=backend)
+        fit = gap_dimension(
+            curve.sizes, curve.per_query, n_bootstrap=0, calibrate=calibrate, concentration=curve.concentration
+        )
+        return fit.dim
+    k = 2 if method == "twonn" else min(n_neighbors, x.shape[0] - 1)
+    dist_sq, _ = nearest(x, x, k=k, exclude_self=True, backend=backend)
+    dist = np.sqrt(dist_sq)
+    return twonn_dimension(dist) if method == "twonn" else mle_dimension(dist, n_neighbors=k)

@@ -19,6 +19,7 @@ from lightning_repgap.calibration import (
 )
 from lightning_repgap.dimension import (
     DuplicatePointsWarning,
+    estimate_dimension,
     gap_dimension,
     mle_dimension,
     twonn_dimension,
@@ -367,3 +368,19 @@ def test_concentration_is_scale_and_rotation_free_and_handles_degenerate_sets():
         concentration(x[:10], x[:10, :5])
     with pytest.raises(ValueError, match="n_sub"):
         concentration(x[:10], x[10:20], n_sub=0)
+
+
+@pytest.mark.parametrize("method", ["gap", "twonn", "mle"])
+def test_estimate_dimension_on_a_single_cloud(method):
+    x = _cloud("sphere", 4, 8000, seed=3)
+    assert estimate_dimension(x, method) == pytest.approx(4, rel=0.1)
+
+
+def test_estimate_dimension_errors():
+    x = _cloud("cube", 2, 500)
+    with pytest.raises(ValueError, match="`method` must be"):
+        estimate_dimension(x, "pca")
+    with pytest.raises(ValueError, match="query_fraction"):
+        estimate_dimension(x, "gap", query_fraction=1.0)
+    with pytest.raises(ValueError, match="at least 3 points"):
+        estimate_dimension(x[:2], "twonn")
