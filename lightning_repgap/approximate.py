@@ -40,9 +40,11 @@ Default parameters (``n_b`` = block size, ``m`` = number of queries)
     the bank), so the blocks' lists partition those of one index over the whole bank; smaller blocks just have
     shorter lists (and the calibration gives them the ``nprobe`` they need).
 
-    IVF, ``nprobe``: *calibrated*: starting at 8, doubled until the recall measured on the exact sample reaches
-    ``target_recall`` (0.95), at most ``nlist / 4`` (past that, IVF is slower than the exact search: a warning
-    says so and the reached recall is reported).
+    IVF, ``nprobe``: *calibrated*: starting at 8, doubled until, on the exact sample, the recall at the end of
+    the block reaches ``target_recall`` (0.95) **and** the relative gap error is at most ``target_error``
+    (0.5 %): recall alone does not bound the error of the number reported (a missed neighbour can be far). At
+    most ``nlist / 4`` (past that, IVF is slower than the exact search): a warning says so, and the reached
+    recall and error are reported.
 
     HNSW: ``M = 32``, ``efConstruction = 40``; ``efSearch`` calibrated like ``nprobe``, from 64, doubled up to
     2048. HNSW's build (graph insertion, not a matrix product) costs more than an exact search unless an index
@@ -187,7 +189,8 @@ class BlockInfo:
         method: ``"exact"``, ``"ivf-torch"``, ``"ivf-faiss"`` or ``"hnsw"``.
         params: index parameters used (``nlist``, ``nprobe`` / ``M``, ``ef_search``); empty for exact.
         recall: measured recall at bank size ``stop`` (the sampled queries' nearest point among the first
-            ``stop`` found); the calibration of ``nprobe`` / ``ef_search`` aims it at ``target_recall``.
+            ``stop`` found); the calibration of ``nprobe`` / ``ef_search`` aims it at ``target_recall``
+            (and the error at ``target_error``).
         build_seconds: time to train and fill the index (exact: 0).
         search_seconds: time of the searches, calibration included.
 
@@ -367,6 +370,7 @@ def approximate_gap(
     ratio: float = 2.0,
     recall_sample: int = 1000,
     target_recall: float = 0.95,
+    target_error: float = 0.005,
     exact_max: int | None = None,
     seed: int | None = 0,
     nlist: int | None = None,
@@ -393,15 +397,17 @@ def approximate_gap(
         recall_sample: number of random queries also searched exactly to measure recall and error
             (all queries if fewer). Costs ``recall_sample / m`` of an exact search.
         target_recall: recall the calibration of ``nprobe`` / ``ef_search`` aims for.
+        target_error: relative gap error (on the exact sample) the calibration also aims for: it widens the search
+            until both targets are met at the end of each block.
         exact_max: grid sizes up to this are searched exactly; default ``max(4096, n_max // 64)``; ``0``
             searches every block approximately.
         seed: seed of the bank order (as in ``gap_curve``), the recall sample and the k-means initialisation;
             ``None`` keeps the bank order and draws the rest at random.
         nlist: IVF lists (one quantizer for all blocks, at most 1 per 39 bank points); default
             :func:`default_nlist` of the largest block.
-        nprobe: IVF lists probed per query; default calibrated for ``target_recall``.
+        nprobe: IVF lists probed per query; default calibrated for ``target_recall`` and ``target_error``.
         M: HNSW links per node; default 32.
-        ef_search: HNSW search breadth; default calibrated for ``target_recall``.
+        ef_search: HNSW search breadth; default calibrated like ``nprobe``.
         num_threads: FAISS threads (set with ``faiss.omp_set_num_threads``); default
             :func:`~lightning_repgap.search.default_num_threads`.
 
@@ -410,7 +416,8 @@ def approximate_gap(
 
     Raises:
         ValueError: for an unknown ``index``, parameters of the other index, non-positive parameters,
-            ``nprobe > nlist``, ``target_recall`` outside ``(0, 1]``, bad ``sizes``, or invalid data.
+            ``nprobe > nlist``, ``target_recall`` outside ``(0, 1]``, ``target_error < 0``, bad ``sizes``, or
+            invalid data.
         TypeError: for non-floating data.
         ModuleNotFoundError: if FAISS is not installed.
 
@@ -427,6 +434,8 @@ def approximate_gap(
     """
     t_start = time.perf_counter()
     _check_options(index, nlist, nprobe, M, ef_search, target_recall, recall_sample)
+    if isinstance(target_error, bool) or not isinstance(target_error, int | float) or not target_error >= 0:
+        raise ValueError(f"`target_error` must be a number >= 0, got {target_error!r}.")
     if scan not in _SCANS:
         raise ValueError(f"`scan` must be one of {_SCANS}, got {scan!r}.")
     ref = _check_representations(reference, "reference")
@@ -477,13 +486,12 @@ def approximate_gap(
     for s in range(n_exact, n_sizes):
         start = int(grid[s - 1]) if s else 0
         stop = int(grid[s])
-        prefix = _Prefix(per_query[s - 1, sample], exact_sample[s - 1]) if s else _Prefix(inf_sample, inf_sample)
+        prev_approx, prev_exact = (per_query[s - 1, sample], exact_sample[s - 1]) if s else (inf_sample, inf_sample)
+        prefix = _Prefix(prev_approx, prev_exact, target_recall, target_error)
         if index == "ivf":
-            res = _ivf_block(
-                faiss, bank, prep, start, stop, sample, prefix, quantizer, nprobe, target_recall, threads, scan
-            )
+            res = _ivf_block(faiss, bank, prep, start, stop, sample, prefix, quantizer, nprobe, threads, scan)
         else:
-            res = _hnsw_block(faiss, bank, prep, start, stop, sample, prefix, M, ef_search, target_recall, threads)
+            res = _hnsw_block(faiss, bank, prep, start, stop, sample, prefix, M, ef_search, threads)
         blocks.append(res.info)
         prev = per_query[s - 1] if s else np.full(m, np.inf)
         better = res.dist_sq < prev
@@ -593,16 +601,25 @@ def _winners(prep: Prepared, bank: _Bank, start: int, ids: np.ndarray, rows: np.
 
 @dataclass(frozen=True)
 class _Prefix:
-    """Sampled queries' approximate and exact minima over the bank positions before the current block."""
+    """Sampled queries' approximate and exact minima before the current block, and what calibration aims for."""
 
     approx: np.ndarray
     exact: np.ndarray
+    target_recall: float
+    target_error: float
 
-    def recall(self, block_approx: np.ndarray, block_exact: np.ndarray) -> float:
-        """Recall at the end of the current block, given its approximate and exact minima."""
+    def measure(self, block_approx: np.ndarray, block_exact: np.ndarray) -> tuple[float, float]:
+        """Recall and relative gap error at the end of the current block, given its approximate/exact minima."""
         approx = np.minimum(self.approx, block_approx)
         exact = np.minimum(np.minimum(self.exact, block_exact), approx)
-        return float(np.mean(approx <= exact * (1 + _FOUND_RTOL)))
+        recall = float(np.mean(approx <= exact * (1 + _FOUND_RTOL)))
+        exact_mean = float(exact.mean())
+        error = float(approx.mean()) / exact_mean - 1.0 if exact_mean > 0 else 0.0
+        return recall, error
+
+    def met(self, recall: float, error: float) -> bool:
+        """Whether the calibration can stop."""
+        return recall >= self.target_recall and error <= self.target_error
 
 
 def _assign_tiles(x32: np.ndarray, centroids: torch.Tensor, k: int) -> torch.Tensor:
@@ -740,7 +757,6 @@ def _ivf_block(
     prefix: _Prefix,
     centroids: torch.Tensor,
     nprobe: int | None,
-    target_recall: float,
     threads: int,
     scan: str,
 ) -> _BlockResult:
@@ -790,16 +806,16 @@ def _ivf_block(
     # Calibration widens the probe set step by step; each step scans only the lists added to it.
     probe = max_probe if nprobe else min(_NPROBE_START, lists)
     sample_rows, sample_d = search(sample, 0, probe)
-    recall = prefix.recall(sample_d, exact_d)
-    while not nprobe and recall < target_recall and probe < max_probe:
+    recall, error = prefix.measure(sample_d, exact_d)
+    while not nprobe and not prefix.met(recall, error) and probe < max_probe:
         wider = min(2 * probe, max_probe)
         more_rows, more_d = search(sample, probe, wider)
         better = more_d < sample_d
         sample_rows, sample_d = np.where(better, more_rows, sample_rows), np.where(better, more_d, sample_d)
         probe = wider
-        recall = prefix.recall(sample_d, exact_d)
-    if not nprobe and recall < target_recall:
-        _warn_recall(recall, target_recall, f"nprobe={probe} of nlist={lists}", start, stop)
+        recall, error = prefix.measure(sample_d, exact_d)
+    if not nprobe and not prefix.met(recall, error):
+        _warn_recall(prefix, recall, error, f"nprobe={probe} of nlist={lists}", start, stop)
     rest = np.setdiff1d(np.arange(m), sample, assume_unique=True)
     rows, dist = np.empty(m, dtype=np.int64), np.empty(m)
     rows[sample], dist[sample] = sample_rows, sample_d
@@ -821,7 +837,6 @@ def _hnsw_block(
     prefix: _Prefix,
     m_links: int | None,
     ef_search: int | None,
-    target_recall: float,
     threads: int,
 ) -> _BlockResult:
     """Build an HNSW-Flat graph on bank positions ``[start, stop)``, calibrate ``efSearch``, search every query."""
@@ -847,12 +862,12 @@ def _hnsw_block(
     ef = ef_search or _EF_SEARCH_START
     while True:
         sample_rows, sample_d = search(sample, ef)
-        recall = prefix.recall(sample_d, exact_d)
-        if ef_search or recall >= target_recall or ef >= _EF_SEARCH_MAX:
+        recall, error = prefix.measure(sample_d, exact_d)
+        if ef_search or prefix.met(recall, error) or ef >= _EF_SEARCH_MAX:
             break
         ef = min(2 * ef, _EF_SEARCH_MAX)
-    if not ef_search and recall < target_recall:
-        _warn_recall(recall, target_recall, f"ef_search={ef}", start, stop)
+    if not ef_search and not prefix.met(recall, error):
+        _warn_recall(prefix, recall, error, f"ef_search={ef}", start, stop)
     rest = np.setdiff1d(np.arange(m), sample, assume_unique=True)
     rows, dist = np.empty(m, dtype=np.int64), np.empty(m)
     rows[sample], dist[sample] = sample_rows, sample_d
@@ -863,11 +878,12 @@ def _hnsw_block(
     return _BlockResult(rows, dist, exact_d, info)
 
 
-def _warn_recall(recall: float, target: float, setting: str, start: int, stop: int) -> None:
+def _warn_recall(prefix: _Prefix, recall: float, error: float, setting: str, start: int, stop: int) -> None:
     msg = (
-        f"approximate search reached recall {recall:.3f} < target {target} on bank block [{start}, {stop}) at the"
-        f" largest setting tried ({setting}); the data may be too high-dimensional for this index: the reported"
-        " `gap_rel_error` says what that costs, and the exact `gap_curve` is the alternative."
+        f"approximate search reached recall {recall:.3f} (target {prefix.target_recall}) and gap error"
+        f" {100 * error:.2f} % (target {100 * prefix.target_error:.2f} %) at bank size {stop} (block [{start}, {stop}))"
+        f" with the largest setting tried ({setting}); the data may be too high-dimensional for this index: the"
+        " reported `recall` and `gap_rel_error` say what that costs, and the exact `gap_curve` is the alternative."
     )
     log.warning(msg)
     warnings.warn(msg, stacklevel=3)

@@ -70,7 +70,9 @@ def test_ivf_recall_and_gap_error_on_manifold(ivf, exact):
     assert any(b.method == "ivf-torch" for b in ivf.blocks)
     assert ivf.recall >= 0.95
     assert (ivf.recall_per_size >= 0.95).all()
-    assert 0.0 <= ivf.gap_rel_error <= 0.01
+    # Calibrated to 0.5 % on the sample at the end of every approximate block.
+    assert 0.0 <= ivf.gap_rel_error <= 0.005
+    assert (ivf.gap_rel_error_per_size <= 0.005 + 1e-12).all()
     # Against the exact curve over *all* queries, not only the measured sample.
     true_rel = ivf.gaps / exact.gaps - 1.0
     assert (true_rel >= -1e-12).all()
@@ -110,8 +112,8 @@ def test_nearest_index_and_scale_are_consistent(data, ivf, exact):
 
 
 def test_hnsw_recall_and_gap_error():
-    ref, qs = _manifold(20_000, 2), _manifold(800, 3)
-    res = approximate_gap(ref, qs, index="hnsw", recall_sample=400, exact_max=2048)
+    ref, qs = _manifold(12_000, 2), _manifold(600, 3)
+    res = approximate_gap(ref, qs, index="hnsw", recall_sample=300, exact_max=2048)
     exact = gap_curve(ref, qs, backend="torch")
     assert {b.method for b in res.blocks} == {"exact", "hnsw"}
     assert all(b.params["M"] == 32 and b.params["ef_search"] >= 64 for b in res.blocks[1:])
@@ -154,7 +156,7 @@ def test_hard_data_warns_and_still_bounds(rng):
     # Isotropic Gaussian in 48 dimensions: no low-dimensional structure for IVF to exploit.
     ref = rng.standard_normal((12_000, 48)).astype(np.float32)
     qs = rng.standard_normal((300, 48)).astype(np.float32)
-    with pytest.warns(UserWarning, match="recall"):
+    with pytest.warns(UserWarning, match="largest setting tried"):
         res = approximate_gap(ref, qs, target_recall=1.0, exact_max=1024, recall_sample=300)
     assert res.recall < 1.0
     assert (res.gap_rel_error_per_size >= 0).all()
@@ -193,6 +195,7 @@ def test_seed_none_keeps_order_and_sample_is_capped(rng):
         ({"ef_search": 2.5, "index": "hnsw"}, "`ef_search` must be an integer"),
         ({"target_recall": 0.0}, "`target_recall`"),
         ({"target_recall": 1.5}, "`target_recall`"),
+        ({"target_error": -0.1}, "`target_error`"),
         ({"recall_sample": 0}, "`recall_sample`"),
         ({"exact_max": -1}, "`exact_max`"),
         ({"sizes": [100, 50]}, "strictly increasing"),
