@@ -251,7 +251,7 @@ def test_state_key_state_dict_and_pickle():
     [
         ({"layer": []}, "non-empty"),
         ({"layer": ["a", "a"]}, "twice"),
-        ({"train_probe": 100}, "too small for a gap-law fit"),
+        ({"train_probe": 50}, "too small for a gap-law fit"),
         ({"val_probe": 0}, "val_probe"),
         ({"every_n_epochs": 0}, "every_n_epochs"),
         ({"pooling": "max"}, "pooling"),
