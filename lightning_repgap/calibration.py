@@ -153,7 +153,7 @@ def concentration(reference32: np.ndarray, queries32: np.ndarray, n_sub: int = 1
     the scale and of rotations. On uniform data its statistical error at ``n_sub = 1024`` is about 1 % (cube) or
     less (sphere, torus), well below what moves the calibrated dimension noticeably.
 
-    One float32 GEMM of ``(n_sub, D) x (D, n_sub)``; norms and moments in float64. The inputs should be centred
+    One float32 GEMM of ``(n_sub, D) x (D, n_sub)``, moments accumulated in float64. The inputs should be centred
     (as :class:`lightning_repgap.search.Prepared` holds them) so that ``|q|^2 + |r|^2 - 2 q.r`` keeps its precision,
     and in random order (bank) or evenly spread (queries): only the first ``n_sub`` rows are used.
 
@@ -182,13 +182,17 @@ def concentration(reference32: np.ndarray, queries32: np.ndarray, n_sub: int = 1
         )
     r = r.astype(np.float32, copy=False)
     q = q.astype(np.float32, copy=False)
-    dist = (q @ r.T).astype(np.float64)  # the GEMM; then |q|^2 + |r|^2 - 2 q.r in place, in float64
+    # |q|^2 + |r|^2 - 2 q.r: the GEMM, then in place in float32 (relative error ~1e-7 per distance, unbiased).
+    dist = q @ r.T
     dist *= -2.0
-    dist += np.einsum("ij,ij->i", q, q, dtype=np.float64)[:, None]
-    dist += np.einsum("ij,ij->i", r, r, dtype=np.float64)[None, :]
+    dist += np.einsum("ij,ij->i", q, q)[:, None]
+    dist += np.einsum("ij,ij->i", r, r)[None, :]
     np.maximum(dist, 0.0, out=dist)
-    mean = float(dist.mean())
-    var = float(dist.var())
+    # Moments with float64 (pairwise) accumulation; the variance from centred values, so nothing cancels.
+    mean = float(dist.sum(dtype=np.float64)) / dist.size
+    dist -= np.float32(mean)
+    np.square(dist, out=dist)
+    var = float(dist.sum(dtype=np.float64)) / dist.size
     if var > 0:
         return mean * mean / var
     return math.inf if mean > 0 else math.nan
