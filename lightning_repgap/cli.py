@@ -767,7 +767,7 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument(
         "--fit-min-size",
         type=_int_at_least(1),
-        default=64,
+        default=16,
         metavar="N",
         help="smallest bank size in the law fit (default: %(default)s)",
     )

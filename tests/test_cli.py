@@ -355,7 +355,7 @@ def test_estimate_npy_prints_every_value_and_the_curve(raw_arrays, tmp_path, cap
     assert payload["config"] == {
         "min_size": 16,
         "seed": 0,
-        "fit_min_size": 64,
+        "fit_min_size": 16,
         "n_bootstrap": 20,
         "calibrate": True,
         "backend": "auto",
