@@ -364,7 +364,7 @@ def test_estimate_npy_prints_every_value_and_the_curve(raw_arrays, tmp_path, cap
     curve_rows = re.findall(r"^\s*(\d+)\s+(\S+)\s+(\S+)(\s+\*)?$", out, flags=re.MULTILINE)
     assert [int(r[0]) for r in curve_rows] == sizes
     np.testing.assert_allclose([float(r[1]) for r in curve_rows], payload["curve"]["gaps"], rtol=1e-5)
-    assert [bool(r[3]) for r in curve_rows] == [n >= 64 for n in sizes]
+    assert [bool(r[3]) for r in curve_rows] == [n >= 16 for n in sizes]
     assert "G_train(n)" in out
 
 
