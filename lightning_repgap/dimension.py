@@ -49,6 +49,15 @@ class DimensionFit:
         dim_raw: ``-2 / slope`` before calibration.
         fit_sizes: the bank sizes the fit used.
 
+    Example:
+        >>> import numpy as np
+        >>> from lightning_repgap.gap import gap_curve
+        >>> rng = np.random.default_rng(0)
+        >>> curve = gap_curve(rng.random((4096, 2)), rng.random((512, 2)))
+        >>> fit = gap_dimension(curve.sizes, curve.per_query, concentration=curve.concentration)
+        >>> fit.dim_low <= fit.dim <= fit.dim_high, round(fit.slope, 1)
+        (True, -1.0)
+
     """
 
     dim: float

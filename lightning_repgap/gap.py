@@ -94,6 +94,13 @@ class GapCurve:
             queries to their ``k`` nearest bank points (ascending), when ``n_neighbors > 0``; feeds TwoNN and MLE.
         backend: the search backend that ran.
 
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> curve = gap_curve(rng.random((2048, 2)), rng.random((256, 2)), train_queries=rng.random((256, 2)))
+        >>> curve.per_query.shape, curve.dup_frac, 0.5 < curve.gap_ratio < 2.0
+        ((8, 256), 0.0, True)
+
     """
 
     sizes: np.ndarray

@@ -43,24 +43,45 @@ def predicted_gap(n: float | np.ndarray, d: int, volume: float) -> float | np.nd
 
 
 def sphere_volume(d: int, radius: float = 1.0) -> float:
-    """Surface volume of the ``d``-sphere of ``radius`` in :math:`R^{d+1}`."""
+    """Surface volume of the ``d``-sphere of ``radius`` in :math:`R^{d+1}`.
+
+    Example:
+        >>> round(sphere_volume(2), 4)  # the unit 2-sphere: 4 pi
+        12.5664
+    """
     return 2 * math.pi ** ((d + 1) / 2) / math.gamma((d + 1) / 2) * radius**d
 
 
 def sample_cube(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` uniform points in the unit cube :math:`[0, 1]^d` (volume 1)."""
+    """``n`` uniform points in the unit cube :math:`[0, 1]^d` (volume 1).
+
+    Example:
+        >>> sample_cube(3, 2, np.random.default_rng(0)).shape
+        (3, 2)
+    """
     return rng.random((_check_positive_int(n, "n"), _check_positive_int(d, "d")))
 
 
 def sample_ball(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` uniform points in the unit ``d``-ball (volume :func:`unit_ball_volume`)."""
+    """``n`` uniform points in the unit ``d``-ball (volume :func:`unit_ball_volume`).
+
+    Example:
+        >>> bool((np.linalg.norm(sample_ball(100, 3, np.random.default_rng(0)), axis=1) <= 1).all())
+        True
+    """
     x = rng.standard_normal((_check_positive_int(n, "n"), _check_positive_int(d, "d")))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x * rng.random((n, 1)) ** (1.0 / d)
 
 
 def sample_sphere(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` uniform points on the unit ``d``-sphere in :math:`R^{d+1}` (volume :func:`sphere_volume`)."""
+    """``n`` uniform points on the unit ``d``-sphere in :math:`R^{d+1}` (volume :func:`sphere_volume`).
+
+    Example:
+        >>> x = sample_sphere(4, 2, np.random.default_rng(0))
+        >>> x.shape, bool(np.allclose(np.linalg.norm(x, axis=1), 1.0))
+        ((4, 3), True)
+    """
     x = rng.standard_normal((_check_positive_int(n, "n"), _check_positive_int(d, "d") + 1))
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
@@ -71,6 +92,10 @@ def sample_torus(n: int, d: int, rng: np.random.Generator, radius: float | None 
     The default radius :math:`1 / (2\pi)` gives circles of length 1, so the torus has volume 1 and, locally,
     the geometry of the unit cube without its boundary (chordal distances differ from geodesic ones only at
     fourth order).
+
+    Example:
+        >>> sample_torus(5, 3, np.random.default_rng(0)).shape
+        (5, 6)
     """
     r = 1.0 / (2 * math.pi) if radius is None else radius
     theta = 2 * math.pi * rng.random((_check_positive_int(n, "n"), _check_positive_int(d, "d")))
@@ -78,7 +103,13 @@ def sample_torus(n: int, d: int, rng: np.random.Generator, radius: float | None 
 
 
 def random_rotation(dim: int, rng: np.random.Generator) -> np.ndarray:
-    """A Haar-random orthogonal ``dim x dim`` matrix (QR of a Gaussian matrix with the sign fix)."""
+    """A Haar-random orthogonal ``dim x dim`` matrix (QR of a Gaussian matrix with the sign fix).
+
+    Example:
+        >>> q = random_rotation(4, np.random.default_rng(0))
+        >>> bool(np.allclose(q @ q.T, np.eye(4)))
+        True
+    """
     q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
     return q * np.sign(np.diag(r))
 

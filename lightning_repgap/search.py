@@ -43,6 +43,12 @@ def default_num_threads() -> int:
 
     ``REPGAP_NUM_THREADS`` wins; otherwise torch's intra-op thread count, which Lightning already divides among
     the processes of a DDP job on one machine, so FAISS and torch never oversubscribe the cores together.
+
+    Example:
+        >>> default_num_threads() >= 1
+        True
+
+
     """
     env = os.environ.get("REPGAP_NUM_THREADS")
     if env:
@@ -99,6 +105,14 @@ class Prepared:
     The bank is kept as given (float32 or float64) rather than as a float64 copy: exact distances are only ever
     needed for a few winners per query, so their rows are gathered on demand. ``queries64`` are the queries as
     given, in float64, so ``q - r`` is exact after upcasting ``r`` (no centring needed for the difference).
+
+    Example:
+        >>> import numpy as np
+        >>> prep = prepare(np.array([[0.0, 0.0], [2.0, 0.0]]), np.array([[1.0, 1.0]]))
+        >>> prep.reference32.tolist(), prep.dist_sq(np.array([[1]])).tolist()
+        ([[-1.0, 0.0], [1.0, 0.0]], [[2.0]])
+
+
     """
 
     reference: np.ndarray
@@ -139,7 +153,15 @@ def _centred32(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
 
 
 def prepare(reference: np.ndarray, queries: np.ndarray) -> Prepared:
-    """Centre both sets on the bank mean (computed in float64) and make the float32 copies the search uses."""
+    """Centre both sets on the bank mean (computed in float64) and make the float32 copies the search uses.
+
+    Example:
+        >>> import numpy as np
+        >>> prepare(np.array([[1e4, 1.0], [1e4, 3.0]]), np.array([[1e4, 2.0]])).queries32.tolist()
+        [[0.0, 0.0]]
+
+
+    """
     centre = reference.mean(axis=0, dtype=np.float64)
     return Prepared(
         reference=reference,
@@ -339,6 +361,13 @@ def prefix_nearest(
     Returns:
         int64 ``(len(sizes), m)`` bank row indices (``(len(sizes), len(rows))`` with ``rows``).
 
+    Example:
+        >>> import numpy as np
+        >>> prep = prepare(np.array([[5.0], [3.0], [1.0], [0.0]]), np.array([[0.2]]))
+        >>> prefix_nearest(prep, np.array([1, 2, 4]), backend="torch").ravel().tolist()
+        [0, 1, 3]
+
+
     """
     t0 = time.perf_counter()
     if rows is not None:
@@ -383,6 +412,13 @@ def needs_float64_ranking(prepared: Prepared, nearest_dist_sq: np.ndarray) -> np
     Returns:
         Indices of the queries to re-rank in float64.
 
+    Example:
+        >>> import numpy as np
+        >>> prep = prepare(np.array([[0.0], [1.0]]), np.array([[1e-9], [0.5]]))
+        >>> needs_float64_ranking(prep, np.array([1e-18, 0.25])).tolist()
+        [0]
+
+
     """
     q_sq = np.einsum("ij,ij->i", prepared.queries32, prepared.queries32, dtype=np.float64)
     r_sq = float(np.einsum("ij,ij->", prepared.reference32, prepared.reference32, dtype=np.float64))
@@ -421,6 +457,13 @@ def search_prepared(
     Returns:
         ``(dist_sq32, index)``: float32 ``(m, k)`` squared distances as the backend computed them (good for
         ranking, not for reporting) and int64 ``(m, k)`` indices, both ascending by distance.
+
+    Example:
+        >>> import numpy as np
+        >>> prep = prepare(np.array([[0.0], [1.0], [5.0]]), np.array([[0.9], [4.0]]))
+        >>> search_prepared(prep.reference32, prep.queries32, 1, backend="torch")[1].ravel().tolist()
+        [1, 2]
+
 
     """
     t0 = time.perf_counter()
