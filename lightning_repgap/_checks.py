@@ -91,3 +91,23 @@ def _check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def _check_gap_sets(
+    reference: Any, queries: Any, train_queries: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validate a bank, its queries and optional training queries: each 2-D, floating, finite, all the same width.
+
+    Returns:
+        ``(reference, queries, train_queries)`` as arrays (see :func:`_check_representations`); the bank needs at
+        least 2 points, the query sets at least 1.
+
+    """
+    ref = _check_representations(reference, "reference")
+    qs = _check_representations(queries, "queries", min_points=1)
+    _check_same_dim(ref, qs, "reference", "queries")
+    tq = None
+    if train_queries is not None:
+        tq = _check_representations(train_queries, "train_queries", min_points=1)
+        _check_same_dim(ref, tq, "reference", "train_queries")
+    return ref, qs, tq

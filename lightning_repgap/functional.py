@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lightning_repgap._checks import _check_labels, _check_representations, _check_same_dim
+from lightning_repgap._checks import _check_gap_sets, _check_labels
 from lightning_repgap.dimension import DimensionFit, gap_dimension, mle_dimension, twonn_dimension
 from lightning_repgap.gap import GapCurve, gap_curve
 from lightning_repgap.search import Backend
@@ -57,13 +57,7 @@ def _gap_update(
     query_labels: Any = None,
 ) -> GapInputs:
     """Validate and convert the inputs (2-D, floating, finite, same width, label lengths)."""
-    ref = _check_representations(reference, "reference")
-    qs = _check_representations(queries, "queries", min_points=1)
-    _check_same_dim(ref, qs, "reference", "queries")
-    tq = None
-    if train_queries is not None:
-        tq = _check_representations(train_queries, "train_queries", min_points=1)
-        _check_same_dim(ref, tq, "reference", "train_queries")
+    ref, qs, tq = _check_gap_sets(reference, queries, train_queries)
     if (reference_labels is None) != (query_labels is None):
         raise ValueError("`reference_labels` and `query_labels` must be given together (for `knn_acc`).")
     ref_lab = q_lab = None

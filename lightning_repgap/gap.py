@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lightning_repgap._checks import _check_positive_int, _check_representations, _check_same_dim
+from lightning_repgap._checks import _check_gap_sets, _check_positive_int
 from lightning_repgap.calibration import concentration as _concentration
 from lightning_repgap.search import (
     Backend,
@@ -205,13 +205,7 @@ def gap_curve(
         True
 
     """
-    ref = _check_representations(reference, "reference")
-    qs = _check_representations(queries, "queries", min_points=1)
-    _check_same_dim(ref, qs, "reference", "queries")
-    tq = None
-    if train_queries is not None:
-        tq = _check_representations(train_queries, "train_queries", min_points=1)
-        _check_same_dim(ref, tq, "reference", "train_queries")
+    ref, qs, tq = _check_gap_sets(reference, queries, train_queries)
     n_max = ref.shape[0]
     grid = geometric_sizes(n_max, min_size=min(min_size, n_max), ratio=ratio) if sizes is None else sizes
     grid = _validate_sizes(grid, n_max)
