@@ -18,7 +18,7 @@ import torch
 
 from lightning_repgap._checks import _check_gap_sets, _check_labels
 from lightning_repgap.dimension import DimensionFit, gap_dimension, mle_dimension, twonn_dimension
-from lightning_repgap.gap import GapCurve, gap_curve
+from lightning_repgap.gap import GapCurve, _gap_curve
 from lightning_repgap.search import Backend
 
 log = logging.getLogger(__name__)
@@ -86,10 +86,10 @@ def _gap_compute(
     t0 = time.perf_counter()
     n_max = inputs.reference.shape[0]
     k = min(max(2, n_neighbors), n_max)
-    curve = gap_curve(
+    curve = _gap_curve(
         inputs.reference,
         inputs.queries,
-        train_queries=inputs.train_queries,
+        inputs.train_queries,
         sizes=sizes,
         min_size=min_size,
         ratio=ratio,

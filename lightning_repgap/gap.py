@@ -206,13 +206,44 @@ def gap_curve(
 
     """
     ref, qs, tq = _check_gap_sets(reference, queries, train_queries)
+    return _gap_curve(
+        ref,
+        qs,
+        tq,
+        sizes=sizes,
+        min_size=min_size,
+        ratio=ratio,
+        seed=seed,
+        n_neighbors=n_neighbors,
+        neighbor_queries=neighbor_queries,
+        backend=backend,
+        num_threads=num_threads,
+        device=queries.device if isinstance(queries, torch.Tensor) else None,
+    )
+
+
+def _gap_curve(
+    ref: np.ndarray,
+    qs: np.ndarray,
+    tq: np.ndarray | None,
+    *,
+    sizes: Any = None,
+    min_size: int = 16,
+    ratio: float = 2.0,
+    seed: int | None = 0,
+    n_neighbors: int = 0,
+    neighbor_queries: int = 256,
+    backend: Backend = "auto",
+    num_threads: int | None = None,
+    device: torch.device | None = None,
+) -> GapCurve:
+    """:func:`gap_curve` on inputs already validated by ``_check_gap_sets`` (no second pass over the bank)."""
     n_max = ref.shape[0]
     grid = geometric_sizes(n_max, min_size=min(min_size, n_max), ratio=ratio) if sizes is None else sizes
     grid = _validate_sizes(grid, n_max)
     n_neighbors = int(n_neighbors)
     if not 0 <= n_neighbors <= n_max:
         raise ValueError(f"`n_neighbors` must be in [0, {n_max}] (the bank size), got {n_neighbors}.")
-    device = queries.device if isinstance(queries, torch.Tensor) else None
     resolved = resolve_backend(backend)
 
     order = np.random.default_rng(seed).permutation(n_max) if seed is not None else np.arange(n_max)
