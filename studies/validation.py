@@ -1,0 +1,153 @@
+"""The validation study in one command: the gap law, equivariance and the prediction of generalisation.
+
+    python -m studies.validation            # full study (about 20 minutes on 2 cores), writes docs/validation.md
+    python -m studies.validation --quick    # reduced sizes (about 4 minutes), checks the headline bounds
+
+Writes ``validation.json`` (every measured row) and ``validation.md`` (the report) to ``--out``; the full run's
+report is the documentation page ``docs/validation.md``. ``--quick`` also checks that the headline numbers stay
+within the bounds in :data:`QUICK_BOUNDS` and exits with status 1, naming each violated bound, if they do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from studies import equivariance, generalisation, law
+
+SIZES = {
+    # part: (full, quick)
+    "law": ({"n_bank": 20000, "n_queries": 4000}, {"n_bank": 4000, "n_queries": 1000}),
+    "equivariance": (
+        {"n_bank": 16384, "n_queries": 2048, "epochs": 15},
+        {"n_bank": 4096, "n_queries": 1024, "epochs": 8},
+    ),
+    "generalisation": ({"quick": False, "steps": 3000}, {"quick": True, "steps": 1200}),
+}
+
+# What --quick must keep reproducing. Looser than the full study's targets because the quick sizes are smaller.
+QUICK_BOUNDS = {
+    "law: gap-law mean relative error, all clouds": 0.12,
+    "law: best estimator's mean relative error, all clouds": 0.09,
+    "equivariance: smallest dimension drop / group dimension": 0.5,
+    "generalisation: best repgap tau against the loss gap": 0.5,
+}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory, so no half-written report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+    """The numbers the issue's targets are about, from the results of every part that ran."""
+    out: dict[str, float] = {}
+    if "law" in results:
+        summary = results["law"]["summary"]["all"]
+        out["law: gap-law mean relative error, all clouds"] = summary["gap_dim"]
+        out["law: best estimator's mean relative error, all clouds"] = min(summary.values())
+        for split in ("tuned", "held_out"):
+            out[f"law: gap-law mean relative error, {split}"] = results["law"]["summary"][split]["gap_dim"]
+    if "equivariance" in results:
+        ratios = [
+            v["drop"] / v["group_dim"] for views in results["equivariance"]["drops"].values() for v in views.values()
+        ]
+        out["equivariance: smallest dimension drop / group dimension"] = min(ratios)
+        out["equivariance: largest dimension drop / group dimension"] = max(ratios)
+    if "generalisation" in results:
+        taus = results["generalisation"]["tau_loss_gap"]
+        out["generalisation: best repgap tau against the loss gap"] = max(
+            v["tau"] for v in taus.values() if not v["baseline"]
+        )
+        out["generalisation: best baseline tau against the loss gap"] = max(
+            v["tau"] for v in taus.values() if v["baseline"]
+        )
+    return out
+
+
+def check_quick_bounds(numbers: dict[str, float]) -> list[str]:
+    """The violated :data:`QUICK_BOUNDS` (empty when all hold); error bounds are maxima, the others minima."""
+    failures = []
+    for name, bound in QUICK_BOUNDS.items():
+        if name not in numbers:
+            continue
+        value = numbers[name]
+        is_max = "error" in name
+        if (value > bound) if is_max else (value < bound):
+            failures.append(f"{name} = {value:.3f}, bound {'<=' if is_max else '>='} {bound}")
+    if (
+        "generalisation: best repgap tau against the loss gap" in numbers
+        and numbers["generalisation: best repgap tau against the loss gap"]
+        <= numbers["generalisation: best baseline tau against the loss gap"]
+    ):
+        failures.append("generalisation: no repgap quantity beats every baseline")
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected parts, write the JSON and markdown reports, and (``--quick``) check the bounds."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="reduced sizes for CI; checks QUICK_BOUNDS")
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default: docs/ or a temp dir)")
+    parser.add_argument(
+        "--parts", default="law,equivariance,generalisation", help="comma-separated subset of the three parts"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(SIZES))
+    if unknown:
+        parser.error(f"unknown part(s) {unknown}; choose from {sorted(SIZES)}")
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    out_dir = args.out or (Path(tempfile.mkdtemp(prefix="repgap-validation-")) if args.quick else Path("docs"))
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    results: dict[str, Any] = {"quick": args.quick, "seed": args.seed}
+    runners = {"law": law.run, "equivariance": equivariance.run, "generalisation": generalisation.run}
+    for part in parts:
+        sizes = SIZES[part][1 if args.quick else 0]
+        log(f"[validation] {part} {sizes}")
+        t0 = time.perf_counter()
+        kwargs: dict[str, Any] = dict(sizes, seed=args.seed)
+        if part == "generalisation":
+            kwargs["log"] = log
+        results[part] = runners[part](**kwargs)
+        results[part]["seconds"] = time.perf_counter() - t0
+        log(f"[validation] {part} done in {results[part]['seconds']:.0f} s")
+    results["headline"] = headline(results)
+
+    from studies.report import render
+
+    _atomic_write(out_dir / "validation.json", json.dumps(results, indent=1, default=float))
+    _atomic_write(out_dir / "validation.md", render(results))
+    print(f"wrote {out_dir / 'validation.md'} and {out_dir / 'validation.json'}")
+    for name, value in results["headline"].items():
+        print(f"  {name}: {value:.3f}")
+    if args.quick:
+        failures = check_quick_bounds(results["headline"])
+        for failure in failures:
+            print(f"BOUND VIOLATED: {failure}", file=sys.stderr)
+        return 1 if failures else 0
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
