@@ -233,7 +233,8 @@ def run(*, n_bank: int, n_queries: int, epochs: int, seed: int = 0) -> dict[str,
         fit: tuple[float, ...],
         acc: float | None = None,
     ) -> None:
-        rows.append(Measurement(data, view, group_dim, expected, *fit, test_acc=acc))
+        dim, low, high, slope = fit
+        rows.append(Measurement(data, view, group_dim, expected, dim, low, high, slope, test_acc=acc))
 
     views: list[tuple[str, int, Callable[[int, np.random.Generator], np.ndarray], Callable[..., np.ndarray]]] = [
         ("shift", 1, lambda n, r: shift_signals(n, r)[0], canonicalise_shift),

@@ -180,7 +180,7 @@ def train_and_measure(config: Config, data: tuple[np.ndarray, ...], *, steps: in
         "loss_gap": test_loss - train_loss,
         "error_gap": test_err - train_err,
         "test_error": test_err,
-        "param_norm": float(torch.sqrt(sum((p.detach() ** 2).sum() for p in model.parameters()))),
+        "param_norm": float(torch.cat([p.detach().reshape(-1) for p in model.parameters()]).norm()),
         "sharpness": _sharpness(model, xs, ys, train_loss, seed),
     }
     # The train-query probe: 20 % of the training set, trained on but not in the bank.

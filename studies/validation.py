@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     results: dict[str, Any] = {"quick": args.quick, "seed": args.seed}
-    runners = {"law": law.run, "equivariance": equivariance.run, "generalisation": generalisation.run}
+    runners: dict[str, Callable[..., dict[str, Any]]] = {
+        "law": law.run,
+        "equivariance": equivariance.run,
+        "generalisation": generalisation.run,
+    }
     for part in parts:
         sizes = SIZES[part][1 if args.quick else 0]
         log(f"[validation] {part} {sizes}")

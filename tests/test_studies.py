@@ -1,0 +1,132 @@
+"""The validation study (studies/): its building blocks against brute force, and the --quick run's bounds."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.stats import kendalltau
+
+from studies import equivariance, generalisation, law, validation
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def test_suite_covers_what_the_issue_asks():
+    clouds = law.suite()
+    assert len(clouds) >= 20
+    dims = [c.dim for c in clouds]
+    assert min(dims) == 1
+    assert max(dims) >= 30
+    assert max(c.ambient for c in clouds) <= 256
+    assert {c.split for c in clouds} == {"tuned", "held_out"}
+    assert len({c.name for c in clouds}) == len(clouds)
+    rng = np.random.default_rng(0)
+    for cloud in clouds:
+        x = cloud.sample(50, rng)
+        assert x.shape == (50, cloud.ambient), cloud.name
+        assert np.isfinite(x).all(), cloud.name
+
+
+def test_measure_cloud_recovers_a_circle_dimension():
+    circle = next(c for c in law.suite() if c.dim == 1)
+    result = law.measure_cloud(circle, n_bank=2000, n_queries=500)
+    for estimator in law.ESTIMATORS:
+        assert result.rel_error(estimator) < 0.1, estimator
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kendall_tau_matches_scipy_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 5, 40).astype(float)
+    b = a + rng.integers(0, 3, 40)
+    assert generalisation.kendall_tau(a, b) == pytest.approx(kendalltau(a, b).statistic, abs=1e-12)
+
+
+def test_shift_orbit_distance_is_the_exact_minimum_over_real_shifts():
+    rng = np.random.default_rng(0)
+    queries, bank = (equivariance.shift_signals(n, rng)[0] for n in (5, 7))
+    exact = equivariance.shift_orbit_distances(queries, bank)
+    # Brute force: every bank signal under 4096 shifts (a 1/128-sample grid), nearest copy per pair.
+    spec = np.fft.rfft(bank, axis=1)
+    shifts = np.arange(4096) * equivariance.LENGTH / 4096
+    phase = np.exp(-2j * np.pi * np.outer(shifts, np.arange(spec.shape[1])) / equivariance.LENGTH)
+    copies = np.fft.irfft(spec[:, None, :] * phase[None], n=equivariance.LENGTH, axis=-1)  # (n, K, L)
+    brute = ((queries[:, None, None, :] - copies[None]) ** 2).sum(-1).min(-1)
+    assert (exact <= brute + 1e-9).all()  # never above a shift that exists
+    # The grid itself is off by up to c''(s) (ds / 2)^2 / 2, about 3e-5 here; a 64-point grid without the Newton
+    # refinement is off by up to 0.2 on these signals.
+    np.testing.assert_allclose(exact, brute, rtol=0, atol=1e-4)
+
+
+def test_rotation_orbit_distance_closed_form_matches_brute_force():
+    rng = np.random.default_rng(1)
+    queries, bank = equivariance.rotated_patterns(4, rng), equivariance.rotated_patterns(6, rng)
+    exact = equivariance.rotation_orbit_distances(queries, bank)
+    theta = np.linspace(0, 2 * math.pi, 20000, endpoint=False)
+    pts = bank.reshape(6, 1, equivariance.N_POINTS, 2)
+    c, s = np.cos(theta)[None, :, None], np.sin(theta)[None, :, None]
+    rotated = np.stack([c * pts[..., 0] - s * pts[..., 1], s * pts[..., 0] + c * pts[..., 1]], -1).reshape(6, -1, 10)
+    brute = ((queries[:, None, None, :] - rotated[None]) ** 2).sum(-1).min(-1)
+    assert (exact <= brute + 1e-12).all()
+    np.testing.assert_allclose(exact, brute, rtol=1e-6, atol=1e-6)
+
+
+def test_canonicalisation_removes_the_group_element():
+    rng = np.random.default_rng(2)
+    x, _ = equivariance.shift_signals(3, rng)
+    shifted = np.fft.irfft(np.fft.rfft(x, axis=1) * np.exp(-2j * np.pi * 3.7 * np.arange(17) / 32), n=32, axis=1)
+    np.testing.assert_allclose(equivariance.canonicalise_shift(shifted), equivariance.canonicalise_shift(x), atol=1e-9)
+    p = equivariance.rotated_patterns(3, rng)
+    rotated = equivariance._rotate(p.reshape(3, 5, 2), np.full(3, 1.3)).reshape(3, 10)
+    np.testing.assert_allclose(
+        equivariance.canonicalise_rotation(rotated), equivariance.canonicalise_rotation(p), atol=1e-9
+    )
+
+
+def test_quick_bounds_name_each_violation():
+    good = {
+        "law: gap-law mean relative error, all clouds": 0.05,
+        "law: best estimator's mean relative error, all clouds": 0.05,
+        "equivariance: smallest dimension drop / group dimension": 0.9,
+        "generalisation: best repgap tau against the loss gap": 0.7,
+        "generalisation: best baseline tau against the loss gap": 0.4,
+    }
+    assert validation.check_quick_bounds(good) == []
+    bad = {**good, "law: gap-law mean relative error, all clouds": 0.2}
+    assert [f.split(" =")[0] for f in validation.check_quick_bounds(bad)] == [
+        "law: gap-law mean relative error, all clouds"
+    ]
+    beaten = {**good, "generalisation: best baseline tau against the loss gap": 0.8}
+    assert "no repgap quantity beats every baseline" in validation.check_quick_bounds(beaten)[0]
+
+
+def test_unknown_part_is_a_clear_error(capsys):
+    with pytest.raises(SystemExit):
+        validation.main(["--parts", "law,bogus"])
+    assert "unknown part(s) ['bogus']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_study_reproduces_the_headline_within_bounds(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "studies.validation", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "validation.json").read_text())
+    assert validation.check_quick_bounds(results["headline"]) == []
+    report = (tmp_path / "validation.md").read_text()
+    for heading in ("## 1.", "## 2.", "## 3."):
+        assert heading in report
+    assert len(results["generalisation"]["rows"]) >= 24
+    assert len(results["law"]["rows"]) >= 20
