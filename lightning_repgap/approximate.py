@@ -63,7 +63,6 @@ Speed notes (2 cores, AVX-512, faiss-cpu wheel)
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import dataclasses
 import itertools
 import logging
@@ -80,7 +79,15 @@ import torch
 from lightning_repgap._checks import _check_positive_int, _check_representations, _check_same_dim
 from lightning_repgap._imports import _FAISS_AVAILABLE
 from lightning_repgap.gap import geometric_sizes
-from lightning_repgap.search import Prepared, default_num_threads, prefix_nearest, prepare, search_prepared
+from lightning_repgap.search import (
+    Prepared,
+    _faiss_threads,
+    _requested_num_threads,
+    _torch_threads,
+    prefix_nearest,
+    prepare,
+    search_prepared,
+)
 
 log = logging.getLogger(__name__)
 
@@ -408,8 +415,10 @@ def approximate_gap(
         nprobe: IVF lists probed per query; default calibrated for ``target_recall`` and ``target_error``.
         M: HNSW links per node; default 32.
         ef_search: HNSW search breadth; default calibrated like ``nprobe``.
-        num_threads: FAISS threads (set with ``faiss.omp_set_num_threads``); default
-            :func:`~lightning_repgap.search.default_num_threads`.
+        num_threads: threads for FAISS (``faiss.omp_set_num_threads``) and for the torch GEMMs (k-means, list
+            assignment, exact sample), both restored on return; default ``REPGAP_NUM_THREADS``, else torch's
+            current intra-op count (see :func:`~lightning_repgap.search.default_num_threads`). The exact prefix
+            always runs on one torch thread.
 
     Returns:
         An :class:`ApproximateGap`.
@@ -448,12 +457,12 @@ def approximate_gap(
         exact_max = max(_EXACT_MIN, n_max // _EXACT_FRACTION)
     elif isinstance(exact_max, bool) or not isinstance(exact_max, int | np.integer) or exact_max < 0:
         raise ValueError(f"`exact_max` must be an integer >= 0, got {exact_max!r}.")
+    requested = _requested_num_threads(num_threads)
     if not _FAISS_AVAILABLE:
         raise ModuleNotFoundError("approximate_gap needs FAISS: `pip install faiss-cpu`.")
     import faiss
 
-    threads = num_threads or default_num_threads()
-    faiss.omp_set_num_threads(threads)
+    threads = max(1, torch.get_num_threads()) if requested is None else requested
 
     n_used = int(grid[-1])
     order = np.random.default_rng(seed).permutation(n_max)[:n_used] if seed is not None else None
@@ -475,29 +484,32 @@ def approximate_gap(
     exact_sample = np.empty((n_sizes, sample.size), dtype=np.float64)
     nearest = np.zeros(m, dtype=np.int64)
     blocks: list[BlockInfo] = []
-    if n_exact:
-        bank.count_rows(prep_head.reference32[:exact_size])
-        blocks.append(_exact_prefix(prep_head, head_rows, grid[:n_exact], per_query, nearest))
-        exact_sample[:n_exact] = per_query[:n_exact, sample]
-    del prep_head
-    inf_sample = np.full(sample.size, np.inf)
-    if index == "ivf" and n_exact < n_sizes:
-        quantizer = _train_quantizer(bank, exact_size, grid, m, nlist, scan, aux)
-    for s in range(n_exact, n_sizes):
-        start = int(grid[s - 1]) if s else 0
-        stop = int(grid[s])
-        prev_approx, prev_exact = (per_query[s - 1, sample], exact_sample[s - 1]) if s else (inf_sample, inf_sample)
-        prefix = _Prefix(prev_approx, prev_exact, target_recall, target_error)
-        if index == "ivf":
-            res = _ivf_block(faiss, bank, prep, start, stop, sample, prefix, quantizer, nprobe, threads, scan)
-        else:
-            res = _hnsw_block(faiss, bank, prep, start, stop, sample, prefix, M, ef_search, threads)
-        blocks.append(res.info)
-        prev = per_query[s - 1] if s else np.full(m, np.inf)
-        better = res.dist_sq < prev
-        per_query[s] = np.where(better, res.dist_sq, prev)
-        nearest = np.where(better, res.rows, nearest)
-        exact_sample[s] = res.exact_sample if s == 0 else np.minimum(exact_sample[s - 1], res.exact_sample)
+    # torch's GEMMs (k-means, list assignment, exact sample) get FAISS' thread count; the two never overlap. torch's
+    # setting is entered first, so that it is restored last (FAISS' may share torch's OpenMP runtime).
+    with _torch_threads(requested), _faiss_threads(faiss, threads):
+        if n_exact:
+            bank.count_rows(prep_head.reference32[:exact_size])
+            blocks.append(_exact_prefix(prep_head, head_rows, grid[:n_exact], per_query, nearest))
+            exact_sample[:n_exact] = per_query[:n_exact, sample]
+        del prep_head
+        inf_sample = np.full(sample.size, np.inf)
+        if index == "ivf" and n_exact < n_sizes:
+            quantizer = _train_quantizer(bank, exact_size, grid, m, nlist, scan, aux)
+        for s in range(n_exact, n_sizes):
+            start = int(grid[s - 1]) if s else 0
+            stop = int(grid[s])
+            prev_approx, prev_exact = (per_query[s - 1, sample], exact_sample[s - 1]) if s else (inf_sample, inf_sample)
+            prefix = _Prefix(prev_approx, prev_exact, target_recall, target_error)
+            if index == "ivf":
+                res = _ivf_block(faiss, bank, prep, start, stop, sample, prefix, quantizer, nprobe, threads, scan)
+            else:
+                res = _hnsw_block(faiss, bank, prep, start, stop, sample, prefix, M, ef_search, threads)
+            blocks.append(res.info)
+            prev = per_query[s - 1] if s else np.full(m, np.inf)
+            better = res.dist_sq < prev
+            per_query[s] = np.where(better, res.dist_sq, prev)
+            nearest = np.where(better, res.rows, nearest)
+            exact_sample[s] = res.exact_sample if s == 0 else np.minimum(exact_sample[s - 1], res.exact_sample)
 
     approx_sample = per_query[:, sample]
     # The float32-selected exact winner can lose a float64 near-tie to the approximate one: the true minimum is
@@ -553,8 +565,7 @@ def _exact_prefix(
     exact = dataclasses.replace(prep_head, reference32=prep_head.reference32[:stop])
     # A small search made of many small torch calls: one thread avoids a fork/join barrier per call, which costs
     # milliseconds when the cores are shared (measured 2.5-10x faster here under load, ~2x slower when idle).
-    with _torch_threads(1):
-        winners = prefix_nearest(exact, grid, backend="torch")  # head positions
+    winners = prefix_nearest(exact, grid, backend="torch", num_threads=1)  # head positions
     per_query[0] = exact.dist_sq(winners[0][:, None])[:, 0]
     nearest[:] = head_rows[winners[0]]
     for s in range(1, grid.size):
@@ -650,17 +661,6 @@ def _kmeans(x32: np.ndarray, k: int, rng: np.random.Generator) -> torch.Tensor:
         if empty.numel():
             centroids[empty] = x[torch.from_numpy(rng.choice(x.shape[0], empty.numel(), replace=False))]
     return centroids
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (restored on exit)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _TorchLists:

@@ -63,6 +63,9 @@ class RepresentationGapCallback(Callback):
         snapshot_on: ``"checkpoint"`` writes the latest measurement when a checkpoint is saved;
             ``"evaluation"`` writes after every measurement.
         backend: nearest-neighbour backend (``"auto"``, ``"faiss"``, ``"faiss-gpu"``, ``"torch"``).
+        num_threads: threads for the search (torch and FAISS); default ``REPGAP_NUM_THREADS``, else torch's
+            current intra-op count, which Lightning divides among the processes of a DDP job on one machine. An
+            explicit count is per process. Not stored in snapshots: it does not change the numbers.
         log_figures: log the log-log gap curve as a figure to TensorBoard loggers (needs matplotlib).
         prefix: first component of the logged keys.
         min_size: first bank size of the gap curve's grid.
@@ -101,6 +104,7 @@ class RepresentationGapCallback(Callback):
         snapshot_dtype: Literal["float16", "float32", "float64"] = "float16",
         snapshot_on: SnapshotOn = "checkpoint",
         backend: Backend = "auto",
+        num_threads: int | None = None,
         log_figures: bool = True,
         prefix: str = "repgap",
         min_size: int = 16,
@@ -150,6 +154,7 @@ class RepresentationGapCallback(Callback):
                 f"`backend` must be 'auto', 'faiss', 'faiss-gpu' or 'torch', got {backend!r}."
             )
         self.backend: Backend = backend
+        self.num_threads = None if num_threads is None else _positive(num_threads, "num_threads")
         self.log_figures = bool(log_figures)
         if not prefix or not isinstance(prefix, str):
             raise MisconfigurationException(f"`prefix` must be a non-empty string, got {prefix!r}.")
@@ -386,11 +391,17 @@ class RepresentationGapCallback(Callback):
                 n_bootstrap=self.n_bootstrap,
                 calibrate=self.calibrate,
                 backend=self.backend,
+                num_threads=self.num_threads,
             )
         return self._metrics[layer]
 
     def metric_config(self) -> dict[str, Any]:
-        """Arguments of the metric, stored in snapshot manifests so offline analysis reproduces the numbers."""
+        """Arguments of the metric, stored in snapshot manifests so offline analysis reproduces the numbers.
+
+        ``num_threads`` is left out on purpose: it does not change the numbers, and ``repgap analyze`` replays this
+        dict as arguments, so a count chosen for the training job (e.g. one thread per DDP rank) must not follow
+        the snapshot to another machine.
+        """
         return {
             "min_size": self.min_size,
             "seed": self.seed,

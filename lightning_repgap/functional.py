@@ -194,7 +194,8 @@ def representation_gap(
         confidence: interval coverage.
         calibrate: correct the finite-sample bias of the gap dimension.
         backend: ``"auto"``, ``"faiss"``, ``"faiss-gpu"`` or ``"torch"``.
-        num_threads: FAISS threads.
+        num_threads: threads for the search (torch and FAISS); default ``REPGAP_NUM_THREADS``, else torch's current
+            intra-op count, which Lightning divides among the processes of a DDP job on one machine.
 
     Returns:
         A dict of float32 scalar tensors, keys as above.

@@ -25,6 +25,7 @@ from lightning_repgap.calibration import concentration as _concentration
 from lightning_repgap.search import (
     Backend,
     Prepared,
+    _search_threads,
     needs_float64_ranking,
     prefix_nearest,
     prepare,
@@ -190,7 +191,8 @@ def gap_curve(
             relative standard error is about ``1 / sqrt(neighbor_queries)`` (6 % at 256).
         neighbor_queries: how many queries get the ``n_neighbors`` search.
         backend: search backend, see :func:`lightning_repgap.search.nearest`.
-        num_threads: FAISS threads.
+        num_threads: threads for the search (torch and FAISS); default ``REPGAP_NUM_THREADS``, else torch's
+            current intra-op count, which Lightning divides among the processes of a DDP job on one machine.
 
     Returns:
         A :class:`GapCurve`.
@@ -245,27 +247,32 @@ def _gap_curve(
     if not 0 <= n_neighbors <= n_max:
         raise ValueError(f"`n_neighbors` must be in [0, {n_max}] (the bank size), got {n_neighbors}.")
     resolved = resolve_backend(backend)
+    threads = _search_threads(num_threads)  # validates num_threads before the bank is copied
 
     order = np.random.default_rng(seed).permutation(n_max) if seed is not None else np.arange(n_max)
     # Only the first ``grid[-1]`` bank points take part; the rest of ``reference`` is ignored.
     order = order[: grid[-1]]
     all_queries = qs if tq is None else np.concatenate([qs, tq])
     prep = prepare(ref[order], all_queries)
-    per_query, nearest_pos = _blocked_search(prep, grid, backend=resolved, num_threads=num_threads, device=device)
     m = qs.shape[0]
     knn_dist_sq = None
-    if n_neighbors:
-        pick = np.random.default_rng(seed).permutation(m)[: _check_positive_int(neighbor_queries, "neighbor_queries")]
-        _, knn_i = search_prepared(
-            prep.reference32,
-            prep.queries32[pick],
-            n_neighbors,
-            backend=resolved,
-            num_threads=num_threads,
-            device=device,
-        )
-        knn_dist_sq = prep.dist_sq(knn_i, rows=pick)
-        knn_dist_sq.sort(axis=1)
+    # One thread setting for every torch step (float32 search, float64 re-ranking, neighbour table): the inner
+    # searches then find it already in place instead of switching torch's pool back and forth.
+    with threads:
+        per_query, nearest_pos = _blocked_search(prep, grid, backend=resolved, num_threads=num_threads, device=device)
+        if n_neighbors:
+            n_pick = _check_positive_int(neighbor_queries, "neighbor_queries")
+            pick = np.random.default_rng(seed).permutation(m)[:n_pick]
+            _, knn_i = search_prepared(
+                prep.reference32,
+                prep.queries32[pick],
+                n_neighbors,
+                backend=resolved,
+                num_threads=num_threads,
+                device=device,
+            )
+            knn_dist_sq = prep.dist_sq(knn_i, rows=pick)
+            knn_dist_sq.sort(axis=1)
     centred = prep.reference32
     scale = 2.0 * float(np.einsum("ij,ij->", centred, centred, dtype=np.float64)) / max(1, centred.shape[0] - 1)
     # The user's queries only (not train queries), evenly spread in case they come sorted (e.g. by class); the
@@ -308,7 +315,7 @@ def _blocked_search(
     risky = needs_float64_ranking(prep, prep.dist_sq(winners[-1][:, None])[:, 0])
     if risky.size:
         log.debug("re-ranking %d of %d queries in float64", risky.size, winners.shape[1])
-        winners[:, risky] = prefix_nearest(prep, grid, backend=backend, rows=risky)
+        winners[:, risky] = prefix_nearest(prep, grid, backend=backend, num_threads=num_threads, rows=risky)
     per_query = np.empty(winners.shape, dtype=np.float64)
     per_query[0] = prep.dist_sq(winners[0][:, None])[:, 0]
     for s in range(1, grid.size):

@@ -62,6 +62,9 @@ class RepresentationGap(Metric):
         confidence: coverage of the interval.
         calibrate: correct the finite-sample bias of the gap dimension.
         backend: nearest-neighbour backend: ``"auto"``, ``"faiss"``, ``"faiss-gpu"``, ``"torch"``.
+        num_threads: threads for the search (torch and FAISS); default ``REPGAP_NUM_THREADS``, else torch's current
+            intra-op count, which Lightning divides among the processes of a DDP job on one machine.
+            An explicit count is per process.
         kwargs: standard :class:`~torchmetrics.Metric` arguments (``compute_on_cpu``, ``sync_on_compute``,
             ``process_group``, ...).
 
@@ -115,6 +118,7 @@ class RepresentationGap(Metric):
         confidence: float = 0.95,
         calibrate: bool = True,
         backend: Backend = "auto",
+        num_threads: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -135,6 +139,7 @@ class RepresentationGap(Metric):
         if backend not in ("auto", "faiss", "faiss-gpu", "torch"):
             raise ValueError(f"`backend` must be 'auto', 'faiss', 'faiss-gpu' or 'torch', got {backend!r}.")
         self.backend: Backend = backend
+        self.num_threads = None if num_threads is None else _check_positive_int(num_threads, "num_threads")
         for role in _ROLES:
             self.add_state(role, default=[], dist_reduce_fx="cat")
             self.add_state(f"{role}_index", default=[], dist_reduce_fx="cat")
@@ -247,6 +252,7 @@ class RepresentationGap(Metric):
             confidence=self.confidence,
             calibrate=self.calibrate,
             backend=self.backend,
+            num_threads=self.num_threads,
         )
         return {k: torch.tensor(v, dtype=torch.float32, device=self.device) for k, v in self.last_result.values.items()}
 

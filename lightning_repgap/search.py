@@ -11,9 +11,11 @@ neighbours are *selected* in float32, and the winners' distances are recomputed 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,11 +40,29 @@ _GROUP = 128
 _FAISS_QUERY_CHUNK = 65536
 
 
-def default_num_threads() -> int:
-    """Threads given to FAISS when the caller does not say.
+def _env_num_threads() -> int | None:
+    """``REPGAP_NUM_THREADS`` as a thread count (at least 1), or ``None`` when it is unset or empty."""
+    env = os.environ.get("REPGAP_NUM_THREADS")
+    if not env:
+        return None
+    try:
+        return max(1, int(env))
+    except ValueError as err:
+        raise ValueError(f"REPGAP_NUM_THREADS must be an integer, got {env!r}.") from err
 
-    ``REPGAP_NUM_THREADS`` wins; otherwise torch's intra-op thread count, which Lightning already divides among
-    the processes of a DDP job on one machine, so FAISS and torch never oversubscribe the cores together.
+
+def default_num_threads() -> int:
+    """Threads a search uses when the caller does not say.
+
+    ``REPGAP_NUM_THREADS`` wins; otherwise torch's current intra-op thread count, which Lightning already divides
+    among the processes of a DDP job on one machine (when ``OMP_NUM_THREADS`` is unset), so torch and FAISS
+    never oversubscribe the cores together.
+
+    Returns:
+        The thread count, at least 1.
+
+    Raises:
+        ValueError: if ``REPGAP_NUM_THREADS`` is set but is not an integer.
 
     Example:
         >>> default_num_threads() >= 1
@@ -50,13 +70,88 @@ def default_num_threads() -> int:
 
 
     """
-    env = os.environ.get("REPGAP_NUM_THREADS")
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError as err:
-            raise ValueError(f"REPGAP_NUM_THREADS must be an integer, got {env!r}.") from err
-    return max(1, torch.get_num_threads())
+    env = _env_num_threads()
+    return max(1, torch.get_num_threads()) if env is None else env
+
+
+def _requested_num_threads(num_threads: int | None) -> int | None:
+    """The thread count explicitly asked for: ``num_threads``, else ``REPGAP_NUM_THREADS``, else ``None``.
+
+    ``None`` means nobody asked, so torch keeps whatever the process (or Lightning) configured.
+    """
+    if num_threads is not None:
+        return _check_positive_int(num_threads, "num_threads")
+    return _env_num_threads()
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with torch's intra-op thread count set to ``n``, restored on exit (also on an exception).
+
+    ``None`` leaves torch's setting alone. Nesting-safe: an inner block restores the outer block's count. The
+    count is process-wide in torch, so a block must not overlap with torch work in other Python threads that
+    expects another count (the package never does that).
+    """
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        # Nothing to change: ``set_num_threads`` may rebuild thread pools, so do not call it needlessly.
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _faiss_threads(faiss: Any, n: int) -> Iterator[None]:
+    """Run the block with FAISS' OpenMP thread count set to ``n``, restored on exit (also on an exception).
+
+    Restoring matters beyond FAISS: the ``faiss-cpu`` and ``torch`` wheels can end up sharing one OpenMP runtime
+    (they do here), and then ``faiss.omp_set_num_threads`` also changes ``torch.get_num_threads()``; left in
+    place it would silently re-size every later torch operation of the process.
+    """
+    before = faiss.omp_get_max_threads()
+    if n == before:
+        yield
+        return
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _search_threads(num_threads: int | None) -> contextlib.AbstractContextManager[None]:
+    """Context under which every torch part of a search runs with the requested thread count.
+
+    ``num_threads`` (validated), else ``REPGAP_NUM_THREADS``; with neither, torch's setting is not touched. The
+    previous count is restored on exit. FAISS gets the same count from :func:`search_prepared`, and the two never
+    run at the same time, so together they use ``num_threads`` cores at most. The entry points (:func:`nearest`,
+    :func:`prefix_nearest`, ``gap_curve``; ``approximate_gap`` with :func:`_torch_threads`) wrap their whole
+    computation in it, so the float64 re-ranking and other torch work between searches runs under the same count.
+
+    Args:
+        num_threads: explicit thread count (``>= 1``), or ``None``.
+
+    Returns:
+        A context manager.
+
+    Raises:
+        ValueError: if ``num_threads`` is not an integer ``>= 1``, or ``REPGAP_NUM_THREADS`` is not an integer.
+
+    Example:
+        >>> import torch
+        >>> before = torch.get_num_threads()
+        >>> with _search_threads(1):
+        ...     torch.get_num_threads()
+        1
+        >>> torch.get_num_threads() == before
+        True
+
+    """
+    return _torch_threads(_requested_num_threads(num_threads))
 
 
 def resolve_backend(backend: str = "auto") -> str:
@@ -353,7 +448,7 @@ def prefix_nearest(
         prepared: output of :func:`prepare`.
         sizes: increasing bank sizes.
         backend: a resolved backend name.
-        num_threads: FAISS threads.
+        num_threads: threads for the search (torch and FAISS); default :func:`default_num_threads`.
         device: device of the torch backend.
         rows: rank only these queries, in **float64** (torch backend, on the CPU): for neighbours so close that
             float32 cannot order them (see :func:`needs_float64_ranking`).
@@ -370,21 +465,23 @@ def prefix_nearest(
 
     """
     t0 = time.perf_counter()
-    if rows is not None:
-        # Bank centred in float64 chunk by chunk is a full float64 copy: only paid when float32 is not enough.
-        out = _prefix_top1_torch(
-            prepared.reference.astype(np.float64) - prepared.centre,
-            prepared.queries64[rows] - prepared.centre,
-            sizes,
-            None,
-            torch.device("cpu"),
-        )
-    elif backend == "torch":
-        out = _prefix_top1_torch(prepared.reference32, prepared.queries32, sizes, None, device or torch.device("cpu"))
-    else:
-        out = _prefix_top1_blocks(
-            prepared.reference32, prepared.queries32, sizes, backend=backend, num_threads=num_threads, device=device
-        )
+    with _search_threads(num_threads):
+        if rows is not None:
+            # Bank centred in float64 chunk by chunk is a full float64 copy: only paid when float32 is not enough.
+            out = _prefix_top1_torch(
+                prepared.reference.astype(np.float64) - prepared.centre,
+                prepared.queries64[rows] - prepared.centre,
+                sizes,
+                None,
+                torch.device("cpu"),
+            )
+        elif backend == "torch":
+            cpu = torch.device("cpu")
+            out = _prefix_top1_torch(prepared.reference32, prepared.queries32, sizes, None, device or cpu)
+        else:
+            out = _prefix_top1_blocks(
+                prepared.reference32, prepared.queries32, sizes, backend=backend, num_threads=num_threads, device=device
+            )
     log.debug(
         "prefix search backend=%s n=%d m=%d D=%d sizes=%d: %.4fs",
         backend,
@@ -454,6 +551,17 @@ def search_prepared(
 
     This is the single entry point to the backends; :func:`nearest` and the gap curve both go through it.
 
+    Args:
+        reference32: ``(n, D)`` centred float32 bank (:attr:`Prepared.reference32`).
+        queries32: ``(m, D)`` centred float32 queries.
+        k: neighbours per query.
+        backend: a resolved backend name (see :func:`resolve_backend`).
+        query_chunk_size: queries searched at once (default: 65536 for FAISS, 2048 for torch).
+        num_threads: threads for the search: FAISS runs under ``faiss.omp_set_num_threads``, torch under
+            ``torch.set_num_threads``, both restored afterwards. Default ``REPGAP_NUM_THREADS``, else torch's
+            current count (which torch then keeps untouched).
+        device: device of the torch backend.
+
     Returns:
         ``(dist_sq32, index)``: float32 ``(m, k)`` squared distances as the backend computed them (good for
         ranking, not for reporting) and int64 ``(m, k)`` indices, both ascending by distance.
@@ -467,16 +575,19 @@ def search_prepared(
 
     """
     t0 = time.perf_counter()
-    threads = num_threads or default_num_threads()
+    requested = _requested_num_threads(num_threads)
+    threads = max(1, torch.get_num_threads()) if requested is None else requested
     if backend in ("faiss", "faiss-gpu"):
         import faiss
 
-        faiss.omp_set_num_threads(threads)
-        result = _search_faiss(
-            reference32, queries32, k, query_chunk_size or _FAISS_QUERY_CHUNK, gpu=backend == "faiss-gpu"
-        )
+        # FAISS' OpenMP setting need not be torch's (separate runtimes), so it always gets the count explicitly.
+        with _faiss_threads(faiss, threads):
+            result = _search_faiss(
+                reference32, queries32, k, query_chunk_size or _FAISS_QUERY_CHUNK, gpu=backend == "faiss-gpu"
+            )
     elif backend == "torch":
-        result = _search_torch(reference32, queries32, k, query_chunk_size, device or torch.device("cpu"))
+        with _torch_threads(requested):
+            result = _search_torch(reference32, queries32, k, query_chunk_size, device or torch.device("cpu"))
     else:  # pragma: no cover - resolve_backend guards this
         raise ValueError(f"unresolved backend {backend!r}")
     log.debug(
@@ -513,14 +624,15 @@ def nearest(
         exclude_self: ``queries`` is the reference set itself (same rows, same order); drop each point's own
             match **by index**, so exact duplicates still count as neighbours at distance 0.
         query_chunk_size: queries searched at once (default: 65536 for FAISS, 2048 for torch).
-        num_threads: FAISS threads; default :func:`default_num_threads`.
+        num_threads: threads for the search (torch and FAISS); default ``REPGAP_NUM_THREADS``, else torch's
+            current intra-op count (see :func:`default_num_threads`).
 
     Returns:
         ``(dist_sq, index)``: float64 ``(m, k)`` squared distances recomputed exactly, ascending per row, and
         int64 ``(m, k)`` row indices into ``reference``.
 
     Raises:
-        ValueError: on non-2-D, non-finite or mismatched inputs, or ``k`` out of range.
+        ValueError: on non-2-D, non-finite or mismatched inputs, ``k`` out of range, or ``num_threads < 1``.
         TypeError: on non-floating inputs.
 
     Example:
@@ -543,18 +655,20 @@ def nearest(
     available = ref.shape[0] - int(exclude_self)
     if k > available:
         raise ValueError(f"`k`={k} exceeds the {available} reference points available to each query.")
+    threads = _search_threads(num_threads)  # validates num_threads before the inputs are copied
     resolved = resolve_backend(backend)
     prep = prepare(ref, qs)
     kk = k + int(exclude_self)
-    _, idx = search_prepared(
-        prep.reference32,
-        prep.queries32,
-        kk,
-        backend=resolved,
-        query_chunk_size=query_chunk_size,
-        num_threads=num_threads,
-        device=device if resolved == "torch" else None,
-    )
+    with threads:
+        _, idx = search_prepared(
+            prep.reference32,
+            prep.queries32,
+            kk,
+            backend=resolved,
+            query_chunk_size=query_chunk_size,
+            num_threads=num_threads,
+            device=device if resolved == "torch" else None,
+        )
     if exclude_self:
         idx = _drop_self(idx, k)
     dist_sq = prep.dist_sq(idx)
