@@ -131,7 +131,12 @@ def run_worker(cfg: dict) -> dict:
     if kind == "exact-torch":
         prep = prepare(ref, qs)
         out["prepare_s"] = time.perf_counter() - t0
-        out["seconds"] = best_time(lambda: search_prepared(prep.reference32, prep.queries32, 1, backend="torch"), 1)
+        out["seconds"] = best_time(
+            lambda: search_prepared(
+                prep.reference32, prep.queries32, 1, backend="torch", reference_aug32=prep.reference_aug32
+            ),
+            1,
+        )
     elif kind == "faiss-knn":
         prep = prepare(ref, qs)
         out["seconds"] = best_time(lambda: search_prepared(prep.reference32, prep.queries32, 1, backend="faiss"), 1)

@@ -474,9 +474,9 @@ def approximate_gap(
     # chunk (on the same centre) into its index, which holds its own copy.
     head = max(exact_size, min(n_used, _EXACT_MIN))
     head_rows = np.arange(head) if order is None else order[:head]
-    prep_head = prepare(ref[head_rows], qs)
+    prep_head = prepare(ref, qs, rows=head_rows)  # bank position p is ref[head_rows[p]]; no gathered copy of ref
     bank = _Bank(ref, order, prep_head.centre)
-    prep = dataclasses.replace(prep_head, reference=ref, reference32=prep_head.reference32[:0])
+    prep = dataclasses.replace(prep_head, rows=None, reference_aug32=prep_head.reference_aug32[:0])
     sample = np.sort(aux.permutation(m)[: min(m, recall_sample)])
 
     n_sizes = grid.size
@@ -562,7 +562,7 @@ def _exact_prefix(
     """
     t0 = time.perf_counter()
     stop = int(grid[-1])
-    exact = dataclasses.replace(prep_head, reference32=prep_head.reference32[:stop])
+    exact = dataclasses.replace(prep_head, reference_aug32=prep_head.reference_aug32[:stop])
     # A small search made of many small torch calls: one thread avoids a fork/join barrier per call, which costs
     # milliseconds when the cores are shared (measured 2.5-10x faster here under load, ~2x slower when idle).
     winners = prefix_nearest(exact, grid, backend="torch", num_threads=1)  # head positions

@@ -253,7 +253,7 @@ def _gap_curve(
     # Only the first ``grid[-1]`` bank points take part; the rest of ``reference`` is ignored.
     order = order[: grid[-1]]
     all_queries = qs if tq is None else np.concatenate([qs, tq])
-    prep = prepare(ref[order], all_queries)
+    prep = prepare(ref, all_queries, rows=order)  # the bank in ``order``, without a reordered copy of it
     m = qs.shape[0]
     knn_dist_sq = None
     # One thread setting for every torch step (float32 search, float64 re-ranking, neighbour table): the inner
@@ -270,6 +270,7 @@ def _gap_curve(
                 backend=resolved,
                 num_threads=num_threads,
                 device=device,
+                reference_aug32=prep.reference_aug32,
             )
             knn_dist_sq = prep.dist_sq(knn_i, rows=pick)
             knn_dist_sq.sort(axis=1)

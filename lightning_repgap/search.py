@@ -195,7 +195,11 @@ def resolve_backend(backend: str = "auto") -> str:
 
 @dataclass(frozen=True)
 class Prepared:
-    """Both sets ready for the search: centred float32 copies, plus what exact float64 distances need.
+    r"""Both sets ready for the search: centred float32 copies, plus what exact float64 distances need.
+
+    The centred bank is stored once, *augmented* with a last column :math:`-\lVert r \rVert^2 / 2` (computed in
+    float64): the torch backend's GEMM tiles read it as is, so the search holds no second bank-sized copy, and
+    :attr:`reference32` is a zero-copy view of its first ``D`` columns.
 
     The bank is kept as given (float32 or float64) rather than as a float64 copy: exact distances are only ever
     needed for a few winners per query, so their rows are gathered on demand. ``queries64`` are the queries as
@@ -212,9 +216,19 @@ class Prepared:
 
     reference: np.ndarray
     queries64: np.ndarray
-    reference32: np.ndarray
+    reference_aug32: np.ndarray
     queries32: np.ndarray
     centre: np.ndarray
+    rows: np.ndarray | None = None  # bank position -> row of ``reference`` (None: the identity)
+
+    def bank_rows(self, index: np.ndarray) -> np.ndarray:
+        """Rows of ``reference`` (as given, float32 or float64) at bank positions ``index``."""
+        return self.reference[index if self.rows is None else self.rows[index]]
+
+    @property
+    def reference32(self) -> np.ndarray:
+        """``(n, D)`` centred float32 bank: a view of the first ``D`` columns of :attr:`reference_aug32`."""
+        return self.reference_aug32[:, :-1]
 
     def dist_sq(self, index: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Exact float64 ``||q_j - r_index[j, l]||^2`` for queries ``rows`` (default all), computed directly.
@@ -230,13 +244,13 @@ class Prepared:
         queries = self.queries64 if rows is None else self.queries64[rows]
         out = np.empty(index.shape, dtype=np.float64)
         for col in range(index.shape[1]):
-            diff = np.subtract(queries, self.reference[index[:, col]], dtype=np.float64)
+            diff = np.subtract(queries, self.bank_rows(index[:, col]), dtype=np.float64)
             out[:, col] = np.einsum("ij,ij->i", diff, diff)
         return out
 
 
-# Rows centred per step in ``prepare``: bounds the float64 temporary to 64 MiB for D = 128.
-_CENTRE_CHUNK = 65536
+# Rows centred per step in ``prepare``: bounds the float64 temporary to 32 MiB for D = 256 (plus the gathered chunk).
+_CENTRE_CHUNK = 16384
 
 
 def _centred32(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -247,8 +261,41 @@ def _centred32(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
     return out
 
 
-def prepare(reference: np.ndarray, queries: np.ndarray) -> Prepared:
+def _centred_aug32(x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """``[x - centre, -||x - centre||^2 / 2]`` as one C-contiguous float32 ``(n, D + 1)`` array, built in chunks.
+
+    Both parts are computed in float64 and rounded once. With ``rows``, the result holds ``x[rows]`` in that order,
+    gathered chunk by chunk: peak temporary memory is one float64 chunk, never a reordered copy of the bank.
+    """
+    n, dim = (x.shape[0] if rows is None else rows.size), x.shape[1]
+    out = np.empty((n, dim + 1), dtype=np.float32)
+    for i0 in range(0, n, _CENTRE_CHUNK):
+        chunk = x[i0 : i0 + _CENTRE_CHUNK] if rows is None else x[rows[i0 : i0 + _CENTRE_CHUNK]]
+        diff = np.subtract(chunk, centre, dtype=np.float64)
+        out[i0 : i0 + diff.shape[0], :dim] = diff
+        out[i0 : i0 + diff.shape[0], dim] = -0.5 * np.einsum("ij,ij->i", diff, diff)
+    return out
+
+
+def _with_norm_column(reference32: np.ndarray) -> np.ndarray:
+    """``[r, -||r||^2 / 2]`` for a centred float32 bank that is not already augmented (a copy)."""
+    out = np.empty((reference32.shape[0], reference32.shape[1] + 1), dtype=np.float32)
+    out[:, :-1] = reference32
+    out[:, -1] = -0.5 * np.einsum("ij,ij->i", reference32, reference32, dtype=np.float64)
+    return out
+
+
+def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None = None) -> Prepared:
     """Centre both sets on the bank mean (computed in float64) and make the float32 copies the search uses.
+
+    Args:
+        reference: ``(N, D)`` bank as given.
+        queries: ``(m, D)`` queries.
+        rows: use ``reference[rows]``, in that order, as the bank (e.g. a random order, or only a prefix of it)
+            without ever materialising that reordered copy; default the whole of ``reference`` as given.
+
+    Returns:
+        A :class:`Prepared`.
 
     Example:
         >>> import numpy as np
@@ -257,13 +304,20 @@ def prepare(reference: np.ndarray, queries: np.ndarray) -> Prepared:
 
 
     """
-    centre = reference.mean(axis=0, dtype=np.float64)
+    if rows is None:
+        centre = reference.mean(axis=0, dtype=np.float64)
+    else:
+        total = np.zeros(reference.shape[1], dtype=np.float64)
+        for i0 in range(0, rows.size, _CENTRE_CHUNK):
+            total += reference[rows[i0 : i0 + _CENTRE_CHUNK]].sum(axis=0, dtype=np.float64)
+        centre = total / max(1, rows.size)
     return Prepared(
         reference=reference,
         queries64=queries.astype(np.float64),
-        reference32=_centred32(reference, centre),
+        reference_aug32=_centred_aug32(reference, centre, rows),
         queries32=_centred32(queries, centre),
         centre=centre,
+        rows=rows,
     )
 
 
@@ -273,6 +327,9 @@ def _search_faiss(
     import faiss
 
     m = queries32.shape[0]
+    # FAISS needs C-contiguous rows; ``Prepared.reference32`` is a strided view of the augmented bank (a copy here,
+    # the FAISS backend's price: bank memory x 2).
+    reference32 = np.ascontiguousarray(reference32)
     dist = np.empty((m, k), dtype=np.float32)
     idx = np.empty((m, k), dtype=np.int64)
     res = faiss.StandardGpuResources() if gpu else None
@@ -286,18 +343,18 @@ def _search_faiss(
 
 
 def _search_torch(
-    reference32: np.ndarray, queries32: np.ndarray, k: int, query_chunk: int | None, device: torch.device
+    reference_aug32: np.ndarray, queries32: np.ndarray, k: int, query_chunk: int | None, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
     """Blocked exact search as one GEMM per tile on ``device``.
 
     ``argmin_r ||q - r||^2 = argmax_r (q.r - ||r||^2 / 2)``, so appending a column of ones to the queries and
     ``-||r||^2 / 2`` to the reference turns each tile into a single matrix product followed by a max (or top-k):
     no separate pass to add norms. Tiles of ``_TORCH_TILE`` x ``_TORCH_TILE`` bound the score buffer (16 MiB).
+    ``reference_aug32`` is the bank with that column already appended (:attr:`Prepared.reference_aug32`).
     """
-    ref = torch.from_numpy(reference32).to(device)
+    ref_aug = torch.from_numpy(reference_aug32).to(device)
     qs = torch.from_numpy(queries32).to(device)
     m = qs.shape[0]
-    ref_aug = torch.cat([ref, -0.5 * (ref * ref).sum(dim=1, keepdim=True)], dim=1)
     q_sq = (qs * qs).sum(dim=1)
     chunk = query_chunk or _TORCH_TILE
     out_s = torch.empty((m, k), dtype=torch.float32)
@@ -335,18 +392,18 @@ def _top1_tiles(q_aug: torch.Tensor, ref_aug: torch.Tensor) -> tuple[torch.Tenso
 
 
 def _prefix_top1_torch(
-    reference32: np.ndarray, queries32: np.ndarray, sizes: np.ndarray, query_chunk: int | None, device: torch.device
+    reference_aug: np.ndarray, queries: np.ndarray, sizes: np.ndarray, query_chunk: int | None, device: torch.device
 ) -> np.ndarray:
     """Nearest bank row among the first ``sizes[s]`` rows, for every ``s``, in one pass over the bank.
 
     Tiles never straddle a size boundary. Each tile only updates, per query, the best score and the
     ``_GROUP``-wide column group holding it (``amax`` is cheap; a row-wise ``max`` with indices is not). At each
     size boundary the queries whose best moved are re-scored against their winning group only, to get the index:
-    about ``S / 2 * _GROUP / n`` extra work on a doubling grid.
+    about ``S / 2 * _GROUP / n`` extra work on a doubling grid. ``reference_aug`` is the centred bank with its
+    ``-||r||^2 / 2`` column; ``queries`` are centred, of the same dtype (float32, or float64 for re-ranking).
     """
-    ref = torch.from_numpy(reference32).to(device)
-    ref_aug = torch.cat([ref, -0.5 * (ref * ref).sum(dim=1, keepdim=True)], dim=1)
-    qs = torch.from_numpy(queries32).to(device)
+    ref_aug = torch.from_numpy(reference_aug).to(device)
+    qs = torch.from_numpy(queries).to(device)
     m = qs.shape[0]
     out = torch.empty((len(sizes), m), dtype=torch.int64)
     bounds = [0, *(int(v) for v in sizes)]
@@ -468,8 +525,11 @@ def prefix_nearest(
     with _search_threads(num_threads):
         if rows is not None:
             # Bank centred in float64 chunk by chunk is a full float64 copy: only paid when float32 is not enough.
+            centred = prepared.bank_rows(np.arange(prepared.reference_aug32.shape[0])) - prepared.centre
+            aug = np.concatenate([centred, -0.5 * np.einsum("ij,ij->i", centred, centred)[:, None]], axis=1)
+            del centred
             out = _prefix_top1_torch(
-                prepared.reference.astype(np.float64) - prepared.centre,
+                aug,
                 prepared.queries64[rows] - prepared.centre,
                 sizes,
                 None,
@@ -477,7 +537,7 @@ def prefix_nearest(
             )
         elif backend == "torch":
             cpu = torch.device("cpu")
-            out = _prefix_top1_torch(prepared.reference32, prepared.queries32, sizes, None, device or cpu)
+            out = _prefix_top1_torch(prepared.reference_aug32, prepared.queries32, sizes, None, device or cpu)
         else:
             out = _prefix_top1_blocks(
                 prepared.reference32, prepared.queries32, sizes, backend=backend, num_threads=num_threads, device=device
@@ -546,8 +606,9 @@ def search_prepared(
     query_chunk_size: int | None = None,
     num_threads: int | None = None,
     device: torch.device | None = None,
+    reference_aug32: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest reference rows of each query, on already centred, C-contiguous float32 data.
+    """The ``k`` nearest reference rows of each query, on already centred float32 data.
 
     This is the single entry point to the backends; :func:`nearest` and the gap curve both go through it.
 
@@ -561,6 +622,8 @@ def search_prepared(
             ``torch.set_num_threads``, both restored afterwards. Default ``REPGAP_NUM_THREADS``, else torch's
             current count (which torch then keeps untouched).
         device: device of the torch backend.
+        reference_aug32: the same bank with its ``-||r||^2 / 2`` column (:attr:`Prepared.reference_aug32`) for the
+            torch backend, which otherwise builds that ``(n, D + 1)`` copy itself.
 
     Returns:
         ``(dist_sq32, index)``: float32 ``(m, k)`` squared distances as the backend computed them (good for
@@ -587,7 +650,8 @@ def search_prepared(
             )
     elif backend == "torch":
         with _torch_threads(requested):
-            result = _search_torch(reference32, queries32, k, query_chunk_size, device or torch.device("cpu"))
+            aug = _with_norm_column(reference32) if reference_aug32 is None else reference_aug32
+            result = _search_torch(aug, queries32, k, query_chunk_size, device or torch.device("cpu"))
     else:  # pragma: no cover - resolve_backend guards this
         raise ValueError(f"unresolved backend {backend!r}")
     log.debug(
@@ -668,6 +732,7 @@ def nearest(
             query_chunk_size=query_chunk_size,
             num_threads=num_threads,
             device=device if resolved == "torch" else None,
+            reference_aug32=prep.reference_aug32,
         )
     if exclude_self:
         idx = _drop_self(idx, k)

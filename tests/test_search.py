@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import brute_force_dist_sq
 
-from lightning_repgap.search import nearest, resolve_backend
+from lightning_repgap.search import nearest, prefix_nearest, prepare, resolve_backend
 
 BACKENDS = ["faiss", "torch"]
 
@@ -105,3 +105,27 @@ def test_auto_backend_is_torch_on_a_cpu_only_machine():
 def test_faiss_gpu_without_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="sees no GPU"):
         resolve_backend("faiss-gpu")
+
+
+def test_prepare_keeps_one_augmented_copy_of_the_bank_and_gathers_rows_lazily():
+    # Memory bound (issue 6): prepare() holds the bank as given plus ONE float32 (n, D + 1) centred copy whose last
+    # column the torch GEMM reads directly; a bank order is applied chunk by chunk, not as a reordered copy.
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((5000, 8)).astype(np.float32) + 100.0
+    qs = rng.standard_normal((40, 8)).astype(np.float32) + 100.0
+    order = rng.permutation(5000)[:3000]
+    prep = prepare(ref, qs, rows=order)
+    assert prep.reference is ref
+    assert np.shares_memory(prep.reference32, prep.reference_aug32)
+    assert prep.reference_aug32.shape == (3000, 9)
+    explicit = prepare(ref[order], qs)
+    np.testing.assert_allclose(prep.reference_aug32, explicit.reference_aug32, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(prep.centre, explicit.centre, rtol=1e-12)
+    centred = ref[order].astype(np.float64) - prep.centre
+    np.testing.assert_allclose(prep.reference_aug32[:, -1], -0.5 * (centred**2).sum(1), rtol=1e-6)
+    idx = rng.integers(0, 3000, (40, 3))
+    np.testing.assert_array_equal(prep.dist_sq(idx), explicit.dist_sq(idx))
+    sizes = np.array([100, 1000, 3000])
+    np.testing.assert_array_equal(
+        prefix_nearest(prep, sizes, backend="torch"), prefix_nearest(explicit, sizes, backend="torch")
+    )
