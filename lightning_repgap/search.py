@@ -264,16 +264,18 @@ def _centred32(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
 def _centred_aug32(x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """``[x - centre, -||x - centre||^2 / 2]`` as one C-contiguous float32 ``(n, D + 1)`` array, built in chunks.
 
-    Both parts are computed in float64 and rounded once. With ``rows``, the result holds ``x[rows]`` in that order,
-    gathered chunk by chunk: peak temporary memory is one float64 chunk, never a reordered copy of the bank.
+    The difference is taken in float64 and rounded once (as in :func:`_centred32`); the norm column is summed from
+    those float32 values, like the GEMM scores it is added to. With ``rows``, the result holds ``x[rows]`` in that
+    order, gathered chunk by chunk: no reordered copy of the bank is ever materialised.
     """
     n, dim = (x.shape[0] if rows is None else rows.size), x.shape[1]
     out = np.empty((n, dim + 1), dtype=np.float32)
     for i0 in range(0, n, _CENTRE_CHUNK):
         chunk = x[i0 : i0 + _CENTRE_CHUNK] if rows is None else x[rows[i0 : i0 + _CENTRE_CHUNK]]
-        diff = np.subtract(chunk, centre, dtype=np.float64)
-        out[i0 : i0 + diff.shape[0], :dim] = diff
-        out[i0 : i0 + diff.shape[0], dim] = -0.5 * np.einsum("ij,ij->i", diff, diff)
+        part = out[i0 : i0 + chunk.shape[0]]
+        np.subtract(chunk, centre, out=part[:, :dim], casting="unsafe")
+        part[:, dim] = np.einsum("ij,ij->i", part[:, :dim], part[:, :dim])
+        part[:, dim] *= -0.5
     return out
 
 
