@@ -134,6 +134,58 @@ def _generalisation(part: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _verdicts(results: dict[str, Any]) -> list[str]:
+    """The issue's targets, each with the measured value and whether this run met it."""
+
+    def line(ok: bool, text: str) -> str:
+        return f"- **{'met' if ok else 'NOT met'}**: {text}"
+
+    out = ["## Against the targets", ""]
+    if "law" in results:
+        summary = results["law"]["summary"]
+        best = min(summary["all"], key=summary["all"].get)
+        out.append(
+            line(
+                summary["all"][best] <= 0.09,
+                f"best estimator mean relative error ≤ 0.09: `{best}` {summary['all'][best]:.3f} over all clouds "
+                f"(tuned {summary['tuned'][best]:.3f}, held out {summary['held_out'][best]:.3f})",
+            )
+        )
+        out.append(
+            line(
+                summary["all"]["gap_dim"] <= 0.12 and summary["held_out"]["gap_dim"] <= 0.12,
+                f"gap-law mean relative error ≤ 0.12: {summary['all']['gap_dim']:.3f} over all clouds, "
+                f"{summary['held_out']['gap_dim']:.3f} on the held-out ones",
+            )
+        )
+        worst = sorted(results["law"]["rows"], key=lambda r: -abs(r["gap_dim"] - r["dim"]) / r["dim"])[:3]
+        out.append(
+            "- gap law's worst clouds: "
+            + "; ".join(f"{r['name']} {r['gap_dim']:.2f} for d = {r['dim']}" for r in worst)
+        )
+    if "equivariance" in results:
+        drops = [
+            f"{data} / {view}: {v['drop']:.2f} for a group of dimension {v['group_dim']}"
+            for data, views in results["equivariance"]["drops"].items()
+            for view, v in views.items()
+        ]
+        out.append("- dimension drops: " + "; ".join(drops))
+    if "generalisation" in results:
+        taus = results["generalisation"]["tau_loss_gap"]
+        best_name = max((k for k, v in taus.items() if not v["baseline"]), key=lambda k: taus[k]["tau"])
+        base_name = max((k for k, v in taus.items() if v["baseline"]), key=lambda k: taus[k]["tau"])
+        b, c = taus[best_name], taus[base_name]
+        out.append(
+            line(
+                b["tau"] >= 0.6 and b["tau"] > c["tau"],
+                f"a repgap quantity with tau ≥ 0.6 against the loss gap and above every baseline: `{best_name}` "
+                f"{b['tau']:+.3f} [{b['low']:+.2f}, {b['high']:+.2f}], best baseline *{base_name}* "
+                f"{c['tau']:+.3f} [{c['low']:+.2f}, {c['high']:+.2f}]",
+            )
+        )
+    return [*out, ""]
+
+
 def render(results: dict[str, Any]) -> str:
     """The whole report as markdown."""
     mode = "quick mode (reduced sizes)" if results.get("quick") else "full study"
@@ -153,6 +205,7 @@ def render(results: dict[str, Any]) -> str:
     ]
     lines += _table(["quantity", "value"], [[k, f"{v:.3f}"] for k, v in results["headline"].items()])
     lines.append("")
+    lines += _verdicts(results)
     if "law" in results:
         lines += _law(results["law"])
     if "equivariance" in results:
