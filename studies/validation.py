@@ -32,7 +32,7 @@ SIZES = {
         {"n_bank": 16384, "n_queries": 2048, "epochs": 15},
         {"n_bank": 4096, "n_queries": 1024, "epochs": 8},
     ),
-    "generalisation": ({"quick": False, "steps": 3000}, {"quick": True, "steps": 1200}),
+    "generalisation": ({"quick": False, "steps": 3000}, {"quick": True, "steps": 800}),
 }
 
 # What --quick must keep reproducing. Looser than the full study's targets because the quick sizes are smaller.
