@@ -78,14 +78,19 @@ import torch
 
 from lightning_repgap._checks import _check_positive_int, _check_representations, _check_same_dim
 from lightning_repgap._imports import _FAISS_AVAILABLE
-from lightning_repgap.gap import geometric_sizes
+from lightning_repgap.calibration import concentration as _concentration
+from lightning_repgap.gap import CONCENTRATION_SUBSET, GapCurve, _spread, geometric_sizes
 from lightning_repgap.search import (
     Prepared,
+    _centred32,
+    _centred_aug32,
     _faiss_threads,
     _requested_num_threads,
+    _search_threads,
     _torch_threads,
     prefix_nearest,
     prepare,
+    resolve_backend,
     search_prepared,
 )
 
@@ -93,6 +98,11 @@ log = logging.getLogger(__name__)
 
 IndexKind = Literal["ivf", "hnsw"]
 _INDEXES = ("ivf", "hnsw")
+#: The ``index`` argument of ``representation_gap``, ``RepresentationGap`` and ``RepresentationGapCallback``.
+IndexOption = Literal["exact", "ivf", "hnsw", "auto"]
+INDEX_OPTIONS = ("exact", "ivf", "hnsw", "auto")
+#: Result keys added by an approximate index (absent from exact results), in logging order.
+APPROXIMATE_KEYS = ("recall", "gap_rel_error")
 _SCANS = ("torch", "faiss")
 
 #: Bank size from which :func:`auto_index` would pick an approximate index.
@@ -154,6 +164,35 @@ def auto_index(n_bank: int) -> str:
     """
     n_bank = _check_positive_int(n_bank, "n_bank")
     return "ivf" if n_bank >= AUTO_APPROXIMATE_MIN_BANK else "flat"
+
+
+def resolve_index(index: str, n_bank: int) -> str:
+    """The search an ``index`` argument stands for: ``"exact"``, ``"ivf"`` or ``"hnsw"``.
+
+    ``"auto"`` follows :func:`auto_index` (``"flat"`` is ``"exact"``): exact below
+    ``AUTO_APPROXIMATE_MIN_BANK`` bank points, ``"ivf"`` from there on.
+
+    Args:
+        index: ``"exact"``, ``"ivf"``, ``"hnsw"`` or ``"auto"``.
+        n_bank: number of bank points (decides ``"auto"``).
+
+    Returns:
+        ``"exact"``, ``"ivf"`` or ``"hnsw"``.
+
+    Raises:
+        ValueError: for any other ``index``.
+
+    Example:
+        >>> resolve_index("auto", 50_000), resolve_index("auto", 2_000_000), resolve_index("hnsw", 10)
+        ('exact', 'ivf', 'hnsw')
+
+    """
+    if not isinstance(index, str) or index not in INDEX_OPTIONS:
+        raise ValueError(f"`index` must be 'exact', 'ivf', 'hnsw' or 'auto', got {index!r}.")
+    if index == "auto":
+        chosen = auto_index(n_bank)
+        return "exact" if chosen == "flat" else chosen
+    return index
 
 
 def default_nlist(block_size: int, n_queries: int, *, scan: str = "torch") -> int:
@@ -231,6 +270,9 @@ class ApproximateGap:
             the exact one, per size.
         gap_rel_error_per_size: float64 ``(S,)`` ``mean(approx) / mean(exact) - 1 >= 0`` over ``recall_rows``.
         seconds: wall time of the whole call.
+        exact_sample: float64 ``(S, len(recall_rows))`` exact prefix minima of the ``recall_rows`` queries (what
+            ``recall_per_size`` and ``gap_rel_error_per_size`` compare ``per_query[:, recall_rows]`` with), so the
+            accuracy can be re-measured on a subset of the queries.
 
     """
 
@@ -246,6 +288,7 @@ class ApproximateGap:
     recall_per_size: np.ndarray
     gap_rel_error_per_size: np.ndarray
     seconds: float
+    exact_sample: np.ndarray
 
     @property
     def gap(self) -> float:
@@ -516,12 +559,7 @@ def approximate_gap(
     # at most both, so the smaller of the two is the better exact value, and approx >= exact holds per query.
     exact_sample = np.minimum(exact_sample, approx_sample)
     assert np.all(approx_sample >= exact_sample)
-    recall = np.mean(approx_sample <= exact_sample * (1 + _FOUND_RTOL), axis=1)
-    exact_mean = exact_sample.mean(axis=1)
-    approx_mean = approx_sample.mean(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel_err = np.where(exact_mean > 0, approx_mean / exact_mean - 1.0, np.where(approx_mean > 0, np.inf, 0.0))
-    rel_err = np.maximum(rel_err, 0.0)  # approx >= exact per query; only rounding of the means could say otherwise
+    recall, rel_err = _accuracy(approx_sample, exact_sample)
     assert bank.count == n_used
     scale = bank.scale()
     result = ApproximateGap(
@@ -537,6 +575,7 @@ def approximate_gap(
         recall_per_size=recall,
         gap_rel_error_per_size=rel_err,
         seconds=time.perf_counter() - t_start,
+        exact_sample=exact_sample,
     )
     log.debug(
         "approximate gap index=%s threads=%d n=%d m=%d D=%d exact<=%d recall=%.4f rel_err=%.2e: %.3fs",
@@ -551,6 +590,17 @@ def approximate_gap(
         result.seconds,
     )
     return result
+
+
+def _accuracy(approx: np.ndarray, exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-size recall and relative gap error of ``(S, k)`` approximate minima against the exact ones."""
+    recall = np.mean(approx <= exact * (1 + _FOUND_RTOL), axis=1)
+    exact_mean = exact.mean(axis=1)
+    approx_mean = approx.mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel_err = np.where(exact_mean > 0, approx_mean / exact_mean - 1.0, np.where(approx_mean > 0, np.inf, 0.0))
+    # approx >= exact per query; only rounding of the means could say otherwise.
+    return recall, np.maximum(rel_err, 0.0)
 
 
 def _exact_prefix(
@@ -887,3 +937,120 @@ def _warn_recall(prefix: _Prefix, recall: float, error: float, setting: str, sta
     )
     log.warning(msg)
     warnings.warn(msg, stacklevel=3)
+
+
+def _approximate_curve(
+    ref: np.ndarray,
+    qs: np.ndarray,
+    tq: np.ndarray | None,
+    *,
+    index: IndexKind,
+    sizes: Any = None,
+    min_size: int = 16,
+    ratio: float = 2.0,
+    seed: int | None = 0,
+    n_neighbors: int = 0,
+    neighbor_queries: int = 256,
+    backend: str = "auto",
+    num_threads: int | None = None,
+) -> tuple[GapCurve, ApproximateGap, dict[str, float]]:
+    """:func:`lightning_repgap.gap._gap_curve` with the curve from :func:`approximate_gap` (validated inputs).
+
+    The queries and the training queries are searched together, as one query set (as the exact path does), and
+    split afterwards. Everything else of the :class:`~lightning_repgap.gap.GapCurve` is computed as the exact path
+    computes it, without a bank-sized float32 copy:
+
+    - ``concentration`` from the same rows (the first ``CONCENTRATION_SUBSET`` of the shuffled bank, evenly spread
+      queries), centred on the mean of those bank rows;
+    - ``knn_dist_sq`` (TwoNN / MLE) from an **exact** top-``n_neighbors`` search of the same random
+      ``neighbor_queries`` queries, streamed over the bank in chunks: it costs ``neighbor_queries / m`` of an exact
+      search (a few %), less than the recall sample, and keeps the cross-checks independent of the index.
+
+    Returns:
+        ``(curve, approximate, accuracy)``: ``curve.backend`` is the index (``"ivf"`` / ``"hnsw"``), and
+        ``accuracy`` holds ``recall`` and ``gap_rel_error`` at :math:`n_{max}` measured on the sampled queries
+        among ``qs`` (all sampled queries if none of them is one of ``qs``).
+
+    """
+    n_max = ref.shape[0]
+    m = qs.shape[0]
+    n_neighbors = int(n_neighbors)
+    if not 0 <= n_neighbors <= n_max:
+        raise ValueError(f"`n_neighbors` must be in [0, {n_max}] (the bank size), got {n_neighbors}.")
+    resolved = resolve_backend(backend)
+    threads = _search_threads(num_threads)  # validates num_threads
+    all_queries = qs if tq is None else np.concatenate([qs, tq])
+    approx = approximate_gap(
+        ref, all_queries, index=index, sizes=sizes, min_size=min_size, ratio=ratio, seed=seed, num_threads=num_threads
+    )
+    n_used = int(approx.sizes[-1])
+    # The bank order of approximate_gap and _gap_curve (the same permutation of the same seed).
+    order = np.random.default_rng(seed).permutation(n_max)[:n_used] if seed is not None else np.arange(n_used)
+    conc_rows = order[:CONCENTRATION_SUBSET] if seed is not None else order[_spread(n_used, CONCENTRATION_SUBSET)]
+    centre = ref[conc_rows].mean(axis=0, dtype=np.float64)
+    concentration = _concentration(
+        _centred32(ref[conc_rows], centre), _centred32(qs[_spread(m, CONCENTRATION_SUBSET)], centre)
+    )
+    knn_dist_sq = None
+    if n_neighbors:
+        n_pick = _check_positive_int(neighbor_queries, "neighbor_queries")
+        pick = np.random.default_rng(seed).permutation(m)[:n_pick]
+        with threads:
+            knn_dist_sq = _streamed_knn(ref, order, qs[pick], centre, n_neighbors, resolved, num_threads)
+
+    sampled = approx.recall_rows
+    mine = sampled < m
+    if not mine.any():
+        mine[:] = True
+    recall, rel_err = _accuracy(approx.per_query[-1:, sampled[mine]], approx.exact_sample[-1:, mine])
+    accuracy = {"recall": float(recall[-1]), "gap_rel_error": float(rel_err[-1])}
+    curve = GapCurve(
+        sizes=approx.sizes,
+        gaps=approx.per_query[:, :m].mean(axis=1),
+        per_query=np.ascontiguousarray(approx.per_query[:, :m]),
+        nearest_index=approx.nearest_index[:m],
+        scale=approx.scale,
+        concentration=concentration,
+        train_gaps=None if tq is None else approx.per_query[:, m:].mean(axis=1),
+        train_per_query=None if tq is None else np.ascontiguousarray(approx.per_query[:, m:]),
+        knn_dist_sq=knn_dist_sq,
+        backend=index,
+    )
+    return curve, approx, accuracy
+
+
+def _streamed_knn(
+    ref: np.ndarray,
+    order: np.ndarray,
+    queries: np.ndarray,
+    centre: np.ndarray,
+    k: int,
+    backend: str,
+    num_threads: int | None,
+) -> np.ndarray:
+    """Exact float64 squared distances ``(len(queries), k)`` (ascending) to the ``k`` nearest of ``ref[order]``.
+
+    The bank is centred and searched ``_CHUNK`` rows at a time and the running top-``k`` merged, so no bank-sized
+    copy is made; the winners' distances are recomputed in float64 from the data as given.
+    """
+    q32 = _centred32(queries, centre)
+    best_d = np.empty((queries.shape[0], 0), dtype=np.float32)
+    best_rows = np.empty((queries.shape[0], 0), dtype=np.int64)
+    for p0 in range(0, order.size, _CHUNK):
+        rows = order[p0 : p0 + _CHUNK]
+        aug = _centred_aug32(ref, centre, rows)
+        d32, idx = search_prepared(
+            aug[:, :-1], q32, min(k, rows.size), backend=backend, num_threads=num_threads, reference_aug32=aug
+        )
+        cand_d = np.concatenate([best_d, d32], axis=1)
+        cand_rows = np.concatenate([best_rows, rows[idx]], axis=1)
+        keep = np.argsort(cand_d, axis=1, kind="stable")[:, :k]
+        best_d = np.take_along_axis(cand_d, keep, axis=1)
+        best_rows = np.take_along_axis(cand_rows, keep, axis=1)
+    q64 = queries.astype(np.float64)
+    out = np.empty(best_rows.shape, dtype=np.float64)
+    for col in range(best_rows.shape[1]):
+        diff = np.subtract(q64, ref[best_rows[:, col]], dtype=np.float64)
+        out[:, col] = np.einsum("ij,ij->i", diff, diff)
+    out.sort(axis=1)
+    return out

@@ -7,7 +7,8 @@ the callback embeds fixed probes of training and validation samples through the 
 
 Logged keys (``prefix`` defaults to ``repgap``; with several layers each key is ``repgap/<layer>/<key>``):
 ``gap``, ``gap_norm``, ``dim``, ``dim_low``, ``dim_high``, ``law_r2``, ``dim_twonn``, ``dim_mle``, ``dup_frac``,
-``gap_ratio`` (when ``train_query_probe > 0``) and ``knn_acc`` (when batches carry integer labels).
+``gap_ratio`` (when ``train_query_probe > 0``), ``knn_acc`` (when batches carry integer labels), and ``recall`` and
+``gap_rel_error`` (with an approximate ``index``: the search's accuracy measured on an exact sample of the queries).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from lightning_repgap.approximate import INDEX_OPTIONS, IndexOption
 from lightning_repgap.capture import POOLINGS, Pooling, capture, embed_batches, embed_inputs, resolve_layers
 from lightning_repgap.metric import RepresentationGap
 from lightning_repgap.search import Backend
@@ -66,6 +68,11 @@ class RepresentationGapCallback(Callback):
         num_threads: threads for the search (torch and FAISS); default ``REPGAP_NUM_THREADS``, else torch's
             current intra-op count, which Lightning divides among the processes of a DDP job on one machine. An
             explicit count is per process. Not stored in snapshots: it does not change the numbers.
+        index: nearest-neighbour search: ``"exact"`` (default), ``"ivf"`` or ``"hnsw"`` (approximate FAISS
+            indexes, see :func:`~lightning_repgap.approximate.approximate_gap`), or ``"auto"`` (exact below
+            1,000,000 bank points, ``"ivf"`` from there on). An approximate index also logs ``<prefix>/recall`` and
+            ``<prefix>/gap_rel_error``, measured on an exact sample of the queries; its gap is an upper bound on
+            the exact one. Stored in snapshots, so ``repgap analyze`` replays the same search.
         log_figures: log the log-log gap curve as a figure to TensorBoard loggers (needs matplotlib).
         prefix: first component of the logged keys.
         min_size: first bank size of the gap curve's grid.
@@ -105,6 +112,7 @@ class RepresentationGapCallback(Callback):
         snapshot_on: SnapshotOn = "checkpoint",
         backend: Backend = "auto",
         num_threads: int | None = None,
+        index: IndexOption = "exact",
         log_figures: bool = True,
         prefix: str = "repgap",
         min_size: int = 16,
@@ -155,6 +163,9 @@ class RepresentationGapCallback(Callback):
             )
         self.backend: Backend = backend
         self.num_threads = None if num_threads is None else _positive(num_threads, "num_threads")
+        if not isinstance(index, str) or index not in INDEX_OPTIONS:
+            raise MisconfigurationException(f"`index` must be 'exact', 'ivf', 'hnsw' or 'auto', got {index!r}.")
+        self.index: IndexOption = index
         self.log_figures = bool(log_figures)
         if not prefix or not isinstance(prefix, str):
             raise MisconfigurationException(f"`prefix` must be a non-empty string, got {prefix!r}.")
@@ -392,6 +403,7 @@ class RepresentationGapCallback(Callback):
                 calibrate=self.calibrate,
                 backend=self.backend,
                 num_threads=self.num_threads,
+                index=self.index,
             )
         return self._metrics[layer]
 
@@ -409,6 +421,7 @@ class RepresentationGapCallback(Callback):
             "n_bootstrap": self.n_bootstrap,
             "calibrate": self.calibrate,
             "backend": self.backend,
+            "index": self.index,
         }
 
     def _after_compute(

@@ -35,7 +35,8 @@ from typing import Any, TextIO
 import numpy as np
 
 import lightning_repgap
-from lightning_repgap.functional import CORE_KEYS, OPTIONAL_KEYS, GapResult, _gap_compute, _gap_update
+from lightning_repgap.approximate import INDEX_OPTIONS
+from lightning_repgap.functional import ACCURACY_KEYS, CORE_KEYS, OPTIONAL_KEYS, GapResult, _gap_compute, _gap_update
 from lightning_repgap.functional import representation_gap as _representation_gap
 from lightning_repgap.snapshot import MANIFEST_NAME, SnapshotError, list_snapshots, load_snapshot, read_manifest
 
@@ -167,7 +168,7 @@ def _render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: S
 
 
 def _ordered_keys(values: dict[str, float]) -> list[str]:
-    known = [k for k in (*CORE_KEYS, *OPTIONAL_KEYS) if k in values]
+    known = [k for k in (*CORE_KEYS, *OPTIONAL_KEYS, *ACCURACY_KEYS) if k in values]
     return known + sorted(k for k in values if k not in known)
 
 
@@ -176,7 +177,7 @@ def _curve_json(result: GapResult) -> dict[str, Any]:
     out: dict[str, Any] = {"sizes": curve.sizes, "gaps": curve.gaps}
     if curve.train_gaps is not None:
         out["train_gaps"] = curve.train_gaps
-    return {
+    payload = {
         "curve": out,
         "fit": {
             "slope": fit.slope,
@@ -187,6 +188,21 @@ def _curve_json(result: GapResult) -> dict[str, Any]:
         },
         "backend": curve.backend,
     }
+    approx = result.approximate
+    if approx is not None:
+        # Per grid size, over the whole sample of queries searched exactly (queries and training queries).
+        payload["approximate"] = {
+            "index": approx.index,
+            "exact_size": approx.exact_size,
+            "recall_sample": int(approx.recall_rows.size),
+            "recall_per_size": approx.recall_per_size,
+            "gap_rel_error_per_size": approx.gap_rel_error_per_size,
+            "blocks": [
+                {"start": b.start, "stop": b.stop, "method": b.method, "params": b.params, "recall": b.recall}
+                for b in approx.blocks
+            ],
+        }
+    return payload
 
 
 def _save_figure(fig: Any, path: Path) -> None:
@@ -333,7 +349,7 @@ def _snapshot_config(entries: Sequence[_Entry]) -> dict[Path, dict[str, Any]]:
     return configs
 
 
-def _analyze_one(entry: _Entry, config: dict[str, Any], backend: str | None) -> _Analysis:
+def _analyze_one(entry: _Entry, config: dict[str, Any], backend: str | None, index: str | None = None) -> _Analysis:
     try:
         snap = load_snapshot(entry.path)
     except SnapshotError as err:
@@ -349,6 +365,8 @@ def _analyze_one(entry: _Entry, config: dict[str, Any], backend: str | None) -> 
     config = dict(config)
     if backend is not None:
         config["backend"] = backend
+    if index is not None:
+        config["index"] = index
     t0 = time.perf_counter()
     try:
         inputs = _gap_update(
@@ -372,7 +390,7 @@ def _analyze_one(entry: _Entry, config: dict[str, Any], backend: str | None) -> 
 
 
 def _analysis_table(records: Sequence[_Analysis]) -> str:
-    extras = [k for k in ("gap_ratio", "knn_acc") if any(k in r.result.values for r in records)]
+    extras = [k for k in ("gap_ratio", "knn_acc", *ACCURACY_KEYS) if any(k in r.result.values for r in records)]
     if any(r.result.values.get("dup_frac", 0.0) > 0 for r in records):
         extras.append("dup_frac")
     headers = ["epoch", "step", "layer", "gap", "gap_norm", "dim [low, high]", "law R^2", "twonn", "mle", *extras]
@@ -502,7 +520,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     for i, entry in enumerate(entries, 1):
         if not args.quiet:
             print(f"[{i}/{len(entries)}] {entry.describe()}", file=sys.stderr, flush=True)
-        records.append(_analyze_one(entry, configs[entry.path], args.backend))
+        records.append(_analyze_one(entry, configs[entry.path], args.backend, args.index))
     if not args.quiet:
         print(f"analysed {len(records)} snapshot(s) in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
 
@@ -614,6 +632,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         "n_bootstrap": args.n_bootstrap,
         "calibrate": not args.no_calibrate,
         "backend": args.backend or "auto",
+        "index": args.index,
     }
     if not args.quiet:
         print(f"measuring: bank {_describe_array(ref)}, queries {_describe_array(qs)}", file=sys.stderr, flush=True)
@@ -739,6 +758,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="nearest-neighbour backend; default: the one in the snapshot's config, else auto",
     )
+    analyze.add_argument(
+        "--index",
+        choices=INDEX_OPTIONS,
+        default=None,
+        help="exact search or an approximate FAISS index (ivf, hnsw; adds recall and gap_rel_error); auto: ivf from"
+        " 1,000,000 bank points; default: the one in the snapshot's config, else exact",
+    )
     analyze.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     analyze.set_defaults(func=_cmd_analyze)
 
@@ -793,6 +819,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=_BACKENDS,
         default="auto",
         help="nearest-neighbour backend; auto: FAISS on a GPU if present, else the torch GEMM path (default: auto)",
+    )
+    estimate.add_argument(
+        "--index",
+        choices=INDEX_OPTIONS,
+        default="exact",
+        help="exact search or an approximate FAISS index (ivf, hnsw), which adds the recall and gap_rel_error"
+        " measured on an exact sample of the queries; auto: ivf from 1,000,000 bank points (default: %(default)s)",
     )
     estimate.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
     estimate.set_defaults(func=_cmd_estimate)

@@ -17,6 +17,13 @@ import numpy as np
 import torch
 
 from lightning_repgap._checks import _check_gap_sets, _check_labels
+from lightning_repgap.approximate import (
+    APPROXIMATE_KEYS,
+    ApproximateGap,
+    IndexOption,
+    _approximate_curve,
+    resolve_index,
+)
 from lightning_repgap.dimension import DimensionFit, gap_dimension, mle_dimension, twonn_dimension
 from lightning_repgap.gap import GapCurve, _gap_curve
 from lightning_repgap.search import Backend
@@ -27,6 +34,8 @@ log = logging.getLogger(__name__)
 CORE_KEYS = ("gap", "gap_norm", "dim", "dim_low", "dim_high", "law_r2", "dim_twonn", "dim_mle", "dup_frac")
 #: Keys present only when their inputs were given (``train_queries``; both label vectors).
 OPTIONAL_KEYS = ("gap_ratio", "knn_acc")
+#: Keys present only with an approximate ``index``: accuracy measured on an exact sample of the queries.
+ACCURACY_KEYS = APPROXIMATE_KEYS
 
 
 @dataclass(frozen=True)
@@ -42,11 +51,16 @@ class GapInputs:
 
 @dataclass(frozen=True)
 class GapResult:
-    """Everything :func:`_gap_compute` measured: the scalars and the objects they came from (for plots)."""
+    """Everything :func:`_gap_compute` measured: the scalars and the objects they came from (for plots).
+
+    ``approximate`` is the :class:`~lightning_repgap.approximate.ApproximateGap` behind ``curve`` (blocks, index
+    parameters, per-size recall and error) when an approximate ``index`` ran, else ``None``.
+    """
 
     values: dict[str, float]
     curve: GapCurve
     fit: DimensionFit
+    approximate: ApproximateGap | None = None
 
 
 def _gap_update(
@@ -81,23 +95,47 @@ def _gap_compute(
     calibrate: bool = True,
     backend: Backend = "auto",
     num_threads: int | None = None,
+    index: IndexOption = "exact",
 ) -> GapResult:
-    """One blocked search, then the fit, the cross-check estimators and the derived ratios."""
+    """One blocked search, then the fit, the cross-check estimators and the derived ratios.
+
+    With an approximate ``index`` (``"auto"`` resolved by :func:`~lightning_repgap.approximate.resolve_index`) the
+    curve comes from :func:`~lightning_repgap.approximate.approximate_gap` and ``recall`` / ``gap_rel_error`` are
+    added; with ``"exact"`` nothing differs from the exact search.
+    """
     t0 = time.perf_counter()
     n_max = inputs.reference.shape[0]
     k = min(max(2, n_neighbors), n_max)
-    curve = _gap_curve(
-        inputs.reference,
-        inputs.queries,
-        inputs.train_queries,
-        sizes=sizes,
-        min_size=min_size,
-        ratio=ratio,
-        seed=seed,
-        n_neighbors=k,
-        backend=backend,
-        num_threads=num_threads,
-    )
+    search = resolve_index(index, n_max)
+    approximate = None
+    accuracy: dict[str, float] = {}
+    if search == "exact":
+        curve = _gap_curve(
+            inputs.reference,
+            inputs.queries,
+            inputs.train_queries,
+            sizes=sizes,
+            min_size=min_size,
+            ratio=ratio,
+            seed=seed,
+            n_neighbors=k,
+            backend=backend,
+            num_threads=num_threads,
+        )
+    else:
+        curve, approximate, accuracy = _approximate_curve(
+            inputs.reference,
+            inputs.queries,
+            inputs.train_queries,
+            index="ivf" if search == "ivf" else "hnsw",
+            sizes=sizes,
+            min_size=min_size,
+            ratio=ratio,
+            seed=seed,
+            n_neighbors=k,
+            backend=backend,
+            num_threads=num_threads,
+        )
     t_search = time.perf_counter() - t0
     fit = gap_dimension(
         curve.sizes,
@@ -126,16 +164,18 @@ def _gap_compute(
         values["gap_ratio"] = curve.gap_ratio
     if inputs.reference_labels is not None and inputs.query_labels is not None:
         values["knn_acc"] = float(np.mean(inputs.reference_labels[curve.nearest_index] == inputs.query_labels))
+    values.update(accuracy)
     log.debug(
-        "repgap n=%d m=%d D=%d backend=%s: search %.4fs, total %.4fs",
+        "repgap n=%d m=%d D=%d backend=%s: search %.4fs, total %.4fs%s",
         n_max,
         inputs.queries.shape[0],
         inputs.reference.shape[1],
         curve.backend,
         t_search,
         time.perf_counter() - t0,
+        "".join(f", {k} {v:.4g}" for k, v in accuracy.items()),
     )
-    return GapResult(values=values, curve=curve, fit=fit)
+    return GapResult(values=values, curve=curve, fit=fit, approximate=approximate)
 
 
 def _cross_check(estimator: Any, dist: np.ndarray, **kwargs: Any) -> float:
@@ -165,6 +205,7 @@ def representation_gap(
     calibrate: bool = True,
     backend: Backend = "auto",
     num_threads: int | None = None,
+    index: IndexOption = "exact",
 ) -> dict[str, torch.Tensor]:
     r"""All representation-gap quantities of ``queries`` against the bank ``reference``.
 
@@ -176,7 +217,8 @@ def representation_gap(
     ``2 trace Cov(reference)``; ``dim``, ``dim_low``, ``dim_high`` the gap dimension and its bootstrap interval;
     ``law_r2`` the log-log fit's :math:`R^2`; ``dim_twonn``, ``dim_mle`` cross-checks from the same search;
     ``dup_frac`` the fraction of queries duplicated in the bank; ``gap_ratio`` (with ``train_queries``)
-    :math:`G_{test} / G_{train}`; ``knn_acc`` (with both label vectors) 1-NN label agreement.
+    :math:`G_{test} / G_{train}`; ``knn_acc`` (with both label vectors) 1-NN label agreement; ``recall`` and
+    ``gap_rel_error`` (with an approximate ``index``) the accuracy of the search measured on an exact sample.
 
     Args:
         reference: ``(n, D)`` bank, e.g. training representations or model samples.
@@ -196,6 +238,12 @@ def representation_gap(
         backend: ``"auto"``, ``"faiss"``, ``"faiss-gpu"`` or ``"torch"``.
         num_threads: threads for the search (torch and FAISS); default ``REPGAP_NUM_THREADS``, else torch's current
             intra-op count, which Lightning divides among the processes of a DDP job on one machine.
+        index: ``"exact"`` (default), ``"ivf"`` or ``"hnsw"`` (FAISS indexes, see
+            :func:`~lightning_repgap.approximate.approximate_gap`), or ``"auto"`` (exact below
+            ``AUTO_APPROXIMATE_MIN_BANK`` = 1,000,000 bank points, ``"ivf"`` from there on). An approximate index
+            adds ``recall`` (fraction of sampled queries whose nearest bank point was found) and ``gap_rel_error``
+            (``G_approx / G_exact - 1 >= 0`` on that sample); its gap is an upper bound on the exact one.
+            ``dim_twonn`` / ``dim_mle`` still come from an exact neighbour search of 256 queries.
 
     Returns:
         A dict of float32 scalar tensors, keys as above.
@@ -224,5 +272,6 @@ def representation_gap(
         calibrate=calibrate,
         backend=backend,
         num_threads=num_threads,
+        index=index,
     )
     return {k: torch.tensor(v, dtype=torch.float32) for k, v in result.values.items()}

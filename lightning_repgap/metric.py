@@ -18,6 +18,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from lightning_repgap._checks import _check_positive_int, _to_numpy
+from lightning_repgap.approximate import INDEX_OPTIONS, IndexOption
 from lightning_repgap.functional import GapInputs, GapResult, _gap_compute, _gap_update
 from lightning_repgap.search import Backend
 
@@ -43,7 +44,8 @@ class RepresentationGap(Metric):
 
     As output of ``compute``, a ``dict`` of float32 scalar tensors: ``gap``, ``gap_norm``, ``dim``, ``dim_low``,
     ``dim_high``, ``law_r2``, ``dim_twonn``, ``dim_mle``, ``dup_frac``, plus ``gap_ratio`` when training
-    queries were given and ``knn_acc`` when labels were. Log it with ``self.log_dict(metric.compute())`` and
+    queries were given, ``knn_acc`` when labels were, and ``recall`` / ``gap_rel_error`` with an approximate
+    ``index``. Log it with ``self.log_dict(metric.compute())`` and
     call ``reset()`` once per evaluation: the search runs in ``compute``, so do not call the metric per batch
     through ``forward``.
 
@@ -65,6 +67,10 @@ class RepresentationGap(Metric):
         num_threads: threads for the search (torch and FAISS); default ``REPGAP_NUM_THREADS``, else torch's current
             intra-op count, which Lightning divides among the processes of a DDP job on one machine.
             An explicit count is per process.
+        index: nearest-neighbour search: ``"exact"`` (default), ``"ivf"`` or ``"hnsw"`` (approximate FAISS
+            indexes with measured accuracy, see :func:`~lightning_repgap.approximate.approximate_gap`), or
+            ``"auto"`` (exact below 1,000,000 bank points, ``"ivf"`` from there on). An approximate index adds
+            ``recall`` and ``gap_rel_error`` to the output; its ``gap`` is an upper bound on the exact one.
         kwargs: standard :class:`~torchmetrics.Metric` arguments (``compute_on_cpu``, ``sync_on_compute``,
             ``process_group``, ...).
 
@@ -119,6 +125,7 @@ class RepresentationGap(Metric):
         calibrate: bool = True,
         backend: Backend = "auto",
         num_threads: int | None = None,
+        index: IndexOption = "exact",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -140,6 +147,9 @@ class RepresentationGap(Metric):
             raise ValueError(f"`backend` must be 'auto', 'faiss', 'faiss-gpu' or 'torch', got {backend!r}.")
         self.backend: Backend = backend
         self.num_threads = None if num_threads is None else _check_positive_int(num_threads, "num_threads")
+        if not isinstance(index, str) or index not in INDEX_OPTIONS:
+            raise ValueError(f"`index` must be 'exact', 'ivf', 'hnsw' or 'auto', got {index!r}.")
+        self.index: IndexOption = index
         for role in _ROLES:
             self.add_state(role, default=[], dist_reduce_fx="cat")
             self.add_state(f"{role}_index", default=[], dist_reduce_fx="cat")
@@ -253,6 +263,7 @@ class RepresentationGap(Metric):
             calibrate=self.calibrate,
             backend=self.backend,
             num_threads=self.num_threads,
+            index=self.index,
         )
         return {k: torch.tensor(v, dtype=torch.float32, device=self.device) for k, v in self.last_result.values.items()}
 
