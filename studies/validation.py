@@ -1,7 +1,7 @@
 """The validation study in one command: the gap law, equivariance and the prediction of generalisation.
 
-    python -m studies.validation            # full study, writes docs/validation.md (43 min on 2 shared cores)
-    python -m studies.validation --quick    # reduced sizes (2-4 min), checks the headline bounds
+    python -m studies.validation            # full study, writes docs/validation.md (12 min on 2 shared cores)
+    python -m studies.validation --quick    # reduced sizes (about 1 min), checks the headline bounds
     python -m studies.validation --from-json docs/validation.json   # re-render the report only
 
 Writes ``validation.json`` (every measured row) and ``validation.md`` (the report) to ``--out``; the full run's
