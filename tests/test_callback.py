@@ -359,6 +359,40 @@ def test_reference_fn_with_a_layer_compares_representations(tmp_path):
     assert math.isfinite(float(trainer.callback_metrics["gen/gap_norm"]))
 
 
+def _fixed_bank() -> torch.Tensor:
+    return torch.randn(1024, 16, generator=torch.Generator().manual_seed(3))
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(lambda b: b.double(), id="float64"),
+        pytest.param(lambda b: b.clone().requires_grad_(True) * 1.0, id="requires-grad"),
+        pytest.param(lambda b: b.t().contiguous().t(), id="non-contiguous"),
+        pytest.param(lambda b: b.reshape(1024, 4, 4), id="unflattened"),
+    ],
+)
+def test_reference_fn_bank_dtype_grad_and_layout_do_not_change_the_result(tmp_path, variant):
+    # The callback detaches, flattens and casts whatever the function returns; the logged numbers must be those of
+    # the plain float32 bank.
+    results = {}
+    for name, fn in {"plain": lambda m: _fixed_bank(), "variant": lambda m: variant(_fixed_bank())}.items():
+        cb = RepresentationGapCallback(layer=None, reference_fn=fn, val_probe=128, n_bootstrap=0)
+        _trainer(tmp_path, [cb], max_epochs=1, num_sanity_val_steps=0).fit(MLP(), *loaders())
+        results[name] = cb.history[-1]
+    assert results["variant"].keys() == results["plain"].keys()
+    for key, value in results["plain"].items():
+        assert results["variant"][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_reference_fn_bank_on_another_device(tmp_path):  # pragma: no cover - no GPU on the CI machine
+    cb = RepresentationGapCallback(layer=None, reference_fn=lambda m: _fixed_bank().cuda(), val_probe=128)
+    _trainer(tmp_path, [cb], max_epochs=1, num_sanity_val_steps=0).fit(MLP(), *loaders())
+    assert math.isfinite(cb.history[-1]["repgap/gap"])
+
+
 @pytest.mark.parametrize(
     ("fn", "error", "match"),
     [
