@@ -109,32 +109,21 @@ def _gap_compute(
     search = resolve_index(index, n_max)
     approximate = None
     accuracy: dict[str, float] = {}
+    sets = (inputs.reference, inputs.queries, inputs.train_queries)
+    grid_and_search: dict[str, Any] = {
+        "sizes": sizes,
+        "min_size": min_size,
+        "ratio": ratio,
+        "seed": seed,
+        "n_neighbors": k,
+        "backend": backend,
+        "num_threads": num_threads,
+    }
     if search == "exact":
-        curve = _gap_curve(
-            inputs.reference,
-            inputs.queries,
-            inputs.train_queries,
-            sizes=sizes,
-            min_size=min_size,
-            ratio=ratio,
-            seed=seed,
-            n_neighbors=k,
-            backend=backend,
-            num_threads=num_threads,
-        )
+        curve = _gap_curve(*sets, **grid_and_search)
     else:
         curve, approximate, accuracy = _approximate_curve(
-            inputs.reference,
-            inputs.queries,
-            inputs.train_queries,
-            index="ivf" if search == "ivf" else "hnsw",
-            sizes=sizes,
-            min_size=min_size,
-            ratio=ratio,
-            seed=seed,
-            n_neighbors=k,
-            backend=backend,
-            num_threads=num_threads,
+            *sets, index="ivf" if search == "ivf" else "hnsw", **grid_and_search
         )
     t_search = time.perf_counter() - t0
     fit = gap_dimension(
