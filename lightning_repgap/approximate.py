@@ -1047,10 +1047,14 @@ def _streamed_knn(
         keep = np.argsort(cand_d, axis=1, kind="stable")[:, :k]
         best_d = np.take_along_axis(cand_d, keep, axis=1)
         best_rows = np.take_along_axis(cand_rows, keep, axis=1)
-    q64 = queries.astype(np.float64)
-    out = np.empty(best_rows.shape, dtype=np.float64)
-    for col in range(best_rows.shape[1]):
-        diff = np.subtract(q64, ref[best_rows[:, col]], dtype=np.float64)
-        out[:, col] = np.einsum("ij,ij->i", diff, diff)
+    # Prepared.dist_sq recomputes the winners exactly from the data as given (``best_rows`` are rows of ``ref``).
+    exact = Prepared(
+        reference=ref,
+        queries64=queries.astype(np.float64),
+        reference_aug32=np.empty((0, ref.shape[1] + 1), dtype=np.float32),
+        queries32=q32,
+        centre=centre,
+    )
+    out = exact.dist_sq(best_rows)
     out.sort(axis=1)
     return out
