@@ -166,6 +166,13 @@ def auto_index(n_bank: int) -> str:
     return "ivf" if n_bank >= AUTO_APPROXIMATE_MIN_BANK else "flat"
 
 
+def _check_index(index: Any) -> IndexOption:
+    """``index`` itself if it is one of :data:`INDEX_OPTIONS`; a ``ValueError`` naming the choices otherwise."""
+    if not isinstance(index, str) or index not in INDEX_OPTIONS:
+        raise ValueError(f"`index` must be 'exact', 'ivf', 'hnsw' or 'auto', got {index!r}.")
+    return index  # type: ignore[return-value]
+
+
 def resolve_index(index: str, n_bank: int) -> str:
     """The search an ``index`` argument stands for: ``"exact"``, ``"ivf"`` or ``"hnsw"``.
 
@@ -187,9 +194,7 @@ def resolve_index(index: str, n_bank: int) -> str:
         ('exact', 'ivf', 'hnsw')
 
     """
-    if not isinstance(index, str) or index not in INDEX_OPTIONS:
-        raise ValueError(f"`index` must be 'exact', 'ivf', 'hnsw' or 'auto', got {index!r}.")
-    if index == "auto":
+    if _check_index(index) == "auto":
         chosen = auto_index(n_bank)
         return "exact" if chosen == "flat" else chosen
     return index

@@ -28,7 +28,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from lightning_repgap.approximate import INDEX_OPTIONS, IndexOption
+from lightning_repgap.approximate import IndexOption, _check_index
 from lightning_repgap.capture import POOLINGS, Pooling, capture, embed_batches, embed_inputs, resolve_layers
 from lightning_repgap.metric import RepresentationGap
 from lightning_repgap.search import Backend
@@ -163,9 +163,10 @@ class RepresentationGapCallback(Callback):
             )
         self.backend: Backend = backend
         self.num_threads = None if num_threads is None else _positive(num_threads, "num_threads")
-        if not isinstance(index, str) or index not in INDEX_OPTIONS:
-            raise MisconfigurationException(f"`index` must be 'exact', 'ivf', 'hnsw' or 'auto', got {index!r}.")
-        self.index: IndexOption = index
+        try:
+            self.index: IndexOption = _check_index(index)
+        except ValueError as err:
+            raise MisconfigurationException(str(err)) from None
         self.log_figures = bool(log_figures)
         if not prefix or not isinstance(prefix, str):
             raise MisconfigurationException(f"`prefix` must be a non-empty string, got {prefix!r}.")

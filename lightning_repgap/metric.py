@@ -18,7 +18,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from lightning_repgap._checks import _check_positive_int, _to_numpy
-from lightning_repgap.approximate import INDEX_OPTIONS, IndexOption
+from lightning_repgap.approximate import IndexOption, _check_index
 from lightning_repgap.functional import GapInputs, GapResult, _gap_compute, _gap_update
 from lightning_repgap.search import Backend
 
@@ -147,9 +147,7 @@ class RepresentationGap(Metric):
             raise ValueError(f"`backend` must be 'auto', 'faiss', 'faiss-gpu' or 'torch', got {backend!r}.")
         self.backend: Backend = backend
         self.num_threads = None if num_threads is None else _check_positive_int(num_threads, "num_threads")
-        if not isinstance(index, str) or index not in INDEX_OPTIONS:
-            raise ValueError(f"`index` must be 'exact', 'ivf', 'hnsw' or 'auto', got {index!r}.")
-        self.index: IndexOption = index
+        self.index: IndexOption = _check_index(index)
         for role in _ROLES:
             self.add_state(role, default=[], dist_reduce_fx="cat")
             self.add_state(f"{role}_index", default=[], dist_reduce_fx="cat")
