@@ -60,13 +60,21 @@ def _check_representations(x: Any, name: str, *, min_points: int = 2) -> np.ndar
     if arr.shape[0] < min_points:
         raise ValueError(f"`{name}` needs at least {min_points} points, got {arr.shape[0]} (shape {tuple(arr.shape)}).")
     out = np.ascontiguousarray(arr, dtype=np.float64 if arr.dtype == np.float64 else np.float32)
-    finite = np.isfinite(out)
-    if not finite.all():
-        bad_rows = np.flatnonzero(~finite.all(axis=1))
+    if not _all_finite(out):
+        bad_rows = np.flatnonzero(~np.isfinite(out).all(axis=1))
         raise ValueError(
             f"`{name}` contains NaN or Inf in {bad_rows.size} of {arr.shape[0]} rows (first: row {int(bad_rows[0])})."
         )
     return out
+
+
+# Rows checked per step by ``_all_finite``: a 4 MiB boolean temporary for D = 256 instead of one of the bank's size.
+_FINITE_CHUNK = 16384
+
+
+def _all_finite(x: np.ndarray) -> bool:
+    """``np.isfinite(x).all()`` chunk by chunk: a 1e6 x 256 bank would otherwise need a 256 MB boolean array."""
+    return all(bool(np.isfinite(x[i0 : i0 + _FINITE_CHUNK]).all()) for i0 in range(0, x.shape[0], _FINITE_CHUNK))
 
 
 def _check_same_dim(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:

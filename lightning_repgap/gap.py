@@ -28,9 +28,9 @@ from lightning_repgap.search import (
     _search_threads,
     needs_float64_ranking,
     prefix_nearest,
+    prefix_nearest_and_knn,
     prepare,
     resolve_backend,
-    search_prepared,
 )
 
 log = logging.getLogger(__name__)
@@ -258,24 +258,19 @@ def _gap_curve(
     knn_dist_sq = None
     # One thread setting for every torch step (float32 search, float64 re-ranking, neighbour table): the inner
     # searches then find it already in place instead of switching torch's pool back and forth.
+    pick = None
+    if n_neighbors:
+        n_pick = _check_positive_int(neighbor_queries, "neighbor_queries")
+        pick = np.random.default_rng(seed).permutation(m)[:n_pick]
     with threads:
-        per_query, nearest_pos = _blocked_search(prep, grid, backend=resolved, num_threads=num_threads, device=device)
-        if n_neighbors:
-            n_pick = _check_positive_int(neighbor_queries, "neighbor_queries")
-            pick = np.random.default_rng(seed).permutation(m)[:n_pick]
-            _, knn_i = search_prepared(
-                prep.reference32,
-                prep.queries32[pick],
-                n_neighbors,
-                backend=resolved,
-                num_threads=num_threads,
-                device=device,
-                reference_aug32=prep.reference_aug32,
-            )
-            knn_dist_sq = prep.dist_sq(knn_i, rows=pick)
-            knn_dist_sq.sort(axis=1)
+        per_query, nearest_pos, knn_i = _blocked_search(
+            prep, grid, backend=resolved, num_threads=num_threads, device=device, knn_rows=pick, n_neighbors=n_neighbors
+        )
+    if knn_i is not None:
+        knn_dist_sq = prep.dist_sq(knn_i, rows=pick)
+        knn_dist_sq.sort(axis=1)
     centred = prep.reference32
-    scale = 2.0 * float(np.einsum("ij,ij->", centred, centred, dtype=np.float64)) / max(1, centred.shape[0] - 1)
+    scale = 2.0 * prep.reference_sq_sum / max(1, centred.shape[0] - 1)
     # The user's queries only (not train queries), evenly spread in case they come sorted (e.g. by class); the
     # bank rows are already in random order, except with seed=None, where they get spread out the same way.
     conc_q = prep.queries32[_spread(m, CONCENTRATION_SUBSET)]
@@ -303,16 +298,32 @@ def _spread(n: int, k: int) -> np.ndarray:
 
 
 def _blocked_search(
-    prep: Prepared, grid: np.ndarray, *, backend: str, num_threads: int | None, device: torch.device | None
-) -> tuple[np.ndarray, np.ndarray]:
+    prep: Prepared,
+    grid: np.ndarray,
+    *,
+    backend: str,
+    num_threads: int | None,
+    device: torch.device | None,
+    knn_rows: np.ndarray | None = None,
+    n_neighbors: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Exact float64 prefix minima ``(S, m)`` and each query's nearest bank position, from one prefix search.
+
+    With ``knn_rows``, also those queries' ``n_neighbors`` nearest bank positions (float32 order), from the same
+    pass (see :func:`~lightning_repgap.search.prefix_nearest_and_knn`); ``None`` otherwise.
 
     Winners are chosen in float32; only their distances are recomputed in float64, and only where the winner
     changed from the previous size. Queries whose nearest neighbour is too close for float32 to rank (very low
     dimension with a large bank, collapsed representations) are searched again in float64. A running minimum
     keeps the curve monotone even if float32 ranking and float64 distances disagree on a near-tie.
     """
-    winners = prefix_nearest(prep, grid, backend=backend, num_threads=num_threads, device=device)
+    knn = None
+    if knn_rows is None:
+        winners = prefix_nearest(prep, grid, backend=backend, num_threads=num_threads, device=device)
+    else:
+        winners, knn = prefix_nearest_and_knn(
+            prep, grid, knn_rows, n_neighbors, backend=backend, num_threads=num_threads, device=device
+        )
     risky = needs_float64_ranking(prep, prep.dist_sq(winners[-1][:, None])[:, 0])
     if risky.size:
         log.debug("re-ranking %d of %d queries in float64", risky.size, winners.shape[1])
@@ -325,4 +336,4 @@ def _blocked_search(
         per_query[s, changed] = prep.dist_sq(winners[s, changed][:, None], rows=changed)[:, 0]
     first_best = np.argmin(per_query, axis=0)
     np.minimum.accumulate(per_query, axis=0, out=per_query)
-    return per_query, winners[first_best, np.arange(winners.shape[1])]
+    return per_query, winners[first_best, np.arange(winners.shape[1])], knn

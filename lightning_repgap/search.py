@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -225,6 +226,11 @@ class Prepared:
         """Rows of ``reference`` (as given, float32 or float64) at bank positions ``index``."""
         return self.reference[index if self.rows is None else self.rows[index]]
 
+    @cached_property
+    def reference_sq_sum(self) -> float:
+        """``sum_i ||r_i||^2`` over the centred bank, in float64, read from the norm column (no pass over the bank)."""
+        return -2.0 * float(self.reference_aug32[:, -1].sum(dtype=np.float64))
+
     @property
     def reference32(self) -> np.ndarray:
         """``(n, D)`` centred float32 bank: a view of the first ``D`` columns of :attr:`reference_aug32`."""
@@ -287,6 +293,15 @@ def _with_norm_column(reference32: np.ndarray) -> np.ndarray:
     return out
 
 
+def _is_permutation(rows: np.ndarray, n: int) -> bool:
+    """Whether ``rows`` lists each of ``range(n)`` exactly once."""
+    if rows.size != n:
+        return False
+    seen = np.zeros(n, dtype=bool)
+    seen[rows] = True
+    return bool(seen.all())
+
+
 def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None = None) -> Prepared:
     """Centre both sets on the bank mean (computed in float64) and make the float32 copies the search uses.
 
@@ -306,7 +321,8 @@ def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None 
 
 
     """
-    if rows is None:
+    if rows is None or _is_permutation(rows, reference.shape[0]):
+        # A reordering of every row has the same mean: no gather needed.
         centre = reference.mean(axis=0, dtype=np.float64)
     else:
         total = np.zeros(reference.shape[1], dtype=np.float64)
@@ -371,66 +387,93 @@ def _search_torch(
 
 
 def _top1_tiles(q_aug: torch.Tensor, ref_aug: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best score and index per query, locating the argmax lazily.
+    """Best score and index per query over the whole bank, tile by tile (see :class:`_RunningTop1`)."""
+    top = _RunningTop1(q_aug.shape[0], q_aug.device, q_aug.dtype)
+    for j0 in range(0, ref_aug.shape[0], _TORCH_TILE):
+        top.merge(q_aug @ ref_aug[j0 : j0 + _TORCH_TILE].T, j0)
+    return top.score[:, None], top.index[:, None]
 
-    A row-wise ``max`` with indices costs about half a tile's GEMM on the CPU, while ``amax`` (values only) costs
-    a few percent. So each tile only updates the best value and *which tile* holds it; at the end each query's
-    winning tile is searched again for the index: one extra tile per query, ``_TORCH_TILE / n`` of the work.
+
+class _RunningTop1:
+    """Running best score and bank index of each query of a chunk, fed tile by tile.
+
+    A row-wise ``max`` with indices over a whole tile costs about half the tile's GEMM on the CPU, while value-only
+    reductions cost a few percent. So each tile is reduced to the best value of every ``_GROUP``-wide column group
+    (``amax``), the best group is picked from those few values, and only the queries whose best improved look for
+    the index, inside their winning group (``_GROUP`` scores, gathered from the tile while it is still in cache).
+    In a bank of random order a query improves in about ``ln(tiles)`` tiles, so that last step is noise.
     """
-    n = ref_aug.shape[0]
-    best_s = torch.full((q_aug.shape[0],), -float("inf"), device=q_aug.device)
-    best_tile = torch.zeros(q_aug.shape[0], dtype=torch.int64, device=q_aug.device)
-    for t, j0 in enumerate(range(0, n, _TORCH_TILE)):
-        vals = (q_aug @ ref_aug[j0 : j0 + _TORCH_TILE].T).amax(dim=1)
-        better = vals > best_s
-        best_s = torch.where(better, vals, best_s)
-        best_tile = torch.where(better, t, best_tile)
-    best_i = torch.zeros(q_aug.shape[0], dtype=torch.int64, device=q_aug.device)
-    for t in torch.unique(best_tile).tolist():
-        rows = torch.nonzero(best_tile == t).flatten()
-        j0 = t * _TORCH_TILE
-        best_i[rows] = (q_aug[rows] @ ref_aug[j0 : j0 + _TORCH_TILE].T).argmax(dim=1) + j0
-    return best_s[:, None], best_i[:, None]
+
+    def __init__(self, rows: int, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+        self.score = torch.full((rows,), -float("inf"), dtype=dtype, device=device)
+        self.index = torch.zeros(rows, dtype=torch.int64, device=device)
+        self._offsets = torch.arange(_GROUP, device=device)
+
+    def merge(self, scores: torch.Tensor, offset: int) -> None:
+        """Fold in one tile: ``scores[i, j]`` is query ``i`` against bank row ``offset + j``."""
+        value, start = _group_max(scores)
+        rows = torch.nonzero(value > self.score).flatten()
+        if rows.numel() == 0:
+            return
+        # A last, narrower group is padded with its own last column: ``argmax`` returns the first maximum, so the
+        # padding never wins over the column it repeats.
+        cols = torch.clamp(start[rows, None] + self._offsets, max=scores.shape[1] - 1)
+        pos = scores[rows[:, None], cols].argmax(dim=1)
+        self.score[rows] = value[rows]
+        self.index[rows] = start[rows] + pos + offset
 
 
 def _prefix_top1_torch(
-    reference_aug: np.ndarray, queries: np.ndarray, sizes: np.ndarray, query_chunk: int | None, device: torch.device
-) -> np.ndarray:
+    reference_aug: np.ndarray,
+    queries: np.ndarray,
+    sizes: np.ndarray,
+    query_chunk: int | None,
+    device: torch.device,
+    knn_rows: np.ndarray | None = None,
+    k: int = 0,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Nearest bank row among the first ``sizes[s]`` rows, for every ``s``, in one pass over the bank.
 
-    Tiles never straddle a size boundary. Each tile only updates, per query, the best score and the
-    ``_GROUP``-wide column group holding it (``amax`` is cheap; a row-wise ``max`` with indices is not). At each
-    size boundary the queries whose best moved are re-scored against their winning group only, to get the index:
-    about ``S / 2 * _GROUP / n`` extra work on a doubling grid. ``reference_aug`` is the centred bank with its
+    Tiles never straddle a size boundary, so the running best (:class:`_RunningTop1`) at each boundary is that
+    prefix's nearest row: the whole curve costs one search. ``reference_aug`` is the centred bank with its
     ``-||r||^2 / 2`` column; ``queries`` are centred, of the same dtype (float32, or float64 for re-ranking).
+
+    With ``knn_rows``, those queries also get their ``k`` nearest rows of the whole bank (``sizes[-1]`` rows) from
+    the same score tiles: the neighbour table for TwoNN/MLE then costs no GEMM of its own.
+
+    Returns:
+        ``(winners, knn)``: int64 ``(len(sizes), m)`` bank rows, and ``(len(knn_rows), k)`` bank rows sorted by
+        descending float32 score (``None`` without ``knn_rows``).
     """
     ref_aug = torch.from_numpy(reference_aug).to(device)
     qs = torch.from_numpy(queries).to(device)
     m = qs.shape[0]
     out = torch.empty((len(sizes), m), dtype=torch.int64)
+    knn = None if knn_rows is None else np.empty((knn_rows.size, k), dtype=np.int64)
     bounds = [0, *(int(v) for v in sizes)]
     chunk = query_chunk or _TORCH_TILE
     for i0 in range(0, m, chunk):
         q = qs[i0 : i0 + chunk]
         c = q.shape[0]
         q_aug = torch.cat([q, torch.ones((c, 1), dtype=q.dtype, device=device)], dim=1)
-        best = torch.full((c,), -float("inf"), dtype=q.dtype, device=device)
-        best_start = torch.zeros(c, dtype=torch.int64, device=device)
-        best_stop = torch.zeros(c, dtype=torch.int64, device=device)
-        found = torch.zeros(c, dtype=torch.int64, device=device)
-        found_start = torch.full((c,), -1, dtype=torch.int64, device=device)
+        best = _RunningTop1(c, device, q.dtype)
+        # The neighbour-table queries in this chunk: ``mine`` indexes ``knn_rows``, ``local`` the chunk's rows.
+        mine, local, top = np.empty(0, dtype=np.int64), None, None
+        if knn_rows is not None:
+            mine = np.flatnonzero((knn_rows >= i0) & (knn_rows < i0 + c))
+            if mine.size:
+                local = torch.from_numpy(knn_rows[mine] - i0).to(device)
+                top = _RunningTopK(mine.size, k, device, q.dtype)
         for s in range(len(sizes)):
             for j0 in range(bounds[s], bounds[s + 1], _TORCH_TILE):
-                j1 = min(j0 + _TORCH_TILE, bounds[s + 1])
-                value, start = _group_max(q_aug @ ref_aug[j0:j1].T)
-                better = value > best
-                best = torch.where(better, value, best)
-                start = start + j0
-                best_start = torch.where(better, start, best_start)
-                best_stop = torch.where(better, torch.clamp(start + _GROUP, max=j1), best_stop)
-            _resolve_groups(q_aug, ref_aug, best_start, best_stop, found, found_start)
-            out[s, i0 : i0 + c] = found.cpu()
-    return out.numpy()
+                scores = q_aug @ ref_aug[j0 : min(j0 + _TORCH_TILE, bounds[s + 1])].T
+                best.merge(scores, j0)
+                if top is not None and local is not None:
+                    top.merge(scores[local], j0)
+            out[s, i0 : i0 + c] = best.index.cpu()
+        if top is not None and knn is not None:
+            knn[mine] = top.index.cpu().numpy()
+    return out.numpy(), knn
 
 
 def _group_max(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -444,31 +487,6 @@ def _group_max(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         parts.append(scores[:, full * _GROUP :].amax(dim=1, keepdim=True))
     value, group = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)).max(dim=1)
     return value, group * _GROUP
-
-
-def _resolve_groups(
-    q_aug: torch.Tensor,
-    ref_aug: torch.Tensor,
-    best_start: torch.Tensor,
-    best_stop: torch.Tensor,
-    found: torch.Tensor,
-    found_start: torch.Tensor,
-) -> None:
-    """Fill ``found`` (in place) with the argmax inside each query's winning group, where that group changed."""
-    stale = torch.nonzero(best_start != found_start).flatten()
-    if stale.numel() == 0:
-        return
-    starts = best_start[stale]
-    order = torch.argsort(starts)
-    stale, starts = stale[order], starts[order]
-    groups, counts = torch.unique_consecutive(starts, return_counts=True)
-    pos = 0
-    for g0, count in zip(groups.tolist(), counts.tolist(), strict=True):
-        rows = stale[pos : pos + count]
-        pos += count
-        g1 = int(best_stop[rows[0]])
-        found[rows] = (q_aug[rows] @ ref_aug[g0:g1].T).argmax(dim=1) + g0
-    found_start[stale] = best_start[stale]
 
 
 def _prefix_top1_blocks(
@@ -523,14 +541,78 @@ def prefix_nearest(
 
 
     """
+    return _prefix_search(prepared, sizes, backend=backend, num_threads=num_threads, device=device, rows=rows)[0]
+
+
+def prefix_nearest_and_knn(
+    prepared: Prepared,
+    sizes: np.ndarray,
+    knn_rows: np.ndarray,
+    n_neighbors: int,
+    *,
+    backend: str,
+    num_threads: int | None = None,
+    device: torch.device | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`prefix_nearest`, plus the ``n_neighbors`` nearest bank rows of the queries ``knn_rows``.
+
+    On the torch backend both come from one pass over the bank: the neighbour table reads the score tiles the
+    prefix search computes anyway, so it adds no GEMM. Other backends run a separate top-``k`` search.
+
+    Args:
+        prepared: output of :func:`prepare`.
+        sizes: increasing bank sizes; the neighbours are searched among all ``sizes[-1]`` rows.
+        knn_rows: distinct query rows that need neighbours.
+        n_neighbors: neighbours per query in ``knn_rows`` (at most ``sizes[-1]``).
+        backend: a resolved backend name.
+        num_threads: threads for the search (torch and FAISS); default :func:`default_num_threads`.
+        device: device of the torch backend.
+
+    Returns:
+        ``(winners, knn)``: as :func:`prefix_nearest`, and int64 ``(len(knn_rows), n_neighbors)`` bank rows in
+        float32 order (recompute their distances with :meth:`Prepared.dist_sq` before using them).
+
+    Example:
+        >>> import numpy as np
+        >>> prep = prepare(np.array([[5.0], [3.0], [1.0], [0.0]]), np.array([[0.2], [4.4]]))
+        >>> winners, knn = prefix_nearest_and_knn(prep, np.array([2, 4]), np.array([1]), 2, backend="torch")
+        >>> winners.tolist(), knn.tolist()
+        ([[1, 0], [3, 0]], [[0, 1]])
+
+
+    """
+    return _prefix_search(  # type: ignore[return-value]  # knn is an array whenever knn_rows is given
+        prepared,
+        sizes,
+        backend=backend,
+        num_threads=num_threads,
+        device=device,
+        knn_rows=np.asarray(knn_rows, dtype=np.int64),
+        k=n_neighbors,
+    )
+
+
+def _prefix_search(
+    prepared: Prepared,
+    sizes: np.ndarray,
+    *,
+    backend: str,
+    num_threads: int | None,
+    device: torch.device | None,
+    rows: np.ndarray | None = None,
+    knn_rows: np.ndarray | None = None,
+    k: int = 0,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The one implementation behind :func:`prefix_nearest` and :func:`prefix_nearest_and_knn`."""
     t0 = time.perf_counter()
+    knn = None
     with _search_threads(num_threads):
         if rows is not None:
             # Bank centred in float64 chunk by chunk is a full float64 copy: only paid when float32 is not enough.
             centred = prepared.bank_rows(np.arange(prepared.reference_aug32.shape[0])) - prepared.centre
             aug = np.concatenate([centred, -0.5 * np.einsum("ij,ij->i", centred, centred)[:, None]], axis=1)
             del centred
-            out = _prefix_top1_torch(
+            out, _ = _prefix_top1_torch(
                 aug,
                 prepared.queries64[rows] - prepared.centre,
                 sizes,
@@ -539,21 +621,35 @@ def prefix_nearest(
             )
         elif backend == "torch":
             cpu = torch.device("cpu")
-            out = _prefix_top1_torch(prepared.reference_aug32, prepared.queries32, sizes, None, device or cpu)
+            out, knn = _prefix_top1_torch(
+                prepared.reference_aug32, prepared.queries32, sizes, None, device or cpu, knn_rows=knn_rows, k=k
+            )
         else:
             out = _prefix_top1_blocks(
                 prepared.reference32, prepared.queries32, sizes, backend=backend, num_threads=num_threads, device=device
             )
+            if knn_rows is not None:
+                n = int(sizes[-1])
+                _, knn = search_prepared(
+                    prepared.reference32[:n],
+                    prepared.queries32[knn_rows],
+                    k,
+                    backend=backend,
+                    num_threads=num_threads,
+                    device=device,
+                )
     log.debug(
-        "prefix search backend=%s n=%d m=%d D=%d sizes=%d: %.4fs",
+        "prefix search backend=%s n=%d m=%d D=%d sizes=%d knn=%d x %d: %.4fs",
         backend,
         int(sizes[-1]),
         prepared.queries32.shape[0],
         prepared.queries32.shape[1],
         len(sizes),
+        0 if knn_rows is None else knn_rows.size,
+        k,
         time.perf_counter() - t0,
     )
-    return out
+    return out, knn
 
 
 def needs_float64_ranking(prepared: Prepared, nearest_dist_sq: np.ndarray) -> np.ndarray:
@@ -580,23 +676,48 @@ def needs_float64_ranking(prepared: Prepared, nearest_dist_sq: np.ndarray) -> np
 
     """
     q_sq = np.einsum("ij,ij->i", prepared.queries32, prepared.queries32, dtype=np.float64)
-    r_sq = float(np.einsum("ij,ij->", prepared.reference32, prepared.reference32, dtype=np.float64))
-    r_sq /= max(1, prepared.reference32.shape[0])
+    r_sq = prepared.reference_sq_sum / max(1, prepared.reference_aug32.shape[0])
     tolerance = _FLOAT32_RANKING_MARGIN * np.finfo(np.float32).eps * (q_sq + r_sq)
     return np.flatnonzero((nearest_dist_sq > 0) & (nearest_dist_sq < tolerance))
 
 
+class _RunningTopK:
+    """Running top-``k`` scores (descending) and bank indices of a fixed set of queries, fed tile by tile."""
+
+    def __init__(self, rows: int, k: int, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+        self.k = k
+        self.scores = torch.full((rows, k), -float("inf"), dtype=dtype, device=device)
+        self.index = torch.zeros((rows, k), dtype=torch.int64, device=device)
+
+    def merge(self, scores: torch.Tensor, offset: int) -> None:
+        """Fold in one tile: ``scores[i, j]`` is query ``i`` against bank row ``offset + j``.
+
+        Only the queries whose best score in the tile beats their current ``k``-th best are merged (a row-wise
+        ``amax`` is cheap, ``topk`` is not). In a bank of random order a tile of ``w`` rows holds a new top-``k``
+        member of the ``t``-th tile's query with probability about ``k / t``, so most queries skip most tiles.
+        """
+        hit = scores.amax(dim=1) > self.scores[:, -1]
+        rows = torch.nonzero(hit).flatten()
+        if rows.numel() == 0:
+            return
+        every = rows.numel() == hit.numel()
+        part = scores if every else scores[rows]
+        vals, ids = torch.topk(part, min(self.k, part.shape[1]), dim=1)
+        old_s, old_i = (self.scores, self.index) if every else (self.scores[rows], self.index[rows])
+        best_s, pos = torch.topk(torch.cat([old_s, vals], dim=1), self.k, dim=1)
+        best_i = torch.gather(torch.cat([old_i, ids + offset], dim=1), 1, pos)
+        if every:
+            self.scores, self.index = best_s, best_i
+        else:
+            self.scores[rows], self.index[rows] = best_s, best_i
+
+
 def _topk_tiles(q_aug: torch.Tensor, ref_aug: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-``k`` scores and indices per query, merging each tile's top-k into a running top-k."""
-    n = ref_aug.shape[0]
-    best_s = torch.full((q_aug.shape[0], k), -float("inf"), device=q_aug.device)
-    best_i = torch.zeros((q_aug.shape[0], k), dtype=torch.int64, device=q_aug.device)
-    for j0 in range(0, n, _TORCH_TILE):
-        scores = q_aug @ ref_aug[j0 : j0 + _TORCH_TILE].T
-        vals, ids = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-        best_s, pos = torch.topk(torch.cat([best_s, vals], dim=1), k, dim=1)
-        best_i = torch.gather(torch.cat([best_i, ids + j0], dim=1), 1, pos)
-    return best_s, best_i
+    """Top-``k`` scores and indices per query, merging each tile into a running top-k."""
+    top = _RunningTopK(q_aug.shape[0], k, q_aug.device, q_aug.dtype)
+    for j0 in range(0, ref_aug.shape[0], _TORCH_TILE):
+        top.merge(q_aug @ ref_aug[j0 : j0 + _TORCH_TILE].T, j0)
+    return top.scores, top.index
 
 
 def search_prepared(

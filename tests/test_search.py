@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import brute_force_dist_sq
 
-from lightning_repgap.search import nearest, prefix_nearest, prepare, resolve_backend
+from lightning_repgap.search import nearest, prefix_nearest, prefix_nearest_and_knn, prepare, resolve_backend
 
 BACKENDS = ["faiss", "torch"]
 
@@ -129,3 +129,36 @@ def test_prepare_keeps_one_augmented_copy_of_the_bank_and_gathers_rows_lazily():
     np.testing.assert_array_equal(
         prefix_nearest(prep, sizes, backend="torch"), prefix_nearest(explicit, sizes, backend="torch")
     )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("k", [1, 20])
+def test_prefix_search_with_a_neighbour_table_matches_brute_force(backend, k):
+    # Several query chunks (2048 rows each) and several tiles, a grid starting below k: the fused table must still
+    # hold the k nearest of the whole bank (sizes[-1] rows), in order, for exactly the requested queries.
+    rng = np.random.default_rng(3)
+    ref = rng.standard_normal((6000, 5))
+    qs = rng.standard_normal((4500, 5))
+    prep = prepare(ref, qs)
+    sizes = np.array([8, 64, 512, 4096, 5500])
+    knn_rows = rng.permutation(4500)[:300]
+    winners, knn = prefix_nearest_and_knn(prep, sizes, knn_rows, k, backend=backend)
+    np.testing.assert_array_equal(winners, prefix_nearest(prep, sizes, backend=backend))
+    full = brute_force_dist_sq(ref[:5500], qs[knn_rows])
+    # The same k neighbours; their order is float32's (callers re-sort by exact distances), so near ties may swap.
+    np.testing.assert_array_equal(np.sort(knn, axis=1), np.sort(np.argsort(full, axis=1)[:, :k], axis=1))
+    for s, size in enumerate(sizes):
+        np.testing.assert_array_equal(winners[s, knn_rows], np.argmin(full[:, :size], axis=1))
+
+
+def test_prepare_with_a_full_permutation_and_the_norm_column_sum():
+    rng = np.random.default_rng(1)
+    ref = rng.standard_normal((3000, 6)) * 3.0 + 50.0
+    qs = rng.standard_normal((10, 6)) + 50.0
+    order = rng.permutation(3000)
+    prep = prepare(ref, qs, rows=order)
+    np.testing.assert_allclose(prep.centre, ref.mean(axis=0), rtol=1e-13)
+    centred = ref - ref.mean(axis=0)
+    assert prep.reference_sq_sum == pytest.approx(float((centred**2).sum()), rel=1e-6)
+    repeated = np.concatenate([order[:2000], order[:1000]])  # not a permutation: the mean of the rows it names
+    np.testing.assert_allclose(prepare(ref, qs, rows=repeated).centre, ref[repeated].mean(axis=0), rtol=1e-13)
