@@ -21,13 +21,16 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
         if x.is_complex():
             raise TypeError(f"`{name}` must be a real floating tensor, got dtype {x.dtype}.")
         x = x.detach()
-        if x.dtype in (torch.float16, torch.bfloat16):
-            # numpy has no bfloat16; widen half precision before leaving torch.
+        if x.dtype == torch.bfloat16:
+            # numpy has no bfloat16; widen it before leaving torch (float16 has a numpy twin and stays half size).
             x = x.to(torch.float32)
         return x.cpu().numpy()
     if isinstance(x, np.ndarray):
         return x
     raise TypeError(f"`{name}` must be a numpy array or a torch tensor, got {type(x).__name__}.")
+
+
+_KEPT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _check_representations(x: Any, name: str, *, min_points: int = 2) -> np.ndarray:
@@ -39,8 +42,10 @@ def _check_representations(x: Any, name: str, *, min_points: int = 2) -> np.ndar
         min_points: smallest admissible ``n``.
 
     Returns:
-        The same values as a C-contiguous ``(n, D)`` array: float64 stays float64, every other floating dtype
-        becomes float32 (no copy when it already is). Large banks are not duplicated in float64.
+        The same values as a C-contiguous ``(n, D)`` array: float16, float32 and float64 keep their dtype (no copy
+        when already contiguous), any other floating dtype becomes float32. A float16 bank (e.g. a snapshot) is
+        therefore not widened here: the search centres it into its float32 buffer chunk by chunk, so it never
+        exists in memory as both float16 and float32, and large banks are never duplicated in float64.
 
     Raises:
         TypeError: if ``x`` is not a floating point array or tensor.
@@ -59,7 +64,7 @@ def _check_representations(x: Any, name: str, *, min_points: int = 2) -> np.ndar
         raise ValueError(f"`{name}` has zero features, got shape {tuple(arr.shape)}.")
     if arr.shape[0] < min_points:
         raise ValueError(f"`{name}` needs at least {min_points} points, got {arr.shape[0]} (shape {tuple(arr.shape)}).")
-    out = np.ascontiguousarray(arr, dtype=np.float64 if arr.dtype == np.float64 else np.float32)
+    out = np.ascontiguousarray(arr, dtype=arr.dtype if arr.dtype in _KEPT_DTYPES else np.float32)
     if not _all_finite(out):
         bad_rows = np.flatnonzero(~np.isfinite(out).all(axis=1))
         raise ValueError(

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from lightning_repgap._checks import _check_positive_int, _check_representations, _check_same_dim
+from lightning_repgap._gemm import TileProduct, cpu_engine, engine_threads
 from lightning_repgap._imports import _FAISS_AVAILABLE
 
 log = logging.getLogger(__name__)
@@ -158,10 +159,12 @@ def _search_threads(num_threads: int | None) -> contextlib.AbstractContextManage
 def resolve_backend(backend: str = "auto") -> str:
     """Turn ``backend`` into a concrete backend name: ``"faiss"``, ``"faiss-gpu"`` or ``"torch"``.
 
-    ``"auto"`` is FAISS on the GPU when FAISS sees one, else the tiled torch GEMM. On the CPU the torch path is the
-    faster exact search: on the 2-core AVX-512 reference machine it reaches ~85 % of the float32 GEMM roofline
-    where ``faiss.knn`` (faiss-cpu wheel) reaches ~13 % (``benchmarks/bench_search.py`` measures both). FAISS
-    stays available explicitly, and is what the approximate indexes build on.
+    ``"auto"`` is FAISS on the GPU when FAISS sees one, else the tiled GEMM path (``"torch"``: torch tensors, with
+    each CPU tile's product on torch's or numpy's BLAS, whichever is faster here). It has the one-pass prefix
+    search and the fused neighbour table; ``faiss.knn`` (faiss-cpu wheel) ranged from 12 % of the float32 GEMM
+    roofline on a Xeon whose CPU its bundled OpenBLAS did not recognise to 80 % on an AMD EPYC
+    (``benchmarks/run_all.py`` measures both). FAISS stays available explicitly, and is what the approximate
+    indexes build on.
 
     Args:
         backend: one of ``"auto"``, ``"faiss"``, ``"faiss-gpu"``, ``"torch"``.
@@ -377,20 +380,24 @@ def _search_torch(
     chunk = query_chunk or _TORCH_TILE
     out_s = torch.empty((m, k), dtype=torch.float32)
     out_i = torch.empty((m, k), dtype=torch.int64)
-    for i0 in range(0, m, chunk):
-        q = qs[i0 : i0 + chunk]
-        q_aug = torch.cat([q, torch.ones((q.shape[0], 1), dtype=q.dtype, device=device)], dim=1)
-        best_s, best_i = _top1_tiles(q_aug, ref_aug) if k == 1 else _topk_tiles(q_aug, ref_aug, k)
-        out_s[i0 : i0 + q.shape[0]] = best_s.cpu()
-        out_i[i0 : i0 + q.shape[0]] = best_i.cpu()
+    engine = cpu_engine(ref_aug.shape[1], ref_aug.shape[0] * m * ref_aug.shape[1], ref_aug.device)
+    with engine_threads(engine):
+        for i0 in range(0, m, chunk):
+            q = qs[i0 : i0 + chunk]
+            q_aug = torch.cat([q, torch.ones((q.shape[0], 1), dtype=q.dtype, device=device)], dim=1)
+            product = TileProduct(q_aug, engine, _TORCH_TILE)
+            best_s, best_i = _top1_tiles(product, ref_aug) if k == 1 else _topk_tiles(product, ref_aug, k)
+            out_s[i0 : i0 + q.shape[0]] = best_s.cpu()
+            out_i[i0 : i0 + q.shape[0]] = best_i.cpu()
     return (q_sq[:, None].cpu() - 2.0 * out_s).numpy(), out_i.numpy()
 
 
-def _top1_tiles(q_aug: torch.Tensor, ref_aug: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _top1_tiles(product: TileProduct, ref_aug: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Best score and index per query over the whole bank, tile by tile (see :class:`_RunningTop1`)."""
+    q_aug = product.q_aug
     top = _RunningTop1(q_aug.shape[0], q_aug.device, q_aug.dtype)
     for j0 in range(0, ref_aug.shape[0], _TORCH_TILE):
-        top.merge(q_aug @ ref_aug[j0 : j0 + _TORCH_TILE].T, j0)
+        top.merge(product(ref_aug[j0 : j0 + _TORCH_TILE]), j0)
     return top.score[:, None], top.index[:, None]
 
 
@@ -452,27 +459,30 @@ def _prefix_top1_torch(
     knn = None if knn_rows is None else np.empty((knn_rows.size, k), dtype=np.int64)
     bounds = [0, *(int(v) for v in sizes)]
     chunk = query_chunk or _TORCH_TILE
-    for i0 in range(0, m, chunk):
-        q = qs[i0 : i0 + chunk]
-        c = q.shape[0]
-        q_aug = torch.cat([q, torch.ones((c, 1), dtype=q.dtype, device=device)], dim=1)
-        best = _RunningTop1(c, device, q.dtype)
-        # The neighbour-table queries in this chunk: ``mine`` indexes ``knn_rows``, ``local`` the chunk's rows.
-        mine, local, top = np.empty(0, dtype=np.int64), None, None
-        if knn_rows is not None:
-            mine = np.flatnonzero((knn_rows >= i0) & (knn_rows < i0 + c))
-            if mine.size:
-                local = torch.from_numpy(knn_rows[mine] - i0).to(device)
-                top = _RunningTopK(mine.size, k, device, q.dtype)
-        for s in range(len(sizes)):
-            for j0 in range(bounds[s], bounds[s + 1], _TORCH_TILE):
-                scores = q_aug @ ref_aug[j0 : min(j0 + _TORCH_TILE, bounds[s + 1])].T
-                best.merge(scores, j0)
-                if top is not None and local is not None:
-                    top.merge(scores[local], j0)
-            out[s, i0 : i0 + c] = best.index.cpu()
-        if top is not None and knn is not None:
-            knn[mine] = top.index.cpu().numpy()
+    engine = cpu_engine(ref_aug.shape[1], bounds[-1] * m * ref_aug.shape[1], ref_aug.device)
+    with engine_threads(engine):
+        for i0 in range(0, m, chunk):
+            q = qs[i0 : i0 + chunk]
+            c = q.shape[0]
+            q_aug = torch.cat([q, torch.ones((c, 1), dtype=q.dtype, device=device)], dim=1)
+            product = TileProduct(q_aug, engine, _TORCH_TILE)
+            best = _RunningTop1(c, device, q.dtype)
+            # The neighbour-table queries in this chunk: ``mine`` indexes ``knn_rows``, ``local`` the chunk's rows.
+            mine, local, top = np.empty(0, dtype=np.int64), None, None
+            if knn_rows is not None:
+                mine = np.flatnonzero((knn_rows >= i0) & (knn_rows < i0 + c))
+                if mine.size:
+                    local = torch.from_numpy(knn_rows[mine] - i0).to(device)
+                    top = _RunningTopK(mine.size, k, device, q.dtype)
+            for s in range(len(sizes)):
+                for j0 in range(bounds[s], bounds[s + 1], _TORCH_TILE):
+                    scores = product(ref_aug[j0 : min(j0 + _TORCH_TILE, bounds[s + 1])])
+                    best.merge(scores, j0)
+                    if top is not None and local is not None:
+                        top.merge(scores[local], j0)
+                out[s, i0 : i0 + c] = best.index.cpu()
+            if top is not None and knn is not None:
+                knn[mine] = top.index.cpu().numpy()
     return out.numpy(), knn
 
 
@@ -712,11 +722,12 @@ class _RunningTopK:
             self.scores[rows], self.index[rows] = best_s, best_i
 
 
-def _topk_tiles(q_aug: torch.Tensor, ref_aug: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _topk_tiles(product: TileProduct, ref_aug: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-``k`` scores and indices per query, merging each tile into a running top-k."""
+    q_aug = product.q_aug
     top = _RunningTopK(q_aug.shape[0], k, q_aug.device, q_aug.dtype)
     for j0 in range(0, ref_aug.shape[0], _TORCH_TILE):
-        top.merge(q_aug @ ref_aug[j0 : j0 + _TORCH_TILE].T, j0)
+        top.merge(product(ref_aug[j0 : j0 + _TORCH_TILE]), j0)
     return top.scores, top.index
 
 

@@ -180,3 +180,33 @@ def test_neighbours_too_close_for_float32_are_ranked_in_float64(backend):
     mins = np.stack([((q - ref) ** 2).sum(axis=1) for q in qs])  # (m, n), one query at a time
     expected = [mins[:, :n].min(axis=1).mean() for n in curve.sizes]
     np.testing.assert_allclose(curve.gaps, expected, rtol=1e-9)
+
+
+def test_a_float16_bank_is_measured_as_its_float32_widening_without_a_widened_copy():
+    # Snapshots store float16 by default: the bank must not be held as float16 *and* float32 (memory bound), and
+    # the numbers must be exactly those of the same values in float32 (float16 -> float32 is exact).
+    from lightning_repgap._checks import _check_representations
+    from lightning_repgap.approximate import approximate_gap
+    from lightning_repgap.functional import representation_gap
+
+    rng = np.random.default_rng(0)
+    ref16 = (embed(sample_torus(6000, 3, rng), 32, rng) + 5.0).astype(np.float16)
+    qs16 = (embed(sample_torus(400, 3, rng), 32, rng) + 5.0).astype(np.float16)
+    assert _check_representations(ref16, "reference") is ref16
+    assert _check_representations(torch.from_numpy(ref16), "reference").dtype == np.float16
+    ref32, qs32 = ref16.astype(np.float32), qs16.astype(np.float32)
+    for half, full in (
+        (gap_curve(ref16, qs16, n_neighbors=5), gap_curve(ref32, qs32, n_neighbors=5)),
+        (gap_curve(torch.from_numpy(ref16), torch.from_numpy(qs16)), gap_curve(ref32, qs32)),
+    ):
+        np.testing.assert_array_equal(half.per_query, full.per_query)
+        np.testing.assert_array_equal(half.nearest_index, full.nearest_index)
+        if full.knn_dist_sq is not None:
+            np.testing.assert_array_equal(half.knn_dist_sq, full.knn_dist_sq)
+        assert half.scale == full.scale
+    half_values = {k: float(v) for k, v in representation_gap(ref16, qs16, n_bootstrap=20).items()}
+    full_values = {k: float(v) for k, v in representation_gap(ref32, qs32, n_bootstrap=20).items()}
+    np.testing.assert_equal(half_values, full_values)
+    ivf16 = approximate_gap(ref16, qs16, exact_max=1024, recall_sample=100)
+    ivf32 = approximate_gap(ref32, qs32, exact_max=1024, recall_sample=100)
+    np.testing.assert_array_equal(ivf16.per_query, ivf32.per_query)
