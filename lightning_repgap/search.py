@@ -262,27 +262,41 @@ class Prepared:
 _CENTRE_CHUNK = 16384
 
 
+def _subtrahend(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """The centre to subtract from ``x``: in float32 when that gives the same float32 result as float64 would.
+
+    For float16/float32 data and a centre that float32 holds exactly, ``x - centre`` is exact in float64 and then
+    rounded once, which is precisely what a float32 subtraction does, at a third of the cost (no float64 buffers).
+    """
+    if x.dtype == np.float64:
+        return centre
+    centre32 = centre.astype(np.float32)
+    return centre32 if np.array_equal(centre32, centre) else centre
+
+
 def _centred32(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """``(x - centre)`` as C-contiguous float32, subtracting in float64 chunk by chunk (precision far from 0)."""
+    """``(x - centre)`` as C-contiguous float32, chunk by chunk, rounded once (precision far from 0)."""
     out = np.empty(x.shape, dtype=np.float32)
+    c = _subtrahend(x, centre)
     for i0 in range(0, x.shape[0], _CENTRE_CHUNK):
-        np.subtract(x[i0 : i0 + _CENTRE_CHUNK], centre, out=out[i0 : i0 + _CENTRE_CHUNK], casting="unsafe")
+        np.subtract(x[i0 : i0 + _CENTRE_CHUNK], c, out=out[i0 : i0 + _CENTRE_CHUNK], casting="unsafe")
     return out
 
 
 def _centred_aug32(x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """``[x - centre, -||x - centre||^2 / 2]`` as one C-contiguous float32 ``(n, D + 1)`` array, built in chunks.
 
-    The difference is taken in float64 and rounded once (as in :func:`_centred32`); the norm column is summed from
+    The difference is rounded to float32 once (as in :func:`_centred32`); the norm column is summed from
     those float32 values, like the GEMM scores it is added to. With ``rows``, the result holds ``x[rows]`` in that
     order, gathered chunk by chunk: no reordered copy of the bank is ever materialised.
     """
     n, dim = (x.shape[0] if rows is None else rows.size), x.shape[1]
     out = np.empty((n, dim + 1), dtype=np.float32)
+    c = _subtrahend(x, centre)
     for i0 in range(0, n, _CENTRE_CHUNK):
         chunk = x[i0 : i0 + _CENTRE_CHUNK] if rows is None else x[rows[i0 : i0 + _CENTRE_CHUNK]]
         part = out[i0 : i0 + chunk.shape[0]]
-        np.subtract(chunk, centre, out=part[:, :dim], casting="unsafe")
+        np.subtract(chunk, c, out=part[:, :dim], casting="unsafe")
         part[:, dim] = np.einsum("ij,ij->i", part[:, :dim], part[:, :dim])
         part[:, dim] *= -0.5
     return out
@@ -332,6 +346,10 @@ def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None 
         for i0 in range(0, rows.size, _CENTRE_CHUNK):
             total += reference[rows[i0 : i0 + _CENTRE_CHUNK]].sum(axis=0, dtype=np.float64)
         centre = total / max(1, rows.size)
+    if reference.dtype != np.float64:
+        # Rounding the centre to float32 is a translation (distances unchanged) that lets float32 data be centred
+        # in float32, with the same result as in float64 (see ``_subtrahend``).
+        centre = centre.astype(np.float32).astype(np.float64)
     return Prepared(
         reference=reference,
         queries64=queries.astype(np.float64),

@@ -231,3 +231,14 @@ def test_auto_index_and_default_nlist():
     assert default_nlist(1000, 10_000) == 1000 // 39
     with pytest.raises(ValueError, match="`scan`"):
         default_nlist(1000, 10, scan="hnsw")
+
+
+def test_cluster_sums_in_tiles_match_index_add():
+    # Memory bound: the k-means sums are one-hot GEMMs over row tiles, never one (n x k) matrix; same sums.
+    from lightning_repgap.approximate import _ROW_TILE, _cluster_sums
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2 * _ROW_TILE + 123, 6, generator=gen, dtype=torch.float64)
+    assign = torch.randint(0, 37, (x.shape[0],), generator=gen)
+    expected = torch.zeros(37, 6, dtype=torch.float64).index_add_(0, assign, x)
+    torch.testing.assert_close(_cluster_sums(x, assign, 37), expected, rtol=1e-12, atol=1e-12)
