@@ -147,7 +147,7 @@ def run_worker(cfg: dict) -> dict:
     from lightning_repgap._gemm import _PROBE_MIN_WORK, cpu_engine
     from lightning_repgap.approximate import approximate_gap
     from lightning_repgap.functional import _gap_compute, _gap_update
-    from lightning_repgap.search import prepare, search_prepared
+    from lightning_repgap.search import nearest, prepare, search_prepared
 
     # The one-time choice of the CPU tile library (~0.1 s per process) is made here, not inside a timed search.
     out["engine"] = cpu_engine(D + 1, _PROBE_MIN_WORK, torch.device("cpu"))
@@ -186,18 +186,23 @@ def run_worker(cfg: dict) -> dict:
     elif kind == "full":
         # Interleaved with one exact search in the same process (search, full, search, full, ...): the machine's
         # speed drifts by tens of percent over minutes, so a ratio of runs made minutes apart says little.
-        full_s, search_s = [], []
+        # Two baselines: the bare tiled search on already centred data (the strict one), and ``nearest`` (what a
+        # user calls for one exact search: checks, centring, search, float64 distances of the winners).
+        full_s, search_s, nearest_s = [], [], []
         for _ in range(cfg.get("pairs", 1)):
-            prep = prepare(ref, qs)  # not timed: the search alone is the stricter baseline
+            prep = prepare(ref, qs)
             t0 = time.perf_counter()
             search_prepared(prep.reference32, prep.queries32, 1, backend="torch", reference_aug32=prep.reference_aug32)
             search_s.append(time.perf_counter() - t0)
             del prep
             t0 = time.perf_counter()
+            nearest(ref, qs, backend="torch")
+            nearest_s.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
             result = _gap_compute(_gap_update(ref, qs), backend="torch")
             full_s.append(time.perf_counter() - t0)
         out["seconds"] = min(full_s)
-        out["full_s"], out["search_s"] = full_s, search_s
+        out["full_s"], out["search_s"], out["nearest_s"] = full_s, search_s, nearest_s
         out["gap"] = result.values["gap"]
     elif kind == "approx":
         res = approximate_gap(ref, qs, index=cfg["index"], scan=cfg.get("scan", "torch"))
@@ -465,22 +470,25 @@ def write_report(args: argparse.Namespace, p: dict, res: dict, load_start, load_
         "## Full measurement vs one search",
         "",
         "`functional._gap_compute` (input checks, centring, prefix gap curve with the TwoNN/MLE neighbour table, "
-        "float64 winners, law fit + bootstrap CI + calibration) against one exact torch search of the same data "
-        "(`search_prepared`, centring not timed), alternated in one process; the ratio is best full / best search.",
+        "float64 winners, law fit + bootstrap CI + calibration) against one exact search of the same data, two ways: "
+        "the bare tiled search on data already centred (`search_prepared`: the strict baseline) and `nearest` (what a "
+        "user calls for one exact search: checks, centring, search, float64 distances). The three alternate in one "
+        "process; ratios are best full / best baseline.",
         "",
-        "| n | m | one search (s), each run | full measurement (s), each run | ratio | extra MiB / (bank + 256) "
-        "| load |",
-        "|---|---|---|---|---|---|---|",
+        "| n | m | `search_prepared` (s), each run | `nearest` (s), each run | full measurement (s), each run | "
+        "full / `search_prepared` | full / `nearest` | extra MiB / (bank + 256) | load |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    ratios = {}
+    ratios, user_ratios = {}, {}
     for n, m in p["exact_m"].items():
         f = res.get(f"full{n}", {})
-        runs_s, runs_f = f.get("search_s", []), f.get("full_s", [])
-        ratio = min(runs_f) / min(runs_s) if runs_s and runs_f else None
-        ratios[n] = ratio
+        runs_s, runs_n, runs_f = f.get("search_s", []), f.get("nearest_s", []), f.get("full_s", [])
+        ratios[n] = min(runs_f) / min(runs_s) if runs_s and runs_f else None
+        user_ratios[n] = min(runs_f) / min(runs_n) if runs_n and runs_f else None
         lines.append(
-            f"| {n:,} | {m:,} | {', '.join(fmt(x) for x in runs_s) or '—'} | "
-            f"{', '.join(fmt(x) for x in runs_f) or '—'} | {fmt(ratio)}x | {mem(f)} | {load(f)} |"
+            f"| {n:,} | {m:,} | {', '.join(fmt(x) for x in runs_s) or '—'} | {', '.join(fmt(x) for x in runs_n) or '—'}"
+            f" | {', '.join(fmt(x) for x in runs_f) or '—'} | {fmt(ratios[n])}x | {fmt(user_ratios[n])}x | {mem(f)} | "
+            f"{load(f)} |"
         )
     lines += [
         "",
@@ -522,6 +530,7 @@ def write_report(args: argparse.Namespace, p: dict, res: dict, load_start, load_
     ex_big = [res.get(f"exact{n}", {}) for n in p["exact_m"]]
     best_pct = max((pct(r) or 0.0) for r in ex_big) if ex_big else None
     full_ratio = max((r for r in ratios.values() if r is not None), default=None)
+    user_ratio = max((r for r in user_ratios.values() if r is not None), default=None)
     ivf_big = res.get(f"ivf{big}", {})
     approx_ok = None
     if "seconds" in ivf_big:
@@ -536,8 +545,10 @@ def write_report(args: argparse.Namespace, p: dict, res: dict, load_start, load_
         "|---|---|---|",
         f"| exact search ≥ 90 % of roofline | {fmt(best_pct, '.1f')} % (best exact torch row) | "
         f"{verdict(None if best_pct is None else best_pct >= 90)} |",
-        f"| full measurement ≤ 1.2x one search | {fmt(full_ratio)}x (worst size) | "
+        f"| full measurement ≤ 1.2x one search (bare `search_prepared`) | {fmt(full_ratio)}x (worst size) | "
         f"{verdict(None if full_ratio is None else full_ratio <= 1.2)} |",
+        f"| full measurement ≤ 1.2x one search (`nearest`) | {fmt(user_ratio)}x (worst size) | "
+        f"{verdict(None if user_ratio is None else user_ratio <= 1.2)} |",
         f"| {big:,} x {am:,} x {D} approximate ≤ 20 s with gap rel. error ≤ 1 % | "
         f"{fmt(ivf_big.get('seconds'))} s, {fmt(100 * ivf_big['rel_err'] if 'rel_err' in ivf_big else None, '.3f')} % "
         f"(IVF, torch scan) | {verdict(approx_ok)} |",

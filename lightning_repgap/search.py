@@ -266,7 +266,8 @@ def _subtrahend(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """The centre to subtract from ``x``: in float32 when that gives the same float32 result as float64 would.
 
     For float16/float32 data and a centre that float32 holds exactly, ``x - centre`` is exact in float64 and then
-    rounded once, which is precisely what a float32 subtraction does, at a third of the cost (no float64 buffers).
+    rounded once, which is precisely what a float32 subtraction does, without float64 buffers (centring a
+    1e6 x 256 float32 bank: 0.44 s instead of 0.67 s on the reference host).
     """
     if x.dtype == np.float64:
         return centre
@@ -321,6 +322,9 @@ def _is_permutation(rows: np.ndarray, n: int) -> bool:
 
 def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None = None) -> Prepared:
     """Centre both sets on the bank mean (computed in float64) and make the float32 copies the search uses.
+
+    For a float16/float32 bank the centre is that mean rounded to float32: a translation, so no distance changes,
+    and both sets are then centred in float32 with the result float64 arithmetic would round to.
 
     Args:
         reference: ``(N, D)`` bank as given.
