@@ -81,11 +81,10 @@ def cpu_engine(inner_dim: int, work: int, device: torch.device) -> Engine:
         return "torch"
     if requested == "numpy":
         return "numpy"
-    if _blas_pools() is None:
-        return "torch"
     if inner_dim in _chosen:
         return _chosen[inner_dim]
-    if work < _PROBE_MIN_WORK:
+    # Cheap tests first: scanning the loaded libraries for a BLAS whose threads can be set takes milliseconds.
+    if work < _PROBE_MIN_WORK or _blas_pools() is None:
         return "torch"
     _chosen[inner_dim] = _probe(inner_dim)
     return _chosen[inner_dim]
