@@ -34,7 +34,7 @@ _KEPT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 
 
 def _check_representations(x: Any, name: str, *, min_points: int = 2) -> np.ndarray:
-    """Validate a set of representations and return it as a 2-D float32 or float64 numpy array.
+    """Validate a set of representations and return it as a 2-D float16, float32 or float64 numpy array.
 
     Args:
         x: ``(n, D)`` array or tensor of floating point values.

@@ -244,8 +244,11 @@ def _gap_curve(
     grid = geometric_sizes(n_max, min_size=min(min_size, n_max), ratio=ratio) if sizes is None else sizes
     grid = _validate_sizes(grid, n_max)
     n_neighbors = int(n_neighbors)
-    if not 0 <= n_neighbors <= n_max:
-        raise ValueError(f"`n_neighbors` must be in [0, {n_max}] (the bank size), got {n_neighbors}.")
+    searched = int(grid[-1])  # bank points that take part; the neighbour table is drawn from them
+    if not 0 <= n_neighbors <= searched:
+        raise ValueError(
+            f"`n_neighbors` must be in [0, {searched}] (the largest bank size searched), got {n_neighbors}."
+        )
     resolved = resolve_backend(backend)
     threads = _search_threads(num_threads)  # validates num_threads before the bank is copied
 
@@ -256,12 +259,12 @@ def _gap_curve(
     prep = prepare(ref, all_queries, rows=order)  # the bank in ``order``, without a reordered copy of it
     m = qs.shape[0]
     knn_dist_sq = None
-    # One thread setting for every torch step (float32 search, float64 re-ranking, neighbour table): the inner
-    # searches then find it already in place instead of switching torch's pool back and forth.
     pick = None
     if n_neighbors:
         n_pick = _check_positive_int(neighbor_queries, "neighbor_queries")
         pick = np.random.default_rng(seed).permutation(m)[:n_pick]
+    # One thread setting for every torch step (float32 search with its neighbour table, float64 re-ranking): the
+    # inner searches then find it already in place instead of switching torch's pool back and forth.
     with threads:
         per_query, nearest_pos, knn_i = _blocked_search(
             prep, grid, backend=resolved, num_threads=num_threads, device=device, knn_rows=pick, n_neighbors=n_neighbors
