@@ -327,16 +327,28 @@ def _blocked_search(
         winners, knn = prefix_nearest_and_knn(
             prep, grid, knn_rows, n_neighbors, backend=backend, num_threads=num_threads, device=device
         )
-    risky = needs_float64_ranking(prep, prep.dist_sq(winners[-1][:, None])[:, 0])
+    per_query = _winner_distances(prep, winners)
+    # per_query[-1] is the float64 distance of each query's float32 winner in the whole bank: what the check needs.
+    risky = needs_float64_ranking(prep, per_query[-1])
     if risky.size:
         log.debug("re-ranking %d of %d queries in float64", risky.size, winners.shape[1])
         winners[:, risky] = prefix_nearest(prep, grid, backend=backend, num_threads=num_threads, rows=risky)
-    per_query = np.empty(winners.shape, dtype=np.float64)
-    per_query[0] = prep.dist_sq(winners[0][:, None])[:, 0]
-    for s in range(1, grid.size):
-        changed = np.flatnonzero(winners[s] != winners[s - 1])
-        per_query[s] = per_query[s - 1]
-        per_query[s, changed] = prep.dist_sq(winners[s, changed][:, None], rows=changed)[:, 0]
+        per_query[:, risky] = _winner_distances(prep, winners[:, risky], rows=risky)
     first_best = np.argmin(per_query, axis=0)
     np.minimum.accumulate(per_query, axis=0, out=per_query)
     return per_query, winners[first_best, np.arange(winners.shape[1])], knn
+
+
+def _winner_distances(prep: Prepared, winners: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Float64 distance ``(S, len(rows))`` of each query (``rows``, default all) to its winner at every size.
+
+    Only where the winner changed from the previous size is a distance recomputed.
+    """
+    per_query = np.empty(winners.shape, dtype=np.float64)
+    per_query[0] = prep.dist_sq(winners[0][:, None], rows=rows)[:, 0]
+    for s in range(1, winners.shape[0]):
+        changed = np.flatnonzero(winners[s] != winners[s - 1])
+        per_query[s] = per_query[s - 1]
+        query_rows = changed if rows is None else rows[changed]
+        per_query[s, changed] = prep.dist_sq(winners[s, changed][:, None], rows=query_rows)[:, 0]
+    return per_query

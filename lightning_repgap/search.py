@@ -36,7 +36,7 @@ _BACKENDS = ("auto", "faiss", "faiss-gpu", "torch")
 _TORCH_TILE = 2048
 # A nearest neighbour closer than this many float32 rounding errors is re-ranked in float64.
 _FLOAT32_RANKING_MARGIN = 1000.0
-# Width of the column groups in which the torch prefix search locates each tile's best score.
+# Width of the column groups in which the torch search locates each tile's best score (``_RunningTop1``).
 _GROUP = 128
 # FAISS allocates its own bounded blocks internally; chunking queries only bounds our output copies.
 _FAISS_QUERY_CHUNK = 65536
