@@ -18,7 +18,7 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -295,60 +295,509 @@ def mle_dimension(dist: Any, *, n_neighbors: int = 20, comb: Literal["mle", "mea
     return float(np.mean(pointwise) if comb == "mean" else np.median(pointwise))
 
 
+def gride_dimension(dist: Any, *, n1: int = 1, n2: int = 2) -> float:
+    r"""Maximum-likelihood dimension from the ratios :math:`\mu = r_{n_2} / r_{n_1}` (GRIDE, Denti et al. 2022).
+
+    For a locally uniform ``d``-dimensional density the ratio has density
+    :math:`f(\mu) = \frac{d\,(\mu^d - 1)^{n_2 - n_1 - 1}}{B(n_2 - n_1, n_1)\, \mu^{(n_2 - 1) d + 1}}`;
+    ``n1=1, n2=2`` is TwoNN's likelihood, larger ranks look at a larger scale (less sensitive to noise, more to
+    curvature). The likelihood is maximised on a log grid of ``d`` and refined by golden section.
+
+    Args:
+        dist: ``(n, >= n2)`` **plain** distances, ascending per row.
+        n1: rank of the inner neighbour (1-based).
+        n2: rank of the outer neighbour, ``> n1``.
+
+    Returns:
+        The estimated dimension.
+
+    Example:
+        >>> import numpy as np
+        >>> from lightning_repgap.search import nearest
+        >>> x = np.random.default_rng(0).random((4000, 3))
+        >>> dist_sq, _ = nearest(x, x, k=8, exclude_self=True)
+        >>> round(gride_dimension(np.sqrt(dist_sq), n1=4, n2=8))
+        3
+
+    """
+    if not 1 <= n1 < n2:
+        raise ValueError(f"GRIDE needs 1 <= n1 < n2, got n1={n1!r}, n2={n2!r}.")
+    arr = _ratio_input(dist, "dist", n2)
+    d = _drop_zero_rows(arr, "GRIDE", 3)
+    log_mu = np.log(d[:, n2 - 1] / d[:, n1 - 1])
+    log_mu = log_mu[log_mu > 0]
+    if log_mu.size < 3:
+        raise ValueError("GRIDE: fewer than 3 points with distinct neighbour distances; the dimension is undefined.")
+    return _gride_mle(log_mu, n2 - n1, n2 - 1)
+
+
+def _gride_loglik(dims: np.ndarray, log_mu: np.ndarray, gap_rank: int, outer: int) -> np.ndarray:
+    """Mean log-likelihood of ``log_mu`` for each of ``dims`` (constants dropped)."""
+    dl = np.outer(dims, log_mu)  # (G, N)
+    ll = np.log(dims) - outer * dims * float(log_mu.mean())
+    if gap_rank > 1:
+        # log(mu^d - 1) = d log mu + log(1 - mu^-d), accurate for large d log mu
+        ll = ll + (gap_rank - 1) * (dl + np.log(-np.expm1(-dl))).mean(axis=1)
+    return ll
+
+
+def _gride_mle(log_mu: np.ndarray, gap_rank: int, outer: int) -> float:
+    if gap_rank == 1:
+        # closed form: d = 1 / (outer * mean log mu)
+        return 1.0 / (outer * float(log_mu.mean()))
+    grid = np.geomspace(0.05, 1000.0, 241)
+    ll = _gride_loglik(grid, log_mu, gap_rank, outer)
+    j = int(np.argmax(ll))
+    lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, grid.size - 1)]
+    golden = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = math.log(lo), math.log(hi)
+    for _ in range(40):
+        c, e = b - golden * (b - a), a + golden * (b - a)
+        fc, fe = _gride_loglik(np.exp([c, e]), log_mu, gap_rank, outer)
+        if fc > fe:
+            b = e
+        else:
+            a = c
+    return math.exp((a + b) / 2.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the trusted dimension: one number from the gap law, a noise-floor fit and local neighbour estimators
+# ---------------------------------------------------------------------------------------------------------------
+
+#: ``dim_method`` codes: which estimator decided ``dim`` (logged as ``repgap/dim_method``).
+METHOD_CODES: dict[str, int] = {"gap": 0, "local": 1, "blend": 2, "noise_floor": 3}
+#: Below this gap dimension ``dim`` is the local estimate, above :data:`AUTO_GAP_FROM` the gap law; in between the
+#: two are blended geometrically (weight linear in ``log d_gap``). Tuned on the *tune* half of the suite.
+AUTO_LOCAL_BELOW = 8.0
+#: See :data:`AUTO_LOCAL_BELOW`.
+AUTO_GAP_FROM = 12.0
+#: Neighbours of the local MLE inside ``"auto"`` (the cross-check ``dim_mle`` keeps ``n_neighbors``).
+LOCAL_NEIGHBORS = 5
+#: Noise is diagnosed when TwoNN's maximum likelihood reads at least this factor above GRIDE over neighbours 10
+#: and 20 (the dimension falls with the scale) ...
+NOISE_SCALE_RATIO = 1.1
+#: ... and a constant floor explains at least this fraction of :math:`G(n_{max})` ...
+NOISE_FLOOR_FRACTION = 0.15
+#: ... and the floor-corrected gap dimension is below this (high-dimensional curves bend for other reasons).
+NOISE_MAX_DIM = 8.0
+#: Estimators whose intervals are disjoint *and* which differ by more than this factor trigger a warning.
+DISAGREEMENT_FACTOR = 1.25
+#: Rows of the neighbour table behind the cross-checks ``dim_twonn`` / ``dim_mle`` (their historical sample).
+CROSS_CHECK_ROWS = 256
+
+_FLOOR_DIMS = np.geomspace(0.3, 200.0, 400)
+
+
+class DimensionDisagreementWarning(UserWarning):
+    """The gap law and the local estimators disagree beyond their intervals: read ``dim`` with care."""
+
+
+@dataclass(frozen=True)
+class DimensionEstimate:
+    r"""Result of :func:`trusted_dimension`: one trusted ``dim`` and where it came from.
+
+    Attributes:
+        dim: the trusted intrinsic dimension.
+        dim_low: lower end of its interval.
+        dim_high: upper end of its interval.
+        method: which estimator decided (keys of :data:`METHOD_CODES`): ``"gap"`` the calibrated gap law (high
+            dimension), ``"local"`` the mean of TwoNN's maximum likelihood and the MLE over 5 neighbours (low
+            dimension), ``"blend"`` a geometric blend of the two (gap dimension between 8 and 12),
+            ``"noise_floor"`` the gap law after removing a constant noise floor (ambient noise detected).
+        dim_gap: the calibrated gap-law dimension (:func:`gap_dimension`).
+        dim_local: the local estimate (``nan`` if the neighbour table is degenerate).
+        dim_twonn: TwoNN cross-check (scikit-dimension's fit) on the first :data:`CROSS_CHECK_ROWS` rows.
+        dim_mle: Levina–Bickel MLE cross-check on the same rows.
+        weight_gap: weight of the gap law in ``dim`` (0 for ``"local"``, 1 for ``"gap"`` and ``"noise_floor"``).
+        noise_floor: fitted constant floor of :math:`G(n)` as a fraction of :math:`G(n_{max})`.
+        disagree: the gap law and the local estimate disagree beyond their intervals (see
+            :data:`DISAGREEMENT_FACTOR`).
+        fit: the gap-law fit (for plots and the law's :math:`R^2`).
+
+    Example:
+        >>> METHOD_CODES["gap"], METHOD_CODES["local"], METHOD_CODES["blend"], METHOD_CODES["noise_floor"]
+        (0, 1, 2, 3)
+
+    """
+
+    dim: float
+    dim_low: float
+    dim_high: float
+    method: str
+    dim_gap: float
+    dim_local: float
+    dim_twonn: float
+    dim_mle: float
+    weight_gap: float
+    noise_floor: float
+    disagree: bool
+    fit: DimensionFit = field(repr=False)
+
+    @property
+    def method_code(self) -> int:
+        """Integer code of :attr:`method` (:data:`METHOD_CODES`), logged as ``dim_method``."""
+        return METHOD_CODES[self.method]
+
+
+def _cross_check(estimator: Any, dist: np.ndarray, **kwargs: Any) -> float:
+    """Run a cross-check estimator; a degenerate neighbour table gives ``inf`` with a warning, never a crash."""
+    try:
+        return float(estimator(dist, **kwargs))
+    except ValueError as err:
+        warnings.warn(f"{estimator.__name__} is undefined here and is reported as inf: {err}", stacklevel=3)
+        return math.inf
+
+
+def _local_statistics(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-row ``log(r2 / r1)`` and ``mean_{j<k} log(r_k / r_j)`` (k = :data:`LOCAL_NEIGHBORS`), duplicates dropped."""
+    k = min(LOCAL_NEIGHBORS, dist.shape[1])
+    if k < 2:
+        return None
+    d = dist[dist[:, 0] > 0.0, :k]
+    if d.shape[0] < 8:
+        return None
+    s_twonn = np.log(d[:, 1] / d[:, 0])
+    s_mle = np.log(d[:, -1:] / d[:, :-1]).mean(axis=1)
+    return s_twonn, s_mle
+
+
+def _local_from_means(mean_twonn: Any, mean_mle: Any) -> np.ndarray:
+    """Mean of TwoNN's maximum-likelihood ``1 / E log(r2/r1)`` and MLE's ``1 / E[mean log(r_k/r_j)]``."""
+    with np.errstate(divide="ignore"):
+        return 0.5 * (1.0 / np.asarray(mean_twonn) + 1.0 / np.asarray(mean_mle))
+
+
+def _floor_fit(sizes: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Fit :math:`G(n) = A n^{-2/d} + B`, ``B >= 0``, per column of ``gaps`` ``(S, B)``: ``(d, B)`` per column.
+
+    Relative least squares with the law's :math:`\sqrt{n}` weights, profiled over a log grid of ``d``. Ambient
+    noise adds about twice its variance to every squared distance, i.e. a floor ``B`` under the manifold's decay.
+    """
+    w = np.sqrt(sizes)
+    w /= w.sum()
+    x = sizes[None, :] ** (-2.0 / _FLOOR_DIMS[:, None])  # (G, S)
+    inv = 1.0 / gaps  # (S, B)
+    su = x @ (w[:, None] * inv)  # sum w u, u = x / g
+    sv = w @ inv  # sum w v, v = 1 / g      (B,)
+    suu = (x * x) @ (w[:, None] * inv * inv)
+    suv = x @ (w[:, None] * inv * inv)
+    svv = w @ (inv * inv)
+    det = suu * svv - suv * suv
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = (su * svv - sv * suv) / det
+        b = (sv * suu - su * suv) / det
+    neg = ~(b >= 0)
+    a = np.where(neg, su / suu, a)
+    b = np.where(neg, 0.0, b)
+    resid = 1.0 - 2.0 * (a * su + b * sv) + a * a * suu + 2.0 * a * b * suv + b * b * svv
+    best = np.argmin(resid, axis=0)
+    cols = np.arange(gaps.shape[1])
+    return _FLOOR_DIMS[best], b[best, cols]
+
+
+def _floor_dimension(sizes: np.ndarray, gaps: np.ndarray, floor: float, concentration: float | None) -> float:
+    """Calibrated gap dimension of ``G(n) - floor`` over the sizes where the floor is under 80 % of ``G``."""
+    corrected = gaps - floor
+    ok = corrected > 0.2 * gaps
+    if ok.sum() < 3:
+        return math.nan
+    _, slope, _ = fit_gap_law(sizes[ok], np.log(corrected[ok]))
+    raw = float(slope_to_dimension(slope))
+    if not math.isfinite(raw):
+        return math.inf
+    return calibrate_dimension(raw, sizes[ok], concentration)
+
+
+def _bootstrap_counts(n_rows: int, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    draws = rng.integers(0, n_rows, size=(n_draws, n_rows))
+    return np.stack([np.bincount(row, minlength=n_rows) for row in draws]).astype(np.float64)
+
+
+def trusted_dimension(
+    sizes: Any,
+    per_query: Any,
+    dist: Any,
+    *,
+    concentration: float | None = None,
+    fit_min_size: int = 16,
+    n_bootstrap: int = 200,
+    confidence: float = 0.95,
+    calibrate: bool = True,
+    n_neighbors: int = 20,
+    seed: int = 0,
+) -> DimensionEstimate:
+    r"""The trusted intrinsic dimension: the gap law where it is right, local estimators where they are.
+
+    From one search's outputs (the per-query prefix minima and the neighbour table) it computes
+
+    * the calibrated gap-law dimension ``d_gap`` (:func:`gap_dimension`), accurate at high dimension where
+      nearest-neighbour estimators read far too low;
+    * a local estimate ``d_local``, the mean of TwoNN's maximum likelihood :math:`1 / E\log(r_2/r_1)` and the
+      Levina–Bickel MLE over :data:`LOCAL_NEIGHBORS` neighbours, accurate at low dimension on curved or
+      non-uniform data, where the gap law, fitted over all bank sizes, sees the curvature;
+    * a noise diagnosis: ambient noise makes TwoNN read above GRIDE over neighbours 10 and 20 (the dimension
+      falls with the scale, :data:`NOISE_SCALE_RATIO`) and adds a constant floor to :math:`G(n)`
+      (:data:`NOISE_FLOOR_FRACTION`); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`.
+
+    Otherwise ``dim`` is ``d_local`` when ``d_gap <= 8``, ``d_gap`` when ``d_gap >= 12``, and in between
+    :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`. The interval combines bootstrap
+    intervals the same way: the queries (columns of ``per_query``) are resampled for the gap law and the noise
+    floor, the rows of ``dist`` for the local estimate.
+
+    Args:
+        sizes: ``(S,)`` increasing bank sizes.
+        per_query: ``(S, m)`` per-query squared prefix minima (:attr:`lightning_repgap.gap.GapCurve.per_query`).
+        dist: ``(r, k)`` **plain** distances of ``r`` queries to their ``k >= 2`` nearest bank points, ascending
+            per row, rows in random order (the square root of :attr:`lightning_repgap.gap.GapCurve.knn_dist_sq`).
+            More rows make ``d_local`` more precise (relative standard error about ``0.8 / sqrt(r)``).
+        concentration: :attr:`lightning_repgap.gap.GapCurve.concentration`, for the gap law's calibration.
+        fit_min_size: smallest bank size in the law fit.
+        n_bootstrap: bootstrap resamples (0: the interval is the point).
+        confidence: coverage of the interval.
+        calibrate: calibrate the gap law (see :func:`gap_dimension`).
+        n_neighbors: neighbours of the ``dim_mle`` cross-check.
+        seed: seed of the bootstraps.
+
+    Returns:
+        A :class:`DimensionEstimate`.
+
+    Raises:
+        ValueError: as :func:`gap_dimension`, or for a ``dist`` that is not 2-D with at least 2 columns.
+
+    Example:
+        >>> import numpy as np
+        >>> from lightning_repgap.gap import gap_curve
+        >>> from lightning_repgap.manifolds import embed, sample_sphere
+        >>> rng = np.random.default_rng(0)
+        >>> x = embed(sample_sphere(10000, 2, rng), 16, rng)
+        >>> curve = gap_curve(x[:8000], x[8000:], n_neighbors=20, neighbor_queries=2000)
+        >>> est = trusted_dimension(curve.sizes, curve.per_query, np.sqrt(curve.knn_dist_sq),
+        ...                         concentration=curve.concentration)
+        >>> round(est.dim, 1), est.method, est.method_code, est.dim_low <= est.dim <= est.dim_high
+        (2.0, 'local', 1, True)
+
+    """
+    d_arr = _ratio_input(dist, "dist", 2)
+    fit = gap_dimension(
+        sizes,
+        per_query,
+        fit_min_size=fit_min_size,
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
+        calibrate=calibrate,
+        concentration=concentration,
+        seed=seed,
+    )
+    cross = d_arr[:CROSS_CHECK_ROWS]
+    dim_twonn = _cross_check(twonn_dimension, cross)
+    dim_mle = _cross_check(mle_dimension, cross, n_neighbors=min(n_neighbors, cross.shape[1]))
+
+    rng = np.random.default_rng(seed + 1)
+    alpha = (1.0 - confidence) / 2.0
+
+    def interval(point: float, draws: np.ndarray) -> tuple[float, float]:
+        if n_bootstrap == 0 or not math.isfinite(point):
+            return point, point
+        lo, hi = (float(v) for v in np.nanquantile(draws, [alpha, 1.0 - alpha]))
+        return min(lo, point), max(hi, point)
+
+    # local estimate and its bootstrap over the rows of the neighbour table
+    stats = _local_statistics(d_arr)
+    d_local, local_lo, local_hi = math.nan, math.nan, math.nan
+    if stats is not None:
+        s_twonn, s_mle = stats
+        if s_twonn.mean() > 0 and s_mle.mean() > 0:
+            d_local = float(_local_from_means(s_twonn.mean(), s_mle.mean()))
+            draws = np.zeros(0)
+            if n_bootstrap:
+                counts = _bootstrap_counts(s_twonn.size, n_bootstrap, rng) / s_twonn.size
+                draws = _local_from_means(counts @ s_twonn, counts @ s_mle)
+            local_lo, local_hi = interval(d_local, draws)
+
+    # noise: the dimension falls with the scale, and a constant floor explains the top of the curve
+    sizes_arr = np.asarray(sizes, dtype=np.float64).reshape(-1)
+    use = sizes_arr >= fit_min_size
+    pq = np.asarray(per_query, dtype=np.float64)[use]
+    gaps = pq.mean(axis=1)
+    _, floor = _floor_fit(sizes_arr[use], gaps[:, None])
+    floor_frac = float(floor[0] / gaps[-1])
+    noisy = False
+    d_floor = math.nan
+    if stats is not None and d_arr.shape[1] >= 20 and floor_frac >= NOISE_FLOOR_FRACTION:
+        try:
+            d_far = gride_dimension(d_arr, n1=10, n2=20)
+        except ValueError:
+            d_far = math.nan
+        if d_far > 0 and 1.0 / stats[0].mean() >= NOISE_SCALE_RATIO * d_far:
+            d_floor = _floor_dimension(sizes_arr[use], gaps, float(floor[0]), concentration if calibrate else None)
+            noisy = math.isfinite(d_floor) and d_floor < NOISE_MAX_DIM
+
+    if noisy:
+        draws = np.zeros(0)
+        if n_bootstrap:
+            counts = _bootstrap_counts(pq.shape[1], n_bootstrap, rng) / pq.shape[1]
+            boot_gaps = np.maximum(pq @ counts.T, np.finfo(np.float64).tiny)
+            _, boot_floor = _floor_fit(sizes_arr[use], boot_gaps)
+            draws = np.array([
+                _floor_dimension(sizes_arr[use], boot_gaps[:, b], float(boot_floor[b]), concentration)
+                for b in range(n_bootstrap)
+            ])
+        lo, hi = interval(d_floor, draws)
+        dim, dim_low, dim_high, method, w = d_floor, lo, hi, "noise_floor", 1.0
+    elif not math.isfinite(d_local) or not math.isfinite(fit.dim):
+        dim, dim_low, dim_high, method, w = fit.dim, fit.dim_low, fit.dim_high, "gap", 1.0
+    else:
+        w = float(np.clip(math.log(fit.dim / AUTO_LOCAL_BELOW) / math.log(AUTO_GAP_FROM / AUTO_LOCAL_BELOW), 0, 1))
+
+        def mix(a: float, b: float) -> float:
+            return math.exp((1.0 - w) * math.log(a) + w * math.log(b)) if 0 < w < 1 else (a if w == 0 else b)
+
+        dim, dim_low, dim_high = mix(d_local, fit.dim), mix(local_lo, fit.dim_low), mix(local_hi, fit.dim_high)
+        method = "local" if w == 0 else "gap" if w == 1 else "blend"
+
+    disagree = bool(
+        math.isfinite(d_local)
+        and math.isfinite(fit.dim)
+        and (local_hi < fit.dim_low or fit.dim_high < local_lo)
+        and max(d_local, fit.dim) > DISAGREEMENT_FACTOR * min(d_local, fit.dim)
+    )
+    return DimensionEstimate(
+        dim=float(dim),
+        dim_low=float(min(dim_low, dim)),
+        dim_high=float(max(dim_high, dim)),
+        method=method,
+        dim_gap=fit.dim,
+        dim_local=d_local,
+        dim_twonn=dim_twonn,
+        dim_mle=dim_mle,
+        weight_gap=w,
+        noise_floor=floor_frac,
+        disagree=disagree,
+        fit=fit,
+    )
+
+
+@overload
 def estimate_dimension(
     points: Any,
-    method: Literal["gap", "twonn", "mle"] = "gap",
+    method: Literal["auto", "gap", "twonn", "mle"] = ...,
+    *,
+    query_fraction: float = ...,
+    n_neighbors: int = ...,
+    calibrate: bool = ...,
+    seed: int = ...,
+    backend: Backend = ...,
+    return_estimate: Literal[False] = ...,
+) -> float: ...
+
+
+@overload
+def estimate_dimension(
+    points: Any,
+    method: Literal["auto"] = ...,
+    *,
+    query_fraction: float = ...,
+    n_neighbors: int = ...,
+    calibrate: bool = ...,
+    seed: int = ...,
+    backend: Backend = ...,
+    return_estimate: Literal[True],
+) -> DimensionEstimate: ...
+
+
+def estimate_dimension(
+    points: Any,
+    method: Literal["auto", "gap", "twonn", "mle"] = "auto",
     *,
     query_fraction: float = 0.2,
     n_neighbors: int = 20,
     calibrate: bool = True,
     seed: int = 0,
     backend: Backend = "auto",
-) -> float:
-    """Intrinsic dimension of a single point cloud, by the gap law, TwoNN or MLE.
+    return_estimate: bool = False,
+) -> float | DimensionEstimate:
+    """Intrinsic dimension of a single point cloud: the trusted ``"auto"``, or the gap law, TwoNN or MLE alone.
 
-    For ``"gap"`` the cloud is split at random (``seed``) into a bank (``1 - query_fraction``) and queries, and
-    the calibrated gap dimension of that split is returned. ``"twonn"`` and ``"mle"`` search each point's
-    neighbours among the others (the point itself excluded by index, so duplicates count at distance 0).
+    ``"auto"`` and ``"gap"`` split the cloud at random (``seed``) into a bank (``1 - query_fraction``) and queries
+    and run one search: the gap curve plus every query's ``n_neighbors`` nearest bank points. ``"auto"`` returns
+    :func:`trusted_dimension` of it (the same number as ``repgap/dim``), ``"gap"`` the calibrated gap dimension.
+    ``"twonn"`` and ``"mle"`` search each point's neighbours among the others (the point itself excluded by index,
+    so duplicates count at distance 0).
 
     Args:
         points: ``(n, D)`` array or tensor.
-        method: ``"gap"``, ``"twonn"`` or ``"mle"``.
-        query_fraction: share of the points used as queries by ``"gap"``.
-        n_neighbors: neighbours for ``"mle"``.
-        calibrate: correct the finite-sample bias of ``"gap"``.
+        method: ``"auto"``, ``"gap"``, ``"twonn"`` or ``"mle"``.
+        query_fraction: share of the points used as queries by ``"auto"`` and ``"gap"``.
+        n_neighbors: neighbours for ``"mle"`` (and the ``dim_mle`` cross-check of ``"auto"``).
+        calibrate: correct the finite-sample bias of the gap law.
         seed: seed of the split and the bank order.
         backend: nearest-neighbour backend (see :func:`lightning_repgap.search.resolve_backend`).
+        return_estimate: with ``"auto"``, return the whole :class:`DimensionEstimate` (interval, ``method``).
 
     Returns:
-        The estimated dimension.
+        The estimated dimension, or a :class:`DimensionEstimate` with ``return_estimate=True``.
 
     Raises:
-        ValueError: for an unknown ``method``, a ``query_fraction`` outside ``(0, 1)`` or too few points.
+        ValueError: for an unknown ``method``, a ``query_fraction`` outside ``(0, 1)``, too few points, or
+            ``return_estimate=True`` with a method other than ``"auto"``.
 
     Example:
         >>> import numpy as np
         >>> from lightning_repgap.manifolds import embed, sample_sphere
         >>> rng = np.random.default_rng(0)
         >>> x = embed(sample_sphere(6000, 3, rng), 16, rng)
-        >>> [round(estimate_dimension(x, m)) for m in ("gap", "twonn", "mle")]
-        [3, 3, 3]
+        >>> [round(estimate_dimension(x, m)) for m in ("auto", "gap", "twonn", "mle")]
+        [3, 3, 3, 3]
+        >>> estimate_dimension(x, return_estimate=True).method
+        'local'
 
     """
-    if method not in ("gap", "twonn", "mle"):
-        raise ValueError(f"`method` must be 'gap', 'twonn' or 'mle', got {method!r}.")
+    if method not in ("auto", "gap", "twonn", "mle"):
+        raise ValueError(f"`method` must be 'auto', 'gap', 'twonn' or 'mle', got {method!r}.")
+    if return_estimate and method != "auto":
+        raise ValueError(f"`return_estimate=True` needs method='auto', got {method!r}.")
     x = _check_representations(points, "points", min_points=3)
-    if method == "gap":
+    if method in ("auto", "gap"):
         if not 0.0 < query_fraction < 1.0:
             raise ValueError(f"`query_fraction` must be in (0, 1), got {query_fraction!r}.")
         order = np.random.default_rng(seed).permutation(x.shape[0])
         n_queries = max(1, round(query_fraction * x.shape[0]))
-        curve = gap_curve(x[order[n_queries:]], x[order[:n_queries]], seed=seed, backend=backend)
-        fit = gap_dimension(
-            curve.sizes, curve.per_query, n_bootstrap=0, calibrate=calibrate, concentration=curve.concentration
+        bank, queries = x[order[n_queries:]], x[order[:n_queries]]
+        if method == "gap":
+            curve = gap_curve(bank, queries, seed=seed, backend=backend)
+            fit = gap_dimension(
+                curve.sizes, curve.per_query, n_bootstrap=0, calibrate=calibrate, concentration=curve.concentration
+            )
+            return fit.dim
+        k = min(max(n_neighbors, 20), bank.shape[0])
+        curve = gap_curve(bank, queries, seed=seed, backend=backend, n_neighbors=k, neighbor_queries=n_queries)
+        assert curve.knn_dist_sq is not None
+        est = trusted_dimension(
+            curve.sizes,
+            curve.per_query,
+            np.sqrt(curve.knn_dist_sq),
+            concentration=curve.concentration,
+            calibrate=calibrate,
+            n_neighbors=n_neighbors,
+            n_bootstrap=200,
+            seed=seed,
         )
-        return fit.dim
+        if est.disagree:
+            warn_disagreement(est)
+        return est if return_estimate else est.dim
     k = 2 if method == "twonn" else min(n_neighbors, x.shape[0] - 1)
     dist_sq, _ = nearest(x, x, k=k, exclude_self=True, backend=backend)
     dist = np.sqrt(dist_sq)
     return twonn_dimension(dist) if method == "twonn" else mle_dimension(dist, n_neighbors=k)
+
+
+def warn_disagreement(est: DimensionEstimate, stacklevel: int = 3) -> None:
+    """Warn (:class:`DimensionDisagreementWarning`) that the gap law and the local estimators disagree."""
+    warnings.warn(
+        f"The gap law ({est.dim_gap:.2f} [{est.fit.dim_low:.2f}, {est.fit.dim_high:.2f}]) and the local estimators "
+        f"({est.dim_local:.2f}) disagree beyond their intervals; dim = {est.dim:.2f} from '{est.method}'. Curved or "
+        "noisy data at this bank size: compare dim_twonn / dim_mle and the gap curve before trusting it.",
+        DimensionDisagreementWarning,
+        stacklevel=stacklevel,
+    )

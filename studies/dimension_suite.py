@@ -24,6 +24,7 @@ at n = 2,500 and n = 20,000 points (``SIZES``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,8 +134,11 @@ def rolled_sheet(turns: float, width: float) -> Callable[[int], Latent]:
 
 
 def paraboloid(d: int, curvature: float, uniform_area: bool = False) -> Callable[[int], Latent]:
-    """The graph ``z = curvature * |u|^2`` over the unit ``d``-ball, ``u`` uniform (not area-uniform: denser at the rim
-    in area terms), or rejection-sampled to be uniform in area with ``uniform_area``."""
+    """The graph ``z = curvature * |u|^2`` over the unit ``d``-ball.
+
+    ``u`` is uniform in the ball (so the density per area falls towards the rim), or rejection-sampled to be
+    uniform in area with ``uniform_area``.
+    """
 
     def make(seed: int) -> Latent:
         def sample(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -235,7 +239,7 @@ def network(d: int, ambient: int, width: int, depth: int, gain: float, latent: s
     def make(seed: int) -> Latent:
         frng = np.random.default_rng(seed)
         dims = [d] + [width] * (depth - 1) + [ambient]
-        ws = [frng.standard_normal((i, o)) * gain / math.sqrt(i) for i, o in zip(dims[:-1], dims[1:], strict=True)]
+        ws = [frng.standard_normal((i, o)) * gain / math.sqrt(i) for i, o in itertools.pairwise(dims)]
         bs = [frng.standard_normal(o) * 0.3 for o in dims[1:]]
 
         def sample(n: int, rng: np.random.Generator) -> np.ndarray:
