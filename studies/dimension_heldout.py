@@ -1,0 +1,43 @@
+"""The held-out evaluation of the trusted ``dim`` (issue #14), written to be run ONCE, after the rule was frozen.
+
+    python -m studies.dimension_heldout --out docs/dimension_study.json
+
+Measures the ``held_out`` half of :mod:`studies.dimension_suite` (never looked at during tuning) and, for
+comparison in the same run, the ``tune`` half, at n = 2,500 and 20,000, with :func:`studies.dimension_study.run`.
+Writes the JSON of both halves and prints the summary tables; ``docs/validation.md`` quotes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from studies import dimension_study
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both halves and write the JSON report."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--splits", default="held_out,tune")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    results = []
+    for split in args.splits.split(","):
+        t0 = time.perf_counter()
+        res = dimension_study.run(split=split, log=lambda m: print(m, file=sys.stderr, flush=True))
+        res["seconds"] = time.perf_counter() - t0
+        results.append(res)
+        args.out.write_text(json.dumps(results, indent=1, default=float))
+    print("\n".join(dimension_study.markdown(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
