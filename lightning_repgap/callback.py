@@ -7,6 +7,7 @@ the callback embeds fixed probes of training and validation samples through the 
 
 Logged keys (``prefix`` defaults to ``repgap``; with several layers each key is ``repgap/<layer>/<key>``):
 ``gap``, ``gap_norm``, ``dim``, ``dim_low``, ``dim_high``, ``law_r2``, ``dim_twonn``, ``dim_mle``, ``dup_frac``,
+``dim_method`` (which estimator decided ``dim``: 0 gap law, 1 local, 2 blend, 3 gap law above a noise floor),
 ``gap_ratio`` (when ``train_query_probe > 0``), ``knn_acc`` (when batches carry integer labels), and ``recall`` and
 ``gap_rel_error`` (with an approximate ``index``: the search's accuracy measured on an exact sample of the queries).
 """

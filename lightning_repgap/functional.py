@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,14 +23,25 @@ from lightning_repgap.approximate import (
     _approximate_curve,
     resolve_index,
 )
-from lightning_repgap.dimension import DimensionFit, gap_dimension, mle_dimension, twonn_dimension
+from lightning_repgap.dimension import NEIGHBOR_QUERIES, DimensionFit, trusted_dimension, warn_disagreement
 from lightning_repgap.gap import GapCurve, _gap_curve
 from lightning_repgap.search import Backend
 
 log = logging.getLogger(__name__)
 
 #: Keys always present in the result, in logging order.
-CORE_KEYS = ("gap", "gap_norm", "dim", "dim_low", "dim_high", "law_r2", "dim_twonn", "dim_mle", "dup_frac")
+CORE_KEYS = (
+    "gap",
+    "gap_norm",
+    "dim",
+    "dim_low",
+    "dim_high",
+    "law_r2",
+    "dim_twonn",
+    "dim_mle",
+    "dup_frac",
+    "dim_method",
+)
 #: Keys present only when their inputs were given (``train_queries``; both label vectors).
 OPTIONAL_KEYS = ("gap_ratio", "knn_acc")
 #: Keys present only with an approximate ``index``: accuracy measured on an exact sample of the queries.
@@ -116,6 +126,9 @@ def _gap_compute(
         "ratio": ratio,
         "seed": seed,
         "n_neighbors": k,
+        # The trusted dim's local estimate reads the neighbour table: up to NEIGHBOR_QUERIES queries get one (fused
+        # into the exact search; an approximate index searches those queries exactly, as for the cross-checks).
+        "neighbor_queries": NEIGHBOR_QUERIES,
         "backend": backend,
         "num_threads": num_threads,
     }
@@ -126,28 +139,33 @@ def _gap_compute(
             *sets, index="ivf" if search == "ivf" else "hnsw", **grid_and_search
         )
     t_search = time.perf_counter() - t0
-    fit = gap_dimension(
+    assert curve.knn_dist_sq is not None
+    est = trusted_dimension(
         curve.sizes,
         curve.per_query,
+        np.sqrt(curve.knn_dist_sq),
+        concentration=curve.concentration,
         fit_min_size=fit_min_size,
         n_bootstrap=n_bootstrap,
         confidence=confidence,
         calibrate=calibrate,
-        concentration=curve.concentration,
+        n_neighbors=k,
         seed=0 if seed is None else seed,
     )
-    assert curve.knn_dist_sq is not None
-    dist = np.sqrt(curve.knn_dist_sq)
+    if est.disagree:
+        warn_disagreement(est)
+    fit = est.fit
     values = {
         "gap": curve.gap,
         "gap_norm": curve.gap_norm,
-        "dim": fit.dim,
-        "dim_low": fit.dim_low,
-        "dim_high": fit.dim_high,
+        "dim": est.dim,
+        "dim_low": est.dim_low,
+        "dim_high": est.dim_high,
         "law_r2": fit.r2,
-        "dim_twonn": _cross_check(twonn_dimension, dist),
-        "dim_mle": _cross_check(mle_dimension, dist, n_neighbors=k),
+        "dim_twonn": est.dim_twonn,
+        "dim_mle": est.dim_mle,
         "dup_frac": curve.dup_frac,
+        "dim_method": float(est.method_code),
     }
     if curve.gap_ratio is not None:
         values["gap_ratio"] = curve.gap_ratio
@@ -165,15 +183,6 @@ def _gap_compute(
         "".join(f", {k} {v:.4g}" for k, v in accuracy.items()),
     )
     return GapResult(values=values, curve=curve, fit=fit, approximate=approximate)
-
-
-def _cross_check(estimator: Any, dist: np.ndarray, **kwargs: Any) -> float:
-    """Run a cross-check estimator; a degenerate neighbour table gives ``inf`` with a warning, never a crash."""
-    try:
-        return float(estimator(dist, **kwargs))
-    except ValueError as err:
-        warnings.warn(f"{estimator.__name__} is undefined here and is reported as inf: {err}", stacklevel=3)
-        return float("inf")
 
 
 def representation_gap(
@@ -203,8 +212,11 @@ def representation_gap(
         G(n) = \frac{1}{m} \sum_j \min_{i \le n} \lVert q_j - r_i \rVert^2 \sim C\, n^{-2/d}
 
     Keys (each a float32 scalar tensor): ``gap`` :math:`G(n_{max})`; ``gap_norm`` the gap over
-    ``2 trace Cov(reference)``; ``dim``, ``dim_low``, ``dim_high`` the gap dimension and its bootstrap interval;
-    ``law_r2`` the log-log fit's :math:`R^2`; ``dim_twonn``, ``dim_mle`` cross-checks from the same search;
+    ``2 trace Cov(reference)``; ``dim``, ``dim_low``, ``dim_high`` the trusted dimension and its bootstrap interval
+    (:func:`~lightning_repgap.dimension.trusted_dimension`: the gap law at high dimension, local estimators at low
+    dimension), ``dim_method`` which estimator decided (0 gap law, 1 local, 2 blend, 3 gap law above a noise floor:
+    :data:`~lightning_repgap.dimension.METHOD_CODES`); ``law_r2`` the log-log fit's :math:`R^2`; ``dim_twonn``,
+    ``dim_mle`` cross-checks from the same search;
     ``dup_frac`` the fraction of queries duplicated in the bank; ``gap_ratio`` (with ``train_queries``)
     :math:`G_{test} / G_{train}`; ``knn_acc`` (with both label vectors) 1-NN label agreement; ``recall`` and
     ``gap_rel_error`` (with an approximate ``index``) the accuracy of the search measured on an exact sample.
@@ -242,7 +254,7 @@ def representation_gap(
         >>> rng = np.random.default_rng(0)
         >>> out = representation_gap(rng.random((8192, 2)), rng.random((1024, 2)))
         >>> sorted(out)
-        ['dim', 'dim_high', 'dim_low', 'dim_mle', 'dim_twonn', 'dup_frac', 'gap', 'gap_norm', 'law_r2']
+        ['dim', 'dim_high', 'dim_low', 'dim_method', 'dim_mle', 'dim_twonn', 'dup_frac', 'gap', 'gap_norm', 'law_r2']
         >>> round(out["dim"].item())
         2
 

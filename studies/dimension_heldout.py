@@ -26,12 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--splits", default="held_out,tune")
+    parser.add_argument("--sizes", default="2500,20000", help="comma-separated cloud sizes")
+    parser.add_argument("--no-danco", action="store_true", help="skip the (slow) DANCo comparison")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     results = []
     for split in args.splits.split(","):
         t0 = time.perf_counter()
-        res = dimension_study.run(split=split, log=lambda m: print(m, file=sys.stderr, flush=True))
+        res = dimension_study.run(
+            split=split,
+            sizes=tuple(int(v) for v in args.sizes.split(",")),
+            danco=not args.no_danco,
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+        )
         res["seconds"] = time.perf_counter() - t0
         results.append(res)
         args.out.write_text(json.dumps(results, indent=1, default=float))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -23,7 +24,7 @@ from typing import Any
 
 import torch
 
-from studies import equivariance, generalisation, law
+from studies import dimension_study, equivariance, generalisation, law
 
 SIZES = {
     # part: (full, quick)
@@ -33,6 +34,9 @@ SIZES = {
         {"n_bank": 4096, "n_queries": 1024, "epochs": 8},
     ),
     "generalisation": ({"quick": False, "steps": 3000}, {"quick": True, "steps": 800}),
+    # The full dimension study (both halves of studies.dimension_suite, about an hour) is run by
+    # `python -m studies.dimension_heldout`; the full validation study quotes its JSON.
+    "dimension": ({"from_json": "docs/dimension_study.json"}, {}),
 }
 
 # What --quick must keep reproducing. Looser than the full study's targets because the quick sizes are smaller.
@@ -41,6 +45,8 @@ QUICK_BOUNDS = {
     "law: best estimator's mean relative error, all clouds": 0.09,
     "equivariance: smallest dimension drop / group dimension": 0.5,
     "generalisation: best repgap tau against the loss gap": 0.5,
+    # Six tune clouds at n = 2,500 (studies.dimension_study.QUICK_CLOUDS).
+    "dimension: trusted dim mean relative error, quick clouds": 0.06,
 }
 
 
@@ -57,6 +63,13 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def _dimension_part(*, seed: int = 0, from_json: str | None = None) -> dict[str, Any]:
+    """Quick: :func:`studies.dimension_study.run_quick`; full: the committed ``studies.dimension_heldout`` results."""
+    if from_json is None:
+        return {"results": [dimension_study.run_quick(seed=seed)]}
+    return {"results": json.loads(Path(from_json).read_text()), "from_json": from_json}
+
+
 def headline(results: dict[str, Any]) -> dict[str, float]:
     """The numbers the issue's targets are about, from the results of every part that ran."""
     out: dict[str, float] = {}
@@ -66,6 +79,14 @@ def headline(results: dict[str, Any]) -> dict[str, float]:
         out["law: best estimator's mean relative error, all clouds"] = min(summary.values())
         for split in ("tuned", "held_out"):
             out[f"law: gap-law mean relative error, {split}"] = results["law"]["summary"][split]["gap_dim"]
+    if "dimension" in results:
+        for block in results["dimension"]["results"]:
+            for n, summary in block["summary"].items():
+                tag = "quick clouds" if results.get("quick") else f"{block['split']}, n = {int(n):,}"
+                out[f"dimension: trusted dim mean relative error, {tag}"] = summary["auto"]
+                out[f"dimension: best of TwoNN / MLE mean relative error, {tag}"] = min(
+                    summary["twonn"], summary["mle"]
+                )
     if "equivariance" in results:
         ratios = [
             v["drop"] / v["group_dim"] for views in results["equivariance"]["drops"].values() for v in views.values()
@@ -99,6 +120,10 @@ def check_quick_bounds(numbers: dict[str, float]) -> list[str]:
         <= numbers["generalisation: best baseline tau against the loss gap"]
     ):
         failures.append("generalisation: no repgap quantity beats every baseline")
+    if numbers.get("dimension: trusted dim mean relative error, quick clouds", 0.0) >= numbers.get(
+        "dimension: best of TwoNN / MLE mean relative error, quick clouds", math.inf
+    ):
+        failures.append("dimension: the trusted dim does not beat TwoNN and MLE on the quick clouds")
     return failures
 
 
@@ -108,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="reduced sizes for CI; checks QUICK_BOUNDS")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: docs/ or a temp dir)")
     parser.add_argument(
-        "--parts", default="law,equivariance,generalisation", help="comma-separated subset of the three parts"
+        "--parts", default="law,equivariance,generalisation,dimension", help="comma-separated subset of the parts"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -134,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {"quick": args.quick, "seed": args.seed}
     runners: dict[str, Callable[..., dict[str, Any]]] = {
+        "dimension": _dimension_part,
         "law": law.run,
         "equivariance": equivariance.run,
         "generalisation": generalisation.run,

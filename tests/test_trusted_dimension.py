@@ -1,0 +1,133 @@
+"""The trusted ``dim`` (``method="auto"``): known answers, ``dim_method`` codes, invariances, noise, warnings."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from lightning_repgap.dimension import (
+    METHOD_CODES,
+    DimensionDisagreementWarning,
+    DimensionEstimate,
+    estimate_dimension,
+    gride_dimension,
+    trusted_dimension,
+    warn_disagreement,
+)
+from lightning_repgap.functional import CORE_KEYS, representation_gap
+from lightning_repgap.gap import gap_curve
+from lightning_repgap.manifolds import embed, random_rotation, sample_cube, sample_sphere, sample_torus
+from lightning_repgap.search import nearest
+
+
+def _estimate(x: np.ndarray) -> DimensionEstimate:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DimensionDisagreementWarning)
+        return estimate_dimension(x, return_estimate=True)
+
+
+@pytest.mark.parametrize(
+    ("shape", "d", "n", "ambient", "method", "rel"),
+    [
+        ("sphere", 3, 3000, 32, "local", 0.08),
+        ("torus", 2, 3000, 16, "local", 0.08),
+        ("cube", 16, 5000, 48, "gap", 0.12),
+    ],
+)
+def test_auto_recovers_known_dimensions_and_says_which_estimator_decided(shape, d, n, ambient, method, rel):
+    rng = np.random.default_rng(d)
+    sampler = {"sphere": sample_sphere, "torus": sample_torus, "cube": sample_cube}[shape]
+    x = embed(sampler(n, d, rng), ambient, rng)
+    est = _estimate(x)
+    assert est.dim == pytest.approx(d, rel=rel)
+    assert est.method == method
+    assert est.method_code == METHOD_CODES[method]
+    assert est.dim_low <= est.dim <= est.dim_high
+    assert estimate_dimension(x) == pytest.approx(est.dim, rel=1e-12)  # the default is "auto"
+
+
+def test_auto_beats_the_gap_law_on_a_strongly_curved_curve():
+    # A helix of 12 turns: the gap law, fitted from 16 bank points on, sees the coils (reads ~1.3).
+    t = 2 * math.pi * 12 * np.random.default_rng(0).random(3000)
+    x = embed(np.stack([np.cos(t), np.sin(t), 0.25 * t / (2 * math.pi)], axis=1), 8, np.random.default_rng(1))
+    est = _estimate(x)
+    assert abs(est.dim - 1) < 0.05
+    assert abs(est.dim_gap - 1) > abs(est.dim - 1)
+
+
+def test_noise_floor_is_detected_and_removed():
+    # 5 % ambient noise (of the RMS radius) on S^3 in R^32: TwoNN reads ~4.2, the gap law without the floor ~3.4.
+    rng = np.random.default_rng(3)
+    x = embed(sample_sphere(5000, 3, rng), 32, rng)
+    x += rng.standard_normal(x.shape) * 0.05 / math.sqrt(32)
+    est = _estimate(x)
+    assert est.method == "noise_floor"
+    assert est.method_code == 3
+    assert est.noise_floor > 0.15
+    assert est.dim == pytest.approx(3, rel=0.08)
+
+
+def test_every_key_is_scale_rotation_and_translation_invariant():
+    rng = np.random.default_rng(5)
+    cloud = embed(sample_torus(3600, 3, rng), 24, rng).astype(np.float32)
+    x, q = cloud[:3000], cloud[3000:]
+    rot = random_rotation(24, np.random.default_rng(9))
+    shift = np.random.default_rng(10).standard_normal(24) * 50.0
+
+    def moved(a: np.ndarray) -> np.ndarray:
+        return ((3.7 * a.astype(np.float64)) @ rot.T + shift).astype(np.float32)
+
+    base = representation_gap(x, q, n_bootstrap=50)
+    other = representation_gap(moved(x), moved(q), n_bootstrap=50)
+    assert "dim_method" in base
+    assert "dim_method" in CORE_KEYS
+    for key in ("dim", "dim_low", "dim_high", "dim_twonn", "dim_mle", "law_r2", "gap_norm"):
+        assert other[key].item() == pytest.approx(base[key].item(), rel=2e-3), key
+    assert other["dim_method"].item() == base["dim_method"].item()
+    assert base["dim_method"].item() in METHOD_CODES.values()
+
+
+def test_no_bootstrap_means_a_point_interval_and_cross_checks_keep_their_meaning():
+    rng = np.random.default_rng(7)
+    x = embed(sample_sphere(4000, 2, rng), 16, rng)
+    curve = gap_curve(x[:3000], x[3000:], n_neighbors=20, neighbor_queries=1000)
+    dist = np.sqrt(curve.knn_dist_sq)
+    est = trusted_dimension(curve.sizes, curve.per_query, dist, concentration=curve.concentration, n_bootstrap=0)
+    assert est.dim_low == est.dim == est.dim_high
+    from lightning_repgap.dimension import mle_dimension, twonn_dimension
+
+    assert est.dim_twonn == twonn_dimension(dist[:256])  # the historical 256-row cross-check
+    assert est.dim_mle == mle_dimension(dist[:256], n_neighbors=20)
+
+
+def test_disagreement_beyond_the_intervals_is_flagged_and_warned():
+    # A gap curve of a 10-dimensional law with a neighbour table of a 2-dimensional cloud.
+    rng = np.random.default_rng(0)
+    sizes = 2 ** np.arange(4, 13)
+    per_query = sizes[:, None] ** (-2 / 10) * rng.exponential(1.0, (1, 400)) ** 0.2
+    pts = rng.random((4000, 2))
+    dist = np.sqrt(nearest(pts, pts[:400] + 1e-4, k=20)[0])
+    est = trusted_dimension(sizes, per_query, dist, calibrate=False)
+    assert est.disagree
+    with pytest.warns(DimensionDisagreementWarning, match="disagree beyond their intervals"):
+        warn_disagreement(est)
+
+
+def test_gride_matches_twonn_likelihood_and_rejects_bad_ranks():
+    x = np.random.default_rng(2).random((3000, 4))
+    dist = np.sqrt(nearest(x, x, k=8, exclude_self=True)[0])
+    assert gride_dimension(dist, n1=1, n2=2) == pytest.approx(1 / np.mean(np.log(dist[:, 1] / dist[:, 0])))
+    assert gride_dimension(dist, n1=4, n2=8) == pytest.approx(4, rel=0.1)
+    with pytest.raises(ValueError, match="1 <= n1 < n2"):
+        gride_dimension(dist, n1=3, n2=3)
+
+
+def test_auto_argument_errors():
+    x = np.random.default_rng(0).random((200, 3))
+    with pytest.raises(ValueError, match="needs method='auto'"):
+        estimate_dimension(x, "gap", return_estimate=True)  # type: ignore[call-overload]
+    with pytest.raises(ValueError, match="'auto', 'gap', 'twonn' or 'mle'"):
+        estimate_dimension(x, "danco")  # type: ignore[call-overload]
