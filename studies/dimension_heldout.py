@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", default="held_out,tune")
     parser.add_argument("--sizes", default="2500,20000", help="comma-separated cloud sizes")
     parser.add_argument("--no-danco", action="store_true", help="skip the (slow) DANCo comparison")
+    parser.add_argument("--reverse", action="store_true", help="measure the clouds in reverse order (a 2nd worker)")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     results = []
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             split=split,
             sizes=tuple(int(v) for v in args.sizes.split(",")),
             danco=not args.no_danco,
+            reverse=args.reverse,
             log=lambda m: print(m, file=sys.stderr, flush=True),
         )
         res["seconds"] = time.perf_counter() - t0

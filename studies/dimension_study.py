@@ -13,6 +13,7 @@ measured by ``python -m studies.dimension_heldout``, once.
 from __future__ import annotations
 
 import importlib.util
+import json
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -134,14 +135,18 @@ def run(
     names: tuple[str, ...] | None = None,
     danco: bool = True,
     log: Any = None,
+    reverse: bool = False,
 ) -> dict[str, Any]:
     """Measure ``split`` (optionally only the clouds ``names``) at ``sizes``; rows and summary as JSON-able values."""
     rows = []
-    for cloud in suite(split):
+    clouds = suite(split)
+    for cloud in reversed(clouds) if reverse else clouds:
         if names is not None and cloud.name not in names:
             continue
         for n in sizes:
             rows.append(measure(cloud, n, danco=danco))
+            if log is not None:
+                log("[row] " + json.dumps(asdict(rows[-1]), default=float))
             if log is not None:
                 r = rows[-1]
                 log(f"[dimension] {r.name} n={n} d={r.dim} auto={r.auto:.2f} ({r.method})")
