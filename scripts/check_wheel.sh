@@ -14,7 +14,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 repo_py="$here/.venv/bin/python"
 work="$(mktemp -d "${TMPDIR:-/tmp}/repgap-wheel.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+cleanup() { rm -rf "$work"; echo "[wheel] removed $work (${SECONDS}s)"; }
+trap cleanup EXIT
 case "$work/" in "$here"/*) echo "[wheel] FAIL: scratch directory $work is inside the repository" >&2; exit 1 ;; esac
 
 step() { echo "[wheel] $* (${SECONDS}s)"; }
@@ -23,9 +24,17 @@ pip_install() {  # as scripts/setup.sh: drop the notice about absent find-links 
   "$@" 2>&1 | sed -e '/is ignored: it is neither a file nor a directory/d'
 }
 
+# Build from a copy of the files git would put in a clean clone (tracked or new, not ignored): a stale
+# *.egg-info/SOURCES.txt left in the working tree by earlier builds makes setuptools add every file it lists to
+# the sdist, which hides package data missing from pyproject.toml.
+step "copying the repository's files (as in a clean clone) to $work/src"
+mkdir "$work/src"
+git -C "$here" ls-files -z --cached --others --exclude-standard \
+  | tar -C "$here" --null --files-from=- --ignore-failed-read -cf - | tar -C "$work/src" -xf -
 step "building sdist and wheel (the wheel from the sdist) into $work/dist"
-pip_install "$repo_py" -m build --outdir "$work/dist" "$here" >"$work/build.log" || { cat "$work/build.log"; fail "python -m build"; }
-"$repo_py" "$here/scripts/check_dist.py" "$work/dist"
+pip_install "$repo_py" -m build --outdir "$work/dist" "$work/src" >"$work/build.log" \
+  || { cat "$work/build.log"; fail "python -m build"; }
+"$repo_py" "$work/src/scripts/check_dist.py" "$work/dist"
 wheel="$(ls "$work"/dist/*.whl)"
 version="$(basename "$wheel" | cut -d- -f2)"
 
