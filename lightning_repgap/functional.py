@@ -17,15 +17,9 @@ import numpy as np
 import torch
 
 from lightning_repgap._checks import _check_gap_sets, _check_labels
-from lightning_repgap.approximate import (
-    APPROXIMATE_KEYS,
-    ApproximateGap,
-    IndexOption,
-    _approximate_curve,
-    resolve_index,
-)
+from lightning_repgap.approximate import APPROXIMATE_KEYS, ApproximateGap, IndexOption
 from lightning_repgap.dimension import DimensionFit, gap_dimension, mle_dimension, twonn_dimension
-from lightning_repgap.gap import GapCurve, _gap_curve
+from lightning_repgap.gap import GapCurve, build_curve
 from lightning_repgap.search import Backend
 
 log = logging.getLogger(__name__)
@@ -106,25 +100,21 @@ def _gap_compute(
     t0 = time.perf_counter()
     n_max = inputs.reference.shape[0]
     k = min(max(2, n_neighbors), n_max)
-    search = resolve_index(index, n_max)
-    approximate = None
-    accuracy: dict[str, float] = {}
-    sets = (inputs.reference, inputs.queries, inputs.train_queries)
-    grid_and_search: dict[str, Any] = {
-        "sizes": sizes,
-        "min_size": min_size,
-        "ratio": ratio,
-        "seed": seed,
-        "n_neighbors": k,
-        "backend": backend,
-        "num_threads": num_threads,
-    }
-    if search == "exact":
-        curve = _gap_curve(*sets, **grid_and_search)
-    else:
-        curve, approximate, accuracy = _approximate_curve(
-            *sets, index="ivf" if search == "ivf" else "hnsw", **grid_and_search
-        )
+    curve = build_curve(
+        inputs.reference,
+        inputs.queries,
+        inputs.train_queries,
+        sizes=sizes,
+        min_size=min_size,
+        ratio=ratio,
+        seed=seed,
+        n_neighbors=k,
+        backend=backend,
+        num_threads=num_threads,
+        index=index,
+    )
+    approximate: ApproximateGap | None = curve.report
+    accuracy = dict(curve.accuracy)
     t_search = time.perf_counter() - t0
     fit = gap_dimension(
         curve.sizes,
