@@ -34,21 +34,21 @@ class Tiles(NamedTuple):
 
 
 def merge_nearest(
-    best: tuple[np.ndarray, np.ndarray], found: tuple[np.ndarray, np.ndarray], k: int = 1
+    best: tuple[np.ndarray, np.ndarray], found: tuple[np.ndarray, np.ndarray], k: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The one merge of search results: the ``k`` smallest of two ``(distance, index)`` sets, per query.
+    """The one merge of search results: the nearest (or ``k`` nearest) of two ``(distance, index)`` sets.
 
     Ties keep ``best``'s entries first (a stable merge), so merging blocks in bank order keeps the earliest row, as
-    a single search over the whole bank would. With ``k = 1`` and one column each (or 1-D arrays, e.g. one size of
-    :class:`PrefixMinima`) it is an elementwise strict minimum.
+    a single search over the whole bank would.
 
     Args:
-        best: ``(dist, index)`` so far, ``(m,)`` or ``(m, k_best)`` ascending per row.
-        found: ``(dist, index)`` of the new block, same layout.
-        k: entries kept per query.
+        best: ``(dist, index)`` so far.
+        found: ``(dist, index)`` of the new block (or rank, or engine).
+        k: ``None``: top-1, elementwise strict minimum of same-shaped arrays (any shape, e.g. ``(S, m)`` per-size
+            minima); an integer: top-``k`` of ``(m, k_best)`` and ``(m, k_found)`` rows sorted ascending.
 
     Returns:
-        ``(dist, index)``: like ``best`` for 1-D inputs, else ``(m, min(k, k_best + k_found))``.
+        ``(dist, index)``: shaped like ``best`` for top-1, ``(m, min(k, k_best + k_found))`` for top-``k``.
 
     Example:
         >>> d, i = merge_nearest((np.array([1.0, 2.0]), np.array([0, 1])), (np.array([1.0, 0.5]), np.array([7, 8])))
@@ -58,7 +58,7 @@ def merge_nearest(
     """
     best_d, best_i = best
     dist, index = found
-    if best_d.ndim == 1 or (k == 1 and best_d.shape[1] == dist.shape[1] == 1):
+    if k is None:
         better = dist < best_d
         return np.where(better, dist, best_d), np.where(better, index, best_i)
     cand_d = np.concatenate([best_d, dist], axis=1)

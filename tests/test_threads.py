@@ -146,7 +146,7 @@ def test_approximate_gap_runs_its_torch_work_under_the_count(monkeypatch):
 
     rng = np.random.default_rng(0)
     ref, qs = rng.random((6000, 4)), rng.random((100, 4))
-    kmeans = _spy(monkeypatch, _ann, "_kmeans")
+    kmeans = _spy(monkeypatch, _ann, "kmeans")
     prefix = _spy(monkeypatch, _exact, "prefix_top1_torch")
     approximate.approximate_gap(ref, qs, exact_max=1024, recall_sample=50, num_threads=3)
     assert kmeans == [3]
