@@ -34,6 +34,7 @@ from lightning_repgap._threads import GemmLibrary, blas_pools, blas_threads, cur
 
 __all__ = [
     "GEMM_OPTIONS",
+    "PROBE_MIN_WORK",
     "TILE",
     "GemmOption",
     "TileProduct",
@@ -48,8 +49,8 @@ log = logging.getLogger(__name__)
 #: The ``gemm`` argument: which library computes the CPU score tiles (``"auto"``: the faster one, measured once).
 GemmOption = Literal["auto", "torch", "numpy"]
 GEMM_OPTIONS: tuple[str, ...] = get_args(GemmOption)
-# Below this many multiply-adds per search (16 full 2048 x 2048 tiles at D = 256) the choice is not worth a probe.
-_PROBE_MIN_WORK = 16 * 2048 * 2048 * 256
+#: Below this many multiply-adds per search (16 full 2048 x 2048 tiles at D = 256) the choice is not worth a probe.
+PROBE_MIN_WORK = 16 * 2048 * 2048 * 256
 # numpy is chosen only when clearly faster: near-equal timings would otherwise flip the choice from run to run.
 _MIN_SPEEDUP = 1.1
 _chosen: dict[int, GemmLibrary] = {}
@@ -107,7 +108,7 @@ def cpu_engine(inner_dim: int, work: int, device: torch.device, gemm: str = "aut
     if inner_dim in _chosen:
         return _chosen[inner_dim]
     # Cheap tests first: scanning the loaded libraries for a BLAS whose threads can be set takes milliseconds.
-    if work < _PROBE_MIN_WORK or blas_pools() is None:
+    if work < PROBE_MIN_WORK or blas_pools() is None:
         return "torch"
     _chosen[inner_dim] = _probe(inner_dim)
     return _chosen[inner_dim]

@@ -71,7 +71,7 @@ def cluster_sums(x: torch.Tensor, assign: torch.Tensor, k: int) -> torch.Tensor:
 class TorchLists:
     """Inverted lists as one list-sorted float32 array, scanned with one GEMM per list.
 
-    FAISS scans a list once per query that probes it (memory-bound: 2-8 GFLOP/s here). Here the (query, list)
+    FAISS scans a list once per query that probes it (memory-bound, see docs/performance.md). Here the (query, list)
     pairs are sorted by list, and each list meets all the queries that probe it in one matrix product.
 
     The lists are small, so the products are many and small: run through torch's intra-op thread pool, each

@@ -82,7 +82,7 @@ def test_small_searches_never_probe_and_large_ones_probe_once(monkeypatch):
     cpu = torch.device("cpu")
     assert _gemm.cpu_engine(257, 1000, cpu) == "torch"
     assert calls == []
-    big = _gemm._PROBE_MIN_WORK
+    big = _gemm.PROBE_MIN_WORK
     assert _gemm.cpu_engine(257, big, cpu) == "numpy"
     assert _gemm.cpu_engine(257, 1000, cpu) == "numpy", "the process keeps its choice for that width"
     assert calls == [257]
