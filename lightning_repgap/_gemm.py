@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import numpy as np
 import torch
@@ -60,7 +60,7 @@ TILE = 2048
 _GROUP = 128
 
 
-def check_gemm(gemm: str) -> str:
+def check_gemm(gemm: str) -> GemmOption:
     """``gemm`` itself if it is one of :data:`GEMM_OPTIONS`, else a ``ValueError`` naming the choices.
 
     Example:
@@ -70,7 +70,7 @@ def check_gemm(gemm: str) -> str:
     """
     if gemm not in GEMM_OPTIONS:
         raise ValueError(f"`gemm` must be one of {GEMM_OPTIONS}, got {gemm!r}.")
-    return gemm
+    return cast(GemmOption, gemm)
 
 
 def _env_engine() -> str:
@@ -98,7 +98,7 @@ def cpu_engine(inner_dim: int, work: int, device: torch.device, gemm: str = "aut
         'torch'
 
     """
-    requested = check_gemm(gemm)
+    requested: str = check_gemm(gemm)
     if requested == "auto":
         requested = _env_engine()
     if device.type != "cpu" or requested == "torch":

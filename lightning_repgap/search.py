@@ -460,7 +460,7 @@ def search_prepared(
         [1, 2]
 
     """
-    engine = ExactEngine(backend, check_gemm(gemm), device)  # type: ignore[arg-type]
+    engine = ExactEngine(backend, check_gemm(gemm), device)
     with thread_scope(num_threads, faiss=engine.uses_faiss):
         return knn32(reference32, queries32, k, engine.tiles, query_chunk_size, reference_aug32)
 
@@ -519,7 +519,7 @@ def nearest(
     if k > available:
         raise ValueError(f"`k`={k} exceeds the {available} reference points available to each query.")
     resolved = resolve_backend(backend)
-    engine = ExactEngine(resolved, check_gemm(gemm), device if resolved == "torch" else None)  # type: ignore[arg-type]
+    engine = ExactEngine(resolved, check_gemm(gemm), device if resolved == "torch" else None)
     scope = thread_scope(num_threads, faiss=engine.uses_faiss)  # validates num_threads before the inputs are copied
     prep = prepare(ref, qs)
     kk = k + int(exclude_self)
@@ -583,7 +583,7 @@ def prefix_nearest(
         [0, 1, 3]
 
     """
-    engine = ExactEngine(backend, check_gemm(gemm), device)  # type: ignore[arg-type]
+    engine = ExactEngine(backend, check_gemm(gemm), device)
     with thread_scope(num_threads, faiss=engine.uses_faiss):
         if rows is not None:
             return rank_float64(prepared, sizes, rows)
@@ -627,7 +627,7 @@ def prefix_nearest_and_knn(
         ([[1, 0], [3, 0]], [[0, 1]])
 
     """
-    engine = ExactEngine(backend, check_gemm(gemm), device)  # type: ignore[arg-type]
+    engine = ExactEngine(backend, check_gemm(gemm), device)
     with thread_scope(num_threads, faiss=engine.uses_faiss):
         return prefix_search(  # type: ignore[return-value]  # knn is an array whenever knn_rows is given
             prepared, sizes, engine.tiles, knn_rows=np.asarray(knn_rows, dtype=np.int64), k=n_neighbors
