@@ -180,14 +180,17 @@ class RepresentationGap(Metric):
                 raise ValueError(f"Indices of `{role}` must be non-negative, got min {int(idx.min())}.")
         getattr(self, f"{role}_index").append(idx)
         if label_arg:
-            state = "reference_labels" if role == "reference" else "queries_labels"
-            if labels is not None:
-                lab = torch.as_tensor(labels, device=self.device).reshape(-1)
-                if lab.numel() != b:
-                    raise ValueError(f"`{label_arg}` has {lab.numel()} entries for {b} rows of `{role}`.")
-                getattr(self, state).append(lab.to(torch.int64))
-            elif getattr(self, state):
-                raise ValueError(f"`{label_arg}` was given in an earlier update but not in this one.")
+            self._append_labels(role, labels, label_arg, b)
+
+    def _append_labels(self, role: str, labels: Tensor | None, label_arg: str, b: int) -> None:
+        state = "reference_labels" if role == "reference" else "queries_labels"
+        if labels is not None:
+            lab = torch.as_tensor(labels, device=self.device).reshape(-1)
+            if lab.numel() != b:
+                raise ValueError(f"`{label_arg}` has {lab.numel()} entries for {b} rows of `{role}`.")
+            getattr(self, state).append(lab.to(torch.int64))
+        elif getattr(self, state):
+            raise ValueError(f"`{label_arg}` was given in an earlier update but not in this one.")
 
     def _gathered(self, role: str, cap: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Concatenate a set, sort it by probe index and drop repeats (DDP padding), then apply the cap."""
