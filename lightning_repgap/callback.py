@@ -13,6 +13,7 @@ Logged keys (``prefix`` defaults to ``repgap``; with several layers each key is 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import time
@@ -31,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from lightning_repgap._checks import _check_choice, _check_positive_int
 from lightning_repgap.capture import POOLINGS, Pooling, capture, embed_batches, embed_inputs, resolve_layers
-from lightning_repgap.config import GapConfig, field_names
+from lightning_repgap.config import Backend, GapConfig, IndexOption, field_names
 from lightning_repgap.metric import RepresentationGap
 
 __all__ = ["RepresentationGapCallback", "SnapshotDtype", "SnapshotOn"]
@@ -43,8 +44,6 @@ SnapshotOn = Literal["checkpoint", "evaluation"]
 #: Storage dtype of the floating arrays of a snapshot.
 SnapshotDtype = Literal["float16", "float32", "float64"]
 _CONFIG_FIELDS = frozenset(field_names())
-# Analysis arguments the constructor took before `config` (0.1); accepted with a DeprecationWarning until 0.3.
-_DEPRECATED_ARGS = ("backend", "index", "min_size", "fit_min_size", "n_bootstrap", "calibrate")
 _T = TypeVar("_T")
 _ROLES = ("reference", "queries", "train_queries")
 # Source name of the raw inputs, measured when no layer is watched (``layer=None`` with a ``reference_fn``).
@@ -131,7 +130,10 @@ class RepresentationGapCallback(Callback):
         self.layer = _check_layers(layer, reference_fn)
         self.seed = int(seed)
         #: The analysis settings (``seed`` is the callback's).
-        self.config: GapConfig = _misconfigured(_analysis_config, config, self.seed, kwargs)
+        legacy = _deprecated_args(**kwargs)
+        if len(kwargs) < _N_DEPRECATED_ARGS:  # not LightningCLI's fill-in: an explicit None is a bad value
+            legacy = dict(kwargs)
+        self.config: GapConfig = _misconfigured(_analysis_config, config, self.seed, legacy)
         self.train_probe = _misconfigured(_check_positive_int, train_probe, "train_probe", minimum=2)
         self.val_probe = _misconfigured(_check_positive_int, val_probe, "val_probe")
         self.train_query_probe = (
@@ -630,11 +632,36 @@ def _check_layers(layer: str | Sequence[str] | None, reference_fn: Any) -> list[
     return layers
 
 
+def _deprecated_args(
+    *,
+    backend: Backend | None = None,
+    index: IndexOption | None = None,
+    min_size: int | None = None,
+    fit_min_size: int | None = None,
+    n_bootstrap: int | None = None,
+    calibrate: bool | None = None,
+) -> dict[str, Any]:
+    """The analysis arguments of 0.1 that were given (typed here so that LightningCLI still accepts them).
+
+    LightningCLI passes all six, as ``None`` when the YAML does not set them: those ``None`` mean "not given".
+    """
+    given = {
+        "backend": backend,
+        "index": index,
+        "min_size": min_size,
+        "fit_min_size": fit_min_size,
+        "n_bootstrap": n_bootstrap,
+        "calibrate": calibrate,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+# The analysis arguments of 0.1, accepted with a DeprecationWarning until 0.3.
+_N_DEPRECATED_ARGS = len(inspect.signature(_deprecated_args).parameters)
+
+
 def _analysis_config(config: GapConfig | None, seed: int, deprecated: Mapping[str, Any]) -> GapConfig:
     """``config`` with the callback's ``seed``, plus the analysis arguments of 0.1 (with a ``DeprecationWarning``)."""
-    unknown = sorted(k for k in deprecated if k not in _DEPRECATED_ARGS)
-    if unknown:
-        raise TypeError(f"RepresentationGapCallback got unexpected keyword argument(s) {unknown}.")
     if deprecated:
         spelled = ", ".join(f"{k}={v!r}" for k, v in deprecated.items())
         warnings.warn(
