@@ -94,7 +94,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
-from lightning_repgap import gap_curve, gap_dimension
+from lightning_repgap import GapConfig, gap_curve, gap_dimension
 from lightning_repgap.callback import RepresentationGapCallback
 from lightning_repgap.manifolds import predicted_gap, random_rotation, sample_torus
 
@@ -554,7 +554,7 @@ def run_lightning(torus: Torus, pool: np.ndarray, held: np.ndarray, args: argpar
         reference_fn=LitDDPM.sample,  # the bank: samples of the model being trained
         val_probe=len(held),
         train_query_probe=n,  # every training point: gap_ratio = G(held-out -> samples) / G(train -> samples)
-        n_bootstrap=50,
+        config=GapConfig(n_bootstrap=50),
         log_figures=False,
         seed=args.seed,
     )
