@@ -129,10 +129,10 @@ class RepresentationGapCallback(Callback):
         self.reference_fn = reference_fn
         self.layer = _check_layers(layer, reference_fn)
         self.seed = int(seed)
-        #: The analysis settings (``seed`` is the callback's).
         legacy = _deprecated_args(**kwargs)
         if len(kwargs) < _N_DEPRECATED_ARGS:  # not LightningCLI's fill-in: an explicit None is a bad value
             legacy = dict(kwargs)
+        #: The analysis settings (its ``seed`` is the callback's).
         self.config: GapConfig = _misconfigured(_analysis_config, config, self.seed, legacy)
         self.train_probe = _misconfigured(_check_positive_int, train_probe, "train_probe", minimum=2)
         self.val_probe = _misconfigured(_check_positive_int, val_probe, "val_probe")
