@@ -112,8 +112,6 @@ MIN_PER_LIST = 39
 _NPROBE_NOMINAL = 16
 # Cost of one distance in FAISS' IVF-Flat scan relative to one in a torch GEMM (memory-bound scan, measured).
 _FAISS_SCAN_COST = 16
-# Kept for the modules that imported the private spelling (metric, callback).
-_check_index = check_index
 
 
 def default_nlist(block_size: int, n_queries: int, *, scan: str = "torch") -> int:

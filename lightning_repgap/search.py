@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from lightning_repgap._gemm import GemmOption, check_gemm
 from lightning_repgap._imports import _FAISS_AVAILABLE
 from lightning_repgap._prepare import Prepared, needs_float64_ranking, prepare, winner_distances
 from lightning_repgap._threads import default_num_threads, thread_scope
+from lightning_repgap.config import BACKENDS, INDEX_OPTIONS, Backend, IndexOption
 
 __all__ = [
     "AUTO_APPROXIMATE_MIN_BANK",
@@ -66,12 +67,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The ``backend`` argument: which library runs an exact search.
-Backend = Literal["auto", "faiss", "faiss-gpu", "torch"]
-BACKENDS: tuple[str, ...] = get_args(Backend)
-#: The ``index`` argument: the search engine (``"auto"``: :func:`auto_index` of the bank size).
-IndexOption = Literal["exact", "ivf", "hnsw", "auto"]
-INDEX_OPTIONS: tuple[str, ...] = get_args(IndexOption)
 #: Bank size from which :func:`auto_index` picks an approximate index.
 AUTO_APPROXIMATE_MIN_BANK = 1_000_000
 # A query counts as found when its distance is within this relative tolerance of the exact one.
