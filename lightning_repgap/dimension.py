@@ -471,6 +471,20 @@ def _local_from_means(mean_twonn: Any, mean_mle: Any) -> np.ndarray:
         return 0.5 * (1.0 / np.asarray(mean_twonn) + 1.0 / np.asarray(mean_mle))
 
 
+def _local_estimate(
+    stats: tuple[np.ndarray, np.ndarray] | None, n_bootstrap: int, rng: np.random.Generator
+) -> tuple[float, np.ndarray]:
+    """The local estimate and its bootstrap draws over the rows (``nan`` and no draws when undefined)."""
+    if stats is None or not (stats[0].mean() > 0 and stats[1].mean() > 0):
+        return math.nan, np.zeros(0)
+    s_twonn, s_mle = stats
+    d_local = float(_local_from_means(s_twonn.mean(), s_mle.mean()))
+    if not n_bootstrap:
+        return d_local, np.zeros(0)
+    counts = _bootstrap_counts(s_twonn.size, n_bootstrap, rng) / s_twonn.size
+    return d_local, _local_from_means(counts @ s_twonn, counts @ s_mle)
+
+
 def _floor_fit(sizes: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r"""Fit :math:`G(n) = A n^{-2/d} + B`, ``B >= 0``, per column of ``gaps`` ``(S, B)``: ``(d, B)`` per column.
 
@@ -607,16 +621,8 @@ def trusted_dimension(
 
     # local estimate and its bootstrap over the rows of the neighbour table
     stats = _local_statistics(d_arr)
-    d_local, local_lo, local_hi = math.nan, math.nan, math.nan
-    if stats is not None:
-        s_twonn, s_mle = stats
-        if s_twonn.mean() > 0 and s_mle.mean() > 0:
-            d_local = float(_local_from_means(s_twonn.mean(), s_mle.mean()))
-            draws = np.zeros(0)
-            if n_bootstrap:
-                counts = _bootstrap_counts(s_twonn.size, n_bootstrap, rng) / s_twonn.size
-                draws = _local_from_means(counts @ s_twonn, counts @ s_mle)
-            local_lo, local_hi = interval(d_local, draws)
+    d_local, local_draws = _local_estimate(stats, n_bootstrap, rng)
+    local_lo, local_hi = interval(d_local, local_draws) if math.isfinite(d_local) else (math.nan, math.nan)
 
     # noise: the dimension falls with the scale, and a constant floor explains the top of the curve
     sizes_arr = np.asarray(sizes, dtype=np.float64).reshape(-1)
