@@ -26,10 +26,20 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
 
+from lightning_repgap import _callback_faults as _cf
+from lightning_repgap._faults import SURVIVABLE, FaultPolicy, SnapshotIOError, strict_mode
 from lightning_repgap.approximate import IndexOption, _check_index
-from lightning_repgap.capture import POOLINGS, Pooling, capture, embed_batches, embed_inputs, resolve_layers
+from lightning_repgap.capture import (
+    POOLINGS,
+    Pooling,
+    capture,
+    embed_batches,
+    embed_inputs,
+    lightning_transfer,
+    resolve_layers,
+)
 from lightning_repgap.metric import RepresentationGap
 from lightning_repgap.search import Backend
 
@@ -89,6 +99,11 @@ class RepresentationGapCallback(Callback):
             training data (``train_query_probe``) as seen from the samples: much above 1 means the model
             reproduces its training set (memorisation). Under DDP every rank calls it and the bank is the
             concatenation of all ranks' samples.
+        strict: re-raise measurement faults instead of surviving them. By default (``None``: the environment
+            variable ``REPGAP_STRICT=1`` turns it on) a degenerate or non-finite representation, too few distinct
+            points or a failed snapshot write never aborts ``fit``: the undefined keys are logged as NaN,
+            ``<prefix>/valid`` as 0, and one warning per cause and layer names the fix (see
+            :mod:`lightning_repgap._faults`). Configuration errors are raised when training starts, never later.
 
     Example:
         >>> cb = RepresentationGapCallback(layer="encoder", train_probe=2048, val_probe=512)
@@ -121,6 +136,7 @@ class RepresentationGapCallback(Callback):
         calibrate: bool = True,
         forward_fn: Callable[[torch.nn.Module, Any], Any] | None = None,
         reference_fn: Callable[[LightningModule], Tensor] | None = None,
+        strict: bool | None = None,
     ) -> None:
         layers = [] if layer is None else [layer] if isinstance(layer, str) else list(layer)
         if layer is not None and (not layers or not all(isinstance(n, str) and n for n in layers)):
@@ -191,6 +207,10 @@ class RepresentationGapCallback(Callback):
         self.last_timing: dict[str, float] = {}
         self._pending_snapshot: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         self._metrics: dict[str, RepresentationGap] = {}
+        self.strict = strict
+        self._faults = FaultPolicy(strict_mode(strict))
+        #: Histories of earlier runs measured with other probe settings (resumed from a checkpoint), kept apart.
+        self.archived_history: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------------------------------ Lightning state
 
@@ -206,11 +226,15 @@ class RepresentationGapCallback(Callback):
             "layer": list(self.layer),
             "probe_indices": self.probe_indices,
             "history": list(self.history),
+            "settings": _cf.probe_settings(self),
+            "archived_history": list(self.archived_history),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore probes and history; probes saved under a different seed are dropped with a warning."""
+        state_dict = _cf.restorable(self, state_dict)  # other probe settings: archived, nothing restored
         self.history = list(state_dict.get("history", []))
+        self.archived_history = list(state_dict.get("archived_history", self.archived_history))
         indices = state_dict.get("probe_indices")
         if indices is not None and state_dict.get("seed", self.seed) != self.seed:
             rank_zero_warn(
@@ -221,6 +245,15 @@ class RepresentationGapCallback(Callback):
         self.probe_indices = indices
 
     # ------------------------------------------------------------------------------------------ hooks
+
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Keep the history of a checkpointed run whose probe settings differ from this callback's (with a warning)."""
+        _cf.archive_changed_settings(self, checkpoint)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Configuration checks that need data: probe datasets and a one-batch probe of every watched layer."""
+        if not bool(getattr(trainer, "fast_dev_run", False)):
+            _cf.setup_probe(self, trainer, pl_module)
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Check the layer names against the model now, before any training step runs."""
@@ -266,7 +299,7 @@ class RepresentationGapCallback(Callback):
         datasets = self._datasets(trainer)
         indices = self._probe_indices(datasets)
         layers = resolve_layers(pl_module, self.layer) if self.layer else {}
-        transfer = lambda batch: pl_module._apply_batch_transfer_handler(batch, pl_module.device)  # noqa: E731
+        transfer = lightning_transfer(trainer, pl_module)
         feats: dict[str, dict[str, Tensor]] = {}
         labels: dict[str, Tensor | None] = {}
         for role, dataset_key in (("reference", "train"), ("queries", "val"), ("train_queries", "train")):
@@ -305,12 +338,19 @@ class RepresentationGapCallback(Callback):
             if labels.get("reference") is not None and labels.get("queries") is not None:
                 kwargs["reference_labels"] = labels["reference"]
                 kwargs["query_labels"] = labels["queries"]
-            metric.update(**kwargs)
-            result = {k: float(v) for k, v in metric.compute().items()}
+            metric.last_inputs = metric.last_result = None  # a fault must not leave the previous epoch's data behind
+            try:
+                metric.update(**kwargs)
+                result = {k: float(v) for k, v in metric.compute().items()}
+            except SURVIVABLE as fault:  # only the listed measurement causes; anything else propagates
+                result = self._faults.survive(fault, name, _cf.expected_keys(self, kwargs, metric))
+            finally:
+                metric.reset()
+            result, valid = self._faults.finish(result, name)
             for key, value in result.items():
                 values[self._key(name, key)] = value
+            values[self._key(name, "valid")] = valid
             self._after_compute(trainer, pl_module, name, metric, result, indices)
-            metric.reset()
         # Identical numbers on every rank (EarlyStopping decisions and logged values must agree).
         values = trainer.strategy.broadcast(values, src=0)
         t2 = time.perf_counter()
@@ -470,10 +510,14 @@ class RepresentationGapCallback(Callback):
             return
         from lightning_repgap.snapshot import write_snapshot
 
-        for name, arrays, metadata in self._pending_snapshot:
-            path = write_snapshot(self.snapshot_dir, name, arrays, metadata, dtype=self.snapshot_dtype)
+        pending, self._pending_snapshot = self._pending_snapshot, []
+        for name, arrays, metadata in pending:
+            try:
+                path = write_snapshot(self.snapshot_dir, name, arrays, metadata, dtype=self.snapshot_dtype)
+            except OSError as err:  # full disk, permissions: the write is atomic, earlier snapshots are intact
+                self._faults.survive_io(SnapshotIOError(f"snapshot {name!r} could not be written: {err}."), "snapshot")
+                continue
             log.debug("repgap snapshot written to %s", path)
-        self._pending_snapshot = []
 
     def _log_figure(self, trainer: Trainer, layer: str, metric: RepresentationGap) -> None:
         loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
@@ -507,7 +551,8 @@ class RepresentationGapCallback(Callback):
                     f"{type(loader).__name__}. Pass DataLoaders to `fit(...)` or use a LightningDataModule."
                 )
             dataset = loader.dataset
-            if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            iterable = isinstance(dataset, IterableDataset)  # may define __len__, but __getitem__ raises
+            if iterable or not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
                 raise MisconfigurationException(
                     f"RepresentationGapCallback needs a map-style {key} dataset (with __len__ and __getitem__) to draw "
                     f"fixed probes, got {type(dataset).__name__}."

@@ -7,6 +7,7 @@ RepresentationGap` calls the same two private functions, so the Metric and the f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import warnings
@@ -17,6 +18,15 @@ import numpy as np
 import torch
 
 from lightning_repgap._checks import _check_gap_sets, _check_labels
+from lightning_repgap._duplicates import (
+    distinct_neighbours,
+    effective_sizes,
+    estimator_tables,
+    exact_copies,
+    near_copies,
+)
+from lightning_repgap._faults import DegenerateRepresentationError, TooFewDistinctPointsError
+from lightning_repgap._scale import rescale, restore_curve, unit_exponent
 from lightning_repgap.approximate import (
     APPROXIMATE_KEYS,
     ApproximateGap,
@@ -24,14 +34,31 @@ from lightning_repgap.approximate import (
     _approximate_curve,
     resolve_index,
 )
-from lightning_repgap.dimension import DimensionFit, gap_dimension, mle_dimension, twonn_dimension
-from lightning_repgap.gap import GapCurve, _gap_curve
+from lightning_repgap.dimension import (
+    DimensionFit,
+    DuplicatePointsWarning,
+    gap_dimension,
+    mle_dimension,
+    twonn_dimension,
+)
+from lightning_repgap.gap import DUP_RTOL, GapCurve, _gap_curve
 from lightning_repgap.search import Backend
 
 log = logging.getLogger(__name__)
 
 #: Keys always present in the result, in logging order.
-CORE_KEYS = ("gap", "gap_norm", "dim", "dim_low", "dim_high", "law_r2", "dim_twonn", "dim_mle", "dup_frac")
+CORE_KEYS = (
+    "gap",
+    "gap_norm",
+    "dim",
+    "dim_low",
+    "dim_high",
+    "law_r2",
+    "dim_twonn",
+    "dim_mle",
+    "dup_frac",
+    "bank_dup_frac",
+)
 #: Keys present only when their inputs were given (``train_queries``; both label vectors).
 OPTIONAL_KEYS = ("gap_ratio", "knn_acc")
 #: Keys present only with an approximate ``index``: accuracy measured on an exact sample of the queries.
@@ -104,12 +131,20 @@ def _gap_compute(
     added; with ``"exact"`` nothing differs from the exact search.
     """
     t0 = time.perf_counter()
-    n_max = inputs.reference.shape[0]
+    # Exact copies leave the bank before the search (as DADApy removes identical points); see _duplicates.
+    keep, exact_share = exact_copies(inputs.reference)
+    reference = inputs.reference if keep.size == inputs.reference.shape[0] else inputs.reference[keep]
+    if keep.size < 2:
+        raise _collapsed(inputs)
+    n_max = reference.shape[0]
     k = min(max(2, n_neighbors), n_max)
     search = resolve_index(index, n_max)
     approximate = None
     accuracy: dict[str, float] = {}
-    sets = (inputs.reference, inputs.queries, inputs.train_queries)
+    # Scale-free keys must not depend on the global scale: search at unit scale (exact power-of-two factor).
+    exponent = unit_exponent(reference, inputs.queries, inputs.train_queries)
+    tq = None if inputs.train_queries is None else rescale(inputs.train_queries, exponent)
+    sets = (rescale(reference, exponent), rescale(inputs.queries, exponent), tq)
     grid_and_search: dict[str, Any] = {
         "sizes": sizes,
         "min_size": min_size,
@@ -125,34 +160,51 @@ def _gap_compute(
         curve, approximate, accuracy = _approximate_curve(
             *sets, index="ivf" if search == "ivf" else "hnsw", **grid_and_search
         )
+    curve = restore_curve(curve, exponent)
+    copies = near_copies(reference, curve.knn_index, DUP_RTOL * curve.scale)
+    if keep.size < inputs.reference.shape[0]:  # rows of the de-duplicated bank -> rows of the bank as given
+        knn_index = None if curve.knn_index is None else keep[curve.knn_index]
+        curve = dataclasses.replace(curve, nearest_index=keep[curve.nearest_index], knn_index=knn_index)
     t_search = time.perf_counter() - t0
+    assert curve.knn_dist_sq is not None
+    table, counts, near_share = distinct_neighbours(np.sqrt(curve.knn_dist_sq), copies)
+    defined = _defined_values(curve, inputs, max(exact_share, near_share))
+    _check_fit_defined(curve, fit_min_size, defined, removed=inputs.reference.shape[0] - keep.size)
+    if defined["bank_dup_frac"] > 0:
+        warnings.warn(
+            f"{defined['bank_dup_frac']:.1%} of the bank's points have an exact or near copy in the bank; exact copies "
+            f"were removed before the search ({inputs.reference.shape[0] - keep.size} rows) and TwoNN/MLE use each "
+            "query's nearest distinct neighbours (see `bank_dup_frac`).",
+            DuplicatePointsWarning,
+            stacklevel=3,
+        )
+    fit_sizes, fit_per_query, fit_min = curve.sizes, curve.per_query, fit_min_size
+    if near_share > 0 and (curve.sizes >= fit_min_size).sum() >= 3:
+        # Near copies make a prefix hold fewer distinct points than its size: fit the law in distinct points.
+        use = curve.sizes >= fit_min_size
+        fit_sizes, fit_per_query, fit_min = effective_sizes(curve.sizes, near_share)[use], curve.per_query[use], 1
     fit = gap_dimension(
-        curve.sizes,
-        curve.per_query,
-        fit_min_size=fit_min_size,
+        fit_sizes,
+        fit_per_query,
+        fit_min_size=fit_min,
         n_bootstrap=n_bootstrap,
         confidence=confidence,
         calibrate=calibrate,
         concentration=curve.concentration,
         seed=0 if seed is None else seed,
     )
-    assert curve.knn_dist_sq is not None
-    dist = np.sqrt(curve.knn_dist_sq)
+    twonn_dist, mle_dist, k_mle = estimator_tables(table, counts, k)
     values = {
-        "gap": curve.gap,
-        "gap_norm": curve.gap_norm,
+        "gap": defined["gap"],
+        "gap_norm": defined["gap_norm"],
         "dim": fit.dim,
         "dim_low": fit.dim_low,
         "dim_high": fit.dim_high,
         "law_r2": fit.r2,
-        "dim_twonn": _cross_check(twonn_dimension, dist),
-        "dim_mle": _cross_check(mle_dimension, dist, n_neighbors=k),
-        "dup_frac": curve.dup_frac,
+        "dim_twonn": _cross_check(twonn_dimension, twonn_dist),
+        "dim_mle": _cross_check(mle_dimension, mle_dist, n_neighbors=k_mle),
+        **{key: v for key, v in defined.items() if key not in ("gap", "gap_norm")},
     }
-    if curve.gap_ratio is not None:
-        values["gap_ratio"] = curve.gap_ratio
-    if inputs.reference_labels is not None and inputs.query_labels is not None:
-        values["knn_acc"] = float(np.mean(inputs.reference_labels[curve.nearest_index] == inputs.query_labels))
     values.update(accuracy)
     log.debug(
         "repgap n=%d m=%d D=%d backend=%s: search %.4fs, total %.4fs%s",
@@ -165,6 +217,45 @@ def _gap_compute(
         "".join(f", {k} {v:.4g}" for k, v in accuracy.items()),
     )
     return GapResult(values=values, curve=curve, fit=fit, approximate=approximate)
+
+
+def _defined_values(curve: GapCurve, inputs: GapInputs, bank_dup_frac: float) -> dict[str, float]:
+    """The keys that need no fit: defined whenever the search ran (reported even when the fit is undefined)."""
+    values = {"gap": curve.gap, "gap_norm": curve.gap_norm, "dup_frac": curve.dup_frac, "bank_dup_frac": bank_dup_frac}
+    if curve.gap_ratio is not None:
+        values["gap_ratio"] = curve.gap_ratio
+    if inputs.reference_labels is not None and inputs.query_labels is not None:
+        values["knn_acc"] = float(np.mean(inputs.reference_labels[curve.nearest_index] == inputs.query_labels))
+    return values
+
+
+def _check_fit_defined(curve: GapCurve, fit_min_size: int, defined: dict[str, float], removed: int) -> None:
+    """Raise :class:`TooFewDistinctPointsError` (with the defined keys) when copies leave no law to fit."""
+    fit_gaps = curve.gaps[curve.sizes >= fit_min_size]
+    if removed and fit_gaps.size < 3:
+        raise TooFewDistinctPointsError(
+            f"only {curve.sizes[-1]} distinct bank points remain after removing {removed} exact copies; the gap-law "
+            f"fit needs 3 bank sizes >= fit_min_size={fit_min_size}.",
+            defined,
+        )
+    if (fit_gaps <= 0).any():
+        raise TooFewDistinctPointsError(
+            "the gap is zero at some bank size: every query has an exact copy in the bank (train/validation leakage "
+            "or a collapsed representation), so no scaling law can be fitted (see `dup_frac`).",
+            defined,
+        )
+
+
+def _collapsed(inputs: GapInputs) -> DegenerateRepresentationError:
+    """The error for a bank whose points are all one point, with the keys that stay defined."""
+    origin = inputs.reference[:1].astype(np.float64)
+    dist_sq = ((inputs.queries.astype(np.float64) - origin) ** 2).sum(axis=1)
+    partial = {"gap": float(dist_sq.mean()), "dup_frac": float(np.mean(dist_sq == 0)), "bank_dup_frac": 1.0}
+    return DegenerateRepresentationError(
+        f"all {inputs.reference.shape[0]} bank points are identical (a collapsed representation: dead or saturated "
+        "units, a zero or constant layer); distances have no scale, so only `gap` and `dup_frac` are defined.",
+        partial,
+    )
 
 
 def _cross_check(estimator: Any, dist: np.ndarray, **kwargs: Any) -> float:
@@ -205,7 +296,9 @@ def representation_gap(
     Keys (each a float32 scalar tensor): ``gap`` :math:`G(n_{max})`; ``gap_norm`` the gap over
     ``2 trace Cov(reference)``; ``dim``, ``dim_low``, ``dim_high`` the gap dimension and its bootstrap interval;
     ``law_r2`` the log-log fit's :math:`R^2`; ``dim_twonn``, ``dim_mle`` cross-checks from the same search;
-    ``dup_frac`` the fraction of queries duplicated in the bank; ``gap_ratio`` (with ``train_queries``)
+    ``dup_frac`` the fraction of queries duplicated in the bank; ``bank_dup_frac`` the share of bank points with an
+    exact or near copy in the bank (exact copies are removed before the search, TwoNN/MLE use distinct neighbours,
+    see :mod:`lightning_repgap._duplicates`); ``gap_ratio`` (with ``train_queries``)
     :math:`G_{test} / G_{train}`; ``knn_acc`` (with both label vectors) 1-NN label agreement; ``recall`` and
     ``gap_rel_error`` (with an approximate ``index``) the accuracy of the search measured on an exact sample.
 
@@ -242,7 +335,7 @@ def representation_gap(
         >>> rng = np.random.default_rng(0)
         >>> out = representation_gap(rng.random((8192, 2)), rng.random((1024, 2)))
         >>> sorted(out)
-        ['dim', 'dim_high', 'dim_low', 'dim_mle', 'dim_twonn', 'dup_frac', 'gap', 'gap_norm', 'law_r2']
+        ['bank_dup_frac', 'dim', 'dim_high', 'dim_low', 'dim_mle', 'dim_twonn', 'dup_frac', 'gap', 'gap_norm', 'law_r2']
         >>> round(out["dim"].item())
         2
 

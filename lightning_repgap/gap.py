@@ -94,6 +94,9 @@ class GapCurve:
         knn_dist_sq: float64 ``(min(m, neighbor_queries), k)`` squared distances of a random subset of the
             queries to their ``k`` nearest bank points (ascending), when ``n_neighbors > 0``; feeds TwoNN and MLE.
         backend: the search backend that ran.
+        knn_index: int64, same shape as ``knn_dist_sq``: the ``reference`` row (as passed) of each neighbour, so
+            copies among a query's neighbours can be recognised (:mod:`lightning_repgap._duplicates`); ``None``
+            when no neighbour table was computed or the engine does not report it.
 
     Example:
         >>> import numpy as np
@@ -114,6 +117,7 @@ class GapCurve:
     train_per_query: np.ndarray | None = None
     knn_dist_sq: np.ndarray | None = None
     backend: str = ""
+    knn_index: np.ndarray | None = None
 
     @property
     def gap(self) -> float:
@@ -269,9 +273,12 @@ def _gap_curve(
         per_query, nearest_pos, knn_i = _blocked_search(
             prep, grid, backend=resolved, num_threads=num_threads, device=device, knn_rows=pick, n_neighbors=n_neighbors
         )
+    knn_index = None
     if knn_i is not None:
         knn_dist_sq = prep.dist_sq(knn_i, rows=pick)
-        knn_dist_sq.sort(axis=1)
+        sorter = np.argsort(knn_dist_sq, axis=1, kind="stable")  # float64 order; the rows move with their distances
+        knn_dist_sq = np.take_along_axis(knn_dist_sq, sorter, axis=1)
+        knn_index = order[np.take_along_axis(knn_i, sorter, axis=1)]
     centred = prep.reference32
     scale = 2.0 * prep.reference_sq_sum / max(1, centred.shape[0] - 1)
     # The user's queries only (not train queries), evenly spread in case they come sorted (e.g. by class); the
@@ -290,6 +297,7 @@ def _gap_curve(
         train_per_query=None if tq is None else np.ascontiguousarray(per_query[:, m:]),
         knn_dist_sq=knn_dist_sq,
         backend=resolved,
+        knn_index=knn_index,
     )
 
 

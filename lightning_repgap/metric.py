@@ -43,8 +43,8 @@ class RepresentationGap(Metric):
       not depend on the number of processes or on the padding ``DistributedSampler`` adds.
 
     As output of ``compute``, a ``dict`` of float32 scalar tensors: ``gap``, ``gap_norm``, ``dim``, ``dim_low``,
-    ``dim_high``, ``law_r2``, ``dim_twonn``, ``dim_mle``, ``dup_frac``, plus ``gap_ratio`` when training
-    queries were given, ``knn_acc`` when labels were, and ``recall`` / ``gap_rel_error`` with an approximate
+    ``dim_high``, ``law_r2``, ``dim_twonn``, ``dim_mle``, ``dup_frac``, ``bank_dup_frac``, plus ``gap_ratio`` when
+    training queries were given, ``knn_acc`` when labels were, and ``recall`` / ``gap_rel_error`` with an approximate
     ``index``. Log it with ``self.log_dict(metric.compute())`` and
     call ``reset()`` once per evaluation: the search runs in ``compute``, so do not call the metric per batch
     through ``forward``.
@@ -85,7 +85,8 @@ class RepresentationGap(Metric):
         >>> round(out["dim"].item())
         2
         >>> pprint(sorted(out))
-        ['dim',
+        ['bank_dup_frac',
+         'dim',
          'dim_high',
          'dim_low',
          'dim_mle',
