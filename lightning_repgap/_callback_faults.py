@@ -10,6 +10,8 @@ import ast
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -23,8 +25,9 @@ if TYPE_CHECKING:
 
 #: Rows of the one-batch probe run when training starts.
 SETUP_PROBE_ROWS = 4
-# Settings that decide which points are measured and how: a change makes earlier values incomparable.
-_SETTINGS = ("layer", "train_probe", "val_probe", "train_query_probe", "seed", "pooling", "prefix")
+# Settings that decide which points are measured and how: a change makes earlier values incomparable. (A changed
+# ``seed`` is handled by ``load_state_dict`` itself: new probes are drawn and the history is kept, as documented.)
+_SETTINGS = ("layer", "train_probe", "val_probe", "train_query_probe", "pooling", "prefix")
 
 
 def probe_settings(cb: RepresentationGapCallback) -> dict[str, Any]:
@@ -140,4 +143,43 @@ def setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: Ligh
         ) from err
 
 
-__all__ = ["archive_changed_settings", "expected_keys", "probe_settings", "restorable", "setup_probe"]
+def as_logged(values: dict[str, float], pl_module: LightningModule) -> dict[str, Any]:
+    """Values as float64 tensors for ``log_dict``, which Lightning keeps in float64.
+
+    A plain float would become float32, where a gap of 1e-60 flushes to 0 and one of 1e60 overflows. MPS has no
+    float64: float32 there.
+    """
+    dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
+    return {key: torch.tensor(value, dtype=dtype, device=pl_module.device) for key, value in values.items()}
+
+
+def snapshot_overflow(arrays: dict[str, Any], dtype: str) -> str | None:
+    """Why ``arrays`` cannot be stored as ``dtype`` (finite values beyond its range), or ``None``.
+
+    Checked before writing, so that a representation that grew past float16's range costs the snapshot (with a
+    warning naming the fix), not the training run.
+    """
+    limit = float(np.finfo(np.dtype(dtype)).max)
+    for key, value in arrays.items():
+        arr = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+        if arr.dtype.kind != "f" or arr.dtype.itemsize <= np.dtype(dtype).itemsize or not arr.size:
+            continue
+        finite = arr[np.isfinite(arr)]
+        peak = float(np.abs(finite).max(initial=0.0))
+        if peak > limit:
+            return (
+                f"`{key}` holds values up to {peak:.4g}, beyond the range of snapshot_dtype={dtype!r}; pass "
+                "`snapshot_dtype='float32'`."
+            )
+    return None
+
+
+__all__ = [
+    "archive_changed_settings",
+    "as_logged",
+    "expected_keys",
+    "probe_settings",
+    "restorable",
+    "setup_probe",
+    "snapshot_overflow",
+]

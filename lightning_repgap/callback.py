@@ -271,7 +271,9 @@ class RepresentationGapCallback(Callback):
         values = self.measure(trainer, pl_module)
         # The values are already identical on every rank; syncing them is exact and keeps Lightning from warning
         # about unsynced epoch-level logs under DDP.
-        pl_module.log_dict(values, on_step=False, on_epoch=True, sync_dist=trainer.world_size > 1)
+        pl_module.log_dict(
+            _cf.as_logged(values, pl_module), on_step=False, on_epoch=True, sync_dist=trainer.world_size > 1
+        )
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         """Write the pending snapshot (``snapshot_on="checkpoint"``) when a checkpoint is saved."""
@@ -341,7 +343,9 @@ class RepresentationGapCallback(Callback):
             metric.last_inputs = metric.last_result = None  # a fault must not leave the previous epoch's data behind
             try:
                 metric.update(**kwargs)
-                result = {k: float(v) for k, v in metric.compute().items()}
+                metric.compute()
+                assert metric.last_result is not None
+                result = dict(metric.last_result.values)  # float64: a gap of 1e-60 must not flush to 0 in float32
             except SURVIVABLE as fault:  # only the listed measurement causes; anything else propagates
                 result = self._faults.survive(fault, name, _cf.expected_keys(self, kwargs, metric))
             finally:
@@ -512,6 +516,10 @@ class RepresentationGapCallback(Callback):
 
         pending, self._pending_snapshot = self._pending_snapshot, []
         for name, arrays, metadata in pending:
+            overflow = _cf.snapshot_overflow(arrays, self.snapshot_dtype)
+            if overflow is not None:
+                self._faults.survive_io(SnapshotIOError(f"snapshot {name!r} not written: {overflow}"), "snapshot")
+                continue
             try:
                 path = write_snapshot(self.snapshot_dir, name, arrays, metadata, dtype=self.snapshot_dtype)
             except OSError as err:  # full disk, permissions: the write is atomic, earlier snapshots are intact

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -183,16 +184,26 @@ def _gap_compute(
         # Near copies make a prefix hold fewer distinct points than its size: fit the law in distinct points.
         use = curve.sizes >= fit_min_size
         fit_sizes, fit_per_query, fit_min = effective_sizes(curve.sizes, near_share)[use], curve.per_query[use], 1
-    fit = gap_dimension(
-        fit_sizes,
-        fit_per_query,
-        fit_min_size=fit_min,
-        n_bootstrap=n_bootstrap,
-        confidence=confidence,
-        calibrate=calibrate,
-        concentration=curve.concentration,
-        seed=0 if seed is None else seed,
-    )
+    # A law that does not hold (a flat curve: one distinct query, say) gives an infinite dimension; it is reported
+    # below as undefined instead of through numpy's floating-point warnings on the way.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        fit = gap_dimension(
+            fit_sizes,
+            fit_per_query,
+            fit_min_size=fit_min,
+            n_bootstrap=n_bootstrap,
+            confidence=confidence,
+            calibrate=calibrate,
+            concentration=curve.concentration,
+            seed=0 if seed is None else seed,
+        )
+    if not all(math.isfinite(v) for v in (fit.dim, fit.dim_low, fit.dim_high, fit.r2)):
+        warnings.warn(
+            "the gap-law fit is undefined on this data (the gap does not shrink with the bank size, e.g. a single "
+            "distinct query): `dim`, `dim_low`, `dim_high` or `law_r2` is not finite.",
+            UserWarning,
+            stacklevel=3,
+        )
     twonn_dist, mle_dist, k_mle = estimator_tables(table, counts, k)
     values = {
         "gap": defined["gap"],

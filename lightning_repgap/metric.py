@@ -189,6 +189,12 @@ class RepresentationGap(Metric):
         if values.ndim != 2:
             raise ValueError(f"`{role}` must be 2-D (batch, dim), got shape {tuple(values.shape)}.")
         b = values.shape[0]
+        earlier = [(r, tuple(getattr(self, r)[0].shape)) for r in _ROLES if _non_empty_list(getattr(self, r))]
+        if earlier and values.shape[1] != earlier[0][1][1]:
+            raise ValueError(
+                f"`{role}` batch has shape {tuple(values.shape)} but an earlier `{earlier[0][0]}` batch had shape "
+                f"{earlier[0][1]}: every batch of every set needs the same number of features."
+            )
         # Half precision under AMP would corrupt squared distances: store float32.
         getattr(self, role).append(values.detach().to(device=self.device, dtype=torch.float32))
         if index is None:
@@ -280,6 +286,10 @@ class RepresentationGap(Metric):
                 raise RuntimeError("Nothing to plot: call compute() first or pass a GapCurve as `val`.")
             return plot_gap_curve(self.last_result.curve, fit=self.last_result.fit, ax=ax)
         return plot_gap_curve(val, ax=ax)
+
+
+def _non_empty_list(state: Any) -> bool:
+    return isinstance(state, list) and bool(state)
 
 
 __all__: Sequence[str] = ["RepresentationGap"]
