@@ -35,6 +35,7 @@ from typing import Any, TextIO
 import numpy as np
 
 import lightning_repgap
+from lightning_repgap import _scan
 from lightning_repgap.approximate import INDEX_OPTIONS
 from lightning_repgap.functional import ACCURACY_KEYS, CORE_KEYS, OPTIONAL_KEYS, GapResult, _gap_compute, _gap_update
 from lightning_repgap.functional import representation_gap as _representation_gap
@@ -47,6 +48,8 @@ PROG = "repgap"
 EXIT_OK = 0
 #: Exit code for bad input (also what argparse uses for usage errors).
 EXIT_ERROR = 2
+#: ``repgap analyze`` analysed what it could but skipped damaged snapshots.
+EXIT_DAMAGED = 1
 #: Exit code after Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
 
@@ -513,16 +516,35 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     _check_output(plot_path, "--plot")
     _check_plotting(plot_path)
     root = args.snapshot_dir
-    entries = _filter_layers([_read_entry(p) for p in _find_snapshots(root)], args.layer)
+    paths = _find_snapshots(root)
+    single = paths == [root]
+    damaged, incomplete = ([], []) if single else _scan.unreadable(root)
+    if damaged and args.strict:
+        raise CLIError(f"corrupt snapshot: {damaged[0][1]}")
+    entries = _filter_layers([_read_entry(p) for p in paths], args.layer)
     configs = _snapshot_config(entries)
     records = []
     t0 = time.perf_counter()
     for i, entry in enumerate(entries, 1):
         if not args.quiet:
             print(f"[{i}/{len(entries)}] {entry.describe()}", file=sys.stderr, flush=True)
-        records.append(_analyze_one(entry, configs[entry.path], args.backend, args.index))
+        try:
+            records.append(_analyze_one(entry, configs[entry.path], args.backend, args.index))
+        except CLIError as err:  # one damaged snapshot must not hide the others (unless --strict)
+            if single or args.strict:
+                raise
+            damaged.append((entry.path, str(err)))
+    for path, reason in damaged:
+        print(f"skipped damaged snapshot {path}: {reason}", file=sys.stderr, flush=True)
+    for path in incomplete:
+        print(f"skipped incomplete snapshot {path} (no {MANIFEST_NAME}: a write that did not finish)", file=sys.stderr)
+    if not records:
+        raise CLIError(f"no snapshot in {root} could be analysed ({len(damaged)} damaged).")
     if not args.quiet:
         print(f"analysed {len(records)} snapshot(s) in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    if damaged or incomplete:
+        skipped = len(damaged) + len(incomplete)
+        print(f"skipped {skipped} snapshot(s): {len(damaged)} damaged, {len(incomplete)} incomplete")
 
     backends = sorted({r.result.curve.backend for r in records})
     print(f"{root}: {len(records)} snapshot(s), backend {', '.join(backends)}")
@@ -536,7 +558,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     if plot_path is not None:
         _plot_analysis(records, plot_path)
         print(f"wrote {plot_path}")
-    return EXIT_OK
+    return EXIT_DAMAGED if damaged else EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------------- estimate
@@ -766,6 +788,11 @@ def build_parser() -> argparse.ArgumentParser:
         " 1,000,000 bank points; default: the one in the snapshot's config, else exact",
     )
     analyze.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    analyze.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first damaged snapshot (exit 2); default: skip it with one line and exit 1 at the end",
+    )
     analyze.set_defaults(func=_cmd_analyze)
 
     estimate = sub.add_parser(
