@@ -22,7 +22,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor
@@ -30,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
 
 from lightning_repgap import _callback_faults as _cf
 from lightning_repgap._faults import SURVIVABLE, FaultPolicy, SnapshotIOError, strict_mode
+from lightning_repgap._figures import image_loggers, log_figure
 from lightning_repgap.approximate import IndexOption, _check_index
 from lightning_repgap.capture import (
     POOLINGS,
@@ -83,7 +83,9 @@ class RepresentationGapCallback(Callback):
             1,000,000 bank points, ``"ivf"`` from there on). An approximate index also logs ``<prefix>/recall`` and
             ``<prefix>/gap_rel_error``, measured on an exact sample of the queries; its gap is an upper bound on
             the exact one. Stored in snapshots, so ``repgap analyze`` replays the same search.
-        log_figures: log the log-log gap curve as a figure to TensorBoard loggers (needs matplotlib).
+        log_figures: log the log-log gap curve as a figure to every logger that takes images (TensorBoard, Weights &
+            Biases, MLflow; CSV runs get PNG files in ``figures/`` next to ``metrics.csv``), at the step of the
+            epoch's scalars (needs matplotlib).
         prefix: first component of the logged keys.
         min_size: first bank size of the gap curve's grid.
         fit_min_size: smallest bank size in the law fit.
@@ -388,8 +390,7 @@ class RepresentationGapCallback(Callback):
         return rows
 
     def _log_profile_figure(self, trainer: Trainer) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if not loggers:
+        if not image_loggers(trainer):
             return
         from lightning_repgap.plot import plot_layer_profile
 
@@ -402,8 +403,7 @@ class RepresentationGapCallback(Callback):
             dim_high=[r["dim_high"] for r in rows],
             title=f"epoch {trainer.current_epoch}",
         )
-        for lg in loggers:
-            lg.experiment.add_figure(f"{self.prefix}/layer_profile", fig, global_step=trainer.global_step, close=False)
+        log_figure(trainer, f"{self.prefix}/layer_profile", fig)
         import matplotlib.pyplot as plt
 
         plt.close(fig)
@@ -528,8 +528,7 @@ class RepresentationGapCallback(Callback):
             log.debug("repgap snapshot written to %s", path)
 
     def _log_figure(self, trainer: Trainer, layer: str, metric: RepresentationGap) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if not loggers:
+        if not image_loggers(trainer):
             return
         try:
             fig, _ = metric.plot()
@@ -537,8 +536,7 @@ class RepresentationGapCallback(Callback):
             rank_zero_warn(f"RepresentationGapCallback(log_figures=True) cannot draw: {err}")
             self.log_figures = False
             return
-        for lg in loggers:
-            lg.experiment.add_figure(self._key(layer, "gap_curve"), fig, global_step=trainer.global_step, close=False)
+        log_figure(trainer, self._key(layer, "gap_curve"), fig)
         import matplotlib.pyplot as plt
 
         plt.close(fig)

@@ -189,11 +189,11 @@ class RepresentationGap(Metric):
         if values.ndim != 2:
             raise ValueError(f"`{role}` must be 2-D (batch, dim), got shape {tuple(values.shape)}.")
         b = values.shape[0]
-        earlier = [(r, tuple(getattr(self, r)[0].shape)) for r in _ROLES if _non_empty_list(getattr(self, r))]
-        if earlier and values.shape[1] != earlier[0][1][1]:
+        state = getattr(self, role)
+        if _non_empty_list(state) and values.shape[1] != state[0].shape[1]:  # caught here, not as a raw cat error
             raise ValueError(
-                f"`{role}` batch has shape {tuple(values.shape)} but an earlier `{earlier[0][0]}` batch had shape "
-                f"{earlier[0][1]}: every batch of every set needs the same number of features."
+                f"`{role}` batch has shape {tuple(values.shape)} but an earlier `{role}` batch had shape "
+                f"{tuple(state[0].shape)}: every batch of a set needs the same number of features."
             )
         # Half precision under AMP would corrupt squared distances: store float32.
         getattr(self, role).append(values.detach().to(device=self.device, dtype=torch.float32))
