@@ -100,7 +100,10 @@ def run(
     pl.seed_everything(args.seed, verbose=False)  # the same shuffling order in both runs
     name = monitor.replace("/", "_")
     gap = RepresentationGapCallback(layer="features", train_probe=768, train_query_probe=128, val_probe=300)
-    stop = EarlyStopping(monitor=monitor, mode="min", patience=args.patience)
+    # A repgap/ key is NaN in an epoch whose measurement is undefined (the fault policy): that must not stop training.
+    stop = EarlyStopping(
+        monitor=monitor, mode="min", patience=args.patience, check_finite=not monitor.startswith("repgap/")
+    )
     best = ModelCheckpoint(dirpath=os.path.join(out, name, "checkpoints"), monitor=monitor, mode="min")
     logger = CSVLogger(out, name=name, version=0)
     trainer = pl.Trainer(

@@ -81,7 +81,8 @@ def main() -> None:
     trainer = pl.Trainer(
         max_epochs=args.epochs,
         accelerator="cpu",
-        callbacks=[gap, EarlyStopping(monitor="repgap/gap_norm", mode="min", patience=3)],
+        # check_finite=False: an epoch whose measurement is undefined logs NaN and must not stop the run
+        callbacks=[gap, EarlyStopping(monitor="repgap/gap_norm", mode="min", patience=3, check_finite=False)],
         logger=logger,
         enable_progress_bar=False,
         enable_model_summary=False,
