@@ -211,8 +211,14 @@ def gap_curve(
         True
 
     """
+    from lightning_repgap._scale import rescale, restore_curve, unit_exponent  # (imports this module)
+
     ref, qs, tq = _check_gap_sets(reference, queries, train_queries)
-    return _gap_curve(
+    # Search at unit scale (an exact power-of-two factor) so float32 neither under- nor overflows; see _scale.
+    exponent = unit_exponent(ref, qs, tq)
+    ref, qs = rescale(ref, exponent), rescale(qs, exponent)
+    tq = None if tq is None else rescale(tq, exponent)
+    curve = _gap_curve(
         ref,
         qs,
         tq,
@@ -226,6 +232,7 @@ def gap_curve(
         num_threads=num_threads,
         device=queries.device if isinstance(queries, torch.Tensor) else None,
     )
+    return restore_curve(curve, exponent)
 
 
 def _gap_curve(

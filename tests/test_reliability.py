@@ -251,3 +251,17 @@ def test_figures_reach_wandb_offline_and_mlflow_file_store(tmp_path, monkeypatch
         images = list((tmp_path / "mlruns").rglob("repgap_gap_curve/step=*.png"))
     assert len(images) == 1, sorted(str(p) for p in tmp_path.rglob("*") if p.is_file())
     assert images[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_public_gap_curve_and_estimate_dimension_are_scale_free_too():
+    from lightning_repgap.dimension import estimate_dimension
+    from lightning_repgap.gap import gap_curve
+
+    x = np.random.default_rng(3).random((1500, 3))
+    base_dim, base = estimate_dimension(x), gap_curve(x[:1200], x[1200:])
+    for s in (1e-30, 1e30):
+        assert estimate_dimension(x * s) == pytest.approx(base_dim, rel=1e-6)
+        curve = gap_curve(x[:1200] * s, x[1200:] * s)
+        assert curve.gap_norm == pytest.approx(base.gap_norm, rel=1e-6)
+        assert curve.concentration == pytest.approx(base.concentration, rel=1e-6)
+        np.testing.assert_allclose(curve.gaps, base.gaps * s * s, rtol=1e-6)
