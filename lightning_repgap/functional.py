@@ -304,8 +304,8 @@ def representation_gap(
 
         G(n) = \frac{1}{m} \sum_j \min_{i \le n} \lVert q_j - r_i \rVert^2 \sim C\, n^{-2/d}
 
-    Keys (each a float32 scalar tensor): ``gap`` :math:`G(n_{max})`; ``gap_norm`` the gap over
-    ``2 trace Cov(reference)``; ``dim``, ``dim_low``, ``dim_high`` the gap dimension and its bootstrap interval;
+    Keys (each a float32 scalar tensor, float64 for float64 inputs): ``gap`` :math:`G(n_{max})`; ``gap_norm`` the
+    gap over ``2 trace Cov(reference)``; ``dim``, ``dim_low``, ``dim_high`` the gap dimension and its bootstrap interval;
     ``law_r2`` the log-log fit's :math:`R^2`; ``dim_twonn``, ``dim_mle`` cross-checks from the same search;
     ``dup_frac`` the fraction of queries duplicated in the bank; ``bank_dup_frac`` the share of bank points with an
     exact or near copy in the bank (exact copies are removed before the search, TwoNN/MLE use distinct neighbours,
@@ -339,7 +339,8 @@ def representation_gap(
             ``dim_twonn`` / ``dim_mle`` still come from an exact neighbour search of 256 queries.
 
     Returns:
-        A dict of float32 scalar tensors, keys as above.
+        A dict of scalar tensors, keys as above: float32, or float64 when ``reference`` is float64, so that a gap far
+        from unit scale (1e-60 for representations of scale 1e-30) is neither flushed to 0 nor overflowed.
 
     Example:
         >>> import numpy as np
@@ -367,4 +368,5 @@ def representation_gap(
         num_threads=num_threads,
         index=index,
     )
-    return {k: torch.tensor(v, dtype=torch.float32) for k, v in result.values.items()}
+    dtype = torch.float64 if inputs.reference.dtype == np.float64 else torch.float32  # the caller's precision
+    return {k: torch.tensor(v, dtype=dtype) for k, v in result.values.items()}

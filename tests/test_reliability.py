@@ -265,3 +265,17 @@ def test_public_gap_curve_and_estimate_dimension_are_scale_free_too():
         assert curve.gap_norm == pytest.approx(base.gap_norm, rel=1e-6)
         assert curve.concentration == pytest.approx(base.concentration, rel=1e-6)
         np.testing.assert_allclose(curve.gaps, base.gaps * s * s, rtol=1e-6)
+
+
+def test_representation_gap_returns_float64_for_float64_inputs_so_extreme_gaps_survive():
+    from lightning_repgap.functional import representation_gap
+
+    rng = np.random.default_rng(4)
+    ref, qs = rng.random((512, 3)), rng.random((64, 3))
+    base = representation_gap(ref, qs, n_bootstrap=0)
+    for s in (1e-30, 1e30):
+        out = representation_gap(ref * s, qs * s, n_bootstrap=0)
+        assert out["gap"].dtype == torch.float64
+        assert float(out["gap"]) == pytest.approx(float(base["gap"]) * s * s, rel=1e-6)
+        assert float(out["dim"]) == pytest.approx(float(base["dim"]), rel=1e-6)
+    assert representation_gap(ref.astype(np.float32), qs.astype(np.float32))["gap"].dtype == torch.float32
