@@ -305,8 +305,8 @@ def representation_gap(
         G(n) = \frac{1}{m} \sum_j \min_{i \le n} \lVert q_j - r_i \rVert^2 \sim C\, n^{-2/d}
 
     Keys (each a float32 scalar tensor, float64 for float64 inputs): ``gap`` :math:`G(n_{max})`; ``gap_norm`` the
-    gap over ``2 trace Cov(reference)``; ``dim``, ``dim_low``, ``dim_high`` the gap dimension and its bootstrap interval;
-    ``law_r2`` the log-log fit's :math:`R^2`; ``dim_twonn``, ``dim_mle`` cross-checks from the same search;
+    gap over ``2 trace Cov(reference)``; ``dim``, ``dim_low``, ``dim_high`` the gap dimension and its bootstrap
+    interval; ``law_r2`` the log-log fit's :math:`R^2`; ``dim_twonn``, ``dim_mle`` cross-checks from the same search;
     ``dup_frac`` the fraction of queries duplicated in the bank; ``bank_dup_frac`` the share of bank points with an
     exact or near copy in the bank (exact copies are removed before the search, TwoNN/MLE use distinct neighbours,
     see :mod:`lightning_repgap._duplicates`); ``gap_ratio`` (with ``train_queries``)
