@@ -20,26 +20,40 @@ import math
 
 import numpy as np
 
-# Rows hashed per step: bounds the temporary copy that maps -0.0 to +0.0.
-_HASH_CHUNK = 8192
+# Bytes hashed per step: bounds the temporaries (the -0.0 -> +0.0 copy and the 64-bit words) to a few MiB.
+_HASH_CHUNK_BYTES = 1 << 22
+_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _row_hashes(x: np.ndarray) -> np.ndarray:
-    """One 64-bit hash per row of a C-contiguous array (``-0.0`` and ``+0.0`` hash alike)."""
-    out = np.empty(x.shape[0], dtype=np.int64)
-    for i0 in range(0, x.shape[0], _HASH_CHUNK):
-        chunk = np.ascontiguousarray(x[i0 : i0 + _HASH_CHUNK]) + 0.0  # + 0.0 turns -0.0 into +0.0 (a copy)
-        chunk = chunk.astype(x.dtype, copy=False)
-        raw = chunk.view(np.uint8).reshape(chunk.shape[0], -1)
-        out[i0 : i0 + chunk.shape[0]] = [hash(row.tobytes()) for row in raw]
+    """One 64-bit hash per row of a 2-D array (``-0.0`` and ``+0.0`` hash alike), vectorised.
+
+    Each row's bytes are read as 64-bit words; every word is multiplied by its own random odd constant, mixed
+    with a shift (so that differences cannot cancel linearly across words) and the words are summed modulo 2**64.
+    Equal rows always hash alike; :func:`exact_copies` compares rows that share a hash value by value.
+    """
+    width = x.shape[1] * x.dtype.itemsize
+    words = -(-width // 8)
+    mult = np.random.default_rng(0x5EED).integers(1, 2**63, size=words, dtype=np.uint64) | np.uint64(1)
+    out = np.empty(x.shape[0], dtype=np.uint64)
+    step = max(1, _HASH_CHUNK_BYTES // max(1, words * 8))
+    for i0 in range(0, x.shape[0], step):
+        chunk = (np.ascontiguousarray(x[i0 : i0 + step]) + 0.0).astype(x.dtype, copy=False)  # -0.0 -> +0.0
+        raw = chunk.view(np.uint8).reshape(chunk.shape[0], width)
+        if width % 8:
+            raw = np.pad(raw, ((0, 0), (0, words * 8 - width)))
+        v = np.ascontiguousarray(raw).view(np.uint64) * mult  # wraps modulo 2**64, as intended
+        v ^= v >> np.uint64(31)
+        v *= _MIX
+        out[i0 : i0 + chunk.shape[0]] = v.sum(axis=1, dtype=np.uint64)
     return out
 
 
 def exact_copies(x: np.ndarray) -> tuple[np.ndarray, float]:
     """Rows to keep (first occurrence of each distinct row, in order) and the share of rows that have a copy.
 
-    Rows are hashed (O(n), no search); rows sharing a hash are then compared value by value, so a hash collision
-    never merges distinct rows.
+    Rows are hashed (O(n D), vectorised, no search); rows sharing a hash are then compared value by value, so a
+    hash collision never merges distinct rows.
 
     Args:
         x: ``(n, D)`` float array.
