@@ -21,7 +21,6 @@ from lightning_repgap.capture import ProbeConfigurationError, embed_batches, lig
 
 if TYPE_CHECKING:
     from lightning_repgap.callback import RepresentationGapCallback
-    from lightning_repgap.metric import RepresentationGap
 
 #: Rows of the one-batch probe run when training starts.
 SETUP_PROBE_ROWS = 4
@@ -100,14 +99,14 @@ def restorable(cb: RepresentationGapCallback, state: dict[str, Any]) -> dict[str
     return {"archived_history": list(cb.archived_history)}
 
 
-def expected_keys(cb: RepresentationGapCallback, kwargs: dict[str, Any], metric: RepresentationGap) -> list[str]:
+def expected_keys(cb: RepresentationGapCallback, kwargs: dict[str, Any]) -> list[str]:
     """The keys this layer logs when its measurement succeeds (so a survived fault logs the same keys as NaN)."""
-    from lightning_repgap.approximate import resolve_index
+    from lightning_repgap.search import resolve_index
 
     return _faults.expected_keys(
         train_queries=kwargs.get("train_queries") is not None,
         labels=kwargs.get("reference_labels") is not None and kwargs.get("query_labels") is not None,
-        approximate=resolve_index(metric.index, max(cb.train_probe, 2)) != "exact",
+        approximate=resolve_index(cb.config.index, max(cb.train_probe, 2)) != "exact",
     )
 
 

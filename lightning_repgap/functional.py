@@ -1,8 +1,10 @@
 """Functional interface: every ``repgap/`` quantity from plain arrays, with no Trainer and no state.
 
-Follows the torchmetrics split: :func:`_gap_update` validates and converts, :func:`_gap_compute` turns arrays into
-numbers, :func:`representation_gap` is the public one-call version. :class:`~lightning_repgap.metric.
-RepresentationGap` calls the same two private functions, so the Metric and the functional cannot drift apart.
+Follows the torchmetrics split: ``_gap_update`` validates and converts, ``_gap_compute`` turns arrays into numbers;
+:func:`representation_gap` is the public one-call version returning a dict of tensors, and :func:`analyze` the one
+returning the full typed :class:`GapResult` (values, curve, fit). :class:`~lightning_repgap.metric.RepresentationGap`
+calls the same two private functions, so the Metric and the functional cannot drift apart. The settings travel as
+one :class:`~lightning_repgap.config.GapConfig`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from typing_extensions import Unpack
 
 from lightning_repgap._checks import _check_gap_sets, _check_labels
 from lightning_repgap._duplicates import (
@@ -28,13 +31,8 @@ from lightning_repgap._duplicates import (
 )
 from lightning_repgap._faults import DegenerateRepresentationError, TooFewDistinctPointsError
 from lightning_repgap._scale import rescale, restore_curve, unit_exponent
-from lightning_repgap.approximate import (
-    APPROXIMATE_KEYS,
-    ApproximateGap,
-    IndexOption,
-    _approximate_curve,
-    resolve_index,
-)
+from lightning_repgap.approximate import APPROXIMATE_KEYS, ApproximateGap
+from lightning_repgap.config import GapConfig, GapSettings
 from lightning_repgap.dimension import (
     DimensionFit,
     DuplicatePointsWarning,
@@ -42,8 +40,17 @@ from lightning_repgap.dimension import (
     mle_dimension,
     twonn_dimension,
 )
-from lightning_repgap.gap import DUP_RTOL, GapCurve, _gap_curve
-from lightning_repgap.search import Backend
+from lightning_repgap.gap import DUP_RTOL, GapCurve, build_curve
+
+__all__ = [
+    "ACCURACY_KEYS",
+    "CORE_KEYS",
+    "OPTIONAL_KEYS",
+    "GapInputs",
+    "GapResult",
+    "analyze",
+    "representation_gap",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +75,7 @@ ACCURACY_KEYS = APPROXIMATE_KEYS
 
 @dataclass(frozen=True)
 class GapInputs:
-    """Validated inputs of :func:`_gap_compute` (float32 or float64 arrays, see ``_check_representations``)."""
+    """Validated inputs of one measurement (float16, float32 or float64 arrays, see ``_check_representations``)."""
 
     reference: np.ndarray
     queries: np.ndarray
@@ -79,7 +86,13 @@ class GapInputs:
 
 @dataclass(frozen=True)
 class GapResult:
-    """Everything :func:`_gap_compute` measured: the scalars and the objects they came from (for plots).
+    """Everything one measurement produced (:func:`analyze`): the scalars and the objects they came from.
+
+    Attributes:
+        values: ``{key: float}``, the keys of :func:`representation_gap` in logging order.
+        curve: the gap curve :math:`G(n)` with its per-query minima and neighbour table.
+        fit: the gap-law fit behind ``dim`` (slope, interval, :math:`R^2`, the sizes used).
+        approximate: see below.
 
     ``approximate`` is the :class:`~lightning_repgap.approximate.ApproximateGap` behind ``curve`` (blocks, index
     parameters, per-size recall and error) when an approximate ``index`` ran, else ``None``.
@@ -111,19 +124,10 @@ def _gap_update(
 
 def _gap_compute(
     inputs: GapInputs,
+    config: GapConfig | None = None,
     *,
-    sizes: Any = None,
-    min_size: int = 16,
-    ratio: float = 2.0,
-    seed: int | None = 0,
-    fit_min_size: int = 16,
-    n_neighbors: int = 20,
-    n_bootstrap: int = 200,
-    confidence: float = 0.95,
-    calibrate: bool = True,
-    backend: Backend = "auto",
     num_threads: int | None = None,
-    index: IndexOption = "exact",
+    **settings: Unpack[GapSettings],
 ) -> GapResult:
     """One blocked search, then the fit, the cross-check estimators and the derived ratios.
 
@@ -131,6 +135,7 @@ def _gap_compute(
     curve comes from :func:`~lightning_repgap.approximate.approximate_gap` and ``recall`` / ``gap_rel_error`` are
     added; with ``"exact"`` nothing differs from the exact search.
     """
+    config = GapConfig.resolve(config, settings)
     t0 = time.perf_counter()
     # Exact copies leave the bank before the search (as DADApy removes identical points); see _duplicates.
     keep, exact_share = exact_copies(inputs.reference)
@@ -138,39 +143,35 @@ def _gap_compute(
     if keep.size < 2:
         raise _collapsed(inputs)
     n_max = reference.shape[0]
-    k = min(max(2, n_neighbors), n_max)
-    search = resolve_index(index, n_max)
-    approximate = None
-    accuracy: dict[str, float] = {}
+    k = min(max(2, config.n_neighbors), n_max)
     # Scale-free keys must not depend on the global scale: search at unit scale (exact power-of-two factor).
     exponent = unit_exponent(reference, inputs.queries, inputs.train_queries)
     tq = None if inputs.train_queries is None else rescale(inputs.train_queries, exponent)
-    sets = (rescale(reference, exponent), rescale(inputs.queries, exponent), tq)
-    grid_and_search: dict[str, Any] = {
-        "sizes": sizes,
-        "min_size": min_size,
-        "ratio": ratio,
-        "seed": seed,
-        "n_neighbors": k,
-        "backend": backend,
-        "num_threads": num_threads,
-    }
-    if search == "exact":
-        curve = _gap_curve(*sets, **grid_and_search)
-    else:
-        curve, approximate, accuracy = _approximate_curve(
-            *sets, index="ivf" if search == "ivf" else "hnsw", **grid_and_search
-        )
+    curve = build_curve(
+        rescale(reference, exponent),
+        rescale(inputs.queries, exponent),
+        tq,
+        sizes=config.sizes,
+        min_size=config.min_size,
+        ratio=config.ratio,
+        seed=config.seed,
+        n_neighbors=k,
+        backend=config.backend,
+        num_threads=num_threads,
+        index=config.index,
+    )
     curve = restore_curve(curve, exponent)
     copies = near_copies(reference, curve.knn_index, DUP_RTOL * curve.scale)
     if keep.size < inputs.reference.shape[0]:  # rows of the de-duplicated bank -> rows of the bank as given
         knn_index = None if curve.knn_index is None else keep[curve.knn_index]
         curve = dataclasses.replace(curve, nearest_index=keep[curve.nearest_index], knn_index=knn_index)
+    approximate: ApproximateGap | None = curve.report
+    accuracy = dict(curve.accuracy)
     t_search = time.perf_counter() - t0
     assert curve.knn_dist_sq is not None
     table, counts, near_share = distinct_neighbours(np.sqrt(curve.knn_dist_sq), copies)
     defined = _defined_values(curve, inputs, max(exact_share, near_share))
-    _check_fit_defined(curve, fit_min_size, defined, removed=inputs.reference.shape[0] - keep.size)
+    _check_fit_defined(curve, config.fit_min_size, defined, removed=inputs.reference.shape[0] - keep.size)
     if defined["bank_dup_frac"] > 0:
         warnings.warn(
             f"{defined['bank_dup_frac']:.1%} of the bank's points have an exact or near copy in the bank; exact copies "
@@ -179,10 +180,10 @@ def _gap_compute(
             DuplicatePointsWarning,
             stacklevel=3,
         )
-    fit_sizes, fit_per_query, fit_min = curve.sizes, curve.per_query, fit_min_size
-    if near_share > 0 and (curve.sizes >= fit_min_size).sum() >= 3:
+    fit_sizes, fit_per_query, fit_min = curve.sizes, curve.per_query, config.fit_min_size
+    if near_share > 0 and (curve.sizes >= config.fit_min_size).sum() >= 3:
         # Near copies make a prefix hold fewer distinct points than its size: fit the law in distinct points.
-        use = curve.sizes >= fit_min_size
+        use = curve.sizes >= config.fit_min_size
         fit_sizes, fit_per_query, fit_min = effective_sizes(curve.sizes, near_share)[use], curve.per_query[use], 1
     # A law that does not hold (a flat curve: one distinct query, say) gives an infinite dimension; it is reported
     # below as undefined instead of through numpy's floating-point warnings on the way.
@@ -191,11 +192,11 @@ def _gap_compute(
             fit_sizes,
             fit_per_query,
             fit_min_size=fit_min,
-            n_bootstrap=n_bootstrap,
-            confidence=confidence,
-            calibrate=calibrate,
+            n_bootstrap=config.n_bootstrap,
+            confidence=config.confidence,
+            calibrate=config.calibrate,
             concentration=curve.concentration,
-            seed=0 if seed is None else seed,
+            seed=0 if config.seed is None else config.seed,
         )
     if not all(math.isfinite(v) for v in (fit.dim, fit.dim_low, fit.dim_high, fit.r2)):
         warnings.warn(
@@ -278,6 +279,54 @@ def _cross_check(estimator: Any, dist: np.ndarray, **kwargs: Any) -> float:
         return float("inf")
 
 
+def analyze(
+    reference: Any,
+    queries: Any,
+    *,
+    train_queries: Any = None,
+    reference_labels: Any = None,
+    query_labels: Any = None,
+    config: GapConfig | None = None,
+    num_threads: int | None = None,
+    **settings: Unpack[GapSettings],
+) -> GapResult:
+    r"""Measure the representation gap of ``queries`` against the bank ``reference`` and return everything.
+
+    The typed counterpart of :func:`representation_gap`: the same numbers (``values``), plus the gap curve
+    :math:`G(n)` and the law fit they came from, for tables, figures and offline analysis.
+
+    Args:
+        reference: ``(n, D)`` bank, e.g. training representations or model samples.
+        queries: ``(m, D)`` held-out representations.
+        train_queries: ``(m', D)`` training representations not in the bank (adds ``gap_ratio``).
+        reference_labels: ``(n,)`` labels of the bank (with ``query_labels``: adds ``knn_acc``).
+        query_labels: ``(m,)`` labels of the queries.
+        config: the analysis settings; default ``GapConfig()``.
+        num_threads: search threads per process (a runtime setting, see :mod:`lightning_repgap.config`).
+        settings: :class:`~lightning_repgap.config.GapConfig` fields as keywords (``min_size=32``), instead of
+            or on top of ``config`` (a keyword that contradicts ``config`` is an error).
+
+    Returns:
+        A :class:`GapResult`: ``values`` (the keys of :func:`representation_gap`, as floats), ``curve``
+        (:class:`~lightning_repgap.gap.GapCurve`), ``fit`` (:class:`~lightning_repgap.dimension.DimensionFit`) and
+        ``approximate`` (the approximate search's record, or ``None``).
+
+    Raises:
+        ValueError: for bad inputs (shapes, non-finite values, label lengths) or settings.
+        TypeError: for an unknown keyword.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> result = analyze(rng.random((8192, 2)), rng.random((1024, 2)), config=GapConfig(n_bootstrap=50))
+        >>> round(result.values["dim"]), result.curve.sizes[:3].tolist(), len(result.fit.fit_sizes) >= 3
+        (2, [16, 32, 64], True)
+
+    """
+    inputs = _gap_update(reference, queries, train_queries, reference_labels, query_labels)
+    return _gap_compute(inputs, GapConfig.resolve(config, settings), num_threads=num_threads)
+
+
 def representation_gap(
     reference: Any,
     queries: Any,
@@ -285,18 +334,9 @@ def representation_gap(
     train_queries: Any = None,
     reference_labels: Any = None,
     query_labels: Any = None,
-    sizes: Any = None,
-    min_size: int = 16,
-    ratio: float = 2.0,
-    seed: int | None = 0,
-    fit_min_size: int = 16,
-    n_neighbors: int = 20,
-    n_bootstrap: int = 200,
-    confidence: float = 0.95,
-    calibrate: bool = True,
-    backend: Backend = "auto",
+    config: GapConfig | None = None,
     num_threads: int | None = None,
-    index: IndexOption = "exact",
+    **settings: Unpack[GapSettings],
 ) -> dict[str, torch.Tensor]:
     r"""All representation-gap quantities of ``queries`` against the bank ``reference``.
 
@@ -304,14 +344,13 @@ def representation_gap(
 
         G(n) = \frac{1}{m} \sum_j \min_{i \le n} \lVert q_j - r_i \rVert^2 \sim C\, n^{-2/d}
 
-    Keys (each a float32 scalar tensor, float64 for float64 inputs): ``gap`` :math:`G(n_{max})`; ``gap_norm`` the
-    gap over ``2 trace Cov(reference)``; ``dim``, ``dim_low``, ``dim_high`` the gap dimension and its bootstrap
-    interval; ``law_r2`` the log-log fit's :math:`R^2`; ``dim_twonn``, ``dim_mle`` cross-checks from the same search;
-    ``dup_frac`` the fraction of queries duplicated in the bank; ``bank_dup_frac`` the share of bank points with an
-    exact or near copy in the bank (exact copies are removed before the search, TwoNN/MLE use distinct neighbours,
-    see :mod:`lightning_repgap._duplicates`); ``gap_ratio`` (with ``train_queries``)
+    Keys (each a float32 scalar tensor): ``gap`` :math:`G(n_{max})`; ``gap_norm`` the gap over
+    ``2 trace Cov(reference)``; ``dim``, ``dim_low``, ``dim_high`` the gap dimension and its bootstrap interval;
+    ``law_r2`` the log-log fit's :math:`R^2`; ``dim_twonn``, ``dim_mle`` cross-checks from the same search;
+    ``dup_frac`` the fraction of queries duplicated in the bank; ``gap_ratio`` (with ``train_queries``)
     :math:`G_{test} / G_{train}`; ``knn_acc`` (with both label vectors) 1-NN label agreement; ``recall`` and
     ``gap_rel_error`` (with an approximate ``index``) the accuracy of the search measured on an exact sample.
+    :func:`analyze` returns the same values with the curve and the fit.
 
     Args:
         reference: ``(n, D)`` bank, e.g. training representations or model samples.
@@ -319,28 +358,14 @@ def representation_gap(
         train_queries: ``(m', D)`` training representations not in the bank.
         reference_labels: ``(n,)`` labels of the bank.
         query_labels: ``(m,)`` labels of the queries.
-        sizes: explicit grid of bank sizes; default geometric from ``min_size`` with ``ratio``.
-        min_size: first grid size.
-        ratio: grid growth factor.
-        seed: seed of the bank order and of the bootstrap (``None``: keep the given order).
-        fit_min_size: smallest bank size in the law fit.
-        n_neighbors: neighbours for MLE (TwoNN uses the first two).
-        n_bootstrap: bootstrap resamples of the queries for the interval.
-        confidence: interval coverage.
-        calibrate: correct the finite-sample bias of the gap dimension.
-        backend: ``"auto"``, ``"faiss"``, ``"faiss-gpu"`` or ``"torch"``.
-        num_threads: threads for the search (torch and FAISS); default ``REPGAP_NUM_THREADS``, else torch's current
-            intra-op count, which Lightning divides among the processes of a DDP job on one machine.
-        index: ``"exact"`` (default), ``"ivf"`` or ``"hnsw"`` (FAISS indexes, see
-            :func:`~lightning_repgap.approximate.approximate_gap`), or ``"auto"`` (exact below
-            ``AUTO_APPROXIMATE_MIN_BANK`` = 1,000,000 bank points, ``"ivf"`` from there on). An approximate index
-            adds ``recall`` (fraction of sampled queries whose nearest bank point was found) and ``gap_rel_error``
-            (``G_approx / G_exact - 1 >= 0`` on that sample); its gap is an upper bound on the exact one.
-            ``dim_twonn`` / ``dim_mle`` still come from an exact neighbour search of 256 queries.
+        config: the analysis settings (:class:`~lightning_repgap.config.GapConfig`); default ``GapConfig()``.
+        num_threads: search threads per process (a runtime setting, see :mod:`lightning_repgap.config`).
+        settings: :class:`~lightning_repgap.config.GapConfig` fields as keywords: ``sizes``, ``min_size``,
+            ``ratio``, ``seed``, ``fit_min_size``, ``n_neighbors``, ``n_bootstrap``, ``confidence``, ``calibrate``,
+            ``backend``, ``index`` (see there). Passing one that contradicts ``config`` is an error.
 
     Returns:
-        A dict of scalar tensors, keys as above: float32, or float64 when ``reference`` is float64, so that a gap far
-        from unit scale (1e-60 for representations of scale 1e-30) is neither flushed to 0 nor overflowed.
+        A dict of float32 scalar tensors, keys as above.
 
     Example:
         >>> import numpy as np
@@ -352,21 +377,15 @@ def representation_gap(
         2
 
     """
-    inputs = _gap_update(reference, queries, train_queries, reference_labels, query_labels)
-    result = _gap_compute(
-        inputs,
-        sizes=sizes,
-        min_size=min_size,
-        ratio=ratio,
-        seed=seed,
-        fit_min_size=fit_min_size,
-        n_neighbors=n_neighbors,
-        n_bootstrap=n_bootstrap,
-        confidence=confidence,
-        calibrate=calibrate,
-        backend=backend,
+    result = analyze(
+        reference,
+        queries,
+        train_queries=train_queries,
+        reference_labels=reference_labels,
+        query_labels=query_labels,
+        config=GapConfig.resolve(config, settings),
         num_threads=num_threads,
-        index=index,
     )
-    dtype = torch.float64 if inputs.reference.dtype == np.float64 else torch.float32  # the caller's precision
+    # The caller's precision: float64 inputs get float64 values (a gap of 1e-60 must survive), others float32.
+    dtype = torch.float64 if str(getattr(reference, "dtype", "")) in ("float64", "torch.float64") else torch.float32
     return {k: torch.tensor(v, dtype=dtype) for k, v in result.values.items()}

@@ -40,13 +40,20 @@ from lightning_repgap._faults import (
     expected_keys,
 )
 from lightning_repgap.callback import RepresentationGapCallback
+from lightning_repgap.config import GapConfig
 from lightning_repgap.dimension import DuplicatePointsWarning
 from lightning_repgap.snapshot import MANIFEST_NAME, load_snapshot
 
 pytestmark = pytest.mark.faults
 
 # Tiny but complete: a 128-point bank gives a 4-size law fit from fit_min_size=16.
-PROBES = {"train_probe": 128, "val_probe": 48, "train_query_probe": 32, "n_bootstrap": 20, "batch_size": 64}
+PROBES = {
+    "train_probe": 128,
+    "val_probe": 48,
+    "train_query_probe": 32,
+    "config": GapConfig(n_bootstrap=20),
+    "batch_size": 64,
+}
 AMBIENT = 8
 
 
@@ -263,7 +270,7 @@ CASES = [
          warning=NonFiniteRepresentationWarning, nan="all", valid=(0.0,)),
     Case("reference_fn_collapsed", layer="rep", cb={"reference_fn": _ref_fn(torch.zeros(128, 16))},
          warning=DegenerateRepresentationWarning, nan=DEAD, values={"bank_dup_frac": 1.0}, valid=(0.0,)),
-    Case("approximate_index_dead_layer", rep=lambda x, e: x * 0.0, cb={"index": "ivf"},
+    Case("approximate_index_dead_layer", rep=lambda x, e: x * 0.0, cb={"config": GapConfig(index="ivf")},
          warning=DegenerateRepresentationWarning, nan=(*DEAD, "recall", "gap_rel_error"), values={"gap": 0.0},
          valid=(0.0,)),
     Case("early_stopping_sees_nan", rep=lambda x, e: x * math.nan if e == 1 else x, epochs=3,
@@ -358,7 +365,7 @@ def test_fit_survives(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         keys = expected_keys(
             train_queries=cb.train_query_probe > 0,
             labels=cb.reference_fn is None,
-            approximate=cb.index == "ivf",
+            approximate=cb.config.index == "ivf",
         )
         assert set(last) == {*keys, "valid"}, "every key is logged, defined or not"
         logged = {k[len(prefix) :]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(prefix)}
