@@ -42,7 +42,18 @@ from lightning_repgap.functional import representation_gap
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The keys recorded from the callback's measurement (``knn_acc`` needs labels; kept for reference only).
-REPGAP_KEYS = ("gap", "gap_norm", "dim", "dim_low", "dim_high", "law_r2", "dim_twonn", "dim_mle", "dup_frac", "gap_ratio")
+REPGAP_KEYS = (
+    "gap",
+    "gap_norm",
+    "dim",
+    "dim_low",
+    "dim_high",
+    "law_r2",
+    "dim_twonn",
+    "dim_mle",
+    "dup_frac",
+    "gap_ratio",
+)
 #: Bootstrap resamples of the recorded measurements (only ``dim_low`` / ``dim_high`` depend on it).
 N_BOOTSTRAP = 50
 
@@ -163,7 +174,9 @@ def supervised_configs(quick: bool) -> list[dict[str, Any]]:
     """2 data sets x 2 architectures x 3 noise levels x 4 seeds; width, training-set size, weight decay by seed."""
     variants = [(64, 1000, 0.0), (256, 400, 1e-4), (256, 1000, 1e-4), (64, 400, 0.0)]  # per seed
     out = []
-    for dataset, arch, noise, seed in itertools.product(("digits", "glyphs"), ("mlp", "cnn"), (0.0, 0.2, 0.4), range(4)):
+    for dataset, arch, noise, seed in itertools.product(
+        ("digits", "glyphs"), ("mlp", "cnn"), (0.0, 0.2, 0.4), range(4)
+    ):
         width, n_train, wd = variants[seed]
         out.append({
             "regime": "supervised",
@@ -327,7 +340,8 @@ def _diffusion_example() -> Any:
     name = "repgap_diffusion_example"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / "diffusion.py")
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -445,7 +459,9 @@ def _columns(rows: list[dict[str, float]]) -> dict[str, list[float]]:
 EPOCHS = {"supervised": (40, 12), "ssl": (30, 10), "generative": (30, 6)}
 
 
-def record(quick: bool = False, regimes: tuple[str, ...] = ("supervised", "ssl", "generative"), log: Any = None) -> dict:
+def record(
+    quick: bool = False, regimes: tuple[str, ...] = ("supervised", "ssl", "generative"), log: Any = None
+) -> dict:
     """Train every run of the selected regimes and return the recordings (``{"runs": [...], ...}``)."""
     say: Callable[[str], None] = log or (lambda _msg: None)
     threads = torch.get_num_threads()
