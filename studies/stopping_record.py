@@ -124,14 +124,14 @@ def add_label_noise(y: np.ndarray, rate: float, rng: np.random.Generator, classe
 class Net(nn.Module):
     """An MLP or a small CNN on 8x8 images: ``features`` (the watched layer, ``width`` units) and a linear head."""
 
-    def __init__(self, arch: str, width: int, out: int) -> None:
+    def __init__(self, arch: str, width: int, out: int, channels: int | None = None) -> None:
         super().__init__()
         if arch == "mlp":
             self.features: nn.Module = nn.Sequential(
                 nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU()
             )
         elif arch == "cnn":
-            c = max(8, width // 8)
+            c = channels or max(8, width // 8)
             self.features = nn.Sequential(
                 nn.Conv2d(1, c, 3, padding=1),
                 nn.ReLU(),
@@ -298,7 +298,7 @@ def knn_accuracy(bank: np.ndarray, labels: np.ndarray, queries: np.ndarray, trut
     return float((votes.argmax(1) == truth).mean())
 
 
-def run_ssl(cfg: dict[str, Any], epochs: int, steps_per_epoch: int = 20) -> dict[str, Any]:
+def run_ssl(cfg: dict[str, Any], epochs: int, steps_per_epoch: int = 15) -> dict[str, Any]:
     """Train one contrastive encoder and record every epoch."""
     x_all, y_all = load_images(cfg["dataset"])
     idx = split(len(y_all), cfg["n_train"], seed=300 + cfg["seed"])
@@ -307,7 +307,7 @@ def run_ssl(cfg: dict[str, Any], epochs: int, steps_per_epoch: int = 20) -> dict
     bank, train_q = _probes(cfg["n_train"], cfg["seed"])
     torch.manual_seed(cfg["seed"])
     gen = torch.Generator().manual_seed(cfg["seed"])
-    model = Net(cfg["arch"], cfg["width"], 32)
+    model = Net(cfg["arch"], cfg["width"], 32, channels=max(8, cfg["width"] // 16))
     model.head = nn.Sequential(nn.Linear(cfg["width"], 64), nn.ReLU(), nn.Linear(64, 32))  # projector
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-5)
     rows = []
@@ -373,7 +373,7 @@ def generative_configs(quick: bool) -> list[dict[str, Any]]:
 
 
 def run_generative(
-    cfgs: list[dict[str, Any]], epochs: int, steps_per_epoch: int = 200, n_samples: int = 512, log: Any = None
+    cfgs: list[dict[str, Any]], epochs: int, steps_per_epoch: int = 200, n_samples: int = 256, log: Any = None
 ) -> list[dict[str, Any]]:
     """Train one batched ensemble of DDPMs (all ``cfgs`` share a width) and record every member every epoch."""
     ex = _diffusion_example()
@@ -415,7 +415,7 @@ def run_generative(
             sched.step()
             ex.ema_update(ema, model, args.ema)
         bank = (diffusion.sample(ema, members, n_samples, ambient, seed=1) / scale_t).double().numpy()
-        new = (diffusion.sample(ema, members, n_samples, ambient, seed=2) / scale_t).double().numpy()
+        new = (diffusion.sample(ema, members, 2 * n_samples, ambient, seed=2) / scale_t).double().numpy()
         val_loss = _denoising_loss(diffusion, ema, held_t)
         for k in range(members):
             row = _measure(bank[k], held[k], pools[k])
@@ -456,7 +456,7 @@ def _columns(rows: list[dict[str, float]]) -> dict[str, list[float]]:
     return {k: [float(f"{r.get(k, math.nan):.5g}") for r in rows] for k in keys}
 
 
-EPOCHS = {"supervised": (40, 12), "ssl": (30, 10), "generative": (30, 6)}
+EPOCHS = {"supervised": (40, 12), "ssl": (25, 8), "generative": (24, 6)}
 
 
 def record(
@@ -497,9 +497,10 @@ if __name__ == "__main__":
 
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "studies" / "stopping_runs.json"
     quick = "--quick" in sys.argv
+    regimes = [a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--regimes=")]
     t_start = time.perf_counter()
     rec: dict[str, Any] = {"runs": [], "seconds": {}}
-    for regime in ("supervised", "ssl", "generative"):  # written after each regime, so a partial run is kept
+    for regime in regimes[0] if regimes else ("supervised", "ssl", "generative"):  # written after each regime, so a partial run is kept
         part = record(quick=quick, regimes=(regime,), log=lambda m: print(m, file=sys.stderr, flush=True))
         rec = {**part, "runs": rec["runs"] + part["runs"], "seconds": {**rec["seconds"], **part["seconds"]}}
         rec["total_seconds"] = time.perf_counter() - t_start
