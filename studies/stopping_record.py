@@ -13,12 +13,17 @@ label-free and labelled baselines, and the truth the stopping rule is scored aga
   training images. Baselines: RankMe (effective rank of the validation embeddings) and the contrastive loss on
   validation images (fixed augmentations).
 * ``generative``: DDPMs (``examples/diffusion.py``'s denoiser and schedule) on small training sets of points on
-  flat 2- and 4-tori in R^16, trained past memorisation. The callback's bank is 512 samples (one fixed noise
+  flat 2- and 4-tori in R^16, trained past memorisation. The callback's bank is 256 samples (one fixed noise
   seed), its queries 512 validation points and its training queries the training set. Truth: the gap from 1024
-  fresh data points to 512 fresh samples (another noise seed), and the samples' novelty against the training set.
-  Baseline: the denoising loss on the validation points (fixed noise).
+  fresh data points to 512 fresh samples (another noise seed), and the samples' novelty against the training set
+  (memorised: novelty below ``examples/diffusion.py``'s threshold). Baseline: the denoising loss on the validation
+  points (fixed noise).
 
-Everything is written to one JSON file, so the rule can be tuned and replayed without training again.
+Everything is written to one JSON file, so the rule can be tuned and replayed without training again. Every
+regime is written as soon as it is recorded; ``--regimes=`` records a subset (the committed file was recorded as
+three such processes and merged, to finish on a shared machine):
+
+    python -m studies.stopping_record studies/stopping_runs.json [--quick] [--regimes=supervised,ssl,generative]
 """
 
 from __future__ import annotations
@@ -500,7 +505,8 @@ if __name__ == "__main__":
     regimes = [a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--regimes=")]
     t_start = time.perf_counter()
     rec: dict[str, Any] = {"runs": [], "seconds": {}}
-    for regime in regimes[0] if regimes else ("supervised", "ssl", "generative"):  # written after each regime, so a partial run is kept
+    # Written after each regime, so a partial run is kept.
+    for regime in regimes[0] if regimes else ("supervised", "ssl", "generative"):
         part = record(quick=quick, regimes=(regime,), log=lambda m: print(m, file=sys.stderr, flush=True))
         rec = {**part, "runs": rec["runs"] + part["runs"], "seconds": {**rec["seconds"], **part["seconds"]}}
         rec["total_seconds"] = time.perf_counter() - t_start

@@ -26,7 +26,7 @@ import torch
 
 from studies import equivariance, generalisation, law, stopping
 
-SIZES = {
+SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # part: (full, quick)
     "law": ({"n_bank": 20000, "n_queries": 4000}, {"n_bank": 4000, "n_queries": 1000}),
     "equivariance": (

@@ -124,16 +124,17 @@ def _fit(tmp_path, values, stopper, max_epochs=None, **kwargs):
 
 
 def _recorded_cases():
-    """Recorded runs of every regime (the first two of each data set), with the frozen rule."""
+    """Per regime, the first recorded run the frozen rule stops and the first it lets run to the end."""
     if not RUNS:
         return []
     rule = study.load_rule()
-    cases, seen = [], {}
+    monitor = study.rule_monitor(rule)
+    cases, seen = [], set()
     for run in RUNS:
-        key = (run["regime"], run["dataset"])
-        if seen.get(key, 0) < 2:
-            seen[key] = seen.get(key, 0) + 1
-            cases.append(pytest.param(run, rule, id=study._label(run)))
+        key = (run["regime"], monitor.kept(run["epochs"])[1] is None)
+        if key not in seen:
+            seen.add(key)
+            cases.append(pytest.param(run, rule, id=f"{run['regime']}-{study._label(run)}"))
     return cases
 
 
