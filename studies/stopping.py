@@ -304,6 +304,28 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_table(result: dict[str, Any]) -> str:
+    """One row per regime: the rule, the regime's reference baseline and no stopping (mean [95 % CI], worst)."""
+    name = rule_monitor(result["rule"]).name
+    refs = {"supervised": "val_loss (labels)", "ssl": "RankMe", "generative": "denoising val loss"}
+    lines = [
+        "| regime (held-out runs, unit) | RepresentationGapEarlyStopping | reference baseline | no stopping |",
+        "|---|---|---|---|",
+    ]
+    for regime, entry in result["regimes"].items():
+        table = entry["monitors"]
+
+        def cell(key: str, table: dict[str, Any] = table) -> str:
+            s = table[key]
+            return f"{s['mean']:.2f} [{s['low']:.2f}, {s['high']:.2f}], worst {s['worst']:.1f}"
+
+        lines.append(
+            f"| {regime} ({len(entry['runs'])}, {entry['unit']}) | {cell(name)} | {refs[regime]}: "
+            f"{cell(refs[regime])} | {cell('no stopping')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def headline(result: dict[str, Any]) -> dict[str, float]:
     """The rule's and the reference baselines' mean regrets, for the validation study's headline table."""
     name = rule_monitor(result["rule"]).name
