@@ -1,21 +1,23 @@
 r"""``RepresentationGapEarlyStopping``: a label-free stopping rule on the representation gap (DESIGN §7).
 
-The rule reads one key that :class:`~lightning_repgap.callback.RepresentationGapCallback` logs (by default
-``repgap/gap_norm``) and stops at the onset of a *sustained rise*, the signature of memorisation: with noisy labels,
-or a generator copying its training set, the gap rises steadily once the network starts memorising, while in
-runs that keep generalising it stays within a few per cent of its running minimum. Its minimum is not the best
-checkpoint (it is often reached in the first epochs of a clean run), so the rule does not keep the minimum:
+The rule reads keys that :class:`~lightning_repgap.callback.RepresentationGapCallback` logs (by default
+``repgap/gap_norm`` and ``repgap/gap_ratio``) and stops at the onset of a *sustained rise* of any of them, the
+signature of memorisation: with noisy labels ``gap_norm`` rises steadily once a classifier starts memorising, and
+``gap_ratio`` rises once a generator starts copying its training set. Their minima are not the best checkpoint
+(``gap_norm`` is often lowest in the first epochs of a clean run), so the rule does not keep a minimum. Per key:
 
-- the *reference* is the lowest value measured so far (after ``warmup`` measurements);
-- a measurement within ``tolerance`` of the reference, :math:`v \le r + \mathrm{tolerance} \cdot |r|`, is *in the
-  band*: its epoch becomes the recommendation (the latest in-band epoch, so a run that stays flat keeps training
-  and keeps its latest weights) and the patience counter resets;
-- a measurement above the band adds one to the counter; ``patience`` of them in a row stop training, and the
-  recommended weights are those of the last in-band epoch, before the rise;
+- the *reference* is the lowest value measured so far, after the key's ``warmup`` measurements;
+- a measurement within the key's ``tolerance`` of the reference, :math:`v \le r + \mathrm{tolerance} \cdot |r|`,
+  is *in the band* and resets the key's patience counter; one above it adds one to the counter;
 - a NaN or infinite value (an undefined measurement) is no evidence: it changes nothing.
 
-:func:`rise_decision` is that rule as a pure function of its previous state and one measurement. The callback and
-the stopping study (``studies/stopping.py``) both call it, so the study's replayed decisions are the callback's.
+An epoch at which every key with a finite value is in its band becomes the recommendation (the latest such epoch,
+so a run whose gap stays flat keeps training and keeps its latest weights). ``patience`` measurements in a row
+above its band, for any key, stop training; the recommended weights are then from before the rise.
+
+:func:`stopping_decision` is that rule as a pure function of its previous state and one measurement (built on the
+per-key :func:`rise_decision`). The callback and the stopping study (``studies/stopping.py``) both call it, so
+the study's replayed decisions are the callback's.
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ from lightning_repgap.callback import RepresentationGapCallback
 #: Keys the rule may monitor: label-free ``RepresentationGapCallback`` keys (``knn_acc`` needs labels).
 MONITORABLE = ("gap_norm", "gap", "dim", "dim_twonn", "dim_mle", "gap_ratio")
 
-# The study's defaults (studies/stopping.py, tuned on its tuning half; see docs/stopping.md).
-DEFAULT_MONITOR = "gap_norm"
-DEFAULT_TOLERANCE = 0.1
+# The study's defaults (studies/stopping.py, chosen on its tuning half; frozen in studies/stopping_rule.json).
+DEFAULT_MONITOR = ("gap_norm", "gap_ratio")
 DEFAULT_PATIENCE = 4
-DEFAULT_WARMUP = 2
+#: Per key, the (tolerance, warmup) used when none is given: the study's values for its two keys; the other keys
+#: get ``gap_norm``'s (they were not chosen by the study).
+KEY_DEFAULTS = {"gap_norm": (0.3, 5), "gap_ratio": (0.15, 1)}
 
 
 @dataclass(frozen=True)
@@ -100,16 +103,92 @@ def rise_decision(
     return replace(state, reference=reference, wait=wait, seen=seen), False, wait >= patience
 
 
-def replay(
-    values: Sequence[float], *, tolerance: float, patience: int, warmup: int = 0, epochs: Sequence[int] | None = None
-) -> tuple[int, int | None]:
-    """Run :func:`rise_decision` over a recorded sequence, as the callback would during training.
+@dataclass(frozen=True)
+class StopState:
+    """State of the whole rule: one :class:`RiseState` per monitored key and the recommended epoch.
+
+    Attributes:
+        keys: per-key states, in the order of the monitored keys.
+        best_epoch: the recommended epoch: the latest at which every key with a finite value was in its band
+            (``-1``: none yet).
+
+    """
+
+    keys: tuple[RiseState, ...]
+    best_epoch: int = -1
+
+    @classmethod
+    def start(cls, n_keys: int) -> StopState:
+        """The state before the first measurement."""
+        return cls(tuple(RiseState() for _ in range(n_keys)))
+
+
+def stopping_decision(
+    state: StopState,
+    epoch: int,
+    values: Sequence[float],
+    *,
+    tolerance: Sequence[float],
+    patience: int,
+    warmup: Sequence[int],
+) -> tuple[StopState, bool, bool]:
+    """One step of the rule over several keys: update ``state`` with the ``values`` measured after ``epoch``.
 
     Args:
-        values: the monitored value at each measurement.
-        tolerance: see :func:`rise_decision`.
-        patience: see :func:`rise_decision`.
-        warmup: see :func:`rise_decision`.
+        state: the state after the previous measurement (``StopState.start(len(values))`` before the first).
+        epoch: the epoch the values were measured after.
+        values: one value per monitored key; NaN or infinite values are no evidence.
+        tolerance: per key, see :func:`rise_decision`.
+        patience: measurements in a row above its band, for any one key, that stop training.
+        warmup: per key, see :func:`rise_decision`.
+
+    Returns:
+        ``(new_state, recommend, stop)``: ``recommend`` when this epoch's weights become the recommendation,
+        ``stop`` when training should stop now.
+
+    Example:
+        >>> state = StopState.start(2)
+        >>> for epoch, pair in enumerate([(1.0, 5.0), (0.9, 5.0), (0.91, 9.0), (0.9, 9.5)]):
+        ...     state, recommend, stop = stopping_decision(
+        ...         state, epoch, pair, tolerance=(0.1, 0.1), patience=2, warmup=(0, 0)
+        ...     )
+        >>> state.best_epoch, stop
+        (1, True)
+
+    """
+    if not len(values) == len(tolerance) == len(warmup) == len(state.keys):
+        raise ValueError(
+            f"One value, tolerance and warm-up per key: got {len(values)} values, {len(tolerance)} tolerances, "
+            f"{len(warmup)} warm-ups for {len(state.keys)} keys."
+        )
+    keys, in_band, stop = [], [], False
+    for key_state, value, tol, warm in zip(state.keys, values, tolerance, warmup, strict=True):
+        new, recommend, key_stop = rise_decision(
+            key_state, epoch, float(value), tolerance=tol, patience=patience, warmup=warm
+        )
+        keys.append(new)
+        if math.isfinite(value):
+            in_band.append(recommend)
+        stop = stop or key_stop
+    recommend = bool(in_band) and all(in_band)
+    return StopState(tuple(keys), epoch if recommend else state.best_epoch), recommend, stop
+
+
+def replay(
+    values: Sequence[float] | Sequence[Sequence[float]],
+    *,
+    tolerance: float | Sequence[float],
+    patience: int,
+    warmup: int | Sequence[int] = 0,
+    epochs: Sequence[int] | None = None,
+) -> tuple[int, int | None]:
+    """Run :func:`stopping_decision` over recorded sequences, as the callback would during training.
+
+    Args:
+        values: the monitored value at each measurement, or one such sequence per key.
+        tolerance: per key (a number applies to every key), see :func:`rise_decision`.
+        patience: see :func:`stopping_decision`.
+        warmup: per key (a number applies to every key), see :func:`rise_decision`.
         epochs: the epoch of each measurement (default ``0, 1, 2, ...``).
 
     Returns:
@@ -121,17 +200,38 @@ def replay(
         (2, 4)
         >>> replay([1.0, 1.01, float("nan"), 0.99], tolerance=0.05, patience=2)
         (3, None)
+        >>> replay([[1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 3.0, 3.0]], tolerance=(0.1, 0.2), patience=2)
+        (1, 3)
 
     """
-    epochs = list(range(len(values))) if epochs is None else list(epochs)
-    state = RiseState()
-    for epoch, value in zip(epochs, values, strict=True):
-        state, _, stop = rise_decision(
-            state, epoch, float(value), tolerance=tolerance, patience=patience, warmup=warmup
+    nested = len(values) > 0 and isinstance(values[0], Sequence)
+    series: list[list[float]] = (
+        [[float(v) for v in row] for row in values]  # type: ignore[union-attr]
+        if nested
+        else [[float(v) for v in values]]  # type: ignore[arg-type]
+    )
+    n_keys = len(series)
+    tolerances = _per_key(tolerance, n_keys, "tolerance")
+    warmups = _per_key(warmup, n_keys, "warmup")
+    steps = len(series[0])
+    epochs = list(range(steps)) if epochs is None else list(epochs)
+    state = StopState.start(n_keys)
+    for i, epoch in enumerate(epochs):
+        state, _, stop = stopping_decision(
+            state, epoch, [s[i] for s in series], tolerance=tolerances, patience=patience, warmup=warmups
         )
         if stop:
             return state.best_epoch, epoch
     return state.best_epoch, None
+
+
+def _per_key(value: Any, n_keys: int, name: str) -> tuple[Any, ...]:
+    """A scalar for every key, or one value per key (checked)."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return (value,) * n_keys
+    if len(value) != n_keys:
+        raise ValueError(f"`{name}` needs one value per monitored key ({n_keys}), got {list(value)}.")
+    return tuple(value)
 
 
 class RepresentationGapEarlyStopping(Callback):
@@ -141,7 +241,7 @@ class RepresentationGapEarlyStopping(Callback):
 
         trainer = Trainer(callbacks=[RepresentationGapCallback(layer="backbone"), RepresentationGapEarlyStopping()])
 
-    After every measurement of the gap callback it applies :func:`rise_decision` to the monitored key. The moment
+    After every measurement of the gap callback it applies :func:`stopping_decision` to the monitored keys. The moment
     an epoch becomes the recommendation its weights are saved with ``trainer.save_checkpoint`` (so through the
     Trainer's checkpoint IO and strategy) to ``best_model_path``; a stop sets ``trainer.should_stop``. Every rank
     takes rank zero's decision. The defaults are the ones the stopping study chose on its tuning runs
@@ -149,10 +249,12 @@ class RepresentationGapEarlyStopping(Callback):
     rule for supervised training in that study.
 
     Args:
-        monitor: the gap callback's key to watch, without its prefix (one of :data:`MONITORABLE`).
-        tolerance: relative band above the running minimum that does not count as a rise.
-        patience: measurements above the band, in a row, that stop training.
-        warmup: first measurements that never set the reference nor stop.
+        monitor: the gap callback's key(s) to watch, without the prefix (each one of :data:`MONITORABLE`).
+        tolerance: relative band above the running minimum that does not count as a rise (one for every key, or one
+            per key; default: :data:`KEY_DEFAULTS`).
+        patience: measurements in a row above its band, for any one key, that stop training.
+        warmup: first measurements of a key that never set its reference nor stop (one for every key, or one per
+            key; default: :data:`KEY_DEFAULTS`).
         layer: the watched layer whose key is read when the gap callback watches several layers.
         dirpath: directory of the recommended checkpoint; default ``<log_dir or default_root_dir>/checkpoints``.
         filename: file name of that checkpoint, without ``.ckpt``.
@@ -165,46 +267,60 @@ class RepresentationGapEarlyStopping(Callback):
         best_model_path: path of the saved recommended weights (``None`` until saved).
 
     Example:
-        >>> stopper = RepresentationGapEarlyStopping(patience=3)
+        >>> stopper = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.3, patience=3, warmup=5)
         >>> stopper.state_key
-        "RepresentationGapEarlyStopping{'monitor': 'gap_norm', 'tolerance': 0.1, 'patience': 3, 'warmup': 2}"
+        "RepresentationGapEarlyStopping{'monitor': ['gap_norm'], 'tolerance': [0.3], 'patience': 3, 'warmup': [5]}"
 
     """
 
     def __init__(
         self,
-        monitor: str = DEFAULT_MONITOR,
-        tolerance: float = DEFAULT_TOLERANCE,
+        monitor: str | Sequence[str] = DEFAULT_MONITOR,
+        tolerance: float | Sequence[float] | None = None,
         patience: int = DEFAULT_PATIENCE,
-        warmup: int = DEFAULT_WARMUP,
+        warmup: int | Sequence[int] | None = None,
         layer: str | None = None,
         dirpath: str | None = None,
         filename: str = "repgap-best",
         save_weights: bool = True,
         verbose: bool = False,
     ) -> None:
-        if monitor not in MONITORABLE:
-            raise MisconfigurationException(f"`monitor` must be one of {MONITORABLE}, got {monitor!r}.")
-        if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not 0 <= tolerance < math.inf:
-            raise MisconfigurationException(f"`tolerance` must be a finite number >= 0, got {tolerance!r}.")
-        for name, value, minimum in (("patience", patience, 1), ("warmup", warmup, 0)):
+        keys = [monitor] if isinstance(monitor, str) else list(monitor)
+        if not keys or any(k not in MONITORABLE for k in keys) or len(set(keys)) != len(keys):
+            raise MisconfigurationException(
+                f"`monitor` must be one or more distinct keys of {MONITORABLE}, got {monitor!r}."
+            )
+        defaults = [KEY_DEFAULTS.get(k, KEY_DEFAULTS["gap_norm"]) for k in keys]
+        if tolerance is None:
+            tolerance = [d[0] for d in defaults]
+        if warmup is None:
+            warmup = [d[1] for d in defaults]
+        try:
+            given = _per_key(tolerance, len(keys), "tolerance")
+            warmups = list(_per_key(warmup, len(keys), "warmup"))
+        except ValueError as err:
+            raise MisconfigurationException(str(err)) from None
+        for t in given:
+            if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t < math.inf:
+                raise MisconfigurationException(f"`tolerance` must be finite numbers >= 0, got {tolerance!r}.")
+        for name, value, minimum in [("patience", patience, 1)] + [("warmup", w, 0) for w in warmups]:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise MisconfigurationException(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+                raise MisconfigurationException(f"`{name}` must be integers >= {minimum}, got {value!r}.")
         if not filename or os.sep in filename:
             raise MisconfigurationException(f"`filename` must be a plain file name, got {filename!r}.")
-        self.monitor = monitor
-        self.tolerance = float(tolerance)
+        self.monitor = keys
+        self.tolerance = [float(t) for t in given]
         self.patience = patience
-        self.warmup = warmup
+        self.warmup = warmups
         self.layer = layer
         self.dirpath = dirpath
         self.filename = filename
         self.save_weights = bool(save_weights)
         self.verbose = bool(verbose)
-        self.state = RiseState()
+        self.state = StopState.start(len(keys))
         self.stopped_epoch: int | None = None
         self.best_model_path: str | None = None
-        self._key: str | None = None
+        self._keys: list[str] | None = None
         self._gap: RepresentationGapCallback | None = None
 
     @property
@@ -229,7 +345,9 @@ class RepresentationGapEarlyStopping(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the rule mid-patience: a resumed run reaches the decision the uninterrupted one would."""
-        self.state = RiseState(**state_dict.get("state", {}))
+        saved = state_dict.get("state")
+        if saved is not None:
+            self.state = StopState(tuple(RiseState(**k) for k in saved["keys"]), saved.get("best_epoch", -1))
         self.stopped_epoch = state_dict.get("stopped_epoch")
         self.best_model_path = state_dict.get("best_model_path")
 
@@ -240,7 +358,7 @@ class RepresentationGapEarlyStopping(Callback):
         if stage != "fit":
             return
         self._gap = self._find_gap_callback(trainer)
-        self._key = self._resolve_key(self._gap)
+        self._keys = [self._resolve_key(self._gap, key) for key in self.monitor]
         interval = self._gap.every_n_epochs * (trainer.check_val_every_n_epoch or 1)
         if interval > self.patience:
             raise MisconfigurationException(
@@ -276,48 +394,49 @@ class RepresentationGapEarlyStopping(Callback):
             )
         return found[0]
 
-    def _resolve_key(self, gap: RepresentationGapCallback) -> str:
+    def _resolve_key(self, gap: RepresentationGapCallback, key: str) -> str:
         sources = list(gap.layer) or ["input"]
-        if self.monitor == "gap_ratio" and gap.train_query_probe == 0:
+        if key == "gap_ratio" and gap.train_query_probe == 0:
             raise MisconfigurationException(
-                "RepresentationGapEarlyStopping(monitor='gap_ratio') needs RepresentationGapCallback("
+                "RepresentationGapEarlyStopping monitors 'gap_ratio', which needs RepresentationGapCallback("
                 "train_query_probe > 0); it is 0, so `gap_ratio` is never logged."
             )
         if len(sources) == 1:
-            return f"{gap.prefix}/{self.monitor}"
+            return f"{gap.prefix}/{key}"
         if self.layer is None:
             raise MisconfigurationException(
                 f"The RepresentationGapCallback watches {sources}; give RepresentationGapEarlyStopping(layer=...) "
                 "to choose whose key to monitor."
             )
-        return f"{gap.prefix}/{self.layer}/{self.monitor}"
+        return f"{gap.prefix}/{self.layer}/{key}"
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Apply the rule to this epoch's measurement (if the gap callback measured), save and stop as it says."""
         gap = self._gap
-        if gap is None or self._key is None or self._should_skip(trainer, gap):
+        if gap is None or self._keys is None or self._should_skip(trainer, gap):
             return
         epoch = trainer.current_epoch
-        raw = trainer.callback_metrics.get(self._key)
-        value = math.nan if raw is None else float(raw)
-        state, recommend, stop = rise_decision(
-            self.state, epoch, value, tolerance=self.tolerance, patience=self.patience, warmup=self.warmup
+        raws = [trainer.callback_metrics.get(key) for key in self._keys]
+        values = [math.nan if raw is None else float(raw) for raw in raws]
+        state, recommend, stop = stopping_decision(
+            self.state, epoch, values, tolerance=self.tolerance, patience=self.patience, warmup=self.warmup
         )
         # Every rank takes rank zero's decision (the logged values already agree; this makes it certain).
         state, recommend, stop = trainer.strategy.broadcast((state, recommend, stop), src=0)
         self.state = state
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in zip(self._keys, values, strict=True))
         if recommend:
             if self.save_weights:
                 self._save(trainer)
             if self.verbose:
-                rank_zero_info(f"RepresentationGapEarlyStopping: epoch {epoch} recommended ({self._key}={value:.4g}).")
+                rank_zero_info(f"RepresentationGapEarlyStopping: epoch {epoch} recommended ({shown}).")
         if stop:
             self.stopped_epoch = epoch
             trainer.should_stop = True
             if self.verbose:
                 rank_zero_info(
-                    f"RepresentationGapEarlyStopping: {self._key} above {1 + self.tolerance:g} x its minimum for "
-                    f"{self.patience} measurements; stopped after epoch {epoch}, recommending epoch {state.best_epoch}."
+                    f"RepresentationGapEarlyStopping: a key stayed above its band for {self.patience} measurements "
+                    f"({shown}); stopped after epoch {epoch}, recommending epoch {state.best_epoch}."
                 )
 
     @staticmethod
@@ -343,4 +462,4 @@ class RepresentationGapEarlyStopping(Callback):
         self.best_model_path = path
 
 
-__all__ = ["RepresentationGapEarlyStopping", "RiseState", "replay", "rise_decision"]
+__all__ = ["RepresentationGapEarlyStopping", "RiseState", "StopState", "replay", "rise_decision", "stopping_decision"]

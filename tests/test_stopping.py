@@ -18,7 +18,14 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_repgap.callback import RepresentationGapCallback
-from lightning_repgap.stopping import RepresentationGapEarlyStopping, RiseState, replay, rise_decision
+from lightning_repgap.stopping import (
+    RepresentationGapEarlyStopping,
+    RiseState,
+    StopState,
+    replay,
+    rise_decision,
+    stopping_decision,
+)
 from studies import stopping as study
 
 RUNS = study.load_runs() if study.RUNS_FILE.exists() else []
@@ -47,6 +54,21 @@ def test_nan_is_no_evidence_never_a_reason_to_stop():
     state = RiseState(reference=1.0, best_epoch=3, best_value=1.0, wait=1, seen=4)
     for bad in (nan, math.inf, -math.inf):
         assert rise_decision(state, 9, bad, tolerance=0.1, patience=2) == (state, False, False)
+
+
+def test_several_keys_stop_on_any_rise_and_recommend_epochs_where_all_are_in_band():
+    flat, rising = [1.0] * 8, [1.0, 1.0, 1.0, 1.5, 1.6, 1.7, 1.8, 1.9]
+    assert replay([flat, rising], tolerance=0.1, patience=3) == (2, 5)
+    assert replay([rising, flat], tolerance=0.1, patience=3) == (2, 5)
+    # A key with no evidence (NaN) neither blocks a recommendation nor stops.
+    assert replay([flat, [math.nan] * 8], tolerance=0.1, patience=3) == (7, None)
+    # One rule step with a value above one key's band: no recommendation, no stop yet.
+    state = StopState.start(2)
+    state, recommend, stop = stopping_decision(state, 0, [1.0, 1.0], tolerance=[0.1, 0.1], patience=2, warmup=[0, 0])
+    state, recommend, stop = stopping_decision(state, 1, [1.0, 2.0], tolerance=[0.1, 0.1], patience=2, warmup=[0, 0])
+    assert (state.best_epoch, recommend, stop) == (0, False, False)
+    with pytest.raises(ValueError, match="One value, tolerance and warm-up per key"):
+        stopping_decision(state, 2, [1.0], tolerance=[0.1, 0.1], patience=2, warmup=[0, 0])
 
 
 def test_warmup_measurements_neither_set_the_reference_nor_stop():
@@ -141,13 +163,13 @@ def _recorded_cases():
 @pytest.mark.skipif(not RUNS, reason="studies/stopping_runs.json not recorded")
 @pytest.mark.parametrize(("run", "rule"), _recorded_cases())
 def test_callback_makes_the_studys_replayed_decision_on_recorded_runs(tmp_path, run, rule):
-    values = {rule["monitor"]: run["epochs"][rule["monitor"]]}
+    values = {key: run["epochs"][key] for key in rule["monitor"]}
     params = {k: rule[k] for k in ("tolerance", "patience", "warmup")}
     stopper = RepresentationGapEarlyStopping(monitor=rule["monitor"], **params)
     trainer = _fit(tmp_path, values, stopper)
     kept, stopped = study.rule_monitor(rule).kept(run["epochs"])
     assert (stopper.best_epoch, stopper.stopped_epoch) == (kept, stopped)
-    assert trainer.current_epoch == (len(values[rule["monitor"]]) if stopped is None else stopped + 1)
+    assert trainer.current_epoch == (len(run["epochs"]["truth"]) if stopped is None else stopped + 1)
     # The saved weights are the recommended epoch's.
     assert torch.load(stopper.best_model_path, weights_only=False)["epoch"] == kept
 
@@ -162,7 +184,7 @@ def test_saves_the_recommended_weights_the_moment_they_are_recommended(tmp_path)
                 ckpt = torch.load(stopper.best_model_path, weights_only=False)
                 self.saved[trainer.current_epoch] = ckpt["epoch"]
 
-    stopper = RepresentationGapEarlyStopping(tolerance=0.1, patience=2, warmup=0)
+    stopper = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.1, patience=2, warmup=0)
     spy = Spy()
     values = {"gap_norm": [3.0, 1.0, 1.05, 2.0, 2.0, 2.0]}
     trainer = _trainer(tmp_path, [Replayed(values), stopper, spy], 6)
@@ -176,24 +198,24 @@ def test_saves_the_recommended_weights_the_moment_they_are_recommended(tmp_path)
 
 
 def test_nan_keys_never_stop_a_run(tmp_path):
-    stopper = RepresentationGapEarlyStopping(tolerance=0.0, patience=1, warmup=0)
+    stopper = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.0, patience=1, warmup=0)
     _fit(tmp_path, {"gap_norm": [1.0] + [math.nan] * 7}, stopper)
     assert (stopper.best_epoch, stopper.stopped_epoch) == (0, None)
 
 
 def test_resumed_run_reaches_the_uninterrupted_decision(tmp_path):
     values = {"gap_norm": [2.0, 1.0, 1.02, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9]}
-    whole = RepresentationGapEarlyStopping(tolerance=0.1, patience=4, warmup=0)
+    whole = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.1, patience=4, warmup=0)
     _fit(tmp_path / "whole", values, whole)
     assert (whole.best_epoch, whole.stopped_epoch) == (2, 6)
     # Killed after epoch 4, mid-patience (two rises counted), then resumed from the last checkpoint.
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, save_top_k=0)
-    first = RepresentationGapEarlyStopping(tolerance=0.1, patience=4, warmup=0)
+    first = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.1, patience=4, warmup=0)
     trainer = _trainer(tmp_path / "run", [Replayed(values), first, ckpt], 5, enable_checkpointing=True)
     trainer.fit(Tiny(), *_loaders())
     assert first.stopped_epoch is None
-    assert first.state.wait == 2
-    resumed = RepresentationGapEarlyStopping(tolerance=0.1, patience=4, warmup=0)
+    assert first.state.keys[0].wait == 2
+    resumed = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.1, patience=4, warmup=0)
     trainer = _trainer(tmp_path / "run", [Replayed(values), resumed], 10)
     trainer.fit(Tiny(), *_loaders(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
     assert (resumed.best_epoch, resumed.stopped_epoch) == (2, 6)
@@ -239,7 +261,7 @@ def test_measuring_less_often_than_the_patience_is_a_setup_error(tmp_path):
         trainer.fit(Tiny(), *_loaders())
     # Within the patience it runs, and only measured epochs count.
     values = {"gap_norm": [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]}
-    stopper = RepresentationGapEarlyStopping(patience=2, tolerance=0.1, warmup=0)
+    stopper = RepresentationGapEarlyStopping(monitor="gap_norm", patience=2, tolerance=0.1, warmup=0)
     trainer = _trainer(tmp_path, [Replayed(values, every_n_epochs=2), stopper], 8)
     trainer.fit(Tiny(), *_loaders())
     assert (stopper.best_epoch, stopper.stopped_epoch) == (1, 5)
@@ -251,7 +273,9 @@ def test_key_resolution_errors(tmp_path):
     with pytest.raises(MisconfigurationException, match=r"give RepresentationGapEarlyStopping\(layer=\.\.\.\)"):
         trainer.fit(Tiny(), *_loaders())
     no_ratio = RepresentationGapCallback(layer="backbone", train_probe=64, val_probe=8, train_query_probe=0)
-    trainer = _trainer(tmp_path, [no_ratio, RepresentationGapEarlyStopping(monitor="gap_ratio")], 2)
+    trainer = _trainer(
+        tmp_path, [no_ratio, RepresentationGapEarlyStopping(monitor="gap_ratio", tolerance=0.15, warmup=1)], 2
+    )
     with pytest.raises(MisconfigurationException, match="train_query_probe"):
         trainer.fit(Tiny(), *_loaders())
 
@@ -259,8 +283,10 @@ def test_key_resolution_errors(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"monitor": "knn_acc"}, "`monitor` must be one of"),
-        ({"monitor": "val_loss"}, "`monitor` must be one of"),
+        ({"monitor": "knn_acc"}, "`monitor` must be one or more"),
+        ({"monitor": "val_loss"}, "`monitor` must be one or more"),
+        ({"monitor": ["gap_norm", "gap_norm"]}, "`monitor` must be one or more distinct"),
+        ({"monitor": ["gap_norm", "dim"], "tolerance": [0.1, 0.2, 0.3]}, "one value per monitored key"),
         ({"tolerance": -0.1}, "`tolerance`"),
         ({"tolerance": math.nan}, "`tolerance`"),
         ({"patience": 0}, "`patience`"),
@@ -274,9 +300,9 @@ def test_constructor_rejects_bad_values(kwargs, match):
 
 
 def test_state_key_state_dict_pickle_and_cli_config():
-    stopper = RepresentationGapEarlyStopping(tolerance=0.2, patience=3)
-    stopper.state = RiseState(reference=0.5, best_epoch=7, best_value=0.52, wait=2, seen=9)
-    restored = RepresentationGapEarlyStopping(tolerance=0.2, patience=3)
+    stopper = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.2, patience=3)
+    stopper.state = StopState((RiseState(0.5, 7, 0.52, 2, 9), RiseState(1.1, 8, 1.2, 0, 9)), best_epoch=7)
+    restored = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.2, patience=3)
     restored.load_state_dict(pickle.loads(pickle.dumps(stopper.state_dict())))
     assert restored.state == stopper.state
     assert pickle.loads(pickle.dumps(stopper)).state == stopper.state
@@ -286,9 +312,12 @@ def test_state_key_state_dict_pickle_and_cli_config():
 
     parser = ArgumentParser()
     parser.add_class_arguments(RepresentationGapEarlyStopping, "stop")
-    cfg = parser.parse_args(["--stop.monitor=dim", "--stop.tolerance=0.3", "--stop.patience=5"])
+    cfg = parser.parse_args(["--stop.monitor=dim", "--stop.tolerance=0.3", "--stop.patience=5", "--stop.warmup=2"])
     built = RepresentationGapEarlyStopping(**cfg.stop)
-    assert (built.monitor, built.tolerance, built.patience) == ("dim", 0.3, 5)
+    assert (built.monitor, built.tolerance, built.patience, built.warmup) == (["dim"], [0.3], 5, [2])
+    cfg = parser.parse_args(["--stop.monitor=[gap_norm, gap_ratio]", "--stop.tolerance=[0.3, 0.15]"])
+    built = RepresentationGapEarlyStopping(**cfg.stop)
+    assert (built.monitor, built.tolerance) == (["gap_norm", "gap_ratio"], [0.3, 0.15])
 
 
 def test_top_level_export():
@@ -314,3 +343,12 @@ def test_every_ddp_rank_takes_the_same_decision(tmp_path):
     assert ranks[0] == ranks[1]
     assert (ranks[0]["best_epoch"], ranks[0]["stopped_epoch"]) == (2, 5)
     assert ranks[0]["files"] == ["repgap-best.ckpt"]
+
+
+def test_defaults_are_the_studys_frozen_rule():
+    rule = study.load_rule()
+    stopper = RepresentationGapEarlyStopping()
+    assert stopper.monitor == rule["monitor"]
+    assert stopper.tolerance == rule["tolerance"]
+    assert stopper.patience == rule["patience"]
+    assert stopper.warmup == rule["warmup"]

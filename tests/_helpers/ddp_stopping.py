@@ -50,7 +50,9 @@ def main() -> None:
     out = sys.argv[1]
     torch.set_num_threads(1)
     data = TensorDataset(torch.randn(16, 4), torch.randint(0, 2, (16,)))
-    stopper = RepresentationGapEarlyStopping(tolerance=0.1, patience=3, warmup=0, dirpath=os.path.join(out, "ckpt"))
+    stopper = RepresentationGapEarlyStopping(
+        monitor="gap_norm", tolerance=0.1, patience=3, warmup=0, dirpath=os.path.join(out, "ckpt")
+    )
     trainer = pl.Trainer(
         max_epochs=8,
         accelerator="cpu",
