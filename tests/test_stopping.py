@@ -352,3 +352,39 @@ def test_defaults_are_the_studys_frozen_rule():
     assert stopper.tolerance == rule["tolerance"]
     assert stopper.patience == rule["patience"]
     assert stopper.warmup == rule["warmup"]
+
+
+def test_quick_bounds_guard_the_stopping_headline():
+    from studies import validation
+
+    good = {
+        "stopping: supervised rule mean regret (points)": 3.0,
+        "stopping: supervised no-stopping mean regret (points)": 7.0,
+        "stopping: generative rule mean regret (%)": 1.0,
+        "stopping: generative no-stopping mean regret (%)": 11.0,
+    }
+    assert validation.check_quick_bounds(good) == []
+    worse = {**good, "stopping: generative no-stopping mean regret (%)": 0.5}
+    assert validation.check_quick_bounds(worse) == [
+        "stopping: the rule does not beat no stopping on the generative runs"
+    ]
+    too_high = {**good, "stopping: supervised rule mean regret (points)": 6.0}
+    assert [f.split(" =")[0] for f in validation.check_quick_bounds(too_high)] == [
+        "stopping: supervised rule mean regret (points)"
+    ]
+
+
+@pytest.mark.skipif(not RUNS, reason="studies/stopping_runs.json not recorded")
+def test_recordings_hold_every_regime_split_and_key():
+    by = {}
+    for run in RUNS:
+        by.setdefault((run["regime"], run["split"]), []).append(run)
+        n = len(run["epochs"]["truth"])
+        for key in ("gap_norm", "gap_ratio", "dim", "val_loss"):
+            assert len(run["epochs"][key]) == n, (study._label(run), key)
+    for regime in study.REGIMES:
+        assert len(by[(regime, "tune")]) + len(by[(regime, "held_out")]) >= 24, regime
+        assert len(by[(regime, "tune")]) == len(by[(regime, "held_out")]), regime
+    archs = {r["arch"] for r in RUNS if r["regime"] in ("supervised", "ssl")}
+    assert {"mlp", "cnn"} <= archs
+    assert {0.0, 0.2, 0.4} <= {r["noise"] for r in RUNS if r["regime"] == "supervised"}
