@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from lightning_repgap.functional import _gap_compute, _gap_update
+from lightning_repgap import GapConfig, analyze
 from lightning_repgap.search import prepare, search_prepared
 
 
@@ -72,8 +72,7 @@ def main() -> None:
     print()
     print("| backend | one exact search (s) | GFLOP/s | % of roofline | full measurement (s) | full / search |")
     print("|---|---|---|---|---|---|")
-    inputs = _gap_update(ref, qs)
-    prep = prepare(inputs.reference, inputs.queries)
+    prep = prepare(ref, qs)
     for backend in args.backends.split(","):
 
         def one_search(backend: str = backend) -> None:
@@ -85,7 +84,7 @@ def main() -> None:
         t_search = best_time(one_search, args.repeat)
 
         def full(backend: str = backend) -> None:
-            _gap_compute(inputs, backend=backend, num_threads=args.threads)  # type: ignore[arg-type]
+            analyze(ref, qs, config=GapConfig(backend=backend), num_threads=args.threads)
 
         t_full = best_time(full, args.repeat)
         gf = flops / t_search / 1e9

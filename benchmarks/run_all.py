@@ -19,7 +19,7 @@ Configurations (full run; ``--quick`` shrinks sizes so that it finishes in a min
   recognise recent Xeons and falls back to SSE3 kernels), ``torch.cdist`` + ``topk``, and scikit-learn's
   ``NearestNeighbors(algorithm="brute")`` on n = 1e5 (fewer queries: they are slow; GFLOP/s is comparable);
 - the same tiles' matrix products alone (no reduction): how close the search is to what its BLAS gives that shape;
-- the full measurement (``functional._gap_compute``: curve, fit, bootstrap, TwoNN/MLE) against one search,
+- the full measurement (``lightning_repgap.analyze``: curve, fit, bootstrap, TwoNN/MLE) against one search,
   alternated three times in one process;
 - ``approximate_gap`` with IVF (torch list scan and FAISS scan) and HNSW at n = 1e5 and 1e6: time, measured
   recall and gap error on its exact sample, the true error of G(n_max) against the full exact measurement.
@@ -126,6 +126,62 @@ def tile_gemm(reference_aug32: np.ndarray, queries32: np.ndarray) -> str:
     return engine
 
 
+def _exact_torch(cfg: dict, ref: np.ndarray, qs: np.ndarray) -> dict:
+    from lightning_repgap.search import prepare, search_prepared
+
+    out: dict = {}
+    t0 = time.perf_counter()
+    prep = prepare(ref, qs)
+    out["prepare_s"] = time.perf_counter() - t0
+    # Best of ``repeat``, search and tiles' GEMM alternating: single runs on a shared machine vary by ~20 %.
+    search_s, gemm_s = [], []
+    for _ in range(cfg.get("repeat", 1)):
+        search_s.append(
+            best_time(
+                lambda: search_prepared(
+                    prep.reference32, prep.queries32, 1, backend="torch", reference_aug32=prep.reference_aug32
+                ),
+                1,
+            )
+        )
+        if cfg.get("tile_gemm"):
+            out["engine"] = tile_gemm(prep.reference_aug32, prep.queries32)  # the library the search used
+            gemm_s.append(best_time(lambda: tile_gemm(prep.reference_aug32, prep.queries32), 1))
+    out["seconds"] = min(search_s)
+    out["runs_s"] = search_s
+    if gemm_s:
+        out["tile_gemm_s"] = min(gemm_s)
+    return out
+
+
+def _full_measurement(cfg: dict, ref: np.ndarray, qs: np.ndarray) -> dict:
+    from lightning_repgap import analyze
+    from lightning_repgap.search import nearest, prepare, search_prepared
+
+    out: dict = {}
+    # Interleaved with one exact search in the same process (search, full, search, full, ...): the machine's
+    # speed drifts by tens of percent over minutes, so a ratio of runs made minutes apart says little.
+    # Two baselines: the bare tiled search on already centred data (the strict one), and ``nearest`` (what a
+    # user calls for one exact search: checks, centring, search, float64 distances of the winners).
+    full_s, search_s, nearest_s = [], [], []
+    for _ in range(cfg.get("pairs", 1)):
+        prep = prepare(ref, qs)
+        t0 = time.perf_counter()
+        search_prepared(prep.reference32, prep.queries32, 1, backend="torch", reference_aug32=prep.reference_aug32)
+        search_s.append(time.perf_counter() - t0)
+        del prep
+        t0 = time.perf_counter()
+        nearest(ref, qs, backend="torch")
+        nearest_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        result = analyze(ref, qs, backend="torch")
+        full_s.append(time.perf_counter() - t0)
+    out["seconds"] = min(full_s)
+    out["full_s"], out["search_s"], out["nearest_s"] = full_s, search_s, nearest_s
+    out["gap"] = result.values["gap"]
+    return out
+
+
 def run_worker(cfg: dict) -> dict:
     import torch
 
@@ -147,36 +203,15 @@ def run_worker(cfg: dict) -> dict:
 
     from lightning_repgap._gemm import _PROBE_MIN_WORK, cpu_engine
     from lightning_repgap.approximate import approximate_gap
-    from lightning_repgap.functional import _gap_compute, _gap_update
-    from lightning_repgap.search import nearest, prepare, search_prepared
+    from lightning_repgap.search import prepare, search_prepared
 
     # The one-time choice of the CPU tile library (~0.1 s per process) is made here, not inside a timed search.
     out["engine"] = cpu_engine(D + 1, _PROBE_MIN_WORK, torch.device("cpu"))
     base = rss_now()
     out["bank_mib"] = ref.nbytes / MIB
     out["flops"] = 2.0 * n * m * D
-    t0 = time.perf_counter()
     if kind == "exact-torch":
-        prep = prepare(ref, qs)
-        out["prepare_s"] = time.perf_counter() - t0
-        # Best of ``repeat``, search and tiles' GEMM alternating: single runs on a shared machine vary by ~20 %.
-        search_s, gemm_s = [], []
-        for _ in range(cfg.get("repeat", 1)):
-            search_s.append(
-                best_time(
-                    lambda: search_prepared(
-                        prep.reference32, prep.queries32, 1, backend="torch", reference_aug32=prep.reference_aug32
-                    ),
-                    1,
-                )
-            )
-            if cfg.get("tile_gemm"):
-                out["engine"] = tile_gemm(prep.reference_aug32, prep.queries32)  # the library the search used
-                gemm_s.append(best_time(lambda: tile_gemm(prep.reference_aug32, prep.queries32), 1))
-        out["seconds"] = min(search_s)
-        out["runs_s"] = search_s
-        if gemm_s:
-            out["tile_gemm_s"] = min(gemm_s)
+        out.update(_exact_torch(cfg, ref, qs))
     elif kind == "faiss-knn":
         prep = prepare(ref, qs)
         out["seconds"] = best_time(lambda: search_prepared(prep.reference32, prep.queries32, 1, backend="faiss"), 1)
@@ -194,26 +229,7 @@ def run_worker(cfg: dict) -> dict:
         nn = NearestNeighbors(n_neighbors=1, algorithm="brute", n_jobs=threads).fit(ref)
         out["seconds"] = best_time(lambda: nn.kneighbors(qs, 1), 1)
     elif kind == "full":
-        # Interleaved with one exact search in the same process (search, full, search, full, ...): the machine's
-        # speed drifts by tens of percent over minutes, so a ratio of runs made minutes apart says little.
-        # Two baselines: the bare tiled search on already centred data (the strict one), and ``nearest`` (what a
-        # user calls for one exact search: checks, centring, search, float64 distances of the winners).
-        full_s, search_s, nearest_s = [], [], []
-        for _ in range(cfg.get("pairs", 1)):
-            prep = prepare(ref, qs)
-            t0 = time.perf_counter()
-            search_prepared(prep.reference32, prep.queries32, 1, backend="torch", reference_aug32=prep.reference_aug32)
-            search_s.append(time.perf_counter() - t0)
-            del prep
-            t0 = time.perf_counter()
-            nearest(ref, qs, backend="torch")
-            nearest_s.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            result = _gap_compute(_gap_update(ref, qs), backend="torch")
-            full_s.append(time.perf_counter() - t0)
-        out["seconds"] = min(full_s)
-        out["full_s"], out["search_s"], out["nearest_s"] = full_s, search_s, nearest_s
-        out["gap"] = result.values["gap"]
+        out.update(_full_measurement(cfg, ref, qs))
     elif kind == "approx":
         res = approximate_gap(ref, qs, index=cfg["index"], scan=cfg.get("scan", "torch"))
         out["seconds"] = res.seconds
@@ -378,6 +394,51 @@ def main() -> None:
     write_report(args, p, res, load_start, load_end, total)
 
 
+def _pct(r: dict, peak: float) -> float | None:
+    if "seconds" not in r or "flops" not in r:
+        return None
+    return 100.0 * r["flops"] / r["seconds"] / 1e9 / peak
+
+
+def gfs(r: dict) -> float | None:
+    return r["flops"] / r["seconds"] / 1e9 if "seconds" in r and "flops" in r else None
+
+
+def mem(r: dict) -> str:
+    if "extra_mib" not in r:
+        return "—"
+    target = r["bank_mib"] + 256
+    return f"{r['extra_mib']:.0f} / {target:.0f} ({'ok' if r['extra_mib'] <= target else 'over'})"
+
+
+def load(r: dict) -> str:
+    return f"{r['load_before']:.1f}→{r['load_after']:.1f}" if "load_after" in r else "—"
+
+
+def _tile_lines(p: dict, res: dict, peak: float) -> list[str]:
+    """The table of the tiles' GEMM alone, when the exact runs measured it."""
+    tiles = [(n, m, res.get(f"exact{n}", {})) for n, m in p["exact_m"].items()]
+    tiles = [(n, m, r) for n, m, r in tiles if "tile_gemm_s" in r]
+    if not tiles:
+        return []
+    lines = [
+        "",
+        "Where the time goes: the same tiles' matrix products alone (2048 x 2048 score tiles, D + 1 columns, "
+        "no reduction), in the same process: the ceiling of this tiling on this BLAS, whatever the search does "
+        "around it.",
+        "",
+        "| n | m | tile library | tiles' GEMM alone (s) | % of roofline | search (s) | search / tiles' GEMM |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n, m, r in tiles:
+        gemm_pct = 100.0 * r["flops"] / r["tile_gemm_s"] / 1e9 / peak
+        lines.append(
+            f"| {n:,} | {m:,} | {r.get('engine', 'torch')} | {fmt(r['tile_gemm_s'])} | {fmt(gemm_pct, '.1f')} % | "
+            f"{fmt(r['seconds'])} | {fmt(r['seconds'] / r['tile_gemm_s'])}x |"
+        )
+    return lines
+
+
 def write_report(args: argparse.Namespace, p: dict, res: dict, load_start, load_end, total: float) -> None:
     thr = args.threads
     peak = res["roof"].get("gflops", float("nan"))
@@ -391,21 +452,7 @@ def write_report(args: argparse.Namespace, p: dict, res: dict, load_start, load_
     import torch
 
     def pct(r: dict) -> float | None:
-        if "seconds" not in r or "flops" not in r:
-            return None
-        return 100.0 * r["flops"] / r["seconds"] / 1e9 / peak
-
-    def gfs(r: dict) -> float | None:
-        return r["flops"] / r["seconds"] / 1e9 if "seconds" in r and "flops" in r else None
-
-    def mem(r: dict) -> str:
-        if "extra_mib" not in r:
-            return "—"
-        target = r["bank_mib"] + 256
-        return f"{r['extra_mib']:.0f} / {target:.0f} ({'ok' if r['extra_mib'] <= target else 'over'})"
-
-    def load(r: dict) -> str:
-        return f"{r['load_before']:.1f}→{r['load_after']:.1f}" if "load_after" in r else "—"
+        return _pct(r, peak)
 
     cpu = "?"
     with contextlib.suppress(OSError, StopIteration):
@@ -458,29 +505,12 @@ def write_report(args: argparse.Namespace, p: dict, res: dict, load_start, load_
             f"| {label} | {n:,} | {mm:,} | {fmt(r.get('seconds'))} | {fmt(gfs(r), '.1f')} | {fmt(pct(r), '.1f')} % | "
             f"{mem(r)} | {load(r)} |"
         )
-    tiles = [(n, m, res.get(f"exact{n}", {})) for n, m in p["exact_m"].items()]
-    tiles = [(n, m, r) for n, m, r in tiles if "tile_gemm_s" in r]
-    if tiles:
-        lines += [
-            "",
-            "Where the time goes: the same tiles' matrix products alone (2048 x 2048 score tiles, D + 1 columns, "
-            "no reduction), in the same process: the ceiling of this tiling on this BLAS, whatever the search does "
-            "around it.",
-            "",
-            "| n | m | tile library | tiles' GEMM alone (s) | % of roofline | search (s) | search / tiles' GEMM |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for n, m, r in tiles:
-            gemm_pct = 100.0 * r["flops"] / r["tile_gemm_s"] / 1e9 / peak
-            lines.append(
-                f"| {n:,} | {m:,} | {r.get('engine', 'torch')} | {fmt(r['tile_gemm_s'])} | {fmt(gemm_pct, '.1f')} % | "
-                f"{fmt(r['seconds'])} | {fmt(r['seconds'] / r['tile_gemm_s'])}x |"
-            )
+    lines += _tile_lines(p, res, peak)
     lines += [
         "",
         "## Full measurement vs one search",
         "",
-        "`functional._gap_compute` (input checks, centring, prefix gap curve with the TwoNN/MLE neighbour table, "
+        "`lightning_repgap.analyze` (input checks, centring, prefix gap curve with the TwoNN/MLE neighbour table, "
         "float64 winners, law fit + bootstrap CI + calibration) against one exact search of the same data, two ways: "
         "the bare tiled search on data already centred (`search_prepared`: the strict baseline) and `nearest` (what a "
         "user calls for one exact search: checks, centring, search, float64 distances). The three alternate in one "

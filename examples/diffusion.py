@@ -94,7 +94,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
-from lightning_repgap import gap_curve, gap_dimension
+from lightning_repgap import GapConfig, gap_curve, gap_dimension
 from lightning_repgap.callback import RepresentationGapCallback
 from lightning_repgap.manifolds import predicted_gap, random_rotation, sample_torus
 
@@ -554,7 +554,7 @@ def run_lightning(torus: Torus, pool: np.ndarray, held: np.ndarray, args: argpar
         reference_fn=LitDDPM.sample,  # the bank: samples of the model being trained
         val_probe=len(held),
         train_query_probe=n,  # every training point: gap_ratio = G(held-out -> samples) / G(train -> samples)
-        n_bootstrap=50,
+        config=GapConfig(n_bootstrap=50),
         log_figures=False,
         seed=args.seed,
     )
@@ -704,18 +704,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*treespec.*")
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no accelerator banners between the tables
-    t_start = time.perf_counter()
-    print(
-        f"DDPM ({args.depth} x {args.width} MLP, {args.timesteps} steps), {args.steps} training steps x {args.batch}"
-        f" per model, {args.samples} samples, {args.queries} held-out points"
-    )
-    # One torus per d; pools[r, :n] is replicate r's training set of size n, shared by the sweeps of that d.
+def make_data(args: argparse.Namespace) -> dict[int, tuple[Torus, np.ndarray, np.ndarray]]:
+    """One torus per d: ``pools[r, :n]`` is replicate r's training set of size n, shared by the sweeps of that d."""
     rng = np.random.default_rng(args.seed)
     need: dict[int, tuple[int, int]] = {}
     for spec in args.sweeps:
@@ -730,6 +720,37 @@ def main(argv: list[str] | None = None) -> None:
         reps, size = need[d]
         pools = np.stack([torus.sample(size, rng) for _ in range(reps)])
         data[d] = (torus, pools, torus.sample(args.queries, rng))
+    return data
+
+
+def compare_with_plain(
+    spec: SweepSpec, plain: tuple[Sweep, np.ndarray], torus: Torus, held: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The plain model of the same d measured both ways, at the sizes both grids have: is it the model or the
+    metric?"""
+    other, other_samples = plain
+    held_orbits = orbits(held, torus.plane)
+    on_orbits, raw = np.full(len(spec.sizes), np.nan), np.full(len(spec.sizes), np.nan)
+    for k, n in enumerate(spec.sizes):
+        if n in other.sizes:
+            j = other.sizes.index(n)
+            on_orbits[k] = np.mean([_gap(orbits(s, torus.plane), held_orbits).gap for s in other_samples[:, j]])
+            raw[k] = other.held_samples[j]
+    return {"plain: orbits": on_orbits, "plain: raw": raw}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*treespec.*")
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no accelerator banners between the tables
+    t_start = time.perf_counter()
+    print(
+        f"DDPM ({args.depth} x {args.width} MLP, {args.timesteps} steps), {args.steps} training steps x {args.batch}"
+        f" per model, {args.samples} samples, {args.queries} held-out points"
+    )
+    data = make_data(args)
 
     rules = (args.memorising_novelty, args.law_tolerance)
     sweeps: list[Sweep] = []
@@ -738,17 +759,7 @@ def main(argv: list[str] | None = None) -> None:
         torus, pools, held = data[spec.d]
         sweep, samples = run_sweep(spec, torus, pools, held, args)
         if spec.equivariant and spec.d in plain:
-            # The plain model of the same d measured both ways, at the sizes both grids have: is it the model or
-            # the metric?
-            other, other_samples = plain[spec.d]
-            held_orbits = orbits(held, torus.plane)
-            on_orbits, raw = np.full(len(spec.sizes), np.nan), np.full(len(spec.sizes), np.nan)
-            for k, n in enumerate(spec.sizes):
-                if n in other.sizes:
-                    j = other.sizes.index(n)
-                    on_orbits[k] = np.mean([_gap(orbits(s, torus.plane), held_orbits).gap for s in other_samples[:, j]])
-                    raw[k] = other.held_samples[j]
-            sweep.extra = {"plain: orbits": on_orbits, "plain: raw": raw}
+            sweep.extra = compare_with_plain(spec, plain[spec.d], torus, held)
         elif not spec.equivariant:
             plain[spec.d] = (sweep, samples)
         print_sweep(sweep, *rules)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "DimensionFit": "lightning_repgap.dimension",
@@ -18,6 +18,9 @@ _EXPORTS = {
     "mle_dimension": "lightning_repgap.dimension",
     "twonn_dimension": "lightning_repgap.dimension",
     "representation_gap": "lightning_repgap.functional",
+    "GapConfig": "lightning_repgap.config",
+    "GapResult": "lightning_repgap.functional",
+    "analyze": "lightning_repgap.functional",
     "GapCurve": "lightning_repgap.gap",
     "gap_curve": "lightning_repgap.gap",
     "geometric_sizes": "lightning_repgap.gap",
@@ -29,10 +32,13 @@ _EXPORTS = {
 
 __all__ = [
     "DimensionFit",
+    "GapConfig",
     "GapCurve",
+    "GapResult",
     "RepresentationGap",
     "RepresentationGapCallback",
     "RepresentationGapEarlyStopping",
+    "analyze",
     "estimate_dimension",
     "gap_curve",
     "gap_dimension",
@@ -45,6 +51,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from lightning_repgap.callback import RepresentationGapCallback
+    from lightning_repgap.config import GapConfig
     from lightning_repgap.dimension import (
         DimensionFit,
         estimate_dimension,
@@ -52,7 +59,7 @@ if TYPE_CHECKING:
         mle_dimension,
         twonn_dimension,
     )
-    from lightning_repgap.functional import representation_gap
+    from lightning_repgap.functional import GapResult, analyze, representation_gap
     from lightning_repgap.gap import GapCurve, gap_curve, geometric_sizes
     from lightning_repgap.metric import RepresentationGap
     from lightning_repgap.search import nearest

@@ -7,10 +7,22 @@ float32 numpy arrays.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+
+__all__ = [
+    "ArrayLike",
+    "_check_choice",
+    "_check_gap_sets",
+    "_check_labels",
+    "_check_positive_int",
+    "_check_representations",
+    "_check_same_dim",
+    "_to_numpy",
+]
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -104,6 +116,18 @@ def _check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def _check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
+    """Raise unless ``value`` is one of ``choices`` (derive them from the ``Literal`` with ``typing.get_args``).
+
+    Returns:
+        ``value`` itself.
+
+    """
+    if not isinstance(value, Hashable) or value not in choices:
+        raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}; got {value!r}.")
+    return value
 
 
 def _check_gap_sets(

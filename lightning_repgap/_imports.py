@@ -7,6 +7,5 @@ from lightning_utilities.core.imports import RequirementCache
 # The distribution is ``faiss-cpu`` or ``faiss-gpu`` but the module is ``faiss``: check the module.
 _FAISS_AVAILABLE = RequirementCache(module="faiss")
 _MATPLOTLIB_AVAILABLE = RequirementCache(module="matplotlib")
-_TENSORBOARD_AVAILABLE = RequirementCache(module="tensorboard")
 
-__all__ = ["_FAISS_AVAILABLE", "_MATPLOTLIB_AVAILABLE", "_TENSORBOARD_AVAILABLE"]
+__all__ = ["_FAISS_AVAILABLE", "_MATPLOTLIB_AVAILABLE"]

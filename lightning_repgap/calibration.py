@@ -7,7 +7,7 @@ too *low* for a sphere, a ball or a cube, and too *high* for a flat torus. This 
 features of the data and exact (noise-free) reference curves:
 
 1. the **naive fit**: weighted least squares of :math:`\log G(n)` on :math:`\log n` over the grid, weights
-   :math:`\propto \sqrt{n}` (:func:`fit_gap_law`, :func:`naive_gap_dimension`);
+   :math:`\propto \sqrt{n}` (:func:`fit_gap_law`, :func:`slope_to_dimension`);
 2. the **concentration** :math:`c = \mathrm{mean}^2 / \mathrm{var}` of the squared distances between queries and
    bank points (:func:`concentration`). It separates shapes of equal dimension: :math:`c = d + 1` on the sphere
    :math:`S^d`, :math:`2d` on the flat torus :math:`(S^1)^d`, and less on a ball (:func:`ball_concentration`);
@@ -44,7 +44,6 @@ __all__ = [
     "calibration_range",
     "concentration",
     "fit_gap_law",
-    "naive_gap_dimension",
     "slope_to_dimension",
 ]
 
@@ -114,30 +113,6 @@ def slope_to_dimension(slope: Any) -> np.ndarray:
     s = np.asarray(slope, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(s < 0, -2.0 / s, np.inf)
-
-
-def naive_gap_dimension(sizes: Any, gaps: Any) -> float:
-    r"""Uncalibrated gap dimension ``-2 / slope`` of the :math:`\sqrt{n}`-weighted log-log fit (:func:`fit_gap_law`).
-
-    Args:
-        sizes: ``(S,)`` bank sizes.
-        gaps: ``(S,)`` positive gaps :math:`G(n)`.
-
-    Returns:
-        The naive dimension; ``inf`` when the gap does not decrease.
-
-    Example:
-        >>> import numpy as np
-        >>> n = 2.0 ** np.arange(4, 12)
-        >>> round(naive_gap_dimension(n, 0.3 * n ** (-2 / 5)), 6)
-        5.0
-
-    """
-    g = np.asarray(gaps, dtype=np.float64)
-    if not (np.all(np.isfinite(g)) and np.all(g > 0)):
-        raise ValueError("`gaps` must be finite and positive to be fitted in log-log.")
-    _, b, _ = fit_gap_law(sizes, np.log(g))
-    return float(slope_to_dimension(b))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -13,11 +13,13 @@ Logged keys (``prefix`` defaults to ``repgap``; with several layers each key is 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 import torch
@@ -28,14 +30,21 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from lightning_repgap.approximate import IndexOption, _check_index
+from lightning_repgap._checks import _check_choice, _check_positive_int
 from lightning_repgap.capture import POOLINGS, Pooling, capture, embed_batches, embed_inputs, resolve_layers
+from lightning_repgap.config import Backend, GapConfig, IndexOption, field_names
 from lightning_repgap.metric import RepresentationGap
-from lightning_repgap.search import Backend
+
+__all__ = ["RepresentationGapCallback", "SnapshotDtype", "SnapshotOn"]
 
 log = logging.getLogger(__name__)
 
+#: When snapshots are written: at each checkpoint save, or after every measurement.
 SnapshotOn = Literal["checkpoint", "evaluation"]
+#: Storage dtype of the floating arrays of a snapshot.
+SnapshotDtype = Literal["float16", "float32", "float64"]
+_CONFIG_FIELDS = frozenset(field_names())
+_T = TypeVar("_T")
 _ROLES = ("reference", "queries", "train_queries")
 # Source name of the raw inputs, measured when no layer is watched (``layer=None`` with a ``reference_fn``).
 _INPUT = "input"
@@ -56,7 +65,8 @@ class RepresentationGapCallback(Callback):
         val_probe: number of validation samples used as queries.
         train_query_probe: extra training samples for ``gap_ratio``; ``None`` means ``val_probe``, ``0`` disables.
         every_n_epochs: measure after every ``n``-th validation epoch (``(epoch + 1) % n == 0``).
-        seed: seed of the probe draw, the bank order and the bootstrap.
+        seed: the run's seed: it draws the probes and, replacing ``config.seed``, orders the bank and seeds the
+            bootstrap.
         pooling: ``"flatten"``, ``"mean"``, ``"tokens_mean"``, ``"cls"`` or a callable; see
             :func:`lightning_repgap.capture.pool`.
         batch_size: batch size of the probe passes; default: the training loader's, else 256.
@@ -64,21 +74,14 @@ class RepresentationGapCallback(Callback):
         snapshot_dtype: storage dtype of snapshots: ``"float16"``, ``"float32"`` or ``"float64"``.
         snapshot_on: ``"checkpoint"`` writes the latest measurement when a checkpoint is saved;
             ``"evaluation"`` writes after every measurement.
-        backend: nearest-neighbour backend (``"auto"``, ``"faiss"``, ``"faiss-gpu"``, ``"torch"``).
-        num_threads: threads for the search (torch and FAISS); default ``REPGAP_NUM_THREADS``, else torch's
-            current intra-op count, which Lightning divides among the processes of a DDP job on one machine. An
-            explicit count is per process. Not stored in snapshots: it does not change the numbers.
-        index: nearest-neighbour search: ``"exact"`` (default), ``"ivf"`` or ``"hnsw"`` (approximate FAISS
-            indexes, see :func:`~lightning_repgap.approximate.approximate_gap`), or ``"auto"`` (exact below
-            1,000,000 bank points, ``"ivf"`` from there on). An approximate index also logs ``<prefix>/recall`` and
-            ``<prefix>/gap_rel_error``, measured on an exact sample of the queries; its gap is an upper bound on
-            the exact one. Stored in snapshots, so ``repgap analyze`` replays the same search.
+        config: the analysis settings (:class:`~lightning_repgap.config.GapConfig`: grid, fit, bootstrap,
+            calibration, backend, index); default ``GapConfig()``. Stored in snapshot manifests, so
+            ``repgap analyze`` replays the same measurement. An approximate ``index`` also logs
+            ``<prefix>/recall`` and ``<prefix>/gap_rel_error``. The bank needs ``train_probe >=
+            config.min_bank_size`` (``4 * fit_min_size``) points.
+        num_threads: search threads per process (a runtime setting, see :mod:`lightning_repgap.config`).
         log_figures: log the log-log gap curve as a figure to TensorBoard loggers (needs matplotlib).
         prefix: first component of the logged keys.
-        min_size: first bank size of the gap curve's grid.
-        fit_min_size: smallest bank size in the law fit.
-        n_bootstrap: bootstrap resamples for ``dim_low`` / ``dim_high``.
-        calibrate: correct the finite-sample bias of the gap dimension.
         forward_fn: ``forward_fn(pl_module, batch)`` for probe passes; default calls ``pl_module(inputs)`` with
             the inputs taken from the batch by :func:`lightning_repgap.capture.split_batch`.
         reference_fn: ``reference_fn(pl_module) -> Tensor`` of shape ``(n, ...)`` giving the bank instead of the
@@ -89,11 +92,16 @@ class RepresentationGapCallback(Callback):
             training data (``train_query_probe``) as seen from the samples: much above 1 means the model
             reproduces its training set (memorisation). Under DDP every rank calls it and the bank is the
             concatenation of all ranks' samples.
+        kwargs: deprecated analysis arguments ``backend``, ``index``, ``min_size``, ``fit_min_size``,
+            ``n_bootstrap``, ``calibrate``: they still work, with a ``DeprecationWarning``; pass
+            ``config=GapConfig(...)`` instead. They will be removed in 0.3.
 
     Example:
         >>> cb = RepresentationGapCallback(layer="encoder", train_probe=2048, val_probe=512)
         >>> cb.state_key
         "RepresentationGapCallback{'layer': ['encoder'], 'train_probe': 2048, 'val_probe': 512}"
+        >>> RepresentationGapCallback(layer="encoder", config=GapConfig(n_bootstrap=50)).config.n_bootstrap
+        50
 
     """
 
@@ -108,79 +116,54 @@ class RepresentationGapCallback(Callback):
         pooling: str | Callable[[Tensor], Tensor] = "flatten",
         batch_size: int | None = None,
         snapshot_dir: str | None = None,
-        snapshot_dtype: Literal["float16", "float32", "float64"] = "float16",
+        snapshot_dtype: SnapshotDtype = "float16",
         snapshot_on: SnapshotOn = "checkpoint",
-        backend: Backend = "auto",
+        config: GapConfig | None = None,
         num_threads: int | None = None,
-        index: IndexOption = "exact",
         log_figures: bool = True,
         prefix: str = "repgap",
-        min_size: int = 16,
-        fit_min_size: int = 16,
-        n_bootstrap: int = 200,
-        calibrate: bool = True,
         forward_fn: Callable[[torch.nn.Module, Any], Any] | None = None,
         reference_fn: Callable[[LightningModule], Tensor] | None = None,
+        **kwargs: Any,
     ) -> None:
-        layers = [] if layer is None else [layer] if isinstance(layer, str) else list(layer)
-        if layer is not None and (not layers or not all(isinstance(n, str) and n for n in layers)):
-            raise MisconfigurationException(f"`layer` must be a non-empty name or list of names, got {layer!r}.")
-        if not layers and reference_fn is None:
-            raise MisconfigurationException(
-                "`layer=None` measures raw inputs against a `reference_fn` bank; give a `reference_fn` or a `layer`."
-            )
-        if reference_fn is not None and len(layers) > 1:
-            raise MisconfigurationException(
-                f"`reference_fn` provides one bank, so it can be compared with one layer at most; got {layers}."
-            )
         self.reference_fn = reference_fn
-        if len(set(layers)) != len(layers):
-            raise MisconfigurationException(f"`layer` lists a name twice: {layers}.")
-        self.layer = layers
-        self.train_probe = _positive(train_probe, "train_probe", minimum=2)
-        self.val_probe = _positive(val_probe, "val_probe")
-        self.train_query_probe = (
-            val_probe if train_query_probe is None else _positive(train_query_probe, "train_query_probe", 0)
-        )
-        self.every_n_epochs = _positive(every_n_epochs, "every_n_epochs")
+        self.layer = _check_layers(layer, reference_fn)
         self.seed = int(seed)
-        if not callable(pooling) and pooling not in POOLINGS:
-            raise MisconfigurationException(f"`pooling` must be one of {POOLINGS} or a callable, got {pooling!r}.")
-        self.pooling: Pooling = pooling
-        self.batch_size = None if batch_size is None else _positive(batch_size, "batch_size")
+        legacy = _deprecated_args(**kwargs)
+        if len(kwargs) < _N_DEPRECATED_ARGS:  # not LightningCLI's fill-in: an explicit None is a bad value
+            legacy = dict(kwargs)
+        #: The analysis settings (its ``seed`` is the callback's).
+        self.config: GapConfig = _misconfigured(_analysis_config, config, self.seed, legacy)
+        self.train_probe = _misconfigured(_check_positive_int, train_probe, "train_probe", minimum=2)
+        self.val_probe = _misconfigured(_check_positive_int, val_probe, "val_probe")
+        self.train_query_probe = (
+            self.val_probe
+            if train_query_probe is None
+            else _misconfigured(_check_positive_int, train_query_probe, "train_query_probe", minimum=0)
+        )
+        self.every_n_epochs = _misconfigured(_check_positive_int, every_n_epochs, "every_n_epochs")
+        self.pooling: Pooling = (
+            pooling if callable(pooling) else _misconfigured(_check_choice, pooling, "pooling", POOLINGS)
+        )
+        self.batch_size = None if batch_size is None else _misconfigured(_check_positive_int, batch_size, "batch_size")
         self.snapshot_dir = snapshot_dir
-        if snapshot_dtype not in ("float16", "float32", "float64"):
-            raise MisconfigurationException(
-                f"`snapshot_dtype` must be 'float16', 'float32' or 'float64', got {snapshot_dtype!r}."
-            )
-        self.snapshot_dtype = snapshot_dtype
-        if snapshot_on not in ("checkpoint", "evaluation"):
-            raise MisconfigurationException(f"`snapshot_on` must be 'checkpoint' or 'evaluation', got {snapshot_on!r}.")
-        self.snapshot_on: SnapshotOn = snapshot_on
-        if backend not in ("auto", "faiss", "faiss-gpu", "torch"):
-            raise MisconfigurationException(
-                f"`backend` must be 'auto', 'faiss', 'faiss-gpu' or 'torch', got {backend!r}."
-            )
-        self.backend: Backend = backend
-        self.num_threads = None if num_threads is None else _positive(num_threads, "num_threads")
-        try:
-            self.index: IndexOption = _check_index(index)
-        except ValueError as err:
-            raise MisconfigurationException(str(err)) from None
+        self.snapshot_dtype: SnapshotDtype = _misconfigured(
+            _check_choice, snapshot_dtype, "snapshot_dtype", get_args(SnapshotDtype)
+        )
+        self.snapshot_on: SnapshotOn = _misconfigured(_check_choice, snapshot_on, "snapshot_on", get_args(SnapshotOn))
+        self.num_threads = (
+            None if num_threads is None else _misconfigured(_check_positive_int, num_threads, "num_threads")
+        )
         self.log_figures = bool(log_figures)
         if not prefix or not isinstance(prefix, str):
             raise MisconfigurationException(f"`prefix` must be a non-empty string, got {prefix!r}.")
         self.prefix = prefix.rstrip("/")
-        self.min_size = _positive(min_size, "min_size")
-        self.fit_min_size = _positive(fit_min_size, "fit_min_size")
-        self.n_bootstrap = _positive(n_bootstrap, "n_bootstrap", minimum=0)
-        self.calibrate = bool(calibrate)
         self.forward_fn = forward_fn
-        # Fit a law over >= 3 sizes: the bank must reach fit_min_size * 4 on a doubling grid.
-        if reference_fn is None and self.train_probe < 4 * self.fit_min_size:
+        if reference_fn is None and self.train_probe < self.config.min_bank_size:
             raise MisconfigurationException(
                 f"`train_probe`={self.train_probe} is too small for a gap-law fit from `fit_min_size`="
-                f"{self.fit_min_size}: it needs at least 3 grid sizes, i.e. train_probe >= {4 * self.fit_min_size}."
+                f"{self.config.fit_min_size}: it needs at least 3 grid sizes, i.e. train_probe >= "
+                f"{self.config.min_bank_size}."
             )
 
         # Probe indices into the train / val datasets, drawn at the first measurement or restored from a checkpoint.
@@ -191,6 +174,17 @@ class RepresentationGapCallback(Callback):
         self.last_timing: dict[str, float] = {}
         self._pending_snapshot: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         self._metrics: dict[str, RepresentationGap] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        # The analysis settings were attributes (``cb.n_bootstrap``) before they moved into ``config``.
+        if name in _CONFIG_FIELDS and "config" in self.__dict__:
+            warnings.warn(
+                f"`RepresentationGapCallback.{name}` is deprecated; read `callback.config.{name}`.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return getattr(self.__dict__["config"], name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ------------------------------------------------------------------------------------------ Lightning state
 
@@ -265,6 +259,30 @@ class RepresentationGapCallback(Callback):
         t0 = time.perf_counter()
         datasets = self._datasets(trainer)
         indices = self._probe_indices(datasets)
+        feats, labels = self._embed_probes(trainer, pl_module, datasets, indices)
+        t1 = time.perf_counter()
+        values: dict[str, float] = {}
+        for name in self._sources():
+            values.update(self._compute_layer(trainer, pl_module, name, _update_args(name, feats, labels), indices))
+        # Identical numbers on every rank (EarlyStopping decisions and logged values must agree).
+        values = trainer.strategy.broadcast(values, src=0)
+        t2 = time.perf_counter()
+        self.last_timing = {"probe": t1 - t0, "compute": t2 - t1}
+        log.debug("repgap epoch=%d probe %.3fs compute %.3fs", trainer.current_epoch, t1 - t0, t2 - t1)
+        self.history.append({"epoch": trainer.current_epoch, "step": trainer.global_step, **values})
+        if len(self._sources()) > 1 and self.log_figures and trainer.is_global_zero:
+            self._log_profile_figure(trainer)
+        return values
+
+    def _embed_probes(
+        self, trainer: Trainer, pl_module: LightningModule, datasets: dict[str, Any], indices: dict[str, list[int]]
+    ) -> tuple[dict[str, dict[str, Tensor]], dict[str, Tensor | None]]:
+        """Embed this rank's share of every probe (watched layers or raw inputs) and the ``reference_fn`` bank.
+
+        Returns:
+            ``({role: {source: features, "__index__": probe indices}}, {role: labels or None})``.
+
+        """
         layers = resolve_layers(pl_module, self.layer) if self.layer else {}
         transfer = lambda batch: pl_module._apply_batch_transfer_handler(batch, pl_module.device)  # noqa: E731
         feats: dict[str, dict[str, Tensor]] = {}
@@ -291,35 +309,24 @@ class RepresentationGapCallback(Callback):
         if self.reference_fn is not None:
             feats["reference"] = {self._sources()[0]: self._call_reference_fn(trainer, pl_module)}
             labels["reference"] = None
-        t1 = time.perf_counter()
+        return feats, labels
 
-        values: dict[str, float] = {}
-        for name in self._sources():
-            metric = self._metric(name)
-            metric.reset()
-            kwargs: dict[str, Tensor | None] = {}
-            for role, index_arg in zip(_ROLES, ("reference_index", "query_index", "train_index"), strict=True):
-                if role in feats:
-                    kwargs[role] = feats[role][name]
-                    kwargs[index_arg] = feats[role].get("__index__")
-            if labels.get("reference") is not None and labels.get("queries") is not None:
-                kwargs["reference_labels"] = labels["reference"]
-                kwargs["query_labels"] = labels["queries"]
-            metric.update(**kwargs)
-            result = {k: float(v) for k, v in metric.compute().items()}
-            for key, value in result.items():
-                values[self._key(name, key)] = value
-            self._after_compute(trainer, pl_module, name, metric, result, indices)
-            metric.reset()
-        # Identical numbers on every rank (EarlyStopping decisions and logged values must agree).
-        values = trainer.strategy.broadcast(values, src=0)
-        t2 = time.perf_counter()
-        self.last_timing = {"probe": t1 - t0, "compute": t2 - t1}
-        log.debug("repgap epoch=%d probe %.3fs compute %.3fs", trainer.current_epoch, t1 - t0, t2 - t1)
-        self.history.append({"epoch": trainer.current_epoch, "step": trainer.global_step, **values})
-        if len(self._sources()) > 1 and self.log_figures and trainer.is_global_zero:
-            self._log_profile_figure(trainer)
-        return values
+    def _compute_layer(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        name: str,
+        update_args: dict[str, Tensor | None],
+        indices: dict[str, list[int]],
+    ) -> dict[str, float]:
+        """One source's metric (gathered over ranks), its figure and snapshot; returns its logged keys."""
+        metric = self._metric(name)
+        metric.reset()
+        metric.update(**update_args)
+        result = {k: float(v) for k, v in metric.compute().items()}
+        self._after_compute(trainer, pl_module, name, metric, result, indices)
+        metric.reset()
+        return {self._key(name, key): value for key, value in result.items()}
 
     def layer_profile(self, index: int = -1) -> list[dict[str, Any]]:
         """Per-layer values of one measurement (default: the latest), in the order the layers were given.
@@ -384,10 +391,10 @@ class RepresentationGapCallback(Callback):
             )
         bank = bank.detach().reshape(bank.shape[0], -1).to("cpu", torch.float32)
         n_total = bank.shape[0] * trainer.world_size
-        if n_total < 4 * self.fit_min_size:
+        if n_total < self.config.min_bank_size:
             raise ValueError(
                 f"`reference_fn` returned {n_total} points in all; the gap-law fit needs at least "
-                f"{4 * self.fit_min_size} (lower `fit_min_size`)."
+                f"{self.config.min_bank_size} (lower `fit_min_size`)."
             )
         return bank
 
@@ -397,33 +404,24 @@ class RepresentationGapCallback(Callback):
                 # A reference_fn bank is as large as the function makes it (times the number of ranks).
                 max_reference=max(2, self.train_probe) if self.reference_fn is None else 2**31 - 1,
                 max_queries=max(self.val_probe, self.train_query_probe, 1),
-                min_size=self.min_size,
-                seed=self.seed,
-                fit_min_size=self.fit_min_size,
-                n_bootstrap=self.n_bootstrap,
-                calibrate=self.calibrate,
-                backend=self.backend,
+                config=self.config,
                 num_threads=self.num_threads,
-                index=self.index,
             )
         return self._metrics[layer]
 
     def metric_config(self) -> dict[str, Any]:
-        """Arguments of the metric, stored in snapshot manifests so offline analysis reproduces the numbers.
+        """Deprecated: ``callback.config.to_dict()``, the settings stored in snapshot manifests.
 
-        ``num_threads`` is left out on purpose: it does not change the numbers, and ``repgap analyze`` replays this
-        dict as arguments, so a count chosen for the training job (e.g. one thread per DDP rank) must not follow
-        the snapshot to another machine.
+        Returns:
+            :meth:`GapConfig.to_dict <lightning_repgap.config.GapConfig.to_dict>` of :attr:`config`.
+
         """
-        return {
-            "min_size": self.min_size,
-            "seed": self.seed,
-            "fit_min_size": self.fit_min_size,
-            "n_bootstrap": self.n_bootstrap,
-            "calibrate": self.calibrate,
-            "backend": self.backend,
-            "index": self.index,
-        }
+        warnings.warn(
+            "`RepresentationGapCallback.metric_config()` is deprecated; use `callback.config.to_dict()`.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.config.to_dict()
 
     def _after_compute(
         self,
@@ -455,7 +453,7 @@ class RepresentationGapCallback(Callback):
                 "step": trainer.global_step,
                 "layer": layer,
                 "metrics": result,
-                "config": self.metric_config(),
+                "config": self.config.to_dict(),
                 "probe_sizes": {role: len(v) for role, v in indices.items()},
             }
             name = f"epoch={trainer.current_epoch:04d}-step={trainer.global_step:08d}-{_safe(layer)}"
@@ -551,10 +549,10 @@ class RepresentationGapCallback(Callback):
         if queries > n_val:
             rank_zero_warn(f"RepresentationGapCallback: val_probe={queries} exceeds the {n_val} validation samples.")
             queries = n_val
-        if self.reference_fn is None and bank < 4 * self.fit_min_size:
+        if self.reference_fn is None and bank < self.config.min_bank_size:
             raise MisconfigurationException(
                 f"RepresentationGapCallback: only {bank} training samples are available for the bank; the gap-law "
-                f"fit needs at least {4 * self.fit_min_size} (lower `fit_min_size`)."
+                f"fit needs at least {self.config.min_bank_size} (lower `fit_min_size`)."
             )
         rng = np.random.default_rng(self.seed)
         train_perm = rng.permutation(n_train)
@@ -593,15 +591,94 @@ def _loader_batch_size(trainer: Trainer) -> int | None:
     return getattr(loader, "batch_size", None)
 
 
-def _positive(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise MisconfigurationException(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-    return value
+def _update_args(
+    name: str, feats: dict[str, dict[str, Tensor]], labels: dict[str, Tensor | None]
+) -> dict[str, Tensor | None]:
+    """The ``RepresentationGap.update`` arguments of one source: its features per role, indices, labels."""
+    args: dict[str, Tensor | None] = {}
+    for role, index_arg in zip(_ROLES, ("reference_index", "query_index", "train_index"), strict=True):
+        if role in feats:
+            args[role] = feats[role][name]
+            args[index_arg] = feats[role].get("__index__")
+    if labels.get("reference") is not None and labels.get("queries") is not None:
+        args["reference_labels"] = labels["reference"]
+        args["query_labels"] = labels["queries"]
+    return args
+
+
+def _misconfigured(check: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``check(*args, **kwargs)`` with its ``ValueError`` raised as Lightning's ``MisconfigurationException``."""
+    try:
+        return check(*args, **kwargs)
+    except ValueError as err:
+        raise MisconfigurationException(str(err)) from None
+
+
+def _check_layers(layer: str | Sequence[str] | None, reference_fn: Any) -> list[str]:
+    """The watched layer names as a list (empty: the raw inputs, which needs a ``reference_fn``)."""
+    layers = [] if layer is None else [layer] if isinstance(layer, str) else list(layer)
+    if layer is not None and (not layers or not all(isinstance(n, str) and n for n in layers)):
+        raise MisconfigurationException(f"`layer` must be a non-empty name or list of names, got {layer!r}.")
+    if not layers and reference_fn is None:
+        raise MisconfigurationException(
+            "`layer=None` measures raw inputs against a `reference_fn` bank; give a `reference_fn` or a `layer`."
+        )
+    if reference_fn is not None and len(layers) > 1:
+        raise MisconfigurationException(
+            f"`reference_fn` provides one bank, so it can be compared with one layer at most; got {layers}."
+        )
+    if len(set(layers)) != len(layers):
+        raise MisconfigurationException(f"`layer` lists a name twice: {layers}.")
+    return layers
+
+
+def _deprecated_args(
+    *,
+    backend: Backend | None = None,
+    index: IndexOption | None = None,
+    min_size: int | None = None,
+    fit_min_size: int | None = None,
+    n_bootstrap: int | None = None,
+    calibrate: bool | None = None,
+) -> dict[str, Any]:
+    """The analysis arguments of 0.1 that were given (typed here so that LightningCLI still accepts them).
+
+    LightningCLI passes all six, as ``None`` when the YAML does not set them: those ``None`` mean "not given".
+    """
+    given = {
+        "backend": backend,
+        "index": index,
+        "min_size": min_size,
+        "fit_min_size": fit_min_size,
+        "n_bootstrap": n_bootstrap,
+        "calibrate": calibrate,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+# The analysis arguments of 0.1, accepted with a DeprecationWarning until 0.3.
+_N_DEPRECATED_ARGS = len(inspect.signature(_deprecated_args).parameters)
+
+
+def _analysis_config(config: GapConfig | None, seed: int, deprecated: Mapping[str, Any]) -> GapConfig:
+    """``config`` with the callback's ``seed``, plus the analysis arguments of 0.1 (with a ``DeprecationWarning``)."""
+    if deprecated:
+        spelled = ", ".join(f"{k}={v!r}" for k, v in deprecated.items())
+        warnings.warn(
+            f"RepresentationGapCallback({spelled}) is deprecated and will be removed in 0.3; pass "
+            f"`config=GapConfig({spelled})` instead.",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+    config = GapConfig.resolve(config, deprecated)
+    if config.seed != seed and config.seed != GapConfig().seed:
+        raise ValueError(
+            f"`config.seed`={config.seed} differs from the callback's `seed`={seed}, which draws the probes and "
+            "orders the bank; give the seed once, as `seed=`."
+        )
+    return config.replace(seed=seed)
 
 
 def _safe(name: str) -> str:
     """A layer name as a file-name component."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "layer"
-
-
-__all__ = ["RepresentationGapCallback"]

@@ -388,10 +388,6 @@ class Capture:
         """How many outputs each layer has recorded since the last :meth:`take`."""
         return {name: len(chunks) for name, chunks in self._outputs.items()}
 
-    def rows(self) -> dict[str, int]:
-        """How many rows (samples) each layer has recorded since the last :meth:`take`."""
-        return {name: sum(c.shape[0] for c in chunks) for name, chunks in self._outputs.items()}
-
     def take(self) -> dict[str, Tensor]:
         """Concatenate and clear the recorded outputs.
 

@@ -17,526 +17,37 @@ layer names) are reported as one ``repgap: error: ...`` line on stderr with exit
 from __future__ import annotations
 
 import argparse
-import contextlib
-import inspect
-import io
-import json
-import math
-import os
-import secrets
 import sys
-import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
 import lightning_repgap
-from lightning_repgap.approximate import INDEX_OPTIONS
-from lightning_repgap.functional import ACCURACY_KEYS, CORE_KEYS, OPTIONAL_KEYS, GapResult, _gap_compute, _gap_update
-from lightning_repgap.functional import representation_gap as _representation_gap
-from lightning_repgap.snapshot import MANIFEST_NAME, SnapshotError, list_snapshots, load_snapshot, read_manifest
+from lightning_repgap._cli_analyze import cmd_analyze
+from lightning_repgap._cli_common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    PROG,
+    CLIError,
+    check_output,
+    check_plotting,
+    curve_json,
+    fmt,
+    ordered_keys,
+    render_table,
+    save_figure,
+    show_warning,
+    write_json,
+)
+from lightning_repgap.config import BACKENDS, INDEX_OPTIONS, GapConfig
+from lightning_repgap.functional import GapResult, analyze
 
-__all__ = ["build_parser", "main"]
-
-PROG = "repgap"
-#: Exit code of a successful run.
-EXIT_OK = 0
-#: Exit code for bad input (also what argparse uses for usage errors).
-EXIT_ERROR = 2
-#: Exit code after Ctrl-C (128 + SIGINT).
-EXIT_INTERRUPTED = 130
-
-_BACKENDS = ("auto", "faiss", "faiss-gpu", "torch")
-# Keyword arguments of `representation_gap` that carry data, not configuration.
-_DATA_ARGS = frozenset({"train_queries", "reference_labels", "query_labels"})
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "PROG", "CLIError", "build_parser", "main"]
 _ARRAY_SUFFIXES = (".npy", ".pt", ".pth")
-# Recomputed values further than this (relative) from the logged ones are listed after the table.
-_MISMATCH_RTOL = 1e-3
-
-
-class CLIError(Exception):
-    """Bad input or environment: printed as ``repgap: error: <message>``, exit code 2."""
-
-
-# ---------------------------------------------------------------------------------------------------- helpers
-
-
-def _config_keys() -> frozenset[str]:
-    """Configuration arguments of ``representation_gap`` that ``_gap_compute`` also takes (stays in sync)."""
-    public = inspect.signature(_representation_gap).parameters
-    private = inspect.signature(_gap_compute).parameters
-    return frozenset(
-        name for name, p in public.items() if p.kind is p.KEYWORD_ONLY and name not in _DATA_ARGS and name in private
-    )
-
-
-def _warn(message: str) -> None:
-    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
-
-
-def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: TextIO | None = None,
-    line: str | None = None,
-) -> None:
-    """Library warnings as one ``repgap: warning:`` line, without source location."""
-    del category, filename, lineno, file, line
-    _warn(str(message))
-
-
-def _fmt(value: Any, spec: str) -> str:
-    """Format a number for a table; ``None`` (absent) is ``-``, non-finite values print as ``inf``/``nan``."""
-    if value is None:
-        return "-"
-    return format(float(value), spec)
-
-
-def _jsonable(value: Any) -> Any:
-    """Strict-JSON version of ``value``: numpy types to Python, non-finite floats to ``None``, paths to str."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary sibling of ``path``, fsync it and rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise CLIError(f"cannot write {path}: {err.strerror or err}") from None
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    text = json.dumps(_jsonable(payload), indent=2, allow_nan=False) + "\n"
-    _atomic_write(path, text.encode("utf-8"))
-
-
-def _check_output(path: Path | None, option: str) -> None:
-    """Fail before any work if an output file cannot be created where asked."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise CLIError(f"{option} {path} is a directory; give a file name.")
-    if not path.parent.is_dir():
-        raise CLIError(f"{option} {path}: the directory {path.parent} does not exist.")
-
-
-def _check_plotting(path: Path | None) -> None:
-    if path is None:
-        return
-    from lightning_repgap._imports import _MATPLOTLIB_AVAILABLE
-
-    if not _MATPLOTLIB_AVAILABLE:
-        raise CLIError("--plot needs matplotlib: `pip install lightning_repgap[plot]`.")
-
-
-def _render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: Sequence[int] = ()) -> str:
-    """Plain-text table: numbers right-aligned, columns in ``left`` left-aligned."""
-    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(row) for row in rows)])
-
-
-def _ordered_keys(values: dict[str, float]) -> list[str]:
-    known = [k for k in (*CORE_KEYS, *OPTIONAL_KEYS, *ACCURACY_KEYS) if k in values]
-    return known + sorted(k for k in values if k not in known)
-
-
-def _curve_json(result: GapResult) -> dict[str, Any]:
-    curve, fit = result.curve, result.fit
-    out: dict[str, Any] = {"sizes": curve.sizes, "gaps": curve.gaps}
-    if curve.train_gaps is not None:
-        out["train_gaps"] = curve.train_gaps
-    payload = {
-        "curve": out,
-        "fit": {
-            "slope": fit.slope,
-            "intercept": fit.intercept,
-            "dim_raw": fit.dim_raw,
-            "r2": fit.r2,
-            "fit_sizes": fit.fit_sizes,
-        },
-        "backend": curve.backend,
-    }
-    approx = result.approximate
-    if approx is not None:
-        # Per grid size, over the whole sample of queries searched exactly (queries and training queries).
-        payload["approximate"] = {
-            "index": approx.index,
-            "exact_size": approx.exact_size,
-            "recall_sample": int(approx.recall_rows.size),
-            "recall_per_size": approx.recall_per_size,
-            "gap_rel_error_per_size": approx.gap_rel_error_per_size,
-            "blocks": [
-                {"start": b.start, "stop": b.stop, "method": b.method, "params": b.params, "recall": b.recall}
-                for b in approx.blocks
-            ],
-        }
-    return payload
-
-
-def _save_figure(fig: Any, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    _atomic_write(path, buf.getvalue())
-
-
-# ---------------------------------------------------------------------------------------------------- analyze
-
-
-@dataclass
-class _Entry:
-    """A snapshot found on disk, described by its manifest (arrays not loaded yet)."""
-
-    path: Path
-    metadata: dict[str, Any]
-    shapes: dict[str, list[int]]
-    dtypes: dict[str, str]
-
-    @property
-    def epoch(self) -> int | None:
-        value = self.metadata.get("epoch")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    @property
-    def step(self) -> int | None:
-        value = self.metadata.get("step")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    @property
-    def layer(self) -> str:
-        value = self.metadata.get("layer")
-        return "-" if value is None else str(value)
-
-    def describe(self) -> str:
-        epoch = "-" if self.epoch is None else f"{self.epoch:04d}"
-        step = "-" if self.step is None else str(self.step)
-        text = f"epoch={epoch} step={step} layer={self.layer}"
-        ref, qs = self.shapes.get("reference"), self.shapes.get("queries")
-        if ref and qs and len(ref) == 2:
-            text += f": bank {ref[0]} x {ref[1]}, {qs[0]} queries"
-        return text
-
-
-@dataclass
-class _Analysis:
-    """One re-analysed snapshot."""
-
-    entry: _Entry
-    result: GapResult
-    config: dict[str, Any]
-    seconds: float
-    logged: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        meta = self.entry.metadata
-        return {
-            "snapshot": str(self.entry.path),
-            "name": self.entry.path.name,
-            "epoch": meta.get("epoch"),
-            "step": meta.get("step"),
-            "layer": meta.get("layer"),
-            "values": self.result.values,
-            **_curve_json(self.result),
-            "logged": self.logged,
-            "config": self.config,
-            "storage_dtype": self.entry.dtypes.get("reference"),
-            "shapes": self.entry.shapes,
-            "probe_sizes": meta.get("probe_sizes"),
-            "seconds": self.seconds,
-        }
-
-
-def _find_snapshots(root: Path) -> list[Path]:
-    """``root`` itself when it is a snapshot directory, else the complete snapshots under it, oldest first."""
-    if not root.exists():
-        raise CLIError(f"{root} does not exist.")
-    if not root.is_dir():
-        raise CLIError(f"{root} is not a directory.")
-    if (root / MANIFEST_NAME).is_file():
-        return [root]
-    paths = list_snapshots(root)
-    if not paths:
-        incomplete = [p.name for p in root.iterdir() if p.is_dir() and not (p / MANIFEST_NAME).exists()]
-        hint = (
-            f" ({len(incomplete)} subdirectories have no {MANIFEST_NAME}: writes that did not finish?)"
-            if incomplete
-            else ""
-        )
-        raise CLIError(f"no complete snapshot in {root}{hint}.")
-    return paths
-
-
-def _read_entry(path: Path) -> _Entry:
-    try:
-        manifest = read_manifest(path)
-    except SnapshotError as err:
-        raise CLIError(f"corrupt snapshot: {err}") from None
-    files = manifest["files"]
-    return _Entry(
-        path=path,
-        metadata=dict(manifest.get("metadata", {})),
-        shapes={f["key"]: f["shape"] for f in files},
-        dtypes={f["key"]: f["dtype"] for f in files},
-    )
-
-
-def _filter_layers(entries: list[_Entry], wanted: Sequence[str] | None) -> list[_Entry]:
-    if not wanted:
-        return entries
-    present = list(dict.fromkeys(e.layer for e in entries))
-    unknown = [name for name in wanted if name not in present]
-    if unknown:
-        raise CLIError(
-            f"unknown layer {', '.join(map(repr, unknown))}; layers present: {', '.join(map(repr, present))}."
-        )
-    return [e for e in entries if e.layer in wanted]
-
-
-def _snapshot_config(entries: Sequence[_Entry]) -> dict[Path, dict[str, Any]]:
-    """Each snapshot's stored ``config`` restricted to ``representation_gap`` arguments; warn once about the rest."""
-    accepted = _config_keys()
-    configs: dict[Path, dict[str, Any]] = {}
-    unknown: dict[str, int] = {}
-    missing = 0
-    for entry in entries:
-        config = entry.metadata.get("config")
-        if not isinstance(config, dict):
-            missing += 1
-            config = {}
-        for key in config:
-            if key not in accepted:
-                unknown[key] = unknown.get(key, 0) + 1
-        configs[entry.path] = {k: v for k, v in config.items() if k in accepted}
-    if unknown:
-        listed = ", ".join(f"{k!r} ({n} snapshot{'s' * (n > 1)})" for k, n in sorted(unknown.items()))
-        _warn(f"ignoring config keys that representation_gap does not accept: {listed}.")
-    if missing:
-        _warn(
-            f"{missing} snapshot(s) carry no 'config' metadata; using representation_gap defaults, so the values "
-            "may differ from those logged in training."
-        )
-    return configs
-
-
-def _analyze_one(entry: _Entry, config: dict[str, Any], backend: str | None, index: str | None = None) -> _Analysis:
-    try:
-        snap = load_snapshot(entry.path)
-    except SnapshotError as err:
-        raise CLIError(f"corrupt snapshot: {err}") from None
-    arrays = snap.arrays
-    missing = [k for k in ("reference", "queries") if k not in arrays]
-    if missing:
-        raise CLIError(
-            f"{entry.path} has no {' or '.join(map(repr, missing))} array (it holds {sorted(arrays)}); it was not "
-            "written by RepresentationGapCallback."
-        )
-    labels = "reference_labels" in arrays and "query_labels" in arrays
-    config = dict(config)
-    if backend is not None:
-        config["backend"] = backend
-    if index is not None:
-        config["index"] = index
-    t0 = time.perf_counter()
-    try:
-        inputs = _gap_update(
-            arrays["reference"],
-            arrays["queries"],
-            arrays.get("train_queries"),
-            arrays["reference_labels"] if labels else None,
-            arrays["query_labels"] if labels else None,
-        )
-        result = _gap_compute(inputs, **config)
-    except (ValueError, TypeError) as err:
-        raise CLIError(f"{entry.path}: {err}") from None
-    logged = entry.metadata.get("metrics")
-    return _Analysis(
-        entry=entry,
-        result=result,
-        config=config,
-        seconds=time.perf_counter() - t0,
-        logged=dict(logged) if isinstance(logged, dict) else {},
-    )
-
-
-def _analysis_table(records: Sequence[_Analysis]) -> str:
-    extras = [k for k in ("gap_ratio", "knn_acc", *ACCURACY_KEYS) if any(k in r.result.values for r in records)]
-    if any(r.result.values.get("dup_frac", 0.0) > 0 for r in records):
-        extras.append("dup_frac")
-    headers = ["epoch", "step", "layer", "gap", "gap_norm", "dim [low, high]", "law R^2", "twonn", "mle", *extras]
-    rows = []
-    for r in records:
-        v = r.result.values
-        e = r.entry
-        rows.append([
-            "-" if e.epoch is None else str(e.epoch),
-            "-" if e.step is None else str(e.step),
-            e.layer,
-            _fmt(v.get("gap"), ".4g"),
-            _fmt(v.get("gap_norm"), ".4g"),
-            f"{_fmt(v.get('dim'), '.2f')} [{_fmt(v.get('dim_low'), '.2f')}, {_fmt(v.get('dim_high'), '.2f')}]",
-            _fmt(v.get("law_r2"), ".4f"),
-            _fmt(v.get("dim_twonn"), ".2f"),
-            _fmt(v.get("dim_mle"), ".2f"),
-            *(_fmt(v.get(k), ".3f") for k in extras),
-        ])
-    return _render_table(headers, rows, left=(2,))
-
-
-def _relative_diff(recomputed: float, logged: Any) -> float | None:
-    if not isinstance(logged, (int, float)) or isinstance(logged, bool):
-        return None
-    a, b = float(recomputed), float(logged)
-    if not (math.isfinite(a) and math.isfinite(b)):
-        return None if a == b else math.inf
-    return abs(a - b) / max(abs(b), 1e-12)
-
-
-def _logged_check(records: Sequence[_Analysis]) -> str | None:
-    """One line comparing the recomputed values with those logged in training, plus any large mismatches."""
-    worst = 0.0
-    compared = 0
-    mismatches: list[str] = []
-    for r in records:
-        diffs: dict[str, float] = {}
-        for key, value in r.result.values.items():
-            diff = _relative_diff(value, r.logged.get(key))
-            if diff is not None:
-                diffs[key] = diff
-        if not diffs:
-            continue
-        compared += 1
-        worst = max(worst, *diffs.values())
-        bad = [
-            f"{k} {r.result.values[k]:.6g} vs {float(r.logged[k]):.6g}" for k, d in diffs.items() if d > _MISMATCH_RTOL
-        ]
-        if bad:
-            mismatches.append(f"  {r.entry.path.name}: {'; '.join(bad)}")
-    if not compared:
-        return None
-    dtypes = sorted({r.entry.dtypes.get("reference", "?") for r in records})
-    line = (
-        f"vs. values logged in training: max relative difference {worst:.2g} over {compared} snapshot(s) "
-        f"(stored as {', '.join(dtypes)})"
-    )
-    if mismatches:
-        note = " float16 storage rounds the representations;" if "float16" in dtypes else ""
-        line += f"\ndifferences above {_MISMATCH_RTOL:g} (other backend or library version?{note}):\n"
-        line += "\n".join(mismatches)
-    return line
-
-
-def _x_positions(records: Sequence[_Analysis]) -> list[float]:
-    """Epoch of each record; the position in the list when a snapshot has no epoch."""
-    return [float(i if r.entry.epoch is None else r.entry.epoch) for i, r in enumerate(records)]
-
-
-def _plot_analysis(records: Sequence[_Analysis], path: Path) -> None:
-    from matplotlib import colormaps
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
-
-    from lightning_repgap.plot import plot_dimension_history
-
-    xs = _x_positions(records)
-    layers = list(dict.fromkeys(r.entry.layer for r in records))
-    styles = ("-", "--", ":", "-.")
-    norm = Normalize(vmin=min(xs), vmax=max(xs) if max(xs) > min(xs) else min(xs) + 1)
-    cmap = colormaps["viridis"]
-    fig = Figure(figsize=(11, 4.5), layout="constrained")
-    ax_gap, ax_dim = fig.subplots(1, 2)
-    for x, r in zip(xs, records, strict=True):
-        curve = r.result.curve
-        style = styles[layers.index(r.entry.layer) % len(styles)]
-        ax_gap.plot(curve.sizes, curve.gaps, color=cmap(norm(x)), ls=style, marker="o", ms=3)
-    ax_gap.set_xscale("log")
-    ax_gap.set_yscale("log")
-    ax_gap.set_xlabel("bank size n")
-    ax_gap.set_ylabel("representation gap G(n)")
-    ax_gap.set_title("gap curves")
-    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax_gap, label="epoch")
-    bar.locator = MaxNLocator(integer=True)
-    bar.update_ticks()
-    if len(layers) > 1:
-        handles = [Line2D([], [], color="k", ls=styles[i % len(styles)]) for i in range(len(layers))]
-        ax_gap.legend(handles, layers, fontsize="small", title="layer")
-    for layer in layers:
-        pts = [(x, r.result.values) for x, r in zip(xs, records, strict=True) if r.entry.layer == layer]
-        pts = [(x, v) for x, v in pts if math.isfinite(v["dim"])]
-        if not pts:
-            continue
-        dims = [v["dim"] for _, v in pts]
-        low = [v["dim_low"] if math.isfinite(v["dim_low"]) else v["dim"] for _, v in pts]
-        high = [v["dim_high"] if math.isfinite(v["dim_high"]) else v["dim"] for _, v in pts]
-        plot_dimension_history([x for x, _ in pts], dims, low=low, high=high, ax=ax_dim, label=layer)
-    ax_dim.set_title("gap dimension (bootstrap interval)")
-    ax_dim.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _save_figure(fig, path)
-
-
-def _cmd_analyze(args: argparse.Namespace) -> int:
-    json_path, plot_path = args.json, args.plot
-    _check_output(json_path, "--json")
-    _check_output(plot_path, "--plot")
-    _check_plotting(plot_path)
-    root = args.snapshot_dir
-    entries = _filter_layers([_read_entry(p) for p in _find_snapshots(root)], args.layer)
-    configs = _snapshot_config(entries)
-    records = []
-    t0 = time.perf_counter()
-    for i, entry in enumerate(entries, 1):
-        if not args.quiet:
-            print(f"[{i}/{len(entries)}] {entry.describe()}", file=sys.stderr, flush=True)
-        records.append(_analyze_one(entry, configs[entry.path], args.backend, args.index))
-    if not args.quiet:
-        print(f"analysed {len(records)} snapshot(s) in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-
-    backends = sorted({r.result.curve.backend for r in records})
-    print(f"{root}: {len(records)} snapshot(s), backend {', '.join(backends)}")
-    print(_analysis_table(records))
-    check = _logged_check(records)
-    if check:
-        print(check)
-    if json_path is not None:
-        _write_json(json_path, [r.to_json() for r in records])
-        print(f"wrote {json_path}")
-    if plot_path is not None:
-        _plot_analysis(records, plot_path)
-        print(f"wrote {plot_path}")
-    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------------- estimate
@@ -587,22 +98,22 @@ def _describe_array(arr: Any) -> str:
 
 def _estimate_report(args: argparse.Namespace, arrays: dict[str, Any], result: GapResult) -> str:
     rows = [[label, str(path), _describe_array(arrays[key])] for key, label, path in _estimate_inputs(args)]
-    head = _render_table(["input", "file", "shape"], rows, left=(0, 1, 2))
+    head = render_table(["input", "file", "shape"], rows, left=(0, 1, 2))
     values = result.values
-    value_rows = [[k, _fmt(values[k], ".6g")] for k in _ordered_keys(values)]
+    value_rows = [[k, fmt(values[k], ".6g")] for k in ordered_keys(values)]
     curve, fit = result.curve, result.fit
     fit_sizes = set(fit.fit_sizes.tolist())
     headers = ["n", "G(n)"] + (["G_train(n)"] if curve.train_gaps is not None else []) + ["in fit"]
     curve_rows = []
     for s, n in enumerate(curve.sizes.tolist()):
-        row = [str(n), _fmt(curve.gaps[s], ".6g")]
+        row = [str(n), fmt(curve.gaps[s], ".6g")]
         if curve.train_gaps is not None:
-            row.append(_fmt(curve.train_gaps[s], ".6g"))
+            row.append(fmt(curve.train_gaps[s], ".6g"))
         curve_rows.append([*row, "*" if n in fit_sizes else ""])
     return "\n\n".join([
         head + f"\nbackend: {curve.backend}",
-        _render_table(["key", "value"], value_rows, left=(0,)),
-        _render_table(headers, curve_rows, left=(len(headers) - 1,)),
+        render_table(["key", "value"], value_rows, left=(0,)),
+        render_table(headers, curve_rows, left=(len(headers) - 1,)),
     ])
 
 
@@ -614,9 +125,9 @@ def _estimate_inputs(args: argparse.Namespace) -> list[tuple[str, str, Path]]:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    _check_output(args.json, "--json")
-    _check_output(args.plot, "--plot")
-    _check_plotting(args.plot)
+    check_output(args.json, "--json")
+    check_output(args.plot, "--plot")
+    check_plotting(args.plot)
     arrays = {key: _load_array(path, label.split()[0]) for key, label, path in _estimate_inputs(args)}
     ref, qs = arrays["reference"], arrays["queries"]
     for key in ("queries", "train_queries"):
@@ -625,34 +136,51 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
                 f"TRAIN has {ref.shape[1]} columns but {'TEST' if key == 'queries' else '--train-queries'} has "
                 f"{arrays[key].shape[1]}: the arrays must have the same width D."
             )
-    config: dict[str, Any] = {
-        "min_size": args.min_size,
-        "seed": args.seed,
-        "fit_min_size": args.fit_min_size,
-        "n_bootstrap": args.n_bootstrap,
-        "calibrate": not args.no_calibrate,
-        "backend": args.backend or "auto",
-        "index": args.index,
-    }
+    config = _estimate_config(args)
     if not args.quiet:
         print(f"measuring: bank {_describe_array(ref)}, queries {_describe_array(qs)}", file=sys.stderr, flush=True)
     try:
-        result = _gap_compute(_gap_update(ref, qs, arrays.get("train_queries")), **config)
+        result = analyze(ref, qs, train_queries=arrays.get("train_queries"), config=config)
     except (ValueError, TypeError) as err:
         names = "`reference`" in str(err) or "`queries`" in str(err) or "`train_queries`" in str(err)
         hint = " (TRAIN is `reference`, TEST is `queries`, --train-queries is `train_queries`)" if names else ""
         raise CLIError(f"{err}{hint}") from None
     print(_estimate_report(args, arrays, result))
+    _estimate_outputs(args, result, config)
+    return EXIT_OK
+
+
+def _estimate_config(args: argparse.Namespace) -> GapConfig:
+    """The :class:`GapConfig` of ``repgap estimate``'s options."""
+    try:
+        return GapConfig(
+            sizes=args.sizes,
+            min_size=args.min_size,
+            ratio=args.ratio,
+            seed=args.seed,
+            fit_min_size=args.fit_min_size,
+            n_neighbors=args.n_neighbors,
+            n_bootstrap=args.n_bootstrap,
+            confidence=args.confidence,
+            calibrate=not args.no_calibrate,
+            backend=args.backend,
+            index=args.index,
+        )
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+
+
+def _estimate_outputs(args: argparse.Namespace, result: GapResult, config: GapConfig) -> None:
     if args.json is not None:
         payload = {
             "train": args.train,
             "test": args.test,
             "train_queries": args.train_queries,
             "values": result.values,
-            **_curve_json(result),
-            "config": config,
+            **curve_json(result),
+            "config": config.to_dict(),
         }
-        _write_json(args.json, payload)
+        write_json(args.json, payload)
         print(f"wrote {args.json}")
     if args.plot is not None:
         from matplotlib.figure import Figure
@@ -661,9 +189,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
         fig = Figure(figsize=(5.5, 4.5), layout="constrained")
         plot_gap_curve(result.curve, fit=result.fit, ax=fig.subplots())
-        _save_figure(fig, args.plot)
+        save_figure(fig, args.plot)
         print(f"wrote {args.plot}")
-    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------------- parser
@@ -754,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument(
         "--backend",
-        choices=_BACKENDS,
+        choices=BACKENDS,
         default=None,
         help="nearest-neighbour backend; default: the one in the snapshot's config, else auto",
     )
@@ -766,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         " 1,000,000 bank points; default: the one in the snapshot's config, else exact",
     )
     analyze.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
-    analyze.set_defaults(func=_cmd_analyze)
+    analyze.set_defaults(func=cmd_analyze)
 
     estimate = sub.add_parser(
         "estimate",
@@ -783,53 +310,108 @@ def build_parser() -> argparse.ArgumentParser:
         help="further training representations, not in TRAIN, for gap_ratio = G_test / G_train (.npy or .pt)",
     )
     _add_outputs(estimate, "values, curve, fit and configuration", "the log-log gap curve with the fitted law")
-    estimate.add_argument(
-        "--min-size",
-        type=_int_at_least(1),
-        default=16,
-        metavar="N",
-        help="first bank size of the geometric grid (default: %(default)s)",
-    )
-    estimate.add_argument(
-        "--fit-min-size",
-        type=_int_at_least(1),
-        default=16,
-        metavar="N",
-        help="smallest bank size in the law fit (default: %(default)s)",
-    )
-    estimate.add_argument(
-        "--n-bootstrap",
-        type=_int_at_least(0),
-        default=200,
-        metavar="N",
-        help="bootstrap resamples of the queries for dim_low/dim_high; 0: no interval (default: %(default)s)",
-    )
-    estimate.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        metavar="S",
-        help="seed of the bank order and the bootstrap (default: %(default)s)",
-    )
-    estimate.add_argument(
-        "--no-calibrate", action="store_true", help="report the raw gap dimension, without finite-sample calibration"
-    )
-    estimate.add_argument(
-        "--backend",
-        choices=_BACKENDS,
-        default="auto",
-        help="nearest-neighbour backend; auto: FAISS on a GPU if present, else the torch GEMM path (default: auto)",
-    )
-    estimate.add_argument(
-        "--index",
-        choices=INDEX_OPTIONS,
-        default="exact",
-        help="exact search or an approximate FAISS index (ivf, hnsw), which adds the recall and gap_rel_error"
-        " measured on an exact sample of the queries; auto: ivf from 1,000,000 bank points (default: %(default)s)",
-    )
+    _add_config_options(estimate)
     estimate.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
     estimate.set_defaults(func=_cmd_estimate)
     return parser
+
+
+def _float_in(low: float, high: float | None) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > low or (high is not None and not value < high):
+            bound = f"> {low}" if high is None else f"in ({low}, {high})"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per :class:`GapConfig` field, defaults taken from ``GapConfig()``."""
+    default = GapConfig()
+    add = parser.add_argument
+    add(
+        "--sizes",
+        type=_int_list,
+        default=None,
+        metavar="N,N,...",
+        help="explicit increasing bank sizes of the curve (default: a geometric grid from --min-size with --ratio)",
+    )
+    add(
+        "--min-size",
+        type=_int_at_least(1),
+        default=default.min_size,
+        metavar="N",
+        help="first bank size of the geometric grid (default: %(default)s)",
+    )
+    add(
+        "--ratio",
+        type=_float_in(1.0, None),
+        default=default.ratio,
+        metavar="R",
+        help="growth factor of the grid, > 1 (default: %(default)s)",
+    )
+    add(
+        "--fit-min-size",
+        type=_int_at_least(1),
+        default=default.fit_min_size,
+        metavar="N",
+        help="smallest bank size in the law fit (default: %(default)s)",
+    )
+    add(
+        "--n-neighbors",
+        type=_int_at_least(2),
+        default=default.n_neighbors,
+        metavar="K",
+        help="neighbours for the MLE cross-check (default: %(default)s)",
+    )
+    add(
+        "--n-bootstrap",
+        type=_int_at_least(0),
+        default=default.n_bootstrap,
+        metavar="N",
+        help="bootstrap resamples of the queries for dim_low/dim_high; 0: no interval (default: %(default)s)",
+    )
+    add(
+        "--confidence",
+        type=_float_in(0.0, 1.0),
+        default=default.confidence,
+        metavar="C",
+        help="coverage of the bootstrap interval (default: %(default)s)",
+    )
+    add(
+        "--seed",
+        type=_int_at_least(0),
+        default=default.seed,
+        metavar="S",
+        help="seed of the bank order and the bootstrap (default: %(default)s)",
+    )
+    add("--no-calibrate", action="store_true", help="report the raw gap dimension, without finite-sample calibration")
+    add(
+        "--backend",
+        choices=BACKENDS,
+        default=default.backend,
+        help="nearest-neighbour backend; auto: FAISS on a GPU if present, else the torch GEMM path (default: auto)",
+    )
+    add(
+        "--index",
+        choices=INDEX_OPTIONS,
+        default=default.index,
+        help="exact search or an approximate FAISS index (ivf, hnsw), which adds the recall and gap_rel_error"
+        " measured on an exact sample of the queries; auto: ivf from 1,000,000 bank points (default: %(default)s)",
+    )
 
 
 def _add_outputs(parser: argparse.ArgumentParser, json_content: str, plot_content: str) -> None:
@@ -877,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_ERROR
     with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+        warnings.showwarning = show_warning
         try:
             return int(args.func(args))
         except CLIError as err:

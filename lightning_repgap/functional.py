@@ -1,8 +1,10 @@
 """Functional interface: every ``repgap/`` quantity from plain arrays, with no Trainer and no state.
 
-Follows the torchmetrics split: :func:`_gap_update` validates and converts, :func:`_gap_compute` turns arrays into
-numbers, :func:`representation_gap` is the public one-call version. :class:`~lightning_repgap.metric.
-RepresentationGap` calls the same two private functions, so the Metric and the functional cannot drift apart.
+Follows the torchmetrics split: ``_gap_update`` validates and converts, ``_gap_compute`` turns arrays into numbers;
+:func:`representation_gap` is the public one-call version returning a dict of tensors, and :func:`analyze` the one
+returning the full typed :class:`GapResult` (values, curve, fit). :class:`~lightning_repgap.metric.RepresentationGap`
+calls the same two private functions, so the Metric and the functional cannot drift apart. The settings travel as
+one :class:`~lightning_repgap.config.GapConfig`.
 """
 
 from __future__ import annotations
@@ -15,18 +17,28 @@ from typing import Any
 
 import numpy as np
 import torch
+from typing_extensions import Unpack
 
 from lightning_repgap._checks import _check_gap_sets, _check_labels
 from lightning_repgap.approximate import (
     APPROXIMATE_KEYS,
     ApproximateGap,
-    IndexOption,
     _approximate_curve,
     resolve_index,
 )
+from lightning_repgap.config import GapConfig, GapSettings
 from lightning_repgap.dimension import DimensionFit, gap_dimension, mle_dimension, twonn_dimension
 from lightning_repgap.gap import GapCurve, _gap_curve
-from lightning_repgap.search import Backend
+
+__all__ = [
+    "ACCURACY_KEYS",
+    "CORE_KEYS",
+    "OPTIONAL_KEYS",
+    "GapInputs",
+    "GapResult",
+    "analyze",
+    "representation_gap",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +52,7 @@ ACCURACY_KEYS = APPROXIMATE_KEYS
 
 @dataclass(frozen=True)
 class GapInputs:
-    """Validated inputs of :func:`_gap_compute` (float32 or float64 arrays, see ``_check_representations``)."""
+    """Validated inputs of one measurement (float16, float32 or float64 arrays, see ``_check_representations``)."""
 
     reference: np.ndarray
     queries: np.ndarray
@@ -51,7 +63,13 @@ class GapInputs:
 
 @dataclass(frozen=True)
 class GapResult:
-    """Everything :func:`_gap_compute` measured: the scalars and the objects they came from (for plots).
+    """Everything one measurement produced (:func:`analyze`): the scalars and the objects they came from.
+
+    Attributes:
+        values: ``{key: float}``, the keys of :func:`representation_gap` in logging order.
+        curve: the gap curve :math:`G(n)` with its per-query minima and neighbour table.
+        fit: the gap-law fit behind ``dim`` (slope, interval, :math:`R^2`, the sizes used).
+        approximate: see below.
 
     ``approximate`` is the :class:`~lightning_repgap.approximate.ApproximateGap` behind ``curve`` (blocks, index
     parameters, per-size recall and error) when an approximate ``index`` ran, else ``None``.
@@ -83,19 +101,10 @@ def _gap_update(
 
 def _gap_compute(
     inputs: GapInputs,
+    config: GapConfig | None = None,
     *,
-    sizes: Any = None,
-    min_size: int = 16,
-    ratio: float = 2.0,
-    seed: int | None = 0,
-    fit_min_size: int = 16,
-    n_neighbors: int = 20,
-    n_bootstrap: int = 200,
-    confidence: float = 0.95,
-    calibrate: bool = True,
-    backend: Backend = "auto",
     num_threads: int | None = None,
-    index: IndexOption = "exact",
+    **settings: Unpack[GapSettings],
 ) -> GapResult:
     """One blocked search, then the fit, the cross-check estimators and the derived ratios.
 
@@ -103,9 +112,13 @@ def _gap_compute(
     curve comes from :func:`~lightning_repgap.approximate.approximate_gap` and ``recall`` / ``gap_rel_error`` are
     added; with ``"exact"`` nothing differs from the exact search.
     """
+    config = GapConfig.resolve(config, settings)
     t0 = time.perf_counter()
     n_max = inputs.reference.shape[0]
-    k = min(max(2, n_neighbors), n_max)
+    k = min(max(2, config.n_neighbors), n_max)
+    # The names the search block below expects.
+    sizes, min_size, ratio, seed = config.sizes, config.min_size, config.ratio, config.seed
+    backend, index = config.backend, config.index
     search = resolve_index(index, n_max)
     approximate = None
     accuracy: dict[str, float] = {}
@@ -129,13 +142,30 @@ def _gap_compute(
     fit = gap_dimension(
         curve.sizes,
         curve.per_query,
-        fit_min_size=fit_min_size,
-        n_bootstrap=n_bootstrap,
-        confidence=confidence,
-        calibrate=calibrate,
+        fit_min_size=config.fit_min_size,
+        n_bootstrap=config.n_bootstrap,
+        confidence=config.confidence,
+        calibrate=config.calibrate,
         concentration=curve.concentration,
-        seed=0 if seed is None else seed,
+        seed=0 if config.seed is None else config.seed,
     )
+    values = _values(inputs, curve, fit, k)
+    values.update(accuracy)
+    log.debug(
+        "repgap n=%d m=%d D=%d backend=%s: search %.4fs, total %.4fs%s",
+        n_max,
+        inputs.queries.shape[0],
+        inputs.reference.shape[1],
+        curve.backend,
+        t_search,
+        time.perf_counter() - t0,
+        "".join(f", {k} {v:.4g}" for k, v in accuracy.items()),
+    )
+    return GapResult(values=values, curve=curve, fit=fit, approximate=approximate)
+
+
+def _values(inputs: GapInputs, curve: GapCurve, fit: DimensionFit, k: int) -> dict[str, float]:
+    """The logged scalars of one measurement, in logging order (without the approximate search's accuracy)."""
     assert curve.knn_dist_sq is not None
     dist = np.sqrt(curve.knn_dist_sq)
     values = {
@@ -153,18 +183,7 @@ def _gap_compute(
         values["gap_ratio"] = curve.gap_ratio
     if inputs.reference_labels is not None and inputs.query_labels is not None:
         values["knn_acc"] = float(np.mean(inputs.reference_labels[curve.nearest_index] == inputs.query_labels))
-    values.update(accuracy)
-    log.debug(
-        "repgap n=%d m=%d D=%d backend=%s: search %.4fs, total %.4fs%s",
-        n_max,
-        inputs.queries.shape[0],
-        inputs.reference.shape[1],
-        curve.backend,
-        t_search,
-        time.perf_counter() - t0,
-        "".join(f", {k} {v:.4g}" for k, v in accuracy.items()),
-    )
-    return GapResult(values=values, curve=curve, fit=fit, approximate=approximate)
+    return values
 
 
 def _cross_check(estimator: Any, dist: np.ndarray, **kwargs: Any) -> float:
@@ -176,6 +195,54 @@ def _cross_check(estimator: Any, dist: np.ndarray, **kwargs: Any) -> float:
         return float("inf")
 
 
+def analyze(
+    reference: Any,
+    queries: Any,
+    *,
+    train_queries: Any = None,
+    reference_labels: Any = None,
+    query_labels: Any = None,
+    config: GapConfig | None = None,
+    num_threads: int | None = None,
+    **settings: Unpack[GapSettings],
+) -> GapResult:
+    r"""Measure the representation gap of ``queries`` against the bank ``reference`` and return everything.
+
+    The typed counterpart of :func:`representation_gap`: the same numbers (``values``), plus the gap curve
+    :math:`G(n)` and the law fit they came from, for tables, figures and offline analysis.
+
+    Args:
+        reference: ``(n, D)`` bank, e.g. training representations or model samples.
+        queries: ``(m, D)`` held-out representations.
+        train_queries: ``(m', D)`` training representations not in the bank (adds ``gap_ratio``).
+        reference_labels: ``(n,)`` labels of the bank (with ``query_labels``: adds ``knn_acc``).
+        query_labels: ``(m,)`` labels of the queries.
+        config: the analysis settings; default ``GapConfig()``.
+        num_threads: search threads per process (a runtime setting, see :mod:`lightning_repgap.config`).
+        settings: :class:`~lightning_repgap.config.GapConfig` fields as keywords (``min_size=32``), instead of
+            or on top of ``config`` (a keyword that contradicts ``config`` is an error).
+
+    Returns:
+        A :class:`GapResult`: ``values`` (the keys of :func:`representation_gap`, as floats), ``curve``
+        (:class:`~lightning_repgap.gap.GapCurve`), ``fit`` (:class:`~lightning_repgap.dimension.DimensionFit`) and
+        ``approximate`` (the approximate search's record, or ``None``).
+
+    Raises:
+        ValueError: for bad inputs (shapes, non-finite values, label lengths) or settings.
+        TypeError: for an unknown keyword.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> result = analyze(rng.random((8192, 2)), rng.random((1024, 2)), config=GapConfig(n_bootstrap=50))
+        >>> round(result.values["dim"]), result.curve.sizes[:3].tolist(), len(result.fit.fit_sizes) >= 3
+        (2, [16, 32, 64], True)
+
+    """
+    inputs = _gap_update(reference, queries, train_queries, reference_labels, query_labels)
+    return _gap_compute(inputs, GapConfig.resolve(config, settings), num_threads=num_threads)
+
+
 def representation_gap(
     reference: Any,
     queries: Any,
@@ -183,18 +250,9 @@ def representation_gap(
     train_queries: Any = None,
     reference_labels: Any = None,
     query_labels: Any = None,
-    sizes: Any = None,
-    min_size: int = 16,
-    ratio: float = 2.0,
-    seed: int | None = 0,
-    fit_min_size: int = 16,
-    n_neighbors: int = 20,
-    n_bootstrap: int = 200,
-    confidence: float = 0.95,
-    calibrate: bool = True,
-    backend: Backend = "auto",
+    config: GapConfig | None = None,
     num_threads: int | None = None,
-    index: IndexOption = "exact",
+    **settings: Unpack[GapSettings],
 ) -> dict[str, torch.Tensor]:
     r"""All representation-gap quantities of ``queries`` against the bank ``reference``.
 
@@ -208,6 +266,7 @@ def representation_gap(
     ``dup_frac`` the fraction of queries duplicated in the bank; ``gap_ratio`` (with ``train_queries``)
     :math:`G_{test} / G_{train}`; ``knn_acc`` (with both label vectors) 1-NN label agreement; ``recall`` and
     ``gap_rel_error`` (with an approximate ``index``) the accuracy of the search measured on an exact sample.
+    :func:`analyze` returns the same values with the curve and the fit.
 
     Args:
         reference: ``(n, D)`` bank, e.g. training representations or model samples.
@@ -215,24 +274,11 @@ def representation_gap(
         train_queries: ``(m', D)`` training representations not in the bank.
         reference_labels: ``(n,)`` labels of the bank.
         query_labels: ``(m,)`` labels of the queries.
-        sizes: explicit grid of bank sizes; default geometric from ``min_size`` with ``ratio``.
-        min_size: first grid size.
-        ratio: grid growth factor.
-        seed: seed of the bank order and of the bootstrap (``None``: keep the given order).
-        fit_min_size: smallest bank size in the law fit.
-        n_neighbors: neighbours for MLE (TwoNN uses the first two).
-        n_bootstrap: bootstrap resamples of the queries for the interval.
-        confidence: interval coverage.
-        calibrate: correct the finite-sample bias of the gap dimension.
-        backend: ``"auto"``, ``"faiss"``, ``"faiss-gpu"`` or ``"torch"``.
-        num_threads: threads for the search (torch and FAISS); default ``REPGAP_NUM_THREADS``, else torch's current
-            intra-op count, which Lightning divides among the processes of a DDP job on one machine.
-        index: ``"exact"`` (default), ``"ivf"`` or ``"hnsw"`` (FAISS indexes, see
-            :func:`~lightning_repgap.approximate.approximate_gap`), or ``"auto"`` (exact below
-            ``AUTO_APPROXIMATE_MIN_BANK`` = 1,000,000 bank points, ``"ivf"`` from there on). An approximate index
-            adds ``recall`` (fraction of sampled queries whose nearest bank point was found) and ``gap_rel_error``
-            (``G_approx / G_exact - 1 >= 0`` on that sample); its gap is an upper bound on the exact one.
-            ``dim_twonn`` / ``dim_mle`` still come from an exact neighbour search of 256 queries.
+        config: the analysis settings (:class:`~lightning_repgap.config.GapConfig`); default ``GapConfig()``.
+        num_threads: search threads per process (a runtime setting, see :mod:`lightning_repgap.config`).
+        settings: :class:`~lightning_repgap.config.GapConfig` fields as keywords: ``sizes``, ``min_size``,
+            ``ratio``, ``seed``, ``fit_min_size``, ``n_neighbors``, ``n_bootstrap``, ``confidence``, ``calibrate``,
+            ``backend``, ``index`` (see there). Passing one that contradicts ``config`` is an error.
 
     Returns:
         A dict of float32 scalar tensors, keys as above.
@@ -247,20 +293,13 @@ def representation_gap(
         2
 
     """
-    inputs = _gap_update(reference, queries, train_queries, reference_labels, query_labels)
-    result = _gap_compute(
-        inputs,
-        sizes=sizes,
-        min_size=min_size,
-        ratio=ratio,
-        seed=seed,
-        fit_min_size=fit_min_size,
-        n_neighbors=n_neighbors,
-        n_bootstrap=n_bootstrap,
-        confidence=confidence,
-        calibrate=calibrate,
-        backend=backend,
+    result = analyze(
+        reference,
+        queries,
+        train_queries=train_queries,
+        reference_labels=reference_labels,
+        query_labels=query_labels,
+        config=GapConfig.resolve(config, settings),
         num_threads=num_threads,
-        index=index,
     )
     return {k: torch.tensor(v, dtype=torch.float32) for k, v in result.values.items()}

@@ -131,3 +131,16 @@ def embed(points: np.ndarray, ambient_dim: int, rng: np.random.Generator) -> np.
     padded = np.zeros((n, ambient_dim))
     padded[:, :k] = points
     return padded @ random_rotation(ambient_dim, rng).T
+
+
+__all__ = [
+    "embed",
+    "predicted_gap",
+    "random_rotation",
+    "sample_ball",
+    "sample_cube",
+    "sample_sphere",
+    "sample_torus",
+    "sphere_volume",
+    "unit_ball_volume",
+]

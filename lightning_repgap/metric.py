@@ -8,7 +8,6 @@ maths of its own.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,11 +17,13 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from lightning_repgap._checks import _check_positive_int, _to_numpy
-from lightning_repgap.approximate import IndexOption, _check_index
+from lightning_repgap.config import GapConfig, field_names
 from lightning_repgap.functional import GapInputs, GapResult, _gap_compute, _gap_update
-from lightning_repgap.search import Backend
+
+__all__ = ["RepresentationGap"]
 
 _ROLES = ("reference", "queries", "train_queries")
+_SETTINGS = frozenset(field_names())
 
 
 class RepresentationGap(Metric):
@@ -55,24 +56,13 @@ class RepresentationGap(Metric):
     Args:
         max_reference: cap on the bank size; extra points (by index order) are dropped with a warning.
         max_queries: cap on the number of queries (and of training queries).
-        min_size: first size of the geometric grid of bank sizes.
-        ratio: growth factor of the grid.
-        seed: seed of the bank order and of the bootstrap.
-        fit_min_size: smallest bank size used in the law fit.
-        n_neighbors: neighbours for the MLE cross-check.
-        n_bootstrap: bootstrap resamples for ``dim_low`` / ``dim_high``.
-        confidence: coverage of the interval.
-        calibrate: correct the finite-sample bias of the gap dimension.
-        backend: nearest-neighbour backend: ``"auto"``, ``"faiss"``, ``"faiss-gpu"``, ``"torch"``.
-        num_threads: threads for the search (torch and FAISS); default ``REPGAP_NUM_THREADS``, else torch's current
-            intra-op count, which Lightning divides among the processes of a DDP job on one machine.
-            An explicit count is per process.
-        index: nearest-neighbour search: ``"exact"`` (default), ``"ivf"`` or ``"hnsw"`` (approximate FAISS
-            indexes with measured accuracy, see :func:`~lightning_repgap.approximate.approximate_gap`), or
-            ``"auto"`` (exact below 1,000,000 bank points, ``"ivf"`` from there on). An approximate index adds
-            ``recall`` and ``gap_rel_error`` to the output; its ``gap`` is an upper bound on the exact one.
-        kwargs: standard :class:`~torchmetrics.Metric` arguments (``compute_on_cpu``, ``sync_on_compute``,
-            ``process_group``, ...).
+        config: the analysis settings (:class:`~lightning_repgap.config.GapConfig`: grid, fit, bootstrap,
+            calibration, backend, index); default ``GapConfig()``. An approximate ``index`` adds ``recall`` and
+            ``gap_rel_error`` to the output.
+        num_threads: search threads per process (a runtime setting, see :mod:`lightning_repgap.config`).
+        kwargs: :class:`~lightning_repgap.config.GapConfig` fields as keywords (``n_bootstrap=50``; one that
+            contradicts ``config`` is an error), and the standard :class:`~torchmetrics.Metric` arguments
+            (``compute_on_cpu``, ``sync_on_compute``, ``process_group``, ...).
 
     Example:
         >>> import torch
@@ -115,39 +105,18 @@ class RepresentationGap(Metric):
         self,
         max_reference: int = 65536,
         max_queries: int = 16384,
-        min_size: int = 16,
-        ratio: float = 2.0,
-        seed: int = 0,
-        fit_min_size: int = 16,
-        n_neighbors: int = 20,
-        n_bootstrap: int = 200,
-        confidence: float = 0.95,
-        calibrate: bool = True,
-        backend: Backend = "auto",
+        *,
+        config: GapConfig | None = None,
         num_threads: int | None = None,
-        index: IndexOption = "exact",
         **kwargs: Any,
     ) -> None:
+        settings = {name: kwargs.pop(name) for name in field_names() if name in kwargs}
         super().__init__(**kwargs)
         self.max_reference = _check_positive_int(max_reference, "max_reference", minimum=2)
         self.max_queries = _check_positive_int(max_queries, "max_queries")
-        self.min_size = _check_positive_int(min_size, "min_size")
-        if not ratio > 1.0:
-            raise ValueError(f"`ratio` must be > 1, got {ratio!r}.")
-        self.ratio = float(ratio)
-        self.seed = int(seed)
-        self.fit_min_size = _check_positive_int(fit_min_size, "fit_min_size")
-        self.n_neighbors = _check_positive_int(n_neighbors, "n_neighbors", minimum=2)
-        self.n_bootstrap = _check_positive_int(n_bootstrap, "n_bootstrap", minimum=0)
-        if not 0.0 < confidence < 1.0:
-            raise ValueError(f"`confidence` must be in (0, 1), got {confidence!r}.")
-        self.confidence = float(confidence)
-        self.calibrate = bool(calibrate)
-        if backend not in ("auto", "faiss", "faiss-gpu", "torch"):
-            raise ValueError(f"`backend` must be 'auto', 'faiss', 'faiss-gpu' or 'torch', got {backend!r}.")
-        self.backend: Backend = backend
+        #: The analysis settings of every ``compute``.
+        self.config: GapConfig = GapConfig.resolve(config, settings)
         self.num_threads = None if num_threads is None else _check_positive_int(num_threads, "num_threads")
-        self.index: IndexOption = _check_index(index)
         for role in _ROLES:
             self.add_state(role, default=[], dist_reduce_fx="cat")
             self.add_state(f"{role}_index", default=[], dist_reduce_fx="cat")
@@ -157,6 +126,17 @@ class RepresentationGap(Metric):
         self.last_result: GapResult | None = None
         #: The gathered, index-sorted inputs of the last ``compute`` (what snapshots store); not a metric state.
         self.last_inputs: GapInputs | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Settings were attributes (``metric.n_bootstrap``) before they moved into ``config``.
+        if name in _SETTINGS and "config" in self.__dict__:
+            warnings.warn(
+                f"`RepresentationGap.{name}` is deprecated; read `metric.config.{name}`.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return getattr(self.__dict__["config"], name)
+        return super().__getattr__(name)
 
     def update(
         self,
@@ -200,14 +180,17 @@ class RepresentationGap(Metric):
                 raise ValueError(f"Indices of `{role}` must be non-negative, got min {int(idx.min())}.")
         getattr(self, f"{role}_index").append(idx)
         if label_arg:
-            state = "reference_labels" if role == "reference" else "queries_labels"
-            if labels is not None:
-                lab = torch.as_tensor(labels, device=self.device).reshape(-1)
-                if lab.numel() != b:
-                    raise ValueError(f"`{label_arg}` has {lab.numel()} entries for {b} rows of `{role}`.")
-                getattr(self, state).append(lab.to(torch.int64))
-            elif getattr(self, state):
-                raise ValueError(f"`{label_arg}` was given in an earlier update but not in this one.")
+            self._append_labels(role, labels, label_arg, b)
+
+    def _append_labels(self, role: str, labels: Tensor | None, label_arg: str, b: int) -> None:
+        state = "reference_labels" if role == "reference" else "queries_labels"
+        if labels is not None:
+            lab = torch.as_tensor(labels, device=self.device).reshape(-1)
+            if lab.numel() != b:
+                raise ValueError(f"`{label_arg}` has {lab.numel()} entries for {b} rows of `{role}`.")
+            getattr(self, state).append(lab.to(torch.int64))
+        elif getattr(self, state):
+            raise ValueError(f"`{label_arg}` was given in an earlier update but not in this one.")
 
     def _gathered(self, role: str, cap: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Concatenate a set, sort it by probe index and drop repeats (DDP padding), then apply the cap."""
@@ -249,20 +232,7 @@ class RepresentationGap(Metric):
             reference_labels = query_labels = None
         inputs = _gap_update(reference, queries, train_queries, reference_labels, query_labels)
         self.last_inputs = inputs
-        self.last_result = _gap_compute(
-            inputs,
-            min_size=self.min_size,
-            ratio=self.ratio,
-            seed=self.seed,
-            fit_min_size=self.fit_min_size,
-            n_neighbors=self.n_neighbors,
-            n_bootstrap=self.n_bootstrap,
-            confidence=self.confidence,
-            calibrate=self.calibrate,
-            backend=self.backend,
-            num_threads=self.num_threads,
-            index=self.index,
-        )
+        self.last_result = _gap_compute(inputs, self.config, num_threads=self.num_threads)
         return {k: torch.tensor(v, dtype=torch.float32, device=self.device) for k, v in self.last_result.values.items()}
 
     def plot(self, val: Any = None, ax: Any = None) -> Any:
@@ -279,6 +249,3 @@ class RepresentationGap(Metric):
                 raise RuntimeError("Nothing to plot: call compute() first or pass a GapCurve as `val`.")
             return plot_gap_curve(self.last_result.curve, fit=self.last_result.fit, ax=ax)
         return plot_gap_curve(val, ax=ax)
-
-
-__all__: Sequence[str] = ["RepresentationGap"]

@@ -142,3 +142,6 @@ def plot_layer_profile(
         ax_gap.set_title(title)
     fig.tight_layout()
     return fig, (ax_gap, ax_dim)
+
+
+__all__ = ["plot_dimension_history", "plot_gap_curve", "plot_layer_profile"]

@@ -53,6 +53,8 @@ __all__ = [
     "MANIFEST_NAME",
     "Snapshot",
     "SnapshotError",
+    "atomic_write",
+    "jsonable",
     "list_snapshots",
     "load_snapshot",
     "read_manifest",
@@ -143,8 +145,32 @@ def _prepare_array(key: str, value: np.ndarray | Tensor, dtype: str) -> np.ndarr
     return np.ascontiguousarray(out)
 
 
-def _jsonable(value: Any, where: str) -> Any:
-    """Convert metadata to strict JSON types; ``where`` locates the value in error messages."""
+def jsonable(value: Any, *, max_array_elements: int | None = None, name: str = "value") -> Any:
+    """Convert ``value`` to strict JSON types: numpy/torch scalars and arrays to Python, non-finite floats to ``None``.
+
+    The one converter behind snapshot manifests and the ``repgap`` CLI's JSON output.
+
+    Args:
+        value: nested mappings (``str`` keys), lists, tuples, numbers, strings, paths, numpy or torch arrays.
+        max_array_elements: largest array accepted (``None``: any size).
+        name: what ``value`` is, for error messages (``metadata['epoch']``).
+
+    Returns:
+        The same structure in ``dict`` / ``list`` / ``int`` / ``float`` / ``str`` / ``bool`` / ``None``.
+
+    Raises:
+        TypeError: for a non-``str`` key, an array over ``max_array_elements``, or a type JSON cannot hold; the
+            message locates the value.
+
+    Example:
+        >>> jsonable({"gap": np.float32(0.5), "sizes": np.arange(3), "dim": float("inf"), "out": Path("a/b")})
+        {'gap': 0.5, 'sizes': [0, 1, 2], 'dim': None, 'out': 'a/b'}
+
+    """
+    return _jsonable(value, name, max_array_elements)
+
+
+def _jsonable(value: Any, where: str, limit: int | None) -> Any:
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
@@ -152,26 +178,24 @@ def _jsonable(value: Any, where: str) -> Any:
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.generic):
-        return _jsonable(value.item(), where)
+        return _jsonable(value.item(), where, limit)
     if isinstance(value, np.ndarray) or _is_tensor(value):
         size = value.size if isinstance(value, np.ndarray) else value.numel()
-        if size > _MAX_METADATA_ELEMENTS:
-            raise TypeError(
-                f"metadata{where} is an array of {size} elements; store large arrays in `arrays`, not metadata."
-            )
-        return _jsonable(_tensor_to_numpy(value).tolist() if _is_tensor(value) else value.tolist(), where)
+        if limit is not None and size > limit:
+            raise TypeError(f"{where} is an array of {size} elements; store large arrays in `arrays`, not metadata.")
+        return _jsonable(_tensor_to_numpy(value).tolist() if _is_tensor(value) else value.tolist(), where, limit)
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                raise TypeError(f"metadata{where} has a key {k!r} of type {type(k).__name__}; JSON keys must be str.")
-            out[k] = _jsonable(v, f"{where}[{k!r}]")
+                raise TypeError(f"{where} has a key {k!r} of type {type(k).__name__}; JSON keys must be str.")
+            out[k] = _jsonable(v, f"{where}[{k!r}]", limit)
         return out
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_jsonable(v, f"{where}[{i}]", limit) for i, v in enumerate(value)]
     if isinstance(value, PurePath):
         return str(value)
-    raise TypeError(f"metadata{where} of type {type(value).__name__} is not JSON-serialisable.")
+    raise TypeError(f"{where} of type {type(value).__name__} is not JSON-serialisable.")
 
 
 class _HashingWriter:
@@ -281,7 +305,7 @@ def write_snapshot(
         if key.casefold() in folded:  # distinct keys must stay distinct files on case-insensitive file systems
             raise ValueError(f"Array keys {folded[key.casefold()]!r} and {key!r} differ only in case.")
         folded[key.casefold()] = key
-    meta = _jsonable(dict(metadata), "")
+    meta = jsonable(dict(metadata), max_array_elements=_MAX_METADATA_ELEMENTS, name="metadata")
     prepared = {key: _prepare_array(key, value, dtype) for key, value in arrays.items()}
 
     directory = Path(root) / name
@@ -321,15 +345,51 @@ def write_snapshot(
         for filename in stale:
             (directory / filename).unlink(missing_ok=True)
         _fsync_dir(directory)
-        tmp_manifest, _, _ = _write_temp(directory, MANIFEST_NAME, lambda w: w.write(text.encode()), temps)
-        os.replace(tmp_manifest, manifest_path)
-        _fsync_dir(directory)
+        atomic_write(manifest_path, text.encode())
     finally:
         for tmp in temps:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
     log.debug("wrote snapshot %s (%d arrays)", directory, len(entries))
     return directory
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that ``path`` is never seen half-written.
+
+    The bytes go to a temporary sibling (``<name>.tmp-<pid>-<random>``), which is flushed, ``fsync``-ed and renamed
+    over ``path`` with :func:`os.replace`; the directory is then ``fsync``-ed. On failure the temporary file is
+    removed and ``path`` keeps its previous content. Every file this package writes goes through here (or, for
+    arrays streamed while hashed, through the same temporary-file helper).
+
+    Args:
+        path: the file to create or replace; its directory must exist.
+        data: the complete new content.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OSError: if the directory is missing or not writable (``path`` is untouched).
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "out.json"
+        >>> atomic_write(target, b"{}").read_bytes(), [p.name for p in target.parent.iterdir()]
+        (b'{}', ['out.json'])
+
+    """
+    target = Path(path)
+    temps: list[Path] = []
+    try:
+        tmp, _, _ = _write_temp(target.parent, target.name, lambda w: w.write(data), temps)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+    return target
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:

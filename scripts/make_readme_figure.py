@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lightning_repgap.functional import _gap_compute, _gap_update
+from lightning_repgap import analyze
 from lightning_repgap.manifolds import embed, predicted_gap, sample_torus
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for color, d in zip(("C0", "C1", "C2"), (2, 4, 8), strict=True):
         pts = embed(sample_torus(args.n + args.queries, d, rng), 64, rng)
-        result = _gap_compute(_gap_update(pts[: args.n], pts[args.n :]))
+        result = analyze(pts[: args.n], pts[args.n :])
         curve, fit = result.curve, result.fit
         ax.loglog(curve.sizes, curve.gaps, "o", color=color, ms=4, label=f"d={d}: measured")
         ax.loglog(curve.sizes, predicted_gap(curve.sizes, d, 1.0), "-", color=color, lw=1, alpha=0.6)

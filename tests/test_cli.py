@@ -15,6 +15,7 @@ from _helpers.cli_data import CONFIG, logged_metrics, torus_arrays, write_run
 
 from lightning_repgap import __version__
 from lightning_repgap.cli import main
+from lightning_repgap.config import GapConfig
 from lightning_repgap.functional import representation_gap
 from lightning_repgap.gap import geometric_sizes
 from lightning_repgap.snapshot import write_snapshot
@@ -87,7 +88,7 @@ def test_analyze_json_reproduces_logged_metrics(run_dir, tmp_path, capsys):
         assert record["curve"]["sizes"] == sizes
         assert len(record["curve"]["gaps"]) == len(sizes) == len(record["curve"]["train_gaps"])
         assert record["curve"]["gaps"][-1] == pytest.approx(record["values"]["gap"], rel=1e-12)
-        assert record["config"] == CONFIG
+        assert record["config"] == GapConfig(**CONFIG).to_dict()  # the stored settings, defaults filled in
         assert record["storage_dtype"] == "float32"
     # The table: one row per snapshot, the stated columns, values as logged.
     assert "dim [low, high]" in out
@@ -353,10 +354,14 @@ def test_estimate_npy_prints_every_value_and_the_curve(raw_arrays, tmp_path, cap
     sizes = geometric_sizes(1024).tolist()
     assert payload["curve"]["sizes"] == sizes
     assert payload["config"] == {
+        "sizes": None,
         "min_size": 16,
+        "ratio": 2.0,
         "seed": 0,
         "fit_min_size": 16,
+        "n_neighbors": 20,
         "n_bootstrap": 20,
+        "confidence": 0.95,
         "calibrate": True,
         "backend": "auto",
         "index": "exact",
@@ -402,10 +407,14 @@ def test_estimate_options_reach_the_computation(raw_arrays, tmp_path, capsys):
     assert code == 0
     payload = json.loads(out_json.read_text())
     assert payload["config"] == {
+        "sizes": None,
         "min_size": 32,
+        "ratio": 2.0,
         "seed": 3,
         "fit_min_size": 128,
+        "n_neighbors": 20,
         "n_bootstrap": 0,
+        "confidence": 0.95,
         "calibrate": False,
         "backend": "torch",
         "index": "exact",

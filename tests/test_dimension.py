@@ -15,7 +15,7 @@ from lightning_repgap.calibration import (
     calibration_range,
     concentration,
     fit_gap_law,
-    naive_gap_dimension,
+    slope_to_dimension,
 )
 from lightning_repgap.dimension import (
     DuplicatePointsWarning,
@@ -27,6 +27,16 @@ from lightning_repgap.dimension import (
 from lightning_repgap.gap import gap_curve
 from lightning_repgap.manifolds import embed, sample_ball, sample_cube, sample_sphere, sample_torus
 from lightning_repgap.search import nearest, prepare
+
+
+def naive_gap_dimension(sizes, gaps) -> float:
+    """Uncalibrated gap dimension ``-2 / slope`` of the sqrt(n)-weighted log-log fit (test reference)."""
+    g = np.asarray(gaps, dtype=np.float64)
+    if not (np.all(np.isfinite(g)) and np.all(g > 0)):
+        raise ValueError("`gaps` must be finite and positive to be fitted in log-log.")
+    _, b, _ = fit_gap_law(sizes, np.log(g))
+    return float(slope_to_dimension(b))
+
 
 SAMPLERS = {"sphere": sample_sphere, "torus": sample_torus, "cube": sample_cube}
 

@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_repgap.callback import RepresentationGapCallback
+from lightning_repgap.config import GapConfig
 from lightning_repgap.stopping import (
     RepresentationGapEarlyStopping,
     RiseState,
@@ -223,7 +224,9 @@ def test_resumed_run_reaches_the_uninterrupted_decision(tmp_path):
 
 
 def test_works_with_the_real_gap_callback(tmp_path):
-    gap = RepresentationGapCallback(layer="backbone", train_probe=64, val_probe=16, n_bootstrap=0, log_figures=False)
+    gap = RepresentationGapCallback(
+        layer="backbone", train_probe=64, val_probe=16, config=GapConfig(n_bootstrap=0), log_figures=False
+    )
     stopper = RepresentationGapEarlyStopping()
     g = torch.Generator().manual_seed(1)
     train, val = (

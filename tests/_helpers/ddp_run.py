@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from _helpers.models import MLP, loaders
 from lightning_repgap.callback import RepresentationGapCallback
+from lightning_repgap.config import GapConfig
 
 
 def main() -> None:
@@ -31,7 +32,7 @@ def main() -> None:
         train_query_probe=200,
         snapshot_dir=os.path.join(out_dir, "snapshots"),
         snapshot_on="evaluation",
-        n_bootstrap=50,
+        config=GapConfig(n_bootstrap=50),
     )
     trainer = pl.Trainer(
         max_epochs=2,

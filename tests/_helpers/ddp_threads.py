@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from _helpers.models import MLP, loaders
 from lightning_repgap import search
 from lightning_repgap.callback import RepresentationGapCallback
+from lightning_repgap.config import GapConfig
 
 
 def main() -> None:
@@ -36,7 +37,9 @@ def main() -> None:
     search._prefix_top1_torch = spy  # looked up at call time by `prefix_nearest`
     pl.seed_everything(0)
     train, val = loaders(n_train=512, n_val=128)
-    cb = RepresentationGapCallback(layer="backbone", train_probe=256, val_probe=64, n_bootstrap=10, backend="torch")
+    cb = RepresentationGapCallback(
+        layer="backbone", train_probe=256, val_probe=64, config=GapConfig(n_bootstrap=10, backend="torch")
+    )
     trainer = pl.Trainer(
         max_epochs=1,
         accelerator="cpu",
