@@ -114,9 +114,11 @@ class RepGapCLI(LightningCLI):
                 print_history(cb)
         for cb in self.trainer.callbacks:
             if isinstance(cb, RepresentationGapEarlyStopping):
+                for key, tol, warm in zip(cb.monitor, cb.tolerance, cb.warmup, strict=True):
+                    print(f"RepresentationGapEarlyStopping(repgap/{key}): tolerance {tol:g}, warm-up {warm}")
                 print(
-                    f"RepresentationGapEarlyStopping(repgap/{cb.monitor}): best_epoch {cb.best_epoch}, "
-                    f"stopped_epoch {cb.stopped_epoch} (None: did not stop), weights in {cb.best_model_path}"
+                    f"  best_epoch {cb.best_epoch}, stopped_epoch {cb.stopped_epoch} (None: did not stop), "
+                    f"weights in {cb.best_model_path}"
                 )
         stopper = self.trainer.early_stopping_callback
         if stopper is not None:
