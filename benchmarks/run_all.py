@@ -111,18 +111,18 @@ def tile_gemm(reference_aug32: np.ndarray, queries32: np.ndarray) -> str:
     """
     import torch
 
-    from lightning_repgap._gemm import TileProduct, cpu_engine, engine_threads
-    from lightning_repgap.search import _TORCH_TILE
+    from lightning_repgap._gemm import TILE, TileProduct, cpu_engine
+    from lightning_repgap._threads import blas_threads
 
     ref = torch.from_numpy(reference_aug32)
     qs = torch.from_numpy(queries32)
     engine = cpu_engine(ref.shape[1], ref.shape[0] * qs.shape[0] * ref.shape[1], ref.device)
-    with engine_threads(engine):
-        for i0 in range(0, qs.shape[0], _TORCH_TILE):
-            q = qs[i0 : i0 + _TORCH_TILE]
-            product = TileProduct(torch.cat([q, torch.ones(q.shape[0], 1)], dim=1), engine, _TORCH_TILE)
-            for j0 in range(0, ref.shape[0], _TORCH_TILE):
-                product(ref[j0 : j0 + _TORCH_TILE])
+    with blas_threads(engine):
+        for i0 in range(0, qs.shape[0], TILE):
+            q = qs[i0 : i0 + TILE]
+            product = TileProduct(torch.cat([q, torch.ones(q.shape[0], 1)], dim=1), engine, TILE)
+            for j0 in range(0, ref.shape[0], TILE):
+                product(ref[j0 : j0 + TILE])
     return engine
 
 
@@ -201,12 +201,12 @@ def run_worker(cfg: dict) -> dict:
     import faiss  # noqa: F401 - imported before the baseline, like every library the configurations use
     import sklearn.neighbors  # noqa: F401
 
-    from lightning_repgap._gemm import _PROBE_MIN_WORK, cpu_engine
+    from lightning_repgap._gemm import PROBE_MIN_WORK, cpu_engine
     from lightning_repgap.approximate import approximate_gap
     from lightning_repgap.search import prepare, search_prepared
 
     # The one-time choice of the CPU tile library (~0.1 s per process) is made here, not inside a timed search.
-    out["engine"] = cpu_engine(D + 1, _PROBE_MIN_WORK, torch.device("cpu"))
+    out["engine"] = cpu_engine(D + 1, PROBE_MIN_WORK, torch.device("cpu"))
     base = rss_now()
     out["bank_mib"] = ref.nbytes / MIB
     out["flops"] = 2.0 * n * m * D

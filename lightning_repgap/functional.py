@@ -20,15 +20,10 @@ import torch
 from typing_extensions import Unpack
 
 from lightning_repgap._checks import _check_gap_sets, _check_labels
-from lightning_repgap.approximate import (
-    APPROXIMATE_KEYS,
-    ApproximateGap,
-    _approximate_curve,
-    resolve_index,
-)
+from lightning_repgap.approximate import APPROXIMATE_KEYS, ApproximateGap
 from lightning_repgap.config import GapConfig, GapSettings
 from lightning_repgap.dimension import DimensionFit, gap_dimension, mle_dimension, twonn_dimension
-from lightning_repgap.gap import GapCurve, _gap_curve
+from lightning_repgap.gap import GapCurve, build_curve
 
 __all__ = [
     "ACCURACY_KEYS",
@@ -116,28 +111,21 @@ def _gap_compute(
     t0 = time.perf_counter()
     n_max = inputs.reference.shape[0]
     k = min(max(2, config.n_neighbors), n_max)
-    # The names the search block below expects.
-    sizes, min_size, ratio, seed = config.sizes, config.min_size, config.ratio, config.seed
-    backend, index = config.backend, config.index
-    search = resolve_index(index, n_max)
-    approximate = None
-    accuracy: dict[str, float] = {}
-    sets = (inputs.reference, inputs.queries, inputs.train_queries)
-    grid_and_search: dict[str, Any] = {
-        "sizes": sizes,
-        "min_size": min_size,
-        "ratio": ratio,
-        "seed": seed,
-        "n_neighbors": k,
-        "backend": backend,
-        "num_threads": num_threads,
-    }
-    if search == "exact":
-        curve = _gap_curve(*sets, **grid_and_search)
-    else:
-        curve, approximate, accuracy = _approximate_curve(
-            *sets, index="ivf" if search == "ivf" else "hnsw", **grid_and_search
-        )
+    curve = build_curve(
+        inputs.reference,
+        inputs.queries,
+        inputs.train_queries,
+        sizes=config.sizes,
+        min_size=config.min_size,
+        ratio=config.ratio,
+        seed=config.seed,
+        n_neighbors=k,
+        backend=config.backend,
+        num_threads=num_threads,
+        index=config.index,
+    )
+    approximate: ApproximateGap | None = curve.report
+    accuracy = dict(curve.accuracy)
     t_search = time.perf_counter() - t0
     fit = gap_dimension(
         curve.sizes,

@@ -14,24 +14,29 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from lightning_repgap._checks import _check_gap_sets, _check_positive_int
+from lightning_repgap._gemm import GemmOption
+from lightning_repgap._prepare import centred32
+from lightning_repgap._threads import thread_scope
 from lightning_repgap.calibration import concentration as _concentration
 from lightning_repgap.search import (
     Backend,
-    Prepared,
-    _search_threads,
-    needs_float64_ranking,
-    prefix_nearest,
-    prefix_nearest_and_knn,
-    prepare,
-    resolve_backend,
+    BankSearch,
+    IndexOption,
+    SearchEngine,
+    engine_for,
+    resolve_index,
+    sample_accuracy,
 )
+
+__all__ = ["CONCENTRATION_SUBSET", "DUP_RTOL", "GapCurve", "build_curve", "check_sizes", "gap_curve", "geometric_sizes"]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +98,12 @@ class GapCurve:
         train_per_query: float64 ``(S, m_train)`` per-query minima of the training queries, if any.
         knn_dist_sq: float64 ``(min(m, neighbor_queries), k)`` squared distances of a random subset of the
             queries to their ``k`` nearest bank points (ascending), when ``n_neighbors > 0``; feeds TwoNN and MLE.
-        backend: the search backend that ran.
+        backend: the search that ran: the exact backend (``"torch"``, ``"faiss"``, ...) or the approximate index
+            (``"ivf"``, ``"hnsw"``).
+        accuracy: with an approximate engine, ``recall`` and ``gap_rel_error`` at :math:`n_{max}` measured against
+            an exact search of a sample of the queries (:func:`lightning_repgap.search.sample_accuracy`); empty
+            for the exact engine.
+        report: the engine's own details (``ApproximateGap`` for an approximate index), else ``None``.
 
     Example:
         >>> import numpy as np
@@ -114,6 +124,8 @@ class GapCurve:
     train_per_query: np.ndarray | None = None
     knn_dist_sq: np.ndarray | None = None
     backend: str = ""
+    accuracy: Mapping[str, float] = field(default_factory=dict)
+    report: Any = None
 
     @property
     def gap(self) -> float:
@@ -151,13 +163,31 @@ class GapCurve:
         return 1.0 if self.gap == 0 else math.inf
 
 
-def _validate_sizes(sizes: Any, n_max: int) -> np.ndarray:
-    arr = np.asarray(sizes, dtype=np.int64).reshape(-1)
-    if arr.size == 0 or (np.diff(arr) <= 0).any() or arr[0] < 1 or arr[-1] > n_max:
+def check_sizes(sizes: Any, n_max: int) -> np.ndarray:
+    """``sizes`` as int64 if they are strictly increasing integers in ``[1, n_max]``; a ``ValueError`` otherwise.
+
+    Args:
+        sizes: bank sizes (integers, or floats holding integers).
+        n_max: bank size.
+
+    Returns:
+        The sizes, int64 ``(S,)``.
+
+    Example:
+        >>> check_sizes([16, 32.0], 100).tolist()
+        [16, 32]
+
+    """
+    arr = np.asarray(sizes).reshape(-1)
+    numeric = np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    if not (arr.size and numeric and np.all(arr == np.round(arr))) or (np.diff(arr) <= 0).any() or arr[0] < 1:
+        raise ValueError(f"`sizes` must be strictly increasing integers in [1, {n_max}], got {np.asarray(sizes)}.")
+    if arr[-1] > n_max:
         raise ValueError(
-            f"`sizes` must be strictly increasing integers in [1, {n_max}] (the bank size), got {np.asarray(sizes)}."
+            f"`sizes` must be strictly increasing integers in [1, {n_max}] (the bank has only {n_max} points),"
+            f" got {np.asarray(sizes)}."
         )
-    return arr
+    return arr.astype(np.int64)
 
 
 def gap_curve(
@@ -173,6 +203,8 @@ def gap_curve(
     neighbor_queries: int = 256,
     backend: Backend = "auto",
     num_threads: int | None = None,
+    index: IndexOption = "exact",
+    gemm: GemmOption = "auto",
 ) -> GapCurve:
     r"""Representation gap :math:`G(n)` of ``queries`` against growing prefixes of ``reference``.
 
@@ -187,18 +219,20 @@ def gap_curve(
             bank sorted by class does not bias the curve; ``None`` keeps the given order.
         n_neighbors: also return the ``n_neighbors`` nearest bank points of ``neighbor_queries`` random queries
             (for TwoNN/MLE). A top-k search costs several times a ``k = 1`` one per query, so only a subset
-            pays it: with the default 256 and 10,000 queries it adds about 3 % to the curve's cost. TwoNN's
-            relative standard error is about ``1 / sqrt(neighbor_queries)`` (6 % at 256).
+            pays it (a few % of the curve's cost at the default 256). TwoNN's relative standard error is about
+            ``1 / sqrt(neighbor_queries)`` (6 % at 256).
         neighbor_queries: how many queries get the ``n_neighbors`` search.
-        backend: search backend, see :func:`lightning_repgap.search.nearest`.
+        backend: exact search backend, see :func:`lightning_repgap.search.nearest`.
         num_threads: threads for the search (torch and FAISS); default ``REPGAP_NUM_THREADS``, else torch's
             current intra-op count, which Lightning divides among the processes of a DDP job on one machine.
+        index: search engine: ``"exact"``, ``"ivf"`` / ``"hnsw"`` (approximate, with measured accuracy) or
+            ``"auto"`` (:func:`lightning_repgap.search.auto_index`).
+        gemm: library of the CPU score tiles (``"auto"``, ``"torch"``, ``"numpy"``); wins over ``REPGAP_CPU_GEMM``.
 
     Returns:
         A :class:`GapCurve`.
 
     Example:
-        >>> import numpy as np
         >>> rng = np.random.default_rng(0)
         >>> curve = gap_curve(rng.random((4096, 2)), rng.random((512, 2)), min_size=64)
         >>> curve.sizes.tolist()
@@ -208,7 +242,7 @@ def gap_curve(
 
     """
     ref, qs, tq = _check_gap_sets(reference, queries, train_queries)
-    return _gap_curve(
+    return build_curve(
         ref,
         qs,
         tq,
@@ -220,14 +254,16 @@ def gap_curve(
         neighbor_queries=neighbor_queries,
         backend=backend,
         num_threads=num_threads,
+        index=index,
+        gemm=gemm,
         device=queries.device if isinstance(queries, torch.Tensor) else None,
     )
 
 
-def _gap_curve(
-    ref: np.ndarray,
-    qs: np.ndarray,
-    tq: np.ndarray | None,
+def build_curve(
+    reference: np.ndarray,
+    queries: np.ndarray,
+    train_queries: np.ndarray | None = None,
     *,
     sizes: Any = None,
     min_size: int = 16,
@@ -237,60 +273,126 @@ def _gap_curve(
     neighbor_queries: int = 256,
     backend: Backend = "auto",
     num_threads: int | None = None,
+    index: IndexOption = "exact",
+    gemm: GemmOption = "auto",
     device: torch.device | None = None,
+    engine: SearchEngine | None = None,
 ) -> GapCurve:
-    """:func:`gap_curve` on inputs already validated by ``_check_gap_sets`` (no second pass over the bank)."""
-    n_max = ref.shape[0]
+    """The one curve builder: one engine search, then running minima, scale, concentration and neighbour distances.
+
+    :func:`gap_curve` on inputs already validated by ``_check_gap_sets`` (no second pass over the bank). The queries
+    and the training queries are searched together, as one query set, and split afterwards.
+
+    Args:
+        reference: ``(n_max, D)`` validated bank.
+        queries: ``(m, D)`` validated queries.
+        train_queries: ``(m', D)`` validated training queries, or ``None``.
+        sizes: see :func:`gap_curve`.
+        min_size: see :func:`gap_curve`.
+        ratio: see :func:`gap_curve`.
+        seed: see :func:`gap_curve`; also seeds an approximate engine's sample and k-means.
+        n_neighbors: see :func:`gap_curve`.
+        neighbor_queries: see :func:`gap_curve`.
+        backend: see :func:`gap_curve`.
+        num_threads: see :func:`gap_curve`; the one thread scope of the whole search.
+        index: see :func:`gap_curve`.
+        gemm: see :func:`gap_curve`.
+        device: device of the torch backend (default the CPU).
+        engine: a ready :class:`~lightning_repgap.search.SearchEngine`; overrides ``index``, ``backend``, ``gemm``
+            and ``device``.
+
+    Returns:
+        A :class:`GapCurve`.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> build_curve(rng.random((256, 3)), rng.random((32, 3)), sizes=[64, 256]).gaps.shape
+        (2,)
+
+    """
+    n_max = reference.shape[0]
     grid = geometric_sizes(n_max, min_size=min(min_size, n_max), ratio=ratio) if sizes is None else sizes
-    grid = _validate_sizes(grid, n_max)
+    grid = check_sizes(grid, n_max)
     n_neighbors = int(n_neighbors)
     searched = int(grid[-1])  # bank points that take part; the neighbour table is drawn from them
     if not 0 <= n_neighbors <= searched:
         raise ValueError(
             f"`n_neighbors` must be in [0, {searched}] (the largest bank size searched), got {n_neighbors}."
         )
-    resolved = resolve_backend(backend)
-    threads = _search_threads(num_threads)  # validates num_threads before the bank is copied
-
-    order = np.random.default_rng(seed).permutation(n_max) if seed is not None else np.arange(n_max)
+    if engine is None:
+        name = resolve_index(index, n_max)
+        options: dict[str, Any] = {} if name == "exact" else {"seed": seed}
+        engine = engine_for(name, backend=backend, gemm=gemm, device=device, **options)
+    scope = thread_scope(num_threads, faiss=engine.uses_faiss)  # validates num_threads before the bank is copied
     # Only the first ``grid[-1]`` bank points take part; the rest of ``reference`` is ignored.
-    order = order[: grid[-1]]
-    all_queries = qs if tq is None else np.concatenate([qs, tq])
-    prep = prepare(ref, all_queries, rows=order)  # the bank in ``order``, without a reordered copy of it
-    m = qs.shape[0]
-    knn_dist_sq = None
+    order = np.random.default_rng(seed).permutation(n_max)[:searched] if seed is not None else None
+    all_queries = queries if train_queries is None else np.concatenate([queries, train_queries])
+    m = queries.shape[0]
     pick = None
     if n_neighbors:
         n_pick = _check_positive_int(neighbor_queries, "neighbor_queries")
         pick = np.random.default_rng(seed).permutation(m)[:n_pick]
-    # One thread setting for every torch step (float32 search with its neighbour table, float64 re-ranking): the
-    # inner searches then find it already in place instead of switching torch's pool back and forth.
-    with threads:
-        per_query, nearest_pos, knn_i = _blocked_search(
-            prep, grid, backend=resolved, num_threads=num_threads, device=device, knn_rows=pick, n_neighbors=n_neighbors
-        )
-    if knn_i is not None:
-        knn_dist_sq = prep.dist_sq(knn_i, rows=pick)
-        knn_dist_sq.sort(axis=1)
-    centred = prep.reference32
-    scale = 2.0 * prep.reference_sq_sum / max(1, centred.shape[0] - 1)
-    # The user's queries only (not train queries), evenly spread in case they come sorted (e.g. by class); the
-    # bank rows are already in random order, except with seed=None, where they get spread out the same way.
-    conc_q = prep.queries32[_spread(m, CONCENTRATION_SUBSET)]
-    conc_r = prep.reference32 if seed is not None else prep.reference32[_spread(centred.shape[0], CONCENTRATION_SUBSET)]
-    concentration = _concentration(conc_r, conc_q, n_sub=CONCENTRATION_SUBSET)
+    with scope:
+        found = engine.search(reference, all_queries, order, grid, knn_queries=pick, n_neighbors=n_neighbors)
+    minima = found.minima.running()
+    per_query = minima.dist_sq
     return GapCurve(
         sizes=grid,
         gaps=per_query[:, :m].mean(axis=1),
         per_query=np.ascontiguousarray(per_query[:, :m]),
-        nearest_index=order[nearest_pos[:m]],
-        scale=scale,
-        concentration=concentration,
-        train_gaps=None if tq is None else per_query[:, m:].mean(axis=1),
-        train_per_query=None if tq is None else np.ascontiguousarray(per_query[:, m:]),
-        knn_dist_sq=knn_dist_sq,
-        backend=resolved,
+        nearest_index=minima.rows[-1, :m],
+        scale=2.0 * found.sq_dev_sum / max(1, searched - 1),
+        concentration=_curve_concentration(reference, queries, order, searched, found.centre),
+        train_gaps=None if train_queries is None else per_query[:, m:].mean(axis=1),
+        train_per_query=None if train_queries is None else np.ascontiguousarray(per_query[:, m:]),
+        knn_dist_sq=None if pick is None else _knn_dist_sq(reference, queries[pick], found),
+        backend=engine.label,
+        accuracy=_accuracy(found, m),
+        report=found.report,
     )
+
+
+def _curve_concentration(
+    reference: np.ndarray, queries: np.ndarray, order: np.ndarray | None, searched: int, centre: np.ndarray
+) -> float:
+    """:attr:`GapCurve.concentration` from the first ``CONCENTRATION_SUBSET`` bank rows and evenly spread queries.
+
+    The user's queries only (not train queries), evenly spread in case they come sorted (e.g. by class); the bank
+    rows are already in random order, except without a shuffle (``order`` is ``None``), where they get spread out
+    the same way. Both are centred on the engine's ``centre``, as its float32 copies are.
+    """
+    rows = order[:CONCENTRATION_SUBSET] if order is not None else _spread(searched, CONCENTRATION_SUBSET)
+    conc_r = centred32(reference[rows], centre)
+    conc_q = centred32(queries[_spread(queries.shape[0], CONCENTRATION_SUBSET)], centre)
+    return _concentration(conc_r, conc_q, n_sub=CONCENTRATION_SUBSET)
+
+
+def _knn_dist_sq(reference: np.ndarray, queries: np.ndarray, found: BankSearch) -> np.ndarray:
+    """Exact float64 squared distances (ascending) of the neighbour-table queries to their neighbours' rows."""
+    knn_rows = found.knn_rows
+    assert knn_rows is not None
+    out = np.empty(knn_rows.shape, dtype=np.float64)
+    queries64 = queries.astype(np.float64)
+    for col in range(knn_rows.shape[1]):
+        diff = np.subtract(queries64, reference[knn_rows[:, col]], dtype=np.float64)
+        out[:, col] = np.einsum("ij,ij->i", diff, diff)
+    out.sort(axis=1)
+    return out
+
+
+def _accuracy(found: BankSearch, m: int) -> dict[str, float]:
+    """Recall and relative gap error at :math:`n_{max}` on the exactly searched sample, among the user's queries.
+
+    All sampled queries count if none of them is one of the ``m`` user queries. Empty for an exact engine.
+    """
+    if found.exact_sample is None:
+        return {}
+    sampled, exact = found.exact_sample
+    mine = sampled < m
+    if not mine.any():
+        mine[:] = True
+    recall, rel_err = sample_accuracy(found.minima.dist_sq[-1:, sampled[mine]], exact[-1:, mine])
+    return {"recall": float(recall[-1]), "gap_rel_error": float(rel_err[-1])}
 
 
 def _spread(n: int, k: int) -> np.ndarray:
@@ -298,57 +400,3 @@ def _spread(n: int, k: int) -> np.ndarray:
     if n <= k:
         return np.arange(n)
     return np.linspace(0, n - 1, k).round().astype(np.int64)
-
-
-def _blocked_search(
-    prep: Prepared,
-    grid: np.ndarray,
-    *,
-    backend: str,
-    num_threads: int | None,
-    device: torch.device | None,
-    knn_rows: np.ndarray | None = None,
-    n_neighbors: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Exact float64 prefix minima ``(S, m)`` and each query's nearest bank position, from one prefix search.
-
-    With ``knn_rows``, also those queries' ``n_neighbors`` nearest bank positions (float32 order), from the same
-    pass (see :func:`~lightning_repgap.search.prefix_nearest_and_knn`); ``None`` otherwise.
-
-    Winners are chosen in float32; only their distances are recomputed in float64, and only where the winner
-    changed from the previous size. Queries whose nearest neighbour is too close for float32 to rank (very low
-    dimension with a large bank, collapsed representations) are searched again in float64. A running minimum
-    keeps the curve monotone even if float32 ranking and float64 distances disagree on a near-tie.
-    """
-    knn = None
-    if knn_rows is None:
-        winners = prefix_nearest(prep, grid, backend=backend, num_threads=num_threads, device=device)
-    else:
-        winners, knn = prefix_nearest_and_knn(
-            prep, grid, knn_rows, n_neighbors, backend=backend, num_threads=num_threads, device=device
-        )
-    per_query = _winner_distances(prep, winners)
-    # per_query[-1] is the float64 distance of each query's float32 winner in the whole bank: what the check needs.
-    risky = needs_float64_ranking(prep, per_query[-1])
-    if risky.size:
-        log.debug("re-ranking %d of %d queries in float64", risky.size, winners.shape[1])
-        winners[:, risky] = prefix_nearest(prep, grid, backend=backend, num_threads=num_threads, rows=risky)
-        per_query[:, risky] = _winner_distances(prep, winners[:, risky], rows=risky)
-    first_best = np.argmin(per_query, axis=0)
-    np.minimum.accumulate(per_query, axis=0, out=per_query)
-    return per_query, winners[first_best, np.arange(winners.shape[1])], knn
-
-
-def _winner_distances(prep: Prepared, winners: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """Float64 distance ``(S, len(rows))`` of each query (``rows``, default all) to its winner at every size.
-
-    Only where the winner changed from the previous size is a distance recomputed.
-    """
-    per_query = np.empty(winners.shape, dtype=np.float64)
-    per_query[0] = prep.dist_sq(winners[0][:, None], rows=rows)[:, 0]
-    for s in range(1, winners.shape[0]):
-        changed = np.flatnonzero(winners[s] != winners[s - 1])
-        per_query[s] = per_query[s - 1]
-        query_rows = changed if rows is None else rows[changed]
-        per_query[s, changed] = prep.dist_sq(winners[s, changed][:, None], rows=query_rows)[:, 0]
-    return per_query

@@ -222,7 +222,7 @@ def test_bad_data_raises(rng):
 
 
 def test_auto_index_and_default_nlist():
-    assert auto_index(AUTO_APPROXIMATE_MIN_BANK - 1) == "flat"
+    assert auto_index(AUTO_APPROXIMATE_MIN_BANK - 1) == "exact"
     assert auto_index(AUTO_APPROXIMATE_MIN_BANK) == "ivf"
     with pytest.raises(ValueError, match="n_bank"):
         auto_index(0)
@@ -235,7 +235,8 @@ def test_auto_index_and_default_nlist():
 
 def test_cluster_sums_in_tiles_match_index_add():
     # Memory bound: the k-means sums are one-hot GEMMs over row tiles, never one (n x k) matrix; same sums.
-    from lightning_repgap.approximate import _ROW_TILE, _cluster_sums
+    from lightning_repgap._ivf import ROW_TILE as _ROW_TILE
+    from lightning_repgap._ivf import cluster_sums as _cluster_sums
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2 * _ROW_TILE + 123, 6, generator=gen, dtype=torch.float64)

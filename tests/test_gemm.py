@@ -82,7 +82,7 @@ def test_small_searches_never_probe_and_large_ones_probe_once(monkeypatch):
     cpu = torch.device("cpu")
     assert _gemm.cpu_engine(257, 1000, cpu) == "torch"
     assert calls == []
-    big = _gemm._PROBE_MIN_WORK
+    big = _gemm.PROBE_MIN_WORK
     assert _gemm.cpu_engine(257, big, cpu) == "numpy"
     assert _gemm.cpu_engine(257, 1000, cpu) == "numpy", "the process keeps its choice for that width"
     assert calls == [257]
@@ -97,3 +97,30 @@ def test_a_bad_setting_is_named(monkeypatch):
     monkeypatch.setenv("REPGAP_CPU_GEMM", "mkl")
     with pytest.raises(ValueError, match="REPGAP_CPU_GEMM must be one of"):
         nearest(np.zeros((10, 2)), np.zeros((2, 2)), backend="torch")
+
+
+@pytest.mark.parametrize(("env", "arg"), [("numpy", "torch"), ("torch", "numpy")])
+def test_the_gemm_argument_wins_over_the_environment(monkeypatch, env, arg):
+    monkeypatch.setenv("REPGAP_CPU_GEMM", env)
+    used: list[str] = []
+    original = _gemm.TileProduct.__init__
+
+    def spy(self: _gemm.TileProduct, q_aug: torch.Tensor, engine: str, max_block: int) -> None:
+        used.append(engine)
+        original(self, q_aug, engine, max_block)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_gemm.TileProduct, "__init__", spy)
+    rng = np.random.default_rng(3)
+    ref, qs = rng.standard_normal((3000, 5)), rng.standard_normal((60, 5))
+    with_arg = gap_curve(ref, qs, n_neighbors=3, backend="torch", gemm=arg)
+    _, idx = nearest(ref, qs, k=2, backend="torch", gemm=arg)
+    assert used
+    assert set(used) == {arg}
+    used.clear()
+    from_env = gap_curve(ref, qs, n_neighbors=3, backend="torch")
+    assert set(used) == {env}
+    np.testing.assert_allclose(with_arg.per_query, from_env.per_query, rtol=1e-12)
+    np.testing.assert_array_equal(idx, np.argsort(brute_force_dist_sq(ref, qs), axis=1)[:, :2])
+    assert _gemm.cpu_engine(257, 1000, torch.device("cpu"), arg) == arg
+    with pytest.raises(ValueError, match="`gemm` must be one of"):
+        gap_curve(ref, qs, gemm="mkl")  # type: ignore[arg-type]

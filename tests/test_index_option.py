@@ -11,7 +11,8 @@ from _helpers.cli_data import torus_arrays
 from _helpers.models import MLP, loaders
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-import lightning_repgap.approximate as approximate
+import lightning_repgap._ann as ann
+import lightning_repgap.search as search
 from lightning_repgap.callback import RepresentationGapCallback
 from lightning_repgap.cli import main
 from lightning_repgap.functional import _gap_compute, _gap_update, representation_gap
@@ -90,7 +91,7 @@ def test_auto_on_a_small_bank_is_exactly_the_exact_path(inputs, exact):
 # 200 queries give the calibration a coarse sample; its warning about the 0.5 % target is not what is tested here.
 @pytest.mark.filterwarnings("ignore:approximate search reached")
 def test_auto_switches_to_ivf_from_the_documented_bank_size(inputs, monkeypatch):
-    monkeypatch.setattr(approximate, "AUTO_APPROXIMATE_MIN_BANK", N_BANK)
+    monkeypatch.setattr(search, "AUTO_APPROXIMATE_MIN_BANK", N_BANK)
     small = _gap_update(inputs.reference[: N_BANK - 1], inputs.queries[:200])
     assert "recall" not in _gap_compute(small, n_bootstrap=0, index="auto").values
     big = _gap_compute(_gap_update(inputs.reference, inputs.queries[:200]), n_bootstrap=0, index="auto")
@@ -137,7 +138,7 @@ def test_metric_end_to_end_with_ivf(inputs, ivf):
 
 def test_callback_logs_recall_and_snapshot_replays_with_the_same_index(tmp_path, monkeypatch, capsys):
     # A 1024-point bank is all exact prefix by default; a smaller exact prefix makes its last blocks IVF.
-    monkeypatch.setattr(approximate, "_EXACT_MIN", 128)
+    monkeypatch.setattr(ann, "_EXACT_MIN", 128)
     import lightning.pytorch as pl
 
     pl.seed_everything(0)

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 from conftest import brute_force_dist_sq
 
-from lightning_repgap.search import nearest, prefix_nearest, prefix_nearest_and_knn, prepare, resolve_backend
+from lightning_repgap.search import (
+    AUTO_APPROXIMATE_MIN_BANK,
+    INDEX_OPTIONS,
+    auto_index,
+    engine_for,
+    merge_nearest,
+    nearest,
+    prefix_nearest,
+    prefix_nearest_and_knn,
+    prepare,
+    resolve_backend,
+    resolve_index,
+)
 
 BACKENDS = ["faiss", "torch"]
 
@@ -162,3 +178,76 @@ def test_prepare_with_a_full_permutation_and_the_norm_column_sum():
     assert prep.reference_sq_sum == pytest.approx(float((centred**2).sum()), rel=1e-7)
     repeated = np.concatenate([order[:2000], order[:1000]])  # not a permutation: the mean of the rows it names
     np.testing.assert_allclose(prepare(ref, qs, rows=repeated).centre, ref[repeated].mean(axis=0), rtol=1e-13)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_engine_minima_of_a_split_bank_merge_to_the_full_search(rng, backend):
+    # The contract a DDP engine relies on: per-size minima over disjoint parts of the bank merge by elementwise
+    # minimum into the minima over the whole bank.
+    ref, qs = rng.standard_normal((3000, 6)), rng.standard_normal((120, 6))
+    order = rng.permutation(3000)
+    sizes = np.array([100, 400, 1600, 3000])
+    engine = engine_for("exact", backend=backend)
+    full = engine.search(ref, qs, order, sizes).minima.running()
+    parts = []
+    for rank in (0, 1):
+        mine = np.flatnonzero(np.arange(3000) % 2 == rank)  # bank positions this "rank" holds
+        local_sizes = np.searchsorted(mine, sizes)  # its positions below each global size
+        parts.append(engine.search(ref, qs, order[mine], local_sizes).minima.running())
+    merged = parts[0].merge(parts[1])
+    np.testing.assert_array_equal(merged.rows, full.rows)
+    np.testing.assert_array_equal(merged.dist_sq, full.dist_sq)
+    expected = np.stack([brute_force_dist_sq(ref[order[:n]], qs).min(axis=1) for n in sizes])
+    np.testing.assert_allclose(full.dist_sq, expected, rtol=1e-12)
+
+
+def test_merge_nearest_is_a_stable_top_k(rng):
+    d = rng.integers(0, 5, (40, 9)).astype(np.float64)  # many ties
+    idx = np.tile(np.arange(9), (40, 1))
+    best = (np.empty((40, 0)), np.empty((40, 0), dtype=np.int64))
+    for j0 in range(0, 9, 4):  # blocks of 4, 4, 1 columns, merged in bank order
+        best = merge_nearest(best, (d[:, j0 : j0 + 4], idx[:, j0 : j0 + 4]), 3)
+    keep = np.argsort(d, axis=1, kind="stable")[:, :3]
+    np.testing.assert_array_equal(best[1], keep)
+    np.testing.assert_array_equal(best[0], np.take_along_axis(d, keep, axis=1))
+
+
+def test_engine_names_and_auto_index():
+    assert INDEX_OPTIONS == ("exact", "ivf", "hnsw", "auto")
+    assert resolve_index("auto", AUTO_APPROXIMATE_MIN_BANK - 1) == auto_index(1) == "exact"
+    assert resolve_index("auto", AUTO_APPROXIMATE_MIN_BANK) == "ivf"
+    with pytest.raises(ValueError, match="`index` must be"):
+        engine_for("flat")
+    with pytest.raises(ValueError, match="`gemm` must be one of"):
+        engine_for("exact", gemm="mkl")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="takes no options"):
+        engine_for("exact", seed=0)
+
+
+def test_an_exact_measurement_never_imports_approximate_search_code(tmp_path):
+    # Functional API, Metric and CLI-style gap_curve with the default index: the approximate engines stay unloaded.
+    script = """
+import sys
+import numpy as np
+import torch
+from lightning_repgap.functional import representation_gap
+from lightning_repgap.gap import gap_curve
+from lightning_repgap.metric import RepresentationGap
+
+rng = np.random.default_rng(0)
+ref, qs = rng.standard_normal((600, 5)), rng.standard_normal((80, 5))
+representation_gap(ref, qs, n_bootstrap=0)
+representation_gap(ref, qs, n_bootstrap=0, index="auto")
+gap_curve(ref, qs, n_neighbors=3)
+metric = RepresentationGap(n_bootstrap=0)
+metric.update(reference=torch.from_numpy(ref), queries=torch.from_numpy(qs))
+metric.compute()
+loaded = sorted(m for m in sys.modules if m in ("lightning_repgap._ann", "lightning_repgap._ivf"))
+print("LOADED", loaded)
+"""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "LOADED []" in proc.stdout, proc.stdout

@@ -14,12 +14,13 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from lightning_repgap import search
+from lightning_repgap import _exact, _gemm
+from lightning_repgap._threads import default_num_threads, thread_scope, torch_threads
 from lightning_repgap.callback import RepresentationGapCallback
 from lightning_repgap.functional import representation_gap
 from lightning_repgap.gap import gap_curve
 from lightning_repgap.metric import RepresentationGap
-from lightning_repgap.search import _torch_threads, default_num_threads, nearest, prepare, search_prepared
+from lightning_repgap.search import nearest, prepare, search_prepared
 
 # torch's count while a test runs; the requests below differ from it, so a test sees whether they were applied.
 BASE = 2
@@ -56,15 +57,16 @@ def data(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("requested", [1, 3])
 def test_torch_search_runs_under_requested_count_and_restores(monkeypatch, data, requested):
-    seen = _spy(monkeypatch, search, "_top1_tiles")
+    seen = _spy(monkeypatch, _gemm, "_top1_tiles")
     prep = prepare(*data)
-    search_prepared(prep.reference32, prep.queries32, 1, backend="torch", num_threads=requested)
+    with thread_scope(requested):
+        search_prepared(prep.reference32, prep.queries32, 1, backend="torch")
     assert seen == [requested]
     assert torch.get_num_threads() == BASE
 
 
 def test_count_is_restored_when_the_search_raises(monkeypatch, data):
-    seen = _spy(monkeypatch, search, "_topk_tiles", fail=True)
+    seen = _spy(monkeypatch, _gemm, "_topk_tiles", fail=True)
     with pytest.raises(RuntimeError, match="boom"):
         nearest(*data, k=3, backend="torch", num_threads=1)
     assert seen == [1]
@@ -80,7 +82,7 @@ def test_without_a_request_torch_is_left_alone(monkeypatch, data):
 
 
 def test_env_var_is_honoured_and_the_argument_wins(monkeypatch, data):
-    seen = _spy(monkeypatch, search, "_topk_tiles")
+    seen = _spy(monkeypatch, _gemm, "_topk_tiles")
     monkeypatch.setenv("REPGAP_NUM_THREADS", "1")
     assert default_num_threads() == 1
     nearest(*data, k=2, backend="torch")
@@ -100,8 +102,8 @@ def test_every_torch_step_of_a_gap_curve_uses_the_count(monkeypatch):
     # Dense 1-D data: the nearest neighbours are too close for float32, so the float64 re-ranking runs too.
     rng = np.random.default_rng(0)
     ref, qs = rng.random((4096, 1)), rng.random((64, 1))
-    prefix = _spy(monkeypatch, search, "_prefix_top1_torch")
-    topk = _spy(monkeypatch, search, "_topk_tiles")
+    prefix = _spy(monkeypatch, _exact, "prefix_top1_torch")
+    topk = _spy(monkeypatch, _gemm, "_topk_tiles")
     gap_curve(ref, qs, n_neighbors=4, backend="torch", num_threads=1)
     assert prefix == [1, 1], "the float32 search (with the neighbour table) and the float64 re-ranking"
     assert topk == [], "the neighbour table comes from the prefix search's own tiles"
@@ -109,11 +111,11 @@ def test_every_torch_step_of_a_gap_curve_uses_the_count(monkeypatch):
 
 
 def test_nested_settings_restore_the_outer_one():
-    with _torch_threads(1):
-        with _torch_threads(3):
+    with torch_threads(1):
+        with torch_threads(3):
             assert torch.get_num_threads() == 3
         assert torch.get_num_threads() == 1
-        with _torch_threads(None):
+        with torch_threads(None):
             assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == BASE
 
@@ -121,13 +123,13 @@ def test_nested_settings_restore_the_outer_one():
 def test_faiss_gets_the_same_count_and_torch_keeps_its_own(monkeypatch, data):
     faiss = pytest.importorskip("faiss")
     seen: list[int] = []
-    original = search._search_faiss
+    original = _exact.search_faiss
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         seen.append(faiss.omp_get_max_threads())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(search, "_search_faiss", spy)
+    monkeypatch.setattr(_exact, "search_faiss", spy)
     nearest(*data, backend="faiss", num_threads=1)
     # faiss-cpu and torch may share one OpenMP runtime: FAISS' setting must not leak into torch's.
     assert torch.get_num_threads() == BASE
@@ -140,12 +142,12 @@ def test_faiss_gets_the_same_count_and_torch_keeps_its_own(monkeypatch, data):
 
 def test_approximate_gap_runs_its_torch_work_under_the_count(monkeypatch):
     pytest.importorskip("faiss")
-    from lightning_repgap import approximate
+    from lightning_repgap import _ann, approximate
 
     rng = np.random.default_rng(0)
     ref, qs = rng.random((6000, 4)), rng.random((100, 4))
-    kmeans = _spy(monkeypatch, approximate, "_kmeans")
-    prefix = _spy(monkeypatch, search, "_prefix_top1_torch")
+    kmeans = _spy(monkeypatch, _ann, "kmeans")
+    prefix = _spy(monkeypatch, _exact, "prefix_top1_torch")
     approximate.approximate_gap(ref, qs, exact_max=1024, recall_sample=50, num_threads=3)
     assert kmeans == [3]
     assert prefix == [1], "the exact prefix keeps its single thread"
@@ -178,7 +180,7 @@ def test_bad_counts_are_rejected(data, bad):
 
 
 def test_metric_and_callback_pass_the_count_through(monkeypatch):
-    seen = _spy(monkeypatch, search, "_prefix_top1_torch")
+    seen = _spy(monkeypatch, _exact, "prefix_top1_torch")
     cb = RepresentationGapCallback(layer="backbone", num_threads=1, backend="torch")
     metric = cb._metric("backbone")
     assert metric.num_threads == 1

@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from _helpers.models import MLP, loaders
-from lightning_repgap import search
+from lightning_repgap import _exact, _threads
 from lightning_repgap.callback import RepresentationGapCallback
 from lightning_repgap.config import GapConfig
 
@@ -27,14 +27,14 @@ from lightning_repgap.config import GapConfig
 def main() -> None:
     out_dir = sys.argv[1]
     seen: list[dict[str, int]] = []
-    prefix_search = search._prefix_top1_torch
+    prefix_search = _exact.prefix_top1_torch
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         # The one-pass prefix search is the bulk of a measurement: record the setting it actually runs under.
-        seen.append({"torch": torch.get_num_threads(), "default": search.default_num_threads()})
+        seen.append({"torch": torch.get_num_threads(), "default": _threads.default_num_threads()})
         return prefix_search(*args, **kwargs)
 
-    search._prefix_top1_torch = spy  # looked up at call time by `prefix_nearest`
+    _exact.prefix_top1_torch = spy  # looked up at call time by the exact engine
     pl.seed_everything(0)
     train, val = loaders(n_train=512, n_val=128)
     cb = RepresentationGapCallback(

@@ -1,0 +1,247 @@
+"""Both sets made ready for a search: centred float32 copies, and exact float64 distances of the winners.
+
+FAISS (and the torch search) evaluate ``||q||^2 + ||r||^2 - 2 q.r`` in float32, which loses precision when the data
+sit far from the origin. So both sets are first centred on the reference mean, the neighbours are *selected* in
+float32, and the winners' distances are recomputed in float64 as ``||q - r||^2``. Queries whose nearest neighbour is
+too close for float32 to rank are found by :func:`needs_float64_ranking` (the search re-ranks them in float64).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+__all__ = [
+    "Prepared",
+    "centred32",
+    "centred_aug32",
+    "needs_float64_ranking",
+    "prepare",
+    "winner_distances",
+    "with_norm_column",
+]
+
+# A nearest neighbour closer than this many float32 rounding errors is re-ranked in float64.
+_FLOAT32_RANKING_MARGIN = 1000.0
+
+
+@dataclass(frozen=True)
+class Prepared:
+    r"""Both sets ready for the search: centred float32 copies, plus what exact float64 distances need.
+
+    The centred bank is stored once, *augmented* with a last column :math:`-\lVert r \rVert^2 / 2` (computed in
+    float64): the torch backend's GEMM tiles read it as is, so the search holds no second bank-sized copy, and
+    :attr:`reference32` is a zero-copy view of its first ``D`` columns.
+
+    The bank is kept as given (float32 or float64) rather than as a float64 copy: exact distances are only ever
+    needed for a few winners per query, so their rows are gathered on demand. ``queries64`` are the queries as
+    given, in float64, so ``q - r`` is exact after upcasting ``r`` (no centring needed for the difference).
+
+    Example:
+        >>> import numpy as np
+        >>> prep = prepare(np.array([[0.0, 0.0], [2.0, 0.0]]), np.array([[1.0, 1.0]]))
+        >>> prep.reference32.tolist(), prep.dist_sq(np.array([[1]])).tolist()
+        ([[-1.0, 0.0], [1.0, 0.0]], [[2.0]])
+
+
+    """
+
+    reference: np.ndarray
+    queries64: np.ndarray
+    reference_aug32: np.ndarray
+    queries32: np.ndarray
+    centre: np.ndarray
+    rows: np.ndarray | None = None  # bank position -> row of ``reference`` (None: the identity)
+
+    def bank_rows(self, index: np.ndarray) -> np.ndarray:
+        """Rows of ``reference`` (as given, float32 or float64) at bank positions ``index``."""
+        return self.reference[index if self.rows is None else self.rows[index]]
+
+    @cached_property
+    def reference_sq_sum(self) -> float:
+        """``sum_i ||r_i||^2`` over the centred float32 bank, accumulated in float64; computed once, on first use.
+
+        Not read off the ``-||r||^2 / 2`` column: those per-row float32 sums are good for ranking but would cost
+        ``gap_norm`` about 1e-8 of relative precision.
+        """
+        return float(np.einsum("ij,ij->", self.reference32, self.reference32, dtype=np.float64))
+
+    @property
+    def reference32(self) -> np.ndarray:
+        """``(n, D)`` centred float32 bank: a view of the first ``D`` columns of :attr:`reference_aug32`."""
+        return self.reference_aug32[:, :-1]
+
+    def dist_sq(self, index: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Exact float64 ``||q_j - r_index[j, l]||^2`` for queries ``rows`` (default all), computed directly.
+
+        Args:
+            index: ``(len(rows), k)`` bank row indices.
+            rows: query rows the lines of ``index`` belong to.
+
+        Returns:
+            float64 array shaped like ``index``.
+
+        """
+        queries = self.queries64 if rows is None else self.queries64[rows]
+        out = np.empty(index.shape, dtype=np.float64)
+        for col in range(index.shape[1]):
+            diff = np.subtract(queries, self.bank_rows(index[:, col]), dtype=np.float64)
+            out[:, col] = np.einsum("ij,ij->i", diff, diff)
+        return out
+
+
+# Rows centred per step in ``prepare``: bounds the float64 temporary to 32 MiB for D = 256 (plus the gathered chunk).
+_CENTRE_CHUNK = 16384
+
+
+def _subtrahend(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """The centre to subtract from ``x``: in float32 when that gives the same float32 result as float64 would.
+
+    For float16/float32 data and a centre that float32 holds exactly, ``x - centre`` is exact in float64 and then
+    rounded once, which is precisely what a float32 subtraction does, without float64 buffers (faster, see
+    ``docs/performance.md``).
+    """
+    if x.dtype == np.float64:
+        return centre
+    centre32 = centre.astype(np.float32)
+    return centre32 if np.array_equal(centre32, centre) else centre
+
+
+def centred32(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """``(x - centre)`` as C-contiguous float32, chunk by chunk, rounded once (precision far from 0)."""
+    out = np.empty(x.shape, dtype=np.float32)
+    c = _subtrahend(x, centre)
+    for i0 in range(0, x.shape[0], _CENTRE_CHUNK):
+        np.subtract(x[i0 : i0 + _CENTRE_CHUNK], c, out=out[i0 : i0 + _CENTRE_CHUNK], casting="unsafe")
+    return out
+
+
+def centred_aug32(x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """``[x - centre, -||x - centre||^2 / 2]`` as one C-contiguous float32 ``(n, D + 1)`` array, built in chunks.
+
+    The difference is rounded to float32 once (as in :func:`centred32`); the norm column is summed from
+    those float32 values, like the GEMM scores it is added to. With ``rows``, the result holds ``x[rows]`` in that
+    order, gathered chunk by chunk: no reordered copy of the bank is ever materialised.
+    """
+    n, dim = (x.shape[0] if rows is None else rows.size), x.shape[1]
+    out = np.empty((n, dim + 1), dtype=np.float32)
+    c = _subtrahend(x, centre)
+    for i0 in range(0, n, _CENTRE_CHUNK):
+        chunk = x[i0 : i0 + _CENTRE_CHUNK] if rows is None else x[rows[i0 : i0 + _CENTRE_CHUNK]]
+        part = out[i0 : i0 + chunk.shape[0]]
+        np.subtract(chunk, c, out=part[:, :dim], casting="unsafe")
+        part[:, dim] = np.einsum("ij,ij->i", part[:, :dim], part[:, :dim])
+        part[:, dim] *= -0.5
+    return out
+
+
+def with_norm_column(reference32: np.ndarray) -> np.ndarray:
+    """``[r, -||r||^2 / 2]`` for a centred float32 bank that is not already augmented (a copy)."""
+    out = np.empty((reference32.shape[0], reference32.shape[1] + 1), dtype=np.float32)
+    out[:, :-1] = reference32
+    out[:, -1] = -0.5 * np.einsum("ij,ij->i", reference32, reference32, dtype=np.float64)
+    return out
+
+
+def _is_permutation(rows: np.ndarray, n: int) -> bool:
+    """Whether ``rows`` lists each of ``range(n)`` exactly once."""
+    if rows.size != n:
+        return False
+    seen = np.zeros(n, dtype=bool)
+    seen[rows] = True
+    return bool(seen.all())
+
+
+def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None = None) -> Prepared:
+    """Centre both sets on the bank mean (computed in float64) and make the float32 copies the search uses.
+
+    For a float16/float32 bank the centre is that mean rounded to float32: a translation, so no distance changes,
+    and both sets are then centred in float32 with the result float64 arithmetic would round to.
+
+    Args:
+        reference: ``(N, D)`` bank as given.
+        queries: ``(m, D)`` queries.
+        rows: use ``reference[rows]``, in that order, as the bank (e.g. a random order, or only a prefix of it)
+            without ever materialising that reordered copy; default the whole of ``reference`` as given.
+
+    Returns:
+        A :class:`Prepared`.
+
+    Example:
+        >>> import numpy as np
+        >>> prepare(np.array([[1e4, 1.0], [1e4, 3.0]]), np.array([[1e4, 2.0]])).queries32.tolist()
+        [[0.0, 0.0]]
+
+
+    """
+    if rows is None or _is_permutation(rows, reference.shape[0]):
+        # A reordering of every row has the same mean: no gather needed.
+        centre = reference.mean(axis=0, dtype=np.float64)
+    else:
+        total = np.zeros(reference.shape[1], dtype=np.float64)
+        for i0 in range(0, rows.size, _CENTRE_CHUNK):
+            total += reference[rows[i0 : i0 + _CENTRE_CHUNK]].sum(axis=0, dtype=np.float64)
+        centre = total / max(1, rows.size)
+    if reference.dtype != np.float64:
+        # Rounding the centre to float32 is a translation (distances unchanged) that lets float32 data be centred
+        # in float32, with the same result as in float64 (see ``_subtrahend``).
+        centre = centre.astype(np.float32).astype(np.float64)
+    return Prepared(
+        reference=reference,
+        queries64=queries.astype(np.float64),
+        reference_aug32=centred_aug32(reference, centre, rows),
+        queries32=centred32(queries, centre),
+        centre=centre,
+        rows=rows,
+    )
+
+
+def needs_float64_ranking(prepared: Prepared, nearest_dist_sq: np.ndarray) -> np.ndarray:
+    """Queries whose nearest neighbour is too close for a float32 search to rank candidates reliably.
+
+    The float32 score ``q.r - ||r||^2 / 2`` carries an absolute error of a few ``eps32 * (||q||^2 + ||r||^2)``; once
+    the squared distance to the nearest neighbour is within a small multiple of that (very low intrinsic
+    dimension with large banks, or collapsed representations), a float32 search may return a slightly farther
+    point. Exact duplicates (distance 0) are found either way and are not flagged.
+
+    Args:
+        prepared: output of :func:`prepare`.
+        nearest_dist_sq: ``(m,)`` exact squared distance of each query to the float32 winner.
+
+    Returns:
+        Indices of the queries to re-rank in float64.
+
+    Example:
+        >>> prep = prepare(np.array([[0.0], [1.0]]), np.array([[1e-9], [0.5]]))
+        >>> needs_float64_ranking(prep, np.array([1e-18, 0.25])).tolist()
+        [0]
+
+    """
+    q_sq = np.einsum("ij,ij->i", prepared.queries32, prepared.queries32, dtype=np.float64)
+    r_sq = prepared.reference_sq_sum / max(1, prepared.reference_aug32.shape[0])
+    tolerance = _FLOAT32_RANKING_MARGIN * np.finfo(np.float32).eps * (q_sq + r_sq)
+    return np.flatnonzero((nearest_dist_sq > 0) & (nearest_dist_sq < tolerance))
+
+
+def winner_distances(prep: Prepared, winners: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Float64 distance ``(S, len(rows))`` of each query (``rows``, default all) to its winner at every size.
+
+    ``winners`` are ``(S, len(rows))`` bank positions; only where the winner changed from the previous size is a
+    distance recomputed.
+
+    Example:
+        >>> prep = prepare(np.array([[3.0], [1.0]]), np.array([[0.0]]))
+        >>> winner_distances(prep, np.array([[0], [1]])).ravel().tolist()
+        [9.0, 1.0]
+
+    """
+    per_query = np.empty(winners.shape, dtype=np.float64)
+    per_query[0] = prep.dist_sq(winners[0][:, None], rows=rows)[:, 0]
+    for s in range(1, winners.shape[0]):
+        changed = np.flatnonzero(winners[s] != winners[s - 1])
+        per_query[s] = per_query[s - 1]
+        query_rows = changed if rows is None else rows[changed]
+        per_query[s, changed] = prep.dist_sq(winners[s, changed][:, None], rows=query_rows)[:, 0]
+    return per_query
