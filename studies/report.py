@@ -196,7 +196,9 @@ def render(results: dict[str, Any]) -> str:
         f"({mode}, seed {results.get('seed', 0)}); every number below was measured in that run. "
         "Run times: "
         + ", ".join(
-            f"{p} {results[p]['seconds']:.0f} s" for p in ("law", "equivariance", "generalisation") if p in results
+            f"{p} {results[p]['seconds']:.0f} s"
+            for p in ("law", "equivariance", "generalisation", "stopping")
+            if p in results
         )
         + " (2 CPU cores).",
         "",
@@ -212,4 +214,15 @@ def render(results: dict[str, Any]) -> str:
         lines += _equivariance(results["equivariance"])
     if "generalisation" in results:
         lines += _generalisation(results["generalisation"])
+    if "stopping" in results:
+        from studies.stopping import markdown
+
+        lines += [
+            "## 4. Which stopping rule works without labels?",
+            "",
+            "Regret (truth at the kept checkpoint against the best epoch) of each monitor replayed as early stopping "
+            "on the held-out half of the recorded runs (`docs/stopping.md` explains the regimes and the rule).",
+            "",
+            markdown(results["stopping"]),
+        ]
     return "\n".join(lines)
