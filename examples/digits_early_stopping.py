@@ -1,24 +1,23 @@
-"""Early stopping on the representation gap versus on the validation loss, with a small CNN on 8x8 digits.
+"""Label-free early stopping on noisy labels: RepresentationGapEarlyStopping against val_loss and no stopping.
 
 scikit-learn's bundled digits (1797 images of 8x8 pixels, no download) are split once into train (1200),
-validation (300) and test (297). A small CNN is trained twice from the same initial weights and the same data
-order. Both runs watch the CNN's penultimate layer ``features`` with ``RepresentationGapCallback``; one stops with
-``EarlyStopping(monitor="repgap/gap_norm")``, the other with ``EarlyStopping(monitor="val_loss")``, and each keeps
-the best checkpoint under its own criterion. The test split is never used for stopping: it only scores the
-restored checkpoints. The callback's probe passes do not consume the training RNG, so the two runs are the same
-run until the first one stops; only the stopping rule differs.
+validation (300) and test (297). A fraction ``--noise`` of the training *and* validation labels is replaced by a
+wrong class (40 % by default); the test labels stay clean and only score the kept weights. A small CNN is trained
+three times from the same initial weights and the same data order, each run watching its penultimate layer
+``features`` with ``RepresentationGapCallback``:
 
-Probe sizes fit the small dataset: a bank of 768 training images (``train_probe``; the gap-law fit needs at least
-4 * ``fit_min_size`` = 256), 128 further training images for ``gap_ratio`` and all 300 validation images as
-queries. Runs on a CPU in about a minute.
+* ``RepresentationGapEarlyStopping()``: the label-free rule with the stopping study's defaults (``docs/stopping.md``).
+  It stops when ``repgap/gap_norm`` has stayed above its running minimum by more than the tolerance for
+  ``patience`` epochs (the network has started memorising the wrong labels) and keeps the weights of the last
+  epoch before that rise (``best_model_path``, saved by the callback itself);
+* ``EarlyStopping(monitor="val_loss")`` with a best checkpoint on ``val_loss``: needs validation labels (noisy here);
+* no stopping: the last epoch's weights.
 
-What it shows (seed 0): on this task ``gap_norm`` is lowest after the first epoch and then rises slowly, at every
-layer of the CNN, while the validation loss keeps falling for another ten epochs. Stopping on ``gap_norm`` therefore
-ends training after ``1 + patience`` epochs; the weights at that point are decent, but its best checkpoint is an
-almost untrained network. The per-epoch table shows why: a normalised gap is not a loss, and for a classifier it
-need not fall while the classes separate. ``knn_acc`` tracks ``val_acc`` much more closely here.
+The callback's probe passes do not consume the training RNG, so the runs are the same run until one stops. With
+clean labels (``--noise 0``) the gap stays flat and the rule does not stop: a run that keeps generalising keeps
+training. Runs on a CPU in a minute or two.
 
-    python examples/digits_early_stopping.py [--max-epochs 30] [--patience 4]
+    python examples/digits_early_stopping.py [--noise 0.4] [--max-epochs 30]
 """
 
 from __future__ import annotations
@@ -39,21 +38,29 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_repgap.callback import RepresentationGapCallback
+from lightning_repgap import RepresentationGapCallback, RepresentationGapEarlyStopping
 
 
-def digit_splits(seed: int = 0) -> dict[str, TensorDataset]:
-    """Train / val / test splits of the 1797 digits (pixel values scaled to [0, 1])."""
+def digit_splits(noise: float, seed: int = 0) -> dict[str, TensorDataset]:
+    """Train / val / test splits of the 1797 digits (pixels scaled to [0, 1]); train and val labels noised."""
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
     y = torch.tensor(digits.target, dtype=torch.int64)
-    perm = torch.from_numpy(np.random.default_rng(seed).permutation(len(y)))
+    rng = np.random.default_rng(seed)
+    perm = torch.from_numpy(rng.permutation(len(y)))
     parts = {"train": perm[:1200], "val": perm[1200:1500], "test": perm[1500:]}
-    return {name: TensorDataset(x[idx], y[idx]) for name, idx in parts.items()}
+    out = {}
+    for name, idx in parts.items():
+        labels = y[idx].clone()
+        if name != "test":  # the test labels stay clean: they only score the kept weights
+            flip = torch.from_numpy(rng.random(len(idx)) < noise)
+            labels[flip] = (labels[flip] + torch.from_numpy(rng.integers(1, 10, int(flip.sum())))) % 10
+        out[name] = TensorDataset(x[idx], labels)
+    return out
 
 
 class DigitsCNN(pl.LightningModule):
-    def __init__(self, width: int = 64, lr: float = 1e-3) -> None:
+    def __init__(self, width: int = 64, lr: float = 2e-3) -> None:
         super().__init__()
         self.lr = lr
         self.features = nn.Sequential(
@@ -92,43 +99,48 @@ class DigitsCNN(pl.LightningModule):
 
 
 def run(
-    monitor: str, init: dict[str, torch.Tensor], data: dict[str, TensorDataset], args: argparse.Namespace, out: str
+    rule: str, init: dict[str, torch.Tensor], data: dict[str, TensorDataset], args: argparse.Namespace, out: str
 ) -> dict:
-    """Train from ``init`` until ``EarlyStopping(monitor)`` fires; test the best checkpoint under ``monitor``."""
+    """Train from ``init`` under one stopping rule; test the weights it keeps and the last weights."""
     model = DigitsCNN()
     model.load_state_dict(init)
-    pl.seed_everything(args.seed, verbose=False)  # the same shuffling order in both runs
-    name = monitor.replace("/", "_")
+    pl.seed_everything(args.seed, verbose=False)  # the same shuffling order in every run
     gap = RepresentationGapCallback(layer="features", train_probe=768, train_query_probe=128, val_probe=300)
-    stop = EarlyStopping(monitor=monitor, mode="min", patience=args.patience)
-    best = ModelCheckpoint(dirpath=os.path.join(out, name, "checkpoints"), monitor=monitor, mode="min")
-    logger = CSVLogger(out, name=name, version=0)
+    callbacks: list[pl.Callback] = [gap]
+    stopper = best = None
+    if rule == "RepresentationGapEarlyStopping":
+        stopper = RepresentationGapEarlyStopping(dirpath=os.path.join(out, rule))
+        callbacks.append(stopper)
+    elif rule == "val_loss":
+        best = ModelCheckpoint(dirpath=os.path.join(out, rule), monitor="val_loss", mode="min")
+        callbacks += [EarlyStopping(monitor="val_loss", mode="min", patience=4), best]
+    logger = CSVLogger(out, name=rule, version=0)
     trainer = pl.Trainer(
         max_epochs=args.max_epochs,
         accelerator="cpu",
-        callbacks=[gap, stop, best],
+        callbacks=callbacks,
         logger=logger,
+        enable_checkpointing=best is not None,
         enable_progress_bar=False,
         enable_model_summary=False,
         log_every_n_steps=10,
     )
-    loader = DataLoader(data["train"], batch_size=64, shuffle=True)
-    trainer.fit(model, loader, DataLoader(data["val"], batch_size=300))
-    epochs_run = trainer.current_epoch  # epochs completed
-    last_model = copy.deepcopy(model)
+    trainer.fit(model, DataLoader(data["train"], batch_size=64, shuffle=True), DataLoader(data["val"], batch_size=300))
+    epochs_run = trainer.current_epoch
     test = DataLoader(data["test"], batch_size=300)
-    acc_last = trainer.test(last_model, test, verbose=False)[0]["test_acc"]
-    acc_best = trainer.test(model, test, ckpt_path="best", verbose=False)[0]["test_acc"]
-    best_epoch = torch.load(best.best_model_path, weights_only=True, map_location="cpu")["epoch"]
+    acc_last = trainer.test(copy.deepcopy(model), test, verbose=False)[0]["test_acc"]
+    path = stopper.best_model_path if stopper is not None else best.best_model_path if best is not None else None
+    acc_kept = trainer.test(model, test, ckpt_path=path, verbose=False)[0]["test_acc"] if path else acc_last
+    kept = torch.load(path, weights_only=False, map_location="cpu")["epoch"] if path else epochs_run - 1
     epochs: dict[str, dict[str, str]] = {}  # the CSV has one row per logging call: merge them per epoch
     with open(os.path.join(logger.log_dir, "metrics.csv")) as fh:
         for r in csv.DictReader(fh):
             epochs.setdefault(r["epoch"], {}).update({k: v for k, v in r.items() if v})
     return {
-        "monitor": monitor,
+        "rule": rule,
         "stopped": epochs_run - 1,
-        "best_epoch": best_epoch,
-        "acc_best": acc_best,
+        "kept": kept,
+        "acc_kept": acc_kept,
         "acc_last": acc_last,
         "rows": [r for r in epochs.values() if "val_loss" in r],
     }
@@ -136,54 +148,40 @@ def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--noise", type=float, default=0.4, help="fraction of wrong train and val labels")
     parser.add_argument("--max-epochs", type=int, default=30)
-    parser.add_argument("--patience", type=int, default=4, help="EarlyStopping patience, in validation epochs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="log directory (default: a temporary one)")
     args = parser.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # keep the two runs' banners out of the way
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # keep the runs' banners out of the way
     out = args.out or tempfile.mkdtemp(prefix="repgap-digits-")
-    data = digit_splits(args.seed)
+    data = digit_splits(args.noise, args.seed)
     pl.seed_everything(args.seed, verbose=False)
-    init = copy.deepcopy(DigitsCNN().state_dict())  # both runs start from these weights
+    init = copy.deepcopy(DigitsCNN().state_dict())  # every run starts from these weights
 
-    results = [run(monitor, init, data, args, out) for monitor in ("repgap/gap_norm", "val_loss")]
+    results = [run(rule, init, data, args, out) for rule in ("RepresentationGapEarlyStopping", "val_loss", "none")]
 
-    sizes = ", ".join(f"{k} {len(v)}" for k, v in data.items())
-    print(f"\ndigits: {sizes}; max_epochs={args.max_epochs}, patience={args.patience}; logs in {out}\n")
-    print(f"{'monitor':>16} {'stopped_epoch':>13} {'best_epoch':>10} {'test_acc(best)':>14} {'test_acc(last)':>14}")
+    print(f"\ndigits, {args.noise:.0%} wrong train/val labels, clean test labels; max_epochs={args.max_epochs}")
+    print(f"{'rule':>30} {'stopped_epoch':>13} {'kept_epoch':>10} {'test_acc(kept)':>14} {'test_acc(last)':>14}")
     for r in results:
-        print(
-            f"{r['monitor']:>16} {r['stopped']:>13d} {r['best_epoch']:>10d} {r['acc_best']:14.4f} {r['acc_last']:14.4f}"
-        )
+        print(f"{r['rule']:>30} {r['stopped']:>13d} {r['kept']:>10d} {r['acc_kept']:14.4f} {r['acc_last']:14.4f}")
 
-    # The table runs to the longer run's end: both runs are the same run up to the first stop (checked below).
-    by_epoch: dict[int, dict[str, str]] = {}
-    same = True
-    for r in results:
-        for row in r["rows"]:
-            epoch = int(row["epoch"])
-            if epoch in by_epoch:
-                same &= all(by_epoch[epoch][k] == row[k] for k in ("val_loss", "repgap/gap_norm"))
-            by_epoch.setdefault(epoch, row)
+    # The runs are the same run up to the first stop: check it, then print the longest run's epochs.
     first_stop = min(r["stopped"] for r in results)
-    print(f"\nthe two runs are identical up to epoch {first_stop} (val_loss and gap_norm compared): {same}")
-    notes: dict[int, list[str]] = {}
-    for r in results:
-        notes.setdefault(r["best_epoch"], []).append(f"best {r['monitor'].split('/')[-1]}")
-        notes.setdefault(r["stopped"], []).append(f"stop on {r['monitor'].split('/')[-1]}")
-    print(
-        f"{'epoch':>5} {'train_loss':>10} {'val_loss':>8} {'val_acc':>7} {'gap_norm':>9} {'dim [95% CI]':>19} "
-        f"{'R^2':>6} {'TwoNN':>6} {'knn_acc':>7} {'gap_ratio':>9}  notes"
+    same = all(
+        a[k] == b[k]
+        for r in results[1:]
+        for a, b in zip(results[0]["rows"][: first_stop + 1], r["rows"][: first_stop + 1], strict=True)
+        for k in ("val_loss", "repgap/gap_norm")
     )
-    for epoch, r in sorted(by_epoch.items()):
-        ci = f"{float(r['repgap/dim']):.2f} [{float(r['repgap/dim_low']):.2f}, {float(r['repgap/dim_high']):.2f}]"
+    print(f"\nthe runs are identical up to epoch {first_stop} (val_loss and gap_norm compared): {same}")
+    longest = max(results, key=lambda r: len(r["rows"]))
+    print(f"\n{'epoch':>5} {'val_loss':>8} {'val_acc':>7} {'gap_norm':>9} {'dim':>6} {'gap_ratio':>9}")
+    for r in sorted(longest["rows"], key=lambda r: int(r["epoch"])):
         print(
-            f"{epoch:>5} {float(r.get('train_loss', 'nan')):10.4f} {float(r['val_loss']):8.4f} "
-            f"{float(r['val_acc']):7.3f} {float(r['repgap/gap_norm']):9.5f} {ci:>19} {float(r['repgap/law_r2']):6.3f} "
-            f"{float(r['repgap/dim_twonn']):6.2f} {float(r['repgap/knn_acc']):7.3f} "
-            f"{float(r['repgap/gap_ratio']):9.3f}  {', '.join(notes.get(epoch, []))}"
+            f"{int(r['epoch']):>5} {float(r['val_loss']):8.4f} {float(r['val_acc']):7.3f} "
+            f"{float(r['repgap/gap_norm']):9.5f} {float(r['repgap/dim']):6.2f} {float(r['repgap/gap_ratio']):9.3f}"
         )
 
 

@@ -19,12 +19,12 @@ import tempfile
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_repgap.callback import RepresentationGapCallback
+from lightning_repgap.stopping import RepresentationGapEarlyStopping
 
 LATENT_DIM = 3
 
@@ -81,7 +81,7 @@ def main() -> None:
     trainer = pl.Trainer(
         max_epochs=args.epochs,
         accelerator="cpu",
-        callbacks=[gap, EarlyStopping(monitor="repgap/gap_norm", mode="min", patience=3)],
+        callbacks=[gap, RepresentationGapEarlyStopping()],  # label-free stopping: docs/stopping.md
         logger=logger,
         enable_progress_bar=False,
         enable_model_summary=False,

@@ -1,9 +1,10 @@
 """Train with ``LightningCLI`` and configure ``RepresentationGapCallback`` from YAML only.
 
 Nothing in this script mentions the callback: ``examples/cli_config.yaml`` adds it under ``trainer.callbacks`` with a
-``class_path`` and its ``init_args`` (layer, probe sizes, fit settings), next to an ``EarlyStopping`` that monitors
-``repgap/gap_norm``. On the command line ``--trainer.callbacks.init_args.<arg>=...`` changes the *last* callback of
-the list (here ``EarlyStopping``, e.g. ``--trainer.callbacks.init_args.patience=5``); to change the gap callback,
+``class_path`` and its ``init_args`` (layer, probe sizes, fit settings), next to the label-free
+``RepresentationGapEarlyStopping`` that reads ``repgap/gap_norm``. On the command line
+``--trainer.callbacks.init_args.<arg>=...`` changes the *last* callback of the list (here the stopping rule, e.g.
+``--trainer.callbacks.init_args.patience=5``); to change the gap callback,
 edit the YAML or pass a second ``--config`` file. The model is a small MLP classifier with a ``backbone``
 and the data are points on a 3-torus in R^32 (as in ``quickstart.py``). The CLI needs
 ``jsonargparse[signatures]``. After ``fit`` the script prints the callback's ``history``; the same values are in
@@ -27,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_repgap.callback import RepresentationGapCallback
+from lightning_repgap.stopping import RepresentationGapEarlyStopping
 
 
 def torus_points(n: int, seed: int, ambient_dim: int = 32) -> TensorDataset:
@@ -110,6 +112,14 @@ class RepGapCLI(LightningCLI):
         for cb in self.trainer.callbacks:
             if isinstance(cb, RepresentationGapCallback):
                 print_history(cb)
+        for cb in self.trainer.callbacks:
+            if isinstance(cb, RepresentationGapEarlyStopping):
+                for key, tol, warm in zip(cb.monitor, cb.tolerance, cb.warmup, strict=True):
+                    print(f"RepresentationGapEarlyStopping(repgap/{key}): tolerance {tol:g}, warm-up {warm}")
+                print(
+                    f"  best_epoch {cb.best_epoch}, stopped_epoch {cb.stopped_epoch} (None: did not stop), "
+                    f"weights in {cb.best_model_path}"
+                )
         stopper = self.trainer.early_stopping_callback
         if stopper is not None:
             print(f"EarlyStopping({stopper.monitor}): best {float(stopper.best_score):.5f}, ", end="")

@@ -26,6 +26,7 @@ _EXPORTS = {
     "geometric_sizes": "lightning_repgap.gap",
     "RepresentationGap": "lightning_repgap.metric",
     "RepresentationGapCallback": "lightning_repgap.callback",
+    "RepresentationGapEarlyStopping": "lightning_repgap.stopping",
     "nearest": "lightning_repgap.search",
 }
 
@@ -36,6 +37,7 @@ __all__ = [
     "GapResult",
     "RepresentationGap",
     "RepresentationGapCallback",
+    "RepresentationGapEarlyStopping",
     "analyze",
     "estimate_dimension",
     "gap_curve",
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     from lightning_repgap.gap import GapCurve, gap_curve, geometric_sizes
     from lightning_repgap.metric import RepresentationGap
     from lightning_repgap.search import nearest
+    from lightning_repgap.stopping import RepresentationGapEarlyStopping
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lightning_repgap._faults import NonFiniteRepresentationError
+
 __all__ = [
     "ArrayLike",
     "_check_choice",
@@ -79,7 +81,7 @@ def _check_representations(x: Any, name: str, *, min_points: int = 2) -> np.ndar
     out = np.ascontiguousarray(arr, dtype=arr.dtype if arr.dtype in _KEPT_DTYPES else np.float32)
     if not _all_finite(out):
         bad_rows = np.flatnonzero(~np.isfinite(out).all(axis=1))
-        raise ValueError(
+        raise NonFiniteRepresentationError(
             f"`{name}` contains NaN or Inf in {bad_rows.size} of {arr.shape[0]} rows (first: row {int(bad_rows[0])})."
         )
     return out

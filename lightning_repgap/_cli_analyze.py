@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lightning_repgap import _scan
 from lightning_repgap._cli_common import (
     EXIT_OK,
     CLIError,
@@ -30,6 +31,9 @@ from lightning_repgap._cli_common import (
 from lightning_repgap.config import GapConfig, field_names
 from lightning_repgap.functional import ACCURACY_KEYS, GapResult, analyze
 from lightning_repgap.snapshot import MANIFEST_NAME, SnapshotError, list_snapshots, load_snapshot, read_manifest
+
+#: Exit code of ``repgap analyze`` when it analysed what it could but skipped damaged snapshots.
+EXIT_DAMAGED = 1
 
 __all__ = ["cmd_analyze"]
 
@@ -331,22 +335,53 @@ def _plot_analysis(records: Sequence[_Analysis], path: Path) -> None:
     save_figure(fig, path)
 
 
+def _analyze_entries(
+    entries: list[_Entry], args: argparse.Namespace, damaged: list[tuple[Path, str]], *, stop_at_damage: bool
+) -> list[_Analysis]:
+    """Analyse each snapshot; a damaged one is added to ``damaged`` (or raised with ``stop_at_damage``)."""
+    configs = _snapshot_config(entries)
+    records = []
+    for i, entry in enumerate(entries, 1):
+        if not args.quiet:
+            print(f"[{i}/{len(entries)}] {entry.describe()}", file=sys.stderr, flush=True)
+        try:
+            records.append(_analyze_one(entry, configs[entry.path], args.backend, args.index))
+        except CLIError as err:  # one damaged snapshot must not hide the others (unless --strict)
+            if stop_at_damage:
+                raise
+            damaged.append((entry.path, str(err)))
+    return records
+
+
+def _report_skipped(damaged: list[tuple[Path, str]], incomplete: list[Path]) -> None:
+    for path, reason in damaged:
+        print(f"skipped damaged snapshot {path}: {reason}", file=sys.stderr, flush=True)
+    for path in incomplete:
+        print(f"skipped incomplete snapshot {path} (no {MANIFEST_NAME}: a write that did not finish)", file=sys.stderr)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     json_path, plot_path = args.json, args.plot
     check_output(json_path, "--json")
     check_output(plot_path, "--plot")
     check_plotting(plot_path)
     root = args.snapshot_dir
-    entries = _filter_layers([_read_entry(p) for p in _find_snapshots(root)], args.layer)
-    configs = _snapshot_config(entries)
-    records = []
+    paths = _find_snapshots(root)
+    single = paths == [root]
+    damaged, incomplete = ([], []) if single else _scan.unreadable(root)
+    if damaged and args.strict:
+        raise CLIError(f"corrupt snapshot: {damaged[0][1]}")
+    entries = _filter_layers([_read_entry(p) for p in paths], args.layer)
     t0 = time.perf_counter()
-    for i, entry in enumerate(entries, 1):
-        if not args.quiet:
-            print(f"[{i}/{len(entries)}] {entry.describe()}", file=sys.stderr, flush=True)
-        records.append(_analyze_one(entry, configs[entry.path], args.backend, args.index))
+    records = _analyze_entries(entries, args, damaged, stop_at_damage=single or args.strict)
+    _report_skipped(damaged, incomplete)
+    if not records:
+        raise CLIError(f"no snapshot in {root} could be analysed ({len(damaged)} damaged).")
     if not args.quiet:
         print(f"analysed {len(records)} snapshot(s) in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    if damaged or incomplete:
+        skipped = len(damaged) + len(incomplete)
+        print(f"skipped {skipped} snapshot(s): {len(damaged)} damaged, {len(incomplete)} incomplete")
 
     backends = sorted({r.result.curve.backend for r in records})
     print(f"{root}: {len(records)} snapshot(s), backend {', '.join(backends)}")
@@ -360,4 +395,4 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if plot_path is not None:
         _plot_analysis(records, plot_path)
         print(f"wrote {plot_path}")
-    return EXIT_OK
+    return EXIT_DAMAGED if damaged else EXIT_OK

@@ -3,13 +3,16 @@
 At the end of each validation epoch (every ``every_n_epochs``, never during sanity checking or ``fast_dev_run``)
 the callback embeds fixed probes of training and validation samples through the watched layers, computes the
 :class:`~lightning_repgap.metric.RepresentationGap` metric and logs it with ``pl_module.log_dict``, so that
-``EarlyStopping(monitor="repgap/gap_norm")`` and ``ModelCheckpoint(monitor=...)`` see the values in the same epoch.
+:class:`~lightning_repgap.stopping.RepresentationGapEarlyStopping` and ``ModelCheckpoint(monitor=...)`` see the values
+in the same epoch.
 
 Logged keys (``prefix`` defaults to ``repgap``; with several layers each key is ``repgap/<layer>/<key>``):
 ``gap``, ``gap_norm``, ``dim``, ``dim_low``, ``dim_high``, ``law_r2``, ``dim_twonn``, ``dim_mle``, ``dup_frac``,
-``dim_method`` (which estimator decided ``dim``: 0 gap law, 1 local, 2 blend, 3 gap law above a noise floor),
-``gap_ratio`` (when ``train_query_probe > 0``), ``knn_acc`` (when batches carry integer labels), and ``recall`` and
-``gap_rel_error`` (with an approximate ``index``: the search's accuracy measured on an exact sample of the queries).
+``bank_dup_frac``, ``dim_method`` (which estimator decided ``dim``: 0 gap law, 1 local, 2 blend, 3 gap law above a
+noise floor), ``valid`` (1 when every key is defined, 0 when a measurement fault left some NaN; see
+:mod:`lightning_repgap._faults`), ``gap_ratio`` (when ``train_query_probe > 0``), ``knn_acc`` (when batches carry
+integer labels), and ``recall`` and ``gap_rel_error`` (with an approximate ``index``: the search's accuracy
+measured on an exact sample of the queries).
 """
 
 from __future__ import annotations
@@ -25,14 +28,24 @@ from typing import Any, Literal, TypeVar, get_args
 import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
 
+from lightning_repgap import _callback_faults as _cf
 from lightning_repgap._checks import _check_choice, _check_positive_int
-from lightning_repgap.capture import POOLINGS, Pooling, capture, embed_batches, embed_inputs, resolve_layers
+from lightning_repgap._faults import SURVIVABLE, FaultPolicy, SnapshotIOError, strict_mode
+from lightning_repgap._figures import image_loggers, log_figure
+from lightning_repgap.capture import (
+    POOLINGS,
+    Pooling,
+    capture,
+    embed_batches,
+    embed_inputs,
+    lightning_transfer,
+    resolve_layers,
+)
 from lightning_repgap.config import Backend, GapConfig, IndexOption, field_names
 from lightning_repgap.metric import RepresentationGap
 
@@ -81,7 +94,9 @@ class RepresentationGapCallback(Callback):
             ``<prefix>/recall`` and ``<prefix>/gap_rel_error``. The bank needs ``train_probe >=
             config.min_bank_size`` (``4 * fit_min_size``) points.
         num_threads: search threads per process (a runtime setting, see :mod:`lightning_repgap.config`).
-        log_figures: log the log-log gap curve as a figure to TensorBoard loggers (needs matplotlib).
+        log_figures: log the log-log gap curve as a figure to every logger that takes images (TensorBoard, Weights &
+            Biases, MLflow; CSV runs get PNG files in ``figures/`` next to ``metrics.csv``), at the step of the
+            epoch's scalars (needs matplotlib).
         prefix: first component of the logged keys.
         forward_fn: ``forward_fn(pl_module, batch)`` for probe passes; default calls ``pl_module(inputs)`` with
             the inputs taken from the batch by :func:`lightning_repgap.capture.split_batch`.
@@ -93,6 +108,11 @@ class RepresentationGapCallback(Callback):
             training data (``train_query_probe``) as seen from the samples: much above 1 means the model
             reproduces its training set (memorisation). Under DDP every rank calls it and the bank is the
             concatenation of all ranks' samples.
+        strict: re-raise measurement faults instead of surviving them. By default (``None``: the environment
+            variable ``REPGAP_STRICT=1`` turns it on) a degenerate or non-finite representation, too few distinct
+            points or a failed snapshot write never aborts ``fit``: the undefined keys are logged as NaN,
+            ``<prefix>/valid`` as 0, and one warning per cause and layer names the fix (see
+            :mod:`lightning_repgap._faults`). Configuration errors are raised when training starts, never later.
         kwargs: deprecated analysis arguments ``backend``, ``index``, ``min_size``, ``fit_min_size``,
             ``n_bootstrap``, ``calibrate``: they still work, with a ``DeprecationWarning``; pass
             ``config=GapConfig(...)`` instead. They will be removed in 0.3.
@@ -125,6 +145,7 @@ class RepresentationGapCallback(Callback):
         prefix: str = "repgap",
         forward_fn: Callable[[torch.nn.Module, Any], Any] | None = None,
         reference_fn: Callable[[LightningModule], Tensor] | None = None,
+        strict: bool | None = None,
         **kwargs: Any,
     ) -> None:
         self.reference_fn = reference_fn
@@ -175,6 +196,10 @@ class RepresentationGapCallback(Callback):
         self.last_timing: dict[str, float] = {}
         self._pending_snapshot: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         self._metrics: dict[str, RepresentationGap] = {}
+        self.strict = strict
+        self._faults = FaultPolicy(strict_mode(strict))
+        #: Histories of earlier runs measured with other probe settings (resumed from a checkpoint), kept apart.
+        self.archived_history: list[dict[str, Any]] = []
 
     def __getattr__(self, name: str) -> Any:
         # The analysis settings were attributes (``cb.n_bootstrap``) before they moved into ``config``.
@@ -201,11 +226,15 @@ class RepresentationGapCallback(Callback):
             "layer": list(self.layer),
             "probe_indices": self.probe_indices,
             "history": list(self.history),
+            "settings": _cf.probe_settings(self),
+            "archived_history": list(self.archived_history),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore probes and history; probes saved under a different seed are dropped with a warning."""
+        state_dict = _cf.restorable(self, state_dict)  # other probe settings: archived, nothing restored
         self.history = list(state_dict.get("history", []))
+        self.archived_history = list(state_dict.get("archived_history", self.archived_history))
         indices = state_dict.get("probe_indices")
         if indices is not None and state_dict.get("seed", self.seed) != self.seed:
             rank_zero_warn(
@@ -216,6 +245,15 @@ class RepresentationGapCallback(Callback):
         self.probe_indices = indices
 
     # ------------------------------------------------------------------------------------------ hooks
+
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Keep the history of a checkpointed run whose probe settings differ from this callback's (with a warning)."""
+        _cf.archive_changed_settings(self, checkpoint)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Configuration checks that need data: probe datasets and a one-batch probe of every watched layer."""
+        if not bool(getattr(trainer, "fast_dev_run", False)):
+            _cf.setup_probe(self, trainer, pl_module)
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Check the layer names against the model now, before any training step runs."""
@@ -233,7 +271,8 @@ class RepresentationGapCallback(Callback):
         values = self.measure(trainer, pl_module)
         # The values are already identical on every rank; syncing them is exact and keeps Lightning from warning
         # about unsynced epoch-level logs under DDP.
-        pl_module.log_dict(values, on_step=False, on_epoch=True, sync_dist=trainer.world_size > 1)
+        logged = _cf.as_logged(values, pl_module)
+        pl_module.log_dict(logged, on_step=False, on_epoch=True, sync_dist=trainer.world_size > 1)
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         """Write the pending snapshot (``snapshot_on="checkpoint"``) when a checkpoint is saved."""
@@ -285,7 +324,7 @@ class RepresentationGapCallback(Callback):
 
         """
         layers = resolve_layers(pl_module, self.layer) if self.layer else {}
-        transfer = lambda batch: pl_module._apply_batch_transfer_handler(batch, pl_module.device)  # noqa: E731
+        transfer = lightning_transfer(trainer, pl_module)
         feats: dict[str, dict[str, Tensor]] = {}
         labels: dict[str, Tensor | None] = {}
         for role, dataset_key in (("reference", "train"), ("queries", "val"), ("train_queries", "train")):
@@ -323,11 +362,19 @@ class RepresentationGapCallback(Callback):
         """One source's metric (gathered over ranks), its figure and snapshot; returns its logged keys."""
         metric = self._metric(name)
         metric.reset()
-        metric.update(**update_args)
-        result = {k: float(v) for k, v in metric.compute().items()}
+        metric.last_inputs = metric.last_result = None  # a fault must not leave the previous epoch's data behind
+        try:
+            metric.update(**update_args)
+            metric.compute()
+            assert metric.last_result is not None
+            result = dict(metric.last_result.values)  # float64: a gap of 1e-60 must not flush to 0 in float32
+        except SURVIVABLE as fault:  # only the listed measurement causes; anything else propagates
+            result = self._faults.survive(fault, name, _cf.expected_keys(self, update_args))
+        finally:
+            metric.reset()
+        result, valid = self._faults.finish(result, name)
         self._after_compute(trainer, pl_module, name, metric, result, indices)
-        metric.reset()
-        return {self._key(name, key): value for key, value in result.items()}
+        return {self._key(name, key): value for key, value in {**result, "valid": valid}.items()}
 
     def layer_profile(self, index: int = -1) -> list[dict[str, Any]]:
         """Per-layer values of one measurement (default: the latest), in the order the layers were given.
@@ -352,8 +399,7 @@ class RepresentationGapCallback(Callback):
         return rows
 
     def _log_profile_figure(self, trainer: Trainer) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if not loggers:
+        if not image_loggers(trainer):
             return
         from lightning_repgap.plot import plot_layer_profile
 
@@ -366,8 +412,7 @@ class RepresentationGapCallback(Callback):
             dim_high=[r["dim_high"] for r in rows],
             title=f"epoch {trainer.current_epoch}",
         )
-        for lg in loggers:
-            lg.experiment.add_figure(f"{self.prefix}/layer_profile", fig, global_step=trainer.global_step, close=False)
+        log_figure(trainer, f"{self.prefix}/layer_profile", fig)
         import matplotlib.pyplot as plt
 
         plt.close(fig)
@@ -469,14 +514,21 @@ class RepresentationGapCallback(Callback):
             return
         from lightning_repgap.snapshot import write_snapshot
 
-        for name, arrays, metadata in self._pending_snapshot:
-            path = write_snapshot(self.snapshot_dir, name, arrays, metadata, dtype=self.snapshot_dtype)
+        pending, self._pending_snapshot = self._pending_snapshot, []
+        for name, arrays, metadata in pending:
+            overflow = _cf.snapshot_overflow(arrays, self.snapshot_dtype)
+            if overflow is not None:
+                self._faults.survive_io(SnapshotIOError(f"snapshot {name!r} not written: {overflow}"), "snapshot")
+                continue
+            try:
+                path = write_snapshot(self.snapshot_dir, name, arrays, metadata, dtype=self.snapshot_dtype)
+            except OSError as err:  # full disk, permissions: the write is atomic, earlier snapshots are intact
+                self._faults.survive_io(SnapshotIOError(f"snapshot {name!r} could not be written: {err}."), "snapshot")
+                continue
             log.debug("repgap snapshot written to %s", path)
-        self._pending_snapshot = []
 
     def _log_figure(self, trainer: Trainer, layer: str, metric: RepresentationGap) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if not loggers:
+        if not image_loggers(trainer):
             return
         try:
             fig, _ = metric.plot()
@@ -484,8 +536,7 @@ class RepresentationGapCallback(Callback):
             rank_zero_warn(f"RepresentationGapCallback(log_figures=True) cannot draw: {err}")
             self.log_figures = False
             return
-        for lg in loggers:
-            lg.experiment.add_figure(self._key(layer, "gap_curve"), fig, global_step=trainer.global_step, close=False)
+        log_figure(trainer, self._key(layer, "gap_curve"), fig)
         import matplotlib.pyplot as plt
 
         plt.close(fig)
@@ -506,7 +557,8 @@ class RepresentationGapCallback(Callback):
                     f"{type(loader).__name__}. Pass DataLoaders to `fit(...)` or use a LightningDataModule."
                 )
             dataset = loader.dataset
-            if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            iterable = isinstance(dataset, IterableDataset)  # may define __len__, but __getitem__ raises
+            if iterable or not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
                 raise MisconfigurationException(
                     f"RepresentationGapCallback needs a map-style {key} dataset (with __len__ and __getitem__) to draw "
                     f"fixed probes, got {type(dataset).__name__}."

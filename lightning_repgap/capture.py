@@ -56,10 +56,12 @@ from torch import Tensor, nn
 __all__ = [
     "POOLINGS",
     "Capture",
+    "ProbeConfigurationError",
     "capture",
     "default_forward",
     "embed_batches",
     "embed_inputs",
+    "lightning_transfer",
     "normalize_layer_name",
     "pool",
     "resolve_layers",
@@ -84,6 +86,10 @@ _LABEL_KEYS: tuple[str, ...] = ("y", "label", "labels", "target")
 # How many valid names an "unknown layer" error prints at most.
 _MAX_LISTED_NAMES = 40
 _NUM_SUGGESTIONS = 5
+
+
+class ProbeConfigurationError(RuntimeError):
+    """A watched layer cannot be measured as configured: it never runs, runs twice per forward, or rows disagree."""
 
 
 def normalize_layer_name(name: str) -> str:
@@ -200,7 +206,20 @@ def resolve_layers(model: nn.Module, layers: str | Sequence[str]) -> dict[str, n
             )
         else:
             resolved[key] = next(iter(candidates.values()))
+        _check_not_container(key, resolved[key])
     return resolved
+
+
+def _check_not_container(name: str, module: nn.Module) -> None:
+    """A container without a ``forward`` of its own (``ModuleList``, ``ModuleDict``) never runs: say so now."""
+    if type(module).forward is not nn.Module.forward:
+        return
+    children = [f"{name}.{child}" for child, _ in module.named_children()]
+    listed = ", ".join(repr(c) for c in children[:_NUM_SUGGESTIONS]) + (", ..." if len(children) > 5 else "")
+    raise MisconfigurationException(
+        f"Layer {name!r} is a {type(module).__name__}, a container with no forward of its own: it never runs, so it"
+        f" has no output to watch. Watch one of its submodules instead{': ' + listed if children else ''}."
+    )
 
 
 def _check_pooling(pooling: Pooling) -> None:
@@ -400,7 +419,7 @@ class Capture:
         """
         missing = [name for name, chunks in self._outputs.items() if not chunks]
         if missing:
-            raise RuntimeError(_no_output_message(missing[0]))
+            raise ProbeConfigurationError(_no_output_message(missing[0]))
         out: dict[str, Tensor] = {}
         for name, chunks in self._outputs.items():
             dims = sorted({c.shape[1] for c in chunks})
@@ -546,6 +565,32 @@ def split_batch(batch: Any) -> tuple[Any, Tensor | None]:
     return batch, None
 
 
+def lightning_transfer(trainer: Any, pl_module: Any) -> Callable[[Any], Any]:
+    """The batch preparation of Lightning's own loops, for probe batches taken straight from a dataset.
+
+    Lightning's training and evaluation loops call, in this order, ``trainer.precision_plugin.convert_input``
+    (``"64-true"`` makes inputs float64, ``"bf16-true"``/``"16-true"`` make them half precision), the module's
+    ``on_before_batch_transfer`` hook and ``trainer.strategy.batch_to_device`` (``transfer_batch_to_device`` and
+    ``on_after_batch_transfer``). A probe batch must go through the same steps, or the model sees inputs of
+    another dtype or device than in training.
+
+    Args:
+        trainer: the running ``Trainer``.
+        pl_module: its ``LightningModule``.
+
+    Returns:
+        ``transfer(batch) -> batch`` for :func:`embed_batches` / :func:`embed_inputs`.
+
+    """
+
+    def transfer(batch: Any) -> Any:
+        batch = trainer.precision_plugin.convert_input(batch)
+        batch = pl_module._on_before_batch_transfer(batch, dataloader_idx=0)
+        return trainer.strategy.batch_to_device(batch, dataloader_idx=0)
+
+    return transfer
+
+
 def default_forward(pl_module: nn.Module, batch: Any) -> None:
     """Run the default probe forward pass: ``pl_module(inputs)`` with ``inputs`` from :func:`split_batch`.
 
@@ -571,9 +616,9 @@ def _check_batch_records(cap: Capture, before: dict[str, int], labels: Tensor | 
     for name in cap.names:
         calls = counts[name] - before[name]
         if calls == 0:
-            raise RuntimeError(_no_output_message(name))
+            raise ProbeConfigurationError(_no_output_message(name))
         if calls > 1:
-            raise RuntimeError(
+            raise ProbeConfigurationError(
                 f"Layer {name!r} ran {calls} times during one probe forward pass (batch {index}); its outputs cannot"
                 " be matched to samples. Watch a module that runs once per forward, or pass a `forward_fn`."
             )
@@ -581,7 +626,7 @@ def _check_batch_records(cap: Capture, before: dict[str, int], labels: Tensor | 
     expected = labels.shape[0] if labels is not None else next(iter(rows.values()))
     wrong = {name: n for name, n in rows.items() if n != expected}
     if wrong:
-        raise RuntimeError(
+        raise ProbeConfigurationError(
             f"Layers gave different numbers of rows for batch {index}: {rows}"
             + (f" with {expected} labels" if labels is not None else "")
             + ". Is every watched output batch-first (e.g. `batch_first=True` for RNNs/transformers)?"

@@ -293,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
         " 1,000,000 bank points; default: the one in the snapshot's config, else exact",
     )
     analyze.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    analyze.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first damaged snapshot (exit 2); default: skip it with one line and exit 1 at the end",
+    )
     analyze.set_defaults(func=cmd_analyze)
 
     estimate = sub.add_parser(

@@ -9,8 +9,11 @@ one :class:`~lightning_repgap.config.GapConfig`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,16 +22,28 @@ import torch
 from typing_extensions import Unpack
 
 from lightning_repgap._checks import _check_gap_sets, _check_labels
+from lightning_repgap._duplicates import (
+    distinct_neighbours,
+    effective_sizes,
+    estimator_tables,
+    exact_copies,
+    near_copies,
+)
+from lightning_repgap._faults import DegenerateRepresentationError, TooFewDistinctPointsError
+from lightning_repgap._scale import rescale, restore_curve, unit_exponent
 from lightning_repgap.approximate import APPROXIMATE_KEYS, ApproximateGap
 from lightning_repgap.config import GapConfig, GapSettings
 from lightning_repgap.dimension import (
+    CROSS_CHECK_ROWS,
     NEIGHBOR_QUERIES,
-    DimensionEstimate,
     DimensionFit,
+    DuplicatePointsWarning,
+    mle_dimension,
     trusted_dimension,
+    twonn_dimension,
     warn_disagreement,
 )
-from lightning_repgap.gap import GapCurve, build_curve
+from lightning_repgap.gap import DUP_RTOL, GapCurve, build_curve
 
 __all__ = [
     "ACCURACY_KEYS",
@@ -53,6 +68,7 @@ CORE_KEYS = (
     "dim_twonn",
     "dim_mle",
     "dup_frac",
+    "bank_dup_frac",
     "dim_method",
 )
 #: Keys present only when their inputs were given (``train_queries``; both label vectors).
@@ -125,12 +141,20 @@ def _gap_compute(
     """
     config = GapConfig.resolve(config, settings)
     t0 = time.perf_counter()
-    n_max = inputs.reference.shape[0]
+    # Exact copies leave the bank before the search (as DADApy removes identical points); see _duplicates.
+    keep, exact_share = exact_copies(inputs.reference)
+    reference = inputs.reference if keep.size == inputs.reference.shape[0] else inputs.reference[keep]
+    if keep.size < 2:
+        raise _collapsed(inputs)
+    n_max = reference.shape[0]
     k = min(max(2, config.n_neighbors), n_max)
+    # Scale-free keys must not depend on the global scale: search at unit scale (exact power-of-two factor).
+    exponent = unit_exponent(reference, inputs.queries, inputs.train_queries)
+    tq = None if inputs.train_queries is None else rescale(inputs.train_queries, exponent)
     curve = build_curve(
-        inputs.reference,
-        inputs.queries,
-        inputs.train_queries,
+        rescale(reference, exponent),
+        rescale(inputs.queries, exponent),
+        tq,
         sizes=config.sizes,
         min_size=config.min_size,
         ratio=config.ratio,
@@ -143,26 +167,71 @@ def _gap_compute(
         num_threads=num_threads,
         index=config.index,
     )
+    curve = restore_curve(curve, exponent)
+    copies = near_copies(reference, curve.knn_index, DUP_RTOL * curve.scale)
+    if keep.size < inputs.reference.shape[0]:  # rows of the de-duplicated bank -> rows of the bank as given
+        knn_index = None if curve.knn_index is None else keep[curve.knn_index]
+        curve = dataclasses.replace(curve, nearest_index=keep[curve.nearest_index], knn_index=knn_index)
     approximate: ApproximateGap | None = curve.report
     accuracy = dict(curve.accuracy)
     t_search = time.perf_counter() - t0
     assert curve.knn_dist_sq is not None
-    est = trusted_dimension(
-        curve.sizes,
-        curve.per_query,
-        np.sqrt(curve.knn_dist_sq),
-        concentration=curve.concentration,
-        fit_min_size=config.fit_min_size,
-        n_bootstrap=config.n_bootstrap,
-        confidence=config.confidence,
-        calibrate=config.calibrate,
-        n_neighbors=k,
-        seed=0 if config.seed is None else config.seed,
-    )
-    if est.disagree:
-        warn_disagreement(est)
+    table, counts, near_share = distinct_neighbours(np.sqrt(curve.knn_dist_sq), copies)
+    defined = _defined_values(curve, inputs, max(exact_share, near_share))
+    _check_fit_defined(curve, config.fit_min_size, defined, removed=inputs.reference.shape[0] - keep.size)
+    if defined["bank_dup_frac"] > 0:
+        warnings.warn(
+            f"{defined['bank_dup_frac']:.1%} of the bank's points have an exact or near copy in the bank; exact copies "
+            f"were removed before the search ({inputs.reference.shape[0] - keep.size} rows) and TwoNN/MLE use each "
+            "query's nearest distinct neighbours (see `bank_dup_frac`).",
+            DuplicatePointsWarning,
+            stacklevel=3,
+        )
+    fit_sizes, fit_per_query, fit_min = curve.sizes, curve.per_query, config.fit_min_size
+    if near_share > 0 and (curve.sizes >= config.fit_min_size).sum() >= 3:
+        # Near copies make a prefix hold fewer distinct points than its size: fit the law in distinct points.
+        use = curve.sizes >= config.fit_min_size
+        fit_sizes, fit_per_query, fit_min = effective_sizes(curve.sizes, near_share)[use], curve.per_query[use], 1
+    _, mle_dist, k_mle = estimator_tables(table, counts, k)
+    # A law that does not hold (a flat curve: one distinct query, say) gives an infinite dimension; it is reported
+    # below as undefined instead of through numpy's floating-point warnings on the way.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        est = trusted_dimension(
+            fit_sizes,
+            fit_per_query,
+            mle_dist,  # every row's nearest distinct neighbours (the full table when the bank has no copies)
+            concentration=curve.concentration,
+            fit_min_size=fit_min,
+            n_bootstrap=config.n_bootstrap,
+            confidence=config.confidence,
+            calibrate=config.calibrate,
+            n_neighbors=k_mle,
+            seed=0 if config.seed is None else config.seed,
+        )
     fit = est.fit
-    values = _values(inputs, curve, est)
+    if not all(math.isfinite(v) for v in (est.dim, est.dim_low, est.dim_high, fit.r2)):
+        warnings.warn(
+            "the gap-law fit is undefined on this data (the gap does not shrink with the bank size, e.g. a single "
+            "distinct query): `dim`, `dim_low`, `dim_high` or `law_r2` is not finite.",
+            UserWarning,
+            stacklevel=3,
+        )
+    elif est.disagree:
+        warn_disagreement(est)
+    # The cross-checks keep their meaning: TwoNN and MLE on the first CROSS_CHECK_ROWS rows of the table.
+    cross_twonn, cross_mle, k_cross = estimator_tables(table[:CROSS_CHECK_ROWS], counts[:CROSS_CHECK_ROWS], k)
+    values = {
+        "gap": defined["gap"],
+        "gap_norm": defined["gap_norm"],
+        "dim": est.dim,
+        "dim_low": est.dim_low,
+        "dim_high": est.dim_high,
+        "law_r2": fit.r2,
+        "dim_twonn": _cross_check(twonn_dimension, cross_twonn),
+        "dim_mle": _cross_check(mle_dimension, cross_mle, n_neighbors=k_cross),
+        "dim_method": float(est.method_code),
+        **{key: v for key, v in defined.items() if key not in ("gap", "gap_norm")},
+    }
     values.update(accuracy)
     log.debug(
         "repgap n=%d m=%d D=%d backend=%s: search %.4fs, total %.4fs%s",
@@ -177,26 +246,52 @@ def _gap_compute(
     return GapResult(values=values, curve=curve, fit=fit, approximate=approximate)
 
 
-def _values(inputs: GapInputs, curve: GapCurve, est: DimensionEstimate) -> dict[str, float]:
-    """The logged scalars of one measurement, in logging order (without the approximate search's accuracy)."""
-    fit = est.fit
-    values = {
-        "gap": curve.gap,
-        "gap_norm": curve.gap_norm,
-        "dim": est.dim,
-        "dim_low": est.dim_low,
-        "dim_high": est.dim_high,
-        "law_r2": fit.r2,
-        "dim_twonn": est.dim_twonn,
-        "dim_mle": est.dim_mle,
-        "dup_frac": curve.dup_frac,
-        "dim_method": float(est.method_code),
-    }
+def _defined_values(curve: GapCurve, inputs: GapInputs, bank_dup_frac: float) -> dict[str, float]:
+    """The keys that need no fit: defined whenever the search ran (reported even when the fit is undefined)."""
+    values = {"gap": curve.gap, "gap_norm": curve.gap_norm, "dup_frac": curve.dup_frac, "bank_dup_frac": bank_dup_frac}
     if curve.gap_ratio is not None:
         values["gap_ratio"] = curve.gap_ratio
     if inputs.reference_labels is not None and inputs.query_labels is not None:
         values["knn_acc"] = float(np.mean(inputs.reference_labels[curve.nearest_index] == inputs.query_labels))
     return values
+
+
+def _check_fit_defined(curve: GapCurve, fit_min_size: int, defined: dict[str, float], removed: int) -> None:
+    """Raise :class:`TooFewDistinctPointsError` (with the defined keys) when copies leave no law to fit."""
+    fit_gaps = curve.gaps[curve.sizes >= fit_min_size]
+    if removed and fit_gaps.size < 3:
+        raise TooFewDistinctPointsError(
+            f"only {curve.sizes[-1]} distinct bank points remain after removing {removed} exact copies; the gap-law "
+            f"fit needs 3 bank sizes >= fit_min_size={fit_min_size}.",
+            defined,
+        )
+    if (fit_gaps <= 0).any():
+        raise TooFewDistinctPointsError(
+            "the gap is zero at some bank size: every query has an exact copy in the bank (train/validation leakage "
+            "or a collapsed representation), so no scaling law can be fitted (see `dup_frac`).",
+            defined,
+        )
+
+
+def _collapsed(inputs: GapInputs) -> DegenerateRepresentationError:
+    """The error for a bank whose points are all one point, with the keys that stay defined."""
+    origin = inputs.reference[:1].astype(np.float64)
+    dist_sq = ((inputs.queries.astype(np.float64) - origin) ** 2).sum(axis=1)
+    partial = {"gap": float(dist_sq.mean()), "dup_frac": float(np.mean(dist_sq == 0)), "bank_dup_frac": 1.0}
+    return DegenerateRepresentationError(
+        f"all {inputs.reference.shape[0]} bank points are identical (a collapsed representation: dead or saturated "
+        "units, a zero or constant layer); distances have no scale, so only `gap` and `dup_frac` are defined.",
+        partial,
+    )
+
+
+def _cross_check(estimator: Any, dist: np.ndarray, **kwargs: Any) -> float:
+    """Run a cross-check estimator; a degenerate neighbour table gives ``inf`` with a warning, never a crash."""
+    try:
+        return float(estimator(dist, **kwargs))
+    except ValueError as err:
+        warnings.warn(f"{estimator.__name__} is undefined here and is reported as inf: {err}", stacklevel=3)
+        return float("inf")
 
 
 def analyze(
@@ -265,11 +360,8 @@ def representation_gap(
         G(n) = \frac{1}{m} \sum_j \min_{i \le n} \lVert q_j - r_i \rVert^2 \sim C\, n^{-2/d}
 
     Keys (each a float32 scalar tensor): ``gap`` :math:`G(n_{max})`; ``gap_norm`` the gap over
-    ``2 trace Cov(reference)``; ``dim``, ``dim_low``, ``dim_high`` the trusted dimension and its bootstrap interval
-    (:func:`~lightning_repgap.dimension.trusted_dimension`: the gap law at high dimension, local estimators at low
-    dimension), ``dim_method`` which estimator decided (0 gap law, 1 local, 2 blend, 3 gap law above a noise floor:
-    :data:`~lightning_repgap.dimension.METHOD_CODES`); ``law_r2`` the log-log fit's :math:`R^2`; ``dim_twonn``,
-    ``dim_mle`` cross-checks from the same search;
+    ``2 trace Cov(reference)``; ``dim``, ``dim_low``, ``dim_high`` the gap dimension and its bootstrap interval;
+    ``law_r2`` the log-log fit's :math:`R^2`; ``dim_twonn``, ``dim_mle`` cross-checks from the same search;
     ``dup_frac`` the fraction of queries duplicated in the bank; ``gap_ratio`` (with ``train_queries``)
     :math:`G_{test} / G_{train}`; ``knn_acc`` (with both label vectors) 1-NN label agreement; ``recall`` and
     ``gap_rel_error`` (with an approximate ``index``) the accuracy of the search measured on an exact sample.
@@ -294,8 +386,9 @@ def representation_gap(
         >>> import numpy as np
         >>> rng = np.random.default_rng(0)
         >>> out = representation_gap(rng.random((8192, 2)), rng.random((1024, 2)))
-        >>> sorted(out)
-        ['dim', 'dim_high', 'dim_low', 'dim_method', 'dim_mle', 'dim_twonn', 'dup_frac', 'gap', 'gap_norm', 'law_r2']
+        >>> sorted(out)  # doctest: +NORMALIZE_WHITESPACE
+        ['bank_dup_frac', 'dim', 'dim_high', 'dim_low', 'dim_method', 'dim_mle', 'dim_twonn', 'dup_frac', 'gap', 'gap_norm',
+         'law_r2']
         >>> round(out["dim"].item())
         2
 
@@ -309,4 +402,6 @@ def representation_gap(
         config=GapConfig.resolve(config, settings),
         num_threads=num_threads,
     )
-    return {k: torch.tensor(v, dtype=torch.float32) for k, v in result.values.items()}
+    # The caller's precision: float64 inputs get float64 values (a gap of 1e-60 must survive), others float32.
+    dtype = torch.float64 if str(getattr(reference, "dtype", "")) in ("float64", "torch.float64") else torch.float32
+    return {k: torch.tensor(v, dtype=dtype) for k, v in result.values.items()}

@@ -104,6 +104,9 @@ class GapCurve:
             an exact search of a sample of the queries (:func:`lightning_repgap.search.sample_accuracy`); empty
             for the exact engine.
         report: the engine's own details (``ApproximateGap`` for an approximate index), else ``None``.
+        knn_index: int64, same shape as ``knn_dist_sq``: the ``reference`` row (as passed) of each neighbour, so
+            copies among a query's neighbours can be recognised (:mod:`lightning_repgap._duplicates`); ``None``
+            without a neighbour table.
 
     Example:
         >>> import numpy as np
@@ -126,6 +129,7 @@ class GapCurve:
     backend: str = ""
     accuracy: Mapping[str, float] = field(default_factory=dict)
     report: Any = None
+    knn_index: np.ndarray | None = None
 
     @property
     def gap(self) -> float:
@@ -241,8 +245,14 @@ def gap_curve(
         True
 
     """
+    from lightning_repgap._scale import rescale, restore_curve, unit_exponent  # (imports this module)
+
     ref, qs, tq = _check_gap_sets(reference, queries, train_queries)
-    return build_curve(
+    # Search at unit scale (an exact power-of-two factor) so float32 neither under- nor overflows; see _scale.
+    exponent = unit_exponent(ref, qs, tq)
+    ref, qs = rescale(ref, exponent), rescale(qs, exponent)
+    tq = None if tq is None else rescale(tq, exponent)
+    curve = build_curve(
         ref,
         qs,
         tq,
@@ -258,6 +268,7 @@ def gap_curve(
         gemm=gemm,
         device=queries.device if isinstance(queries, torch.Tensor) else None,
     )
+    return restore_curve(curve, exponent)
 
 
 def build_curve(
@@ -336,6 +347,7 @@ def build_curve(
         found = engine.search(reference, all_queries, order, grid, knn_queries=pick, n_neighbors=n_neighbors)
     minima = found.minima.running()
     per_query = minima.dist_sq
+    knn = None if pick is None else _knn_dist_sq(reference, queries[pick], found)
     return GapCurve(
         sizes=grid,
         gaps=per_query[:, :m].mean(axis=1),
@@ -345,10 +357,11 @@ def build_curve(
         concentration=_curve_concentration(reference, queries, order, searched, found.centre),
         train_gaps=None if train_queries is None else per_query[:, m:].mean(axis=1),
         train_per_query=None if train_queries is None else np.ascontiguousarray(per_query[:, m:]),
-        knn_dist_sq=None if pick is None else _knn_dist_sq(reference, queries[pick], found),
+        knn_dist_sq=None if knn is None else knn[0],
         backend=engine.label,
         accuracy=_accuracy(found, m),
         report=found.report,
+        knn_index=None if knn is None else knn[1],
     )
 
 
@@ -367,8 +380,11 @@ def _curve_concentration(
     return _concentration(conc_r, conc_q, n_sub=CONCENTRATION_SUBSET)
 
 
-def _knn_dist_sq(reference: np.ndarray, queries: np.ndarray, found: BankSearch) -> np.ndarray:
-    """Exact float64 squared distances (ascending) of the neighbour-table queries to their neighbours' rows."""
+def _knn_dist_sq(reference: np.ndarray, queries: np.ndarray, found: BankSearch) -> tuple[np.ndarray, np.ndarray]:
+    """Exact float64 squared distances (ascending) of the neighbour-table queries to their neighbours, and the rows.
+
+    The rows move with their distances, so ``rows[i, j]`` is the bank row at ``dist_sq[i, j]``.
+    """
     knn_rows = found.knn_rows
     assert knn_rows is not None
     out = np.empty(knn_rows.shape, dtype=np.float64)
@@ -376,8 +392,8 @@ def _knn_dist_sq(reference: np.ndarray, queries: np.ndarray, found: BankSearch) 
     for col in range(knn_rows.shape[1]):
         diff = np.subtract(queries64, reference[knn_rows[:, col]], dtype=np.float64)
         out[:, col] = np.einsum("ij,ij->i", diff, diff)
-    out.sort(axis=1)
-    return out
+    sorter = np.argsort(out, axis=1, kind="stable")
+    return np.take_along_axis(out, sorter, axis=1), np.take_along_axis(knn_rows, sorter, axis=1)
 
 
 def _accuracy(found: BankSearch, m: int) -> dict[str, float]:

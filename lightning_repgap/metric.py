@@ -44,11 +44,10 @@ class RepresentationGap(Metric):
       not depend on the number of processes or on the padding ``DistributedSampler`` adds.
 
     As output of ``compute``, a ``dict`` of float32 scalar tensors: ``gap``, ``gap_norm``, ``dim``, ``dim_low``,
-    ``dim_high``, ``law_r2``, ``dim_twonn``, ``dim_mle``, ``dup_frac``, ``dim_method``, plus ``gap_ratio`` when training
-    queries were given, ``knn_acc`` when labels were, and ``recall`` / ``gap_rel_error`` with an approximate
-    ``index``. Log it with ``self.log_dict(metric.compute())`` and
-    call ``reset()`` once per evaluation: the search runs in ``compute``, so do not call the metric per batch
-    through ``forward``.
+    ``dim_high``, ``law_r2``, ``dim_twonn``, ``dim_mle``, ``dup_frac``, ``bank_dup_frac``, ``dim_method``, plus
+    ``gap_ratio`` when training queries were given, ``knn_acc`` when labels were, and ``recall`` / ``gap_rel_error``
+    with an approximate ``index``. Log it with ``self.log_dict(metric.compute())`` and call ``reset()`` once per
+    evaluation: the search runs in ``compute``, so do not call the metric per batch through ``forward``.
 
     Memory: the bank is kept until ``compute`` (``max_reference * D`` floats per process; pass
     ``compute_on_cpu=True`` to hold it off the accelerator). The states are not saved in checkpoints.
@@ -75,7 +74,8 @@ class RepresentationGap(Metric):
         >>> round(out["dim"].item())
         2
         >>> pprint(sorted(out))
-        ['dim',
+        ['bank_dup_frac',
+         'dim',
          'dim_high',
          'dim_low',
          'dim_method',
@@ -169,6 +169,12 @@ class RepresentationGap(Metric):
         if values.ndim != 2:
             raise ValueError(f"`{role}` must be 2-D (batch, dim), got shape {tuple(values.shape)}.")
         b = values.shape[0]
+        state = getattr(self, role)
+        if _non_empty_list(state) and values.shape[1] != state[0].shape[1]:  # caught here, not as a raw cat error
+            raise ValueError(
+                f"`{role}` batch has shape {tuple(values.shape)} but an earlier `{role}` batch had shape "
+                f"{tuple(state[0].shape)}: every batch of a set needs the same number of features."
+            )
         # Half precision under AMP would corrupt squared distances: store float32.
         getattr(self, role).append(values.detach().to(device=self.device, dtype=torch.float32))
         if index is None:
@@ -250,3 +256,7 @@ class RepresentationGap(Metric):
                 raise RuntimeError("Nothing to plot: call compute() first or pass a GapCurve as `val`.")
             return plot_gap_curve(self.last_result.curve, fit=self.last_result.fit, ax=ax)
         return plot_gap_curve(val, ax=ax)
+
+
+def _non_empty_list(state: Any) -> bool:
+    return isinstance(state, list) and bool(state)

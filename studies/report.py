@@ -196,7 +196,9 @@ def render(results: dict[str, Any]) -> str:
         f"({mode}, seed {results.get('seed', 0)}); every number below was measured in that run. "
         "Run times: "
         + ", ".join(
-            f"{p} {results[p]['seconds']:.0f} s" for p in ("law", "equivariance", "generalisation") if p in results
+            f"{p} {results[p]['seconds']:.0f} s"
+            for p in ("law", "equivariance", "generalisation", "stopping")
+            if p in results
         )
         + " (2 CPU cores).",
         "",
@@ -212,6 +214,17 @@ def render(results: dict[str, Any]) -> str:
         lines += _equivariance(results["equivariance"])
     if "generalisation" in results:
         lines += _generalisation(results["generalisation"])
+    if "stopping" in results:
+        from studies.stopping import markdown
+
+        lines += [
+            "## 4. Which stopping rule works without labels?",
+            "",
+            "Regret (truth at the kept checkpoint against the best epoch) of each monitor replayed as early stopping "
+            "on the held-out half of the recorded runs (`docs/stopping.md` explains the regimes and the rule).",
+            "",
+            markdown(results["stopping"]),
+        ]
     if "dimension" in results:
         lines += _dimension(results["dimension"])
     return "\n".join(lines)
@@ -226,7 +239,7 @@ def _dimension(part: dict[str, Any]) -> list[str]:
         else ""
     )
     lines = [
-        "## 4. The trusted dim",
+        "## 5. The trusted dim",
         "",
         f'`estimate_dimension(x)` (method `"auto"`, the number logged as `dim`){source} on the seeded suite of '
         "`studies/dimension_suite.py`, against TwoNN and MLE (k = 20, over every point's neighbours) and DANCo "

@@ -5,6 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lightning_repgap._faults import STRICT_ENV
+
+
+@pytest.fixture(autouse=True)
+def _strict_faults(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs the callback in strict mode (a survived fault re-raises), except the fault-injection suite."""
+    if request.node.get_closest_marker("faults") is None:
+        monkeypatch.setenv(STRICT_ENV, "1")
+    else:
+        monkeypatch.delenv(STRICT_ENV, raising=False)
+
 
 @pytest.fixture
 def rng() -> np.random.Generator:

@@ -264,10 +264,37 @@ def test_analyze_corrupt_snapshot(tmp_path, capsys, damage):
         victim.write_bytes(victim.read_bytes()[:-16])
     else:
         victim.unlink()
-    err = _error(capsys, "analyze", tmp_path / "run", "-q")
+    # The damaged snapshot is skipped with one line naming the file and the damage; the others are analysed, and the
+    # exit code (1) says something was skipped. --strict stops at it with the usual error.
+    code, out, err = _run(capsys, "analyze", tmp_path / "run", "-q")
+    assert code == 1, (out, err)
+    skipped = [line for line in err.splitlines() if line.startswith("skipped damaged snapshot")]
+    assert len(skipped) == 1
+    assert "corrupt snapshot" in skipped[0]
+    assert "queries.npy" in skipped[0]
+    assert {"flip": "SHA-256", "truncate": "size", "delete": "missing"}[damage] in skipped[0]
+    assert "skipped 1 snapshot(s): 1 damaged, 0 incomplete" in out
+    assert len(_table_rows(out)) == 1
+    err = _error(capsys, "analyze", tmp_path / "run", "-q", "--strict")
     assert "corrupt snapshot" in err
     assert "queries.npy" in err
-    assert {"flip": "SHA-256", "truncate": "size", "delete": "missing"}[damage] in err
+
+
+def test_analyze_skips_a_broken_manifest_and_counts_incomplete_writes(tmp_path, capsys):
+    write_run(tmp_path / "run", epochs=(0, 1))
+    broken = next((tmp_path / "run").glob("epoch=0001*"))
+    (broken / "manifest.json").write_text("{not json")
+    (tmp_path / "run" / "epoch=0002-unfinished").mkdir()
+    code, out, err = _run(capsys, "analyze", tmp_path / "run", "-q")
+    assert code == 1, (out, err)
+    assert sum(line.startswith("skipped damaged snapshot") for line in err.splitlines()) == 1
+    assert sum(line.startswith("skipped incomplete snapshot") for line in err.splitlines()) == 1
+    assert "skipped 2 snapshot(s): 1 damaged, 1 incomplete" in out
+    assert "not valid JSON" in _error(capsys, "analyze", tmp_path / "run", "-q", "--strict")
+    (broken / "manifest.json").unlink()  # now only an unfinished write besides it: skipped, counted, exit 0
+    code, out, err = _run(capsys, "analyze", tmp_path / "run", "-q")
+    assert code == 0, (out, err)
+    assert "skipped 2 snapshot(s): 0 damaged, 2 incomplete" in out
 
 
 def test_analyze_corrupt_manifest_of_a_single_snapshot(tmp_path, capsys):
@@ -604,6 +631,7 @@ def test_analyze_reproduces_a_real_callback_run(tmp_path, capsys):
     assert [(r["epoch"], r["step"]) for r in records] == [(h["epoch"], h["step"]) for h in cb.history]
     for record, logged in zip(records, cb.history, strict=True):
         values = {k.removeprefix("repgap/"): v for k, v in logged.items() if k.startswith("repgap/")}
+        assert values.pop("valid") == 1.0  # the callback's own flag (every key defined); analyze recomputes the rest
         assert "gap_ratio" in values
         _assert_values_close(record["values"], values)
     assert "differences above" not in out

@@ -105,7 +105,8 @@ def test_analyze_returns_the_typed_result_of_the_functional(data):
     out = representation_gap(ref, qs, train_queries=qs[:64] + 0.01, config=GapConfig(n_bootstrap=20))
     assert list(result.values) == list(out)
     for key, value in out.items():
-        assert float(torch.tensor(result.values[key], dtype=torch.float32)) == float(value), key
+        # float64 inputs give float64 values (issue #16: extreme gaps must survive); compare in the returned dtype.
+        assert float(torch.tensor(result.values[key], dtype=value.dtype)) == float(value), key
     assert result.curve.sizes[-1] == ref.shape[0]
     assert result.values["dim"] == result.fit.dim
     sized = analyze(ref, qs, sizes=(64, 256, 1024), n_bootstrap=0)

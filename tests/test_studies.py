@@ -126,7 +126,7 @@ def test_quick_study_reproduces_the_headline_within_bounds(tmp_path):
     results = json.loads((tmp_path / "validation.json").read_text())
     assert validation.check_quick_bounds(results["headline"]) == []
     report = (tmp_path / "validation.md").read_text()
-    for heading in ("## 1.", "## 2.", "## 3."):
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4."):
         assert heading in report
     assert len(results["generalisation"]["rows"]) >= 24
     assert len(results["law"]["rows"]) >= 20

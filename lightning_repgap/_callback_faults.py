@@ -1,0 +1,184 @@
+"""The callback's robustness helpers: the setup-time probe, the expected keys of a survived fault, and resume checks.
+
+Kept apart from :mod:`lightning_repgap.callback` so that the callback's measurement code stays about measuring:
+these functions read the callback's settings and call its probe helpers, and they own no state of their own.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+from lightning_repgap import _faults
+from lightning_repgap.capture import ProbeConfigurationError, embed_batches, lightning_transfer, resolve_layers
+
+if TYPE_CHECKING:
+    from lightning_repgap.callback import RepresentationGapCallback
+
+#: Rows of the one-batch probe run when training starts.
+SETUP_PROBE_ROWS = 4
+# Settings that decide which points are measured and how: a change makes earlier values incomparable. (A changed
+# ``seed`` is handled by ``load_state_dict`` itself: new probes are drawn and the history is kept, as documented.)
+_SETTINGS = ("layer", "train_probe", "val_probe", "train_query_probe", "pooling", "prefix")
+
+
+def probe_settings(cb: RepresentationGapCallback) -> dict[str, Any]:
+    """The settings that define what the callback measures (stored in its state, compared on resume)."""
+    pooling = cb.pooling if isinstance(cb.pooling, str) else getattr(cb.pooling, "__qualname__", repr(cb.pooling))
+    return {
+        "layer": list(cb.layer),
+        "train_probe": cb.train_probe,
+        "val_probe": cb.val_probe,
+        "train_query_probe": cb.train_query_probe,
+        "seed": cb.seed,
+        "pooling": pooling,
+        "prefix": cb.prefix,
+    }
+
+
+def _settings_of(key: str, state: dict[str, Any]) -> dict[str, Any]:
+    """Stored settings, or those readable from the state key of a checkpoint written before they were stored."""
+    if isinstance(state.get("settings"), dict):
+        return dict(state["settings"])
+    out: dict[str, Any] = {"layer": state.get("layer"), "seed": state.get("seed")}
+    head = key.find("{")
+    if head >= 0:
+        with contextlib.suppress(ValueError, SyntaxError):
+            out.update(ast.literal_eval(key[head:]))
+    return out
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return [f"{name} {old[name]!r} -> {new[name]!r}" for name in _SETTINGS if name in old and old[name] != new[name]]
+
+
+def _archive(cb: RepresentationGapCallback, state: dict[str, Any], old: dict[str, Any], changes: list[str]) -> None:
+    cb.archived_history.extend(state.get("archived_history", []))
+    if state.get("history"):
+        cb.archived_history.append({"settings": old, "history": list(state["history"])})
+    rank_zero_warn(
+        f"RepresentationGapCallback: the checkpoint was measured with other probe settings ({'; '.join(changes)}). "
+        "Its values are not comparable with this run's: they are kept apart in `archived_history` under their old "
+        "settings, and `history` starts afresh with new probes."
+    )
+
+
+def archive_changed_settings(cb: RepresentationGapCallback, checkpoint: dict[str, Any]) -> None:
+    """On resume, find this callback's earlier state saved under another state key (changed probe sizes).
+
+    Lightning restores a callback's state only under its exact ``state_key``, which includes the probe sizes; a
+    changed ``val_probe`` would silently drop the history. A state with the same layers and another key is archived
+    with a warning naming what changed.
+    """
+    states = checkpoint.get("callbacks") or {}
+    for key, state in states.items():
+        if key == cb.state_key or not key.startswith(type(cb).__name__) or not isinstance(state, dict):
+            continue
+        if state.get("layer") != list(cb.layer) or cb.state_key in states:
+            continue
+        old = _settings_of(key, state)
+        _archive(cb, state, old, _changes(old, probe_settings(cb)) or [f"state key {key!r}"])
+
+
+def restorable(cb: RepresentationGapCallback, state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` if it was measured with this callback's settings; else archive it (warning) and restore nothing."""
+    if "settings" not in state:
+        return state
+    old = dict(state["settings"])
+    changes = _changes(old, probe_settings(cb))
+    if not changes:
+        return state
+    _archive(cb, state, old, changes)
+    return {"archived_history": list(cb.archived_history)}
+
+
+def expected_keys(cb: RepresentationGapCallback, kwargs: dict[str, Any]) -> list[str]:
+    """The keys this layer logs when its measurement succeeds (so a survived fault logs the same keys as NaN)."""
+    from lightning_repgap.search import resolve_index
+
+    return _faults.expected_keys(
+        train_queries=kwargs.get("train_queries") is not None,
+        labels=kwargs.get("reference_labels") is not None and kwargs.get("query_labels") is not None,
+        approximate=resolve_index(cb.config.index, max(cb.train_probe, 2)) != "exact",
+    )
+
+
+def setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: LightningModule) -> None:
+    """Find configuration errors before the first epoch: datasets, probes and a one-batch pass of every layer.
+
+    The pass runs the way measurements do (precision plugin, batch-transfer hooks, eval mode, no grad), over the
+    first few probe rows, and turns what only data can reveal into a ``MisconfigurationException`` now: a layer
+    that never runs in ``forward`` (or a container), one that runs several times per forward, layers that disagree
+    on the batch size, and datasets the probes cannot be drawn from.
+    """
+    datasets = cb._datasets(trainer)
+    indices = cb._probe_indices(datasets)
+    if not cb.layer:
+        return
+    role, key = ("reference", "train") if indices["reference"] else ("queries", "val")
+    rows = indices[role][:SETUP_PROBE_ROWS]
+    loader = cb._probe_loader(datasets[key], rows, datasets[f"{key}_collate"], trainer)
+    try:
+        embed_batches(
+            pl_module,
+            loader,
+            resolve_layers(pl_module, cb.layer),
+            pooling=cb.pooling,
+            forward_fn=cb.forward_fn,
+            transfer_fn=lightning_transfer(trainer, pl_module),
+            precision_context=trainer.precision_plugin.forward_context(),
+        )
+    except ProbeConfigurationError as err:
+        raise MisconfigurationException(
+            f"RepresentationGapCallback: the one-batch probe at the start of training found a configuration error: "
+            f"{err}"
+        ) from err
+
+
+def as_logged(values: dict[str, float], pl_module: LightningModule) -> dict[str, Any]:
+    """Values as float64 tensors for ``log_dict``, which Lightning keeps in float64.
+
+    A plain float would become float32, where a gap of 1e-60 flushes to 0 and one of 1e60 overflows. MPS has no
+    float64: float32 there.
+    """
+    dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
+    return {key: torch.tensor(value, dtype=dtype, device=pl_module.device) for key, value in values.items()}
+
+
+def snapshot_overflow(arrays: dict[str, Any], dtype: str) -> str | None:
+    """Why ``arrays`` cannot be stored as ``dtype`` (finite values beyond its range), or ``None``.
+
+    Checked before writing, so that a representation that grew past float16's range costs the snapshot (with a
+    warning naming the fix), not the training run.
+    """
+    limit = float(np.finfo(np.dtype(dtype)).max)
+    for key, value in arrays.items():
+        arr = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+        if arr.dtype.kind != "f" or arr.dtype.itemsize <= np.dtype(dtype).itemsize or not arr.size:
+            continue
+        finite = arr[np.isfinite(arr)]
+        peak = float(np.abs(finite).max(initial=0.0))
+        if peak > limit:
+            return (
+                f"`{key}` holds values up to {peak:.4g}, beyond the range of snapshot_dtype={dtype!r}; pass "
+                "`snapshot_dtype='float32'`."
+            )
+    return None
+
+
+__all__ = [
+    "archive_changed_settings",
+    "as_logged",
+    "expected_keys",
+    "probe_settings",
+    "restorable",
+    "setup_probe",
+    "snapshot_overflow",
+]

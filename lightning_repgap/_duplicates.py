@@ -1,0 +1,192 @@
+"""Copies inside the bank: exact copies by hashing rows, near copies from the neighbour table.
+
+Copies in the bank bias every nearest-neighbour estimator: TwoNN's ratio ``r2 / r1`` is 1 when the two nearest
+neighbours are a point and its copy, and the gap curve's prefixes hold fewer distinct points than their size. So,
+as DADApy does with identical points, exact copies are removed from the bank before the search (:func:`exact_copies`,
+O(n) hashing, no search), and the neighbour table that TwoNN and MLE read is reduced to each query's nearest
+*distinct* neighbours (:func:`distinct_neighbours`), which also merges near copies.
+
+**Near copy.** Two bank points whose squared distance is at most ``DUP_RTOL * scale`` (``scale`` = the mean squared
+distance between two bank points, :data:`lightning_repgap.gap.DUP_RTOL` = 1e-9), the same tolerance as ``dup_frac``:
+plain distances closer than about 3e-5 of the typical distance. In a query's row of neighbours (nearest first), a
+neighbour within that tolerance of the one before it is the same point and is merged with it; the check reads the
+two bank rows themselves (the table records which rows they are), so distinct points at tied distances from the
+query are never merged. The share of table entries with such a copy estimates the bank's share of near copies.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# Bytes hashed per step: bounds the temporaries (the -0.0 -> +0.0 copy and the 64-bit words) to a few MiB.
+_HASH_CHUNK_BYTES = 1 << 22
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _row_hashes(x: np.ndarray) -> np.ndarray:
+    """One 64-bit hash per row of a 2-D array (``-0.0`` and ``+0.0`` hash alike), vectorised.
+
+    Each row's bytes are read as 64-bit words; every word is multiplied by its own random odd constant, mixed
+    with a shift (so that differences cannot cancel linearly across words) and the words are summed modulo 2**64.
+    Equal rows always hash alike; :func:`exact_copies` compares rows that share a hash value by value.
+    """
+    width = x.shape[1] * x.dtype.itemsize
+    words = -(-width // 8)
+    mult = np.random.default_rng(0x5EED).integers(1, 2**63, size=words, dtype=np.uint64) | np.uint64(1)
+    out = np.empty(x.shape[0], dtype=np.uint64)
+    step = max(1, _HASH_CHUNK_BYTES // max(1, words * 8))
+    for i0 in range(0, x.shape[0], step):
+        chunk = (np.ascontiguousarray(x[i0 : i0 + step]) + 0.0).astype(x.dtype, copy=False)  # -0.0 -> +0.0
+        raw = chunk.view(np.uint8).reshape(chunk.shape[0], width)
+        if width % 8:
+            raw = np.pad(raw, ((0, 0), (0, words * 8 - width)))
+        v = np.ascontiguousarray(raw).view(np.uint64) * mult  # wraps modulo 2**64, as intended
+        v ^= v >> np.uint64(31)
+        v *= _MIX
+        out[i0 : i0 + chunk.shape[0]] = v.sum(axis=1, dtype=np.uint64)
+    return out
+
+
+def exact_copies(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """Rows to keep (first occurrence of each distinct row, in order) and the share of rows that have a copy.
+
+    Rows are hashed (O(n D), vectorised, no search); rows sharing a hash are then compared value by value, so a
+    hash collision never merges distinct rows.
+
+    Args:
+        x: ``(n, D)`` float array.
+
+    Returns:
+        ``(keep, dup_share)``: sorted int64 row indices of the first occurrence of every distinct row, and the
+        fraction of rows equal to at least one other row.
+
+    Example:
+        >>> x = np.array([[0.0, 1.0], [2.0, 3.0], [0.0, 1.0], [-0.0, 1.0]])
+        >>> keep, share = exact_copies(x)
+        >>> keep.tolist(), share
+        ([0, 1], 0.75)
+
+    """
+    n = x.shape[0]
+    hashes = _row_hashes(x)
+    _, first, inverse, counts = np.unique(hashes, return_index=True, return_inverse=True, return_counts=True)
+    if counts.max(initial=0) <= 1:
+        return np.arange(n, dtype=np.int64), 0.0
+    group = first[inverse.reshape(-1)]  # candidate first occurrence of each row's hash
+    candidate = np.flatnonzero(group != np.arange(n))
+    # Verify: a row is a copy only if it equals its group's first row (guards against hash collisions).
+    same = np.all((x[candidate] + 0.0) == (x[group[candidate]] + 0.0), axis=1)
+    copy_of = np.arange(n)
+    copy_of[candidate[same]] = group[candidate[same]]
+    keep = np.flatnonzero(copy_of == np.arange(n)).astype(np.int64)
+    has_copy = np.zeros(n, dtype=bool)
+    has_copy[candidate[same]] = True
+    has_copy[group[candidate[same]]] = True
+    return keep, float(has_copy.mean())
+
+
+def near_copies(bank: np.ndarray, knn_index: np.ndarray | None, tol_sq: float) -> np.ndarray:
+    """Which neighbours in a table are copies of the neighbour before them in their row.
+
+    Args:
+        bank: the ``(n, D)`` bank the neighbour rows index.
+        knn_index: ``(r, k)`` bank rows of each query's neighbours, nearest first; ``None``: nothing is known.
+        tol_sq: squared distance at or below which two bank points are the same point.
+
+    Returns:
+        ``(r, k)`` bool, ``True`` where a neighbour lies within the tolerance of the one before it (column 0 never).
+
+    Example:
+        >>> bank = np.array([[0.0], [1.0], [1.0 + 1e-9], [3.0]])
+        >>> near_copies(bank, np.array([[1, 2, 0, 3]]), 1e-12).tolist()
+        [[False, True, False, False]]
+
+    """
+    if knn_index is None:
+        return np.zeros((0, 0), dtype=bool)
+    out = np.zeros(knn_index.shape, dtype=bool)
+    for j in range(1, knn_index.shape[1]):  # one (r, D) float64 difference at a time, not (r, k, D)
+        diff = bank[knn_index[:, j]].astype(np.float64) - bank[knn_index[:, j - 1]].astype(np.float64)
+        out[:, j] = np.einsum("ij,ij->i", diff, diff) <= tol_sq
+    return out
+
+
+def distinct_neighbours(dist: np.ndarray, same_as_previous: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Each row's neighbours with copies merged into one (the first, nearest, of each run of copies).
+
+    Args:
+        dist: ``(r, k)`` plain (not squared) distances, ascending per row.
+        same_as_previous: ``(r, k)`` bool from :func:`near_copies` (an empty array: no copies known).
+
+    Returns:
+        ``(table, counts, near_share)``: ``(r, k)`` distances with each row's distinct neighbours moved to the left
+        and ``NaN`` after them, the number of distinct neighbours per row, and the share of table entries that
+        have a copy in their row (an estimate of the bank's share of points with a near copy).
+
+    Example:
+        >>> d = np.array([[1.0, 1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0]])
+        >>> same = np.array([[False, True, False, False], [False] * 4])
+        >>> table, counts, share = distinct_neighbours(d, same)
+        >>> table[0].tolist()[:3], counts.tolist(), share
+        ([1.0, 2.0, 3.0], [3, 4], 0.25)
+
+    """
+    r, k = dist.shape
+    if same_as_previous.shape != dist.shape or not same_as_previous.any():
+        return dist, np.full(r, k, dtype=np.int64), 0.0
+    kept = ~same_as_previous
+    counts = kept.sum(axis=1)
+    table = np.full((r, k), math.nan)
+    rows, cols = np.nonzero(kept)
+    position = np.cumsum(kept, axis=1)[rows, cols] - 1
+    table[rows, position] = dist[rows, cols]
+    # An entry has a copy when it merges with the one before it, or the one after it merges with it.
+    in_group = same_as_previous.copy()
+    in_group[:, :-1] |= same_as_previous[:, 1:]
+    return table, counts.astype(np.int64), float(in_group.mean())
+
+
+def estimator_tables(table: np.ndarray, counts: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The tables TwoNN and MLE read from a :func:`distinct_neighbours` result.
+
+    TwoNN needs each row's first two distinct neighbours; MLE needs ``k`` of them for every row it uses, with
+    ``k`` the largest count that at least 90 % of the rows reach (at most ``n_neighbors``), so a bank with many
+    copies uses fewer neighbours rather than fewer points.
+
+    Returns:
+        ``(twonn_dist, mle_dist, k)``.
+
+    Example:
+        >>> table = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, np.nan]])
+        >>> twonn, mle, k = estimator_tables(table, np.array([3, 2]), 3)
+        >>> twonn.shape, mle.shape, k
+        ((2, 2), (2, 2), 2)
+
+    """
+    twonn = table[counts >= 2, :2]
+    k = int(min(n_neighbors, table.shape[1], max(2, math.floor(np.quantile(counts, 0.1))) if counts.size else 2))
+    mle = table[counts >= k, :k]
+    return twonn, mle, k
+
+
+def effective_sizes(sizes: np.ndarray, share: float) -> np.ndarray:
+    """Expected number of distinct points in each bank prefix when ``share`` of the bank are near-copy pairs.
+
+    With ``P = share * n / 2`` pairs in a bank of ``n = sizes[-1]`` points in random order, a prefix of ``s``
+    points holds both members of about ``P (s / n)^2`` pairs, hence ``s - P (s / n)^2`` distinct points. The gap
+    law is a law in the number of *distinct* points, so the fit reads these sizes (exact copies were removed from
+    the bank instead, and need no correction).
+
+    Example:
+        >>> effective_sizes(np.array([10, 100, 1000]), 1.0).tolist()  # every point has one copy
+        [9.95, 95.0, 500.0]
+
+    """
+    n = float(sizes[-1])
+    pairs = share * n / 2.0
+    return np.asarray(sizes, dtype=np.float64) - pairs * (np.asarray(sizes, dtype=np.float64) / n) ** 2
+
+
+__all__ = ["distinct_neighbours", "effective_sizes", "estimator_tables", "exact_copies", "near_copies"]

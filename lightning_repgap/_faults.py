@@ -1,0 +1,252 @@
+"""The callback's fault policy: which measurement failures are survived, and how.
+
+The functional API and the Metric raise a clear error for bad input. The callback must never end a user's training
+run because of the *measurement* (DESIGN §5): for the causes listed in :class:`Cause`, the library raises one of the
+:class:`MeasurementFaultError` subclasses below, the callback catches exactly those, logs ``NaN`` for the keys that are
+undefined and ``<prefix>/valid = 0``, warns once per cause and layer (naming the layer and the fix) and carries on.
+Anything else is a bug or a configuration error and propagates.
+
+Strict mode (``RepresentationGapCallback(strict=True)`` or the environment variable ``REPGAP_STRICT=1``) re-raises
+the fault instead; the test suite runs with it on, so that a test never passes on a silently swallowed fault.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import ClassVar
+
+#: Environment variable that turns strict mode on (``1``, ``true`` or ``yes``) when the callback's ``strict`` is None.
+STRICT_ENV = "REPGAP_STRICT"
+
+
+class Cause(str, enum.Enum):
+    """The measurement failures the callback survives (each has its exception and warning class)."""
+
+    DEGENERATE = "degenerate"
+    """The bank collapsed to a single point (dead ReLU, zero layer, constant output): distances carry no scale."""
+    NON_FINITE = "non_finite"
+    """NaN or Inf in the watched layer's output."""
+    TOO_FEW_DISTINCT = "too_few_distinct"
+    """Too few distinct points for the law fit, or every query duplicated in the bank (the gap is 0)."""
+    SNAPSHOT_IO = "snapshot_io"
+    """A snapshot could not be written (full disk, permissions): the measurement itself is fine."""
+    UNDEFINED_VALUE = "undefined_value"
+    """A key came out non-finite (e.g. a cross-check estimator undefined on this data) and is logged as NaN."""
+
+
+class MeasurementFaultWarning(UserWarning):
+    """Base class of the warnings the callback emits instead of aborting ``fit``."""
+
+
+class DegenerateRepresentationWarning(MeasurementFaultWarning):
+    """A watched layer's representation collapsed; its keys are NaN this epoch."""
+
+
+class NonFiniteRepresentationWarning(MeasurementFaultWarning):
+    """A watched layer produced NaN/Inf; its keys are NaN this epoch."""
+
+
+class TooFewDistinctPointsWarning(MeasurementFaultWarning):
+    """Too few distinct points for the fit; the undefined keys are NaN this epoch."""
+
+
+class SnapshotIOWarning(MeasurementFaultWarning):
+    """A snapshot could not be written; training and logging go on."""
+
+
+class UndefinedValueWarning(MeasurementFaultWarning):
+    """A logged key was not finite and is logged as NaN."""
+
+
+class MeasurementFaultError(Exception):
+    """Base class of the library errors that the callback survives (see the module docstring).
+
+    Args:
+        message: what went wrong, naming the fix.
+        partial: keys that are still defined (e.g. ``gap`` and ``dup_frac`` when only the fit is undefined).
+
+    """
+
+    cause: ClassVar[Cause]
+    warning: ClassVar[type[MeasurementFaultWarning]]
+    fix: ClassVar[str] = ""
+
+    def __init__(self, message: str, partial: Mapping[str, float] | None = None) -> None:
+        super().__init__(message)
+        self.partial: dict[str, float] = dict(partial or {})
+
+
+class DegenerateRepresentationError(MeasurementFaultError, ValueError):
+    """Every bank point is the same point: no distance scale, no gap law."""
+
+    cause = Cause.DEGENERATE
+    warning = DegenerateRepresentationWarning
+    fix = "watch a layer before the collapse, check for dead activations or a zero/constant output"
+
+
+class NonFiniteRepresentationError(MeasurementFaultError, ValueError):
+    """NaN or Inf values in a set of representations."""
+
+    cause = Cause.NON_FINITE
+    warning = NonFiniteRepresentationWarning
+    fix = "the model diverged or the layer overflows in this precision: lower the learning rate or watch another layer"
+
+
+class TooFewDistinctPointsError(MeasurementFaultError, ValueError):
+    """Too few distinct bank points for the fit, or every query sits on a bank point."""
+
+    cause = Cause.TOO_FEW_DISTINCT
+    warning = TooFewDistinctPointsWarning
+    fix = "use a larger or more diverse probe (`train_probe`), a smaller `fit_min_size`, or check for train/val leakage"
+
+
+class SnapshotIOError(MeasurementFaultError, OSError):
+    """A snapshot could not be written (the previous snapshots are untouched: writes are atomic)."""
+
+    cause = Cause.SNAPSHOT_IO
+    warning = SnapshotIOWarning
+    fix = "free disk space or fix `snapshot_dir`'s permissions"
+
+
+#: The exceptions the callback catches, and nothing else.
+SURVIVABLE: tuple[type[MeasurementFaultError], ...] = (
+    DegenerateRepresentationError,
+    NonFiniteRepresentationError,
+    TooFewDistinctPointsError,
+    SnapshotIOError,
+)
+
+
+def strict_mode(strict: bool | None) -> bool:
+    """``strict`` if given, else whether ``REPGAP_STRICT`` is set to ``1``/``true``/``yes``.
+
+    Example:
+        >>> strict_mode(True), strict_mode(False)
+        (True, False)
+
+    """
+    if strict is not None:
+        return bool(strict)
+    return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+class FaultPolicy:
+    """Warn-once registry and NaN filling for one callback (not saved in checkpoints).
+
+    Args:
+        strict: re-raise every fault instead of surviving it (see :func:`strict_mode`).
+        owner: name used at the start of every warning.
+
+    Example:
+        >>> policy = FaultPolicy(strict=False)
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     out = policy.survive(DegenerateRepresentationError("collapsed", {"gap": 1.0}), "fc", ["gap", "dim"])
+        ...     _ = policy.survive(DegenerateRepresentationError("collapsed"), "fc", ["gap", "dim"])
+        >>> out["gap"], math.isnan(out["dim"]), len(caught)
+        (1.0, True, 1)
+
+    """
+
+    def __init__(self, strict: bool = False, owner: str = "RepresentationGapCallback") -> None:
+        self.strict = strict
+        self.owner = owner
+        self._warned: set[tuple[Cause, str]] = set()
+
+    def warn_once(self, cause: Cause, layer: str, message: str, category: type[Warning]) -> None:
+        """Warn about ``cause`` for ``layer`` the first time only (rank zero only under DDP)."""
+        if (cause, layer) in self._warned:
+            return
+        self._warned.add((cause, layer))
+        from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+        if getattr(rank_zero_only, "rank", 0) == 0:
+            warnings.warn(f"{self.owner}: {message}", category, stacklevel=3)
+
+    def survive(self, fault: MeasurementFaultError, layer: str, expected: Iterable[str]) -> dict[str, float]:
+        """Values for ``expected`` keys after ``fault``: the fault's partial values, NaN elsewhere.
+
+        Raises:
+            MeasurementFaultError: ``fault`` itself in strict mode.
+
+        """
+        if self.strict:
+            raise fault
+        self.warn_once(
+            fault.cause,
+            layer,
+            f"layer {layer!r}: {fault} The undefined keys are logged as NaN and `valid` as 0 this epoch; training"
+            f" goes on. Fix: {fault.fix}. (Strict mode, `strict=True` or {STRICT_ENV}=1, raises instead.)",
+            fault.warning,
+        )
+        return {key: float(fault.partial.get(key, math.nan)) for key in expected}
+
+    def survive_io(self, fault: SnapshotIOError, layer: str) -> None:
+        """Warn once about a failed snapshot write (re-raised in strict mode)."""
+        if self.strict:
+            raise fault
+        self.warn_once(
+            fault.cause,
+            layer,
+            f"{fault} Training goes on without this snapshot. Fix: {fault.fix}.",
+            fault.warning,
+        )
+
+    def finish(self, values: Mapping[str, float], layer: str) -> tuple[dict[str, float], float]:
+        """Replace non-finite values by NaN (warning once per layer) and return them with the ``valid`` flag.
+
+        ``valid`` is ``1.0`` when every value is finite, else ``0.0``. ``inf`` is never logged: a monitor comparing
+        it would act on a number that means "undefined".
+        """
+        out = {key: float(v) for key, v in values.items()}
+        bad = sorted(key for key, v in out.items() if not math.isfinite(v))
+        undefined = [key for key in bad if not math.isnan(out[key])]
+        if undefined:
+            self.warn_once(
+                Cause.UNDEFINED_VALUE,
+                layer,
+                f"layer {layer!r}: {undefined} came out infinite (undefined on this representation) and are logged as"
+                " NaN, with `valid` 0.",
+                UndefinedValueWarning,
+            )
+        for key in bad:
+            out[key] = math.nan
+        return out, 0.0 if bad else 1.0
+
+
+def expected_keys(*, train_queries: bool, labels: bool, approximate: bool) -> list[str]:
+    """The keys a successful measurement logs for these inputs (the order of :mod:`lightning_repgap.functional`)."""
+    from lightning_repgap.functional import ACCURACY_KEYS, CORE_KEYS
+
+    keys = list(CORE_KEYS)
+    if train_queries:
+        keys.append("gap_ratio")
+    if labels:
+        keys.append("knn_acc")
+    if approximate:
+        keys.extend(ACCURACY_KEYS)
+    return keys
+
+
+__all__ = [
+    "SURVIVABLE",
+    "Cause",
+    "DegenerateRepresentationError",
+    "DegenerateRepresentationWarning",
+    "FaultPolicy",
+    "MeasurementFaultError",
+    "MeasurementFaultWarning",
+    "NonFiniteRepresentationError",
+    "NonFiniteRepresentationWarning",
+    "SnapshotIOError",
+    "SnapshotIOWarning",
+    "TooFewDistinctPointsError",
+    "TooFewDistinctPointsWarning",
+    "UndefinedValueWarning",
+    "expected_keys",
+    "strict_mode",
+]

@@ -1,0 +1,463 @@
+"""Part 4 of the validation study: which stopping rule works, on real training runs, without labels?
+
+Three regimes are recorded by :mod:`studies.stopping_record` (every epoch's ``repgap/*`` keys, baselines and the
+truth; see its docstring). Each monitor is replayed as it would run in a Trainer, and scored by its *regret*: the
+truth at the checkpoint it keeps against the truth at the run's best epoch.
+
+* Lightning's ``EarlyStopping(monitor, mode, patience=4, check_finite=False)`` with a best-checkpoint
+  ``ModelCheckpoint`` on the same key (the README's old recipe), for the baselines and for raw ``repgap`` keys;
+* no stopping (the last epoch);
+* the sustained-rise rule of :mod:`lightning_repgap.stopping`, replayed through the very function the callback
+  calls (:func:`lightning_repgap.stopping.replay`).
+
+Regret: in accuracy points (supervised: clean test accuracy; SSL: 5-NN accuracy) and, for the generative regime,
+in per cent of the best epoch's gap from fresh data to fresh samples.
+
+Tuning discipline. The runs are split in halves by data set and seed (``split`` in each run, fixed in the
+generator before anything was recorded). :func:`tune` reads only the tuning half and writes the frozen rule to
+``studies/stopping_rule.json``; :func:`evaluate` scores every monitor on the held-out half.
+
+    python -m studies.stopping_record studies/stopping_runs.json   # record (about 40 min on 2 shared cores)
+    python -m studies.stopping tune                                # choose the rule on the tuning half
+    python -m studies.stopping evaluate                            # held-out regret tables -> docs/stopping.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lightning_repgap.stopping import MONITORABLE, replay
+
+HERE = Path(__file__).resolve().parent
+RUNS_FILE = HERE / "stopping_runs.json"
+RULE_FILE = HERE / "stopping_rule.json"
+RESULTS_FILE = HERE.parent / "docs" / "stopping.json"
+REGIMES = ("supervised", "ssl", "generative")
+#: Patience of the Lightning ``EarlyStopping`` baselines (the README's old recipe).
+BASELINE_PATIENCE = 4
+#: Regret unit per regime: accuracy points, or per cent of the best epoch's gap.
+UNITS = {"supervised": "points", "ssl": "points", "generative": "%"}
+#: The tuning grid: one key alone, or a key together with ``gap_ratio`` (stop when either rises for good).
+GRID: dict[str, tuple[Any, ...]] = {
+    "monitor": MONITORABLE,
+    "tolerance": (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5),
+    "patience": (2, 3, 4, 6, 8),
+    "warmup": (0, 1, 2, 3, 5),
+}
+PAIR_GRID: dict[str, tuple[Any, ...]] = {
+    "monitor": ("gap_norm", "dim", "dim_twonn"),
+    "tolerance": (0.1, 0.2, 0.3, 0.5),
+    "warmup": (0, 2, 5),
+    "ratio_tolerance": (0.1, 0.15, 0.3, 0.5, 1.0),
+    "ratio_warmup": (0, 1, 2),
+    "patience": (2, 4, 6),
+}
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """One way of choosing the kept checkpoint: a Lightning baseline, no stopping, or the rise rule."""
+
+    name: str
+    kind: str  # "lightning", "none" or "rule"
+    key: str | tuple[str, ...] = ""
+    mode: str = "min"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def kept(self, epochs: dict[str, list[float]]) -> tuple[int, int | None]:
+        """``(kept_epoch, stopped_epoch)`` on one recorded run (``stopped_epoch`` ``None``: ran to the end)."""
+        n = len(epochs["truth"])
+        if self.kind == "none":
+            return n - 1, None
+        if self.kind == "lightning":
+            assert isinstance(self.key, str)
+            values = [math.nan if v is None else float(v) for v in epochs[self.key]]
+            return replay_lightning(values, self.mode, BASELINE_PATIENCE)
+        series = [[math.nan if v is None else float(v) for v in epochs[k]] for k in self.key]
+        best, stopped = replay(series, **self.params)
+        return (n - 1 if best < 0 else best), stopped  # no finite measurement at all: the last weights
+
+
+def replay_lightning(values: Sequence[float], mode: str, patience: int) -> tuple[int, int | None]:
+    """Lightning's ``EarlyStopping(min_delta=0, check_finite=False)`` + ``ModelCheckpoint(save_top_k=1)``.
+
+    EarlyStopping counts a NaN as no improvement; ModelCheckpoint treats a NaN as the worst value and keeps the
+    first checkpoint until a strictly better one comes.
+
+    Returns:
+        ``(kept_epoch, stopped_epoch)``.
+
+    Example:
+        >>> replay_lightning([3.0, 2.0, 2.5, 2.1, 2.0, 2.2], "min", 3)
+        (1, 4)
+
+    """
+    sign = 1.0 if mode == "min" else -1.0
+    best_es, wait = math.inf, 0
+    best_ckpt, kept = math.inf, 0
+    for epoch, raw in enumerate(values):
+        v = sign * raw
+        if v < best_es:  # False for NaN
+            best_es, wait = v, 0
+        else:
+            wait += 1
+        ckpt_v = math.inf if math.isnan(v) else v
+        if epoch == 0 or ckpt_v < best_ckpt:
+            best_ckpt, kept = ckpt_v, epoch
+        if wait >= patience:
+            return kept, epoch
+    return kept, None
+
+
+def regret(run: dict[str, Any], epoch: int) -> float:
+    """Truth lost by keeping ``epoch`` instead of the run's best one (points, or per cent of the best gap)."""
+    truth = np.asarray(run["epochs"]["truth"], dtype=float)
+    if run["regime"] == "generative":
+        return float(100 * (truth[epoch] / np.nanmin(truth) - 1))
+    return float(100 * (np.nanmax(truth) - truth[epoch]))
+
+
+def monitors(regime: str, rule: dict[str, Any] | None) -> list[Monitor]:
+    """The monitors compared in a regime: the rule (if given), the baselines and raw repgap keys."""
+    out = [] if rule is None else [rule_monitor(rule)]
+    out.append(Monitor("no stopping", "none"))
+    if regime == "supervised":
+        out += [
+            Monitor("val_loss (labels)", "lightning", "val_loss", "min"),
+            Monitor("val_acc (labels)", "lightning", "val_acc", "max"),
+        ]
+    elif regime == "ssl":
+        out += [
+            Monitor("RankMe", "lightning", "rankme", "max"),
+            Monitor("SSL val loss", "lightning", "val_loss", "min"),
+        ]
+    else:
+        out.append(Monitor("denoising val loss", "lightning", "val_loss", "min"))
+    out += [
+        Monitor("EarlyStopping(repgap/gap_norm, min)", "lightning", "gap_norm", "min"),
+        Monitor("EarlyStopping(repgap/dim, min)", "lightning", "dim", "min"),
+    ]
+    return out
+
+
+def rule_monitor(rule: dict[str, Any]) -> Monitor:
+    """The rise rule with the given ``monitor``, ``tolerance``, ``patience`` and ``warmup`` (lists: one per key)."""
+    keys = tuple(rule["monitor"])
+    params = {"tolerance": tuple(rule["tolerance"]), "patience": rule["patience"], "warmup": tuple(rule["warmup"])}
+    shown = {k: (list(v) if isinstance(v, tuple) else v) for k, v in {"monitor": keys, **params}.items()}
+    name = "RepresentationGapEarlyStopping(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+    return Monitor(name, "rule", keys, params=params)
+
+
+def candidates() -> list[dict[str, Any]]:
+    """Every rule of the tuning grid (:data:`GRID` and :data:`PAIR_GRID`)."""
+    out = [
+        {"monitor": [m], "tolerance": [t], "patience": p, "warmup": [w]}
+        for m, t, p, w in itertools.product(*(GRID[k] for k in ("monitor", "tolerance", "patience", "warmup")))
+    ]
+    keys = ("monitor", "tolerance", "warmup", "ratio_tolerance", "ratio_warmup", "patience")
+    for m, t, w, rt, rw, p in itertools.product(*(PAIR_GRID[k] for k in keys)):
+        out.append({"monitor": [m, "gap_ratio"], "tolerance": [t, rt], "patience": p, "warmup": [w, rw]})
+    return out
+
+
+def score(runs: list[dict[str, Any]], monitor: Monitor) -> dict[str, Any]:
+    """Regret of every run, and whether the generative run kept a memorised checkpoint it could have avoided."""
+    rows: list[dict[str, Any]] = []
+    for run in runs:
+        kept, stopped = monitor.kept(run["epochs"])
+        row: dict[str, Any] = {"regret": regret(run, kept), "kept": kept, "stopped": stopped}
+        if run["regime"] == "generative":
+            row["memorised_kept"] = bool(run["epochs"]["memorised"][kept]) and avoidable_memorisation(run)
+        rows.append(row)
+    return {"rows": rows, **summary([r["regret"] for r in rows])}
+
+
+def avoidable_memorisation(run: dict[str, Any]) -> bool:
+    """True when some non-memorised epoch's truth is within 10 % of the best epoch's."""
+    truth = np.asarray(run["epochs"]["truth"], dtype=float)
+    memorised = np.asarray(run["epochs"]["memorised"], dtype=bool)
+    return bool(((~memorised) & (truth <= 1.1 * np.nanmin(truth))).any())
+
+
+def summary(regrets: Sequence[float], n_bootstrap: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Mean and worst regret, with a 95 % percentile bootstrap interval of the mean over runs."""
+    x = np.asarray(regrets, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), (n_bootstrap, len(x)))].mean(axis=1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    return {"mean": float(x.mean()), "low": float(low), "high": float(high), "worst": float(x.max()), "n": len(x)}
+
+
+# ---------------------------------------------------------------------------------------------------------- tuning
+
+
+def objective(by_regime: dict[str, list[dict[str, Any]]], rule: dict[str, Any]) -> tuple[int, float]:
+    """What the tuning minimises: ``(targets missed, score)``, compared in that order.
+
+    *Targets missed*: how many of the issue's targets (:func:`targets`) the rule misses on these runs. *Score*:
+    each regime's mean regret over its no-stopping regret (floored at 1 point, or 10 % for the generative gap, so
+    each regime weighs the same whatever its scale), summed, plus 0.1 for every run that breaks a per-run target
+    (a supervised run more than 1 point worse than not stopping, a generative run keeping an avoidable memorised
+    checkpoint).
+    """
+    monitor = rule_monitor(rule)
+    total = 0.0
+    result: dict[str, Any] = {"rule": rule, "regimes": {}}
+    for regime, runs in by_regime.items():
+        table = {m.name: score(runs, m) for m in (monitor, *_reference_monitors(regime))}
+        rows = table[monitor.name]["rows"]
+        none = [r["regret"] for r in table["no stopping"]["rows"]]
+        floor = 10.0 if regime == "generative" else 1.0
+        total += float(np.mean([r["regret"] for r in rows])) / max(float(np.mean(none)), floor)
+        if regime == "supervised":
+            total += 0.1 * sum(r["regret"] > n + 1.0 for r, n in zip(rows, none, strict=True))
+        if regime == "generative":
+            total += 0.1 * sum(r["memorised_kept"] for r in rows)
+        entry: dict[str, Any] = {"monitors": table}
+        if regime == "supervised":
+            entry["by_noise"] = _by_noise(runs, table)
+        result["regimes"][regime] = entry
+    missed = sum(not ok for ok in targets(result, rule).values())
+    return missed, total
+
+
+def _reference_monitors(regime: str) -> list[Monitor]:
+    """The baselines the targets compare the rule with: no stopping, and val_loss (supervised) or RankMe (SSL)."""
+    out = [Monitor("no stopping", "none")]
+    if regime == "supervised":
+        out.append(Monitor("val_loss (labels)", "lightning", "val_loss", "min"))
+    elif regime == "ssl":
+        out.append(Monitor("RankMe", "lightning", "rankme", "max"))
+    return out
+
+
+def _by_noise(runs: list[dict[str, Any]], table: dict[str, Any]) -> dict[str, Any]:
+    """Per label-noise level, each monitor's regret summary."""
+    return {
+        str(noise): {
+            name: summary([row["regret"] for row, r in zip(s["rows"], runs, strict=True) if r["noise"] == noise])
+            for name, s in table.items()
+        }
+        for noise in sorted({r["noise"] for r in runs})
+    }
+
+
+def tune(runs: list[dict[str, Any]], log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Choose the rule on the tuning half only.
+
+    Ties (equal objective to 1e-9) go to fewer dimension keys (``dim`` is an estimate whose definition may change;
+    ``gap_norm`` is a plain ratio of distances), then fewer keys, larger patience, smaller tolerances and warm-ups.
+    """
+    tuning = [r for r in runs if r["split"] == "tune"]
+    by_regime = {g: [r for r in tuning if r["regime"] == g] for g in REGIMES}
+    by_regime = {g: rs for g, rs in by_regime.items() if rs}
+    results: list[tuple[tuple[int, float], int, int, int, float, int, dict[str, Any]]] = []
+    for rule in candidates():
+        n_dim = sum(k.startswith("dim") for k in rule["monitor"])
+        missed, total = objective(by_regime, rule)
+        results.append((
+            (missed, round(total, 9)),
+            n_dim,
+            len(rule["monitor"]),
+            -rule["patience"],
+            sum(rule["tolerance"]),
+            sum(rule["warmup"]),
+            rule,
+        ))
+    results.sort(key=lambda t: t[:6])
+    for obj, *_, rule in results[:10]:
+        log(f"  targets missed {obj[0]}, score {obj[1]:.3f}  {rule}")
+    best = results[0][-1]
+    per_key: dict[str, tuple[tuple[int, float], dict[str, Any]]] = {}
+    for obj, *_, rule in results:
+        per_key.setdefault("+".join(rule["monitor"]), (obj, rule))
+    return {
+        **best,
+        "targets_missed_on_tuning_half": results[0][0][0],
+        "score": results[0][0][1],
+        "tuning_runs": {g: len(rs) for g, rs in by_regime.items()},
+        "best_per_monitor": {k: {"targets_missed": o[0], "score": o[1], **r} for k, (o, r) in per_key.items()},
+    }
+
+
+# ------------------------------------------------------------------------------------------------------ evaluation
+
+
+def evaluate(runs: list[dict[str, Any]], rule: dict[str, Any], split: str = "held_out") -> dict[str, Any]:
+    """Every monitor's regret on one half, per regime, per noise level (supervised) and per run."""
+    out: dict[str, Any] = {"rule": rule, "split": split, "regimes": {}}
+    for regime in REGIMES:
+        part = [r for r in runs if r["regime"] == regime and (split == "all" or r["split"] == split)]
+        if not part:
+            continue
+        table = {m.name: score(part, m) for m in monitors(regime, rule)}
+        entry: dict[str, Any] = {"unit": UNITS[regime], "runs": [_label(r) for r in part], "monitors": table}
+        if regime == "supervised":
+            entry["by_noise"] = {
+                str(noise): {
+                    name: summary([
+                        row["regret"] for row, r in zip(s["rows"], part, strict=True) if r["noise"] == noise
+                    ])
+                    for name, s in table.items()
+                }
+                for noise in sorted({r["noise"] for r in part})
+            }
+        out["regimes"][regime] = entry
+    out["targets"] = targets(out, rule)
+    return out
+
+
+def _label(run: dict[str, Any]) -> str:
+    extra = f"noise{run['noise']:g}" if "noise" in run else f"n{run['n_train']}"
+    return f"{run['dataset']}-{run['arch']}-w{run['width']}-n{run['n_train']}-{extra}-s{run['seed']}"
+
+
+def targets(result: dict[str, Any], rule: dict[str, Any]) -> dict[str, bool]:
+    """The issue's targets, each True (met) or False (missed), on the evaluated half."""
+    name = rule_monitor(rule).name
+    out: dict[str, bool] = {}
+    regimes = result["regimes"]
+    if "supervised" in regimes:
+        sup = regimes["supervised"]["monitors"]
+        rows, none = sup[name]["rows"], sup["no stopping"]["rows"]
+        out["supervised: mean regret <= val_loss's"] = sup[name]["mean"] <= sup["val_loss (labels)"]["mean"]
+        out["supervised: better than no stopping at every noise level where stopping matters"] = all(
+            v[name]["mean"] < v["no stopping"]["mean"]
+            for v in regimes["supervised"]["by_noise"].values()
+            if v["no stopping"]["mean"] > 0.5
+        )
+        out["supervised: never > 1 point worse than no stopping"] = all(
+            r["regret"] <= n["regret"] + 1.0 for r, n in zip(rows, none, strict=True)
+        )
+    if "ssl" in regimes:
+        ssl = regimes["ssl"]["monitors"]
+        out["ssl: mean regret <= RankMe's"] = ssl[name]["mean"] <= ssl["RankMe"]["mean"]
+    if "generative" in regimes:
+        gen = regimes["generative"]["monitors"][name]
+        out["generative: mean gap within 10 % of the best epoch's"] = gen["mean"] <= 10.0
+        out["generative: no avoidable memorised checkpoint kept"] = not any(r["memorised_kept"] for r in gen["rows"])
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """Regret tables (mean [95 % CI], worst) per regime, as markdown."""
+    lines = []
+    for regime, entry in result["regimes"].items():
+        unit = entry["unit"]
+        lines += [f"**{regime}** ({len(entry['runs'])} {result['split']} runs; regret in {unit})", ""]
+        lines += ["| monitor | mean regret [95 % CI] | worst |", "|---|---|---|"]
+        for name, s in entry["monitors"].items():
+            lines.append(f"| {name} | {s['mean']:.2f} [{s['low']:.2f}, {s['high']:.2f}] | {s['worst']:.2f} |")
+        lines.append("")
+        if "by_noise" in entry:
+            names = list(entry["monitors"])[:4]
+            lines += ["| label noise | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+            for noise, table in entry["by_noise"].items():
+                cells = [f"{table[n]['mean']:.2f} (worst {table[n]['worst']:.1f})" for n in names]
+                lines.append(f"| {float(noise):.0%} | " + " | ".join(cells) + " |")
+            lines.append("")
+    lines += ["| target | met |", "|---|---|"]
+    lines += [f"| {k} | {'yes' if v else '**no**'} |" for k, v in result["targets"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """One row per regime: the rule, the regime's reference baseline and no stopping (mean [95 % CI], worst)."""
+    name = rule_monitor(result["rule"]).name
+    refs = {"supervised": "val_loss (labels)", "ssl": "RankMe", "generative": "denoising val loss"}
+    lines = [
+        "| regime (held-out runs, unit) | RepresentationGapEarlyStopping | reference baseline | no stopping |",
+        "|---|---|---|---|",
+    ]
+    for regime, entry in result["regimes"].items():
+        table = entry["monitors"]
+
+        def cell(key: str, table: dict[str, Any] = table) -> str:
+            s = table[key]
+            return f"{s['mean']:.2f} [{s['low']:.2f}, {s['high']:.2f}], worst {s['worst']:.1f}"
+
+        lines.append(
+            f"| {regime} ({len(entry['runs'])}, {entry['unit']}) | {cell(name)} | {refs[regime]}: "
+            f"{cell(refs[regime])} | {cell('no stopping')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def headline(result: dict[str, Any]) -> dict[str, float]:
+    """The rule's and the reference baselines' mean regrets, for the validation study's headline table."""
+    name = rule_monitor(result["rule"]).name
+    out = {}
+    refs = {"supervised": "val_loss (labels)", "ssl": "RankMe", "generative": "denoising val loss"}
+    for regime, entry in result["regimes"].items():
+        table = entry["monitors"]
+        out[f"stopping: {regime} rule mean regret ({entry['unit']})"] = table[name]["mean"]
+        out[f"stopping: {regime} {refs[regime]} mean regret ({entry['unit']})"] = table[refs[regime]]["mean"]
+        out[f"stopping: {regime} no-stopping mean regret ({entry['unit']})"] = table["no stopping"]["mean"]
+    return out
+
+
+def load_runs(path: Path = RUNS_FILE) -> list[dict[str, Any]]:
+    """The recorded runs."""
+    return json.loads(path.read_text())["runs"]
+
+
+def load_rule(path: Path = RULE_FILE) -> dict[str, Any]:
+    """The frozen rule chosen by :func:`tune`."""
+    return json.loads(path.read_text())
+
+
+def run(*, quick: bool, seed: int = 0, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The validation study's part 4: record fresh runs, replay the frozen rule on them and on the held-out half.
+
+    The quick mode records a handful of short runs (to exercise the generator and the replay end to end) and
+    scores the committed recordings' held-out half; the full mode records every run again and scores its
+    held-out half. The rule is never re-tuned here.
+    """
+    from studies import stopping_record
+
+    say = log or (lambda _m: None)
+    rule = load_rule()
+    fresh = stopping_record.record(quick=quick, log=say)
+    runs = load_runs() if quick else fresh["runs"]
+    result = evaluate(runs, rule)
+    result["fresh"] = evaluate(fresh["runs"], rule, split="all") if quick else None
+    result["record_seconds"] = fresh["seconds"]
+    result["headline"] = headline(result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tune`` (tuning half only) or ``evaluate`` (held-out half) on the recorded runs."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("tune", "evaluate"))
+    parser.add_argument("--runs", type=Path, default=RUNS_FILE)
+    parser.add_argument("--split", default="held_out", choices=("held_out", "tune"), help="evaluate: which half")
+    args = parser.parse_args(argv)
+    runs = load_runs(args.runs)
+    if args.command == "tune":
+        rule = tune(runs)
+        RULE_FILE.write_text(json.dumps(rule, indent=1) + "\n")
+        print(f"wrote {RULE_FILE}: {rule_monitor(rule).name}")
+        print(markdown(evaluate(runs, rule, split="tune")))
+        return 0
+    rule = load_rule()
+    result = evaluate(runs, rule, split=args.split)
+    if args.split == "held_out":
+        RESULTS_FILE.write_text(json.dumps(result, indent=1) + "\n")
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

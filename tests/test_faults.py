@@ -1,0 +1,427 @@
+"""Fault injection: the callback never aborts ``fit`` for a listed measurement cause, and never logs a wrong number.
+
+Every case runs a real (tiny) ``Trainer.fit`` with one injected cause and asserts that (1) the fit finishes, (2) no
+file on disk is partial (no temporary file, every snapshot with a manifest loads and verifies), (3) every logged key
+is its expected value, or NaN with ``valid == 0`` and the expected warning class, emitted once per cause and layer.
+Strict mode is off here (the ``faults`` marker, see ``conftest.py``); everywhere else it is on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import math
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import lightning_repgap.snapshot as snapshot_module
+from lightning_repgap._faults import (
+    STRICT_ENV,
+    DegenerateRepresentationError,
+    DegenerateRepresentationWarning,
+    MeasurementFaultWarning,
+    NonFiniteRepresentationError,
+    NonFiniteRepresentationWarning,
+    SnapshotIOWarning,
+    TooFewDistinctPointsWarning,
+    UndefinedValueWarning,
+    expected_keys,
+)
+from lightning_repgap.callback import RepresentationGapCallback
+from lightning_repgap.config import GapConfig
+from lightning_repgap.dimension import DuplicatePointsWarning
+from lightning_repgap.snapshot import MANIFEST_NAME, load_snapshot
+
+pytestmark = pytest.mark.faults
+
+# Tiny but complete: a 128-point bank gives a 4-size law fit from fit_min_size=16.
+PROBES = {
+    "train_probe": 128,
+    "val_probe": 48,
+    "train_query_probe": 32,
+    "config": GapConfig(n_bootstrap=20),
+    "batch_size": 64,
+}
+AMBIENT = 8
+
+
+def _manifold(n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    z = torch.rand(n, 2, generator=g) * 2 * math.pi
+    proj = torch.randn(4, AMBIENT, generator=torch.Generator().manual_seed(7))
+    return torch.cat([torch.sin(z), torch.cos(z)], dim=1) @ proj
+
+
+def _labels(x: torch.Tensor) -> torch.Tensor:
+    return (x[:, 0] > 0).long()
+
+
+def data(
+    n_train: int = 192, n_val: int = 64, train: torch.Tensor | None = None, val: torch.Tensor | None = None
+) -> tuple[DataLoader, DataLoader]:
+    xt = _manifold(n_train, 0) if train is None else train
+    xv = _manifold(n_val, 1) if val is None else val
+    return (
+        DataLoader(TensorDataset(xt, _labels(torch.nan_to_num(xt))), batch_size=64, shuffle=True),
+        DataLoader(TensorDataset(xv, _labels(torch.nan_to_num(xv))), batch_size=64),
+    )
+
+
+class Inject(nn.Module):
+    """Applies ``fn(x, epoch)`` in eval mode only (the probe pass), so training itself stays healthy."""
+
+    def __init__(self, fn: Callable[[torch.Tensor, int], torch.Tensor] | None = None) -> None:
+        super().__init__()
+        self.fn = fn
+        self.epoch = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fn is None or self.training:
+            return x
+        return self.fn(x, self.epoch)
+
+
+class Net(pl.LightningModule):
+    """``pre`` (input side) -> backbone -> ``rep`` (the usual watched layer) -> head."""
+
+    def __init__(self, rep: Callable[..., torch.Tensor] | None = None, pre: Callable[..., torch.Tensor] | None = None):
+        super().__init__()
+        self.pre = Inject(pre)
+        self.backbone = nn.Sequential(nn.Linear(AMBIENT, 16), nn.Tanh())
+        self.rep = Inject(rep)
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rep(self.backbone(self.pre(x))))
+
+    def on_validation_epoch_start(self) -> None:
+        self.rep.epoch = self.pre.epoch = self.current_epoch
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=1e-2)
+
+
+@dataclasses.dataclass
+class Case:
+    """One injected cause and what must come out of it."""
+
+    name: str
+    rep: Callable[..., torch.Tensor] | None = None
+    pre: Callable[..., torch.Tensor] | None = None
+    data: Callable[[], tuple[DataLoader, DataLoader]] = data
+    cb: dict[str, Any] = dataclasses.field(default_factory=dict)
+    trainer: dict[str, Any] = dataclasses.field(default_factory=dict)
+    epochs: int = 1
+    warning: type[Warning] | None = None
+    #: Keys expected NaN in the *last* epoch (everything else must be finite); "all" = every key.
+    nan: tuple[str, ...] | str = ()
+    #: Exact expected values of the last epoch (``None``: computed by ``check``).
+    values: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: ``valid`` per epoch.
+    valid: tuple[float, ...] = (1.0,)
+    layer: str | list[str] = "rep"
+    setup: Callable[[pytest.MonkeyPatch, Path], None] | None = None
+    check: Callable[[RepresentationGapCallback, Path], None] | None = None
+
+
+def _nan_rows(x: torch.Tensor, epoch: int) -> torch.Tensor:
+    x = x.clone()
+    x[0] = math.nan
+    return x
+
+
+def _disk_full(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The second file of every snapshot hits ENOSPC after part of it was written."""
+    real = snapshot_module._write_temp
+    calls = {"n": 0}
+
+    def write_temp(directory: Path, filename: str, fill: Any, temps: list[Path]) -> Any:
+        calls["n"] += 1
+        if calls["n"] % 2 == 0:
+            tmp = directory / f".{filename}.partial.tmp"
+            tmp.write_bytes(b"\x93NUMPY half")
+            temps.append(tmp)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(directory, filename, fill, temps)
+
+    monkeypatch.setattr(snapshot_module, "_write_temp", write_temp)
+
+
+def _rename_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    class FailingOs:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(os, name)
+
+        @staticmethod
+        def replace(src: Any, dst: Any) -> None:
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(snapshot_module, "os", FailingOs())
+
+
+def _collapsed_train() -> tuple[DataLoader, DataLoader]:
+    return data(train=torch.ones(192, AMBIENT))
+
+
+def _leaky() -> tuple[DataLoader, DataLoader]:
+    x = _manifold(128, 0)
+    return data(train=x, val=x[:64])
+
+
+def _duplicated_rows() -> tuple[DataLoader, DataLoader]:
+    x = _manifold(128, 0)
+    return data(train=torch.cat([x, x[:64]]))
+
+
+def _near_copies() -> tuple[DataLoader, DataLoader]:
+    x = _manifold(128, 0)
+    return data(train=torch.cat([x, x[:64] * (1 + 1e-7)]))
+
+
+def _lattice() -> tuple[DataLoader, DataLoader]:
+    # Queries at the centres of a full grid's cells: every query's two nearest bank points tie (TwoNN undefined).
+    g = torch.stack(torch.meshgrid(torch.arange(12.0), torch.arange(12.0), indexing="ij"), -1).reshape(-1, 2)
+    c = torch.stack(torch.meshgrid(torch.arange(11.0), torch.arange(11.0), indexing="ij"), -1).reshape(-1, 2) + 0.5
+    pad = lambda t: torch.cat([t, torch.zeros(t.shape[0], AMBIENT - 2)], 1)  # noqa: E731
+    return data(train=pad(g), val=pad(c[:64]))
+
+
+def _ref_fn(values: torch.Tensor) -> Callable[[pl.LightningModule], torch.Tensor]:
+    return lambda module: values
+
+
+def _not_a_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where the snapshot directory should be")
+
+
+SNAP = {"snapshot_on": "evaluation", "snapshot_dtype": "float32"}
+DEAD = ("gap_norm", "dim", "dim_low", "dim_high", "law_r2", "dim_twonn", "dim_mle", "gap_ratio", "knn_acc")
+FIT_ONLY = ("dim", "dim_low", "dim_high", "law_r2", "dim_twonn", "dim_mle")
+
+CASES = [
+    Case("dead_relu", rep=lambda x, e: torch.relu(x - 1e6), warning=DegenerateRepresentationWarning, nan=DEAD,
+         values={"gap": 0.0, "dup_frac": 1.0, "bank_dup_frac": 1.0}, valid=(0.0,)),
+    Case("zero_layer_signed_zeros", rep=lambda x, e: x * 0.0, warning=DegenerateRepresentationWarning, nan=DEAD,
+         values={"gap": 0.0, "dup_frac": 1.0, "bank_dup_frac": 1.0}, valid=(0.0,)),
+    Case("constant_output", rep=lambda x, e: torch.ones_like(x) * 3.0, warning=DegenerateRepresentationWarning,
+         nan=DEAD, values={"gap": 0.0, "dup_frac": 1.0}, valid=(0.0,)),
+    Case("collapsed_bank_distinct_queries", data=_collapsed_train, layer="pre", warning=DegenerateRepresentationWarning,
+         nan=DEAD, values={"dup_frac": 0.0, "bank_dup_frac": 1.0}, valid=(0.0,)),
+    Case("nan_everywhere", rep=lambda x, e: x * math.nan, warning=NonFiniteRepresentationWarning, nan="all",
+         valid=(0.0,)),
+    Case("nan_in_one_row_per_batch", rep=_nan_rows, warning=NonFiniteRepresentationWarning, nan="all", valid=(0.0,)),
+    Case("inf_in_validation_inputs", layer="pre",
+         data=lambda: data(val=torch.cat([_manifold(63, 1), torch.full((1, AMBIENT), math.inf)])),
+         warning=NonFiniteRepresentationWarning, nan="all", valid=(0.0,)),
+    Case("neg_inf_from_log", rep=lambda x, e: torch.log(torch.relu(x)), warning=NonFiniteRepresentationWarning,
+         nan="all", valid=(0.0,)),
+    Case("overflow_to_inf", rep=lambda x, e: x * 1e38 * 1e38, warning=NonFiniteRepresentationWarning, nan="all",
+         valid=(0.0,)),
+    Case("diverges_in_second_epoch", rep=lambda x, e: x * math.nan if e >= 1 else x, epochs=2,
+         warning=NonFiniteRepresentationWarning, nan="all", valid=(1.0, 0.0)),
+    Case("recovers_after_first_epoch", rep=lambda x, e: x * math.nan if e == 0 else x, epochs=2,
+         warning=NonFiniteRepresentationWarning, valid=(0.0, 1.0)),
+    Case("warned_once_over_three_epochs", rep=lambda x, e: x * 0.0, epochs=3, warning=DegenerateRepresentationWarning,
+         nan=DEAD, values={"gap": 0.0}, valid=(0.0, 0.0, 0.0)),
+    Case("every_query_leaked_into_bank", data=_leaky, layer="pre", cb={"train_query_probe": 0},
+         warning=TooFewDistinctPointsWarning, nan=FIT_ONLY, values={"gap": 0.0, "gap_norm": 0.0, "dup_frac": 1.0},
+         valid=(0.0,)),
+    Case("quantised_to_three_points", rep=lambda x, e: torch.sign(x[:, :1]).expand_as(x),
+         warning=TooFewDistinctPointsWarning, nan=FIT_ONLY, valid=(0.0,)),
+    Case("half_the_bank_duplicated", data=_duplicated_rows, layer="pre", cb={"train_query_probe": 0},
+         warning=DuplicatePointsWarning),
+    Case("near_copies_in_bank", data=_near_copies, layer="pre", cb={"train_query_probe": 0},
+         warning=DuplicatePointsWarning),
+    Case("twonn_undefined_on_lattice", data=_lattice, layer="pre", cb={"train_probe": 144, "train_query_probe": 0},
+         warning=UndefinedValueWarning, nan=("dim_twonn",), valid=(0.0,)),
+    Case("snapshot_disk_full", setup=_disk_full, cb=SNAP, warning=SnapshotIOWarning),
+    Case("snapshot_rename_fails", setup=_rename_fails, cb=SNAP, warning=SnapshotIOWarning),
+    Case("snapshot_dir_is_a_file", setup=_not_a_dir, cb={**SNAP, "snapshot_dir": "blocker/snaps"},
+         warning=SnapshotIOWarning),
+    Case("snapshot_float16_overflow", rep=lambda x, e: x * 1e6, cb={"snapshot_on": "evaluation"},
+         warning=SnapshotIOWarning),
+    Case("snapshot_disk_full_at_checkpoint", setup=_disk_full, cb={"snapshot_on": "checkpoint"},
+         trainer={"enable_checkpointing": True}, warning=SnapshotIOWarning),
+    Case("dead_layer_with_snapshot", rep=lambda x, e: x * 0.0, cb=SNAP, warning=DegenerateRepresentationWarning,
+         nan=DEAD, values={"gap": 0.0}, valid=(0.0,)),
+    Case("one_of_two_layers_dead", rep=lambda x, e: x * 0.0, layer=["pre", "rep"],
+         warning=DegenerateRepresentationWarning, nan=DEAD, values={"gap": 0.0}, valid=(0.0,)),
+    Case("reference_fn_nan", layer="rep", cb={"reference_fn": _ref_fn(torch.full((128, 16), math.nan))},
+         warning=NonFiniteRepresentationWarning, nan="all", valid=(0.0,)),
+    Case("reference_fn_collapsed", layer="rep", cb={"reference_fn": _ref_fn(torch.zeros(128, 16))},
+         warning=DegenerateRepresentationWarning, nan=DEAD, values={"bank_dup_frac": 1.0}, valid=(0.0,)),
+    Case("approximate_index_dead_layer", rep=lambda x, e: x * 0.0, cb={"config": GapConfig(index="ivf")},
+         warning=DegenerateRepresentationWarning, nan=(*DEAD, "recall", "gap_rel_error"), values={"gap": 0.0},
+         valid=(0.0,)),
+    Case("early_stopping_sees_nan", rep=lambda x, e: x * math.nan if e == 1 else x, epochs=3,
+         trainer={"callbacks_extra": "early_stopping"}, warning=NonFiniteRepresentationWarning, valid=(1.0, 0.0, 1.0)),
+    Case("checkpoint_monitors_nan", rep=lambda x, e: x * 0.0 if e == 0 else x, epochs=2,
+         trainer={"callbacks_extra": "checkpoint", "enable_checkpointing": True},
+         warning=DegenerateRepresentationWarning, valid=(0.0, 1.0)),
+    Case("precision_64_true", trainer={"precision": "64-true"}),
+    Case("precision_bf16_true", trainer={"precision": "bf16-true"}),
+    Case("precision_16_true", trainer={"precision": "16-true"}),
+    Case("precision_bf16_mixed", trainer={"precision": "bf16-mixed"}),
+    Case("all_queries_identical", layer="pre", data=lambda: data(val=torch.ones(64, AMBIENT)),
+         warning=UndefinedValueWarning, nan=("dim", "dim_low", "dim_high"), valid=(0.0,)),
+]  # fmt: skip
+
+
+def _fit(case: Case, tmp_path: Path) -> tuple[RepresentationGapCallback, pl.Trainer]:
+    cb_kwargs = {**PROBES, "log_figures": False, **case.cb}
+    if "snapshot_on" in cb_kwargs:
+        cb_kwargs["snapshot_dir"] = str(tmp_path / cb_kwargs.get("snapshot_dir", "snaps"))
+    cb = RepresentationGapCallback(layer=case.layer, **cb_kwargs)
+    trainer_kwargs = {"enable_checkpointing": False, **case.trainer}
+    extra = trainer_kwargs.pop("callbacks_extra", None)
+    callbacks: list[pl.Callback] = [cb]
+    if extra == "early_stopping":
+        callbacks.append(EarlyStopping(monitor="repgap/gap_norm", mode="min", patience=5, check_finite=False))
+    if extra == "checkpoint" or trainer_kwargs.get("enable_checkpointing"):
+        callbacks.append(ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="repgap/dim", mode="min"))
+    trainer = pl.Trainer(
+        max_epochs=case.epochs,
+        accelerator="cpu",
+        devices=1,
+        callbacks=callbacks,
+        logger=CSVLogger(tmp_path, name="csv"),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+        **trainer_kwargs,
+    )
+    pl.seed_everything(0, verbose=False)
+    trainer.fit(Net(rep=case.rep, pre=case.pre), *case.data())
+    return cb, trainer
+
+
+def _assert_nothing_partial(root: Path) -> None:
+    for path in root.rglob("*"):
+        assert ".tmp" not in path.name, f"temporary file left behind: {path}"
+        assert "partial" not in path.name, f"partial file left behind: {path}"
+        if path.name == MANIFEST_NAME:
+            load_snapshot(path.parent)  # verifies every file's size and sha256
+
+
+def _layer_values(entry: dict[str, Any], prefix: str) -> dict[str, float]:
+    return {k[len(prefix) :]: v for k, v in entry.items() if k.startswith(prefix) and "/" not in k[len(prefix) :]}
+
+
+@pytest.fixture(autouse=True)
+def _not_strict(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_fit_survives(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if case.setup is not None:
+        case.setup(monkeypatch, tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cb, trainer = _fit(case, tmp_path)
+    assert trainer.state.status == "finished", "the fit must run to its end"
+    assert [h["epoch"] for h in cb.history] == list(range(case.epochs))
+    faults = [w for w in caught if issubclass(w.category, MeasurementFaultWarning)]
+    stray = [w for w in caught if issubclass(w.category, RuntimeWarning) and "encountered in" in str(w.message)]
+    assert not stray, f"raw numpy warnings: {[str(w.message) for w in stray]}"
+    if case.warning is None:
+        assert not faults, [str(w.message) for w in faults]
+    else:
+        matching = [w for w in caught if issubclass(w.category, case.warning)]
+        assert matching, f"expected a {case.warning.__name__}, got {[w.category.__name__ for w in caught]}"
+        if issubclass(case.warning, MeasurementFaultWarning):
+            assert len(matching) == 1, "warned once per cause and layer"
+            layers = [case.layer] if isinstance(case.layer, str) else case.layer
+            if case.warning is not SnapshotIOWarning:
+                assert any(repr(name) in str(matching[0].message) for name in layers), "the warning names the layer"
+    _assert_nothing_partial(tmp_path)
+
+    layers = [case.layer] if isinstance(case.layer, str) else case.layer
+    for name in layers:
+        prefix = "repgap/" if len(layers) == 1 else f"repgap/{name}/"
+        valid = [h[prefix + "valid"] for h in cb.history]
+        last = _layer_values(cb.history[-1], prefix)
+        keys = expected_keys(
+            train_queries=cb.train_query_probe > 0,
+            labels=cb.reference_fn is None,
+            approximate=cb.config.index == "ivf",
+        )
+        assert set(last) == {*keys, "valid"}, "every key is logged, defined or not"
+        logged = {k[len(prefix) :]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(prefix)}
+        for key, value in last.items():  # what was logged is what the history says
+            assert math.isnan(logged[key]) if math.isnan(value) else logged[key] == pytest.approx(value, rel=1e-6)
+        if len(layers) > 1 and name == "pre":
+            assert valid == [1.0] * case.epochs
+            continue
+        assert tuple(valid) == case.valid
+        nan = set(last) - {"valid"} if case.nan == "all" else set(case.nan) & set(last)
+        for key, value in last.items():
+            if key in nan:
+                assert math.isnan(value), f"{key} should be NaN, got {value}"
+            else:
+                assert math.isfinite(value), f"{key} should be defined, got {value}"
+        for key, value in case.values.items():
+            assert last[key] == pytest.approx(value, abs=1e-12), key
+    if case.check is not None:
+        case.check(cb, tmp_path)
+
+
+def test_strict_mode_reraises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(STRICT_ENV, "1")
+    with pytest.raises(DegenerateRepresentationError, match="identical"):
+        _fit(Case("strict", rep=lambda x, e: x * 0.0), tmp_path)
+    monkeypatch.delenv(STRICT_ENV)
+    cb = RepresentationGapCallback(layer="rep", strict=True, **PROBES)
+    trainer = pl.Trainer(max_epochs=1, callbacks=[cb], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, num_sanity_val_steps=0, default_root_dir=tmp_path)  # fmt: skip
+    with pytest.raises(NonFiniteRepresentationError, match="NaN"):
+        trainer.fit(Net(rep=lambda x, e: x * math.nan), *data())
+
+
+def test_scale_free_keys_do_not_move_with_the_representation_scale(tmp_path: Path) -> None:
+    """No silent wrong number: at 1e-30 and 1e30 the run logs the unit-scale keys, and gap times s^2."""
+    runs = {}
+    for s in (1.0, 1e-30, 1e30):
+        cb, _ = _fit(Case(f"scale{s}", rep=lambda x, e, s=s: x * s), tmp_path / str(s))
+        runs[s] = _layer_values(cb.history[-1], "repgap/")
+    for s in (1e-30, 1e30):
+        assert runs[s]["valid"] == 1.0
+        assert runs[s]["gap"] / s**2 == pytest.approx(runs[1.0]["gap"], rel=1e-6)
+        for key in set(runs[1.0]) - {"gap"}:
+            assert runs[s][key] == pytest.approx(runs[1.0][key], rel=1e-6, abs=1e-12), key
+
+
+def test_all_identical_bank_in_the_functional_api_is_a_clear_error() -> None:
+    from lightning_repgap.functional import representation_gap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning on the way
+        with pytest.raises(DegenerateRepresentationError, match="all 64 bank points are identical"):
+            representation_gap(np.ones((64, 3)), np.random.default_rng(0).random((8, 3)))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        representation_gap(np.full((64, 3), np.nan), np.ones((8, 3)))
+
+
+def test_case_list_covers_thirty_causes() -> None:
+    assert len({c.name for c in CASES}) >= 30
