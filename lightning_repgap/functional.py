@@ -387,8 +387,8 @@ def representation_gap(
         >>> rng = np.random.default_rng(0)
         >>> out = representation_gap(rng.random((8192, 2)), rng.random((1024, 2)))
         >>> sorted(out)  # doctest: +NORMALIZE_WHITESPACE
-        ['bank_dup_frac', 'dim', 'dim_high', 'dim_low', 'dim_method', 'dim_mle', 'dim_twonn', 'dup_frac', 'gap', 'gap_norm',
-         'law_r2']
+        ['bank_dup_frac', 'dim', 'dim_high', 'dim_low', 'dim_method', 'dim_mle', 'dim_twonn', 'dup_frac', 'gap',
+         'gap_norm', 'law_r2']
         >>> round(out["dim"].item())
         2
 
