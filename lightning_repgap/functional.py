@@ -36,6 +36,7 @@ from lightning_repgap.config import GapConfig, GapSettings
 from lightning_repgap.dimension import (
     CROSS_CHECK_ROWS,
     NEIGHBOR_QUERIES,
+    DimensionEstimate,
     DimensionFit,
     DuplicatePointsWarning,
     mle_dimension,
@@ -95,8 +96,11 @@ class GapResult:
     Attributes:
         values: ``{key: float}``, the keys of :func:`representation_gap` in logging order.
         curve: the gap curve :math:`G(n)` with its per-query minima and neighbour table.
-        fit: the gap-law fit behind ``dim`` (slope, interval, :math:`R^2`, the sizes used).
+        fit: the gap-law fit (slope, interval, :math:`R^2`, the sizes used): ``law_r2``, and ``dim`` when
+            ``dimension.method`` is ``"gap"``.
         approximate: see below.
+        dimension: the trusted dimension behind ``dim``, ``dim_low``, ``dim_high`` and ``dim_method``: the
+            estimator that decided (``method``) and each component estimate.
 
     ``approximate`` is the :class:`~lightning_repgap.approximate.ApproximateGap` behind ``curve`` (blocks, index
     parameters, per-size recall and error) when an approximate ``index`` ran, else ``None``.
@@ -106,6 +110,7 @@ class GapResult:
     curve: GapCurve
     fit: DimensionFit
     approximate: ApproximateGap | None = None
+    dimension: DimensionEstimate | None = None
 
 
 def _gap_update(
@@ -229,7 +234,7 @@ def _gap_compute(
         "law_r2": fit.r2,
         "dim_twonn": _cross_check(twonn_dimension, cross_twonn),
         "dim_mle": _cross_check(mle_dimension, cross_mle, n_neighbors=k_cross),
-        "dim_method": float(est.method_code),
+        "dim_method": float(est.method_code) if math.isfinite(est.dim) else math.nan,  # undefined with `dim`
         **{key: v for key, v in defined.items() if key not in ("gap", "gap_norm")},
     }
     values.update(accuracy)
@@ -243,7 +248,7 @@ def _gap_compute(
         time.perf_counter() - t0,
         "".join(f", {k} {v:.4g}" for k, v in accuracy.items()),
     )
-    return GapResult(values=values, curve=curve, fit=fit, approximate=approximate)
+    return GapResult(values=values, curve=curve, fit=fit, approximate=approximate, dimension=est)
 
 
 def _defined_values(curve: GapCurve, inputs: GapInputs, bank_dup_frac: float) -> dict[str, float]:

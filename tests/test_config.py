@@ -95,7 +95,7 @@ def test_functional_takes_keywords_or_a_config_and_rejects_conflicts(data):
     with pytest.raises(TypeError, match="`config` must be a GapConfig"):
         representation_gap(ref, qs, config={"seed": 1})  # type: ignore[arg-type]
     # A setting the defaults would not pick changes the numbers: the keyword really reaches the computation.
-    assert float(representation_gap(ref, qs, config=config.replace(seed=6))["dim"]) != float(by_config["dim"])
+    assert float(representation_gap(ref, qs, config=config.replace(seed=6))["law_r2"]) != float(by_config["law_r2"])
 
 
 def test_analyze_returns_the_typed_result_of_the_functional(data):
@@ -108,7 +108,9 @@ def test_analyze_returns_the_typed_result_of_the_functional(data):
         # float64 inputs give float64 values (issue #16: extreme gaps must survive); compare in the returned dtype.
         assert float(torch.tensor(result.values[key], dtype=value.dtype)) == float(value), key
     assert result.curve.sizes[-1] == ref.shape[0]
-    assert result.values["dim"] == result.fit.dim
+    assert result.values["law_r2"] == result.fit.r2
+    assert result.dimension is not None
+    assert result.values["dim"] == result.dimension.dim
     sized = analyze(ref, qs, sizes=(64, 256, 1024), n_bootstrap=0)
     assert sized.curve.sizes.tolist() == [64, 256, 1024]
 

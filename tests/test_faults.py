@@ -215,8 +215,19 @@ def _not_a_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 SNAP = {"snapshot_on": "evaluation", "snapshot_dtype": "float32"}
-DEAD = ("gap_norm", "dim", "dim_low", "dim_high", "law_r2", "dim_twonn", "dim_mle", "gap_ratio", "knn_acc")
-FIT_ONLY = ("dim", "dim_low", "dim_high", "law_r2", "dim_twonn", "dim_mle")
+DEAD = (
+    "gap_norm",
+    "dim",
+    "dim_low",
+    "dim_high",
+    "law_r2",
+    "dim_twonn",
+    "dim_mle",
+    "dim_method",
+    "gap_ratio",
+    "knn_acc",
+)
+FIT_ONLY = ("dim", "dim_low", "dim_high", "law_r2", "dim_twonn", "dim_mle", "dim_method")
 
 CASES = [
     Case("dead_relu", rep=lambda x, e: torch.relu(x - 1e6), warning=DegenerateRepresentationWarning, nan=DEAD,
@@ -283,7 +294,7 @@ CASES = [
     Case("precision_16_true", trainer={"precision": "16-true"}),
     Case("precision_bf16_mixed", trainer={"precision": "bf16-mixed"}),
     Case("all_queries_identical", layer="pre", data=lambda: data(val=torch.ones(64, AMBIENT)),
-         warning=UndefinedValueWarning, nan=("dim", "dim_low", "dim_high"), valid=(0.0,)),
+         warning=UndefinedValueWarning, nan=("dim", "dim_low", "dim_high", "dim_method"), valid=(0.0,)),
 ]  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from lightning_repgap.snapshot import list_snapshots, load_snapshot
 
 LEGACY = Path(__file__).parent / "data" / "legacy_0_1_0"
 # What make_legacy_fixtures.py passed as flat arguments, in the new spelling.
+GAP_LAW_KEYS = ("dim", "dim_low", "dim_high")
 CONFIG = GapConfig(min_size=8, seed=3, fit_min_size=16, n_bootstrap=20, calibrate=False, backend="torch")
 
 
@@ -48,8 +49,10 @@ def test_legacy_checkpoint_resumes_with_the_same_probes_and_history(tmp_path):
     assert cb.probe_indices == stored["probe_indices"]
     assert cb.history[:2] == stored["history"]
     assert [h["epoch"] for h in cb.history] == [0, 1, 2]
-    # 0.2 adds two keys (bank copies and the fault flag, issue #16); every 0.1 key is still there.
-    assert set(cb.history[2]) == set(stored["history"][1]) | {"repgap/bank_dup_frac", "repgap/valid"}
+    # 0.2 adds three keys (bank copies and the fault flag, issue #16; the estimator behind `dim`, issue #14); every
+    # 0.1 key is still there.
+    new_keys = {"repgap/bank_dup_frac", "repgap/valid", "repgap/dim_method"}
+    assert set(cb.history[2]) == set(stored["history"][1]) | new_keys
 
 
 def test_legacy_snapshots_replay_their_logged_values(tmp_path, capsys):
@@ -61,6 +64,8 @@ def test_legacy_snapshots_replay_their_logged_values(tmp_path, capsys):
         # The 7 keys stored by 0.1.0 read as the same GapConfig, the fields it did not store at their defaults.
         assert record["config"] == CONFIG.to_dict()
         for key, logged in record["logged"].items():
+            if key in GAP_LAW_KEYS:
+                continue  # 0.2's `dim` is the trusted estimate (issue #14); 0.1's is the gap law, checked below
             assert record["values"][key] == pytest.approx(logged, rel=1e-6, abs=1e-9), key
     assert "vs. values logged in training" in capsys.readouterr().out
     # The stored settings matter: the defaults (calibrated, 200 resamples, seed 0) give other numbers.
@@ -68,3 +73,10 @@ def test_legacy_snapshots_replay_their_logged_values(tmp_path, capsys):
     default = analyze(snap.arrays["reference"], snap.arrays["queries"])
     assert default.values["dim"] != pytest.approx(records[-1]["values"]["dim"], rel=1e-6)
     assert GapConfig.from_dict(snap.metadata["config"]) == CONFIG
+    # 0.1's logged `dim` and its interval are the gap-law fit, which 0.2 still computes (GapResult.fit).
+    for path, record in zip(list_snapshots(LEGACY / "snapshots"), records, strict=True):
+        arrays = load_snapshot(path).arrays
+        ref, qs, tq = arrays["reference"], arrays["queries"], arrays.get("train_queries")
+        fit = analyze(ref, qs, train_queries=tq, config=CONFIG).fit
+        for key, value in zip(GAP_LAW_KEYS, (fit.dim, fit.dim_low, fit.dim_high), strict=True):
+            assert value == pytest.approx(record["logged"][key], rel=1e-6), key
