@@ -115,6 +115,9 @@ class Replayed(RepresentationGapCallback):
         super().__init__(layer="backbone", train_probe=64, val_probe=8, **kwargs)
         self.values = values
 
+    def on_train_start(self, trainer, pl_module):
+        pass  # replays recorded values: no probes to draw from the tiny data set, so no setup-time probe pass
+
     def on_validation_epoch_end(self, trainer, pl_module):
         if self._should_skip(trainer):
             return

@@ -41,6 +41,9 @@ class Tiny(pl.LightningModule):
 
 
 class Replayed(RepresentationGapCallback):
+    def on_train_start(self, trainer, pl_module):
+        pass  # replays recorded values: no probes to draw from the tiny data set, so no setup-time probe pass
+
     def on_validation_epoch_end(self, trainer, pl_module):
         value = VALUES[trainer.global_rank][trainer.current_epoch]
         pl_module.log("repgap/gap_norm", value, on_epoch=True, sync_dist=False)
