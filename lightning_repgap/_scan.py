@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lightning_repgap.snapshot import _TMP_MARK, MANIFEST_NAME, SnapshotError, read_manifest
+from lightning_repgap.snapshot import MANIFEST_NAME, TMP_MARK, SnapshotError, read_manifest
 
 
 def unreadable(root: Path) -> tuple[list[tuple[Path, str]], list[Path]]:
@@ -26,7 +26,7 @@ def unreadable(root: Path) -> tuple[list[tuple[Path, str]], list[Path]]:
     damaged: list[tuple[Path, str]] = []
     incomplete: list[Path] = []
     for child in sorted(root.iterdir()):
-        if child.name.startswith(".") or _TMP_MARK in child.name or not child.is_dir():
+        if child.name.startswith(".") or TMP_MARK in child.name or not child.is_dir():
             continue
         if not (child / MANIFEST_NAME).is_file():
             incomplete.append(child)

@@ -17,12 +17,11 @@ measured on an exact sample of the queries).
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
@@ -34,6 +33,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
 
 from lightning_repgap import _callback_faults as _cf
+from lightning_repgap._callback_args import (
+    _N_DEPRECATED_ARGS,
+    _analysis_config,
+    _check_layers,
+    _deprecated_args,
+    _misconfigured,
+)
 from lightning_repgap._checks import _check_choice, _check_positive_int
 from lightning_repgap._faults import SURVIVABLE, FaultPolicy, SnapshotIOError, strict_mode
 from lightning_repgap._figures import image_loggers, log_figure
@@ -46,7 +52,7 @@ from lightning_repgap.capture import (
     lightning_transfer,
     resolve_layers,
 )
-from lightning_repgap.config import Backend, GapConfig, IndexOption, field_names
+from lightning_repgap.config import GapConfig, field_names
 from lightning_repgap.metric import RepresentationGap
 
 __all__ = ["RepresentationGapCallback", "SnapshotDtype", "SnapshotOn"]
@@ -657,79 +663,6 @@ def _update_args(
         args["reference_labels"] = labels["reference"]
         args["query_labels"] = labels["queries"]
     return args
-
-
-def _misconfigured(check: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """``check(*args, **kwargs)`` with its ``ValueError`` raised as Lightning's ``MisconfigurationException``."""
-    try:
-        return check(*args, **kwargs)
-    except ValueError as err:
-        raise MisconfigurationException(str(err)) from None
-
-
-def _check_layers(layer: str | Sequence[str] | None, reference_fn: Any) -> list[str]:
-    """The watched layer names as a list (empty: the raw inputs, which needs a ``reference_fn``)."""
-    layers = [] if layer is None else [layer] if isinstance(layer, str) else list(layer)
-    if layer is not None and (not layers or not all(isinstance(n, str) and n for n in layers)):
-        raise MisconfigurationException(f"`layer` must be a non-empty name or list of names, got {layer!r}.")
-    if not layers and reference_fn is None:
-        raise MisconfigurationException(
-            "`layer=None` measures raw inputs against a `reference_fn` bank; give a `reference_fn` or a `layer`."
-        )
-    if reference_fn is not None and len(layers) > 1:
-        raise MisconfigurationException(
-            f"`reference_fn` provides one bank, so it can be compared with one layer at most; got {layers}."
-        )
-    if len(set(layers)) != len(layers):
-        raise MisconfigurationException(f"`layer` lists a name twice: {layers}.")
-    return layers
-
-
-def _deprecated_args(
-    *,
-    backend: Backend | None = None,
-    index: IndexOption | None = None,
-    min_size: int | None = None,
-    fit_min_size: int | None = None,
-    n_bootstrap: int | None = None,
-    calibrate: bool | None = None,
-) -> dict[str, Any]:
-    """The analysis arguments of 0.1 that were given (typed here so that LightningCLI still accepts them).
-
-    LightningCLI passes all six, as ``None`` when the YAML does not set them: those ``None`` mean "not given".
-    """
-    given = {
-        "backend": backend,
-        "index": index,
-        "min_size": min_size,
-        "fit_min_size": fit_min_size,
-        "n_bootstrap": n_bootstrap,
-        "calibrate": calibrate,
-    }
-    return {k: v for k, v in given.items() if v is not None}
-
-
-# The analysis arguments of 0.1, accepted with a DeprecationWarning until 0.3.
-_N_DEPRECATED_ARGS = len(inspect.signature(_deprecated_args).parameters)
-
-
-def _analysis_config(config: GapConfig | None, seed: int, deprecated: Mapping[str, Any]) -> GapConfig:
-    """``config`` with the callback's ``seed``, plus the analysis arguments of 0.1 (with a ``DeprecationWarning``)."""
-    if deprecated:
-        spelled = ", ".join(f"{k}={v!r}" for k, v in deprecated.items())
-        warnings.warn(
-            f"RepresentationGapCallback({spelled}) is deprecated and will be removed in 0.3; pass "
-            f"`config=GapConfig({spelled})` instead.",
-            DeprecationWarning,
-            stacklevel=4,
-        )
-    config = GapConfig.resolve(config, deprecated)
-    if config.seed != seed and config.seed != GapConfig().seed:
-        raise ValueError(
-            f"`config.seed`={config.seed} differs from the callback's `seed`={seed}, which draws the probes and "
-            "orders the bank; give the seed once, as `seed=`."
-        )
-    return config.replace(seed=seed)
 
 
 def _safe(name: str) -> str:

@@ -53,6 +53,7 @@ __all__ = [
     "MANIFEST_NAME",
     "Snapshot",
     "SnapshotError",
+    "TMP_MARK",
     "atomic_write",
     "jsonable",
     "list_snapshots",
@@ -70,7 +71,8 @@ MANIFEST_NAME = "manifest.json"
 
 _FLOAT_DTYPES = ("float16", "float32", "float64")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=-]{0,199}")
-_TMP_MARK = ".tmp-"
+#: Marks the temporary names of files and directories being written (never part of a complete snapshot).
+TMP_MARK = ".tmp-"
 _HASH_CHUNK = 1 << 20
 # numpy writes version 1.0 headers (at most 64 KiB) for everything this module stores.
 _MAX_HEADER = 1 << 17
@@ -99,10 +101,10 @@ class Snapshot:
 
 
 def _check_name(value: str, what: str) -> None:
-    if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value) or _TMP_MARK in value:
+    if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value) or TMP_MARK in value:
         raise ValueError(
             f"{what} must be a safe file name: 1-200 characters from letters, digits, '.', '_', '=', '-', starting"
-            f" with a letter or digit and not containing {_TMP_MARK!r}; got {value!r}."
+            f" with a letter or digit and not containing {TMP_MARK!r}; got {value!r}."
         )
 
 
@@ -228,7 +230,7 @@ def _write_temp(
     directory: Path, filename: str, fill: Callable[[Any], object], temps: list[Path]
 ) -> tuple[Path, int, str]:
     """Write a temporary sibling of ``filename`` with ``fill(writer)``, fsync it; return (path, size, sha256)."""
-    tmp = directory / f"{filename}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+    tmp = directory / f"{filename}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
     temps.append(tmp)
     with os.fdopen(fd, "wb") as fh:
@@ -256,7 +258,7 @@ def _old_files(directory: Path) -> list[str]:
 
 
 def _safe_file(name: Any) -> bool:
-    return isinstance(name, str) and bool(_SAFE_NAME.fullmatch(name)) and _TMP_MARK not in name
+    return isinstance(name, str) and bool(_SAFE_NAME.fullmatch(name)) and TMP_MARK not in name
 
 
 def write_snapshot(
@@ -551,7 +553,7 @@ def _order_key(value: Any) -> float:
 
 def _iter_candidates(root: Path) -> Iterator[Path]:
     for child in root.iterdir():
-        if child.name.startswith(".") or _TMP_MARK in child.name or not child.is_dir():
+        if child.name.startswith(".") or TMP_MARK in child.name or not child.is_dir():
             continue
         yield child
 
