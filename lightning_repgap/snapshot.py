@@ -51,9 +51,9 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "TMP_MARK",
     "Snapshot",
     "SnapshotError",
-    "TMP_MARK",
     "atomic_write",
     "jsonable",
     "list_snapshots",
