@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +114,25 @@ def slope_to_dimension(slope: Any) -> np.ndarray:
     s = np.asarray(slope, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(s < 0, -2.0 / s, np.inf)
+
+
+def naive_gap_dimension(sizes: Any, gaps: Any) -> float:
+    r"""Deprecated (removed in 0.3): the uncalibrated gap dimension ``-2 / slope`` of :func:`fit_gap_law`.
+
+    Use ``slope_to_dimension(fit_gap_law(sizes, np.log(gaps))[1])``, or
+    :func:`~lightning_repgap.dimension.gap_dimension` with ``calibrate=False``.
+    """
+    warnings.warn(
+        "naive_gap_dimension is deprecated and will be removed in 0.3; use "
+        "`slope_to_dimension(fit_gap_law(sizes, np.log(gaps))[1])` or `gap_dimension(..., calibrate=False)`.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    g = np.asarray(gaps, dtype=np.float64)
+    if not (np.all(np.isfinite(g)) and np.all(g > 0)):
+        raise ValueError("`gaps` must be finite and positive to be fitted in log-log.")
+    _, b, _ = fit_gap_law(sizes, np.log(g))
+    return float(slope_to_dimension(b))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -268,6 +269,16 @@ class Capture:
     def counts(self) -> dict[str, int]:
         """How many outputs each layer has recorded since the last :meth:`take`."""
         return {name: len(chunks) for name, chunks in self._outputs.items()}
+
+    def rows(self) -> dict[str, int]:
+        """Deprecated (removed in 0.3): how many rows each layer has recorded since the last :meth:`take`."""
+        warnings.warn(
+            "Capture.rows() is deprecated and will be removed in 0.3; sum the row counts of `take()`'s tensors "
+            "instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return {name: sum(c.shape[0] for c in chunks) for name, chunks in self._outputs.items()}
 
     def take(self) -> dict[str, Tensor]:
         """Concatenate and clear the recorded outputs.
