@@ -202,3 +202,12 @@ def _gride_mle(log_mu: np.ndarray, gap_rank: int, outer: int) -> float:
         else:
             a = c
     return math.exp((a + b) / 2.0)
+
+
+def _cross_check(estimator: Any, dist: np.ndarray, **kwargs: Any) -> float:
+    """Run a cross-check estimator; a degenerate neighbour table gives ``inf`` with a warning, never a crash."""
+    try:
+        return float(estimator(dist, **kwargs))
+    except ValueError as err:
+        warnings.warn(f"{estimator.__name__} is undefined here and is reported as inf: {err}", stacklevel=3)
+        return math.inf

@@ -25,6 +25,7 @@ import numpy as np
 from lightning_repgap._checks import _check_positive_int, _check_representations
 from lightning_repgap._local_dimension import (
     DuplicatePointsWarning,
+    _cross_check,
     _ratio_input,
     gride_dimension,
     mle_dimension,
@@ -279,15 +280,6 @@ class DimensionEstimate:
     def method_code(self) -> int:
         """Integer code of :attr:`method` (:data:`METHOD_CODES`), logged as ``dim_method``."""
         return METHOD_CODES[self.method]
-
-
-def _cross_check(estimator: Any, dist: np.ndarray, **kwargs: Any) -> float:
-    """Run a cross-check estimator; a degenerate neighbour table gives ``inf`` with a warning, never a crash."""
-    try:
-        return float(estimator(dist, **kwargs))
-    except ValueError as err:
-        warnings.warn(f"{estimator.__name__} is undefined here and is reported as inf: {err}", stacklevel=3)
-        return math.inf
 
 
 def _local_statistics(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

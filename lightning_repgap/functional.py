@@ -30,6 +30,7 @@ from lightning_repgap._duplicates import (
     near_copies,
 )
 from lightning_repgap._faults import DegenerateRepresentationError, TooFewDistinctPointsError
+from lightning_repgap._local_dimension import _cross_check
 from lightning_repgap._scale import rescale, restore_curve, unit_exponent
 from lightning_repgap.approximate import APPROXIMATE_KEYS, ApproximateGap
 from lightning_repgap.config import GapConfig, GapSettings
@@ -288,15 +289,6 @@ def _collapsed(inputs: GapInputs) -> DegenerateRepresentationError:
         "units, a zero or constant layer); distances have no scale, so only `gap` and `dup_frac` are defined.",
         partial,
     )
-
-
-def _cross_check(estimator: Any, dist: np.ndarray, **kwargs: Any) -> float:
-    """Run a cross-check estimator; a degenerate neighbour table gives ``inf`` with a warning, never a crash."""
-    try:
-        return float(estimator(dist, **kwargs))
-    except ValueError as err:
-        warnings.warn(f"{estimator.__name__} is undefined here and is reported as inf: {err}", stacklevel=3)
-        return float("inf")
 
 
 def analyze(
