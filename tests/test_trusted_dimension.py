@@ -158,3 +158,14 @@ def test_interval_is_the_bootstrap_widened_by_scale_disagreement_and_a_shape_flo
     assert math.log(floor_only.dim_high / floor_only.dim_low) >= 2 * 1.959 * 0.024
     assert est.dim_high / est.dim_low > floor_only.dim_high / floor_only.dim_low  # the scales disagree here
     assert est.dim_low <= 2 <= est.dim_high
+
+
+def test_a_clean_high_dimensional_ball_is_never_read_as_noise():
+    # Found on the fresh split of the suite: at n = 2,500 a clean 20-ball in R^80 met the noise diagnosis (the local
+    # estimators fall with the scale at high d, and the gap curve bends) and read 7.4 from the floor fit.
+    from studies.dimension_suite import suite
+
+    cloud = next(c for c in suite("fresh") if c.name == "ball B^20")
+    est = _estimate(cloud.sample(2500, np.random.default_rng(cloud.seed * 1000 + 2500)))
+    assert est.method == "gap"
+    assert est.dim == pytest.approx(20, rel=0.1)
