@@ -35,9 +35,9 @@ class Prepared:
     float64): the torch backend's GEMM tiles read it as is, so the search holds no second bank-sized copy, and
     :attr:`reference32` is a zero-copy view of its first ``D`` columns.
 
-    The bank is kept as given (float32 or float64) rather than as a float64 copy: exact distances are only ever
-    needed for a few winners per query, so their rows are gathered on demand. ``queries64`` are the queries as
-    given, in float64, so ``q - r`` is exact after upcasting ``r`` (no centring needed for the difference).
+    The bank and the queries are kept as given (float16, float32 or float64) rather than as float64 copies: exact
+    distances are only ever needed for a few winners per query, so ``q - r`` is computed in float64 from the rows
+    concerned (upcasting is exact, no centring needed for the difference).
 
     Example:
         >>> import numpy as np
@@ -49,7 +49,7 @@ class Prepared:
     """
 
     reference: np.ndarray
-    queries64: np.ndarray
+    queries: np.ndarray
     reference_aug32: np.ndarray
     queries32: np.ndarray
     centre: np.ndarray
@@ -58,6 +58,11 @@ class Prepared:
     def bank_rows(self, index: np.ndarray) -> np.ndarray:
         """Rows of ``reference`` (as given, float32 or float64) at bank positions ``index``."""
         return self.reference[index if self.rows is None else self.rows[index]]
+
+    @property
+    def queries64(self) -> np.ndarray:
+        """The queries in float64 (a copy unless they are float64): only the rare float64 re-ranking needs them."""
+        return self.queries.astype(np.float64, copy=False)
 
     @cached_property
     def reference_sq_sum(self) -> float:
@@ -84,7 +89,7 @@ class Prepared:
             float64 array shaped like ``index``.
 
         """
-        queries = self.queries64 if rows is None else self.queries64[rows]
+        queries = self.queries if rows is None else self.queries[rows]
         out = np.empty(index.shape, dtype=np.float64)
         for col in range(index.shape[1]):
             diff = np.subtract(queries, self.bank_rows(index[:, col]), dtype=np.float64)
@@ -94,6 +99,13 @@ class Prepared:
 
 # Rows centred per step in ``prepare``: bounds the float64 temporary to 32 MiB for D = 256 (plus the gathered chunk).
 _CENTRE_CHUNK = 16384
+# ... and at most this many float32 bytes per step, so that a gathered chunk stays small at a large D (16 MiB).
+_CENTRE_CHUNK_BYTES = 1 << 24
+
+
+def _centre_step(dim: int) -> int:
+    """Rows per centring step: ``_CENTRE_CHUNK``, fewer at a large ``D``. Rows are independent: no value depends on it."""
+    return max(1, min(_CENTRE_CHUNK, _CENTRE_CHUNK_BYTES // max(1, 4 * dim)))
 
 
 def _subtrahend(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -109,12 +121,18 @@ def _subtrahend(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
     return centre32 if np.array_equal(centre32, centre) else centre
 
 
-def centred32(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """``(x - centre)`` as C-contiguous float32, chunk by chunk, rounded once (precision far from 0)."""
-    out = np.empty(x.shape, dtype=np.float32)
+def centred32(x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """``(x - centre)`` as C-contiguous float32, chunk by chunk, rounded once (precision far from 0).
+
+    With ``rows``, the result holds ``x[rows]`` in that order, gathered chunk by chunk (no gathered copy of it all).
+    """
+    n = x.shape[0] if rows is None else rows.size
+    out = np.empty((n, x.shape[1]), dtype=np.float32)
     c = _subtrahend(x, centre)
-    for i0 in range(0, x.shape[0], _CENTRE_CHUNK):
-        np.subtract(x[i0 : i0 + _CENTRE_CHUNK], c, out=out[i0 : i0 + _CENTRE_CHUNK], casting="unsafe")
+    step = _centre_step(x.shape[1])
+    for i0 in range(0, n, step):
+        chunk = x[i0 : i0 + step] if rows is None else x[rows[i0 : i0 + step]]
+        np.subtract(chunk, c, out=out[i0 : i0 + step], casting="unsafe")
     return out
 
 
@@ -128,8 +146,9 @@ def centred_aug32(x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = N
     n, dim = (x.shape[0] if rows is None else rows.size), x.shape[1]
     out = np.empty((n, dim + 1), dtype=np.float32)
     c = _subtrahend(x, centre)
-    for i0 in range(0, n, _CENTRE_CHUNK):
-        chunk = x[i0 : i0 + _CENTRE_CHUNK] if rows is None else x[rows[i0 : i0 + _CENTRE_CHUNK]]
+    step = _centre_step(dim)
+    for i0 in range(0, n, step):
+        chunk = x[i0 : i0 + step] if rows is None else x[rows[i0 : i0 + step]]
         part = out[i0 : i0 + chunk.shape[0]]
         np.subtract(chunk, c, out=part[:, :dim], casting="unsafe")
         part[:, dim] = np.einsum("ij,ij->i", part[:, :dim], part[:, :dim])
@@ -190,7 +209,7 @@ def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None 
         centre = centre.astype(np.float32).astype(np.float64)
     return Prepared(
         reference=reference,
-        queries64=queries.astype(np.float64),
+        queries=queries,
         reference_aug32=centred_aug32(reference, centre, rows),
         queries32=centred32(queries, centre),
         centre=centre,

@@ -375,8 +375,9 @@ def _curve_concentration(
     the same way. Both are centred on the engine's ``centre``, as its float32 copies are.
     """
     rows = order[:CONCENTRATION_SUBSET] if order is not None else _spread(searched, CONCENTRATION_SUBSET)
-    conc_r = centred32(reference[rows], centre)
-    conc_q = centred32(queries[_spread(queries.shape[0], CONCENTRATION_SUBSET)], centre)
+    # Gathered while centred, a chunk at a time: no gathered float copy of the rows besides the centred one.
+    conc_r = centred32(reference, centre, rows)
+    conc_q = centred32(queries, centre, _spread(queries.shape[0], CONCENTRATION_SUBSET))
     return _concentration(conc_r, conc_q, n_sub=CONCENTRATION_SUBSET)
 
 
