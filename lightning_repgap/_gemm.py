@@ -186,18 +186,22 @@ class _RunningTop1:
         self.index = torch.zeros(rows, dtype=torch.int64, device=device)
         self._offsets = torch.arange(_GROUP, device=device)
 
-    def merge(self, scores: torch.Tensor, offset: int) -> None:
-        """Fold in one tile: ``scores[i, j]`` is query ``i`` against bank row ``offset + j``."""
+    def merge(self, scores: torch.Tensor, offset: int) -> torch.Tensor:
+        """Fold in one tile: ``scores[i, j]`` is query ``i`` against bank row ``offset + j``; returns its row maxima.
+
+        The row maxima (exact, whatever the grouping) spare a neighbour table fed the same tile its own ``amax``.
+        """
         value, start = _group_max(scores)
         rows = torch.nonzero(value > self.score).flatten()
         if rows.numel() == 0:
-            return
+            return value
         # A last, narrower group is padded with its own last column: ``argmax`` returns the first maximum, so the
         # padding never wins over the column it repeats.
         cols = torch.clamp(start[rows, None] + self._offsets, max=scores.shape[1] - 1)
         pos = scores[rows[:, None], cols].argmax(dim=1)
         self.score[rows] = value[rows]
         self.index[rows] = start[rows] + pos + offset
+        return value
 
 
 class _RunningTopK:
@@ -220,7 +224,10 @@ class _RunningTopK:
         if rows.numel() == 0:
             return
         every = rows.numel() == hit.numel()
-        part = scores if every else scores[rows]
+        self._fold(scores if every else scores[rows], rows, every, offset)
+
+    def _fold(self, part: torch.Tensor, rows: torch.Tensor, every: bool, offset: int) -> None:
+        """Merge ``part`` (the tile's lines of ``rows``, or of every row when ``every``) into the running top-k."""
         vals, ids = torch.topk(part, min(self.k, part.shape[1]), dim=1)
         old_s, old_i = (self.scores, self.index) if every else (self.scores[rows], self.index[rows])
         best_s, pos = torch.topk(torch.cat([old_s, vals], dim=1), self.k, dim=1)
@@ -346,9 +353,9 @@ def prefix_top1_torch(
             for s in range(len(sizes)):
                 for j0 in range(bounds[s], bounds[s + 1], TILE):
                     scores = product(ref_aug[j0 : min(j0 + TILE, bounds[s + 1])])
-                    best.merge(scores, j0)
+                    row_max = best.merge(scores, j0)
                     if top is not None:
-                        top.merge(scores, j0)
+                        top.merge(scores, j0, row_max)
                 out[s, i0 : i0 + q.shape[0]] = best.index.cpu()
             if top is not None and knn is not None:
                 knn[mine] = top.index.cpu().numpy()
@@ -362,5 +369,18 @@ class _ChunkTopK(_RunningTopK):
         super().__init__(local.size, k, device, dtype)
         self.local = torch.from_numpy(local).to(device)
 
-    def merge(self, scores: torch.Tensor, offset: int) -> None:
-        super().merge(scores[self.local], offset)
+    def merge(self, scores: torch.Tensor, offset: int, row_max: torch.Tensor | None = None) -> None:
+        """Fold in the chunk's tile; ``row_max`` (the chunk's row maxima, if known) spares an ``amax`` of ``local``.
+
+        Only the rows that improve are gathered from the tile (not all of ``local`` first): the same rows as
+        :meth:`_RunningTopK.merge` selects, so the same result.
+        """
+        if row_max is None:
+            super().merge(scores[self.local], offset)
+            return
+        hit = row_max[self.local] > self.scores[:, -1]
+        rows = torch.nonzero(hit).flatten()
+        if rows.numel() == 0:
+            return
+        every = rows.numel() == hit.numel()
+        self._fold(scores[self.local if every else self.local[rows]], rows, every, offset)
