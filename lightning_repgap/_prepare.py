@@ -104,7 +104,7 @@ _CENTRE_CHUNK_BYTES = 1 << 24
 
 
 def _centre_step(dim: int) -> int:
-    """Rows per centring step: ``_CENTRE_CHUNK``, fewer at a large ``D``. Rows are independent: no value depends on it."""
+    """Rows per centring step: ``_CENTRE_CHUNK``, fewer at a large ``D`` (rows are independent: no value changes)."""
     return max(1, min(_CENTRE_CHUNK, _CENTRE_CHUNK_BYTES // max(1, 4 * dim)))
 
 
