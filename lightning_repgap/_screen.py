@@ -48,12 +48,15 @@ from lightning_repgap._threads import blas_threads, current_threads
 from lightning_repgap.config import SEARCH_PRECISIONS, SearchPrecision
 
 __all__ = [
+    "OUTPUT_ROUNDING",
     "SCREEN_MIN_SPEEDUP",
     "ScreenResult",
     "accumulates_in_fp32",
     "check_precision",
+    "float64_slack",
     "screen_if_chosen",
     "screen_search",
+    "tile_error",
     "use_screen",
 ]
 
@@ -62,7 +65,9 @@ log = logging.getLogger(__name__)
 U16 = 2.0**-8  # bf16 unit roundoff (8 significant bits, round to nearest even)
 U32 = 2.0**-24
 EPS64 = 2.0**-52
-_OUT = U16 / (1.0 - U16)  # output rounding, relative to the rounded value
+#: A bf16 output ``O`` is within ``OUTPUT_ROUNDING * |O|`` of the float32 sum it rounds (round to nearest even).
+OUTPUT_ROUNDING = U16 / (1.0 - U16)
+_OUT = OUTPUT_ROUNDING
 TILE = 2048
 #: Width of the column groups whose maxima locate the candidates of a tile.
 GROUP = 128
@@ -305,6 +310,23 @@ class _Chunk:
         self.shift = hi.double().numpy() + lo.double().numpy()
 
 
+def tile_error(chunk: _Chunk, bank: _Bank, j0: int, j1: int, sigma: np.ndarray) -> np.ndarray:
+    """Per query of ``chunk``: the bound ``E`` on ``|true shifted score - float32 sum|`` over bank rows ``j0:j1``.
+
+    ``sigma`` (:func:`float64_slack`) lets the float64 brute force's own rounding never drop its winner.
+    """
+    big_r, delta, eta, half = bank.tile_bounds(j0, j1)
+    err = chunk.alpha * big_r + chunk.beta * delta + eta + sigma + 1e-30 * (1 + chunk.beta) * (1 + big_r)
+    # float32 accumulation of the K products and the norm and shift columns (bf16 x bf16 products are exact)
+    err += _gamma(bank.width) * (chunk.beta * (big_r + delta) + half * 1.01 + np.abs(chunk.shift))
+    return err * (1.0 + 1e-9)  # the float64 evaluation of this bound
+
+
+def float64_slack(chunk: _Chunk, dim: int, r_max: float) -> np.ndarray:
+    """Rounding of a float64 ``||q - r||^2`` (halved, in score units, for two points): ``(D + 3) eps64 (|q|+|r|)^2``."""
+    return (dim + 3) * EPS64 * (chunk.q_norm + r_max) ** 2 * 1.01
+
+
 def _budget(m: int, knn_count: int, k: int, pairs: int) -> int:
     return _BUDGET_PER_QUERY * m + 4 * k * knn_count + pairs // _BUDGET_PAIRS
 
@@ -368,20 +390,16 @@ def screen_search(
     cand_q: list[np.ndarray] = []
     cand_j: list[np.ndarray] = []
     total = pairs = 0
-    gamma_k = _gamma(bank.width)
     for i0 in range(0, m, TILE):
         i1 = min(m, i0 + TILE)
         chunk = _Chunk(q32[i0:i1], bank, first_rows, device)
         mine = np.flatnonzero((knn_rows >= i0) & (knn_rows < i1))
         top = _Top(i1 - i0, knn_rows[mine] - i0, k)
-        sigma = (bank.dim + 3) * EPS64 * (chunk.q_norm + r_max) ** 2 * 1.01
+        sigma = float64_slack(chunk, bank.dim, r_max)
         for s in range(len(sizes)):
             for j0 in range(bounds[s], bounds[s + 1], TILE):
                 j1 = min(j0 + TILE, bounds[s + 1])
-                big_r, delta, eta, half = bank.tile_bounds(j0, j1)
-                err = chunk.alpha * big_r + chunk.beta * delta + eta + sigma + 1e-30 * (1 + chunk.beta) * (1 + big_r)
-                err += gamma_k * (chunk.beta * (big_r + delta) + half * 1.01 + np.abs(chunk.shift))
-                err *= 1.0 + 1e-9
+                err = tile_error(chunk, bank, j0, j1, sigma)
                 out = chunk.mat @ bank.mat[j0:j1].T
                 gmax = _group_max(out)
                 o_max = gmax.amax(dim=1).double().cpu().numpy()
