@@ -69,8 +69,6 @@ EPS64 = 2.0**-52
 OUTPUT_ROUNDING = U16 / (1.0 - U16)
 _OUT = OUTPUT_ROUNDING
 TILE = 2048
-#: Width of the column groups whose maxima locate the candidates of a tile.
-GROUP = 128
 # Extra columns: two for the norm, two for the shift; the width is padded to a multiple of this (faster kernels).
 _EXTRA = 4
 _PAD = 8
@@ -201,10 +199,10 @@ def _probe(dim: int, library: str, size: int = TILE) -> bool:
     for _ in range(3):
         with blas_threads(library, threads):  # type: ignore[arg-type]
             t0 = time.perf_counter()
-            _group_max(product(b32))
+            product(b32).amax(dim=1)
             seconds["fp32"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        _group_max(a16 @ b16.T)
+        (a16 @ b16.T).amax(dim=1)
         seconds["bf16"].append(time.perf_counter() - t0)
     t32, t16 = min(seconds["fp32"][1:]), min(seconds["bf16"][1:])
     choice = t32 >= SCREEN_MIN_SPEEDUP * t16
@@ -337,13 +335,20 @@ def _upper_inverse(tau: np.ndarray) -> np.ndarray:
 
 
 class _Top:
-    """Per query of a chunk: the running ``k``-th best lower bound on the true score (``k = 1`` for most rows)."""
+    """Per query of a chunk: the running ``k``-th best lower bound on the true score (``k = 1`` for most rows).
+
+    Lower bounds of distinct bank points only: each tile's points enter once, either through :meth:`fill` (a row
+    whose table is not full yet: its top ``k`` of the tile) or through :meth:`merge` (its candidates: a point that
+    can enter a full table has an upper bound above the table's ``k``-th entry, so it is a candidate).
+    """
 
     def __init__(self, rows: int, knn_local: np.ndarray, k: int) -> None:
         self.best = np.full(rows, -np.inf)
         self.knn_local = knn_local
         self.k = k
         self.table = np.full((knn_local.size, k), -np.inf)  # descending lower bounds of the neighbour-table rows
+        self.slot = np.full(rows, -1, dtype=np.int64)
+        self.slot[knn_local] = np.arange(knn_local.size)
 
     def threshold(self) -> np.ndarray:
         """Per query: the lower bound a candidate's upper bound must reach."""
@@ -351,6 +356,45 @@ class _Top:
         if self.knn_local.size:
             out[self.knn_local] = self.table[:, -1]
         return out
+
+    def fill(self, out: torch.Tensor, shift: np.ndarray, err: np.ndarray) -> np.ndarray:
+        """Merge the tile's top ``k`` into the tables that are not full; returns which tables (a mask)."""
+        filled = self.table[:, -1] == -np.inf
+        if not filled.any():
+            return filled
+        need = np.flatnonzero(filled)
+        local = self.knn_local[need]
+        vals = out[torch.from_numpy(local).to(out.device)]
+        best = torch.topk(vals, min(self.k, vals.shape[1]), dim=1).values.double().cpu().numpy()
+        bound = shift[local, None] + best - _OUT * np.abs(best) - err[local, None]
+        merged = np.concatenate([self.table[need], bound], axis=1)
+        merged.sort(axis=1)
+        self.table[need] = merged[:, ::-1][:, : self.k]
+        return filled
+
+    def merge(self, rows: np.ndarray, lower: np.ndarray, filled: np.ndarray) -> bool:
+        """Merge candidates (chunk ``rows``, lower bounds ``lower``) into the full tables of their rows.
+
+        Returns:
+            Whether any table took candidates.
+        """
+        if not self.knn_local.size:
+            return False
+        slot = self.slot[rows]
+        use = slot >= 0
+        use[use] = ~filled[slot[use]]
+        if not use.any():
+            return False
+        slot, lower = slot[use], lower[use]
+        touched = np.unique(slot)
+        all_slot = np.concatenate([np.repeat(touched, self.k), slot])
+        all_low = np.concatenate([self.table[touched].ravel(), lower])
+        order = np.lexsort((-all_low, all_slot))
+        all_slot, all_low = all_slot[order], all_low[order]
+        rank = np.arange(all_slot.size) - np.searchsorted(all_slot, all_slot)
+        keep = rank < self.k
+        self.table[all_slot[keep], rank[keep]] = all_low[keep]
+        return True
 
 
 def screen_search(
@@ -401,19 +445,21 @@ def screen_search(
                 j1 = min(j0 + TILE, bounds[s + 1])
                 err = tile_error(chunk, bank, j0, j1, sigma)
                 out = chunk.mat @ bank.mat[j0:j1].T
-                gmax = _group_max(out)
-                o_max = gmax.amax(dim=1).double().cpu().numpy()
+                o_max = out.amax(dim=1).double().cpu().numpy()  # one pass over the tile
                 pairs += (i1 - i0) * (j1 - j0)
                 if not np.isfinite(o_max).all():
                     _fallback("non-finite screened scores", t0)
                     return None
-                lower = chunk.shift + o_max - _OUT * np.abs(o_max) - err
-                _merge_table(top, out, lower, chunk.shift, err)
-                np.maximum(top.best, lower, out=top.best)
+                np.maximum(top.best, chunk.shift + o_max - _OUT * np.abs(o_max) - err, out=top.best)
+                filled = top.fill(out, chunk.shift, err)
                 thr = _round_down_bf16(_upper_inverse(top.threshold() - chunk.shift - err))
                 hit = np.flatnonzero(o_max >= thr.double().numpy())
                 if hit.size:
-                    rows, cols = _candidates(out, gmax, hit, thr.to(device))
+                    rows, cols, vals = _candidates(out, hit, thr.to(device))
+                    if top.merge(rows, chunk.shift[rows] + vals - _OUT * np.abs(vals) - err[rows], filled):
+                        # Tables rose: keep only what still reaches them (each table only ever rises).
+                        keep = vals >= _upper_inverse(top.threshold()[rows] - chunk.shift[rows] - err[rows])
+                        rows, cols = rows[keep], cols[keep]
                     total += rows.size
                     if total > _budget(m, knn_rows.size, k, pairs):
                         _fallback(f"{total} candidates after {pairs} scored pairs", t0)
@@ -446,55 +492,13 @@ def _fallback(reason: str, t0: float) -> None:
     log.info("bf16 screen gave up (%s) after %.4fs; running the float32 search", reason, time.perf_counter() - t0)
 
 
-def _merge_table(top: _Top, out: torch.Tensor, lower: np.ndarray, shift: np.ndarray, err: np.ndarray) -> None:
-    """Fold a tile into the running top-``k`` lower bounds of the neighbour-table rows that can gain from it.
-
-    ``lower`` is the lower bound of each row's best score in the tile: a row whose best cannot beat its ``k``-th
-    lower bound so far gains nothing.
-    """
-    if not top.knn_local.size:
-        return
-    need = np.flatnonzero(lower[top.knn_local] > top.table[:, -1])
-    if not need.size:
-        return
-    local = top.knn_local[need]
-    vals = out[torch.from_numpy(local).to(out.device)]
-    best = torch.topk(vals, min(top.k, vals.shape[1]), dim=1).values.double().cpu().numpy()
-    bound = shift[local, None] + best - _OUT * np.abs(best) - err[local, None]
-    merged = np.concatenate([top.table[need], bound], axis=1)
-    merged.sort(axis=1)
-    top.table[need] = merged[:, ::-1][:, : top.k]
-
-
-def _group_max(out: torch.Tensor) -> torch.Tensor:
-    """``(c, ceil(w / GROUP))`` maxima of ``GROUP``-wide column groups of a tile: one pass over it."""
-    c, w = out.shape
-    full = w // GROUP
-    parts = []
-    if full:
-        parts.append(out[:, : full * GROUP].reshape(c, full, GROUP).amax(dim=2))
-    if w % GROUP:
-        parts.append(out[:, full * GROUP :].amax(dim=1, keepdim=True))
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-
-
-def _candidates(
-    out: torch.Tensor, gmax: torch.Tensor, hit: np.ndarray, thr: torch.Tensor
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(row, column)`` of the tile's entries ``>= thr[row]``, looked for only in the groups whose maximum is."""
-    width = out.shape[1]
+def _candidates(out: torch.Tensor, hit: np.ndarray, thr: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(row, column, float64 value)`` of the tile's entries ``>= thr[row]``, among the rows ``hit``."""
     hit_t = torch.from_numpy(hit).to(out.device)
-    row_thr = thr[hit_t]
-    grow, grp = (t.cpu().numpy() for t in torch.nonzero(gmax[hit_t] >= row_thr[:, None], as_tuple=True))
-    rows = hit[grow]
-    cols = grp[:, None] * GROUP + np.arange(GROUP)
-    inside = cols < width
-    # One flat gather (2-D advanced indexing is several times slower); a last, narrower group repeats its last
-    # column, masked out by ``inside``.
-    flat = torch.from_numpy(rows[:, None] * width + np.minimum(cols, width - 1)).to(out.device)
-    keep = (torch.take(out, flat) >= row_thr[torch.from_numpy(grow).to(out.device), None]).cpu().numpy() & inside
-    pick_r, pick_c = np.nonzero(keep)
-    return rows[pick_r], cols[pick_r, pick_c]
+    sub = out[hit_t]
+    r, c = torch.nonzero(sub >= thr[hit_t, None], as_tuple=True)
+    vals = torch.take(sub, r * sub.shape[1] + c)  # a flat gather: 2-D advanced indexing is several times slower
+    return hit[r.cpu().numpy()], c.cpu().numpy(), vals.double().cpu().numpy()
 
 
 def _rescore(prep: Prepared, qi: np.ndarray, pos: np.ndarray) -> np.ndarray:
