@@ -78,6 +78,8 @@ _BUDGET_PAIRS = 512
 #: ``search_precision="auto"`` screens when a bf16 tile (product + group maxima) is this much faster than a float32 one.
 SCREEN_MIN_SPEEDUP = 1.5
 _probed: dict[tuple[int, str], bool] = {}
+# Bank rows whose bf16 residual is computed at once (a float32 temporary of 16 MiB at D = 256).
+_BANK_STEP = 16384
 # Rows scored in float64 at once while re-scoring candidates (bounds the float64 temporaries).
 _RESCORE_CHUNK = 4096
 
@@ -231,10 +233,10 @@ def _split2(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return hi, lo
 
 
-def _round_down_bf16(thr: np.ndarray) -> torch.Tensor:
-    """A bf16 value ``<= thr`` (elementwise): nearest rounding of ``thr - |thr| / 128`` never exceeds ``thr``."""
-    lowered = thr - np.abs(thr) * 2.0**-7 - 1e-30
-    return torch.from_numpy(lowered.astype(np.float32)).to(torch.bfloat16)
+def _round_down(thr: np.ndarray) -> np.ndarray:
+    """A float32 value ``<= thr`` (elementwise), for comparisons with the bf16 outputs (exact in float32)."""
+    out = thr.astype(np.float32)
+    return np.where(out > thr, np.nextafter(out, np.float32(-np.inf)), out)
 
 
 class _Bank:
@@ -246,18 +248,20 @@ class _Bank:
         self.dim = dim
         self.width = -(-(dim + _EXTRA) // _PAD) * _PAD
         half_sq = -torch.from_numpy(np.ascontiguousarray(reference_aug32[:, -1]))  # ||r||^2 / 2, float32
-        mat = torch.zeros((n, self.width), dtype=torch.bfloat16)
+        mat = torch.empty((n, self.width), dtype=torch.bfloat16)
+        mat[:, :dim] = r32
+        mat[:, dim + _EXTRA :] = 0.0
         resid = torch.empty(n, dtype=torch.float32)
-        for i0 in range(0, n, 1024):  # cache-sized steps: the residual is computed while the rows are in cache
-            part = r32[i0 : i0 + 1024]
-            low = mat[i0 : i0 + part.shape[0], :dim]
-            low[:] = part
-            torch.linalg.vector_norm(part - low.float(), dim=1, out=resid[i0 : i0 + part.shape[0]])
+        # Few, large steps: every torch call is a parallel region, and on a busy host each one waits for its threads.
+        for i0 in range(0, n, _BANK_STEP):
+            i1 = min(n, i0 + _BANK_STEP)
+            torch.linalg.vector_norm(torch.sub(r32[i0:i1], mat[i0:i1, :dim]), dim=1, out=resid[i0:i1])
         hi, lo = _split2(half_sq)
         mat[:, dim] = -hi
         mat[:, dim + 1] = -lo
         mat[:, dim + 2 : dim + 4] = 1.0
         self.mat = mat.to(device)
+        self.first_rows = reference_aug32[:64]  # a few float32 rows, for each chunk's first shift
         gamma_d = _gamma(dim + 1)
         half = half_sq.double().numpy()
         # ||r|| of the float32 row (its float32 sum of squares is within gamma_d), then of the exact centred row.
@@ -284,16 +288,16 @@ class _Chunk:
     def __init__(self, q32: np.ndarray, bank: _Bank, first_rows: np.ndarray, device: torch.device) -> None:
         q = torch.from_numpy(q32)
         self.dim = dim = bank.dim
-        low = q.to(torch.bfloat16)
         mat = torch.zeros((q.shape[0], bank.width), dtype=torch.bfloat16)
-        mat[:, :dim] = low
+        mat[:, :dim] = q
         mat[:, dim : dim + 2] = 1.0
+        low = mat[:, :dim]
         self.mat = mat.to(device)
         gamma_d = _gamma(dim)
         q_norm = torch.linalg.vector_norm(q, dim=1).double().numpy() * (1.0 + gamma_d)
-        self.alpha = torch.linalg.vector_norm(q - low.float(), dim=1).double().numpy() * (1.0 + 1e-4)
+        self.alpha = torch.linalg.vector_norm(torch.sub(q, low), dim=1).double().numpy() * (1.0 + 1e-4)
         self.alpha += 1.01 * U32 * q_norm
-        self.beta = torch.linalg.vector_norm(low.float(), dim=1).double().numpy() * (1.0 + gamma_d)
+        self.beta = torch.linalg.vector_norm(low, dim=1, dtype=torch.float32).double().numpy() * (1.0 + gamma_d)
         self.q_norm = q_norm
         # The first shift: the best float32 score against a few bank rows (any value is valid, a close one is tight).
         scores = q32 @ first_rows[:, :dim].T + first_rows[:, dim]
@@ -429,46 +433,14 @@ def screen_search(
     bank = _Bank(prep.reference_aug32[:n], device)
     knn_rows = np.empty(0, dtype=np.int64) if knn_rows is None else np.asarray(knn_rows, dtype=np.int64)
     k = int(k) if knn_rows.size else 1
-    r_max = float(bank.norm.max())
-    first_rows = prep.reference_aug32[: min(64, bounds[1])]
-    cand_q: list[np.ndarray] = []
-    cand_j: list[np.ndarray] = []
-    total = pairs = 0
-    for i0 in range(0, m, TILE):
-        i1 = min(m, i0 + TILE)
-        chunk = _Chunk(q32[i0:i1], bank, first_rows, device)
-        mine = np.flatnonzero((knn_rows >= i0) & (knn_rows < i1))
-        top = _Top(i1 - i0, knn_rows[mine] - i0, k)
-        sigma = float64_slack(chunk, bank.dim, r_max)
-        for s in range(len(sizes)):
-            for j0 in range(bounds[s], bounds[s + 1], TILE):
-                j1 = min(j0 + TILE, bounds[s + 1])
-                err = tile_error(chunk, bank, j0, j1, sigma)
-                out = chunk.mat @ bank.mat[j0:j1].T
-                o_max = out.amax(dim=1).double().cpu().numpy()  # one pass over the tile
-                pairs += (i1 - i0) * (j1 - j0)
-                if not np.isfinite(o_max).all():
-                    _fallback("non-finite screened scores", t0)
-                    return None
-                np.maximum(top.best, chunk.shift + o_max - _OUT * np.abs(o_max) - err, out=top.best)
-                filled = top.fill(out, chunk.shift, err)
-                thr = _round_down_bf16(_upper_inverse(top.threshold() - chunk.shift - err))
-                hit = np.flatnonzero(o_max >= thr.double().numpy())
-                if hit.size:
-                    rows, cols, vals = _candidates(out, hit, thr.to(device))
-                    if top.merge(rows, chunk.shift[rows] + vals - _OUT * np.abs(vals) - err[rows], filled):
-                        # Tables rose: keep only what still reaches them (each table only ever rises).
-                        keep = vals >= _upper_inverse(top.threshold()[rows] - chunk.shift[rows] - err[rows])
-                        rows, cols = rows[keep], cols[keep]
-                    total += rows.size
-                    if total > _budget(m, knn_rows.size, k, pairs):
-                        _fallback(f"{total} candidates after {pairs} scored pairs", t0)
-                        return None
-                    cand_q.append(rows + i0)
-                    cand_j.append(cols + j0)
-                # The next tile's shift: this query's best lower bound so far (rounded to bf16 x 2).
-                target = top.threshold()
-                chunk.set_shift(np.where(np.isfinite(target), target, top.best))
+    threads = torch.get_num_threads()
+    try:
+        found = _scan(q32, bank, bounds, knn_rows, k, device, threads, t0)
+    finally:
+        torch.set_num_threads(threads)
+    if found is None:
+        return None
+    cand_q, cand_j, total = found
     t1 = time.perf_counter()
     qi = np.concatenate(cand_q)
     pos = np.concatenate(cand_j)
@@ -488,17 +460,79 @@ def screen_search(
     return ScreenResult(winners, dist_sq, knn, total)
 
 
+def _scan(
+    q32: np.ndarray,
+    bank: _Bank,
+    bounds: list[int],
+    knn_rows: np.ndarray,
+    k: int,
+    device: torch.device,
+    threads: int,
+    t0: float,
+) -> tuple[list[np.ndarray], list[np.ndarray], int] | None:
+    """The pass over the tiles: candidate ``(query, bank position)`` lists and their count; ``None``: gave up."""
+    m = q32.shape[0]
+    r_max = float(bank.norm.max())
+    first_rows = bank.first_rows
+    cand_q: list[np.ndarray] = []
+    cand_j: list[np.ndarray] = []
+    total = pairs = 0
+    for i0 in range(0, m, TILE):
+        i1 = min(m, i0 + TILE)
+        chunk = _Chunk(q32[i0:i1], bank, first_rows, device)
+        mine = np.flatnonzero((knn_rows >= i0) & (knn_rows < i1))
+        top = _Top(i1 - i0, knn_rows[mine] - i0, k)
+        sigma = float64_slack(chunk, bank.dim, r_max)
+        for s in range(len(bounds) - 1):
+            for j0 in range(bounds[s], bounds[s + 1], TILE):
+                j1 = min(j0 + TILE, bounds[s + 1])
+                err = tile_error(chunk, bank, j0, j1, sigma)
+                torch.set_num_threads(threads)
+                out = chunk.mat @ bank.mat[j0:j1].T
+                # The rest of the tile on one thread (the row maxima of a cached tile take a fraction of the
+                # product): every parallel torch call would wait for its threads, and on a busy host that dominates.
+                torch.set_num_threads(1)
+                o_max = out.amax(dim=1).double().cpu().numpy()  # one pass over the tile
+                pairs += (i1 - i0) * (j1 - j0)
+                if not np.isfinite(o_max).all():
+                    _fallback("non-finite screened scores", t0)
+                    return None
+                np.maximum(top.best, chunk.shift + o_max - _OUT * np.abs(o_max) - err, out=top.best)
+                filled = top.fill(out, chunk.shift, err)
+                thr = _round_down(_upper_inverse(top.threshold() - chunk.shift - err))
+                hit = np.flatnonzero(o_max >= thr)
+                if hit.size:
+                    rows, cols, vals = _candidates(out, hit, thr)
+                    if top.merge(rows, chunk.shift[rows] + vals - _OUT * np.abs(vals) - err[rows], filled):
+                        # Tables rose: keep only what still reaches them (each table only ever rises).
+                        keep = vals >= _upper_inverse(top.threshold()[rows] - chunk.shift[rows] - err[rows])
+                        rows, cols = rows[keep], cols[keep]
+                    total += rows.size
+                    if total > _budget(m, knn_rows.size, k, pairs):
+                        _fallback(f"{total} candidates after {pairs} scored pairs", t0)
+                        return None
+                    cand_q.append(rows + i0)
+                    cand_j.append(cols + j0)
+                # The next tile's shift: this query's best lower bound so far (rounded to bf16 x 2).
+                target = top.threshold()
+                chunk.set_shift(np.where(np.isfinite(target), target, top.best))
+    return cand_q, cand_j, total
+
+
 def _fallback(reason: str, t0: float) -> None:
     log.info("bf16 screen gave up (%s) after %.4fs; running the float32 search", reason, time.perf_counter() - t0)
 
 
-def _candidates(out: torch.Tensor, hit: np.ndarray, thr: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(row, column, float64 value)`` of the tile's entries ``>= thr[row]``, among the rows ``hit``."""
-    hit_t = torch.from_numpy(hit).to(out.device)
-    sub = out[hit_t]
-    r, c = torch.nonzero(sub >= thr[hit_t, None], as_tuple=True)
-    vals = torch.take(sub, r * sub.shape[1] + c)  # a flat gather: 2-D advanced indexing is several times slower
-    return hit[r.cpu().numpy()], c.cpu().numpy(), vals.double().cpu().numpy()
+def _candidates(out: torch.Tensor, hit: np.ndarray, thr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(row, column, float64 value)`` of the tile's entries ``>= thr[row]``, among the rows ``hit``.
+
+    One torch gather, then numpy on one thread: the rows are few, and on a busy host every parallel torch call
+    waits for its threads.
+    """
+    sub = out[torch.from_numpy(hit).to(out.device)].cpu().view(torch.int16).numpy()
+    values = (sub.astype(np.int32) << 16).view(np.float32)  # bf16 -> float32: the same bits, widened
+    r, c = np.nonzero(values >= thr[hit, None])
+    return hit[r], c, values[r, c].astype(np.float64)
 
 
 def _rescore(prep: Prepared, qi: np.ndarray, pos: np.ndarray) -> np.ndarray:
