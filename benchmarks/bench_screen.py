@@ -256,6 +256,20 @@ def report(results: dict, cfg: dict) -> list[str]:
     return lines
 
 
+def config(quick: bool, threads: int, repeat: int = 3) -> dict:
+    """The run's sizes: the target's (bank 1e5, 5e3 queries, D = 256), or small ones with ``quick``."""
+    n, m = (20_000, 1_000) if quick else (100_000, 5_000)
+    return {
+        "n": n,
+        "m": m,
+        "dim": 256,
+        "threads": threads,
+        "repeat": 1 if quick else repeat,
+        "slow_m": min(m, 1000),
+        "data": ["gaussian", "torus"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
@@ -274,9 +288,7 @@ def main() -> None:
         res = spawn({"crossover": True, "sizes": sizes, "threads": args.threads}, hint=False)
         print(json.dumps(res, indent=1))
         return
-    n, m = (20_000, 1_000) if args.quick else (100_000, 5_000)
-    cfg = {"n": n, "m": m, "dim": 256, "threads": args.threads, "repeat": args.repeat, "slow_m": min(m, 1000)}
-    cfg["data"] = ["gaussian", "torus"]
+    cfg = config(args.quick, args.threads, args.repeat)
     results = {}
     for hint in (False, True):
         label = "set" if hint else "unset"
