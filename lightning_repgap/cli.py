@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=INDEX_OPTIONS,
         default=None,
         help="exact search or an approximate FAISS index (ivf, hnsw; adds recall and gap_rel_error); auto: ivf from"
-        " 1,000,000 bank points; default: the one in the snapshot's config, else exact",
+        " 100,000,000 bank points; default: the one in the snapshot's config, else exact",
     )
     analyze.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     analyze.add_argument(
@@ -416,7 +416,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         choices=INDEX_OPTIONS,
         default=default.index,
         help="exact search or an approximate FAISS index (ivf, hnsw), which adds the recall and gap_rel_error"
-        " measured on an exact sample of the queries; auto: ivf from 1,000,000 bank points (default: %(default)s)",
+        " measured on an exact sample of the queries; auto: ivf from 100,000,000 bank points (default: %(default)s)",
     )
     add(
         "--search-precision",

@@ -44,7 +44,7 @@ __all__ = [
 #: ``"faiss-gpu"`` or ``"torch"``.
 Backend = Literal["auto", "faiss", "faiss-gpu", "torch"]
 #: Search: ``"exact"``, the approximate FAISS indexes ``"ivf"`` / ``"hnsw"``, or ``"auto"`` (``"ivf"`` from
-#: 1,000,000 bank points on, exact below).
+#: 100,000,000 bank points on, exact below: IVF was not faster at the sizes measured).
 IndexOption = Literal["exact", "ivf", "hnsw", "auto"]
 #: Arithmetic of the exact search's score tiles: ``"fp32"``, ``"bf16-screen"`` (bf16 tiles screen the bank with a
 #: rigorous error bound, every candidate is re-scored in float64: the same answer as a float64 brute force) or
@@ -100,7 +100,7 @@ class GapConfig:
         backend: nearest-neighbour backend, one of :data:`BACKENDS`.
         index: ``"exact"`` (default), ``"ivf"`` or ``"hnsw"`` (approximate FAISS indexes with measured accuracy:
             they add ``recall`` and ``gap_rel_error``, and their gap is an upper bound on the exact one), or
-            ``"auto"`` (exact below 1,000,000 bank points, ``"ivf"`` from there on). ``dim_twonn`` / ``dim_mle``
+            ``"auto"`` (exact below 100,000,000 bank points, ``"ivf"`` from there on). ``dim_twonn`` / ``dim_mle``
             always come from an exact search.
         search_precision: arithmetic of the exact search's score tiles (torch backend): ``"fp32"``,
             ``"bf16-screen"`` or ``"auto"`` (see :data:`SearchPrecision`). Every choice gives the exact answer;

@@ -73,8 +73,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Bank size from which :func:`auto_index` picks an approximate index.
-AUTO_APPROXIMATE_MIN_BANK = 1_000_000
+#: Bank size from which :func:`auto_index` picks an approximate index: beyond every size measured so far, because
+#: at none of them was IVF at least 3x faster than the exact search at <= 1 % gap error (``docs/performance.md``).
+AUTO_APPROXIMATE_MIN_BANK = 100_000_000
 # A query counts as found when its distance is within this relative tolerance of the exact one.
 _FOUND_RTOL = 1e-9
 
@@ -123,9 +124,11 @@ def auto_index(n_bank: int) -> str:
 
     Exact search costs ``2 n m D`` flops and runs near the GEMM roofline; an IVF index built for one measurement
     costs about ``4 n sqrt(16 m) D`` flops (build + scan) plus the exact recall sample and fixed overheads, and it
-    gives up a little accuracy. Below ``AUTO_APPROXIMATE_MIN_BANK = 1_000_000`` points the exact search is chosen;
-    from there on ``"ivf"`` (with measured recall). HNSW is never chosen automatically: building its graph costs
-    more than one exact search.
+    gives up a little accuracy. ``"auto"`` switches only where the approximate search is at least 3x faster at
+    <= 1 % gap error; measured on 1e5 and 1e6 points (``benchmarks/bench_screen.py --crossover``) it was slower, so
+    below ``AUTO_APPROXIMATE_MIN_BANK = 100_000_000`` points (more than the sizes measured) the exact search is
+    chosen, and ``"ivf"`` (with measured recall) from there on. HNSW is never chosen automatically: building its
+    graph costs more than one exact search.
 
     Args:
         n_bank: number of bank (reference) points.
@@ -137,7 +140,7 @@ def auto_index(n_bank: int) -> str:
         ValueError: if ``n_bank`` is not a positive integer.
 
     Example:
-        >>> auto_index(50_000), auto_index(2_000_000)
+        >>> auto_index(2_000_000), auto_index(200_000_000)
         ('exact', 'ivf')
 
     """
@@ -172,7 +175,7 @@ def resolve_index(index: str, n_bank: int) -> str:
         ValueError: for any other ``index``.
 
     Example:
-        >>> resolve_index("auto", 50_000), resolve_index("auto", 2_000_000), resolve_index("hnsw", 10)
+        >>> resolve_index("auto", 50_000), resolve_index("auto", 200_000_000), resolve_index("hnsw", 10)
         ('exact', 'ivf', 'hnsw')
 
     """
