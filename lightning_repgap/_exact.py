@@ -140,7 +140,9 @@ def rank_float64(prepared: Prepared, sizes: np.ndarray, rows: np.ndarray) -> np.
     centred = prepared.bank_rows(np.arange(prepared.reference_aug32.shape[0])) - prepared.centre
     aug = np.concatenate([centred, -0.5 * np.einsum("ij,ij->i", centred, centred)[:, None]], axis=1)
     del centred
-    return prefix_top1_torch(aug, prepared.queries64[rows] - prepared.centre, sizes, torch.device("cpu"))[0]
+    return prefix_top1_torch(
+        aug, prepared.queries[rows].astype(np.float64) - prepared.centre, sizes, torch.device("cpu")
+    )[0]
 
 
 def prefix_search(

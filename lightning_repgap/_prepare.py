@@ -59,11 +59,6 @@ class Prepared:
         """Rows of ``reference`` (as given, float32 or float64) at bank positions ``index``."""
         return self.reference[index if self.rows is None else self.rows[index]]
 
-    @property
-    def queries64(self) -> np.ndarray:
-        """The queries in float64 (a copy unless they are float64): only the rare float64 re-ranking needs them."""
-        return self.queries.astype(np.float64, copy=False)
-
     @cached_property
     def reference_sq_sum(self) -> float:
         """``sum_i ||r_i||^2`` over the centred float32 bank, accumulated in float64; computed once, on first use.

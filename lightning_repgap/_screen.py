@@ -540,7 +540,7 @@ def _rescore(prep: Prepared, qi: np.ndarray, pos: np.ndarray) -> np.ndarray:
     out = np.empty(qi.size, dtype=np.float64)
     for c0 in range(0, qi.size, _RESCORE_CHUNK):
         sl = slice(c0, c0 + _RESCORE_CHUNK)
-        diff = np.subtract(prep.queries64[qi[sl]], prep.bank_rows(pos[sl]), dtype=np.float64)
+        diff = np.subtract(prep.queries[qi[sl]], prep.bank_rows(pos[sl]), dtype=np.float64)
         out[sl] = np.einsum("ij,ij->i", diff, diff)
     return out
 
