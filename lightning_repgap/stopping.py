@@ -309,8 +309,9 @@ class RepresentationGapEarlyStopping(Callback):
 
     After every measurement of the gap callback it applies :func:`stopping_decision` to the monitored keys. The moment
     an epoch becomes the provisional recommendation its weights are saved with ``trainer.save_checkpoint`` (so through
-    the Trainer's checkpoint IO and strategy) to ``best_model_path``; a stop sets ``trainer.should_stop``. A run that
-    ends without a stop recommends (and saves, at the end of training) its final weights. Every rank takes rank zero's
+    the Trainer's checkpoint IO and strategy) to ``<filename>.ckpt``; a stop sets ``trainer.should_stop``. A run that
+    ends without a stop recommends its final weights, saved at the end of training to ``<filename>-final.ckpt``
+    (another file, so a resumed run still has the provisional recommendation's weights). Every rank takes rank zero's
     decision. A failed save (an ``OSError``) never ends ``fit``: it warns, ``best_model_path`` becomes ``None`` until
     the next save succeeds, and the decision is kept. The defaults are the ones the stopping study chose on its tuning
     runs; on its untouched runs (``docs/stopping.md``) the rule helped with noisy labels and diffusion models and
@@ -384,11 +385,13 @@ class RepresentationGapEarlyStopping(Callback):
         self._keys: list[str] | None = None
         self._gap: RepresentationGapCallback | None = None
         self._last_epoch = -1
+        self._final_epoch: int | None = None  # set when a fit ends without a stop
+        self._kept_path: str | None = None  # the provisional recommendation's checkpoint
 
     @property
     def best_epoch(self) -> int:
-        """The recommended epoch (``-1`` before any finite measurement)."""
-        return self.state.best_epoch
+        """The recommended epoch (``-1`` before any finite measurement; the final epoch after a fit without a stop)."""
+        return self.state.best_epoch if self._final_epoch is None else self._final_epoch
 
     @property
     def state_key(self) -> str:
@@ -406,7 +409,7 @@ class RepresentationGapEarlyStopping(Callback):
         return {
             "state": asdict(self.state),
             "stopped_epoch": self.stopped_epoch,
-            "best_model_path": self.best_model_path,
+            "best_model_path": self._kept_path,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -415,7 +418,7 @@ class RepresentationGapEarlyStopping(Callback):
         if saved is not None:
             self.state = StopState(tuple(RiseState(**k) for k in saved["keys"]), saved.get("best_epoch", -1))
         self.stopped_epoch = state_dict.get("stopped_epoch")
-        self.best_model_path = state_dict.get("best_model_path")
+        self.best_model_path = self._kept_path = state_dict.get("best_model_path")
 
     # ------------------------------------------------------------------------------------------ hooks
 
@@ -423,6 +426,7 @@ class RepresentationGapEarlyStopping(Callback):
         """Find the gap callback and check that it logs the monitored key often enough, before training starts."""
         if stage != "fit":
             return
+        self._final_epoch = None
         self._gap = self._find_gap_callback(trainer)
         self._keys = [self._resolve_key(self._gap, key) for key in self.monitor]
         interval = self._gap.every_n_epochs * (trainer.check_val_every_n_epoch or 1)
@@ -499,7 +503,7 @@ class RepresentationGapEarlyStopping(Callback):
         shown = ", ".join(f"{k}={v:.4g}" for k, v in zip(self._keys, values, strict=True))
         if recommend:
             if self.save_weights:
-                self._save(trainer, epoch)
+                self.best_model_path = self._kept_path = self._save(trainer, epoch, self.filename)
             if self.verbose:
                 rank_zero_info(f"RepresentationGapEarlyStopping: epoch {epoch} recommended ({shown}).")
         if stop:
@@ -527,26 +531,25 @@ class RepresentationGapEarlyStopping(Callback):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Without a stop there is no evidence of memorisation: recommend (and save) the final weights."""
-        if self._gap is None or self.stopped_epoch is not None or self.state.best_epoch < 0:
+        if self._gap is None or self.stopped_epoch is not None or self.state.best_epoch < 0 or self._last_epoch < 0:
             return
-        final = self._last_epoch
-        if final < 0 or final == self.state.best_epoch:
-            return
-        self.state = replace(self.state, best_epoch=final)
-        if self.save_weights:
-            self._save(trainer, final)
+        self._final_epoch = self._last_epoch
+        if self._final_epoch != self.state.best_epoch and self.save_weights:
+            self.best_model_path = self._save(trainer, self._final_epoch, f"{self.filename}-final")
         if self.verbose:
-            rank_zero_info(f"RepresentationGapEarlyStopping: no stop; recommending the final epoch {final}.")
+            rank_zero_info(
+                f"RepresentationGapEarlyStopping: no stop; recommending the final epoch {self._final_epoch}."
+            )
 
-    def _save(self, trainer: Trainer, epoch: int) -> None:
-        """Save the current weights as the recommendation: temporary file, then an atomic rename on rank zero.
+    def _save(self, trainer: Trainer, epoch: int, filename: str) -> str | None:
+        """Save the current weights to ``<filename>.ckpt`` (a temporary file renamed on rank zero); its path.
 
-        A failure to write (``OSError``) warns and carries on: the measurement never ends a user's ``fit``. Every
-        rank takes the same path: the ranks agree on success before rank zero renames.
+        A failure to write (``OSError``) warns and returns ``None``: the measurement never ends a user's ``fit``.
+        Every rank takes the same path: the ranks agree on success before rank zero renames.
         """
         assert self.dirpath is not None
-        path = os.path.join(self.dirpath, f"{self.filename}.ckpt")
-        tmp = os.path.join(self.dirpath, f".{self.filename}.ckpt.tmp")
+        path = os.path.join(self.dirpath, f"{filename}.ckpt")
+        tmp = os.path.join(self.dirpath, f".{filename}.ckpt.tmp")
         error: OSError | None = None
         try:
             trainer.save_checkpoint(tmp)
@@ -560,11 +563,8 @@ class RepresentationGapEarlyStopping(Callback):
                 os.replace(tmp, path)
             except OSError as err:
                 ok, error = False, err
-        ok = bool(trainer.strategy.broadcast(ok, src=0))
-        if ok:
-            self.best_model_path = path
-            return
-        self.best_model_path = None  # the file on disk (if any) holds older weights than best_epoch's
+        if bool(trainer.strategy.broadcast(ok, src=0)):
+            return path
         if trainer.is_global_zero:
             with contextlib.suppress(OSError):
                 os.remove(tmp)
@@ -573,6 +573,7 @@ class RepresentationGapEarlyStopping(Callback):
             f"({error or 'failed on another rank'}); training goes on and the decision is kept, but best_model_path "
             "is None until a later recommendation is saved."
         )
+        return None  # the file on disk (if any) holds older weights than the recommendation's
 
 
 __all__ = ["RepresentationGapEarlyStopping", "RiseState", "StopState", "replay", "rise_decision", "stopping_decision"]
