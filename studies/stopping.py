@@ -138,6 +138,9 @@ def regret(run: dict[str, Any], epoch: int) -> float:
 def monitors(regime: str, rule: dict[str, Any] | None) -> list[Monitor]:
     """The monitors compared in a regime: the rule (if given), the baselines and raw repgap keys."""
     out = [] if rule is None else [rule_monitor(rule)]
+    previous = rule_monitor(PREVIOUS_RULE)
+    if rule is not None and previous.name != out[0].name:
+        out.append(Monitor("previous rule (0.1.x defaults)", "rule", previous.key, params=previous.params))
     out.append(Monitor("no stopping", "none"))
     if regime == "supervised":
         out += [
