@@ -472,3 +472,21 @@ def test_recordings_hold_every_regime_split_and_key():
     archs = {r["arch"] for r in RUNS if r["regime"] in ("supervised", "ssl")}
     assert {"mlp", "cnn"} <= archs
     assert {0.0, 0.2, 0.4} <= {r["noise"] for r in RUNS if r["regime"] == "supervised"}
+
+
+@pytest.mark.skipif(not FRESH, reason="studies/stopping_fresh.json not recorded")
+def test_untouched_runs_follow_their_committed_plan_and_share_no_seed_with_the_tuning_runs():
+    from studies import stopping_record
+
+    plan = {
+        "supervised": stopping_record.supervised_configs(False, "fresh"),
+        "ssl": stopping_record.ssl_configs(False, "fresh"),
+        "generative": stopping_record.generative_configs(False, "fresh"),
+    }
+    recorded = {g: [{k: v for k, v in r.items() if k != "epochs"} for r in FRESH if r["regime"] == g] for g in plan}
+    assert recorded == plan
+    assert {r["seed"] for r in FRESH}.isdisjoint({r["seed"] for r in RUNS})
+    assert {"mlp", "cnn"} <= {r["arch"] for r in FRESH}
+    for run in FRESH:
+        n = len(run["epochs"]["truth"])
+        assert all(len(run["epochs"][k]) == n for k in ("gap_norm", "gap_ratio", "val_loss")), study._label(run)
