@@ -334,8 +334,8 @@ class RepresentationGapEarlyStopping(Callback):
         verbose: log each stop and recommendation on rank zero.
 
     Attributes:
-        best_epoch: the recommended epoch (``-1`` before any finite measurement); during training the provisional
-            recommendation, after a ``fit`` that did not stop the final epoch.
+        best_epoch: the recommended epoch: during training the provisional recommendation (``-1`` before any finite
+            measurement), after a ``fit`` that did not stop the final epoch.
         stopped_epoch: the epoch after which the rule stopped training (``None`` if it did not).
         best_model_path: path of the saved recommended weights (``None`` until saved, or after a failed save).
 
@@ -531,7 +531,7 @@ class RepresentationGapEarlyStopping(Callback):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Without a stop there is no evidence of memorisation: recommend (and save) the final weights."""
-        if self._gap is None or self.stopped_epoch is not None or self.state.best_epoch < 0 or self._last_epoch < 0:
+        if self._gap is None or self.stopped_epoch is not None or self._last_epoch < 0:
             return
         self._final_epoch = self._last_epoch
         if self._final_epoch != self.state.best_epoch and self.save_weights:

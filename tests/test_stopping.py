@@ -228,6 +228,11 @@ def test_nan_keys_never_stop_a_run(tmp_path):
     stopper = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.0, patience=1, warmup=0)
     _fit(tmp_path, {"gap_norm": [1.0] + [math.nan] * 7}, stopper)
     assert (stopper.best_epoch, stopper.stopped_epoch) == (7, None)
+    # Never a finite value: no evidence at all, the final weights, as the study's replay says.
+    blind = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.0, patience=1, warmup=0)
+    _fit(tmp_path / "blind", {"gap_norm": [math.nan] * 4}, blind)
+    assert (blind.best_epoch, blind.stopped_epoch) == replay([math.nan] * 4, tolerance=0.0, patience=1) == (3, None)
+    assert os.path.basename(blind.best_model_path) == "repgap-best-final.ckpt"
 
 
 def test_without_a_stop_the_final_weights_are_recommended_and_saved(tmp_path):
