@@ -172,6 +172,7 @@ def _gap_compute(
         backend=config.backend,
         num_threads=num_threads,
         index=config.index,
+        search_precision=config.search_precision,
     )
     curve = restore_curve(curve, exponent)
     copies = near_copies(reference, curve.knn_index, DUP_RTOL * curve.scale, curve.knn_dist_sq)
