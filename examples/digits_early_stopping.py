@@ -7,9 +7,10 @@ three times from the same initial weights and the same data order, each run watc
 ``features`` with ``RepresentationGapCallback``:
 
 * ``RepresentationGapEarlyStopping()``: the label-free rule with the stopping study's defaults (``docs/stopping.md``).
-  It stops when ``repgap/gap_norm`` has stayed above its running minimum by more than the tolerance for
+  It stops when ``repgap/gap_norm`` has stayed far above its running minimum (more than the tolerance) for
   ``patience`` epochs (the network has started memorising the wrong labels) and keeps the weights of the last
-  epoch before that rise (``best_model_path``, saved by the callback itself);
+  epoch within ``keep_tolerance`` of the minimum, before that rise (``best_model_path``, saved by the callback
+  itself); a run without such a rise keeps its final weights;
 * ``EarlyStopping(monitor="val_loss")`` with a best checkpoint on ``val_loss``: needs validation labels (noisy here);
 * no stopping: the last epoch's weights.
 

@@ -114,8 +114,11 @@ class RepGapCLI(LightningCLI):
                 print_history(cb)
         for cb in self.trainer.callbacks:
             if isinstance(cb, RepresentationGapEarlyStopping):
-                for key, tol, warm in zip(cb.monitor, cb.tolerance, cb.warmup, strict=True):
-                    print(f"RepresentationGapEarlyStopping(repgap/{key}): tolerance {tol:g}, warm-up {warm}")
+                for key, tol, keep, warm in zip(cb.monitor, cb.tolerance, cb.keep_tolerance, cb.warmup, strict=True):
+                    print(
+                        f"RepresentationGapEarlyStopping(repgap/{key}): tolerance {tol:g}, keep tolerance {keep:g}, "
+                        f"warm-up {warm}"
+                    )
                 print(
                     f"  best_epoch {cb.best_epoch}, stopped_epoch {cb.stopped_epoch} (None: did not stop), "
                     f"weights in {cb.best_model_path}"

@@ -1,27 +1,33 @@
 r"""``RepresentationGapEarlyStopping``: a label-free stopping rule on the representation gap (DESIGN §7).
 
 The rule reads keys that :class:`~lightning_repgap.callback.RepresentationGapCallback` logs (by default
-``repgap/gap_norm`` and ``repgap/gap_ratio``) and stops at the onset of a *sustained rise* of any of them, the
-signature of memorisation: with noisy labels ``gap_norm`` rises steadily once a classifier starts memorising, and
-``gap_ratio`` rises once a generator starts copying its training set. Their minima are not the best checkpoint
-(``gap_norm`` is often lowest in the first epochs of a clean run), so the rule does not keep a minimum. Per key:
+``repgap/gap_norm`` and ``repgap/gap_ratio``) and stops only on strong evidence of memorisation: a *large,
+sustained rise* of any of them (with noisy labels ``gap_norm`` rises steadily once a classifier starts memorising;
+``gap_ratio`` rises by orders of magnitude once a generator starts copying its training set). Their minima are not
+the best checkpoint (``gap_norm`` is often lowest in the first epochs of a clean run, and with clean labels it can
+drift up by more than half while accuracy still improves), so the rule neither keeps a minimum nor stops on small
+drifts. Per key:
 
-- the *reference* is the lowest value measured so far, after the key's ``warmup`` measurements;
-- a measurement within the key's ``tolerance`` of the reference, :math:`v \le r + \mathrm{tolerance} \cdot |r|`,
-  is *in the band* and resets the key's patience counter; one above it adds one to the counter;
+- the first ``warmup`` finite measurements neither set the reference nor stop;
+- the *reference* :math:`r` is the lowest value measured after the warm-up;
+- a measurement :math:`v \le r + \mathrm{keep\_tolerance} \cdot |r|` is *in the keep band*;
+- a measurement :math:`v > r + \mathrm{tolerance} \cdot |r|` (``tolerance`` >= ``keep_tolerance``) is *a rise*;
+  ``patience`` rises in a row, for any key, stop training; a measurement that is not a rise resets the count;
 - a NaN or infinite value (an undefined measurement) is no evidence: it changes nothing.
 
-An epoch at which every key with a finite value is in its band becomes the recommendation (the latest such epoch,
-so a run whose gap stays flat keeps training and keeps its latest weights). ``patience`` measurements in a row
-above its band, for any key, stop training; the recommended weights are then from before the rise.
+An epoch at which every key with a finite value is in its keep band (or still in its warm-up) becomes the
+provisional recommendation, and its weights are saved. A stop keeps that recommendation: the weights from before
+the rise. A run that ends without a stop recommends its final weights (no evidence of memorisation: the study found
+no stopping close to optimal there).
 
 :func:`stopping_decision` is that rule as a pure function of its previous state and one measurement (built on the
-per-key :func:`rise_decision`). The callback and the stopping study (``studies/stopping.py``) both call it, so
-the study's replayed decisions are the callback's.
+per-key :func:`rise_decision`); :func:`replay` runs it over recorded values. The callback and the stopping study
+(``studies/stopping.py``) both call it, so the study's replayed decisions are the callback's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Sequence
@@ -29,7 +35,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_repgap.callback import RepresentationGapCallback
@@ -37,23 +43,23 @@ from lightning_repgap.callback import RepresentationGapCallback
 #: Keys the rule may monitor: label-free ``RepresentationGapCallback`` keys (``knn_acc`` needs labels).
 MONITORABLE = ("gap_norm", "gap", "dim", "dim_twonn", "dim_mle", "gap_ratio")
 
-# The study's defaults (studies/stopping.py, chosen on its tuning half; frozen in studies/stopping_rule.json).
+# The study's defaults (studies/stopping.py, chosen on its tuning runs; frozen in studies/stopping_rule.json).
 DEFAULT_MONITOR = ("gap_norm", "gap_ratio")
-DEFAULT_PATIENCE = 4
-#: Per key, the (tolerance, warmup) used when none is given: the study's values for its two keys; the other keys
-#: get ``gap_norm``'s (they were not chosen by the study).
-KEY_DEFAULTS = {"gap_norm": (0.3, 5), "gap_ratio": (0.15, 1)}
+DEFAULT_PATIENCE = 3
+#: Per key, the (tolerance, keep_tolerance, warmup) used when none is given: the study's values for its two keys;
+#: the other keys get ``gap_norm``'s (they were not chosen by the study).
+KEY_DEFAULTS = {"gap_norm": (0.7, 0.1, 8), "gap_ratio": (0.15, 0.15, 1)}
 
 
 @dataclass(frozen=True)
 class RiseState:
-    """State of the rule between measurements (plain values, stored in checkpoints).
+    """State of the rule for one key between measurements (plain values, stored in checkpoints).
 
     Attributes:
         reference: lowest value measured after the warm-up (``inf`` before).
-        best_epoch: the recommended epoch: the latest measurement in the band (``-1``: none yet).
+        best_epoch: the latest epoch this key was in its keep band or warm-up (``-1``: none yet).
         best_value: the monitored value at ``best_epoch``.
-        wait: measurements above the band since the last one in it.
+        wait: rises in a row (measurements above the ``tolerance`` band) since the last measurement that was not one.
         seen: finite measurements so far.
 
     """
@@ -66,40 +72,50 @@ class RiseState:
 
 
 def rise_decision(
-    state: RiseState, epoch: int, value: float, *, tolerance: float, patience: int, warmup: int = 0
+    state: RiseState,
+    epoch: int,
+    value: float,
+    *,
+    tolerance: float,
+    patience: int,
+    warmup: int = 0,
+    keep_tolerance: float | None = None,
 ) -> tuple[RiseState, bool, bool]:
-    """One step of the sustained-rise rule: update ``state`` with the ``value`` measured after ``epoch``.
+    """One step of the sustained-rise rule for one key: update ``state`` with the ``value`` measured after ``epoch``.
 
     Args:
         state: the state after the previous measurement (``RiseState()`` before the first).
         epoch: the epoch the value was measured after.
         value: the monitored value; NaN or infinite means "no evidence" and leaves everything unchanged.
-        tolerance: relative width of the band above the reference that still counts as "not rising".
-        patience: measurements above the band, in a row, that stop training.
+        tolerance: relative rise above the reference that counts as a rise (evidence towards stopping).
+        patience: rises in a row that stop training.
         warmup: first finite measurements that are recommended but neither set the reference nor stop.
+        keep_tolerance: relative band above the reference whose epochs are recommended (default ``tolerance``;
+            at most ``tolerance``).
 
     Returns:
-        ``(new_state, recommend, stop)``: ``recommend`` when this epoch's weights become the recommendation,
+        ``(new_state, recommend, stop)``: ``recommend`` when this epoch is in the keep band (or the warm-up),
         ``stop`` when training should stop now.
 
     Example:
         >>> state, stops = RiseState(), []
         >>> for epoch, v in enumerate([1.0, 0.8, 0.82, 0.9, 1.0, 1.1]):
-        ...     state, recommend, stop = rise_decision(state, epoch, v, tolerance=0.05, patience=2)
+        ...     state, recommend, stop = rise_decision(state, epoch, v, tolerance=0.2, patience=2, keep_tolerance=0.05)
         ...     stops.append(stop)
         >>> state.best_epoch, stops.index(True)
-        (2, 4)
+        (2, 5)
 
     """
     if not math.isfinite(value):
         return state, False, False
+    keep = tolerance if keep_tolerance is None else keep_tolerance
     seen = state.seen + 1
     if seen <= warmup:
         return replace(state, best_epoch=epoch, best_value=value, wait=0, seen=seen), True, False
     reference = min(state.reference, value)
-    if value <= reference + tolerance * abs(reference):
-        return RiseState(reference, epoch, value, 0, seen), True, False
-    wait = state.wait + 1
+    wait = state.wait + 1 if value > reference + tolerance * abs(reference) else 0
+    if value <= reference + keep * abs(reference):
+        return RiseState(reference, epoch, value, wait, seen), True, wait >= patience
     return replace(state, reference=reference, wait=wait, seen=seen), False, wait >= patience
 
 
@@ -109,8 +125,8 @@ class StopState:
 
     Attributes:
         keys: per-key states, in the order of the monitored keys.
-        best_epoch: the recommended epoch: the latest at which every key with a finite value was in its band
-            (``-1``: none yet).
+        best_epoch: the provisional recommendation: the latest epoch at which every key with a finite value was in
+            its keep band or warm-up (``-1``: none yet).
 
     """
 
@@ -131,6 +147,7 @@ def stopping_decision(
     tolerance: Sequence[float],
     patience: int,
     warmup: Sequence[int],
+    keep_tolerance: Sequence[float] | None = None,
 ) -> tuple[StopState, bool, bool]:
     """One step of the rule over several keys: update ``state`` with the ``values`` measured after ``epoch``.
 
@@ -139,12 +156,13 @@ def stopping_decision(
         epoch: the epoch the values were measured after.
         values: one value per monitored key; NaN or infinite values are no evidence.
         tolerance: per key, see :func:`rise_decision`.
-        patience: measurements in a row above its band, for any one key, that stop training.
+        patience: rises in a row, for any one key, that stop training.
         warmup: per key, see :func:`rise_decision`.
+        keep_tolerance: per key, see :func:`rise_decision` (default ``tolerance``).
 
     Returns:
-        ``(new_state, recommend, stop)``: ``recommend`` when this epoch's weights become the recommendation,
-        ``stop`` when training should stop now.
+        ``(new_state, recommend, stop)``: ``recommend`` when this epoch's weights become the provisional
+        recommendation, ``stop`` when training should stop now.
 
     Example:
         >>> state = StopState.start(2)
@@ -156,15 +174,17 @@ def stopping_decision(
         (1, True)
 
     """
-    if not len(values) == len(tolerance) == len(warmup) == len(state.keys):
+    keeps = tolerance if keep_tolerance is None else keep_tolerance
+    if not len(values) == len(tolerance) == len(keeps) == len(warmup) == len(state.keys):
         raise ValueError(
-            f"One value, tolerance and warm-up per key: got {len(values)} values, {len(tolerance)} tolerances, "
-            f"{len(warmup)} warm-ups for {len(state.keys)} keys."
+            f"One value, tolerance, keep tolerance and warm-up per key: got {len(values)} values, "
+            f"{len(tolerance)} tolerances, {len(keeps)} keep tolerances, {len(warmup)} warm-ups for "
+            f"{len(state.keys)} keys."
         )
     keys, in_band, stop = [], [], False
-    for key_state, value, tol, warm in zip(state.keys, values, tolerance, warmup, strict=True):
+    for key_state, value, tol, keep, warm in zip(state.keys, values, tolerance, keeps, warmup, strict=True):
         new, recommend, key_stop = rise_decision(
-            key_state, epoch, float(value), tolerance=tol, patience=patience, warmup=warm
+            key_state, epoch, float(value), tolerance=tol, patience=patience, warmup=warm, keep_tolerance=keep
         )
         keys.append(new)
         if math.isfinite(value):
@@ -180,6 +200,7 @@ def replay(
     tolerance: float | Sequence[float],
     patience: int,
     warmup: int | Sequence[int] = 0,
+    keep_tolerance: float | Sequence[float] | None = None,
     epochs: Sequence[int] | None = None,
 ) -> tuple[int, int | None]:
     """Run :func:`stopping_decision` over recorded sequences, as the callback would during training.
@@ -189,15 +210,18 @@ def replay(
         tolerance: per key (a number applies to every key), see :func:`rise_decision`.
         patience: see :func:`stopping_decision`.
         warmup: per key (a number applies to every key), see :func:`rise_decision`.
+        keep_tolerance: per key (a number applies to every key; default ``tolerance``), see :func:`rise_decision`.
         epochs: the epoch of each measurement (default ``0, 1, 2, ...``).
 
     Returns:
-        ``(best_epoch, stopped_epoch)``: the recommended epoch (``-1`` if every value was NaN) and the epoch after
-        which training stopped (``None`` if it ran to the end).
+        ``(best_epoch, stopped_epoch)``: the recommended epoch and the epoch after which training stopped. A run
+        that did not stop recommends its last epoch and has ``stopped_epoch`` ``None``.
 
     Example:
         >>> replay([1.0, 0.8, 0.82, 0.9, 1.0, 1.1], tolerance=0.05, patience=2)
         (2, 4)
+        >>> replay([1.0, 0.8, 0.82, 0.9, 1.0, 1.1], tolerance=0.5, patience=2, keep_tolerance=0.05)
+        (5, None)
         >>> replay([1.0, 1.01, float("nan"), 0.99], tolerance=0.05, patience=2)
         (3, None)
         >>> replay([[1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 3.0, 3.0]], tolerance=(0.1, 0.2), patience=2)
@@ -212,17 +236,24 @@ def replay(
     )
     n_keys = len(series)
     tolerances = _per_key(tolerance, n_keys, "tolerance")
+    keeps = tolerances if keep_tolerance is None else _per_key(keep_tolerance, n_keys, "keep_tolerance")
     warmups = _per_key(warmup, n_keys, "warmup")
     steps = len(series[0])
     epochs = list(range(steps)) if epochs is None else list(epochs)
     state = StopState.start(n_keys)
     for i, epoch in enumerate(epochs):
         state, _, stop = stopping_decision(
-            state, epoch, [s[i] for s in series], tolerance=tolerances, patience=patience, warmup=warmups
+            state,
+            epoch,
+            [s[i] for s in series],
+            tolerance=tolerances,
+            patience=patience,
+            warmup=warmups,
+            keep_tolerance=keeps,
         )
         if stop:
             return state.best_epoch, epoch
-    return state.best_epoch, None
+    return (epochs[-1] if epochs else -1), None
 
 
 def _per_key(value: Any, n_keys: int, name: str) -> tuple[Any, ...]:
@@ -234,28 +265,68 @@ def _per_key(value: Any, n_keys: int, name: str) -> tuple[Any, ...]:
     return tuple(value)
 
 
+def _rule_args(
+    keys: list[str],
+    tolerance: float | Sequence[float] | None,
+    keep_tolerance: float | Sequence[float] | None,
+    warmup: int | Sequence[int] | None,
+) -> tuple[tuple[Any, ...], tuple[Any, ...], list[Any]]:
+    """Per key tolerance, keep tolerance and warm-up (:data:`KEY_DEFAULTS` where not given), checked."""
+    defaults = [KEY_DEFAULTS.get(k, KEY_DEFAULTS["gap_norm"]) for k in keys]
+    if keep_tolerance is None:
+        keep_tolerance = tolerance if tolerance is not None else [d[1] for d in defaults]
+    if tolerance is None:
+        tolerance = [d[0] for d in defaults]
+    if warmup is None:
+        warmup = [d[2] for d in defaults]
+    try:
+        given = _per_key(tolerance, len(keys), "tolerance")
+        keeps = _per_key(keep_tolerance, len(keys), "keep_tolerance")
+        warmups = list(_per_key(warmup, len(keys), "warmup"))
+    except ValueError as err:
+        raise MisconfigurationException(str(err)) from None
+    for name, values, shown in (("tolerance", given, tolerance), ("keep_tolerance", keeps, keep_tolerance)):
+        for t in values:
+            if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t < math.inf:
+                raise MisconfigurationException(f"`{name}` must be finite numbers >= 0, got {shown!r}.")
+    if any(k > t for k, t in zip(keeps, given, strict=True)):
+        raise MisconfigurationException(
+            f"`keep_tolerance` ({list(keeps)}) must not exceed `tolerance` ({list(given)}): an epoch recommended "
+            "for keeping cannot be evidence of a rise."
+        )
+    for w in warmups:
+        if isinstance(w, bool) or not isinstance(w, int) or w < 0:
+            raise MisconfigurationException(f"`warmup` must be integers >= 0, got {w!r}.")
+    return given, keeps, warmups
+
+
 class RepresentationGapEarlyStopping(Callback):
-    r"""Stop training when the representation gap rises for good, and keep the weights from before the rise.
+    r"""Stop training when the representation gap rises far and for good, and keep the weights from before the rise.
 
     Needs a :class:`~lightning_repgap.callback.RepresentationGapCallback` in the same Trainer and no labels::
 
         trainer = Trainer(callbacks=[RepresentationGapCallback(layer="backbone"), RepresentationGapEarlyStopping()])
 
     After every measurement of the gap callback it applies :func:`stopping_decision` to the monitored keys. The moment
-    an epoch becomes the recommendation its weights are saved with ``trainer.save_checkpoint`` (so through the
-    Trainer's checkpoint IO and strategy) to ``best_model_path``; a stop sets ``trainer.should_stop``. Every rank
-    takes rank zero's decision. The defaults are the ones the stopping study chose on its tuning runs; on its
-    held-out runs (``docs/stopping.md``) the rule helped with noisy labels, contrastive encoders and diffusion
-    models, but cost accuracy on classifiers trained with clean labels: where trustworthy validation labels exist,
-    ``EarlyStopping(monitor="val_loss")`` is the better rule.
+    an epoch becomes the provisional recommendation its weights are saved with ``trainer.save_checkpoint`` (so through
+    the Trainer's checkpoint IO and strategy) to ``<filename>.ckpt``; a stop sets ``trainer.should_stop``. A run that
+    ends without a stop recommends its final weights, saved at the end of training to ``<filename>-final.ckpt``
+    (another file, so a resumed run still has the provisional recommendation's weights). Every rank takes rank zero's
+    decision. A failed save (an ``OSError``) never ends ``fit``: it warns, ``best_model_path`` becomes ``None`` until
+    the next save succeeds, and the decision is kept. The defaults are the ones the stopping study chose on its tuning
+    runs; on its untouched runs (``docs/stopping.md``) the rule helped with noisy labels and diffusion models and
+    matched not stopping on contrastive encoders, but the labelled ``EarlyStopping(monitor="val_loss")`` remained
+    at least as good on classifiers: where trustworthy validation labels exist, prefer it.
 
     Args:
         monitor: the gap callback's key(s) to watch, without the prefix (each one of :data:`MONITORABLE`).
-        tolerance: relative band above the running minimum that does not count as a rise (one for every key, or one
-            per key; default: :data:`KEY_DEFAULTS`).
-        patience: measurements in a row above its band, for any one key, that stop training.
+        tolerance: relative rise above the running minimum that counts as evidence of memorisation (one for every
+            key, or one per key; default: :data:`KEY_DEFAULTS`).
+        patience: rises in a row, for any one key, that stop training.
         warmup: first measurements of a key that never set its reference nor stop (one for every key, or one per
             key; default: :data:`KEY_DEFAULTS`).
+        keep_tolerance: relative band above the running minimum whose epochs are recommended, at most ``tolerance``
+            (one for every key, or one per key; default: :data:`KEY_DEFAULTS`, or ``tolerance`` when that is given).
         layer: the watched layer whose key is read when the gap callback watches several layers.
         dirpath: directory of the recommended checkpoint; default ``<log_dir or default_root_dir>/checkpoints``.
         filename: file name of that checkpoint, without ``.ckpt``.
@@ -263,14 +334,15 @@ class RepresentationGapEarlyStopping(Callback):
         verbose: log each stop and recommendation on rank zero.
 
     Attributes:
-        best_epoch: the recommended epoch (``-1`` before any finite measurement).
+        best_epoch: the recommended epoch: during training the provisional recommendation (``-1`` before any finite
+            measurement), after a ``fit`` that did not stop the final epoch.
         stopped_epoch: the epoch after which the rule stopped training (``None`` if it did not).
-        best_model_path: path of the saved recommended weights (``None`` until saved).
+        best_model_path: path of the saved recommended weights (``None`` until saved, or after a failed save).
 
     Example:
-        >>> stopper = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.3, patience=3, warmup=5)
-        >>> stopper.state_key
-        "RepresentationGapEarlyStopping{'monitor': ['gap_norm'], 'tolerance': [0.3], 'patience': 3, 'warmup': [5]}"
+        >>> stopper = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.5, patience=3, warmup=5)
+        >>> stopper.keep_tolerance, "'keep_tolerance': [0.5]" in stopper.state_key
+        ([0.5], True)
 
     """
 
@@ -280,6 +352,7 @@ class RepresentationGapEarlyStopping(Callback):
         tolerance: float | Sequence[float] | None = None,
         patience: int = DEFAULT_PATIENCE,
         warmup: int | Sequence[int] | None = None,
+        keep_tolerance: float | Sequence[float] | None = None,
         layer: str | None = None,
         dirpath: str | None = None,
         filename: str = "repgap-best",
@@ -291,26 +364,14 @@ class RepresentationGapEarlyStopping(Callback):
             raise MisconfigurationException(
                 f"`monitor` must be one or more distinct keys of {MONITORABLE}, got {monitor!r}."
             )
-        defaults = [KEY_DEFAULTS.get(k, KEY_DEFAULTS["gap_norm"]) for k in keys]
-        if tolerance is None:
-            tolerance = [d[0] for d in defaults]
-        if warmup is None:
-            warmup = [d[1] for d in defaults]
-        try:
-            given = _per_key(tolerance, len(keys), "tolerance")
-            warmups = list(_per_key(warmup, len(keys), "warmup"))
-        except ValueError as err:
-            raise MisconfigurationException(str(err)) from None
-        for t in given:
-            if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t < math.inf:
-                raise MisconfigurationException(f"`tolerance` must be finite numbers >= 0, got {tolerance!r}.")
-        for name, value, minimum in [("patience", patience, 1)] + [("warmup", w, 0) for w in warmups]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise MisconfigurationException(f"`{name}` must be integers >= {minimum}, got {value!r}.")
+        given, keeps, warmups = _rule_args(keys, tolerance, keep_tolerance, warmup)
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise MisconfigurationException(f"`patience` must be integers >= 1, got {patience!r}.")
         if not filename or os.sep in filename:
             raise MisconfigurationException(f"`filename` must be a plain file name, got {filename!r}.")
         self.monitor = keys
         self.tolerance = [float(t) for t in given]
+        self.keep_tolerance = [float(k) for k in keeps]
         self.patience = patience
         self.warmup = warmups
         self.layer = layer
@@ -323,17 +384,24 @@ class RepresentationGapEarlyStopping(Callback):
         self.best_model_path: str | None = None
         self._keys: list[str] | None = None
         self._gap: RepresentationGapCallback | None = None
+        self._last_epoch = -1
+        self._final_epoch: int | None = None  # set when a fit ends without a stop
+        self._kept_path: str | None = None  # the provisional recommendation's checkpoint
 
     @property
     def best_epoch(self) -> int:
-        """The recommended epoch (``-1`` before any finite measurement)."""
-        return self.state.best_epoch
+        """The recommended epoch (``-1`` before any finite measurement; the final epoch after a fit without a stop)."""
+        return self.state.best_epoch if self._final_epoch is None else self._final_epoch
 
     @property
     def state_key(self) -> str:
         """Key of this callback's state in checkpoints."""
         return self._generate_state_key(
-            monitor=self.monitor, tolerance=self.tolerance, patience=self.patience, warmup=self.warmup
+            monitor=self.monitor,
+            tolerance=self.tolerance,
+            keep_tolerance=self.keep_tolerance,
+            patience=self.patience,
+            warmup=self.warmup,
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -341,7 +409,7 @@ class RepresentationGapEarlyStopping(Callback):
         return {
             "state": asdict(self.state),
             "stopped_epoch": self.stopped_epoch,
-            "best_model_path": self.best_model_path,
+            "best_model_path": self._kept_path,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -350,7 +418,7 @@ class RepresentationGapEarlyStopping(Callback):
         if saved is not None:
             self.state = StopState(tuple(RiseState(**k) for k in saved["keys"]), saved.get("best_epoch", -1))
         self.stopped_epoch = state_dict.get("stopped_epoch")
-        self.best_model_path = state_dict.get("best_model_path")
+        self.best_model_path = self._kept_path = state_dict.get("best_model_path")
 
     # ------------------------------------------------------------------------------------------ hooks
 
@@ -358,6 +426,7 @@ class RepresentationGapEarlyStopping(Callback):
         """Find the gap callback and check that it logs the monitored key often enough, before training starts."""
         if stage != "fit":
             return
+        self._final_epoch = None
         self._gap = self._find_gap_callback(trainer)
         self._keys = [self._resolve_key(self._gap, key) for key in self.monitor]
         interval = self._gap.every_n_epochs * (trainer.check_val_every_n_epoch or 1)
@@ -420,7 +489,13 @@ class RepresentationGapEarlyStopping(Callback):
         raws = [trainer.callback_metrics.get(key) for key in self._keys]
         values = [math.nan if raw is None else float(raw) for raw in raws]
         state, recommend, stop = stopping_decision(
-            self.state, epoch, values, tolerance=self.tolerance, patience=self.patience, warmup=self.warmup
+            self.state,
+            epoch,
+            values,
+            tolerance=self.tolerance,
+            patience=self.patience,
+            warmup=self.warmup,
+            keep_tolerance=self.keep_tolerance,
         )
         # Every rank takes rank zero's decision (the logged values already agree; this makes it certain).
         state, recommend, stop = trainer.strategy.broadcast((state, recommend, stop), src=0)
@@ -428,7 +503,7 @@ class RepresentationGapEarlyStopping(Callback):
         shown = ", ".join(f"{k}={v:.4g}" for k, v in zip(self._keys, values, strict=True))
         if recommend:
             if self.save_weights:
-                self._save(trainer)
+                self.best_model_path = self._kept_path = self._save(trainer, epoch, self.filename)
             if self.verbose:
                 rank_zero_info(f"RepresentationGapEarlyStopping: epoch {epoch} recommended ({shown}).")
         if stop:
@@ -436,7 +511,7 @@ class RepresentationGapEarlyStopping(Callback):
             trainer.should_stop = True
             if self.verbose:
                 rank_zero_info(
-                    f"RepresentationGapEarlyStopping: a key stayed above its band for {self.patience} measurements "
+                    f"RepresentationGapEarlyStopping: a key rose above its tolerance for {self.patience} measurements "
                     f"({shown}); stopped after epoch {epoch}, recommending epoch {state.best_epoch}."
                 )
 
@@ -450,17 +525,55 @@ class RepresentationGapEarlyStopping(Callback):
             or (trainer.current_epoch + 1) % gap.every_n_epochs != 0
         )
 
-    def _save(self, trainer: Trainer) -> None:
-        """Save the current weights as the recommendation: temporary file, then an atomic rename on rank zero."""
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Remember the last trained epoch: a run that ends without a stop recommends it."""
+        self._last_epoch = trainer.current_epoch
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Without a stop there is no evidence of memorisation: recommend (and save) the final weights."""
+        if self._gap is None or self.stopped_epoch is not None or self._last_epoch < 0:
+            return
+        self._final_epoch = self._last_epoch
+        if self._final_epoch != self.state.best_epoch and self.save_weights:
+            self.best_model_path = self._save(trainer, self._final_epoch, f"{self.filename}-final")
+        if self.verbose:
+            rank_zero_info(
+                f"RepresentationGapEarlyStopping: no stop; recommending the final epoch {self._final_epoch}."
+            )
+
+    def _save(self, trainer: Trainer, epoch: int, filename: str) -> str | None:
+        """Save the current weights to ``<filename>.ckpt`` (a temporary file renamed on rank zero); its path.
+
+        A failure to write (``OSError``) warns and returns ``None``: the measurement never ends a user's ``fit``.
+        Every rank takes the same path: the ranks agree on success before rank zero renames.
+        """
         assert self.dirpath is not None
-        path = os.path.join(self.dirpath, f"{self.filename}.ckpt")
-        tmp = os.path.join(self.dirpath, f".{self.filename}.ckpt.tmp")
-        trainer.save_checkpoint(tmp)
-        trainer.strategy.barrier("RepresentationGapEarlyStopping.save")
+        path = os.path.join(self.dirpath, f"{filename}.ckpt")
+        tmp = os.path.join(self.dirpath, f".{filename}.ckpt.tmp")
+        error: OSError | None = None
+        try:
+            trainer.save_checkpoint(tmp)
+        except OSError as err:
+            error = err
+            # Trainer.save_checkpoint ends with a barrier that the failing rank skipped; join it.
+            trainer.strategy.barrier("Trainer.save_checkpoint")
+        ok = bool(trainer.strategy.reduce_boolean_decision(error is None, all=True))
+        if ok and trainer.is_global_zero:
+            try:
+                os.replace(tmp, path)
+            except OSError as err:
+                ok, error = False, err
+        if bool(trainer.strategy.broadcast(ok, src=0)):
+            return path
         if trainer.is_global_zero:
-            os.replace(tmp, path)
-        trainer.strategy.barrier("RepresentationGapEarlyStopping.saved")
-        self.best_model_path = path
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+        rank_zero_warn(
+            f"RepresentationGapEarlyStopping could not save the weights of epoch {epoch} to {path} "
+            f"({error or 'failed on another rank'}); training goes on and the decision is kept, but best_model_path "
+            "is None until a later recommendation is saved."
+        )
+        return None  # the file on disk (if any) holds older weights than the recommendation's
 
 
 __all__ = ["RepresentationGapEarlyStopping", "RiseState", "StopState", "replay", "rise_decision", "stopping_decision"]

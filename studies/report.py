@@ -221,7 +221,8 @@ def render(results: dict[str, Any]) -> str:
             "## 4. Which stopping rule works without labels?",
             "",
             "Regret (truth at the kept checkpoint against the best epoch) of each monitor replayed as early stopping "
-            "on the held-out half of the recorded runs (`docs/stopping.md` explains the regimes and the rule).",
+            "on the untouched recorded runs (`docs/stopping.md` explains the regimes, the rule and how it was "
+            "chosen).",
             "",
             markdown(results["stopping"]),
         ]

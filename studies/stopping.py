@@ -13,13 +13,15 @@ truth at the checkpoint it keeps against the truth at the run's best epoch.
 Regret: in accuracy points (supervised: clean test accuracy; SSL: 5-NN accuracy) and, for the generative regime,
 in per cent of the best epoch's gap from fresh data to fresh samples.
 
-Tuning discipline. The runs are split in halves by data set and seed (``split`` in each run, fixed in the
-generator before anything was recorded). :func:`tune` reads only the tuning half and writes the frozen rule to
-``studies/stopping_rule.json``; :func:`evaluate` scores every monitor on the held-out half.
+Tuning discipline. ``studies/stopping_runs.json`` (96 runs) is the *tuning* set: it was recorded in two halves,
+and a first rule was chosen on one and scored on the other, so both halves have been seen and both are tuning data
+now (:func:`tune` reads all of them). ``studies/stopping_fresh.json`` (48 runs, :data:`studies.stopping_record.PLANS`
+``"fresh"``: new seeds, a new data set, new widths and sizes) is the *untouched* set: its plan was committed before
+it was recorded, and it was scored once, with the final frozen rule (``studies/stopping_rule.json``).
 
-    python -m studies.stopping_record studies/stopping_runs.json   # record (about 40 min on 2 shared cores)
-    python -m studies.stopping tune                                # choose the rule on the tuning half
-    python -m studies.stopping evaluate                            # held-out regret tables -> docs/stopping.json
+    python -m studies.stopping_record studies/stopping_fresh.json --plan=fresh   # record the untouched set
+    python -m studies.stopping tune                                # choose the rule on the tuning runs
+    python -m studies.stopping evaluate                            # untouched-set regret -> docs/stopping.json
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from lightning_repgap.stopping import MONITORABLE, replay
+from lightning_repgap.stopping import replay
 
 HERE = Path(__file__).resolve().parent
 RUNS_FILE = HERE / "stopping_runs.json"
+FRESH_FILE = HERE / "stopping_fresh.json"
 RULE_FILE = HERE / "stopping_rule.json"
 RESULTS_FILE = HERE.parent / "docs" / "stopping.json"
 REGIMES = ("supervised", "ssl", "generative")
@@ -47,20 +50,25 @@ REGIMES = ("supervised", "ssl", "generative")
 BASELINE_PATIENCE = 4
 #: Regret unit per regime: accuracy points, or per cent of the best epoch's gap.
 UNITS = {"supervised": "points", "ssl": "points", "generative": "%"}
-#: The tuning grid: one key alone, or a key together with ``gap_ratio`` (stop when either rises for good).
+#: The tuning grid: ``gap_norm`` (memorising classifiers) together with ``gap_ratio`` (copying generators), each with
+#: a rise ``tolerance`` (evidence towards stopping), a ``keep_tolerance`` (the band of recommended epochs) and a
+#: warm-up. ``patience`` is at least 2 by design: one measurement is never enough evidence to end a run.
 GRID: dict[str, tuple[Any, ...]] = {
-    "monitor": MONITORABLE,
-    "tolerance": (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5),
-    "patience": (2, 3, 4, 6, 8),
-    "warmup": (0, 1, 2, 3, 5),
+    "tolerance": (0.3, 0.5, 0.7, 1.0),
+    "keep_tolerance": (0.05, 0.1, 0.2, 0.3),
+    "warmup": (5, 8, 10),
+    "ratio_tolerance": (0.15, 0.5, 1.0),
+    "ratio_keep_tolerance": (0.15, 0.3),
+    "ratio_warmup": (1,),
+    "patience": (2, 3, 4),
 }
-PAIR_GRID: dict[str, tuple[Any, ...]] = {
-    "monitor": ("gap_norm", "dim", "dim_twonn"),
-    "tolerance": (0.1, 0.2, 0.3, 0.5),
-    "warmup": (0, 2, 5),
-    "ratio_tolerance": (0.1, 0.15, 0.3, 0.5, 1.0),
-    "ratio_warmup": (0, 1, 2),
-    "patience": (2, 4, 6),
+#: The rule frozen before this grid (chosen on half of the tuning runs; kept in the comparison).
+PREVIOUS_RULE = {
+    "monitor": ["gap_norm", "gap_ratio"],
+    "tolerance": [0.3, 0.15],
+    "keep_tolerance": [0.3, 0.15],
+    "patience": 4,
+    "warmup": [5, 1],
 }
 
 
@@ -85,7 +93,7 @@ class Monitor:
             return replay_lightning(values, self.mode, BASELINE_PATIENCE)
         series = [[math.nan if v is None else float(v) for v in epochs[k]] for k in self.key]
         best, stopped = replay(series, **self.params)
-        return (n - 1 if best < 0 else best), stopped  # no finite measurement at all: the last weights
+        return (n - 1 if best < 0 else best), stopped  # stopped before any finite measurement: the last weights
 
 
 def replay_lightning(values: Sequence[float], mode: str, patience: int) -> tuple[int, int | None]:
@@ -130,6 +138,9 @@ def regret(run: dict[str, Any], epoch: int) -> float:
 def monitors(regime: str, rule: dict[str, Any] | None) -> list[Monitor]:
     """The monitors compared in a regime: the rule (if given), the baselines and raw repgap keys."""
     out = [] if rule is None else [rule_monitor(rule)]
+    previous = rule_monitor(PREVIOUS_RULE)
+    if rule is not None and previous.name != out[0].name:
+        out.append(Monitor("previous rule (0.1.x defaults)", "rule", previous.key, params=previous.params))
     out.append(Monitor("no stopping", "none"))
     if regime == "supervised":
         out += [
@@ -151,23 +162,32 @@ def monitors(regime: str, rule: dict[str, Any] | None) -> list[Monitor]:
 
 
 def rule_monitor(rule: dict[str, Any]) -> Monitor:
-    """The rise rule with the given ``monitor``, ``tolerance``, ``patience`` and ``warmup`` (lists: one per key)."""
+    """The rise rule with the given ``monitor``, ``tolerance``, ``keep_tolerance``, ``patience`` and ``warmup``."""
     keys = tuple(rule["monitor"])
-    params = {"tolerance": tuple(rule["tolerance"]), "patience": rule["patience"], "warmup": tuple(rule["warmup"])}
+    params = {
+        "tolerance": tuple(rule["tolerance"]),
+        "keep_tolerance": tuple(rule.get("keep_tolerance", rule["tolerance"])),
+        "patience": rule["patience"],
+        "warmup": tuple(rule["warmup"]),
+    }
     shown = {k: (list(v) if isinstance(v, tuple) else v) for k, v in {"monitor": keys, **params}.items()}
     name = "RepresentationGapEarlyStopping(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
     return Monitor(name, "rule", keys, params=params)
 
 
 def candidates() -> list[dict[str, Any]]:
-    """Every rule of the tuning grid (:data:`GRID` and :data:`PAIR_GRID`)."""
-    out = [
-        {"monitor": [m], "tolerance": [t], "patience": p, "warmup": [w]}
-        for m, t, p, w in itertools.product(*(GRID[k] for k in ("monitor", "tolerance", "patience", "warmup")))
-    ]
-    keys = ("monitor", "tolerance", "warmup", "ratio_tolerance", "ratio_warmup", "patience")
-    for m, t, w, rt, rw, p in itertools.product(*(PAIR_GRID[k] for k in keys)):
-        out.append({"monitor": [m, "gap_ratio"], "tolerance": [t, rt], "patience": p, "warmup": [w, rw]})
+    """Every rule of :data:`GRID` (keep tolerances at most the tolerances), and :data:`PREVIOUS_RULE`."""
+    keys = ("tolerance", "keep_tolerance", "warmup", "ratio_tolerance", "ratio_keep_tolerance", "ratio_warmup")
+    out = [PREVIOUS_RULE]
+    for t, k, w, rt, rk, rw, p in itertools.product(*(GRID[key] for key in (*keys, "patience"))):
+        if k <= t and rk <= rt:
+            out.append({
+                "monitor": ["gap_norm", "gap_ratio"],
+                "tolerance": [t, rt],
+                "keep_tolerance": [k, rk],
+                "patience": p,
+                "warmup": [w, rw],
+            })
     return out
 
 
@@ -202,20 +222,25 @@ def summary(regrets: Sequence[float], n_bootstrap: int = 2000, seed: int = 0) ->
 # ---------------------------------------------------------------------------------------------------------- tuning
 
 
-def objective(by_regime: dict[str, list[dict[str, Any]]], rule: dict[str, Any]) -> tuple[int, float]:
+def objective(
+    by_regime: dict[str, list[dict[str, Any]]],
+    rule: dict[str, Any],
+    references: dict[str, dict[str, Any]] | None = None,
+) -> tuple[int, float]:
     """What the tuning minimises: ``(targets missed, score)``, compared in that order.
 
     *Targets missed*: how many of the issue's targets (:func:`targets`) the rule misses on these runs. *Score*:
     each regime's mean regret over its no-stopping regret (floored at 1 point, or 10 % for the generative gap, so
     each regime weighs the same whatever its scale), summed, plus 0.1 for every run that breaks a per-run target
     (a supervised run more than 1 point worse than not stopping, a generative run keeping an avoidable memorised
-    checkpoint).
+    checkpoint). ``references``: the baselines' tables per regime (:func:`reference_tables`), computed once.
     """
     monitor = rule_monitor(rule)
     total = 0.0
     result: dict[str, Any] = {"rule": rule, "regimes": {}}
+    refs = references if references is not None else reference_tables(by_regime)
     for regime, runs in by_regime.items():
-        table = {m.name: score(runs, m) for m in (monitor, *_reference_monitors(regime))}
+        table = {monitor.name: score(runs, monitor), **refs[regime]}
         rows = table[monitor.name]["rows"]
         none = [r["regret"] for r in table["no stopping"]["rows"]]
         floor = 10.0 if regime == "generative" else 1.0
@@ -230,6 +255,11 @@ def objective(by_regime: dict[str, list[dict[str, Any]]], rule: dict[str, Any]) 
         result["regimes"][regime] = entry
     missed = sum(not ok for ok in targets(result, rule).values())
     return missed, total
+
+
+def reference_tables(by_regime: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per regime, the scores of the baselines the targets compare the rule with."""
+    return {g: {m.name: score(runs, m) for m in _reference_monitors(g)} for g, runs in by_regime.items()}
 
 
 def _reference_monitors(regime: str) -> list[Monitor]:
@@ -254,18 +284,18 @@ def _by_noise(runs: list[dict[str, Any]], table: dict[str, Any]) -> dict[str, An
 
 
 def tune(runs: list[dict[str, Any]], log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Choose the rule on the tuning half only.
+    """Choose the rule on the tuning runs (every run of ``runs``: both halves of ``studies/stopping_runs.json``).
 
     Ties (equal objective to 1e-9) go to fewer dimension keys (``dim`` is an estimate whose definition may change;
     ``gap_norm`` is a plain ratio of distances), then fewer keys, larger patience, smaller tolerances and warm-ups.
     """
-    tuning = [r for r in runs if r["split"] == "tune"]
-    by_regime = {g: [r for r in tuning if r["regime"] == g] for g in REGIMES}
+    by_regime = {g: [r for r in runs if r["regime"] == g] for g in REGIMES}
     by_regime = {g: rs for g, rs in by_regime.items() if rs}
+    references = reference_tables(by_regime)
     results: list[tuple[tuple[int, float], int, int, int, float, int, dict[str, Any]]] = []
     for rule in candidates():
         n_dim = sum(k.startswith("dim") for k in rule["monitor"])
-        missed, total = objective(by_regime, rule)
+        missed, total = objective(by_regime, rule, references)
         results.append((
             (missed, round(total, 9)),
             n_dim,
@@ -279,23 +309,23 @@ def tune(runs: list[dict[str, Any]], log: Callable[[str], None] = print) -> dict
     for obj, *_, rule in results[:10]:
         log(f"  targets missed {obj[0]}, score {obj[1]:.3f}  {rule}")
     best = results[0][-1]
-    per_key: dict[str, tuple[tuple[int, float], dict[str, Any]]] = {}
-    for obj, *_, rule in results:
-        per_key.setdefault("+".join(rule["monitor"]), (obj, rule))
+    previous = next(obj for obj, *_, rule in results if rule is PREVIOUS_RULE)
     return {
         **best,
-        "targets_missed_on_tuning_half": results[0][0][0],
+        "targets_missed_on_tuning_runs": results[0][0][0],
         "score": results[0][0][1],
         "tuning_runs": {g: len(rs) for g, rs in by_regime.items()},
-        "best_per_monitor": {k: {"targets_missed": o[0], "score": o[1], **r} for k, (o, r) in per_key.items()},
+        "rules_tried": len(results),
+        "previous_rule": {"targets_missed": previous[0], "score": previous[1], **PREVIOUS_RULE},
+        "runner_up": [{"targets_missed": o[0], "score": o[1], **r} for o, *_, r in results[1:6]],
     }
 
 
 # ------------------------------------------------------------------------------------------------------ evaluation
 
 
-def evaluate(runs: list[dict[str, Any]], rule: dict[str, Any], split: str = "held_out") -> dict[str, Any]:
-    """Every monitor's regret on one half, per regime, per noise level (supervised) and per run."""
+def evaluate(runs: list[dict[str, Any]], rule: dict[str, Any], split: str = "all") -> dict[str, Any]:
+    """Every monitor's regret on the runs of one split (``"all"``: every run), per regime, noise level and run."""
     out: dict[str, Any] = {"rule": rule, "split": split, "regimes": {}}
     for regime in REGIMES:
         part = [r for r in runs if r["regime"] == regime and (split == "all" or r["split"] == split)]
@@ -355,7 +385,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = []
     for regime, entry in result["regimes"].items():
         unit = entry["unit"]
-        lines += [f"**{regime}** ({len(entry['runs'])} {result['split']} runs; regret in {unit})", ""]
+        lines += [f"**{regime}** ({len(entry['runs'])} runs; regret in {unit})", ""]
         lines += ["| monitor | mean regret [95 % CI] | worst |", "|---|---|---|"]
         for name, s in entry["monitors"].items():
             lines.append(f"| {name} | {s['mean']:.2f} [{s['low']:.2f}, {s['high']:.2f}] | {s['worst']:.2f} |")
@@ -377,7 +407,7 @@ def summary_table(result: dict[str, Any]) -> str:
     name = rule_monitor(result["rule"]).name
     refs = {"supervised": "val_loss (labels)", "ssl": "RankMe", "generative": "denoising val loss"}
     lines = [
-        "| regime (held-out runs, unit) | RepresentationGapEarlyStopping | reference baseline | no stopping |",
+        "| regime (runs, unit) | RepresentationGapEarlyStopping | reference baseline | no stopping |",
         "|---|---|---|---|",
     ]
     for regime, entry in result["regimes"].items():
@@ -418,42 +448,45 @@ def load_rule(path: Path = RULE_FILE) -> dict[str, Any]:
 
 
 def run(*, quick: bool, seed: int = 0, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The validation study's part 4: record fresh runs, replay the frozen rule on them and on the held-out half.
+    """The validation study's part 4: record the untouched set, replay the frozen rule on it.
 
-    The quick mode records a handful of short runs (to exercise the generator and the replay end to end) and
-    scores the committed recordings' held-out half; the full mode records every run again and scores its
-    held-out half. The rule is never re-tuned here.
+    The full mode records every run of the untouched (``"fresh"``) plan again and scores the frozen rule on it. The
+    quick mode records a handful of short tuning-plan runs (to exercise the recorder and the replay end to end) and
+    scores the committed untouched recordings. The rule is never re-tuned here.
     """
     from studies import stopping_record
 
     say = log or (lambda _m: None)
     rule = load_rule()
-    fresh = stopping_record.record(quick=quick, log=say)
-    runs = load_runs() if quick else fresh["runs"]
+    if quick:
+        recorded = stopping_record.record(quick=True, log=say)
+        runs = load_runs(FRESH_FILE)
+    else:
+        recorded = stopping_record.record(plan="fresh", log=say)
+        runs = recorded["runs"]
     result = evaluate(runs, rule)
-    result["fresh"] = evaluate(fresh["runs"], rule, split="all") if quick else None
-    result["record_seconds"] = fresh["seconds"]
+    result["quick_runs"] = evaluate(recorded["runs"], rule) if quick else None
+    result["record_seconds"] = recorded["seconds"]
     result["headline"] = headline(result)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``tune`` (tuning half only) or ``evaluate`` (held-out half) on the recorded runs."""
+    """``tune`` (every tuning run) or ``evaluate`` (the untouched runs) on the recorded runs."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("tune", "evaluate"))
-    parser.add_argument("--runs", type=Path, default=RUNS_FILE)
-    parser.add_argument("--split", default="held_out", choices=("held_out", "tune"), help="evaluate: which half")
+    parser.add_argument("--runs", type=Path, default=None, help="default: tune the tuning runs, evaluate the fresh")
     args = parser.parse_args(argv)
-    runs = load_runs(args.runs)
     if args.command == "tune":
+        runs = load_runs(args.runs or RUNS_FILE)
         rule = tune(runs)
         RULE_FILE.write_text(json.dumps(rule, indent=1) + "\n")
         print(f"wrote {RULE_FILE}: {rule_monitor(rule).name}")
-        print(markdown(evaluate(runs, rule, split="tune")))
+        print(markdown(evaluate(runs, rule)))
         return 0
-    rule = load_rule()
-    result = evaluate(runs, rule, split=args.split)
-    if args.split == "held_out":
+    runs = load_runs(args.runs or FRESH_FILE)
+    result = evaluate(runs, load_rule())
+    if args.runs is None:
         RESULTS_FILE.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(result))
     return 0

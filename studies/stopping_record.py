@@ -24,6 +24,7 @@ regime is written as soon as it is recorded; ``--regimes=`` records a subset (th
 three such processes and merged, to finish on a shared machine):
 
     python -m studies.stopping_record studies/stopping_runs.json [--quick] [--regimes=supervised,ssl,generative]
+    python -m studies.stopping_record studies/stopping_fresh.json --plan=fresh   # the untouched evaluation set
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def load_images(dataset: str) -> tuple[np.ndarray, np.ndarray]:
         return (d.images[:, None] / 16.0).astype(np.float32), d.target.astype(np.int64)
     if dataset == "glyphs":
         return glyphs(2000, np.random.default_rng(1234))
+    if dataset == "glyphs-b":  # the fresh evaluation set's second data set: other prototypes, same generator
+        return glyphs(2000, np.random.default_rng(5678))
     raise ValueError(f"unknown dataset {dataset!r}")
 
 
@@ -175,8 +178,30 @@ def _probes(n_train: int, seed: int, bank_max: int = 768) -> tuple[np.ndarray, n
 # ---------------------------------------------------------------------------------------------------- supervised
 
 
-def supervised_configs(quick: bool) -> list[dict[str, Any]]:
-    """2 data sets x 2 architectures x 3 noise levels x 4 seeds; width, training-set size, weight decay by seed."""
+def supervised_configs(quick: bool, plan: str = "tuning") -> list[dict[str, Any]]:
+    """2 data sets x 2 architectures x 3 noise levels x 4 seeds; width, training-set size, weight decay by seed.
+
+    The ``"fresh"`` plan (the untouched evaluation set, :data:`PLANS`): digits and ``glyphs-b`` x 2 architectures x
+    3 noise levels x seeds 10 and 11, with a width (128) and training-set sizes (700, 500) the tuning runs lack.
+    """
+    if plan == "fresh":
+        fresh = {10: (128, 700, 0.0), 11: (128, 500, 1e-4)}
+        return [
+            {
+                "regime": "supervised",
+                "dataset": dataset,
+                "arch": arch,
+                "noise": noise,
+                "seed": seed,
+                "width": fresh[seed][0],
+                "n_train": fresh[seed][1],
+                "weight_decay": fresh[seed][2],
+                "split": "fresh",
+            }
+            for dataset, arch, noise, seed in itertools.product(
+                ("digits", "glyphs-b"), ("mlp", "cnn"), (0.0, 0.2, 0.4), sorted(fresh)
+            )
+        ]
     variants = [(64, 1000, 0.0), (256, 400, 1e-4), (256, 1000, 1e-4), (64, 400, 0.0)]  # per seed
     out = []
     for dataset, arch, noise, seed in itertools.product(
@@ -242,8 +267,27 @@ def run_supervised(cfg: dict[str, Any], epochs: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------------- SSL
 
 
-def ssl_configs(quick: bool) -> list[dict[str, Any]]:
-    """2 data sets x 2 encoders x 6 seeds; width, training-set size and augmentation strength vary by seed."""
+def ssl_configs(quick: bool, plan: str = "tuning") -> list[dict[str, Any]]:
+    """2 data sets x 2 encoders x 6 seeds; width, training-set size and augmentation strength vary by seed.
+
+    The ``"fresh"`` plan: digits and ``glyphs-b`` x 2 encoders x seeds 10-12 (widths 96 / 192 / 128, 300 / 500 /
+    250 images, augmentation strengths 0.75 / 1.0 / 0.5).
+    """
+    if plan == "fresh":
+        fresh = {10: (96, 300, 0.75), 11: (192, 500, 1.0), 12: (128, 250, 0.5)}
+        return [
+            {
+                "regime": "ssl",
+                "dataset": dataset,
+                "arch": arch,
+                "seed": seed,
+                "width": fresh[seed][0],
+                "n_train": fresh[seed][1],
+                "augment": fresh[seed][2],
+                "split": "fresh",
+            }
+            for dataset, arch, seed in itertools.product(("digits", "glyphs-b"), ("mlp", "cnn"), sorted(fresh))
+        ]
     variants = [(64, 600, 1.0), (256, 200, 1.0), (256, 600, 0.5), (64, 200, 0.5), (128, 400, 1.0), (128, 400, 0.5)]
     out = []
     for dataset, arch, seed in itertools.product(("digits", "glyphs"), ("mlp", "cnn"), range(6)):
@@ -358,8 +402,26 @@ def memorised_novelty() -> float:
     return float(_diffusion_example().parse_args([]).memorising_novelty)
 
 
-def generative_configs(quick: bool) -> list[dict[str, Any]]:
-    """2 widths x 2 tori x 3 training-set sizes x 2 seeds (each width one batched ensemble)."""
+def generative_configs(quick: bool, plan: str = "tuning") -> list[dict[str, Any]]:
+    """2 widths x 2 tori x 3 training-set sizes x 2 seeds (each width one batched ensemble).
+
+    The ``"fresh"`` plan: one ensemble of width 80 on 2-, 3- and 4-tori (the 3-torus is new) x 48 / 96 training
+    points x seeds 10 and 11.
+    """
+    if plan == "fresh":
+        return [
+            {
+                "regime": "generative",
+                "dataset": f"torus{d}",
+                "arch": "ddpm-mlp",
+                "width": 80,
+                "d": d,
+                "n_train": n,
+                "seed": seed,
+                "split": "fresh",
+            }
+            for d, n, seed in itertools.product((2, 3, 4), (48, 96), (10, 11))
+        ]
     out = []
     for width, d, n, seed in itertools.product((64, 96), (2, 4), (32, 64, 128), (0, 1)):
         out.append({
@@ -462,12 +524,25 @@ def _columns(rows: list[dict[str, float]]) -> dict[str, list[float]]:
 
 
 EPOCHS = {"supervised": (40, 12), "ssl": (25, 8), "generative": (24, 6)}
+#: The recording plans. ``"tuning"``: the 96 runs of ``studies/stopping_runs.json`` (its two halves, ``split``
+#: ``"tune"`` / ``"held_out"``, were both opened while choosing rules, so both are tuning data now). ``"fresh"``:
+#: 48 runs with new seeds, a new data set (``glyphs-b``), new widths, training-set sizes and a 3-torus, written to
+#: ``studies/stopping_fresh.json`` and scored once, with the final rule, as the untouched evaluation set. The plan
+#: was committed before any rule was scored on it.
+PLANS = ("tuning", "fresh")
 
 
 def record(
-    quick: bool = False, regimes: tuple[str, ...] = ("supervised", "ssl", "generative"), log: Any = None
+    quick: bool = False,
+    regimes: tuple[str, ...] = ("supervised", "ssl", "generative"),
+    log: Any = None,
+    plan: str = "tuning",
 ) -> dict:
-    """Train every run of the selected regimes and return the recordings (``{"runs": [...], ...}``)."""
+    """Train every run of the selected regimes and plan and return the recordings (``{"runs": [...], ...}``)."""
+    if plan not in PLANS:
+        raise ValueError(f"unknown plan {plan!r}; choose from {PLANS}")
+    if quick and plan != "tuning":
+        raise ValueError("--quick records a few short runs of the tuning plan only")
     say: Callable[[str], None] = log or (lambda _msg: None)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is faster than two on a shared machine
@@ -478,15 +553,15 @@ def record(
             t0 = time.perf_counter()
             epochs = EPOCHS[regime][1 if quick else 0]
             if regime == "supervised":
-                for i, c in enumerate(supervised_configs(quick)):
+                for i, c in enumerate(supervised_configs(quick, plan)):
                     runs.append(run_supervised(c, epochs))
                     say(f"  supervised [{i + 1}] {c['dataset']} {c['arch']} noise {c['noise']} seed {c['seed']}")
             elif regime == "ssl":
-                for i, c in enumerate(ssl_configs(quick)):
+                for i, c in enumerate(ssl_configs(quick, plan)):
                     runs.append(run_ssl(c, epochs))
                     say(f"  ssl [{i + 1}] {c['dataset']} {c['arch']} seed {c['seed']}")
             else:
-                cfgs = generative_configs(quick)
+                cfgs = generative_configs(quick, plan)
                 for width in sorted({c["width"] for c in cfgs}):
                     group = [c for c in cfgs if c["width"] == width]
                     runs.extend(run_generative(group, epochs, steps_per_epoch=100 if quick else 200, log=say))
@@ -494,7 +569,7 @@ def record(
             say(f"[stopping] {regime} recorded in {seconds[regime]:.0f} s")
     finally:
         torch.set_num_threads(threads)
-    return {"quick": quick, "n_bootstrap": N_BOOTSTRAP, "seconds": seconds, "runs": runs}
+    return {"quick": quick, "plan": plan, "n_bootstrap": N_BOOTSTRAP, "seconds": seconds, "runs": runs}
 
 
 if __name__ == "__main__":
@@ -502,12 +577,18 @@ if __name__ == "__main__":
 
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "studies" / "stopping_runs.json"
     quick = "--quick" in sys.argv
+    plans = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--plan=")]
     regimes = [a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--regimes=")]
     t_start = time.perf_counter()
     rec: dict[str, Any] = {"runs": [], "seconds": {}}
     # Written after each regime, so a partial run is kept.
     for regime in regimes[0] if regimes else ("supervised", "ssl", "generative"):
-        part = record(quick=quick, regimes=(regime,), log=lambda m: print(m, file=sys.stderr, flush=True))
+        part = record(
+            quick=quick,
+            regimes=(regime,),
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+            plan=plans[0] if plans else "tuning",
+        )
         rec = {**part, "runs": rec["runs"] + part["runs"], "seconds": {**rec["seconds"], **part["seconds"]}}
         rec["total_seconds"] = time.perf_counter() - t_start
         tmp = out.with_suffix(".tmp")

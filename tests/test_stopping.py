@@ -13,6 +13,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -30,6 +31,7 @@ from lightning_repgap.stopping import (
 from studies import stopping as study
 
 RUNS = study.load_runs() if study.RUNS_FILE.exists() else []
+FRESH = study.load_runs(study.FRESH_FILE) if study.FRESH_FILE.exists() else []
 
 
 # ------------------------------------------------------------------------------------------------ the pure rule
@@ -38,8 +40,9 @@ RUNS = study.load_runs() if study.RUNS_FILE.exists() else []
 def test_rule_stops_on_a_sustained_rise_and_recommends_the_last_epoch_before_it():
     values = [5.0, 2.0, 1.0, 1.05, 1.02, 1.3, 1.4, 1.5, 1.6]
     assert replay(values, tolerance=0.1, patience=3) == (4, 7)
-    # One step above the band is not a sustained rise: it comes back, the counter resets.
-    assert replay([1.0, 1.3, 1.0, 1.3, 1.0, 1.3], tolerance=0.1, patience=2) == (4, None)
+    # One step above the band is not a sustained rise: it comes back, the counter resets; without a stop the run
+    # keeps its final weights.
+    assert replay([1.0, 1.3, 1.0, 1.3, 1.0, 1.3], tolerance=0.1, patience=2) == (5, None)
 
 
 def test_flat_run_never_stops_and_keeps_its_latest_weights():
@@ -49,7 +52,7 @@ def test_flat_run_never_stops_and_keeps_its_latest_weights():
 
 def test_nan_is_no_evidence_never_a_reason_to_stop():
     nan = math.nan
-    assert replay([nan] * 10, tolerance=0.0, patience=1) == (-1, None)
+    assert replay([nan] * 10, tolerance=0.0, patience=1) == (9, None)
     # NaNs between out-of-band values neither count towards patience nor reset it.
     assert replay([1.0, 2.0, nan, nan, nan, 2.0], tolerance=0.1, patience=2) == (0, 5)
     state = RiseState(reference=1.0, best_epoch=3, best_value=1.0, wait=1, seen=4)
@@ -68,8 +71,24 @@ def test_several_keys_stop_on_any_rise_and_recommend_epochs_where_all_are_in_ban
     state, recommend, stop = stopping_decision(state, 0, [1.0, 1.0], tolerance=[0.1, 0.1], patience=2, warmup=[0, 0])
     state, recommend, stop = stopping_decision(state, 1, [1.0, 2.0], tolerance=[0.1, 0.1], patience=2, warmup=[0, 0])
     assert (state.best_epoch, recommend, stop) == (0, False, False)
-    with pytest.raises(ValueError, match="One value, tolerance and warm-up per key"):
+    with pytest.raises(ValueError, match="One value, tolerance, keep tolerance and warm-up per key"):
         stopping_decision(state, 2, [1.0], tolerance=[0.1, 0.1], patience=2, warmup=[0, 0])
+
+
+def test_small_drifts_are_kept_large_rises_stop_and_no_stop_keeps_the_last_epoch():
+    # A clean run: up 40 % over its minimum (beyond the keep band, short of the rise tolerance) never stops, and the
+    # rule then recommends the final weights, not the last epoch within the keep band.
+    drift = [1.0, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.26]
+    assert replay(drift, tolerance=0.5, keep_tolerance=0.1, patience=2) == (7, None)
+    # A memorising run: up 60 % and more for 2 measurements stops and keeps the last epoch within 10 % of the minimum.
+    rise = [1.0, 0.9, 0.95, 1.1, 1.3, 1.45, 1.6, 1.7]
+    assert replay(rise, tolerance=0.5, keep_tolerance=0.1, patience=2) == (2, 6)
+    # Between the bands is neither a recommendation nor evidence: the counter resets.
+    assert replay([1.0, 1.6, 1.3, 1.6, 1.3, 1.6], tolerance=0.5, keep_tolerance=0.1, patience=2) == (5, None)
+    state, recommend, stop = rise_decision(
+        RiseState(1.0, 0, 1.0, 1, 1), 1, 1.3, tolerance=0.5, patience=2, keep_tolerance=0.1
+    )
+    assert (state.wait, state.best_epoch, recommend, stop) == (0, 0, False, False)
 
 
 def test_warmup_measurements_neither_set_the_reference_nor_stop():
@@ -156,7 +175,7 @@ def _recorded_cases():
     rule = study.load_rule()
     monitor = study.rule_monitor(rule)
     cases, seen = [], set()
-    for run in RUNS:
+    for run in RUNS + FRESH:
         key = (run["regime"], monitor.kept(run["epochs"])[1] is None)
         if key not in seen:
             seen.add(key)
@@ -168,14 +187,18 @@ def _recorded_cases():
 @pytest.mark.parametrize(("run", "rule"), _recorded_cases())
 def test_callback_makes_the_studys_replayed_decision_on_recorded_runs(tmp_path, run, rule):
     values = {key: run["epochs"][key] for key in rule["monitor"]}
-    params = {k: rule[k] for k in ("tolerance", "patience", "warmup")}
+    params = {k: rule[k] for k in ("tolerance", "keep_tolerance", "patience", "warmup")}
     stopper = RepresentationGapEarlyStopping(monitor=rule["monitor"], **params)
     trainer = _fit(tmp_path, values, stopper)
     kept, stopped = study.rule_monitor(rule).kept(run["epochs"])
     assert (stopper.best_epoch, stopper.stopped_epoch) == (kept, stopped)
     assert trainer.current_epoch == (len(run["epochs"]["truth"]) if stopped is None else stopped + 1)
-    # The saved weights are the recommended epoch's.
-    assert torch.load(stopper.best_model_path, weights_only=False)["epoch"] == kept
+    # The saved weights are the recommended epoch's (saved after it, or at the end of training without a stop).
+    saved = torch.load(stopper.best_model_path, weights_only=False)
+    assert saved["epoch"] in ((kept,) if stopped is not None else (kept, trainer.current_epoch))
+    assert all(torch.equal(saved["state_dict"][k], v) for k, v in trainer.lightning_module.state_dict().items()) == (
+        stopped is None or kept == stopped
+    )
 
 
 def test_saves_the_recommended_weights_the_moment_they_are_recommended(tmp_path):
@@ -204,7 +227,53 @@ def test_saves_the_recommended_weights_the_moment_they_are_recommended(tmp_path)
 def test_nan_keys_never_stop_a_run(tmp_path):
     stopper = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.0, patience=1, warmup=0)
     _fit(tmp_path, {"gap_norm": [1.0] + [math.nan] * 7}, stopper)
-    assert (stopper.best_epoch, stopper.stopped_epoch) == (0, None)
+    assert (stopper.best_epoch, stopper.stopped_epoch) == (7, None)
+    # Never a finite value: no evidence at all, the final weights, as the study's replay says.
+    blind = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.0, patience=1, warmup=0)
+    _fit(tmp_path / "blind", {"gap_norm": [math.nan] * 4}, blind)
+    assert (blind.best_epoch, blind.stopped_epoch) == replay([math.nan] * 4, tolerance=0.0, patience=1) == (3, None)
+    assert os.path.basename(blind.best_model_path) == "repgap-best-final.ckpt"
+
+
+def test_without_a_stop_the_final_weights_are_recommended_and_saved(tmp_path):
+    stopper = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.5, keep_tolerance=0.1, warmup=0)
+    trainer = _fit(tmp_path, {"gap_norm": [1.0, 0.9, 1.0, 1.1, 1.2, 1.3]}, stopper)
+    assert (stopper.best_epoch, stopper.stopped_epoch) == (5, None)
+    saved = torch.load(stopper.best_model_path, weights_only=False)["state_dict"]
+    assert all(torch.equal(saved[k], v) for k, v in trainer.lightning_module.state_dict().items())
+
+
+class FlakyIO(TorchCheckpointIO):
+    """Checkpoint IO whose writes fail (``OSError``) for the given epochs: a full disk, a lost mount."""
+
+    def __init__(self, fail_epochs):
+        super().__init__()
+        self.fail_epochs = set(fail_epochs)
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        if checkpoint["epoch"] in self.fail_epochs:
+            raise OSError(28, "No space left on device")
+        super().save_checkpoint(checkpoint, path, storage_options)
+
+
+def test_a_failed_save_warns_and_never_ends_fit_or_changes_the_decision(tmp_path):
+    values = {"gap_norm": [3.0, 1.0, 1.05, 2.0, 2.0, 2.0]}
+    params = {"monitor": "gap_norm", "tolerance": 0.1, "patience": 2, "warmup": 0}
+    clean = RepresentationGapEarlyStopping(**params)
+    _fit(tmp_path / "clean", values, clean)
+    # Epoch 1's save fails, epoch 2's succeeds: same decision, and the path names epoch 2's weights.
+    flaky = RepresentationGapEarlyStopping(**params)
+    with pytest.warns(UserWarning, match="could not save the weights of epoch 1"):
+        trainer = _fit(tmp_path / "flaky", values, flaky, plugins=[FlakyIO({1})])
+    assert (flaky.best_epoch, flaky.stopped_epoch) == (clean.best_epoch, clean.stopped_epoch) == (2, 4)
+    assert trainer.current_epoch == 5
+    assert torch.load(flaky.best_model_path, weights_only=False)["epoch"] == 2
+    # The recommended epoch's own save fails: the decision stands, no path names stale weights, no temporary file.
+    lost = RepresentationGapEarlyStopping(**params)
+    with pytest.warns(UserWarning, match="could not save the weights of epoch 2"):
+        _fit(tmp_path / "lost", values, lost, plugins=[FlakyIO({2})])
+    assert (lost.best_epoch, lost.stopped_epoch, lost.best_model_path) == (2, 4, None)
+    assert not [f for f in os.listdir(tmp_path / "lost" / "checkpoints") if f.endswith(".tmp")]
 
 
 def test_resumed_run_reaches_the_uninterrupted_decision(tmp_path):
@@ -223,7 +292,10 @@ def test_resumed_run_reaches_the_uninterrupted_decision(tmp_path):
     trainer = _trainer(tmp_path / "run", [Replayed(values), resumed], 10)
     trainer.fit(Tiny(), *_loaders(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
     assert (resumed.best_epoch, resumed.stopped_epoch) == (2, 6)
-    assert resumed.best_model_path == first.best_model_path
+    # The first fit ended without a stop, so it recommended its final weights, in another file: the provisional
+    # recommendation's checkpoint still holds epoch 2's weights when the resumed run stops.
+    assert (first.best_epoch, os.path.basename(first.best_model_path)) == (4, "repgap-best-final.ckpt")
+    assert torch.load(resumed.best_model_path, weights_only=False)["epoch"] == 2
 
 
 def test_works_with_the_real_gap_callback(tmp_path):
@@ -298,6 +370,9 @@ def test_key_resolution_errors(tmp_path):
         ({"patience": 0}, "`patience`"),
         ({"warmup": 1.5}, "`warmup`"),
         ({"filename": ""}, "`filename`"),
+        ({"keep_tolerance": -0.1}, "`keep_tolerance`"),
+        ({"tolerance": 0.2, "keep_tolerance": 0.3}, "must not exceed `tolerance`"),
+        ({"monitor": "gap_norm", "keep_tolerance": [0.1, 0.1]}, "one value per monitored key"),
     ],
 )
 def test_constructor_rejects_bad_values(kwargs, match):
@@ -323,7 +398,14 @@ def test_state_key_state_dict_pickle_and_cli_config():
     assert (built.monitor, built.tolerance, built.patience, built.warmup) == (["dim"], [0.3], 5, [2])
     cfg = parser.parse_args(["--stop.monitor=[gap_norm, gap_ratio]", "--stop.tolerance=[0.3, 0.15]"])
     built = RepresentationGapEarlyStopping(**cfg.stop)
-    assert (built.monitor, built.tolerance) == (["gap_norm", "gap_ratio"], [0.3, 0.15])
+    assert (built.monitor, built.tolerance, built.keep_tolerance) == (
+        ["gap_norm", "gap_ratio"],
+        [0.3, 0.15],
+        [0.3, 0.15],
+    )
+    cfg = parser.parse_args(["--stop.tolerance=[0.6, 0.2]", "--stop.keep_tolerance=[0.05, 0.1]"])
+    built = RepresentationGapEarlyStopping(**cfg.stop)
+    assert (built.tolerance, built.keep_tolerance, built.warmup) == ([0.6, 0.2], [0.05, 0.1], [8, 1])
 
 
 def test_top_level_export():
@@ -356,6 +438,7 @@ def test_defaults_are_the_studys_frozen_rule():
     stopper = RepresentationGapEarlyStopping()
     assert stopper.monitor == rule["monitor"]
     assert stopper.tolerance == rule["tolerance"]
+    assert stopper.keep_tolerance == rule["keep_tolerance"]
     assert stopper.patience == rule["patience"]
     assert stopper.warmup == rule["warmup"]
 
@@ -394,3 +477,21 @@ def test_recordings_hold_every_regime_split_and_key():
     archs = {r["arch"] for r in RUNS if r["regime"] in ("supervised", "ssl")}
     assert {"mlp", "cnn"} <= archs
     assert {0.0, 0.2, 0.4} <= {r["noise"] for r in RUNS if r["regime"] == "supervised"}
+
+
+@pytest.mark.skipif(not FRESH, reason="studies/stopping_fresh.json not recorded")
+def test_untouched_runs_follow_their_committed_plan_and_share_no_seed_with_the_tuning_runs():
+    from studies import stopping_record
+
+    plan = {
+        "supervised": stopping_record.supervised_configs(False, "fresh"),
+        "ssl": stopping_record.ssl_configs(False, "fresh"),
+        "generative": stopping_record.generative_configs(False, "fresh"),
+    }
+    recorded = {g: [{k: v for k, v in r.items() if k != "epochs"} for r in FRESH if r["regime"] == g] for g in plan}
+    assert recorded == plan
+    assert {r["seed"] for r in FRESH}.isdisjoint({r["seed"] for r in RUNS})
+    assert {"mlp", "cnn"} <= {r["arch"] for r in FRESH}
+    for run in FRESH:
+        n = len(run["epochs"]["truth"])
+        assert all(len(run["epochs"][k]) == n for k in ("gap_norm", "gap_ratio", "val_loss")), study._label(run)

@@ -1,5 +1,7 @@
 """Two DDP ranks whose gap callbacks log different values: both must take rank zero's stopping decision.
 
+Rank zero's checkpoint IO fails (``OSError``) on epoch 1's save: every rank must carry on past it, together.
+
 python tests/_helpers/ddp_stopping.py OUT_DIR
 """
 
@@ -11,6 +13,7 @@ import sys
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.plugins import TorchCheckpointIO
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -40,6 +43,15 @@ class Tiny(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.01)
 
 
+class FlakyIO(TorchCheckpointIO):
+    """Fails epoch 1's write (only rank zero writes)."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        if checkpoint["epoch"] == 1:
+            raise OSError(28, "No space left on device")
+        super().save_checkpoint(checkpoint, path, storage_options)
+
+
 class Replayed(RepresentationGapCallback):
     def on_train_start(self, trainer, pl_module):
         pass  # replays recorded values: no probes to draw from the tiny data set, so no setup-time probe pass
@@ -67,6 +79,7 @@ def main() -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        plugins=[FlakyIO()],
     )
     trainer.fit(Tiny(), DataLoader(data, batch_size=8), DataLoader(data, batch_size=8))
     trainer.strategy.barrier()
@@ -75,6 +88,7 @@ def main() -> None:
         "stopped_epoch": stopper.stopped_epoch,
         "epochs_run": trainer.current_epoch,
         "files": sorted(os.listdir(os.path.join(out, "ckpt"))),
+        "best_model_path": stopper.best_model_path,
     }
     with open(os.path.join(out, f"rank{trainer.global_rank}.json"), "w") as fh:
         json.dump(result, fh)
