@@ -9,8 +9,9 @@ whatever the sizes), then
   all-gathered and merged by elementwise minimum in rank order, the merge a single search uses between blocks;
 - each rank's neighbour table (its ``n_neighbors`` nearest rows of the neighbour-table queries) is all-gathered and
   the ``n_neighbors`` nearest of the ``W * n_neighbors`` candidates kept, by float64 distance;
-- the centre and the sum of squared deviations (``scale``) are computed on every rank from the whole bank, exactly
-  as a single search computes them, so they are bitwise those of one process.
+- the centre is computed on every rank from the whole bank, as one search computes it; each rank squares only its
+  rows for ``scale``, and the per-row float64 norms are gathered and summed exactly rounded (order-free), so both
+  are bitwise those of one process.
 
 Every rank ends with the same :class:`~lightning_repgap.search.BankSearch`, equal to the one-process search: the
 per-size minima are each query's float64 nearest distance (the exact engine's contract), whichever rank found it.
@@ -26,18 +27,22 @@ states were synced (``Metric.compute`` on every rank, as Lightning and torchmetr
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from lightning_repgap._prepare import prepare
+from lightning_repgap._prepare import bank_centre, centred32, row_sq_norms
 from lightning_repgap.search import BankSearch, PrefixMinima, SearchEngine
 
 __all__ = ["Shard", "ShardedEngine", "rank_counts", "shard_of"]
 
 log = logging.getLogger(__name__)
+
+# Bank rows centred per step when squaring a rank's share (a bounded temporary).
+_CHUNK = 16384
 
 
 @dataclass(frozen=True)
@@ -147,8 +152,9 @@ class ShardedEngine:
         rank, world = self.shard.rank, self.shard.world_size
         n = int(sizes[-1])
         rows = np.arange(n) if order is None else np.asarray(order)
-        # Centre and scale from the whole bank, exactly as one search computes them (same function, same arrays).
-        whole = prepare(reference, queries[:0], rows=rows)
+        # The centre one search would use; the scale from every rank's rows (an exactly rounded sum: same bits).
+        centre = bank_centre(reference, rows)
+        sq_dev_sum = self._sq_dev_sum(reference, rows, centre)
         counts = rank_counts(sizes, rank, world)
         local_sizes = np.unique(counts[counts > 0])
         m = queries.shape[0]
@@ -183,7 +189,18 @@ class ShardedEngine:
                 table[:, :k_local] = local_knn
             knn_rows = _nearest_candidates(reference, queries[knn_queries], self.shard.all_gather(table), n_neighbors)
         log.debug("sharded search rank %d/%d: %d of %d bank positions", rank, world, int(counts[-1]), n)
-        return BankSearch(minima=minima, centre=whole.centre, sq_dev_sum=whole.reference_sq_sum, knn_rows=knn_rows)
+        return BankSearch(minima=minima, centre=centre, sq_dev_sum=sq_dev_sum, knn_rows=knn_rows)
+
+    def _sq_dev_sum(self, reference: np.ndarray, rows: np.ndarray, centre: np.ndarray) -> float:
+        """:attr:`Prepared.reference_sq_sum` of the whole bank, each rank squaring only its own rows."""
+        rank, world = self.shard.rank, self.shard.world_size
+        mine = rows[rank::world]
+        norms = np.zeros(-(-rows.size // world))  # every rank's share padded to the largest
+        for i0 in range(0, mine.size, _CHUNK):
+            chunk = mine[i0 : i0 + _CHUNK]
+            norms[i0 : i0 + chunk.size] = row_sq_norms(centred32(reference[chunk], centre))
+        shares = [part[: rows[r::world].size] for r, part in enumerate(self.shard.all_gather(norms))]
+        return math.fsum(np.concatenate(shares))
 
 
 def _nearest_candidates(reference: np.ndarray, queries: np.ndarray, tables: list[np.ndarray], k: int) -> np.ndarray:
