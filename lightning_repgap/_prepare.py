@@ -165,8 +165,7 @@ def row_sq_norms(x32: np.ndarray) -> np.ndarray:
 
 
 def bank_centre(reference: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """The centre :func:`prepare` uses: the float64 mean of the bank ``reference[rows]`` (float32-rounded for
-    float16/float32 data).
+    """The centre :func:`prepare` uses: the float64 mean of ``reference[rows]``, float32-rounded for float32 data.
 
     Example:
         >>> bank_centre(np.array([[0.0, 1.0], [2.0, 3.0], [9.0, 9.0]]), rows=np.array([0, 1])).tolist()

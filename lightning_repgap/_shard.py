@@ -1,9 +1,9 @@
 """The exact search shared among DDP ranks: each rank searches its share of the bank, the results are merged.
 
 Under DDP every rank holds the same gathered bank and queries (the Metric's ``cat`` states); without sharding each
-rank would run the same full search. :class:`ShardedEngine` wraps an exact :class:`~lightning_repgap.search.SearchEngine`:
-rank ``r`` of ``W`` searches the bank *positions* ``r, r + W, r + 2W, ...`` (so every grid prefix is split evenly,
-whatever the sizes), then
+rank would run the same full search. :class:`ShardedEngine` wraps an exact
+:class:`~lightning_repgap.search.SearchEngine`: rank ``r`` of ``W`` searches the bank *positions*
+``r, r + W, r + 2W, ...`` (so every grid prefix is split evenly, whatever the sizes), then
 
 - the per-size minima (:class:`~lightning_repgap.search.PrefixMinima`, float64 distances and rows) are
   all-gathered and merged by elementwise minimum in rank order, the merge a single search uses between blocks;
@@ -41,6 +41,7 @@ __all__ = ["Shard", "ShardedEngine", "rank_counts", "shard_of"]
 
 log = logging.getLogger(__name__)
 
+_CPU = torch.device("cpu")
 # Bank rows centred per step when squaring a rank's share (a bounded temporary).
 _CHUNK = 16384
 
@@ -60,7 +61,7 @@ class Shard:
     rank: int
     world_size: int
     group: Any = None
-    device: torch.device = torch.device("cpu")
+    device: torch.device = _CPU
 
     def wrap(self, engine: SearchEngine) -> SearchEngine:
         """``engine`` sharded over the group when it is exact and there is more than one rank; else ``engine``."""
