@@ -25,6 +25,7 @@ batch it sits in (batch statistics in eval mode) differs from the probe pass exa
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +82,7 @@ class ValidationCapture:
         self._rows: dict[str, list[Tensor]] = {}
         self._fired: dict[str, int] = {}
         self._index: list[int] = []
+        self._seen: set[int] = set()
         self._labels: list[Tensor] | None = []
         self._pending: tuple[list[int], Tensor, Any] = ([], torch.empty(0), None)
         self._ok = False
@@ -97,12 +99,13 @@ class ValidationCapture:
         loaders = trainer.val_dataloaders
         loader = loaders[0] if isinstance(loaders, list | tuple) and loaders else loaders
         num_batches = trainer.num_val_batches[0] if trainer.num_val_batches else 0
-        self._batches = _visit_order(loader, dataset, int(num_batches)) if self.enabled and layers else None
+        certain = self.enabled and layers and math.isfinite(num_batches)  # inf: an iterable loader of unknown length
+        self._batches = _visit_order(loader, dataset, int(num_batches)) if certain else None
         self._ok = self._batches is not None
         self._wanted = {index: pos for pos, index in enumerate(probe)}
         self._layers, self._pooling = layers, pooling
         self._rows = {name: [] for name in layers}
-        self._index, self._labels = [], []
+        self._index, self._labels, self._seen = [], [], set()
 
     def batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int) -> None:
         """Hook the watched layers if this batch holds probe rows not captured yet."""
@@ -112,8 +115,7 @@ class ValidationCapture:
             self._ok = False
             return
         indices = self._batches[batch_idx]
-        seen = set(self._index)
-        keep = [row for row, index in enumerate(indices) if index in self._wanted and index not in seen]
+        keep = [row for row, index in enumerate(indices) if index in self._wanted and index not in self._seen]
         if not keep:
             return
         rows = torch.as_tensor(keep, dtype=torch.long)
@@ -148,6 +150,7 @@ class ValidationCapture:
         if not self._ok:
             return
         self._index.extend(indices)
+        self._seen.update(indices)
         _, labels = split_batch(batch)
         if self._labels is not None and labels is not None and labels.shape[0] > int(rows.max()):
             self._labels.append(labels.detach()[rows.to(labels.device)].to("cpu", torch.int64))
