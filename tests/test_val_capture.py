@@ -48,12 +48,13 @@ class _ShiftedValidation(MLP):
 def _fit(model_cls, val_loader, *, epochs: int = 1, **cb_kwargs):
     pl.seed_everything(0)
     model = model_cls(lr=0.0)  # the same frozen weights in every run
-    train = DataLoader(manifold_task(768), batch_size=64, shuffle=True)
+    train = DataLoader(manifold_task(320), batch_size=64, shuffle=True)
     cb = RepresentationGapCallback(
-        layer="backbone", train_probe=512, train_query_probe=0, config=GapConfig(n_bootstrap=20), **cb_kwargs
+        layer="backbone", train_probe=256, train_query_probe=0, config=GapConfig(n_bootstrap=10), **cb_kwargs
     )
     trainer = pl.Trainer(
         max_epochs=epochs,
+        limit_train_batches=1,
         accelerator="cpu",
         devices=1,
         callbacks=[cb],
@@ -67,25 +68,25 @@ def _fit(model_cls, val_loader, *, epochs: int = 1, **cb_kwargs):
     return cb, model
 
 
-def _val(batch_size: int = 64, shuffle: bool = False, n: int = 256) -> DataLoader:
+def _val(batch_size: int = 32, shuffle: bool = False, n: int = 128) -> DataLoader:
     return DataLoader(manifold_task(n, seed=1), batch_size=batch_size, shuffle=shuffle)
 
 
 def test_whole_validation_set_probe_is_bitwise_the_probe_pass():
     # Probe = the whole validation set, probe batches = validation batches: the same rows in the same batches.
-    captured, on = _fit(_CountingMLP, _val(), val_probe=256, batch_size=64)
-    probed, off = _fit(_CountingMLP, _val(), val_probe=256, batch_size=64, capture_validation=False)
+    captured, on = _fit(_CountingMLP, _val(), val_probe=128, batch_size=32)
+    probed, off = _fit(_CountingMLP, _val(), val_probe=128, batch_size=32, capture_validation=False)
     assert captured.history == probed.history
-    assert captured.last_timing["val_captured"] == 256
+    assert captured.last_timing["val_captured"] == 128
     assert probed.last_timing["val_captured"] == 0
-    # The probe pass embeds the bank (512) and, without the capture, the 256 queries; with it only the check rows.
-    assert off.probe_rows - on.probe_rows == 256 - 8
+    # The probe pass embeds the bank and, without the capture, the 128 queries; with it only the 8 check rows.
+    assert off.probe_rows - on.probe_rows == 128 - 8
 
 
 def test_probe_subset_in_other_batches_matches_up_to_rounding():
-    captured, _ = _fit(MLP, _val(batch_size=48, n=300), val_probe=100, batch_size=128)
-    probed, _ = _fit(MLP, _val(batch_size=48, n=300), val_probe=100, batch_size=128, capture_validation=False)
-    assert captured.last_timing["val_captured"] == 100
+    captured, _ = _fit(MLP, _val(batch_size=24, n=150), val_probe=50, batch_size=64)
+    probed, _ = _fit(MLP, _val(batch_size=24, n=150), val_probe=50, batch_size=64, capture_validation=False)
+    assert captured.last_timing["val_captured"] == 50
     a, b = captured.history[-1], probed.history[-1]
     assert a.keys() == b.keys()
     for key, value in b.items():
@@ -94,7 +95,7 @@ def test_probe_subset_in_other_batches_matches_up_to_rounding():
 
 @pytest.fixture(scope="module")
 def probe_pass_history():
-    return _fit(MLP, _val(), val_probe=128, capture_validation=False)[0].history
+    return _fit(MLP, _val(), val_probe=64, capture_validation=False)[0].history
 
 
 @pytest.mark.parametrize(
@@ -109,7 +110,7 @@ def probe_pass_history():
 def test_uncertain_capture_falls_back_to_the_probe_pass(model, loader, kwargs, probe_pass_history):
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        cb, _ = _fit(model, loader, val_probe=128, **kwargs)
+        cb, _ = _fit(model, loader, val_probe=64, **kwargs)
     assert cb.last_timing["val_captured"] == 0
     assert cb.history == probe_pass_history  # every case's probe pass is MLP's forward on the same rows
     warned = [str(w.message) for w in seen if "other representations than the probe pass" in str(w.message)]
