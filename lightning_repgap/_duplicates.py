@@ -22,6 +22,8 @@ import numpy as np
 
 # Bytes hashed per step: bounds the temporaries (the -0.0 -> +0.0 copy and the 64-bit words) to a few MiB.
 _HASH_CHUNK_BYTES = 1 << 22
+#: Rows of the neighbour table compared at a time in :func:`near_copies` (bounded float64 temporaries).
+_CHUNK_ROWS = 256
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -87,13 +89,18 @@ def exact_copies(x: np.ndarray) -> tuple[np.ndarray, float]:
     return keep, float(has_copy.mean())
 
 
-def near_copies(bank: np.ndarray, knn_index: np.ndarray | None, tol_sq: float) -> np.ndarray:
+def near_copies(
+    bank: np.ndarray, knn_index: np.ndarray | None, tol_sq: float, dist_sq: np.ndarray | None = None
+) -> np.ndarray:
     """Which neighbours in a table are copies of the neighbour before them in their row.
 
     Args:
         bank: the ``(n, D)`` bank the neighbour rows index.
         knn_index: ``(r, k)`` bank rows of each query's neighbours, nearest first; ``None``: nothing is known.
         tol_sq: squared distance at or below which two bank points are the same point.
+        dist_sq: the ``(r, k)`` squared query-neighbour distances of the table (optional). Two copies lie at
+            nearly the same distance from the query (triangle inequality), so only neighbours within
+            ``sqrt(tol_sq)`` of the one before them are compared in ``D`` dimensions: usually none.
 
     Returns:
         ``(r, k)`` bool, ``True`` where a neighbour lies within the tolerance of the one before it (column 0 never).
@@ -107,9 +114,21 @@ def near_copies(bank: np.ndarray, knn_index: np.ndarray | None, tol_sq: float) -
     if knn_index is None:
         return np.zeros((0, 0), dtype=bool)
     out = np.zeros(knn_index.shape, dtype=bool)
-    for j in range(1, knn_index.shape[1]):  # one (r, D) float64 difference at a time, not (r, k, D)
-        diff = bank[knn_index[:, j]].astype(np.float64) - bank[knn_index[:, j - 1]].astype(np.float64)
-        out[:, j] = np.einsum("ij,ij->i", diff, diff) <= tol_sq
+    if dist_sq is not None:
+        dist = np.sqrt(np.asarray(dist_sq, dtype=np.float64))
+        # |d_j - d_{j-1}| <= ||b_j - b_{j-1}||: a pair further apart in distance cannot be a copy (slack for rounding).
+        slack = math.sqrt(max(tol_sq, 0.0)) * (1.0 + 1e-6) + 1e-12 * float(dist.max(initial=0.0))
+        candidate = np.zeros(knn_index.shape, dtype=bool)
+        candidate[:, 1:] = np.diff(dist, axis=1) <= slack
+    else:
+        candidate = np.ones(knn_index.shape, dtype=bool)
+    for j in range(1, knn_index.shape[1]):
+        rows = np.flatnonzero(candidate[:, j])
+        for i0 in range(0, rows.size, _CHUNK_ROWS):  # a bounded float64 difference at a time, not (r, k, D)
+            chunk = rows[i0 : i0 + _CHUNK_ROWS]
+            a, b = knn_index[chunk, j], knn_index[chunk, j - 1]
+            diff = bank[a].astype(np.float64) - bank[b].astype(np.float64)
+            out[chunk, j] = np.einsum("ij,ij->i", diff, diff) <= tol_sq
     return out
 
 

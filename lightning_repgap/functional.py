@@ -181,7 +181,7 @@ def _gap_compute(
         wrap_engine=wrap_engine,
     )
     curve = restore_curve(curve, exponent)
-    copies = near_copies(reference, curve.knn_index, DUP_RTOL * curve.scale)
+    copies = near_copies(reference, curve.knn_index, DUP_RTOL * curve.scale, curve.knn_dist_sq)
     if keep.size < inputs.reference.shape[0]:  # rows of the de-duplicated bank -> rows of the bank as given
         knn_index = None if curve.knn_index is None else keep[curve.knn_index]
         curve = dataclasses.replace(curve, nearest_index=keep[curve.nearest_index], knn_index=knn_index)

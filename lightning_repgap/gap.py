@@ -393,10 +393,12 @@ def _knn_dist_sq(reference: np.ndarray, queries: np.ndarray, found: BankSearch) 
     knn_rows = found.knn_rows
     assert knn_rows is not None
     out = np.empty(knn_rows.shape, dtype=np.float64)
-    queries64 = queries.astype(np.float64)
-    for col in range(knn_rows.shape[1]):
-        diff = np.subtract(queries64, reference[knn_rows[:, col]], dtype=np.float64)
-        out[:, col] = np.einsum("ij,ij->i", diff, diff)
+    step = 256  # query rows at a time: float64 temporaries of (256, D), not (r, D), at a large D
+    for i0 in range(0, knn_rows.shape[0], step):
+        queries64 = queries[i0 : i0 + step].astype(np.float64)
+        for col in range(knn_rows.shape[1]):
+            diff = np.subtract(queries64, reference[knn_rows[i0 : i0 + step, col]], dtype=np.float64)
+            out[i0 : i0 + step, col] = np.einsum("ij,ij->i", diff, diff)
     sorter = np.argsort(out, axis=1, kind="stable")
     return np.take_along_axis(out, sorter, axis=1), np.take_along_axis(knn_rows, sorter, axis=1)
 

@@ -20,6 +20,11 @@ concentration, ambient width) and different seeds: :func:`suite` returns them wi
 or ``"held_out"``. The rule behind the trusted ``dim`` is tuned on ``"tune"`` only; the ``"held_out"`` half is
 opened once, by ``studies/dimension_heldout.py``, after the rule is frozen and committed. Every cloud is measured
 at n = 2,500 and n = 20,000 points (``SIZES``).
+
+**The fresh split.** Both halves above were opened while the rule was tuned (the held-out half by the first
+version of the rule), so they are tuning data now. The ``"fresh"`` split (24 clouds, seeds 3xx, new shape
+parameters and embeddings within the same families, four of them with 5 % noise) was committed before any further
+tuning and is measured once, by ``python -m studies.dimension_heldout --splits fresh``, after the rule is final.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ class SuiteCloud:
         dim: the manifold's dimension (the truth).
         ambient: the ambient dimension ``D``.
         noise: noise level as a fraction of the RMS radius.
-        split: ``"tune"`` or ``"held_out"``.
+        split: ``"tune"``, ``"held_out"`` or ``"fresh"``.
         seed: seed of the cloud's fixed parameters (curve coefficients, network weights, rotation); each sample
             also takes the caller's generator.
     """
@@ -308,7 +313,7 @@ def ball(d: int) -> Callable[[int], Latent]:
 
 def _specs() -> list[tuple[str, str, int, int, float, str, int, Callable[[int], Latent]]]:
     """(name, family, dim, ambient, noise, split, seed, make) for every cloud."""
-    t, h = "tune", "held_out"
+    t, h, f = "tune", "held_out", "fresh"
     return [
         # --- strongly curved curves
         ("Fourier curve 12 modes", "curve", 1, 32, 0.0, t, 101, fourier_curve(32, 12, 0.5)),
@@ -367,19 +372,46 @@ def _specs() -> list[tuple[str, str, int, int, float, str, int, Callable[[int], 
         ("sphere S^3 + 5 %", "product", 3, 32, 0.05, t, 144, sphere(3)),
         ("helix 6 turns + 5 %", "curve", 1, 16, 0.05, h, 204, helix(6, 0.5)),
         ("torus T^4 + 5 %", "product", 4, 32, 0.05, h, 244, torus(4)),
+        # --- the fresh split (added after the two halves above had been opened): new seeds and shape parameters
+        ("Fourier curve 20 modes", "curve", 1, 40, 0.0, f, 301, fourier_curve(40, 20, 0.45)),
+        ("helix 8 turns + 1 %", "curve", 1, 12, 0.01, f, 302, helix(8, 0.4)),
+        ("Fourier curve 9 modes + 5 %", "curve", 1, 24, 0.05, f, 303, fourier_curve(24, 9, 0.8)),
+        ("rolled sheet 2.5 turns", "surface", 2, 20, 0.0, f, 311, rolled_sheet(2.5, 12.0)),
+        ("paraboloid d=2, c=2.5, area-uniform + 1 %", "surface", 2, 20, 0.01, f, 312, paraboloid(2, 2.5, True)),
+        ("bumpy graph d=2, amp. 0.8 + 5 %", "surface", 2, 24, 0.05, f, 313, bumpy_graph(2, 0.8, 4.0, 5)),
+        ("paraboloid d=5, c=1", "surface", 5, 24, 0.0, f, 314, paraboloid(5, 1.0)),
+        ("beta(0.7, 3) cube d=5", "density", 5, 24, 0.0, f, 321, beta_cube(5, 0.7, 3.0)),
+        ("von Mises torus d=4, k=3", "density", 4, 24, 0.0, f, 322, von_mises_torus(4, 3.0)),
+        ("Gaussian mixture d=3, 6 comp. + 1 %", "density", 3, 16, 0.01, f, 323, gaussian_mixture(3, 6, 2.0)),
+        ("Gaussian d=10", "density", 10, 64, 0.0, f, 324, gaussian(10)),
+        ("beta(0.4, 0.4) cube d=2", "density", 2, 8, 0.0, f, 325, beta_cube(2, 0.4, 0.4)),
+        ("tanh net d=4 -> R^64", "network", 4, 64, 0.0, f, 331, network(4, 64, 48, 3, 1.8, "cube")),
+        ("tanh net d=8 -> R^96 + 1 %", "network", 8, 96, 0.01, f, 332, network(8, 96, 64, 2, 1.5, "gauss")),
+        ("tanh net d=2 -> R^24", "network", 2, 24, 0.0, f, 333, network(2, 24, 24, 4, 2.2, "gauss")),
+        ("tanh net d=16 -> R^128", "network", 16, 128, 0.0, f, 334, network(16, 128, 128, 2, 1.2, "cube")),
+        ("S^1 x S^2", "product", 3, 24, 0.0, f, 341, product(sphere(1), sphere(2, 0.7))),
+        ("S^1 x S^1 x S^1 + 5 %", "product", 3, 24, 0.05, f, 342, product(sphere(1), sphere(1), sphere(1))),
+        ("S^3 x [0,1]^3", "product", 6, 48, 0.0, f, 343, product(sphere(3, 0.6), cube(3))),
+        ("sphere S^2 + 5 %", "product", 2, 16, 0.05, f, 344, sphere(2)),
+        ("cube [0,1]^24", "high_d", 24, 72, 0.0, f, 351, cube(24)),
+        ("sphere S^14 + 1 %", "high_d", 14, 48, 0.01, f, 352, sphere(14)),
+        ("ball B^20", "high_d", 20, 80, 0.0, f, 353, ball(20)),
+        ("torus T^10", "high_d", 10, 48, 0.0, f, 354, torus(10)),
     ]
 
 
 def suite(split: str | None = None) -> list[SuiteCloud]:
-    """The suite's clouds, optionally only one half (``"tune"`` or ``"held_out"``).
+    """The suite's clouds, optionally only one split (``"tune"``, ``"held_out"`` or ``"fresh"``).
 
     Example:
-        >>> len(suite()) >= 40, {c.split for c in suite()} == {"tune", "held_out"}
+        >>> len(suite()) >= 40, {c.split for c in suite()} == {"tune", "held_out", "fresh"}
         (True, True)
+        >>> len(suite("fresh")) >= 20
+        True
 
     """
-    if split not in (None, "tune", "held_out"):
-        raise ValueError(f"`split` must be None, 'tune' or 'held_out', got {split!r}.")
+    if split not in (None, "tune", "held_out", "fresh"):
+        raise ValueError(f"`split` must be None, 'tune', 'held_out' or 'fresh', got {split!r}.")
     clouds = [SuiteCloud(*spec) for spec in _specs()]
     return [c for c in clouds if split is None or c.split == split]
 

@@ -394,3 +394,20 @@ def test_estimate_dimension_errors():
         estimate_dimension(x, "gap", query_fraction=1.0)
     with pytest.raises(ValueError, match="at least 3 points"):
         estimate_dimension(x[:2], "twonn")
+
+
+def test_near_copy_screen_by_query_distance_finds_the_same_copies():
+    # near_copies with the table's distances compares in D dimensions only the neighbours at nearly the same
+    # distance from the query (two copies always are): same answer as comparing every pair.
+    from lightning_repgap._duplicates import near_copies
+    from lightning_repgap.search import nearest
+
+    rng = np.random.default_rng(4)
+    bank = rng.standard_normal((600, 12))
+    bank = np.concatenate([bank, bank[:150] + 1e-9 * rng.standard_normal((150, 12))])  # 150 near copies
+    queries = rng.standard_normal((200, 12))
+    dist_sq, index = nearest(bank, queries, k=8)
+    full = near_copies(bank, index, 1e-12)
+    screened = near_copies(bank, index, 1e-12, dist_sq)
+    assert full.any()
+    assert np.array_equal(full, screened)

@@ -131,3 +131,41 @@ def test_auto_argument_errors():
         estimate_dimension(x, "gap", return_estimate=True)  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="'auto', 'gap', 'twonn' or 'mle'"):
         estimate_dimension(x, "danco")  # type: ignore[call-overload]
+
+
+def test_interval_is_the_bootstrap_widened_by_scale_disagreement_and_a_shape_floor(monkeypatch):
+    # A rolled sheet with 1 % noise: TwoNN, MLE and GRIDE disagree across neighbour scales, and the bootstrap alone
+    # (sampling error only) is too narrow for the curvature and noise biases; the calibrated interval must contain
+    # the bootstrap one, be at least the floor wide, and widen further with the disagreement.
+    import lightning_repgap.dimension as dimension
+
+    rng = np.random.default_rng(11)
+    u = rng.random(3000)
+    t = np.sqrt((2 * math.pi) ** 2 + u * ((8 * math.pi) ** 2 - (2 * math.pi) ** 2))
+    sheet = np.stack([t * np.cos(t), 10 * rng.random(3000), t * np.sin(t)], axis=1)
+    x = embed(sheet, 16, rng)
+    x += rng.standard_normal(x.shape) * 0.01 * math.sqrt(np.var(x, axis=0).sum() / 16)
+    curve = gap_curve(x[:2400], x[2400:], n_neighbors=20, neighbor_queries=600)
+    args = (curve.sizes, curve.per_query, np.sqrt(curve.knn_dist_sq))
+    est = trusted_dimension(*args, concentration=curve.concentration)
+    monkeypatch.setattr(dimension, "INTERVAL_SPREAD", 0.0)
+    monkeypatch.setattr(dimension, "INTERVAL_FLOOR", 0.0)
+    boot = trusted_dimension(*args, concentration=curve.concentration)
+    monkeypatch.setattr(dimension, "INTERVAL_FLOOR", 0.024)
+    floor_only = trusted_dimension(*args, concentration=curve.concentration)
+    assert est.dim == boot.dim == floor_only.dim
+    assert est.dim_low <= floor_only.dim_low <= boot.dim_low <= est.dim <= boot.dim_high <= floor_only.dim_high
+    assert math.log(floor_only.dim_high / floor_only.dim_low) >= 2 * 1.959 * 0.024
+    assert est.dim_high / est.dim_low > floor_only.dim_high / floor_only.dim_low  # the scales disagree here
+    assert est.dim_low <= 2 <= est.dim_high
+
+
+def test_a_clean_high_dimensional_ball_is_never_read_as_noise():
+    # Found on the fresh split of the suite: at n = 2,500 a clean 20-ball in R^80 met the noise diagnosis (the local
+    # estimators fall with the scale at high d, and the gap curve bends) and read 7.4 from the floor fit.
+    from studies.dimension_suite import suite
+
+    cloud = next(c for c in suite("fresh") if c.name == "ball B^20")
+    est = _estimate(cloud.sample(2500, np.random.default_rng(cloud.seed * 1000 + 2500)))
+    assert est.method == "gap"
+    assert est.dim == pytest.approx(20, rel=0.1)

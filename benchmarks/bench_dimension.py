@@ -1,0 +1,108 @@
+"""The full measurement (trusted ``dim`` included) against one ``nearest()`` search, and its peak memory.
+
+    python benchmarks/bench_dimension.py [--configs 1000x10000x1000,100000x1000x2000,1000000x256x2000] [--pairs 3]
+
+Issue #14's sizes: each ``n x D x m`` configuration runs in a fresh subprocess (so that its peak RSS is its own):
+``analyze(bank, queries)`` once first (peak memory above the data, against the bound bank + 256 MiB), then
+``nearest(bank, queries)`` and ``analyze`` alternated ``--pairs`` times (timings drift on a shared machine; a
+ratio of runs made minutes apart says little). Data: uniform points on a flat 8-torus rotated into R^D, float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+MIB = 1024 * 1024
+
+
+def _rss_now() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+
+
+def _torus(n: int, dim: int, seed: int) -> np.ndarray:
+    """``n`` points of the flat 8-torus rotated into ``R^dim`` (float32), generated in chunks."""
+    rot, _ = np.linalg.qr(np.random.default_rng(12345).standard_normal((dim, 16)))
+    rot32 = rot.astype(np.float32)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, dim), dtype=np.float32)
+    for i0 in range(0, n, 16384):
+        k = min(n, i0 + 16384) - i0
+        theta = 2 * math.pi * rng.random((k, 8))
+        out[i0 : i0 + k] = (np.concatenate([np.cos(theta), np.sin(theta)], axis=1).astype(np.float32)) @ rot32.T
+    return out
+
+
+def worker(n: int, dim: int, m: int, pairs: int, threads: int) -> dict:
+    """One configuration, in this (fresh) process."""
+    import torch
+
+    from lightning_repgap import analyze
+    from lightning_repgap.search import nearest
+
+    torch.set_num_threads(threads)
+    bank, queries = _torus(n, dim, 0), _torus(m, dim, 1)
+    base = _rss_now()
+    t0 = time.perf_counter()
+    first = analyze(bank, queries)
+    out: dict = {"n": n, "D": dim, "m": m, "first_s": time.perf_counter() - t0}
+    out["extra_mib"] = max(0, _peak_rss() - base) / MIB
+    out["bound_mib"] = bank.nbytes / MIB + 256
+    out.update(dim=first.values["dim"], dim_method=first.values["dim_method"], load=os.getloadavg()[0])
+    near, full = [], []
+    for _ in range(pairs):
+        t0 = time.perf_counter()
+        nearest(bank, queries)
+        near.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        analyze(bank, queries)
+        full.append(time.perf_counter() - t0)
+    out.update(nearest_s=near, full_s=full, ratio=min(full) / min(near), load_after=os.getloadavg()[0])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", default="1000x10000x1000,100000x1000x2000,1000000x256x2000")
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        n, dim, m = (int(v) for v in args.worker.split("x"))
+        print(json.dumps(worker(n, dim, m, args.pairs, args.threads)))
+        return
+    for cfg in args.configs.split(","):
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", cfg, "--pairs", str(args.pairs)]
+        cmd += ["--threads", str(args.threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            print(f"{cfg}: failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}", flush=True)
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        verdict = "ok" if r["extra_mib"] <= r["bound_mib"] else "OVER"
+        print(
+            f"n={r['n']:,} D={r['D']:,} m={r['m']:,}: extra {r['extra_mib']:.0f} MiB / bound {r['bound_mib']:.0f} "
+            f"({verdict}); nearest {[round(v, 2) for v in r['nearest_s']]} s, full {[round(v, 2) for v in r['full_s']]}"
+            f" s, full/nearest {r['ratio']:.2f}x; dim {r['dim']:.2f} (method {int(r['dim_method'])}); "
+            f"load {r['load']:.1f}->{r['load_after']:.1f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
