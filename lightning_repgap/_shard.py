@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 _CPU = torch.device("cpu")
 # Bank rows centred per step when squaring a rank's share (a bounded temporary).
 _CHUNK = 16384
+# Neighbour-table queries whose candidates are scored at a time.
+_QUERY_STEP = 256
 
 
 @dataclass(frozen=True)
@@ -208,10 +210,12 @@ def _nearest_candidates(reference: np.ndarray, queries: np.ndarray, tables: list
     """The ``k`` rows nearest to each query (float64 distances) among every rank's candidates (``-1``: none)."""
     rows = np.concatenate(tables, axis=1)
     dist = np.full(rows.shape, np.inf)
-    queries64 = queries.astype(np.float64)
-    for col in range(rows.shape[1]):
-        valid = np.flatnonzero(rows[:, col] >= 0)
-        diff = np.subtract(queries64[valid], reference[rows[valid, col]], dtype=np.float64)
-        dist[valid, col] = np.einsum("ij,ij->i", diff, diff)
+    for i0 in range(0, rows.shape[0], _QUERY_STEP):  # float64 temporaries of (step, D), as in gap._knn_dist_sq
+        queries64 = queries[i0 : i0 + _QUERY_STEP].astype(np.float64)
+        block = rows[i0 : i0 + _QUERY_STEP]
+        for col in range(rows.shape[1]):
+            valid = np.flatnonzero(block[:, col] >= 0)
+            diff = np.subtract(queries64[valid], reference[block[valid, col]], dtype=np.float64)
+            dist[i0 + valid, col] = np.einsum("ij,ij->i", diff, diff)
     keep = np.argsort(dist, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(rows, keep, axis=1)
