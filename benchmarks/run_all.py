@@ -22,7 +22,10 @@ Configurations (full run; ``--quick`` shrinks sizes so that it finishes in a min
 - the full measurement (``lightning_repgap.analyze``: curve, fit, bootstrap, TwoNN/MLE) against one search,
   alternated three times in one process;
 - ``approximate_gap`` with IVF (torch list scan and FAISS scan) and HNSW at n = 1e5 and 1e6: time, measured
-  recall and gap error on its exact sample, the true error of G(n_max) against the full exact measurement.
+  recall and gap error on its exact sample, the true error of G(n_max) against the full exact measurement;
+- the bf16 screen (``search_precision``) beside faiss ``IndexFlatL2``, scikit-learn and torch, with the OpenBLAS
+  kernel hint (``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE``) set and unset, each in its own subprocess
+  (``bench_screen.py``; its bf16 / fp32 GEMM ratio is measured in the same processes).
 
 The machine is shared: the load average is recorded before and after every configuration.
 """
@@ -387,6 +390,14 @@ def main() -> None:
             res[f"{key}{n}"] = spawn({**cfg, "index": index, "scan": scan, "compare_m": compare})
             if "seconds" in res[f"{key}{n}"]:
                 prev[key] = (n, res[f"{key}{n}"]["seconds"])
+    import bench_screen  # beside this script (its directory is on sys.path)
+
+    screen_cfg = bench_screen.config(args.quick, thr)
+    res["screen"] = {"cfg": screen_cfg}
+    for hint in (False, True):
+        label = "set" if hint else "unset"
+        print(f"  running bf16 screen vs peers, OpenBLAS hint {label} ...", flush=True)
+        res["screen"][label] = bench_screen.spawn(screen_cfg, hint)
     load_end = os.getloadavg()
     total = time.perf_counter() - t_start
     raw = {"res": res, "load_start": load_start, "load_end": load_end, "total": total}
@@ -565,6 +576,14 @@ def write_report(args: argparse.Namespace, p: dict, res: dict, load_start, load_
                 f"{fmt(None if true is None else 100 * true, '.3f')}{'' if true is None else ' %'} | "
                 f"{mark}{fmt(speed, '.2f')}{'' if speed is None else 'x'} | {params} | {mem(r)} | {load(r)} |"
             )
+
+    screen = res.get("screen")
+    if screen:
+        import bench_screen  # beside this script (its directory is on sys.path)
+
+        runs = {k: v for k, v in screen.items() if k != "cfg"}
+        lines += ["", "## bf16 screen vs peers (OpenBLAS kernel hint set / unset)", ""]
+        lines += bench_screen.report(runs, screen["cfg"])
 
     # ------------------------------------------------------------------ targets
     big = p["approx_n"][-1]

@@ -43,7 +43,7 @@ from lightning_repgap._cli_common import (
     show_warning,
     write_json,
 )
-from lightning_repgap.config import BACKENDS, INDEX_OPTIONS, GapConfig
+from lightning_repgap.config import BACKENDS, INDEX_OPTIONS, SEARCH_PRECISIONS, GapConfig
 from lightning_repgap.functional import GapResult, analyze
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "PROG", "CLIError", "build_parser", "main"]
@@ -165,6 +165,7 @@ def _estimate_config(args: argparse.Namespace) -> GapConfig:
             calibrate=not args.no_calibrate,
             backend=args.backend,
             index=args.index,
+            search_precision=args.search_precision,
         )
     except ValueError as err:
         raise CLIError(str(err)) from None
@@ -290,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=INDEX_OPTIONS,
         default=None,
         help="exact search or an approximate FAISS index (ivf, hnsw; adds recall and gap_rel_error); auto: ivf from"
-        " 1,000,000 bank points; default: the one in the snapshot's config, else exact",
+        " 100,000,000 bank points; default: the one in the snapshot's config, else exact",
     )
     analyze.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     analyze.add_argument(
@@ -415,7 +416,15 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         choices=INDEX_OPTIONS,
         default=default.index,
         help="exact search or an approximate FAISS index (ivf, hnsw), which adds the recall and gap_rel_error"
-        " measured on an exact sample of the queries; auto: ivf from 1,000,000 bank points (default: %(default)s)",
+        " measured on an exact sample of the queries; auto: ivf from 100,000,000 bank points (default: %(default)s)",
+    )
+    add(
+        "--search-precision",
+        choices=SEARCH_PRECISIONS,
+        default=default.search_precision,
+        help="arithmetic of the exact search's score tiles; bf16-screen: bf16 tiles with a rigorous error bound and"
+        " float64 re-scoring of every candidate (exact answers); auto: where a probe finds bf16 faster"
+        " (default: %(default)s)",
     )
 
 

@@ -31,10 +31,12 @@ from lightning_repgap._checks import _check_choice, _check_positive_int
 __all__ = [
     "BACKENDS",
     "INDEX_OPTIONS",
+    "SEARCH_PRECISIONS",
     "Backend",
     "GapConfig",
     "GapSettings",
     "IndexOption",
+    "SearchPrecision",
     "field_names",
 ]
 
@@ -42,12 +44,18 @@ __all__ = [
 #: ``"faiss-gpu"`` or ``"torch"``.
 Backend = Literal["auto", "faiss", "faiss-gpu", "torch"]
 #: Search: ``"exact"``, the approximate FAISS indexes ``"ivf"`` / ``"hnsw"``, or ``"auto"`` (``"ivf"`` from
-#: 1,000,000 bank points on, exact below).
+#: 100,000,000 bank points on, exact below: IVF was not faster at the sizes measured).
 IndexOption = Literal["exact", "ivf", "hnsw", "auto"]
+#: Arithmetic of the exact search's score tiles: ``"fp32"``, ``"bf16-screen"`` (bf16 tiles screen the bank with a
+#: rigorous error bound, every candidate is re-scored in float64: the same answer as a float64 brute force) or
+#: ``"auto"`` (the screen where a measured probe finds bf16 tiles clearly faster, see ``docs/performance.md``).
+SearchPrecision = Literal["auto", "fp32", "bf16-screen"]
 #: The accepted ``backend`` values, from :data:`Backend`.
 BACKENDS: tuple[str, ...] = get_args(Backend)
 #: The accepted ``index`` values, from :data:`IndexOption`.
 INDEX_OPTIONS: tuple[str, ...] = get_args(IndexOption)
+#: The accepted ``search_precision`` values, from :data:`SearchPrecision`.
+SEARCH_PRECISIONS: tuple[str, ...] = get_args(SearchPrecision)
 
 # The gap-law fit needs at least 3 sizes of a doubling grid from `fit_min_size`: a bank of 4 * fit_min_size.
 _FIT_SIZES_FACTOR = 4
@@ -67,6 +75,7 @@ class GapSettings(TypedDict, total=False):
     calibrate: bool
     backend: Backend
     index: IndexOption
+    search_precision: SearchPrecision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,8 +100,11 @@ class GapConfig:
         backend: nearest-neighbour backend, one of :data:`BACKENDS`.
         index: ``"exact"`` (default), ``"ivf"`` or ``"hnsw"`` (approximate FAISS indexes with measured accuracy:
             they add ``recall`` and ``gap_rel_error``, and their gap is an upper bound on the exact one), or
-            ``"auto"`` (exact below 1,000,000 bank points, ``"ivf"`` from there on). ``dim_twonn`` / ``dim_mle``
+            ``"auto"`` (exact below 100,000,000 bank points, ``"ivf"`` from there on). ``dim_twonn`` / ``dim_mle``
             always come from an exact search.
+        search_precision: arithmetic of the exact search's score tiles (torch backend): ``"fp32"``,
+            ``"bf16-screen"`` or ``"auto"`` (see :data:`SearchPrecision`). Every choice gives the exact answer;
+            only the speed differs.
 
     Example:
         >>> config = GapConfig(n_bootstrap=50, index="exact")
@@ -118,6 +130,7 @@ class GapConfig:
     calibrate: bool = True
     backend: Backend = "auto"
     index: IndexOption = "exact"
+    search_precision: SearchPrecision = "auto"
 
     def __post_init__(self) -> None:
         checked = {
@@ -132,6 +145,7 @@ class GapConfig:
             "calibrate": _check_bool(self.calibrate, "calibrate"),
             "backend": _check_choice(self.backend, "backend", BACKENDS),
             "index": _check_choice(self.index, "index", INDEX_OPTIONS),
+            "search_precision": _check_choice(self.search_precision, "search_precision", SEARCH_PRECISIONS),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)  # frozen: normalise in place once, at construction

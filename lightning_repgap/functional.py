@@ -178,6 +178,7 @@ def _gap_compute(
         backend=config.backend,
         num_threads=num_threads,
         index=config.index,
+        search_precision=config.search_precision,
         wrap_engine=wrap_engine,
     )
     curve = restore_curve(curve, exponent)

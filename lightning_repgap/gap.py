@@ -31,6 +31,7 @@ from lightning_repgap.search import (
     BankSearch,
     IndexOption,
     SearchEngine,
+    SearchPrecision,
     engine_for,
     resolve_index,
     sample_accuracy,
@@ -209,6 +210,7 @@ def gap_curve(
     num_threads: int | None = None,
     index: IndexOption = "exact",
     gemm: GemmOption = "auto",
+    search_precision: SearchPrecision = "auto",
 ) -> GapCurve:
     r"""Representation gap :math:`G(n)` of ``queries`` against growing prefixes of ``reference``.
 
@@ -232,6 +234,8 @@ def gap_curve(
         index: search engine: ``"exact"``, ``"ivf"`` / ``"hnsw"`` (approximate, with measured accuracy) or
             ``"auto"`` (:func:`lightning_repgap.search.auto_index`).
         gemm: library of the CPU score tiles (``"auto"``, ``"torch"``, ``"numpy"``); wins over ``REPGAP_CPU_GEMM``.
+        search_precision: arithmetic of the exact search's tiles (``"auto"``, ``"fp32"``, ``"bf16-screen"``; see
+            :data:`~lightning_repgap.config.SearchPrecision`); the answer is exact either way.
 
     Returns:
         A :class:`GapCurve`.
@@ -267,6 +271,7 @@ def gap_curve(
         index=index,
         gemm=gemm,
         device=queries.device if isinstance(queries, torch.Tensor) else None,
+        search_precision=search_precision,
     )
     return restore_curve(curve, exponent)
 
@@ -288,6 +293,7 @@ def build_curve(
     gemm: GemmOption = "auto",
     device: torch.device | None = None,
     engine: SearchEngine | None = None,
+    search_precision: SearchPrecision = "auto",
     wrap_engine: Callable[[SearchEngine], SearchEngine] | None = None,
 ) -> GapCurve:
     """The one curve builder: one engine search, then running minima, scale, concentration and neighbour distances.
@@ -312,6 +318,7 @@ def build_curve(
         device: device of the torch backend (default the CPU).
         engine: a ready :class:`~lightning_repgap.search.SearchEngine`; overrides ``index``, ``backend``, ``gemm``
             and ``device``.
+        search_precision: see :func:`gap_curve`.
         wrap_engine: applied to the engine before it runs, e.g. to share an exact search among DDP ranks
             (``lightning_repgap._shard``); it must return an engine with the same contract.
 
@@ -336,7 +343,7 @@ def build_curve(
     if engine is None:
         name = resolve_index(index, n_max)
         options: dict[str, Any] = {} if name == "exact" else {"seed": seed}
-        engine = engine_for(name, backend=backend, gemm=gemm, device=device, **options)
+        engine = engine_for(name, backend=backend, gemm=gemm, device=device, precision=search_precision, **options)
     if wrap_engine is not None:
         engine = wrap_engine(engine)
     scope = thread_scope(num_threads, faiss=engine.uses_faiss)  # validates num_threads before the bank is copied

@@ -14,7 +14,9 @@ low-precision screen whose candidates are re-scored exactly, returns and combine
 
 - ``"exact"``: float32 selection on centred data (torch tiled GEMMs in one pass over the bank, or FAISS flat
   search block by block), float64 distances of the winners, and a float64 re-ranking of the queries whose nearest
-  neighbour is too close for float32 (:func:`~lightning_repgap._prepare.needs_float64_ranking`);
+  neighbour is too close for float32 (:func:`~lightning_repgap._prepare.needs_float64_ranking`); or, with
+  ``precision="bf16-screen"`` (or ``"auto"`` where a probe finds bf16 tiles faster), bf16 tiles that screen the
+  bank with a rigorous error bound and a float64 re-scoring of every candidate (private module ``_screen``);
 - ``"ivf"``, ``"hnsw"``: approximate FAISS indexes (private module ``_ann``, imported only when chosen), with
   recall and error measured against an exact sample of the queries.
 
@@ -36,13 +38,15 @@ from lightning_repgap._exact import Tiles, knn32, merge_nearest, prefix_search, 
 from lightning_repgap._gemm import GemmOption, check_gemm
 from lightning_repgap._imports import _FAISS_AVAILABLE
 from lightning_repgap._prepare import Prepared, needs_float64_ranking, prepare, winner_distances
+from lightning_repgap._screen import check_precision, screen_if_chosen
 from lightning_repgap._threads import default_num_threads, thread_scope
-from lightning_repgap.config import BACKENDS, INDEX_OPTIONS, Backend, IndexOption
+from lightning_repgap.config import BACKENDS, INDEX_OPTIONS, SEARCH_PRECISIONS, Backend, IndexOption, SearchPrecision
 
 __all__ = [
     "AUTO_APPROXIMATE_MIN_BANK",
     "BACKENDS",
     "INDEX_OPTIONS",
+    "SEARCH_PRECISIONS",
     "Backend",
     "BankSearch",
     "ExactEngine",
@@ -50,8 +54,10 @@ __all__ = [
     "PrefixMinima",
     "Prepared",
     "SearchEngine",
+    "SearchPrecision",
     "auto_index",
     "check_index",
+    "check_precision",
     "default_num_threads",
     "engine_for",
     "merge_nearest",
@@ -67,8 +73,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Bank size from which :func:`auto_index` picks an approximate index.
-AUTO_APPROXIMATE_MIN_BANK = 1_000_000
+#: Bank size from which :func:`auto_index` picks an approximate index: beyond every size measured so far, because
+#: at none of them was IVF at least 3x faster than the exact search at <= 1 % gap error (``docs/performance.md``).
+AUTO_APPROXIMATE_MIN_BANK = 100_000_000
 # A query counts as found when its distance is within this relative tolerance of the exact one.
 _FOUND_RTOL = 1e-9
 
@@ -117,9 +124,11 @@ def auto_index(n_bank: int) -> str:
 
     Exact search costs ``2 n m D`` flops and runs near the GEMM roofline; an IVF index built for one measurement
     costs about ``4 n sqrt(16 m) D`` flops (build + scan) plus the exact recall sample and fixed overheads, and it
-    gives up a little accuracy. Below ``AUTO_APPROXIMATE_MIN_BANK = 1_000_000`` points the exact search is chosen;
-    from there on ``"ivf"`` (with measured recall). HNSW is never chosen automatically: building its graph costs
-    more than one exact search.
+    gives up a little accuracy. ``"auto"`` switches only where the approximate search is at least 3x faster at
+    <= 1 % gap error; measured on 1e5 and 1e6 points (``benchmarks/bench_screen.py --crossover``) it was slower, so
+    below ``AUTO_APPROXIMATE_MIN_BANK = 100_000_000`` points (more than the sizes measured) the exact search is
+    chosen, and ``"ivf"`` (with measured recall) from there on. HNSW is never chosen automatically: building its
+    graph costs more than one exact search.
 
     Args:
         n_bank: number of bank (reference) points.
@@ -131,7 +140,7 @@ def auto_index(n_bank: int) -> str:
         ValueError: if ``n_bank`` is not a positive integer.
 
     Example:
-        >>> auto_index(50_000), auto_index(2_000_000)
+        >>> auto_index(2_000_000), auto_index(200_000_000)
         ('exact', 'ivf')
 
     """
@@ -166,7 +175,7 @@ def resolve_index(index: str, n_bank: int) -> str:
         ValueError: for any other ``index``.
 
     Example:
-        >>> resolve_index("auto", 50_000), resolve_index("auto", 2_000_000), resolve_index("hnsw", 10)
+        >>> resolve_index("auto", 50_000), resolve_index("auto", 200_000_000), resolve_index("hnsw", 10)
         ('exact', 'ivf', 'hnsw')
 
     """
@@ -291,6 +300,8 @@ class ExactEngine:
             block, merged; a separate top-``k`` search for the neighbour table).
         gemm: library of the torch backend's CPU tiles, see :func:`lightning_repgap._gemm.cpu_engine`.
         device: device of the torch backend (default the CPU).
+        precision: arithmetic of the torch backend's tiles, see :data:`~lightning_repgap.config.SearchPrecision`;
+            the screen falls back to float32 tiles by itself where its bound is too loose for the data.
 
     Example:
         >>> bank, queries = np.array([[5.0], [3.0], [1.0], [0.0]]), np.array([[0.2]])
@@ -303,6 +314,7 @@ class ExactEngine:
     backend: str = "torch"
     gemm: GemmOption = "auto"
     device: torch.device | None = None
+    precision: SearchPrecision = "auto"
 
     @property
     def name(self) -> str:
@@ -337,6 +349,14 @@ class ExactEngine:
         """See :meth:`SearchEngine.search`."""
         rows = np.arange(int(sizes[-1])) if order is None else order
         prep = prepare(reference, queries, rows=rows)  # the bank in ``order``, without a reordered copy of it
+        screened = screen_if_chosen(self.precision, self.tiles, prep, sizes, knn_queries, n_neighbors)
+        if screened is not None:
+            return BankSearch(
+                minima=PrefixMinima(screened.dist_sq, rows[screened.winners]),
+                centre=prep.centre,
+                sq_dev_sum=prep.reference_sq_sum,
+                knn_rows=None if screened.knn is None else rows[screened.knn],
+            )
         winners, knn = prefix_search(prep, sizes, self.tiles, knn_rows=knn_queries, k=n_neighbors)
         dist = winner_distances(prep, winners)
         # dist[-1] is the float64 distance of each query's float32 winner in the whole bank: what the check needs.
@@ -354,7 +374,13 @@ class ExactEngine:
 
 
 def engine_for(
-    name: str, *, backend: str = "auto", gemm: GemmOption = "auto", device: torch.device | None = None, **options: Any
+    name: str,
+    *,
+    backend: str = "auto",
+    gemm: GemmOption = "auto",
+    device: torch.device | None = None,
+    precision: SearchPrecision = "auto",
+    **options: Any,
 ) -> SearchEngine:
     """The engine called ``name``: ``"exact"`` (:class:`ExactEngine`), ``"ivf"`` or ``"hnsw"`` (approximate).
 
@@ -365,6 +391,7 @@ def engine_for(
         gemm: library of the CPU score tiles (``"auto"``, ``"torch"``, ``"numpy"``); ``"auto"`` follows
             ``REPGAP_CPU_GEMM``, else the faster on this host.
         device: device of the torch backend.
+        precision: arithmetic of the exact engine's tiles (``"auto"``, ``"fp32"``, ``"bf16-screen"``).
         **options: parameters of the approximate engines (``seed``, ``nlist``, ``nprobe``, ...; see
             :func:`lightning_repgap.approximate.approximate_gap`).
 
@@ -376,15 +403,16 @@ def engine_for(
 
     Example:
         >>> engine_for("exact", backend="torch")
-        ExactEngine(backend='torch', gemm='auto', device=None)
+        ExactEngine(backend='torch', gemm='auto', device=None, precision='auto')
 
     """
     resolved = resolve_backend(backend)
     check_gemm(gemm)
+    check_precision(precision)
     if name == "exact":
         if options:
             raise ValueError(f"the exact engine takes no options, got {sorted(options)}.")
-        return ExactEngine(resolved, gemm, device)
+        return ExactEngine(resolved, gemm, device, precision)
     if name in ("ivf", "hnsw"):
         from lightning_repgap._ann import ApproximateEngine  # only an approximate measurement imports it
 
@@ -470,6 +498,7 @@ def nearest(
     query_chunk_size: int | None = None,
     num_threads: int | None = None,
     gemm: GemmOption = "auto",
+    search_precision: SearchPrecision = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact ``k`` nearest reference points of every query, by squared Euclidean distance.
 
@@ -485,6 +514,9 @@ def nearest(
         num_threads: threads for the search (torch and FAISS); default ``REPGAP_NUM_THREADS``, else torch's
             current intra-op count (see :func:`default_num_threads`).
         gemm: library of the CPU score tiles (``"auto"``, ``"torch"``, ``"numpy"``); wins over ``REPGAP_CPU_GEMM``.
+        search_precision: arithmetic of the torch backend's tiles (``"auto"``, ``"fp32"``, ``"bf16-screen"``; see
+            :data:`~lightning_repgap.config.SearchPrecision`). With the bf16 screen the neighbours are those of a
+            float64 brute force (ties: the lower index first).
 
     Returns:
         ``(dist_sq, index)``: float64 ``(m, k)`` squared distances recomputed exactly, ascending per row, and
@@ -514,12 +546,20 @@ def nearest(
     if k > available:
         raise ValueError(f"`k`={k} exceeds the {available} reference points available to each query.")
     resolved = resolve_backend(backend)
-    engine = ExactEngine(resolved, check_gemm(gemm), device if resolved == "torch" else None)
+    precision = check_precision(search_precision)
+    engine = ExactEngine(resolved, check_gemm(gemm), device if resolved == "torch" else None, precision)
     scope = thread_scope(num_threads, faiss=engine.uses_faiss)  # validates num_threads before the inputs are copied
     prep = prepare(ref, qs)
     kk = k + int(exclude_self)
     with scope:
-        _, idx = knn32(prep.reference32, prep.queries32, kk, engine.tiles, query_chunk_size, prep.reference_aug32)
+        sizes = np.array([ref.shape[0]])
+        screened = screen_if_chosen(
+            precision, engine.tiles, prep, sizes, np.arange(qs.shape[0]) if kk > 1 else None, kk
+        )
+        if screened is not None:
+            idx = screened.winners.T if screened.knn is None else screened.knn
+        else:
+            _, idx = knn32(prep.reference32, prep.queries32, kk, engine.tiles, query_chunk_size, prep.reference_aug32)
     if exclude_self:
         idx = _drop_self(idx, k)
     dist_sq = prep.dist_sq(idx)

@@ -392,6 +392,7 @@ def test_estimate_npy_prints_every_value_and_the_curve(raw_arrays, tmp_path, cap
         "calibrate": True,
         "backend": "auto",
         "index": "exact",
+        "search_precision": "auto",
     }
     # The curve table: one row per size, G(n) and G_train(n), fitted sizes starred.
     curve_rows = re.findall(r"^\s*(\d+)\s+(\S+)\s+(\S+)(\s+\*)?$", out, flags=re.MULTILINE)
@@ -445,6 +446,7 @@ def test_estimate_options_reach_the_computation(raw_arrays, tmp_path, capsys):
         "calibrate": False,
         "backend": "torch",
         "index": "exact",
+        "search_precision": "auto",
     }
     assert payload["curve"]["sizes"] == geometric_sizes(1024, min_size=32).tolist()
     assert payload["fit"]["fit_sizes"] == [128, 256, 512, 1024]

@@ -1,0 +1,304 @@
+"""The bf16 screen against faiss, scikit-learn and torch in one run, with the OpenBLAS kernel hint set and unset.
+
+    nice -n 10 python benchmarks/bench_screen.py [--quick] [--threads 2] [--out benchmarks/SCREEN.md]
+    nice -n 10 python benchmarks/bench_screen.py --crossover  # exact vs IVF/HNSW at 1e5 / 1e6 bank points
+
+Each configuration runs in its own subprocess (this script with ``--worker``): once with the environment as it
+is, minus ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` ("unset": a user's machine), once with both set ("set":
+the core type from the CPU flags, as ``run_all.py`` forces for FAISS' bundled OpenBLAS, and this CPU's L2 size
+from sysfs). Within a worker the contenders alternate (best of ``--repeat``), on Gaussian and flat 8-torus data
+(bank 1e5, 5e3 queries, D = 256): the bf16 and float32 GEMM throughput of this host (the premise: bf16 >= 2.5x
+fp32), one faiss ``IndexFlatL2`` search, ``nearest`` (bf16 screen / fp32 tiles), the whole ``representation_gap``
+(screen / fp32), scikit-learn's brute force and ``torch.cdist`` + ``topk`` (on fewer queries, scaled), and G(n)
+of the screen against a float64 brute force over the same bank order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HINT = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def _best(fns: dict, repeat: int) -> dict:
+    """Best time of each callable, the callables alternating ``repeat`` times (after one warm-up round)."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for r in range(repeat + 1):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if r:
+                times[k].append(time.perf_counter() - t0)
+    return {k: min(v) for k, v in times.items()}
+
+
+def _gemm_rates(threads: int) -> dict:
+    """GFLOP/s of bf16 (torch, oneDNN) and fp32 (best of torch/MKL and numpy/OpenBLAS) products, alternated."""
+    import torch
+
+    torch.set_num_threads(threads)
+    out = {}
+    for label, (m, n, k) in {"square": (2048, 2048, 2048), "tile": (2048, 2048, 264)}.items():
+        a, b = torch.randn(m, k), torch.randn(n, k)
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        an, bn = a.numpy(), b.numpy()
+        res = np.empty((m, n), dtype=np.float32)
+        t = _best(
+            {
+                "bf16": lambda a16=a16, b16=b16: a16 @ b16.T,
+                "fp32_torch": lambda a=a, b=b: a @ b.T,
+                "fp32_numpy": lambda an=an, bn=bn, res=res: np.matmul(an, bn.T, out=res),
+            },
+            3,
+        )
+        flops = 2.0 * m * n * k / 1e9
+        fp32 = max(flops / t["fp32_torch"], flops / t["fp32_numpy"])
+        out[label] = {"bf16": flops / t["bf16"], "fp32": fp32, "ratio": flops / t["bf16"] / fp32}
+    return out
+
+
+def _data(kind: str, n: int, m: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "gaussian":
+        rng = np.random.default_rng(0)
+        return rng.standard_normal((n, dim), dtype=np.float32), rng.standard_normal((m, dim), dtype=np.float32)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run_all import torus
+
+    return torus(n, 0, dim), torus(m, 1, dim)
+
+
+def _brute_gaps(bank: np.ndarray, queries: np.ndarray, order: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Float64 G(n) over the bank in ``order``: exact differences for the winners, float64 products to find them."""
+    import torch
+
+    b = torch.from_numpy(bank[order].astype(np.float64))
+    b_sq = (b * b).sum(1)
+    q64 = queries.astype(np.float64)
+    best = np.empty((len(sizes), queries.shape[0]))
+    bounds = [0, *sizes.tolist()]
+    for i0 in range(0, queries.shape[0], 500):
+        q = torch.from_numpy(q64[i0 : i0 + 500])
+        d = ((q * q).sum(1)[:, None] + b_sq[None, :] - 2 * q @ b.T).numpy()
+        run_idx = np.zeros(q.shape[0], dtype=np.int64)
+        run_val = np.full(q.shape[0], np.inf)
+        for s in range(len(sizes)):
+            blk = d[:, bounds[s] : bounds[s + 1]]
+            j = blk.argmin(axis=1)
+            v = blk[np.arange(blk.shape[0]), j]
+            better = v < run_val
+            run_val = np.where(better, v, run_val)
+            run_idx = np.where(better, j + bounds[s], run_idx)
+            diff = q64[i0 : i0 + 500] - bank[order[run_idx]].astype(np.float64)
+            best[s, i0 : i0 + 500] = np.einsum("ij,ij->i", diff, diff)
+    return best.mean(axis=1)
+
+
+def _row(kind: str, cfg: dict) -> dict:
+    """One data set: every contender's time, alternated, and the screened G(n) against float64."""
+    import faiss
+    import torch
+    from sklearn.neighbors import NearestNeighbors
+
+    from lightning_repgap import gap_curve, representation_gap
+    from lightning_repgap.search import nearest
+
+    n, m, dim, repeat, threads = cfg["n"], cfg["m"], cfg["dim"], cfg["repeat"], cfg["threads"]
+    bank, queries = _data(kind, n, m, dim)
+    index = faiss.IndexFlatL2(dim)
+    index.add(bank)
+
+    def gap(precision: str) -> object:
+        return representation_gap(bank, queries, num_threads=threads, n_bootstrap=0, search_precision=precision)
+
+    row = _best(
+        {
+            "faiss_flat": lambda: index.search(queries, 1),
+            "nearest_screen": lambda: nearest(bank, queries, num_threads=threads, search_precision="bf16-screen"),
+            "nearest_fp32": lambda: nearest(bank, queries, num_threads=threads, search_precision="fp32"),
+            "gap_screen": lambda: gap("bf16-screen"),
+            "gap_fp32": lambda: gap("fp32"),
+        },
+        repeat,
+    )
+    few = queries[: cfg["slow_m"]]
+    nn = NearestNeighbors(n_neighbors=1, algorithm="brute", n_jobs=threads).fit(bank)
+    rb, qb = torch.from_numpy(bank), torch.from_numpy(few)
+
+    def cdist() -> None:
+        for i in range(0, len(few), 256):
+            torch.cdist(qb[i : i + 256], rb).topk(1, dim=1, largest=False)
+
+    slow = _best({"sklearn": lambda: nn.kneighbors(few, 1), "cdist": cdist}, 1)
+    row.update({k: v * m / few.shape[0] for k, v in slow.items()})
+    # Exactness: the screened curve against a float64 brute force over the same bank order.
+    curve = gap_curve(bank, queries, num_threads=threads, search_precision="bf16-screen")
+    brute = _brute_gaps(bank, queries, np.random.default_rng(0).permutation(n), curve.sizes)
+    row["gap_max_rel_err"] = float(np.max(np.abs(curve.gaps / brute - 1)))
+    return row
+
+
+def run_worker(cfg: dict) -> dict:
+    import faiss
+    import torch
+
+    threads = cfg["threads"]
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
+    out: dict = {"load_before": os.getloadavg()[0], "env": {k: os.environ.get(k) for k in HINT}}
+    out["gemm"] = _gemm_rates(threads)
+    for kind in cfg["data"]:
+        out[kind] = _row(kind, cfg)
+    out["load_after"] = os.getloadavg()[0]
+    return out
+
+
+def run_crossover(cfg: dict) -> dict:
+    """Exact (``search_precision="auto"``) vs ``index="ivf"`` / ``"hnsw"`` gap curves, alternated, per size."""
+    import torch
+
+    from lightning_repgap import gap_curve
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run_all import torus
+
+    torch.set_num_threads(cfg["threads"])
+    out: dict = {"load_before": os.getloadavg()[0], "rows": []}
+    for n, m in cfg["sizes"]:
+        bank, queries = torus(n, 0), torus(m, 1)
+        curves: dict = {}
+        seconds: dict = {}
+        for name, kwargs in (("exact", {}), ("ivf", {"index": "ivf"}), ("hnsw", {"index": "hnsw"})):
+            if name == "hnsw" and n > cfg.get("hnsw_max", 100_000):
+                continue  # building the graph alone costs more than the exact search there
+            t0 = time.perf_counter()
+            curves[name] = gap_curve(bank, queries, num_threads=cfg["threads"], **kwargs)
+            seconds[name] = time.perf_counter() - t0
+        exact = curves["exact"].gaps[-1]
+        row = {"n": n, "m": m, "exact_s": seconds["exact"], "backend": curves["exact"].backend}
+        for name in seconds:
+            if name != "exact":
+                row[f"{name}_s"] = seconds[name]
+                row[f"{name}_err"] = float(curves[name].gaps[-1] / exact - 1)
+                row[f"{name}_speedup"] = seconds["exact"] / seconds[name]
+        out["rows"].append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    out["load_after"] = os.getloadavg()[0]
+    return out
+
+
+def hint_env() -> dict[str, str]:
+    """The OpenBLAS kernel hint: the core type from the CPU flags (as ``run_all.py`` forces it) and the L2 size."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run_all import coretype
+
+    env = {}
+    ct = coretype()
+    if ct:
+        env["OPENBLAS_CORETYPE"] = ct
+    try:
+        size = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip()
+        env["OPENBLAS_L2_SIZE"] = str(int(size.rstrip("K")) * 1024 if size.endswith("K") else int(size))
+    except (OSError, ValueError):
+        pass
+    return env
+
+
+def spawn(cfg: dict, hint: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in HINT}
+    if hint:
+        env.update(hint_env())
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(cfg)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def report(results: dict, cfg: dict) -> list[str]:
+    """Markdown lines: the GEMM premise, then per data set and hint setting the times and the ratios."""
+    lines = [
+        f"Bank {cfg['n']:,} x {cfg['m']:,} queries x D = {cfg['dim']}, {cfg['threads']} threads, best of "
+        f"{cfg['repeat']} alternated; scikit-learn and torch.cdist on {cfg['slow_m']:,} queries, scaled to "
+        f"{cfg['m']:,}. Ratios: faiss `IndexFlatL2` time / ours (> 1: ours faster).",
+        "",
+        "| OpenBLAS hint | data | bf16 / fp32 GEMM (tile, square) | faiss flat (s) | `nearest` screen / fp32 (s) | "
+        "`representation_gap` screen / fp32 (s) | sklearn / cdist (s) | faiss / `nearest` | "
+        "faiss / `representation_gap` | G(n) vs float64, max rel. |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for hint, res in results.items():
+        if "error" in res:
+            lines.append(f"| {hint} | {res['error']} | | | | | | | | |")
+            continue
+        g = res["gemm"]
+        ratio = f"{g['tile']['ratio']:.2f}x, {g['square']['ratio']:.2f}x"
+        for kind in cfg["data"]:
+            r = res[kind]
+            lines.append(
+                f"| {hint} | {kind} | {ratio} | {r['faiss_flat']:.3f} | {r['nearest_screen']:.3f} / "
+                f"{r['nearest_fp32']:.3f} | {r['gap_screen']:.3f} / {r['gap_fp32']:.3f} | {r['sklearn']:.2f} / "
+                f"{r['cdist']:.2f} | {r['faiss_flat'] / r['nearest_screen']:.2f}x | "
+                f"{r['faiss_flat'] / r['gap_screen']:.2f}x | {r['gap_max_rel_err']:.1e} |"
+            )
+        lines.append(
+            f"| {hint} | GEMM GFLOP/s | bf16 {g['tile']['bf16']:.0f} / fp32 {g['tile']['fp32']:.0f} (tile); "
+            f"bf16 {g['square']['bf16']:.0f} / fp32 {g['square']['fp32']:.0f} (square) | load "
+            f"{res['load_before']:.1f}->{res['load_after']:.1f} | | | | | | |"
+        )
+    return lines
+
+
+def config(quick: bool, threads: int, repeat: int = 3) -> dict:
+    """The run's sizes: the target's (bank 1e5, 5e3 queries, D = 256), or small ones with ``quick``."""
+    n, m = (20_000, 1_000) if quick else (100_000, 5_000)
+    return {
+        "n": n,
+        "m": m,
+        "dim": 256,
+        "threads": threads,
+        "repeat": 1 if quick else repeat,
+        "slow_m": min(m, 1000),
+        "data": ["gaussian", "torus"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--crossover", action="store_true")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("SCREEN.md")))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        cfg = json.loads(args.worker)
+        print(json.dumps(run_crossover(cfg) if cfg.get("crossover") else run_worker(cfg)))
+        return
+    if args.crossover:
+        sizes = [[100_000, 1_000], [1_000_000, 1_000]] if not args.quick else [[20_000, 500]]
+        res = spawn({"crossover": True, "sizes": sizes, "threads": args.threads}, hint=False)
+        print(json.dumps(res, indent=1))
+        return
+    cfg = config(args.quick, args.threads, args.repeat)
+    results = {}
+    for hint in (False, True):
+        label = "set" if hint else "unset"
+        print(f"bench_screen: hint {label} ...", flush=True)
+        results[label] = spawn(cfg, hint)
+    lines = report(results, cfg)
+    print("\n".join(lines))
+    Path(args.out).with_suffix(".json").write_text(json.dumps({"cfg": cfg, "results": results}, indent=1))
+    Path(args.out).write_text("# bf16 screen vs peers\n\n" + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""The bf16 screen: its error bound holds, and its answers are a float64 brute force's, on adversarial data."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_repgap import GapConfig, gap_curve
+from lightning_repgap._prepare import prepare
+from lightning_repgap._screen import (
+    OUTPUT_ROUNDING,
+    TILE,
+    _Bank,
+    _Chunk,
+    accumulates_in_fp32,
+    float64_slack,
+    screen_search,
+    tile_error,
+    use_screen,
+)
+from lightning_repgap.search import ExactEngine, check_precision, nearest
+
+CPU = torch.device("cpu")
+
+
+def _brute(bank: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Float64 ``||q - r||^2`` of every pair, as the search's re-scoring computes it."""
+    q64 = queries.astype(np.float64)
+    out = np.empty((queries.shape[0], bank.shape[0]))
+    for j in range(bank.shape[0]):
+        diff = np.subtract(q64, bank[j], dtype=np.float64)
+        out[:, j] = np.einsum("ij,ij->i", diff, diff)
+    return out
+
+
+def _check_exact(bank, queries, sizes, knn_rows=None, k=0, expect_screen=True):
+    prep = prepare(bank, queries)
+    res = screen_search(prep, np.asarray(sizes), CPU, knn_rows=knn_rows, k=k)
+    assert (res is not None) == expect_screen
+    if res is None:
+        return None
+    d = _brute(bank, queries)
+    for s, size in enumerate(sizes):
+        # np.argmin returns the first minimum: the earliest bank position on ties, as the screen must.
+        np.testing.assert_array_equal(res.winners[s], d[:, :size].argmin(axis=1))
+        np.testing.assert_array_equal(res.dist_sq[s], d[:, :size].min(axis=1))
+    if knn_rows is not None:
+        expected = np.argsort(d[knn_rows, : sizes[-1]], axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(res.knn, expected)
+    return res
+
+
+def _gaussian(n, m, dim, seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, dim)).astype(dtype), rng.standard_normal((m, dim)).astype(dtype)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "offset", "heavy_tails", "mixed_norms", "low_dim_float64", "tiny_scale"])
+def test_the_bound_holds_on_every_entry_of_a_tile(kind):
+    rng = np.random.default_rng(1)
+    bank, queries = _gaussian(600, 300, 48, seed=1)
+    if kind == "offset":
+        bank, queries = bank.astype(np.float64) + 1e6, queries.astype(np.float64) + 1e6
+    elif kind == "heavy_tails":
+        bank, queries = (
+            rng.standard_cauchy((600, 48)).astype(np.float32),
+            rng.standard_cauchy((300, 48)).astype(np.float32),
+        )
+    elif kind == "mixed_norms":
+        bank = bank * np.float32(10.0) ** rng.integers(-3, 4, (600, 1)).astype(np.float32)
+    elif kind == "low_dim_float64":
+        bank, queries = rng.random((600, 3)), rng.random((300, 3))
+    elif kind == "tiny_scale":
+        bank, queries = bank * np.float32(1e-20), queries * np.float32(1e-20)
+    prep = prepare(bank, queries)
+    screened = _Bank(prep.reference_aug32, CPU)
+    chunk = _Chunk(prep.queries32, screened, prep.reference_aug32[:64], CPU)
+    chunk.set_shift(np.linspace(-5.0, 5.0, queries.shape[0]))  # any shift is valid
+    out = (chunk.mat @ screened.mat.T).double().numpy()
+    err = tile_error(chunk, screened, 0, bank.shape[0], float64_slack(chunk, bank.shape[1], screened.norm.max()))
+    # The true score of the exact centred data, in float64 (exact enough: far below the bound).
+    q = queries.astype(np.float64) - prep.centre
+    r = bank.astype(np.float64) - prep.centre
+    true = q @ r.T - 0.5 * np.einsum("ij,ij->i", r, r)[None, :] - chunk.shift[:, None]
+    slack = OUTPUT_ROUNDING * np.abs(out) + err[:, None]
+    assert np.all(np.abs(true - out) <= slack)
+    # ... and it is not vacuous: the bound is within a small factor of the worst error seen.
+    assert np.max(np.abs(true - out) / slack) > 0.02
+
+
+def test_gaussian_prefix_minima_and_neighbour_table_equal_float64_brute_force():
+    bank, queries = _gaussian(3 * TILE + 100, 300, 40)
+    res = _check_exact(bank, queries, [16, 100, 1000, TILE, 3 * TILE + 100], knn_rows=np.arange(0, 300, 3), k=7)
+    assert res.candidates < 30 * 300  # screening does screen
+
+
+def test_near_ties_are_ordered_by_float64():
+    # Pairs of bank points at distances from the query that differ by far less than float32 (or bf16) resolves.
+    rng = np.random.default_rng(2)
+    queries = rng.standard_normal((64, 16))
+    direction = rng.standard_normal((64, 16))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    far = queries + direction
+    nearer = queries + direction * (1 - 1e-11)  # 1e-11 closer: invisible to float32
+    bank = np.concatenate([far, nearer, rng.standard_normal((500, 16)) * 3])
+    _check_exact(bank, queries, [64, 128, bank.shape[0]], knn_rows=np.arange(64), k=3)
+
+
+def test_duplicates_resolve_to_the_earliest_row():
+    bank, queries = _gaussian(400, 50, 24)
+    bank = np.concatenate([bank, bank, queries[:10], queries[:10]])  # exact copies, and queries in the bank
+    _check_exact(bank, queries, [400, 800, 820], knn_rows=np.arange(50), k=4)
+
+
+def test_huge_offsets_are_centred_first():
+    bank, queries = _gaussian(1500, 200, 32)
+    _check_exact(bank.astype(np.float64) + 1e7, queries.astype(np.float64) + 1e7, [100, 1500], np.arange(20), 5)
+
+
+def test_clustered_data_with_many_candidates_stays_exact():
+    # Every bank point of a cluster is at nearly the same distance from the query at its centre.
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((40, 32)) * 10
+    shell = rng.standard_normal((40, 40, 32))
+    shell /= np.linalg.norm(shell, axis=2, keepdims=True)
+    bank = (centres[:, None, :] + shell * (1 + 1e-4 * rng.random((40, 40, 1)))).reshape(-1, 32)
+    bank = bank[rng.permutation(bank.shape[0])]
+    queries = centres + 1e-6 * rng.standard_normal(centres.shape)
+    res = _check_exact(bank, queries, [50, 500, 1600], knn_rows=np.arange(20), k=10)
+    assert res.candidates > 30 * 40  # a whole cluster survives the screen per query, and the answer is still exact
+
+
+def test_a_useless_bound_falls_back_after_one_tile(caplog):
+    # Queries at the centre of a sphere of bank points whose distances differ by 1e-8, far below the bf16 bound
+    # (~1e-5 here): every point is a candidate.
+    rng = np.random.default_rng(4)
+    bank = rng.standard_normal((3 * TILE, 16))
+    bank *= (1 + 1e-8 * rng.random((3 * TILE, 1))) / np.linalg.norm(bank, axis=1, keepdims=True)
+    queries = 1e-9 * rng.standard_normal((TILE, 16))
+    with caplog.at_level(logging.INFO, logger="lightning_repgap._screen"):
+        _check_exact(bank, queries, [3 * TILE], expect_screen=False)
+    (message,) = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
+    assert f"after {TILE * TILE} scored pairs" in message  # detected on the first tile, not at the end
+    # The engine then runs the float32 tiles (whose float32 ranking is good to float32 precision here).
+    found = ExactEngine("torch", precision="bf16-screen").search(bank, queries, None, np.array([3 * TILE]))
+    np.testing.assert_allclose(found.minima.dist_sq[-1], _brute(bank, queries).min(axis=1), rtol=1e-6)
+
+
+def test_nearest_and_gap_curve_with_the_screen_equal_float64_brute_force():
+    bank, queries = _gaussian(2500, 120, 20, seed=5)
+    d = _brute(bank, queries)
+    for k in (1, 4):
+        dist, idx = nearest(bank, queries, k=k, backend="torch", search_precision="bf16-screen")
+        np.testing.assert_array_equal(idx, np.argsort(d, axis=1, kind="stable")[:, :k])
+        np.testing.assert_array_equal(dist, np.take_along_axis(d, idx, axis=1))
+    self_d, self_i = nearest(bank[:300], bank[:300], k=2, exclude_self=True, search_precision="bf16-screen")
+    ref_d, ref_i = nearest(bank[:300], bank[:300], k=2, exclude_self=True, search_precision="fp32")
+    np.testing.assert_array_equal(self_i, ref_i)
+    np.testing.assert_allclose(self_d, ref_d, rtol=1e-12)
+    fast = gap_curve(bank, queries, backend="torch", search_precision="bf16-screen", n_neighbors=5)
+    slow = gap_curve(bank, queries, backend="torch", search_precision="fp32", n_neighbors=5)
+    order = np.random.default_rng(0).permutation(bank.shape[0])
+    for s, size in enumerate(fast.sizes):
+        np.testing.assert_allclose(fast.gaps[s], d[:, order[:size]].min(axis=1).mean(), rtol=1e-12)
+    np.testing.assert_allclose(fast.gaps, slow.gaps, rtol=1e-9)
+    np.testing.assert_array_equal(fast.knn_index, slow.knn_index)
+
+
+def test_search_precision_is_validated_stored_and_chosen():
+    with pytest.raises(ValueError, match="`search_precision` must be one of"):
+        GapConfig(search_precision="bf32")
+    with pytest.raises(ValueError, match="`search_precision` must be one of"):
+        check_precision("fp16")
+    config = GapConfig(search_precision="fp32")
+    assert config.to_dict()["search_precision"] == "fp32"
+    assert GapConfig.from_dict(config.to_dict()) == config
+    assert GapConfig().search_precision == "auto"
+    assert use_screen("fp32", 256, 10**12, CPU) is False
+    assert use_screen("bf16-screen", 256, 1, CPU) is True
+    assert use_screen("auto", 256, 1000, CPU) is False  # too small to probe
+    assert accumulates_in_fp32(CPU)  # the bound's assumption, on this host
