@@ -8,6 +8,7 @@ too close for float32 to rank are found by :func:`needs_float64_ranking` (the se
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -15,10 +16,12 @@ import numpy as np
 
 __all__ = [
     "Prepared",
+    "bank_centre",
     "centred32",
     "centred_aug32",
     "needs_float64_ranking",
     "prepare",
+    "row_sq_norms",
     "winner_distances",
     "with_norm_column",
 ]
@@ -61,12 +64,14 @@ class Prepared:
 
     @cached_property
     def reference_sq_sum(self) -> float:
-        """``sum_i ||r_i||^2`` over the centred float32 bank, accumulated in float64; computed once, on first use.
+        """``sum_i ||r_i||^2`` over the centred float32 bank, in float64; computed once, on first use.
 
-        Not read off the ``-||r||^2 / 2`` column: those per-row float32 sums are good for ranking but would cost
-        ``gap_norm`` about 1e-8 of relative precision.
+        Each row's squared norm is taken in float64 and the rows are summed exactly rounded (:func:`math.fsum`), so
+        the sum does not depend on the order of the rows or on how they are split: a bank shared among DDP ranks
+        gives the same bits (:mod:`lightning_repgap._shard`). Not read off the ``-||r||^2 / 2`` column: those
+        per-row float32 sums are good for ranking but would cost ``gap_norm`` about 1e-8 of relative precision.
         """
-        return float(np.einsum("ij,ij->", self.reference32, self.reference32, dtype=np.float64))
+        return math.fsum(row_sq_norms(self.reference32))
 
     @property
     def reference32(self) -> np.ndarray:
@@ -168,6 +173,34 @@ def _is_permutation(rows: np.ndarray, n: int) -> bool:
     return bool(seen.all())
 
 
+def row_sq_norms(x32: np.ndarray) -> np.ndarray:
+    """Float64 ``||x_i||^2`` of every row of a float32 array (the same bits for a row wherever it is stored)."""
+    return np.einsum("ij,ij->i", x32, x32, dtype=np.float64)
+
+
+def bank_centre(reference: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """The centre :func:`prepare` uses: the float64 mean of ``reference[rows]``, float32-rounded for float32 data.
+
+    Example:
+        >>> bank_centre(np.array([[0.0, 1.0], [2.0, 3.0], [9.0, 9.0]]), rows=np.array([0, 1])).tolist()
+        [1.0, 2.0]
+
+    """
+    if rows is None or _is_permutation(rows, reference.shape[0]):
+        # A reordering of every row has the same mean: no gather needed.
+        centre = reference.mean(axis=0, dtype=np.float64)
+    else:
+        total = np.zeros(reference.shape[1], dtype=np.float64)
+        for i0 in range(0, rows.size, _CENTRE_CHUNK):
+            total += reference[rows[i0 : i0 + _CENTRE_CHUNK]].sum(axis=0, dtype=np.float64)
+        centre = total / max(1, rows.size)
+    if reference.dtype != np.float64:
+        # Rounding the centre to float32 is a translation (distances unchanged) that lets float32 data be centred
+        # in float32, with the same result as in float64 (see ``_subtrahend``).
+        centre = centre.astype(np.float32).astype(np.float64)
+    return centre
+
+
 def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None = None) -> Prepared:
     """Centre both sets on the bank mean (computed in float64) and make the float32 copies the search uses.
 
@@ -190,18 +223,7 @@ def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None 
 
 
     """
-    if rows is None or _is_permutation(rows, reference.shape[0]):
-        # A reordering of every row has the same mean: no gather needed.
-        centre = reference.mean(axis=0, dtype=np.float64)
-    else:
-        total = np.zeros(reference.shape[1], dtype=np.float64)
-        for i0 in range(0, rows.size, _CENTRE_CHUNK):
-            total += reference[rows[i0 : i0 + _CENTRE_CHUNK]].sum(axis=0, dtype=np.float64)
-        centre = total / max(1, rows.size)
-    if reference.dtype != np.float64:
-        # Rounding the centre to float32 is a translation (distances unchanged) that lets float32 data be centred
-        # in float32, with the same result as in float64 (see ``_subtrahend``).
-        centre = centre.astype(np.float32).astype(np.float64)
+    centre = bank_centre(reference, rows)
     return Prepared(
         reference=reference,
         queries=queries,

@@ -33,6 +33,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
 
 from lightning_repgap import _callback_faults as _cf
+from lightning_repgap import _val_capture as _vc
 from lightning_repgap._callback_args import (
     _N_DEPRECATED_ARGS,
     _analysis_config,
@@ -119,6 +120,10 @@ class RepresentationGapCallback(Callback):
             points or a failed snapshot write never aborts ``fit``: the undefined keys are logged as NaN,
             ``<prefix>/valid`` as 0, and one warning per cause and layer names the fix (see
             :mod:`lightning_repgap._faults`). Configuration errors are raised when training starts, never later.
+        capture_validation: take the validation probe's representations from the validation loop's own forward
+            passes where its loader's order says which batch row is which probe sample (sequential or unshuffled
+            distributed sampler), instead of a second pass; anything uncertain falls back to the probe pass, see
+            :mod:`lightning_repgap._val_capture`.
         kwargs: deprecated analysis arguments ``backend``, ``index``, ``min_size``, ``fit_min_size``,
             ``n_bootstrap``, ``calibrate``: they still work, with a ``DeprecationWarning``; pass
             ``config=GapConfig(...)`` instead. They will be removed in 0.3.
@@ -152,6 +157,7 @@ class RepresentationGapCallback(Callback):
         forward_fn: Callable[[torch.nn.Module, Any], Any] | None = None,
         reference_fn: Callable[[LightningModule], Tensor] | None = None,
         strict: bool | None = None,
+        capture_validation: bool = True,
         **kwargs: Any,
     ) -> None:
         self.reference_fn = reference_fn
@@ -204,6 +210,8 @@ class RepresentationGapCallback(Callback):
         self._metrics: dict[str, RepresentationGap] = {}
         self.strict = strict
         self._faults = FaultPolicy(strict_mode(strict))
+        self.capture_validation = bool(capture_validation)
+        self._val_capture = _vc.ValidationCapture()
         #: Histories of earlier runs measured with other probe settings (resumed from a checkpoint), kept apart.
         self.archived_history: list[dict[str, Any]] = []
 
@@ -270,6 +278,25 @@ class RepresentationGapCallback(Callback):
             self.snapshot_dir = trainer.strategy.broadcast(self.snapshot_dir)
         self._metrics = {}
 
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Arm the capture of the validation probe during this validation loop, when the callback measures after it."""
+        if not self._should_skip(trainer):
+            _vc.arm(self, trainer, pl_module)
+
+    def on_validation_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Hook the watched layers for a validation batch holding validation-probe rows."""
+        self._val_capture.batch_start(batch, batch_idx, dataloader_idx)
+
+    def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kw: Any) -> None:
+        """Unhook and keep the batch's probe rows."""
+        self._val_capture.batch_end()
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        """Never leave a hook behind."""
+        self._val_capture.stop()
+
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Measure and log, unless this validation run is a sanity check, a dev run or off the schedule."""
         if self._should_skip(trainer):
@@ -313,7 +340,7 @@ class RepresentationGapCallback(Callback):
         # Identical numbers on every rank (EarlyStopping decisions and logged values must agree).
         values = trainer.strategy.broadcast(values, src=0)
         t2 = time.perf_counter()
-        self.last_timing = {"probe": t1 - t0, "compute": t2 - t1}
+        self.last_timing = {"probe": t1 - t0, "compute": t2 - t1, "val_captured": self._val_capture.last_count}
         log.debug("repgap epoch=%d probe %.3fs compute %.3fs", trainer.current_epoch, t1 - t0, t2 - t1)
         self.history.append({"epoch": trainer.current_epoch, "step": trainer.global_step, **values})
         if len(self._sources()) > 1 and self.log_figures and trainer.is_global_zero:
@@ -336,21 +363,23 @@ class RepresentationGapCallback(Callback):
         for role, dataset_key in (("reference", "train"), ("queries", "val"), ("train_queries", "train")):
             if not indices[role] or (role == "reference" and self.reference_fn is not None):
                 continue
+
+            def embed(rows: list[int], key: str = dataset_key) -> tuple[dict[str, Tensor], Tensor | None]:
+                loader = self._probe_loader(datasets[key], rows, datasets[f"{key}_collate"], trainer)
+                if not layers:
+                    inputs, labels = embed_inputs(loader, transfer_fn=transfer)
+                    return {_INPUT: inputs}, labels
+                context = trainer.precision_plugin.forward_context()
+                return embed_batches(
+                    pl_module, loader, layers, pooling=self.pooling, forward_fn=self.forward_fn,
+                    transfer_fn=transfer, precision_context=context,
+                )  # fmt: skip
+
+            if role == "queries":  # rows the validation loop captured, plus the probe pass for the rest
+                feats[role], labels[role] = _vc.split_queries(self, trainer, indices[role], embed)
+                continue
             mine = self._shard(indices[role], trainer)
-            loader = self._probe_loader(datasets[dataset_key], mine, datasets[f"{dataset_key}_collate"], trainer)
-            if layers:
-                feats[role], labels[role] = embed_batches(
-                    pl_module,
-                    loader,
-                    layers,
-                    pooling=self.pooling,
-                    forward_fn=self.forward_fn,
-                    transfer_fn=transfer,
-                    precision_context=trainer.precision_plugin.forward_context(),
-                )
-            else:
-                inputs, labels[role] = embed_inputs(loader, transfer_fn=transfer)
-                feats[role] = {_INPUT: inputs}
+            feats[role], labels[role] = embed(mine)
             feats[role]["__index__"] = torch.as_tensor(mine, dtype=torch.int64)
         if self.reference_fn is not None:
             feats["reference"] = {self._sources()[0]: self._call_reference_fn(trainer, pl_module)}

@@ -14,6 +14,7 @@ import logging
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,7 @@ from lightning_repgap.dimension import (
     warn_disagreement,
 )
 from lightning_repgap.gap import DUP_RTOL, GapCurve, build_curve
+from lightning_repgap.search import SearchEngine
 
 __all__ = [
     "ACCURACY_KEYS",
@@ -137,9 +139,13 @@ def _gap_compute(
     config: GapConfig | None = None,
     *,
     num_threads: int | None = None,
+    wrap_engine: Callable[[SearchEngine], SearchEngine] | None = None,
     **settings: Unpack[GapSettings],
 ) -> GapResult:
     """One blocked search, then the fit, the cross-check estimators and the derived ratios.
+
+    ``wrap_engine`` is handed to :func:`~lightning_repgap.gap.build_curve` (the Metric shares the exact search among
+    DDP ranks with it); every number is the same with or without it.
 
     With an approximate ``index`` (``"auto"`` resolved by :func:`~lightning_repgap.approximate.resolve_index`) the
     curve comes from :func:`~lightning_repgap.approximate.approximate_gap` and ``recall`` / ``gap_rel_error`` are
@@ -173,6 +179,7 @@ def _gap_compute(
         num_threads=num_threads,
         index=config.index,
         search_precision=config.search_precision,
+        wrap_engine=wrap_engine,
     )
     curve = restore_curve(curve, exponent)
     copies = near_copies(reference, curve.knn_index, DUP_RTOL * curve.scale, curve.knn_dist_sq)

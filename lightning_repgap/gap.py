@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -294,6 +294,7 @@ def build_curve(
     device: torch.device | None = None,
     engine: SearchEngine | None = None,
     search_precision: SearchPrecision = "auto",
+    wrap_engine: Callable[[SearchEngine], SearchEngine] | None = None,
 ) -> GapCurve:
     """The one curve builder: one engine search, then running minima, scale, concentration and neighbour distances.
 
@@ -318,6 +319,8 @@ def build_curve(
         engine: a ready :class:`~lightning_repgap.search.SearchEngine`; overrides ``index``, ``backend``, ``gemm``
             and ``device``.
         search_precision: see :func:`gap_curve`.
+        wrap_engine: applied to the engine before it runs, e.g. to share an exact search among DDP ranks
+            (``lightning_repgap._shard``); it must return an engine with the same contract.
 
     Returns:
         A :class:`GapCurve`.
@@ -341,6 +344,8 @@ def build_curve(
         name = resolve_index(index, n_max)
         options: dict[str, Any] = {} if name == "exact" else {"seed": seed}
         engine = engine_for(name, backend=backend, gemm=gemm, device=device, precision=search_precision, **options)
+    if wrap_engine is not None:
+        engine = wrap_engine(engine)
     scope = thread_scope(num_threads, faiss=engine.uses_faiss)  # validates num_threads before the bank is copied
     # Only the first ``grid[-1]`` bank points take part; the rest of ``reference`` is ignored.
     order = np.random.default_rng(seed).permutation(n_max)[:searched] if seed is not None else None

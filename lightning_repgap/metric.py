@@ -17,6 +17,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from lightning_repgap._checks import _check_positive_int, _to_numpy
+from lightning_repgap._shard import shard_of
 from lightning_repgap.config import GapConfig, field_names
 from lightning_repgap.functional import GapInputs, GapResult, _gap_compute, _gap_update
 
@@ -48,6 +49,9 @@ class RepresentationGap(Metric):
     ``gap_ratio`` when training queries were given, ``knn_acc`` when labels were, and ``recall`` / ``gap_rel_error``
     with an approximate ``index``. Log it with ``self.log_dict(metric.compute())`` and call ``reset()`` once per
     evaluation: the search runs in ``compute``, so do not call the metric per batch through ``forward``.
+
+    Under DDP (states synced in ``compute``) each rank searches its share of the bank and the results are merged
+    across ranks (:mod:`lightning_repgap._shard`): every rank returns the same numbers, equal to one process's.
 
     Memory: the bank is kept until ``compute`` (``max_reference * D`` floats per process; pass
     ``compute_on_cpu=True`` to hold it off the accelerator). The states are not saved in checkpoints.
@@ -202,15 +206,13 @@ class RepresentationGap(Metric):
     def _gathered(self, role: str, cap: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Concatenate a set, sort it by probe index and drop repeats (DDP padding), then apply the cap."""
         values = getattr(self, role)
-        if isinstance(values, list) and not values:
+        if _empty(values):
             return None, None
         x = _to_numpy(dim_zero_cat(values), role)
         idx = _to_numpy(dim_zero_cat(getattr(self, f"{role}_index")), f"{role}_index")
         labels = None
         label_state = {"reference": "reference_labels", "queries": "queries_labels"}.get(role)
-        if label_state is not None and not (
-            isinstance(getattr(self, label_state), list) and not getattr(self, label_state)
-        ):
+        if label_state is not None and not _empty(getattr(self, label_state)):
             labels = _to_numpy(dim_zero_cat(getattr(self, label_state)), label_state)
             if labels.shape[0] != x.shape[0]:
                 raise ValueError(f"Labels were given for only some updates of `{role}`; give them always or never.")
@@ -239,7 +241,11 @@ class RepresentationGap(Metric):
             reference_labels = query_labels = None
         inputs = _gap_update(reference, queries, train_queries, reference_labels, query_labels)
         self.last_inputs = inputs
-        self.last_result = _gap_compute(inputs, self.config, num_threads=self.num_threads)
+        # Synced states are the same on every rank: each rank searches its share of the bank (same numbers).
+        shard = shard_of(self.process_group) if self._is_synced else None
+        self.last_result = _gap_compute(
+            inputs, self.config, num_threads=self.num_threads, wrap_engine=None if shard is None else shard.wrap
+        )
         return {k: torch.tensor(v, dtype=torch.float32, device=self.device) for k, v in self.last_result.values.items()}
 
     def plot(self, val: Any = None, ax: Any = None) -> Any:
@@ -256,6 +262,11 @@ class RepresentationGap(Metric):
                 raise RuntimeError("Nothing to plot: call compute() first or pass a GapCurve as `val`.")
             return plot_gap_curve(self.last_result.curve, fit=self.last_result.fit, ax=ax)
         return plot_gap_curve(val, ax=ax)
+
+
+def _empty(state: Any) -> bool:
+    """Whether a list state holds nothing: ``[]``, or after a DDP sync the empty tensor torchmetrics puts there."""
+    return (isinstance(state, list) and not state) or (isinstance(state, Tensor) and state.numel() == 0)
 
 
 def _non_empty_list(state: Any) -> bool:

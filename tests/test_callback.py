@@ -288,6 +288,11 @@ def test_ddp_matches_single_process_and_writes_once(tmp_path):
     rank0 = json.loads((runs[2] / "history-rank0.json").read_text())
     rank1 = json.loads((runs[2] / "history-rank1.json").read_text())
     assert rank0 == rank1, "every rank must log the same numbers"
+    # The validation probe came from the validation loops (each rank its shard, padding repeats included).
+    captured = [json.loads((runs[2] / f"timing-rank{r}.json").read_text())["val_captured"] for r in (0, 1)]
+    assert min(captured) > 0
+    assert sum(captured) >= 300
+    assert json.loads((runs[1] / "timing-rank0.json").read_text())["val_captured"] == 300
     assert len(single) == len(rank0) == 2
     for a, b in zip(single, rank0, strict=True):
         for key, value in a.items():

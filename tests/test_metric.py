@@ -14,6 +14,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lightning_repgap import RepresentationGap, representation_gap
+from lightning_repgap.search import ExactEngine
 
 FAST = {"n_bootstrap": 50}
 
@@ -180,8 +181,21 @@ def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
         metric.update(reference=ref[mine], reference_index=mine, reference_labels=ref_lab[mine])
         metric.update(queries=qs[q_mine], query_index=q_mine, query_labels=q_lab[q_mine])
         metric.update(train_queries=tq[q_mine], train_index=q_mine)
+        searched: list[int] = []
+        search = ExactEngine.search
+
+        def spy(self, reference, queries, order, sizes, **kwargs):  # how much of the bank this rank searches
+            searched.append(len(order))
+            return search(self, reference, queries, order, sizes, **kwargs)
+
+        ExactEngine.search = spy  # type: ignore[method-assign]
         out = metric.compute()
         torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+        result = metric.last_result
+        torch.save(
+            {"values": result.values, "per_query": result.curve.per_query, "searched": searched},
+            os.path.join(out_dir, f"rank{rank}-result.pt"),
+        )
     finally:
         dist.destroy_process_group()
 
@@ -196,3 +210,12 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     _assert_same(r0, r1, rtol=0.0)
     _assert_same(r0, expected, rtol=1e-5)
     np.testing.assert_equal(float(r0["dup_frac"]), 0.0)
+    # The search is shared (each rank searches half the bank) and every number is one process's, bit for bit.
+    one = RepresentationGap(**FAST)
+    one.update(reference=ref, queries=qs, train_queries=tq, reference_labels=ref_lab, query_labels=q_lab)
+    one.compute()
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"rank{rank}-result.pt", weights_only=False)
+        assert got["searched"] == [1500]
+        assert got["values"] == one.last_result.values
+        np.testing.assert_array_equal(got["per_query"], one.last_result.curve.per_query)

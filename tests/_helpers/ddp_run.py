@@ -24,7 +24,7 @@ def main() -> None:
     torch.set_num_threads(1)
     pl.seed_everything(0)
     model = MLP(lr=0.0)  # frozen weights: every process count must measure the same network
-    train, val = loaders(n_train=1536, n_val=300)
+    train, val = loaders(n_train=1536, n_val=301)  # odd: DistributedSampler pads the validation shards
     cb = RepresentationGapCallback(
         layer="backbone",
         train_probe=1024,
@@ -49,6 +49,8 @@ def main() -> None:
     trainer.fit(model, train, val)
     with open(os.path.join(out_dir, f"history-rank{trainer.global_rank}.json"), "w") as fh:
         json.dump(cb.history, fh)
+    with open(os.path.join(out_dir, f"timing-rank{trainer.global_rank}.json"), "w") as fh:
+        json.dump(cb.last_timing, fh)
 
 
 if __name__ == "__main__":
