@@ -57,3 +57,16 @@ def test_every_module_declares_all(path):
         if isinstance(t, ast.Name)
     }
     assert "__all__" in names
+
+
+def test_every_module_is_in_the_readme_layout_table():
+    # The README's layout table is the map a newcomer reads first; a module missing from it is invisible there.
+    readme = (PACKAGE.parent / "README.md").read_text()
+    missing = [p.name for p in MODULES if p.stem != "__init__" and f"`{p.name}`" not in readme]
+    assert missing == []
+
+
+def test_every_module_is_in_the_architecture_page():
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    missing = [p.name for p in MODULES if p.stem != "__init__" and p.stem not in page]
+    assert missing == []
