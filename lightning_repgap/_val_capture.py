@@ -127,15 +127,17 @@ class ValidationCapture:
     def _hook(self, name: str, rows: Tensor, batch_rows: int) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             self._fired[name] += 1
+            # This runs inside the user's forward: an exception here would end their fit, and the probe pass can
+            # always take over, so any failure only switches the capture off for this epoch.
             try:
                 pooled = pool(output, self._pooling)
-            except (TypeError, ValueError):
+                if pooled.shape[0] != batch_rows:
+                    self._ok = False
+                    return
+                self._rows[name].append(pooled[rows.to(pooled.device)].to("cpu", torch.float32).clone())
+            except Exception as err:
+                log.debug("validation capture off for this epoch: %r", err)
                 self._ok = False
-                return
-            if pooled.shape[0] != batch_rows:
-                self._ok = False
-                return
-            self._rows[name].append(pooled[rows.to(pooled.device)].to("cpu", torch.float32).clone())
 
         return hook
 

@@ -115,3 +115,20 @@ def test_uncertain_capture_falls_back_to_the_probe_pass(model, loader, kwargs, p
     assert cb.history == probe_pass_history  # every case's probe pass is MLP's forward on the same rows
     warned = [str(w.message) for w in seen if "other representations than the probe pass" in str(w.message)]
     assert bool(warned) == (model is _ShiftedValidation)
+
+
+def test_a_failure_inside_the_capture_hook_never_reaches_the_users_forward(monkeypatch, probe_pass_history):
+    # The hook runs inside the model's forward: whatever goes wrong there must fall back to the probe pass.
+    import lightning_repgap._val_capture as val_capture
+
+    calls = {"n": 0}
+
+    def failing_pool(output, pooling):
+        calls["n"] += 1
+        raise RuntimeError("pooling broke")
+
+    monkeypatch.setattr(val_capture, "pool", failing_pool)
+    cb, _ = _fit(MLP, _val(), val_probe=64)
+    assert calls["n"] > 0  # the hook did run inside the validation forward
+    assert cb.last_timing["val_captured"] == 0
+    assert cb.history == probe_pass_history
