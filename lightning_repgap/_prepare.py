@@ -20,6 +20,7 @@ __all__ = [
     "centred32",
     "centred_aug32",
     "needs_float64_ranking",
+    "pair_dist_sq",
     "prepare",
     "row_sq_norms",
     "winner_distances",
@@ -90,11 +91,41 @@ class Prepared:
 
         """
         queries = self.queries if rows is None else self.queries[rows]
-        out = np.empty(index.shape, dtype=np.float64)
+        return pair_dist_sq(self.reference, queries, index if self.rows is None else self.rows[index])
+
+
+#: Query rows per step of :func:`pair_dist_sq`: float64 temporaries of (256, D), not (m, D), at a large D.
+PAIR_QUERY_STEP = 256
+
+
+def pair_dist_sq(reference: np.ndarray, queries: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Exact float64 ``||queries[i] - reference[index[i, l]]||^2``, ``inf`` where ``index[i, l] < 0`` (no row).
+
+    The one place the package scores query/row pairs in float64 (winners, neighbour tables, the DDP merge). Each
+    entry is computed on its own, so neither the step nor the missing entries change any value.
+
+    Args:
+        reference: ``(N, D)`` rows as given (float32 or float64).
+        queries: ``(m, D)`` queries as given.
+        index: ``(m, k)`` rows of ``reference`` per query (``-1``: none).
+
+    Returns:
+        float64 array shaped like ``index``.
+
+    Example:
+        >>> pair_dist_sq(np.eye(2), np.zeros((1, 2)), np.array([[1, -1]])).tolist()
+        [[1.0, inf]]
+
+    """
+    out = np.full(index.shape, np.inf)
+    for i0 in range(0, index.shape[0], PAIR_QUERY_STEP):
+        block = index[i0 : i0 + PAIR_QUERY_STEP]
+        chunk = queries[i0 : i0 + PAIR_QUERY_STEP]
         for col in range(index.shape[1]):
-            diff = np.subtract(queries, self.bank_rows(index[:, col]), dtype=np.float64)
-            out[:, col] = np.einsum("ij,ij->i", diff, diff)
-        return out
+            valid = np.flatnonzero(block[:, col] >= 0)
+            diff = np.subtract(chunk[valid], reference[block[valid, col]], dtype=np.float64)
+            out[i0 + valid, col] = np.einsum("ij,ij->i", diff, diff)
+    return out
 
 
 # Rows centred per step in ``prepare``: bounds the float64 temporary to 32 MiB for D = 256 (plus the gathered chunk).

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lightning_repgap._prepare import bank_centre, centred32, row_sq_norms
+from lightning_repgap._prepare import bank_centre, centred32, pair_dist_sq, row_sq_norms
 from lightning_repgap.search import BankSearch, PrefixMinima, SearchEngine
 
 __all__ = ["Shard", "ShardedEngine", "rank_counts", "shard_of"]
@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 _CPU = torch.device("cpu")
 # Bank rows centred per step when squaring a rank's share (a bounded temporary).
 _CHUNK = 16384
-# Neighbour-table queries whose candidates are scored at a time.
-_QUERY_STEP = 256
 
 
 @dataclass(frozen=True)
@@ -209,13 +207,6 @@ class ShardedEngine:
 def _nearest_candidates(reference: np.ndarray, queries: np.ndarray, tables: list[np.ndarray], k: int) -> np.ndarray:
     """The ``k`` rows nearest to each query (float64 distances) among every rank's candidates (``-1``: none)."""
     rows = np.concatenate(tables, axis=1)
-    dist = np.full(rows.shape, np.inf)
-    for i0 in range(0, rows.shape[0], _QUERY_STEP):  # float64 temporaries of (step, D), as in gap._knn_dist_sq
-        queries64 = queries[i0 : i0 + _QUERY_STEP].astype(np.float64)
-        block = rows[i0 : i0 + _QUERY_STEP]
-        for col in range(rows.shape[1]):
-            valid = np.flatnonzero(block[:, col] >= 0)
-            diff = np.subtract(queries64[valid], reference[block[valid, col]], dtype=np.float64)
-            dist[i0 + valid, col] = np.einsum("ij,ij->i", diff, diff)
+    dist = pair_dist_sq(reference, queries, rows)
     keep = np.argsort(dist, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(rows, keep, axis=1)

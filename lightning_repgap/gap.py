@@ -23,7 +23,7 @@ import torch
 
 from lightning_repgap._checks import _check_gap_sets, _check_positive_int
 from lightning_repgap._gemm import GemmOption
-from lightning_repgap._prepare import centred32
+from lightning_repgap._prepare import centred32, pair_dist_sq
 from lightning_repgap._threads import thread_scope
 from lightning_repgap.calibration import concentration as _concentration
 from lightning_repgap.search import (
@@ -400,13 +400,7 @@ def _knn_dist_sq(reference: np.ndarray, queries: np.ndarray, found: BankSearch) 
     """
     knn_rows = found.knn_rows
     assert knn_rows is not None
-    out = np.empty(knn_rows.shape, dtype=np.float64)
-    step = 256  # query rows at a time: float64 temporaries of (256, D), not (r, D), at a large D
-    for i0 in range(0, knn_rows.shape[0], step):
-        queries64 = queries[i0 : i0 + step].astype(np.float64)
-        for col in range(knn_rows.shape[1]):
-            diff = np.subtract(queries64, reference[knn_rows[i0 : i0 + step, col]], dtype=np.float64)
-            out[i0 : i0 + step, col] = np.einsum("ij,ij->i", diff, diff)
+    out = pair_dist_sq(reference, queries, knn_rows)
     sorter = np.argsort(out, axis=1, kind="stable")
     return np.take_along_axis(out, sorter, axis=1), np.take_along_axis(knn_rows, sorter, axis=1)
 
