@@ -151,9 +151,14 @@ class ValidationCapture:
             self._ok = False
         if not self._ok:
             return
+        try:  # the user's validation batch: whatever its form, the probe pass can take over
+            _, labels = split_batch(batch)
+        except Exception as err:
+            log.debug("validation capture off for this epoch: %r", err)
+            self._ok = False
+            return
         self._index.extend(indices)
         self._seen.update(indices)
-        _, labels = split_batch(batch)
         if self._labels is not None and labels is not None and labels.shape[0] > int(rows.max()):
             self._labels.append(labels.detach()[rows.to(labels.device)].to("cpu", torch.int64))
         else:

@@ -117,17 +117,19 @@ def test_uncertain_capture_falls_back_to_the_probe_pass(model, loader, kwargs, p
     assert bool(warned) == (model is _ShiftedValidation)
 
 
-def test_a_failure_inside_the_capture_hook_never_reaches_the_users_forward(monkeypatch, probe_pass_history):
-    # The hook runs inside the model's forward: whatever goes wrong there must fall back to the probe pass.
+@pytest.mark.parametrize("broken", ["pool", "split_batch"], ids=["in-the-forward-hook", "at-batch-end"])
+def test_a_failure_inside_the_capture_never_reaches_the_users_fit(monkeypatch, probe_pass_history, broken):
+    # The hook runs inside the model's forward and batch_end on the user's batch: whatever goes wrong there must
+    # fall back to the probe pass.
     import lightning_repgap._val_capture as val_capture
 
     calls = {"n": 0}
 
-    def failing_pool(output, pooling):
+    def failing(*args, **kwargs):
         calls["n"] += 1
-        raise RuntimeError("pooling broke")
+        raise RuntimeError(f"{broken} broke")
 
-    monkeypatch.setattr(val_capture, "pool", failing_pool)
+    monkeypatch.setattr(val_capture, broken, failing)
     cb, _ = _fit(MLP, _val(), val_probe=64)
     assert calls["n"] > 0  # the hook did run inside the validation forward
     assert cb.last_timing["val_captured"] == 0
