@@ -78,7 +78,8 @@ def _threads() -> dict[str, Any]:
         "torch": torch.get_num_threads(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "pools": sorted(f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info()),
-        "choices": {"screen": dict(_screen._probed), "gemm": dict(_gemm._chosen)},
+        # The timing probes' choices: bf16 screen per (width, library), tile library per inner width.
+        "choices": {"screen": {str(k): v for k, v in _screen._probed.items()}, "gemm": dict(_gemm._chosen)},
     }
 
 

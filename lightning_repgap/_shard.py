@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lightning_repgap._gemm import cpu_engine
+from lightning_repgap._gemm import GemmOption, cpu_engine
 from lightning_repgap._screen import use_screen
 from lightning_repgap.search import BankSearch, ExactEngine, PrefixMinima, SearchEngine
 
@@ -206,5 +206,5 @@ class ShardedEngine:
         numpy_tiles = cpu_engine(dim + 1, work, device, inner.gemm) == "numpy"
         screen = use_screen(inner.precision, dim, work, device, inner.gemm)
         numpy_tiles, screen = (bool(v) for v in self.shard.all_gather(np.array([numpy_tiles, screen]))[0])
-        gemm = "numpy" if numpy_tiles else "torch"
+        gemm: GemmOption = "numpy" if numpy_tiles else "torch"
         return dataclasses.replace(inner, gemm=gemm, precision="bf16-screen" if screen else "fp32")
