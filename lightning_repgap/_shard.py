@@ -3,7 +3,7 @@
 Under DDP every rank holds the same gathered bank and queries (the Metric's ``cat`` states); without sharding each
 rank would run the same full search. :class:`ShardedEngine` wraps an exact
 :class:`~lightning_repgap.search.SearchEngine`: rank ``r`` of ``W`` searches the whole bank (every grid size) for the
-queries ``m r / W`` to ``m (r + 1) / W``, then the per-size minima and the neighbour-table rows of every rank are
+queries ``r, r + W, r + 2W, ...``, then the per-size minima and the neighbour-table rows of every rank are
 all-gathered and put together. Each query's results come from one search over the same bank, centred on the same
 centre, as in one process, so they are that process's: the exact engine's results are per query (a query's float64
 minima and float32 candidates do not depend on which other queries share its tiles). The centre and ``sq_dev_sum``
@@ -40,7 +40,7 @@ from lightning_repgap._gemm import GemmOption, cpu_engine
 from lightning_repgap._screen import use_screen
 from lightning_repgap.search import BankSearch, ExactEngine, PrefixMinima, SearchEngine
 
-__all__ = ["Shard", "ShardedEngine", "query_share", "shard_of"]
+__all__ = ["Shard", "ShardedEngine", "shard_of"]
 
 log = logging.getLogger(__name__)
 
@@ -101,17 +101,6 @@ def shard_of(group: Any = None) -> Shard | None:
     return Shard(rank=dist.get_rank(group), world_size=world, group=group, device=device)
 
 
-def query_share(m: int, rank: int, world_size: int) -> tuple[int, int]:
-    """The queries ``[start, stop)`` rank ``rank`` of ``world_size`` searches: contiguous, sizes differ by at most 1.
-
-    Example:
-        >>> [query_share(5, r, 3) for r in range(3)]
-        [(0, 1), (1, 3), (3, 5)]
-
-    """
-    return m * rank // world_size, m * (rank + 1) // world_size
-
-
 @dataclass(frozen=True)
 class ShardedEngine:
     """An exact engine whose search is shared among the ranks of a :class:`Shard` (see the module docstring).
@@ -153,16 +142,18 @@ class ShardedEngine:
         """See :meth:`lightning_repgap.search.SearchEngine.search`; the result is the same on every rank."""
         rank, world = self.shard.rank, self.shard.world_size
         m = queries.shape[0]
-        start, stop = query_share(m, rank, world)
+        # Every W-th query, so that each rank gets its share of every kind of query: the validation and the training
+        # queries (searched together, one after the other) and the neighbour-table queries (drawn among the first).
+        count = len(range(rank, m, world))
         # A rank without queries (fewer queries than ranks) searches one and drops it: it still takes part in the
         # collectives, and its centre and sq_dev_sum are everyone's.
-        mine = queries[start:stop] if stop > start else queries[:1]
+        mine = queries[rank::world] if count else queries[:1]
         engine = self._agreed(queries.shape[1], int(sizes[-1]) * mine.shape[0] * queries.shape[1])
         local_knn = None
         if knn_queries is not None:
             knn_queries = np.asarray(knn_queries, dtype=np.int64)
-            own = (knn_queries >= start) & (knn_queries < stop)
-            local_knn = knn_queries[own] - start
+            own = knn_queries % world == rank
+            local_knn = knn_queries[own] // world
         with_knn = local_knn is not None and local_knn.size > 0 and n_neighbors > 0
         local = engine.search(
             reference,
@@ -175,9 +166,9 @@ class ShardedEngine:
         # Each rank fills its own columns; the others hold (inf, -1), which any found row beats in the merge.
         dist_sq = np.full((len(sizes), m), np.inf)
         found_rows = np.full((len(sizes), m), -1, dtype=np.int64)
-        if stop > start:
-            dist_sq[:, start:stop] = local.minima.dist_sq
-            found_rows[:, start:stop] = local.minima.rows
+        if count:
+            dist_sq[:, rank::world] = local.minima.dist_sq
+            found_rows[:, rank::world] = local.minima.rows
         minima = None
         for d, r in zip(self.shard.all_gather(dist_sq), self.shard.all_gather(found_rows), strict=True):
             part = PrefixMinima(d, r)
@@ -190,7 +181,7 @@ class ShardedEngine:
                 assert local.knn_rows is not None
                 table[own] = local.knn_rows
             knn_rows = np.maximum.reduce(self.shard.all_gather(table))  # one owner per line, the rest -1
-        log.debug("sharded search rank %d/%d: queries %d:%d of %d", rank, world, start, stop, m)
+        log.debug("sharded search rank %d/%d: %d of %d queries", rank, world, count, m)
         return BankSearch(minima=minima, centre=local.centre, sq_dev_sum=local.sq_dev_sum, knn_rows=knn_rows)
 
     def _agreed(self, dim: int, work: int) -> SearchEngine:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lightning_repgap import _shard
-from lightning_repgap._shard import Shard, ShardedEngine, query_share, shard_of
+from lightning_repgap._shard import Shard, ShardedEngine, shard_of
 from lightning_repgap.gap import build_curve
 from lightning_repgap.search import BankSearch, ExactEngine, engine_for
 
@@ -91,17 +91,23 @@ def test_sharded_engine_equals_one_search(world, shuffled, precision):
 def test_each_rank_searches_the_bank_for_its_share_of_the_queries(monkeypatch):
     ref, qs = _data()
     sizes = np.array([16, 64, 256, 700])
-    searched: list[tuple[int, int, str]] = []
+    searched: list[tuple[int, int, int, str]] = []
     search = ExactEngine.search
 
-    def spy(self, reference, queries, order, sizes, **kwargs):
-        searched.append((len(order), queries.shape[0], self.precision))
-        return search(self, reference, queries, order, sizes, **kwargs)
+    def spy(self, reference, queries, order, sizes, knn_queries=None, n_neighbors=0):
+        searched.append((len(order), queries.shape[0], len(knn_queries), self.precision))
+        return search(self, reference, queries, order, sizes, knn_queries=knn_queries, n_neighbors=n_neighbors)
 
     monkeypatch.setattr(ExactEngine, "search", spy)
-    _sharded(2, lambda shard: shard.wrap(ExactEngine("torch")).search(ref, qs, np.arange(700), sizes))
+    pick = np.arange(30)  # the neighbour-table queries are the first ones (as in build_curve): still shared evenly
+    _sharded(
+        2,
+        lambda shard: shard.wrap(ExactEngine("torch")).search(
+            ref, qs, np.arange(700), sizes, knn_queries=pick, n_neighbors=3
+        ),
+    )
     # The whole bank, half of the 90 queries each, on the float32 tiles the (too small to probe) search gets.
-    assert sorted(searched) == [(700, 45, "fp32"), (700, 45, "fp32")]
+    assert sorted(searched) == [(700, 45, 15, "fp32"), (700, 45, 15, "fp32")]
 
 
 def test_fewer_queries_than_ranks():
@@ -170,13 +176,6 @@ def test_wrap_leaves_approximate_engines_and_single_ranks_alone():
     assert Shard(rank=1, world_size=2).wrap(ivf) is ivf
 
 
-def test_query_shares_and_no_process_group():
-    for m, world in [(1, 2), (7, 3), (10, 2), (1000, 7)]:
-        shares = [query_share(m, r, world) for r in range(world)]
-        # contiguous, covering every query once
-        assert [start for start, _ in shares] == [0] + [stop for _, stop in shares[:-1]]
-        assert shares[-1][1] == m
-        lengths = [stop - start for start, stop in shares]
-        assert max(lengths) - min(lengths) <= 1
+def test_no_process_group():
     assert shard_of() is None
     assert _shard.__all__
