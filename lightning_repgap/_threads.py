@@ -31,6 +31,7 @@ from lightning_repgap._checks import _check_positive_int
 
 __all__ = [
     "GemmLibrary",
+    "blas_limit",
     "blas_pools",
     "blas_threads",
     "current_threads",
@@ -198,6 +199,24 @@ def blas_pools() -> Any:
         return None
     pools = ThreadpoolController().select(threading_layer="pthreads")
     return pools if pools.lib_controllers else None
+
+
+@contextlib.contextmanager
+def blas_limit(count: int) -> Iterator[None]:
+    """Run the block with numpy's BLAS (the pthreads pools of :func:`blas_pools`) at ``count`` threads.
+
+    torch's count is untouched; the pools' counts are restored on exit.
+
+    Example:
+        >>> before = torch.get_num_threads()
+        >>> with blas_limit(1):
+        ...     torch.get_num_threads() == before
+        True
+
+    """
+    pools = blas_pools()
+    with contextlib.nullcontext() if pools is None else pools.limit(limits=count):
+        yield
 
 
 @contextlib.contextmanager

@@ -179,3 +179,32 @@ def test_wrap_leaves_approximate_engines_and_single_ranks_alone():
 def test_no_process_group():
     assert shard_of() is None
     assert _shard.__all__
+
+
+def test_the_measurement_runs_numpys_blas_at_its_thread_count(monkeypatch):
+    # A DDP rank runs at 1 thread of a shared machine; numpy's OpenBLAS, left at one thread per core, made the fits'
+    # small products cost ~8x their CPU time and competed with the other ranks for their cores.
+    from threadpoolctl import threadpool_info
+
+    from lightning_repgap import functional
+    from lightning_repgap._threads import blas_pools
+
+    if blas_pools() is None:
+        pytest.skip("no pthreads BLAS whose threads can be set")
+    seen: list[list[int]] = []
+    fits = functional.trusted_dimension
+
+    def counts() -> list[int]:  # numpy's pthreads pools (FAISS' OpenMP-threaded OpenBLAS is left alone on purpose)
+        return [p["num_threads"] for p in threadpool_info() if p.get("threading_layer") == "pthreads"]
+
+    def spy(*args, **kwargs):
+        seen.append(counts())
+        return fits(*args, **kwargs)
+
+    monkeypatch.setattr(functional, "trusted_dimension", spy)
+    ref, qs = _data(n=600, m=60)
+    before = counts()
+    functional.analyze(ref, qs, num_threads=1, n_bootstrap=10)
+    assert seen
+    assert set(seen[0]) == {1}
+    assert counts() == before  # restored
