@@ -37,6 +37,7 @@ __all__ = [
     "current_threads",
     "default_num_threads",
     "faiss_threads",
+    "measurement_threads",
     "requested_num_threads",
     "thread_scope",
     "torch_threads",
@@ -217,6 +218,24 @@ def blas_limit(count: int) -> Iterator[None]:
     pools = blas_pools()
     with contextlib.nullcontext() if pools is None else pools.limit(limits=count):
         yield
+
+
+@contextlib.contextmanager
+def measurement_threads(num_threads: int | None) -> Iterator[int]:
+    """The thread settings of a whole measurement: :func:`thread_scope`'s, with numpy's BLAS at the same count.
+
+    numpy's BLAS runs at the measurement's count throughout, not only in the search's tiles: left at its default,
+    one thread per core, the fits' small products spent about 8x their CPU time on OpenBLAS' threads, and under DDP
+    every rank's pool competed for the cores of the other ranks.
+
+    Example:
+        >>> with measurement_threads(1) as count:
+        ...     count, torch.get_num_threads()
+        (1, 1)
+
+    """
+    with thread_scope(num_threads) as count, blas_limit(count):
+        yield count
 
 
 @contextlib.contextmanager

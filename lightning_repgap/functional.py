@@ -33,7 +33,7 @@ from lightning_repgap._duplicates import (
 from lightning_repgap._faults import DegenerateRepresentationError, TooFewDistinctPointsError
 from lightning_repgap._local_dimension import _cross_check
 from lightning_repgap._scale import rescale, restore_curve, unit_exponent
-from lightning_repgap._threads import blas_limit, thread_scope
+from lightning_repgap._threads import measurement_threads
 from lightning_repgap.approximate import APPROXIMATE_KEYS, ApproximateGap
 from lightning_repgap.config import GapConfig, GapSettings
 from lightning_repgap.dimension import (
@@ -152,22 +152,10 @@ def _gap_compute(
     curve comes from :func:`~lightning_repgap.approximate.approximate_gap` and ``recall`` / ``gap_rel_error`` are
     added; with ``"exact"`` nothing differs from the exact search.
 
-    numpy's BLAS runs at the measurement's thread count throughout (not only in the search's tiles): left at its
-    default, one thread per core, the fits' small products spent about 8x their CPU time on OpenBLAS' threads, and
-    under DDP every rank's pool competed for the cores the other ranks use.
+    Callers run it inside :func:`~lightning_repgap._threads.measurement_threads` (a ``with`` block adds no frame, so
+    warnings still point at the user's call).
     """
     config = GapConfig.resolve(config, settings)
-    with thread_scope(num_threads) as count, blas_limit(count):
-        return _measure(inputs, config, num_threads, wrap_engine)
-
-
-def _measure(
-    inputs: GapInputs,
-    config: GapConfig,
-    num_threads: int | None,
-    wrap_engine: Callable[[SearchEngine], SearchEngine] | None,
-) -> GapResult:
-    """:func:`_gap_compute` inside its thread settings."""
     t0 = time.perf_counter()
     # Exact copies leave the bank before the search (as DADApy removes identical points); see _duplicates.
     keep, exact_share = exact_copies(inputs.reference)
@@ -360,7 +348,8 @@ def analyze(
 
     """
     inputs = _gap_update(reference, queries, train_queries, reference_labels, query_labels)
-    return _gap_compute(inputs, GapConfig.resolve(config, settings), num_threads=num_threads)
+    with measurement_threads(num_threads):
+        return _gap_compute(inputs, GapConfig.resolve(config, settings), num_threads=num_threads)
 
 
 def representation_gap(

@@ -18,6 +18,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 from lightning_repgap._checks import _check_positive_int, _to_numpy
 from lightning_repgap._shard import shard_of
+from lightning_repgap._threads import measurement_threads
 from lightning_repgap.config import GapConfig, field_names
 from lightning_repgap.functional import GapInputs, GapResult, _gap_compute, _gap_update
 
@@ -244,9 +245,10 @@ class RepresentationGap(Metric):
         self.last_inputs = inputs
         # Synced states are the same on every rank: each rank searches for its share of the queries (same numbers).
         shard = shard_of(self.process_group) if self._is_synced else None
-        self.last_result = _gap_compute(
-            inputs, self.config, num_threads=self.num_threads, wrap_engine=None if shard is None else shard.wrap
-        )
+        with measurement_threads(self.num_threads):
+            self.last_result = _gap_compute(
+                inputs, self.config, num_threads=self.num_threads, wrap_engine=None if shard is None else shard.wrap
+            )
         return {k: torch.tensor(v, dtype=torch.float32, device=self.device) for k, v in self.last_result.values.items()}
 
     def plot(self, val: Any = None, ax: Any = None) -> Any:

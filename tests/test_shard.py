@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+import torch
 
-from lightning_repgap import _shard
+from lightning_repgap import RepresentationGap, _shard
 from lightning_repgap._shard import Shard, ShardedEngine, shard_of
 from lightning_repgap.gap import build_curve
 from lightning_repgap.search import BankSearch, ExactEngine, engine_for
@@ -205,6 +206,9 @@ def test_the_measurement_runs_numpys_blas_at_its_thread_count(monkeypatch):
     ref, qs = _data(n=600, m=60)
     before = counts()
     functional.analyze(ref, qs, num_threads=1, n_bootstrap=10)
-    assert seen
-    assert set(seen[0]) == {1}
+    metric = RepresentationGap(num_threads=1, n_bootstrap=10)
+    metric.update(reference=torch.from_numpy(ref), queries=torch.from_numpy(qs))
+    metric.compute()
+    assert len(seen) == 2  # the functional and the Metric
+    assert set(seen[0] + seen[1]) == {1}
     assert counts() == before  # restored
