@@ -421,7 +421,10 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {name} | {s['mean']:.2f} [{s['low']:.2f}, {s['high']:.2f}] | {s['worst']:.2f} |")
         lines.append("")
         if "by_noise" in entry:
-            names = list(entry["monitors"])[:4]
+            # The rule, the last frozen rule, no stopping and the labelled baseline.
+            wanted = ("previous rule (0.2 defaults)", "no stopping", "val_loss (labels)")
+            first = next(iter(entry["monitors"]))
+            names = [first] + [n for n in wanted if n in entry["monitors"] and n != first]
             lines += ["| label noise | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
             for noise, table in entry["by_noise"].items():
                 cells = [f"{table[n]['mean']:.2f} (worst {table[n]['worst']:.1f})" for n in names]

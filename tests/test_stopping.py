@@ -33,6 +33,7 @@ from studies import stopping as study
 
 RUNS = study.load_runs() if study.RUNS_FILE.exists() else []
 FRESH = study.load_runs(study.FRESH_FILE) if study.FRESH_FILE.exists() else []
+UNTOUCHED = study.load_runs(study.UNTOUCHED_FILE) if study.UNTOUCHED_FILE.exists() else []
 
 
 # ------------------------------------------------------------------------------------------------ the pure rule
@@ -502,22 +503,25 @@ def test_recordings_hold_every_regime_split_and_key():
     assert {0.0, 0.2, 0.4} <= {r["noise"] for r in RUNS if r["regime"] == "supervised"}
 
 
-@pytest.mark.skipif(not FRESH, reason="studies/stopping_fresh.json not recorded")
-def test_untouched_runs_follow_their_committed_plan_and_share_no_seed_with_the_tuning_runs():
+@pytest.mark.skipif(not (FRESH and UNTOUCHED), reason="studies/stopping_fresh*.json not recorded")
+@pytest.mark.parametrize("plan", ["fresh", "fresh2"])
+def test_later_run_sets_follow_their_committed_plan_and_share_no_seed_with_earlier_ones(plan):
     from studies import stopping_record
 
-    plan = {
-        "supervised": stopping_record.supervised_configs(False, "fresh"),
-        "ssl": stopping_record.ssl_configs(False, "fresh"),
-        "generative": stopping_record.generative_configs(False, "fresh"),
+    runs, earlier = (FRESH, RUNS) if plan == "fresh" else (UNTOUCHED, RUNS + FRESH)
+    expected = {
+        "supervised": stopping_record.supervised_configs(False, plan),
+        "ssl": stopping_record.ssl_configs(False, plan),
+        "generative": stopping_record.generative_configs(False, plan),
     }
-    recorded = {g: [{k: v for k, v in r.items() if k != "epochs"} for r in FRESH if r["regime"] == g] for g in plan}
-    assert recorded == plan
-    assert {r["seed"] for r in FRESH}.isdisjoint({r["seed"] for r in RUNS})
-    assert {"mlp", "cnn"} <= {r["arch"] for r in FRESH}
-    for run in FRESH:
+    recorded = {g: [{k: v for k, v in r.items() if k != "epochs"} for r in runs if r["regime"] == g] for g in expected}
+    assert recorded == expected
+    assert {r["seed"] for r in runs}.isdisjoint({r["seed"] for r in earlier})
+    assert {"mlp", "cnn"} <= {r["arch"] for r in runs}
+    for run in runs:
         n = len(run["epochs"]["truth"])
-        assert all(len(run["epochs"][k]) == n for k in ("gap_norm", "gap_ratio", "val_loss")), study._label(run)
+        keys = ("gap_norm", "dim_mle", "gap_ratio", "val_loss")
+        assert all(len(run["epochs"][k]) == n for k in keys), study._label(run)
 
 
 @pytest.mark.skipif(not RUNS, reason="studies/stopping_runs.json not recorded")
