@@ -82,6 +82,9 @@ _probed: dict[tuple[int, str], bool] = {}
 _BANK_STEP = 16384
 # Rows scored in float64 at once while re-scoring candidates (bounds the float64 temporaries).
 _RESCORE_CHUNK = 4096
+# Columns per group of a hit row whose maximum is compared first (see _candidates).
+_GROUP = 64
+_ULPS = 64 * EPS64
 
 
 @dataclass(frozen=True)
@@ -249,13 +252,23 @@ class _Bank:
         self.width = -(-(dim + _EXTRA) // _PAD) * _PAD
         half_sq = -torch.from_numpy(np.ascontiguousarray(reference_aug32[:, -1]))  # ||r||^2 / 2, float32
         mat = torch.empty((n, self.width), dtype=torch.bfloat16)
-        mat[:, :dim] = r32
         mat[:, dim + _EXTRA :] = 0.0
         resid = torch.empty(n, dtype=torch.float32)
-        # Few, large steps: every torch call is a parallel region, and on a busy host each one waits for its threads.
-        for i0 in range(0, n, _BANK_STEP):
-            i1 = min(n, i0 + _BANK_STEP)
-            torch.linalg.vector_norm(torch.sub(r32[i0:i1], mat[i0:i1, :dim]), dim=1, out=resid[i0:i1])
+        step = torch.empty((min(n, _BANK_STEP), dim), dtype=torch.float32)
+        # One step's rows: rounded to bf16 in place, widened back and subtracted in place (``bf(r) - r`` is exact in
+        # float32), on one thread: these passes are memory-bound, and on a busy host every parallel region waits.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for i0 in range(0, n, _BANK_STEP):
+                i1 = min(n, i0 + _BANK_STEP)
+                low, tmp = mat[i0:i1, :dim], step[: i1 - i0]
+                low.copy_(r32[i0:i1])
+                tmp.copy_(low)
+                tmp.sub_(r32[i0:i1])
+                torch.linalg.vector_norm(tmp, dim=1, out=resid[i0:i1])
+        finally:
+            torch.set_num_threads(threads)
         hi, lo = _split2(half_sq)
         mat[:, dim] = -hi
         mat[:, dim + 1] = -lo
@@ -390,14 +403,20 @@ class _Top:
         if not use.any():
             return False
         slot, lower = slot[use], lower[use]
-        touched = np.unique(slot)
-        all_slot = np.concatenate([np.repeat(touched, self.k), slot])
-        all_low = np.concatenate([self.table[touched].ravel(), lower])
-        order = np.lexsort((-all_low, all_slot))
-        all_slot, all_low = all_slot[order], all_low[order]
-        rank = np.arange(all_slot.size) - np.searchsorted(all_slot, all_slot)
-        keep = rank < self.k
-        self.table[all_slot[keep], rank[keep]] = all_low[keep]
+        above = lower > self.table[slot, -1]  # only these can enter a table
+        if not above.any():
+            return False
+        slot, lower = slot[above], lower[above]
+        order = np.argsort(slot, kind="stable")
+        slot, lower = slot[order], lower[order]
+        touched, start, counts = np.unique(slot, return_index=True, return_counts=True)
+        # Each touched table and its new entries side by side (padded with -inf), sorted once.
+        merged = np.full((touched.size, self.k + int(counts.max())), -np.inf)
+        merged[:, : self.k] = self.table[touched]
+        line = np.repeat(np.arange(touched.size), counts)
+        merged[line, self.k + np.arange(slot.size) - start[line]] = lower
+        merged.sort(axis=1)
+        self.table[touched] = merged[:, : -self.k - 1 : -1]
         return True
 
 
@@ -483,6 +502,9 @@ def _scan(
         mine = np.flatnonzero((knn_rows >= i0) & (knn_rows < i1))
         top = _Top(i1 - i0, knn_rows[mine] - i0, k)
         sigma = float64_slack(chunk, bank.dim, r_max)
+        # This chunk's candidates: row, bank position, upper bound on the true score, and size block.
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
+        block_best = np.empty((len(bounds) - 1, i1 - i0))
         for s in range(len(bounds) - 1):
             for j0 in range(bounds[s], bounds[s + 1], TILE):
                 j1 = min(j0 + TILE, bounds[s + 1])
@@ -506,17 +528,41 @@ def _scan(
                     if top.merge(rows, chunk.shift[rows] + vals - _OUT * np.abs(vals) - err[rows], filled):
                         # Tables rose: keep only what still reaches them (each table only ever rises).
                         keep = vals >= _upper_inverse(top.threshold()[rows] - chunk.shift[rows] - err[rows])
-                        rows, cols = rows[keep], cols[keep]
+                        rows, cols, vals = rows[keep], cols[keep], vals[keep]
                     total += rows.size
                     if total > _budget(m, knn_rows.size, k, pairs):
                         _fallback(f"{total} candidates after {pairs} scored pairs", t0)
                         return None
-                    cand_q.append(rows + i0)
-                    cand_j.append(cols + j0)
+                    upper = chunk.shift[rows] + vals + _OUT * np.abs(vals) + err[rows]
+                    found.append((rows, cols + j0, upper, s))
                 # The next tile's shift: this query's best lower bound so far (rounded to bf16 x 2).
                 target = top.threshold()
                 chunk.set_shift(np.where(np.isfinite(target), target, top.best))
+            block_best[s] = top.best
+        for rows, pos, keep in _still_able_to_win(found, block_best, top):
+            cand_q.append(rows[keep] + i0)
+            cand_j.append(pos[keep])
     return cand_q, cand_j, total
+
+
+def _still_able_to_win(
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]], block_best: np.ndarray, top: _Top
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A chunk's candidates with the mask of those that can still win, judged with the bounds at the end of the pass.
+
+    A candidate of size block ``s`` can only be the nearest at a prefix size ``>= sizes[s]``, whose best true score
+    is at least the running lower bound at the end of block ``s``; a neighbour-table candidate must reach its row's
+    final ``k``-th lower bound. Early tiles pass many points that later tiles beat: they need no float64 re-scoring.
+    """
+    kth = np.full(block_best.shape[1], np.inf)
+    if top.knn_local.size:
+        kth[top.knn_local] = top.table[:, -1]
+    out = []
+    for rows, pos, upper, s in found:
+        # A few float64 ulps of slack: ``upper`` and the bounds are float64 sums (keeping more is always safe).
+        upper = upper + _ULPS * (np.abs(upper) + np.abs(block_best[s, rows]))
+        out.append((rows, pos, (upper >= block_best[s, rows]) | (upper >= kth[rows])))
+    return out
 
 
 def _fallback(reason: str, t0: float) -> None:
@@ -526,13 +572,42 @@ def _fallback(reason: str, t0: float) -> None:
 def _candidates(out: torch.Tensor, hit: np.ndarray, thr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(row, column, float64 value)`` of the tile's entries ``>= thr[row]``, among the rows ``hit``.
 
-    One torch gather, then numpy on one thread: the rows are few, and on a busy host every parallel torch call
-    waits for its threads.
+    A hit row holds a few candidates among thousands of columns: its ``_GROUP``-wide column groups are reduced to
+    their maxima first (one torch pass over the hit rows, on one thread), and only the groups whose maximum reaches
+    the threshold are widened and compared (numpy). Scanning every column of every hit row in numpy cost several
+    times the row maxima of the whole tile. Narrow tiles (the first prefix sizes) are scanned whole.
     """
-    sub = out[torch.from_numpy(hit).to(out.device)].cpu().view(torch.int16).numpy()
-    values = (sub.astype(np.int32) << 16).view(np.float32)  # bf16 -> float32: the same bits, widened
-    r, c = np.nonzero(values >= thr[hit, None])
-    return hit[r], c, values[r, c].astype(np.float64)
+    width = out.shape[1]
+    hit_t = torch.from_numpy(hit).to(out.device)
+    # The rows' thresholds as float32 values <= thr (thr is float32 already, see _round_down).
+    row_thr = thr[hit].astype(np.float32)
+    if width < 4 * _GROUP:
+        values = _widen(out[hit_t].cpu())
+        r, c = np.nonzero(values >= row_thr[:, None])
+        return hit[r], c, values[r, c].astype(np.float64)
+    full = width // _GROUP
+    sub = out[hit_t] if hit.size < out.shape[0] // 2 else out  # gathered once, while the tile is still in cache
+    gmax = sub[:, : full * _GROUP].reshape(sub.shape[0], full, _GROUP).amax(dim=2)
+    if width % _GROUP:
+        gmax = torch.cat([gmax, sub[:, full * _GROUP :].amax(dim=1, keepdim=True)], dim=1)
+    if sub is out:
+        gmax = gmax[hit_t]
+        sub = sub[hit_t]
+    r, g = np.nonzero(gmax.float().cpu().numpy() >= row_thr[:, None])
+    cols = g[:, None] * _GROUP + np.arange(_GROUP)
+    inside = cols < width  # the last, narrower group
+    np.minimum(cols, width - 1, out=cols)
+    values = _widen(sub.cpu(), r[:, None], cols)
+    rr, cc = np.nonzero((values >= row_thr[r, None]) & inside)
+    return hit[r[rr]], cols[rr, cc], values[rr, cc].astype(np.float64)
+
+
+def _widen(tile: torch.Tensor, *index: np.ndarray) -> np.ndarray:
+    """bf16 entries (all, or ``tile[index]``) as float32: the same bits, widened (numpy, no torch call per group)."""
+    bits = tile.view(torch.int16).numpy()
+    if index:
+        bits = bits[index]
+    return (bits.astype(np.int32) << 16).view(np.float32)
 
 
 def _rescore(prep: Prepared, qi: np.ndarray, pos: np.ndarray) -> np.ndarray:
