@@ -236,6 +236,17 @@ def _split2(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return hi, lo
 
 
+def _bf16_bits(x32: np.ndarray) -> np.ndarray:
+    """Bits of ``x32`` (finite float32) rounded to bf16, to nearest even, as ``Tensor.to(torch.bfloat16)`` rounds."""
+    b = x32.view(np.uint32)
+    return ((b + (0x7FFF + ((b >> 16) & 1))) >> 16).astype(np.uint16)
+
+
+def _widen_bits(bits: np.ndarray) -> np.ndarray:
+    """bf16 bits as the float32 values they stand for (exact)."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
 def _round_down(thr: np.ndarray) -> np.ndarray:
     """A float32 value ``<= thr`` (elementwise), for comparisons with the bf16 outputs (exact in float32)."""
     out = thr.astype(np.float32)
@@ -284,15 +295,18 @@ class _Bank:
         # |h_1 + h_2 - ||x||^2 / 2|: bf16 split, float32 sum of squares, float32 rounding of the centred row.
         self.eta = half * (1.01 * U16 * U16 + 1.01 * gamma_d + 2.1 * U32)
         self.half = half
+        self._maxima: dict[tuple[int, int], tuple[float, float, float, float]] = {}
 
     def tile_bounds(self, j0: int, j1: int) -> tuple[float, float, float, float]:
-        """Maxima over bank rows ``j0:j1`` of ``R``, ``Delta``, ``eta``, ``N``."""
-        return (
-            float(self.norm[j0:j1].max()),
-            float(self.resid[j0:j1].max()),
-            float(self.eta[j0:j1].max()),
-            float(self.half[j0:j1].max()),
-        )
+        """Maxima over bank rows ``j0:j1`` of ``R``, ``Delta``, ``eta``, ``N`` (every query chunk asks again)."""
+        if (j0, j1) not in self._maxima:
+            self._maxima[j0, j1] = (
+                float(self.norm[j0:j1].max()),
+                float(self.resid[j0:j1].max()),
+                float(self.eta[j0:j1].max()),
+                float(self.half[j0:j1].max()),
+            )
+        return self._maxima[j0, j1]
 
 
 class _Chunk:
@@ -319,7 +333,18 @@ class _Chunk:
 
     def set_shift(self, target: np.ndarray) -> None:
         """Shift the scores by (about) ``target``; :attr:`shift` is the exact shift, a sum of two bf16 values."""
-        hi, lo = _split2(torch.from_numpy(target.astype(np.float32)))
+        t32 = target.astype(np.float32)
+        if self.mat.device.type == "cpu":
+            # Once per tile: numpy on the operand's bits, no torch call (each one costs a parallel region).
+            hi = _bf16_bits(t32)
+            hi32 = _widen_bits(hi)
+            lo = _bf16_bits(t32 - hi32)  # exact in float32
+            bits = self.mat.view(torch.int16).numpy().view(np.uint16)
+            bits[:, self.dim + 2] = hi ^ 0x8000  # -hi: the sign bit flipped
+            bits[:, self.dim + 3] = lo ^ 0x8000
+            self.shift = hi32.astype(np.float64) + _widen_bits(lo)
+            return
+        hi, lo = _split2(torch.from_numpy(t32))
         self.mat[:, self.dim + 2] = -hi.to(self.mat.device)
         self.mat[:, self.dim + 3] = -lo.to(self.mat.device)
         self.shift = hi.double().numpy() + lo.double().numpy()
