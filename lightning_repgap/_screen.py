@@ -85,6 +85,8 @@ _RESCORE_CHUNK = 4096
 # Columns per group of a hit row whose maximum is compared first (see _candidates).
 _GROUP = 64
 _ULPS = 64 * EPS64
+# Full tiles whose row maxima are timed with each thread count (see _Reductions).
+_TRIALS = 2
 
 
 @dataclass(frozen=True)
@@ -336,18 +338,18 @@ class _Chunk:
         t32 = target.astype(np.float32)
         if self.mat.device.type == "cpu":
             # Once per tile: numpy on the operand's bits, no torch call (each one costs a parallel region).
-            hi = _bf16_bits(t32)
-            hi32 = _widen_bits(hi)
-            lo = _bf16_bits(t32 - hi32)  # exact in float32
+            hi_bits = _bf16_bits(t32)
+            hi32 = _widen_bits(hi_bits)
+            lo_bits = _bf16_bits(t32 - hi32)  # exact in float32
             bits = self.mat.view(torch.int16).numpy().view(np.uint16)
-            bits[:, self.dim + 2] = hi ^ 0x8000  # -hi: the sign bit flipped
-            bits[:, self.dim + 3] = lo ^ 0x8000
-            self.shift = hi32.astype(np.float64) + _widen_bits(lo)
+            bits[:, self.dim + 2] = hi_bits ^ 0x8000  # -hi: the sign bit flipped
+            bits[:, self.dim + 3] = lo_bits ^ 0x8000
+            self.shift = hi32.astype(np.float64) + _widen_bits(lo_bits)
             return
         hi, lo = _split2(torch.from_numpy(t32))
         self.mat[:, self.dim + 2] = -hi.to(self.mat.device)
         self.mat[:, self.dim + 3] = -lo.to(self.mat.device)
-        self.shift = hi.double().numpy() + lo.double().numpy()
+        self.shift = hi.double().cpu().numpy() + lo.double().cpu().numpy()
 
 
 def tile_error(chunk: _Chunk, bank: _Bank, j0: int, j1: int, sigma: np.ndarray) -> np.ndarray:
@@ -521,6 +523,7 @@ def _scan(
     cand_q: list[np.ndarray] = []
     cand_j: list[np.ndarray] = []
     total = pairs = 0
+    reduce = _Reductions(threads)
     for i0 in range(0, m, TILE):
         i1 = min(m, i0 + TILE)
         chunk = _Chunk(q32[i0:i1], bank, first_rows, device)
@@ -536,10 +539,7 @@ def _scan(
                 err = tile_error(chunk, bank, j0, j1, sigma)
                 torch.set_num_threads(threads)
                 out = chunk.mat @ bank.mat[j0:j1].T
-                # The rest of the tile on one thread (the row maxima of a cached tile take a fraction of the
-                # product): every parallel torch call would wait for its threads, and on a busy host that dominates.
-                torch.set_num_threads(1)
-                o_max = out.amax(dim=1).double().cpu().numpy()  # one pass over the tile
+                o_max = reduce.row_max(out)  # one pass over the tile; the rest of the tile on the same threads
                 pairs += (i1 - i0) * (j1 - j0)
                 if not np.isfinite(o_max).all():
                     _fallback("non-finite screened scores", t0)
@@ -568,6 +568,37 @@ def _scan(
             cand_q.append(rows[keep] + i0)
             cand_j.append(pos[keep])
     return cand_q, cand_j, total
+
+
+class _Reductions:
+    """Threads of the per-tile work after the product (row maxima, candidates), chosen by timing it in place.
+
+    The row maxima of a tile cost a fraction of its product. With all threads they take about half as long on a
+    quiet host, but on a busy one every parallel region waits for its threads and one thread is several times
+    faster. So the first ``2 * _TRIALS`` full tiles time both, alternated, and the faster count is kept.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.seconds: dict[int, list[float]] = {1: [], threads: []} if threads > 1 else {}
+        self.chosen = 1 if threads > 1 else threads
+
+    def row_max(self, out: torch.Tensor) -> np.ndarray:
+        """Row maxima of the tile as float64; leaves torch on the chosen thread count for the rest of the tile."""
+        trial = bool(self.seconds) and out.shape == (TILE, TILE)
+        count = self.chosen
+        if trial:
+            count = 1 if len(self.seconds[1]) <= len(self.seconds[self.threads]) else self.threads
+        torch.set_num_threads(count)
+        t0 = time.perf_counter()
+        o_max = out.amax(dim=1)
+        if trial:
+            self.seconds[count].append(time.perf_counter() - t0)
+            if len(self.seconds[self.threads]) == _TRIALS:
+                self.chosen = min(self.seconds, key=lambda c: min(self.seconds[c]))
+                self.seconds = {}
+                torch.set_num_threads(self.chosen)
+        return o_max.double().cpu().numpy()
 
 
 def _still_able_to_win(
