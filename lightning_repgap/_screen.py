@@ -87,6 +87,8 @@ _GROUP = 64
 _ULPS = 64 * EPS64
 # Full tiles whose row maxima are timed with each thread count (see _Reductions).
 _TRIALS = 2
+# Bank positions that set the neighbour tables' first floors (see _Top.prime).
+_PRIME = 4096
 
 
 @dataclass(frozen=True)
@@ -393,12 +395,43 @@ class _Top:
         self.table = np.full((knn_local.size, k), -np.inf)  # descending lower bounds of the neighbour-table rows
         self.slot = np.full(rows, -1, dtype=np.int64)
         self.slot[knn_local] = np.arange(knn_local.size)
+        # Floors from a sample of the bank (:meth:`prime`): the k-th best and the best of the sample's lower bounds.
+        self.floor_k = np.full(knn_local.size, -np.inf)
+        self.floor_1 = np.full(knn_local.size, -np.inf)
+        self.floor_1_valid = False  # the best of the sample bounds prefixes that hold the whole sample only
+
+    def prime(self, chunk: _Chunk, bank: _Bank, sample: int, sigma: np.ndarray) -> None:
+        """Floors for the neighbour-table rows from the first ``sample`` bank positions (one small bf16 product).
+
+        The ``k``-th largest lower bound of ``k`` distinct bank points bounds the ``k``-th best of the whole bank
+        from below, so the tables' threshold starts high instead of rising slowly from the first, small tiles
+        (which would pass a neighbour-table row about ``k ln(n / k)`` points more than the floor does).
+        """
+        local = self.knn_local
+        if not local.size or sample < self.k:
+            return
+        err = tile_error(chunk, bank, 0, sample, sigma)[local]
+        rows = torch.from_numpy(local).to(chunk.mat.device)
+        out = chunk.mat[rows] @ bank.mat[:sample].T
+        top = torch.topk(out, self.k, dim=1).values.double().cpu().numpy()  # lower bounds rise with the output
+        low = chunk.shift[local, None] + top - _OUT * np.abs(top) - err[:, None]
+        self.floor_k, self.floor_1 = low[:, -1], low[:, 0]
+
+    def kth(self) -> np.ndarray:
+        """Per neighbour-table row: the lower bound on its ``k``-th best true score over the whole bank."""
+        return np.maximum(self.table[:, -1], self.floor_k)
 
     def threshold(self) -> np.ndarray:
-        """Per query: the lower bound a candidate's upper bound must reach."""
+        """Per query: the lower bound a candidate's upper bound must reach.
+
+        A neighbour-table row needs the points that can enter its table *or* be the nearest at a prefix size.
+        """
         out = self.best.copy()
         if self.knn_local.size:
-            out[self.knn_local] = self.table[:, -1]
+            best = self.best[self.knn_local]
+            if self.floor_1_valid:
+                best = np.maximum(best, self.floor_1)
+            out[self.knn_local] = np.minimum(best, self.kth())
         return out
 
     def fill(self, out: torch.Tensor, shift: np.ndarray, err: np.ndarray) -> np.ndarray:
@@ -530,10 +563,13 @@ def _scan(
         mine = np.flatnonzero((knn_rows >= i0) & (knn_rows < i1))
         top = _Top(i1 - i0, knn_rows[mine] - i0, k)
         sigma = float64_slack(chunk, bank.dim, r_max)
+        sample = min(bounds[-1], _PRIME)
+        top.prime(chunk, bank, sample, sigma)
         # This chunk's candidates: row, bank position, upper bound on the true score, and size block.
         found: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
         block_best = np.empty((len(bounds) - 1, i1 - i0))
         for s in range(len(bounds) - 1):
+            top.floor_1_valid = bounds[s + 1] >= sample  # this block's prefix sizes all hold the sample
             for j0 in range(bounds[s], bounds[s + 1], TILE):
                 j1 = min(j0 + TILE, bounds[s + 1])
                 err = tile_error(chunk, bank, j0, j1, sigma)
@@ -612,7 +648,7 @@ def _still_able_to_win(
     """
     kth = np.full(block_best.shape[1], np.inf)
     if top.knn_local.size:
-        kth[top.knn_local] = top.table[:, -1]
+        kth[top.knn_local] = top.kth()
     out = []
     for rows, pos, upper, s in found:
         # A few float64 ulps of slack: ``upper`` and the bounds are float64 sums (keeping more is always safe).
