@@ -44,6 +44,19 @@ import torch
 from lightning_repgap._exact import Tiles
 from lightning_repgap._gemm import PROBE_MIN_WORK, TileProduct, cpu_engine
 from lightning_repgap._prepare import Prepared
+from lightning_repgap._screen_tiles import (
+    EPS64,
+    OUTPUT_ROUNDING,
+    TILE,
+    U16,
+    Reductions,
+    RunningBounds,
+    bf16_bits,
+    candidates,
+    still_able_to_win,
+    upper_inverse,
+    widen_bits,
+)
 from lightning_repgap._threads import blas_threads, current_threads
 from lightning_repgap.config import SEARCH_PRECISIONS, SearchPrecision
 
@@ -62,13 +75,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-U16 = 2.0**-8  # bf16 unit roundoff (8 significant bits, round to nearest even)
 U32 = 2.0**-24
-EPS64 = 2.0**-52
-#: A bf16 output ``O`` is within ``OUTPUT_ROUNDING * |O|`` of the float32 sum it rounds (round to nearest even).
-OUTPUT_ROUNDING = U16 / (1.0 - U16)
 _OUT = OUTPUT_ROUNDING
-TILE = 2048
 # Extra columns: two for the norm, two for the shift; the width is padded to a multiple of this (faster kernels).
 _EXTRA = 4
 _PAD = 8
@@ -82,11 +90,6 @@ _probed: dict[tuple[int, str], bool] = {}
 _BANK_STEP = 16384
 # Rows scored in float64 at once while re-scoring candidates (bounds the float64 temporaries).
 _RESCORE_CHUNK = 4096
-# Columns per group of a hit row whose maximum is compared first (see _candidates).
-_GROUP = 64
-_ULPS = 64 * EPS64
-# Full tiles whose row maxima are timed with each thread count (see _Reductions).
-_TRIALS = 2
 # Bank positions that set the neighbour tables' first floors (see _Top.prime).
 _PRIME = 4096
 
@@ -100,7 +103,8 @@ class ScreenResult:
         dist_sq: float64 ``(S, m)`` their squared distances, as a float64 brute force computes them.
         knn: int64 ``(len(knn_rows), k)`` bank positions of the neighbour table, ascending by float64 distance, or
             ``None``.
-        candidates: bank points re-scored in float64.
+        candidates: (query, bank point) pairs that passed the screen (those still able to win at the end of the pass
+            were re-scored in float64).
 
     """
 
@@ -240,17 +244,6 @@ def _split2(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return hi, lo
 
 
-def _bf16_bits(x32: np.ndarray) -> np.ndarray:
-    """Bits of ``x32`` (finite float32) rounded to bf16, to nearest even, as ``Tensor.to(torch.bfloat16)`` rounds."""
-    b = x32.view(np.uint32)
-    return ((b + (0x7FFF + ((b >> 16) & 1))) >> 16).astype(np.uint16)
-
-
-def _widen_bits(bits: np.ndarray) -> np.ndarray:
-    """bf16 bits as the float32 values they stand for (exact)."""
-    return (bits.astype(np.uint32) << 16).view(np.float32)
-
-
 def _round_down(thr: np.ndarray) -> np.ndarray:
     """A float32 value ``<= thr`` (elementwise), for comparisons with the bf16 outputs (exact in float32)."""
     out = thr.astype(np.float32)
@@ -340,13 +333,13 @@ class _Chunk:
         t32 = target.astype(np.float32)
         if self.mat.device.type == "cpu":
             # Once per tile: numpy on the operand's bits, no torch call (each one costs a parallel region).
-            hi_bits = _bf16_bits(t32)
-            hi32 = _widen_bits(hi_bits)
-            lo_bits = _bf16_bits(t32 - hi32)  # exact in float32
+            hi_bits = bf16_bits(t32)
+            hi32 = widen_bits(hi_bits)
+            lo_bits = bf16_bits(t32 - hi32)  # exact in float32
             bits = self.mat.view(torch.int16).numpy().view(np.uint16)
             bits[:, self.dim + 2] = hi_bits ^ 0x8000  # -hi: the sign bit flipped
             bits[:, self.dim + 3] = lo_bits ^ 0x8000
-            self.shift = hi32.astype(np.float64) + _widen_bits(lo_bits)
+            self.shift = hi32.astype(np.float64) + widen_bits(lo_bits)
             return
         hi, lo = _split2(torch.from_numpy(t32))
         self.mat[:, self.dim + 2] = -hi.to(self.mat.device)
@@ -373,111 +366,6 @@ def float64_slack(chunk: _Chunk, dim: int, r_max: float) -> np.ndarray:
 
 def _budget(m: int, knn_count: int, k: int, pairs: int) -> int:
     return _BUDGET_PER_QUERY * m + 4 * k * knn_count + pairs // _BUDGET_PAIRS
-
-
-def _upper_inverse(tau: np.ndarray) -> np.ndarray:
-    """Smallest output ``O`` with ``O + u|O| >= tau`` (``O + u|O|`` increases with ``O``)."""
-    return np.where(tau >= 0, tau / (1.0 + _OUT), tau / (1.0 - _OUT))
-
-
-class _Top:
-    """Per query of a chunk: the running ``k``-th best lower bound on the true score (``k = 1`` for most rows).
-
-    Lower bounds of distinct bank points only: each tile's points enter once, either through :meth:`fill` (a row
-    whose table is not full yet: its top ``k`` of the tile) or through :meth:`merge` (its candidates: a point that
-    can enter a full table has an upper bound above the table's ``k``-th entry, so it is a candidate).
-    """
-
-    def __init__(self, rows: int, knn_local: np.ndarray, k: int) -> None:
-        self.best = np.full(rows, -np.inf)
-        self.knn_local = knn_local
-        self.k = k
-        self.table = np.full((knn_local.size, k), -np.inf)  # descending lower bounds of the neighbour-table rows
-        self.slot = np.full(rows, -1, dtype=np.int64)
-        self.slot[knn_local] = np.arange(knn_local.size)
-        # Floors from a sample of the bank (:meth:`prime`): the k-th best and the best of the sample's lower bounds.
-        self.floor_k = np.full(knn_local.size, -np.inf)
-        self.floor_1 = np.full(knn_local.size, -np.inf)
-        self.floor_1_valid = False  # the best of the sample bounds prefixes that hold the whole sample only
-
-    def prime(self, chunk: _Chunk, bank: _Bank, sample: int, sigma: np.ndarray) -> None:
-        """Floors for the neighbour-table rows from the first ``sample`` bank positions (one small bf16 product).
-
-        The ``k``-th largest lower bound of ``k`` distinct bank points bounds the ``k``-th best of the whole bank
-        from below, so the tables' threshold starts high instead of rising slowly from the first, small tiles
-        (which would pass a neighbour-table row about ``k ln(n / k)`` points more than the floor does).
-        """
-        local = self.knn_local
-        if not local.size or sample < self.k:
-            return
-        err = tile_error(chunk, bank, 0, sample, sigma)[local]
-        rows = torch.from_numpy(local).to(chunk.mat.device)
-        out = chunk.mat[rows] @ bank.mat[:sample].T
-        top = torch.topk(out, self.k, dim=1).values.double().cpu().numpy()  # lower bounds rise with the output
-        low = chunk.shift[local, None] + top - _OUT * np.abs(top) - err[:, None]
-        self.floor_k, self.floor_1 = low[:, -1], low[:, 0]
-
-    def kth(self) -> np.ndarray:
-        """Per neighbour-table row: the lower bound on its ``k``-th best true score over the whole bank."""
-        return np.maximum(self.table[:, -1], self.floor_k)
-
-    def threshold(self) -> np.ndarray:
-        """Per query: the lower bound a candidate's upper bound must reach.
-
-        A neighbour-table row needs the points that can enter its table *or* be the nearest at a prefix size.
-        """
-        out = self.best.copy()
-        if self.knn_local.size:
-            best = self.best[self.knn_local]
-            if self.floor_1_valid:
-                best = np.maximum(best, self.floor_1)
-            out[self.knn_local] = np.minimum(best, self.kth())
-        return out
-
-    def fill(self, out: torch.Tensor, shift: np.ndarray, err: np.ndarray) -> np.ndarray:
-        """Merge the tile's top ``k`` into the tables that are not full; returns which tables (a mask)."""
-        filled = self.table[:, -1] == -np.inf
-        if not filled.any():
-            return filled
-        need = np.flatnonzero(filled)
-        local = self.knn_local[need]
-        vals = out[torch.from_numpy(local).to(out.device)]
-        best = torch.topk(vals, min(self.k, vals.shape[1]), dim=1).values.double().cpu().numpy()
-        bound = shift[local, None] + best - _OUT * np.abs(best) - err[local, None]
-        merged = np.concatenate([self.table[need], bound], axis=1)
-        merged.sort(axis=1)
-        self.table[need] = merged[:, ::-1][:, : self.k]
-        return filled
-
-    def merge(self, rows: np.ndarray, lower: np.ndarray, filled: np.ndarray) -> bool:
-        """Merge candidates (chunk ``rows``, lower bounds ``lower``) into the full tables of their rows.
-
-        Returns:
-            Whether any table took candidates.
-        """
-        if not self.knn_local.size:
-            return False
-        slot = self.slot[rows]
-        use = slot >= 0
-        use[use] = ~filled[slot[use]]
-        if not use.any():
-            return False
-        slot, lower = slot[use], lower[use]
-        above = lower > self.table[slot, -1]  # only these can enter a table
-        if not above.any():
-            return False
-        slot, lower = slot[above], lower[above]
-        order = np.argsort(slot, kind="stable")
-        slot, lower = slot[order], lower[order]
-        touched, start, counts = np.unique(slot, return_index=True, return_counts=True)
-        # Each touched table and its new entries side by side (padded with -inf), sorted once.
-        merged = np.full((touched.size, self.k + int(counts.max())), -np.inf)
-        merged[:, : self.k] = self.table[touched]
-        line = np.repeat(np.arange(touched.size), counts)
-        merged[line, self.k + np.arange(slot.size) - start[line]] = lower
-        merged.sort(axis=1)
-        self.table[touched] = merged[:, : -self.k - 1 : -1]
-        return True
 
 
 def screen_search(
@@ -556,15 +444,17 @@ def _scan(
     cand_q: list[np.ndarray] = []
     cand_j: list[np.ndarray] = []
     total = pairs = 0
-    reduce = _Reductions(threads)
+    reduce = Reductions(threads)
     for i0 in range(0, m, TILE):
         i1 = min(m, i0 + TILE)
         chunk = _Chunk(q32[i0:i1], bank, first_rows, device)
         mine = np.flatnonzero((knn_rows >= i0) & (knn_rows < i1))
-        top = _Top(i1 - i0, knn_rows[mine] - i0, k)
+        top = RunningBounds(i1 - i0, knn_rows[mine] - i0, k)
         sigma = float64_slack(chunk, bank.dim, r_max)
         sample = min(bounds[-1], _PRIME)
-        top.prime(chunk, bank, sample, sigma)
+        if sample >= k and mine.size:
+            err = tile_error(chunk, bank, 0, sample, sigma)
+            top.prime(chunk.mat, bank.mat[:sample], chunk.shift, err)
         # This chunk's candidates: row, bank position, upper bound on the true score, and size block.
         found: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
         block_best = np.empty((len(bounds) - 1, i1 - i0))
@@ -582,13 +472,13 @@ def _scan(
                     return None
                 np.maximum(top.best, chunk.shift + o_max - _OUT * np.abs(o_max) - err, out=top.best)
                 filled = top.fill(out, chunk.shift, err)
-                thr = _round_down(_upper_inverse(top.threshold() - chunk.shift - err))
+                thr = _round_down(upper_inverse(top.threshold() - chunk.shift - err))
                 hit = np.flatnonzero(o_max >= thr)
                 if hit.size:
-                    rows, cols, vals = _candidates(out, hit, thr)
+                    rows, cols, vals = candidates(out, hit, thr)
                     if top.merge(rows, chunk.shift[rows] + vals - _OUT * np.abs(vals) - err[rows], filled):
                         # Tables rose: keep only what still reaches them (each table only ever rises).
-                        keep = vals >= _upper_inverse(top.threshold()[rows] - chunk.shift[rows] - err[rows])
+                        keep = vals >= upper_inverse(top.threshold()[rows] - chunk.shift[rows] - err[rows])
                         rows, cols, vals = rows[keep], cols[keep], vals[keep]
                     total += rows.size
                     if total > _budget(m, knn_rows.size, k, pairs):
@@ -600,106 +490,14 @@ def _scan(
                 target = top.threshold()
                 chunk.set_shift(np.where(np.isfinite(target), target, top.best))
             block_best[s] = top.best
-        for rows, pos, keep in _still_able_to_win(found, block_best, top):
+        for rows, pos, keep in still_able_to_win(found, block_best, top):
             cand_q.append(rows[keep] + i0)
             cand_j.append(pos[keep])
     return cand_q, cand_j, total
 
 
-class _Reductions:
-    """Threads of the per-tile work after the product (row maxima, candidates), chosen by timing it in place.
-
-    The row maxima of a tile cost a fraction of its product. With all threads they take about half as long on a
-    quiet host, but on a busy one every parallel region waits for its threads and one thread is several times
-    faster. So the first ``2 * _TRIALS`` full tiles time both, alternated, and the faster count is kept.
-    """
-
-    def __init__(self, threads: int) -> None:
-        self.threads = threads
-        self.seconds: dict[int, list[float]] = {1: [], threads: []} if threads > 1 else {}
-        self.chosen = 1 if threads > 1 else threads
-
-    def row_max(self, out: torch.Tensor) -> np.ndarray:
-        """Row maxima of the tile as float64; leaves torch on the chosen thread count for the rest of the tile."""
-        trial = bool(self.seconds) and out.shape == (TILE, TILE)
-        count = self.chosen
-        if trial:
-            count = 1 if len(self.seconds[1]) <= len(self.seconds[self.threads]) else self.threads
-        torch.set_num_threads(count)
-        t0 = time.perf_counter()
-        o_max = out.amax(dim=1)
-        if trial:
-            self.seconds[count].append(time.perf_counter() - t0)
-            if len(self.seconds[self.threads]) == _TRIALS:
-                self.chosen = min(self.seconds, key=lambda c: min(self.seconds[c]))
-                self.seconds = {}
-                torch.set_num_threads(self.chosen)
-        return o_max.double().cpu().numpy()
-
-
-def _still_able_to_win(
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]], block_best: np.ndarray, top: _Top
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """A chunk's candidates with the mask of those that can still win, judged with the bounds at the end of the pass.
-
-    A candidate of size block ``s`` can only be the nearest at a prefix size ``>= sizes[s]``, whose best true score
-    is at least the running lower bound at the end of block ``s``; a neighbour-table candidate must reach its row's
-    final ``k``-th lower bound. Early tiles pass many points that later tiles beat: they need no float64 re-scoring.
-    """
-    kth = np.full(block_best.shape[1], np.inf)
-    if top.knn_local.size:
-        kth[top.knn_local] = top.kth()
-    out = []
-    for rows, pos, upper, s in found:
-        # A few float64 ulps of slack: ``upper`` and the bounds are float64 sums (keeping more is always safe).
-        upper = upper + _ULPS * (np.abs(upper) + np.abs(block_best[s, rows]))
-        out.append((rows, pos, (upper >= block_best[s, rows]) | (upper >= kth[rows])))
-    return out
-
-
 def _fallback(reason: str, t0: float) -> None:
     log.info("bf16 screen gave up (%s) after %.4fs; running the float32 search", reason, time.perf_counter() - t0)
-
-
-def _candidates(out: torch.Tensor, hit: np.ndarray, thr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(row, column, float64 value)`` of the tile's entries ``>= thr[row]``, among the rows ``hit``.
-
-    A hit row holds a few candidates among thousands of columns: its ``_GROUP``-wide column groups are reduced to
-    their maxima first (one torch pass over the hit rows, on one thread), and only the groups whose maximum reaches
-    the threshold are widened and compared (numpy). Scanning every column of every hit row in numpy cost several
-    times the row maxima of the whole tile. Narrow tiles (the first prefix sizes) are scanned whole.
-    """
-    width = out.shape[1]
-    hit_t = torch.from_numpy(hit).to(out.device)
-    # The rows' thresholds as float32 values <= thr (thr is float32 already, see _round_down).
-    row_thr = thr[hit].astype(np.float32)
-    if width < 4 * _GROUP:
-        values = _widen(out[hit_t].cpu())
-        r, c = np.nonzero(values >= row_thr[:, None])
-        return hit[r], c, values[r, c].astype(np.float64)
-    full = width // _GROUP
-    sub = out[hit_t] if hit.size < out.shape[0] // 2 else out  # gathered once, while the tile is still in cache
-    gmax = sub[:, : full * _GROUP].reshape(sub.shape[0], full, _GROUP).amax(dim=2)
-    if width % _GROUP:
-        gmax = torch.cat([gmax, sub[:, full * _GROUP :].amax(dim=1, keepdim=True)], dim=1)
-    if sub is out:
-        gmax = gmax[hit_t]
-        sub = sub[hit_t]
-    r, g = np.nonzero(gmax.float().cpu().numpy() >= row_thr[:, None])
-    cols = g[:, None] * _GROUP + np.arange(_GROUP)
-    inside = cols < width  # the last, narrower group
-    np.minimum(cols, width - 1, out=cols)
-    values = _widen(sub.cpu(), r[:, None], cols)
-    rr, cc = np.nonzero((values >= row_thr[r, None]) & inside)
-    return hit[r[rr]], cols[rr, cc], values[rr, cc].astype(np.float64)
-
-
-def _widen(tile: torch.Tensor, *index: np.ndarray) -> np.ndarray:
-    """bf16 entries (all, or ``tile[index]``) as float32: the same bits, widened (numpy, no torch call per group)."""
-    bits = tile.view(torch.int16).numpy()
-    if index:
-        bits = bits[index]
-    return (bits.astype(np.int32) << 16).view(np.float32)
 
 
 def _rescore(prep: Prepared, qi: np.ndarray, pos: np.ndarray) -> np.ndarray:

@@ -15,15 +15,14 @@ from lightning_repgap._screen import (
     OUTPUT_ROUNDING,
     TILE,
     _Bank,
-    _bf16_bits,
     _Chunk,
-    _widen_bits,
     accumulates_in_fp32,
     float64_slack,
     screen_search,
     tile_error,
     use_screen,
 )
+from lightning_repgap._screen_tiles import bf16_bits, widen_bits
 from lightning_repgap.search import ExactEngine, check_precision, nearest
 
 CPU = torch.device("cpu")
@@ -195,8 +194,8 @@ def test_the_shift_columns_round_like_torch():
     ties = (np.arange(1, 2001, dtype=np.uint32) << 16 | 0x8000).view(np.float32)  # exactly halfway between bf16s
     x = np.concatenate([x, ties, -ties, np.float32([0.0, -0.0, 3.3e38, -3.3e38])])
     expected = torch.from_numpy(x).to(torch.bfloat16)
-    np.testing.assert_array_equal(_bf16_bits(x), expected.view(torch.int16).numpy().view(np.uint16))
-    np.testing.assert_array_equal(_widen_bits(_bf16_bits(x)), expected.float().numpy())
+    np.testing.assert_array_equal(bf16_bits(x), expected.view(torch.int16).numpy().view(np.uint16))
+    np.testing.assert_array_equal(widen_bits(bf16_bits(x)), expected.float().numpy())
 
 
 def test_pair_distances_do_not_depend_on_the_step(monkeypatch):
