@@ -9,8 +9,12 @@ the core type from the CPU flags, as ``run_all.py`` forces for FAISS' bundled Op
 from sysfs). Within a worker the contenders alternate (best of ``--repeat``), on Gaussian and flat 8-torus data
 (bank 1e5, 5e3 queries, D = 256): the bf16 and float32 GEMM throughput of this host (the premise: bf16 >= 2.5x
 fp32), one faiss ``IndexFlatL2`` search, ``nearest`` (bf16 screen / fp32 tiles), the whole ``representation_gap``
-(screen / fp32), scikit-learn's brute force and ``torch.cdist`` + ``topk`` (on fewer queries, scaled), and G(n)
-of the screen against a float64 brute force over the same bank order.
+(screen / fp32), scikit-learn's brute force and ``torch.cdist`` + ``topk`` (on fewer queries, scaled; not with
+``--quick``), and G(n) of the screen against a float64 brute force over the same bank order. A third worker (the
+environment as it is) times the full measurement (``analyze``, default keys) against one ``nearest()`` on the same
+data, alternated, at issue #14's sizes (flat 8-torus in R^D): (n, D, m) = (1e3, 1e4, 1e3), (1e5, 1e3, 2e3) and
+(1e5, 256, 5e3). The run ends with the target ratios, each marked met or missed; ``--quick`` (best of 1, no
+scikit-learn / cdist) runs in a few minutes on a quiet 2-core machine.
 """
 
 from __future__ import annotations
@@ -104,8 +108,6 @@ def _brute_gaps(bank: np.ndarray, queries: np.ndarray, order: np.ndarray, sizes:
 def _row(kind: str, cfg: dict) -> dict:
     """One data set: every contender's time, alternated, and the screened G(n) against float64."""
     import faiss
-    import torch
-    from sklearn.neighbors import NearestNeighbors
 
     from lightning_repgap import gap_curve, representation_gap
     from lightning_repgap.search import nearest
@@ -128,6 +130,21 @@ def _row(kind: str, cfg: dict) -> dict:
         },
         repeat,
     )
+    if cfg["slow_m"]:
+        row.update(_slow_peers(bank, queries, cfg))
+    # Exactness: the screened curve against a float64 brute force over the same bank order.
+    curve = gap_curve(bank, queries, num_threads=threads, search_precision="bf16-screen")
+    brute = _brute_gaps(bank, queries, np.random.default_rng(0).permutation(n), curve.sizes)
+    row["gap_max_rel_err"] = float(np.max(np.abs(curve.gaps / brute - 1)))
+    return row
+
+
+def _slow_peers(bank: np.ndarray, queries: np.ndarray, cfg: dict) -> dict:
+    """scikit-learn's brute force and ``torch.cdist`` + ``topk`` on ``slow_m`` queries, scaled to all of them."""
+    import torch
+    from sklearn.neighbors import NearestNeighbors
+
+    threads, m = cfg["threads"], queries.shape[0]
     few = queries[: cfg["slow_m"]]
     nn = NearestNeighbors(n_neighbors=1, algorithm="brute", n_jobs=threads).fit(bank)
     rb, qb = torch.from_numpy(bank), torch.from_numpy(few)
@@ -137,12 +154,7 @@ def _row(kind: str, cfg: dict) -> dict:
             torch.cdist(qb[i : i + 256], rb).topk(1, dim=1, largest=False)
 
     slow = _best({"sklearn": lambda: nn.kneighbors(few, 1), "cdist": cdist}, 1)
-    row.update({k: v * m / few.shape[0] for k, v in slow.items()})
-    # Exactness: the screened curve against a float64 brute force over the same bank order.
-    curve = gap_curve(bank, queries, num_threads=threads, search_precision="bf16-screen")
-    brute = _brute_gaps(bank, queries, np.random.default_rng(0).permutation(n), curve.sizes)
-    row["gap_max_rel_err"] = float(np.max(np.abs(curve.gaps / brute - 1)))
-    return row
+    return {k: v * m / few.shape[0] for k, v in slow.items()}
 
 
 def run_worker(cfg: dict) -> dict:
@@ -156,6 +168,36 @@ def run_worker(cfg: dict) -> dict:
     out["gemm"] = _gemm_rates(threads)
     for kind in cfg["data"]:
         out[kind] = _row(kind, cfg)
+    out["load_after"] = os.getloadavg()[0]
+    return out
+
+
+def run_sizes(cfg: dict) -> dict:
+    """The full measurement (``analyze``, default keys) against one ``nearest()``, alternated, per (n, D, m)."""
+    import warnings
+
+    import torch
+
+    from lightning_repgap import analyze
+    from lightning_repgap.search import nearest
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_dimension import _torus
+
+    torch.set_num_threads(cfg["threads"])
+    out: dict = {"load_before": os.getloadavg()[0], "rows": []}
+    for n, dim, m in cfg["sizes"]:
+        bank, queries = _torus(n, dim, 0), _torus(m, dim, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the disagreement warning of a curved manifold is not the point here
+            t = _best(
+                {
+                    "nearest": lambda b=bank, q=queries: nearest(b, q, num_threads=cfg["threads"]),
+                    "full": lambda b=bank, q=queries: analyze(b, q, num_threads=cfg["threads"]),
+                },
+                cfg["repeat"],
+            )
+        out["rows"].append({"n": n, "dim": dim, "m": m, **t, "load": os.getloadavg()[0]})
     out["load_after"] = os.getloadavg()[0]
     return out
 
@@ -211,8 +253,9 @@ def hint_env() -> dict[str, str]:
     return env
 
 
-def spawn(cfg: dict, hint: bool) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in HINT}
+def spawn(cfg: dict, hint: bool | None) -> dict:
+    """Run one worker: without the OpenBLAS hint (``False``), with it (``True``) or in the environment as is."""
+    env = dict(os.environ) if hint is None else {k: v for k, v in os.environ.items() if k not in HINT}
     if hint:
         env.update(hint_env())
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(cfg)]
@@ -224,10 +267,11 @@ def spawn(cfg: dict, hint: bool) -> dict:
 
 def report(results: dict, cfg: dict) -> list[str]:
     """Markdown lines: the GEMM premise, then per data set and hint setting the times and the ratios."""
+    slow = f"scikit-learn and torch.cdist on {cfg['slow_m']:,} queries, scaled to {cfg['m']:,}" if cfg["slow_m"] else ""
     lines = [
         f"Bank {cfg['n']:,} x {cfg['m']:,} queries x D = {cfg['dim']}, {cfg['threads']} threads, best of "
-        f"{cfg['repeat']} alternated; scikit-learn and torch.cdist on {cfg['slow_m']:,} queries, scaled to "
-        f"{cfg['m']:,}. Ratios: faiss `IndexFlatL2` time / ours (> 1: ours faster).",
+        f"{cfg['repeat']} alternated; {slow or 'no scikit-learn / cdist (--quick)'}. Ratios: faiss `IndexFlatL2` "
+        "time / ours (> 1: ours faster).",
         "",
         "| OpenBLAS hint | data | bf16 / fp32 GEMM (tile, square) | faiss flat (s) | `nearest` screen / fp32 (s) | "
         "`representation_gap` screen / fp32 (s) | sklearn / cdist (s) | faiss / `nearest` | "
@@ -235,6 +279,8 @@ def report(results: dict, cfg: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for hint, res in results.items():
+        if hint == "sizes":
+            continue
         if "error" in res:
             lines.append(f"| {hint} | {res['error']} | | | | | | | | |")
             continue
@@ -242,37 +288,86 @@ def report(results: dict, cfg: dict) -> list[str]:
         ratio = f"{g['tile']['ratio']:.2f}x, {g['square']['ratio']:.2f}x"
         for kind in cfg["data"]:
             r = res[kind]
+            peers = f"{r['sklearn']:.2f} / {r['cdist']:.2f}" if "sklearn" in r else "-"
             lines.append(
                 f"| {hint} | {kind} | {ratio} | {r['faiss_flat']:.3f} | {r['nearest_screen']:.3f} / "
-                f"{r['nearest_fp32']:.3f} | {r['gap_screen']:.3f} / {r['gap_fp32']:.3f} | {r['sklearn']:.2f} / "
-                f"{r['cdist']:.2f} | {r['faiss_flat'] / r['nearest_screen']:.2f}x | "
-                f"{r['faiss_flat'] / r['gap_screen']:.2f}x | {r['gap_max_rel_err']:.1e} |"
+                f"{r['nearest_fp32']:.3f} | {r['gap_screen']:.3f} / {r['gap_fp32']:.3f} | {peers} | "
+                f"{r['faiss_flat'] / r['nearest_screen']:.2f}x | {r['faiss_flat'] / r['gap_screen']:.2f}x | "
+                f"{r['gap_max_rel_err']:.1e} |"
             )
         lines.append(
             f"| {hint} | GEMM GFLOP/s | bf16 {g['tile']['bf16']:.0f} / fp32 {g['tile']['fp32']:.0f} (tile); "
             f"bf16 {g['square']['bf16']:.0f} / fp32 {g['square']['fp32']:.0f} (square) | load "
             f"{res['load_before']:.1f}->{res['load_after']:.1f} | | | | | | |"
         )
-    return lines
+    sizes = results.get("sizes", {})
+    if sizes:
+        lines += ["", "Full measurement (`analyze`, default keys) / one `nearest()`, same data, alternated:", ""]
+        lines += ["| (n, D, m) | `nearest` (s) | full (s) | full / nearest | load |", "|---|---|---|---|---|"]
+        for r in sizes.get("rows", []):
+            lines.append(
+                f"| ({r['n']:,}, {r['dim']:,}, {r['m']:,}) | {r['nearest']:.3f} | {r['full']:.3f} | "
+                f"{r['full'] / r['nearest']:.2f}x | {r['load']:.1f} |"
+            )
+        if "error" in sizes:
+            lines.append(f"| {sizes['error']} | | | | |")
+    return [*lines, "", *targets(results, cfg)]
+
+
+def targets(results: dict, cfg: dict) -> list[str]:
+    """Issue #17's and #14's speed targets, each with the value measured in this run and met / missed."""
+    out = ["Targets (this run):", ""]
+
+    def mark(name: str, value: float, goal: float, above: bool) -> None:
+        met = value >= goal if above else value <= goal
+        sign = ">=" if above else "<="
+        out.append(f"- {name}: {value:.3g} (target {sign} {goal:g}): {'met' if met else 'MISSED'}")
+
+    for hint, res in results.items():
+        if hint == "sizes" or "error" in res:
+            continue
+        mark(f"bf16 / fp32 GEMM, tile shape, hint {hint} (premise)", res["gemm"]["tile"]["ratio"], 2.5, True)
+        for kind in cfg["data"]:
+            r = res[kind]
+            mark(f"faiss / `nearest`, {kind}, hint {hint}", r["faiss_flat"] / r["nearest_screen"], 2.0, True)
+            mark(f"faiss / `representation_gap`, {kind}, hint {hint}", r["faiss_flat"] / r["gap_screen"], 1.8, True)
+            mark(f"G(n) max rel. error vs float64, {kind}, hint {hint}", r["gap_max_rel_err"], 1e-9, False)
+    for r in results.get("sizes", {}).get("rows", []):
+        mark(
+            f"full / `nearest` at (n, D, m) = ({r['n']:,}, {r['dim']:,}, {r['m']:,})",
+            r["full"] / r["nearest"],
+            1.2,
+            False,
+        )
+    return out
 
 
 def config(quick: bool, threads: int, repeat: int = 3) -> dict:
-    """The run's sizes: the target's (bank 1e5, 5e3 queries, D = 256), or small ones with ``quick``."""
-    n, m = (20_000, 1_000) if quick else (100_000, 5_000)
+    """The run's sizes: always the target's (bank 1e5, 5e3 queries, D = 256); ``quick``: best of 1, no slow peers."""
     return {
-        "n": n,
-        "m": m,
+        "n": 100_000,
+        "m": 5_000,
         "dim": 256,
         "threads": threads,
         "repeat": 1 if quick else repeat,
-        "slow_m": min(m, 1000),
+        "slow_m": 0 if quick else 1000,
         "data": ["gaussian", "torus"],
+    }
+
+
+def sizes_config(quick: bool, threads: int, repeat: int) -> dict:
+    """Issue #14's sizes for the full measurement against ``nearest()``."""
+    return {
+        "sizes_run": True,
+        "sizes": [[1_000, 10_000, 1_000], [100_000, 1_000, 2_000], [100_000, 256, 5_000]],
+        "threads": threads,
+        "repeat": 1 if quick else repeat,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="best of 1, no scikit-learn / cdist (a few minutes)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--crossover", action="store_true")
@@ -281,7 +376,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         cfg = json.loads(args.worker)
-        print(json.dumps(run_crossover(cfg) if cfg.get("crossover") else run_worker(cfg)))
+        if cfg.get("crossover"):
+            print(json.dumps(run_crossover(cfg)))
+        elif cfg.get("sizes_run"):
+            print(json.dumps(run_sizes(cfg)))
+        else:
+            print(json.dumps(run_worker(cfg)))
         return
     if args.crossover:
         sizes = [[100_000, 1_000], [1_000_000, 1_000]] if not args.quick else [[20_000, 500]]
@@ -294,6 +394,8 @@ def main() -> None:
         label = "set" if hint else "unset"
         print(f"bench_screen: hint {label} ...", flush=True)
         results[label] = spawn(cfg, hint)
+    print("bench_screen: full measurement / nearest ...", flush=True)
+    results["sizes"] = spawn(sizes_config(args.quick, args.threads, args.repeat), hint=None)
     lines = report(results, cfg)
     print("\n".join(lines))
     Path(args.out).with_suffix(".json").write_text(json.dumps({"cfg": cfg, "results": results}, indent=1))

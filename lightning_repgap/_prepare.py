@@ -96,6 +96,8 @@ class Prepared:
 
 #: Query rows per step of :func:`pair_dist_sq`: float64 temporaries of (256, D), not (m, D), at a large D.
 PAIR_QUERY_STEP = 256
+# ... and at most about this many bytes of float64 differences per step (cache-sized).
+_PAIR_BYTES = 1 << 21
 
 
 def pair_dist_sq(reference: np.ndarray, queries: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -118,14 +120,24 @@ def pair_dist_sq(reference: np.ndarray, queries: np.ndarray, index: np.ndarray) 
 
     """
     out = np.full(index.shape, np.inf)
-    for i0 in range(0, index.shape[0], PAIR_QUERY_STEP):
-        block = index[i0 : i0 + PAIR_QUERY_STEP]
-        chunk = queries[i0 : i0 + PAIR_QUERY_STEP]
+    step = _pair_step(queries.shape[1])
+    for i0 in range(0, index.shape[0], step):
+        block = index[i0 : i0 + step]
+        chunk = queries[i0 : i0 + step]
         for col in range(index.shape[1]):
             valid = np.flatnonzero(block[:, col] >= 0)
-            diff = np.subtract(chunk[valid], reference[block[valid, col]], dtype=np.float64)
+            rows = chunk if valid.size == chunk.shape[0] else chunk[valid]  # no copy of a full step
+            diff = np.subtract(rows, reference[block[valid, col]], dtype=np.float64)
             out[i0 + valid, col] = np.einsum("ij,ij->i", diff, diff)
     return out
+
+
+def _pair_step(dim: int) -> int:
+    """Query rows per step of :func:`pair_dist_sq`: ``PAIR_QUERY_STEP``, fewer at a large ``D``.
+
+    The float64 differences (``step x D``) then stay in cache between the subtraction and the sum.
+    """
+    return max(16, min(PAIR_QUERY_STEP, _PAIR_BYTES // (8 * max(1, dim))))
 
 
 # Rows centred per step in ``prepare``: bounds the float64 temporary to 32 MiB for D = 256 (plus the gathered chunk).

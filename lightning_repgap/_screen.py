@@ -44,6 +44,19 @@ import torch
 from lightning_repgap._exact import Tiles
 from lightning_repgap._gemm import PROBE_MIN_WORK, TileProduct, cpu_engine
 from lightning_repgap._prepare import Prepared
+from lightning_repgap._screen_tiles import (
+    EPS64,
+    OUTPUT_ROUNDING,
+    TILE,
+    U16,
+    Reductions,
+    RunningBounds,
+    bf16_bits,
+    candidates,
+    still_able_to_win,
+    upper_inverse,
+    widen_bits,
+)
 from lightning_repgap._threads import blas_threads, current_threads
 from lightning_repgap.config import SEARCH_PRECISIONS, SearchPrecision
 
@@ -62,13 +75,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-U16 = 2.0**-8  # bf16 unit roundoff (8 significant bits, round to nearest even)
 U32 = 2.0**-24
-EPS64 = 2.0**-52
-#: A bf16 output ``O`` is within ``OUTPUT_ROUNDING * |O|`` of the float32 sum it rounds (round to nearest even).
-OUTPUT_ROUNDING = U16 / (1.0 - U16)
 _OUT = OUTPUT_ROUNDING
-TILE = 2048
 # Extra columns: two for the norm, two for the shift; the width is padded to a multiple of this (faster kernels).
 _EXTRA = 4
 _PAD = 8
@@ -82,6 +90,8 @@ _probed: dict[tuple[int, str], bool] = {}
 _BANK_STEP = 16384
 # Rows scored in float64 at once while re-scoring candidates (bounds the float64 temporaries).
 _RESCORE_CHUNK = 4096
+# Bank positions that set the neighbour tables' first floors (see _Top.prime).
+_PRIME = 4096
 
 
 @dataclass(frozen=True)
@@ -93,7 +103,8 @@ class ScreenResult:
         dist_sq: float64 ``(S, m)`` their squared distances, as a float64 brute force computes them.
         knn: int64 ``(len(knn_rows), k)`` bank positions of the neighbour table, ascending by float64 distance, or
             ``None``.
-        candidates: bank points re-scored in float64.
+        candidates: (query, bank point) pairs that passed the screen (those still able to win at the end of the pass
+            were re-scored in float64).
 
     """
 
@@ -249,13 +260,23 @@ class _Bank:
         self.width = -(-(dim + _EXTRA) // _PAD) * _PAD
         half_sq = -torch.from_numpy(np.ascontiguousarray(reference_aug32[:, -1]))  # ||r||^2 / 2, float32
         mat = torch.empty((n, self.width), dtype=torch.bfloat16)
-        mat[:, :dim] = r32
         mat[:, dim + _EXTRA :] = 0.0
         resid = torch.empty(n, dtype=torch.float32)
-        # Few, large steps: every torch call is a parallel region, and on a busy host each one waits for its threads.
-        for i0 in range(0, n, _BANK_STEP):
-            i1 = min(n, i0 + _BANK_STEP)
-            torch.linalg.vector_norm(torch.sub(r32[i0:i1], mat[i0:i1, :dim]), dim=1, out=resid[i0:i1])
+        step = torch.empty((min(n, _BANK_STEP), dim), dtype=torch.float32)
+        # One step's rows: rounded to bf16 in place, widened back and subtracted in place (``bf(r) - r`` is exact in
+        # float32), on one thread: these passes are memory-bound, and on a busy host every parallel region waits.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for i0 in range(0, n, _BANK_STEP):
+                i1 = min(n, i0 + _BANK_STEP)
+                low, tmp = mat[i0:i1, :dim], step[: i1 - i0]
+                low.copy_(r32[i0:i1])
+                tmp.copy_(low)
+                tmp.sub_(r32[i0:i1])
+                torch.linalg.vector_norm(tmp, dim=1, out=resid[i0:i1])
+        finally:
+            torch.set_num_threads(threads)
         hi, lo = _split2(half_sq)
         mat[:, dim] = -hi
         mat[:, dim + 1] = -lo
@@ -271,15 +292,18 @@ class _Bank:
         # |h_1 + h_2 - ||x||^2 / 2|: bf16 split, float32 sum of squares, float32 rounding of the centred row.
         self.eta = half * (1.01 * U16 * U16 + 1.01 * gamma_d + 2.1 * U32)
         self.half = half
+        self._maxima: dict[tuple[int, int], tuple[float, float, float, float]] = {}
 
     def tile_bounds(self, j0: int, j1: int) -> tuple[float, float, float, float]:
-        """Maxima over bank rows ``j0:j1`` of ``R``, ``Delta``, ``eta``, ``N``."""
-        return (
-            float(self.norm[j0:j1].max()),
-            float(self.resid[j0:j1].max()),
-            float(self.eta[j0:j1].max()),
-            float(self.half[j0:j1].max()),
-        )
+        """Maxima over bank rows ``j0:j1`` of ``R``, ``Delta``, ``eta``, ``N`` (every query chunk asks again)."""
+        if (j0, j1) not in self._maxima:
+            self._maxima[j0, j1] = (
+                float(self.norm[j0:j1].max()),
+                float(self.resid[j0:j1].max()),
+                float(self.eta[j0:j1].max()),
+                float(self.half[j0:j1].max()),
+            )
+        return self._maxima[j0, j1]
 
 
 class _Chunk:
@@ -306,10 +330,21 @@ class _Chunk:
 
     def set_shift(self, target: np.ndarray) -> None:
         """Shift the scores by (about) ``target``; :attr:`shift` is the exact shift, a sum of two bf16 values."""
-        hi, lo = _split2(torch.from_numpy(target.astype(np.float32)))
+        t32 = target.astype(np.float32)
+        if self.mat.device.type == "cpu":
+            # Once per tile: numpy on the operand's bits, no torch call (each one costs a parallel region).
+            hi_bits = bf16_bits(t32)
+            hi32 = widen_bits(hi_bits)
+            lo_bits = bf16_bits(t32 - hi32)  # exact in float32
+            bits = self.mat.view(torch.int16).numpy().view(np.uint16)
+            bits[:, self.dim + 2] = hi_bits ^ 0x8000  # -hi: the sign bit flipped
+            bits[:, self.dim + 3] = lo_bits ^ 0x8000
+            self.shift = hi32.astype(np.float64) + widen_bits(lo_bits)
+            return
+        hi, lo = _split2(torch.from_numpy(t32))
         self.mat[:, self.dim + 2] = -hi.to(self.mat.device)
         self.mat[:, self.dim + 3] = -lo.to(self.mat.device)
-        self.shift = hi.double().numpy() + lo.double().numpy()
+        self.shift = hi.double().cpu().numpy() + lo.double().cpu().numpy()
 
 
 def tile_error(chunk: _Chunk, bank: _Bank, j0: int, j1: int, sigma: np.ndarray) -> np.ndarray:
@@ -331,74 +366,6 @@ def float64_slack(chunk: _Chunk, dim: int, r_max: float) -> np.ndarray:
 
 def _budget(m: int, knn_count: int, k: int, pairs: int) -> int:
     return _BUDGET_PER_QUERY * m + 4 * k * knn_count + pairs // _BUDGET_PAIRS
-
-
-def _upper_inverse(tau: np.ndarray) -> np.ndarray:
-    """Smallest output ``O`` with ``O + u|O| >= tau`` (``O + u|O|`` increases with ``O``)."""
-    return np.where(tau >= 0, tau / (1.0 + _OUT), tau / (1.0 - _OUT))
-
-
-class _Top:
-    """Per query of a chunk: the running ``k``-th best lower bound on the true score (``k = 1`` for most rows).
-
-    Lower bounds of distinct bank points only: each tile's points enter once, either through :meth:`fill` (a row
-    whose table is not full yet: its top ``k`` of the tile) or through :meth:`merge` (its candidates: a point that
-    can enter a full table has an upper bound above the table's ``k``-th entry, so it is a candidate).
-    """
-
-    def __init__(self, rows: int, knn_local: np.ndarray, k: int) -> None:
-        self.best = np.full(rows, -np.inf)
-        self.knn_local = knn_local
-        self.k = k
-        self.table = np.full((knn_local.size, k), -np.inf)  # descending lower bounds of the neighbour-table rows
-        self.slot = np.full(rows, -1, dtype=np.int64)
-        self.slot[knn_local] = np.arange(knn_local.size)
-
-    def threshold(self) -> np.ndarray:
-        """Per query: the lower bound a candidate's upper bound must reach."""
-        out = self.best.copy()
-        if self.knn_local.size:
-            out[self.knn_local] = self.table[:, -1]
-        return out
-
-    def fill(self, out: torch.Tensor, shift: np.ndarray, err: np.ndarray) -> np.ndarray:
-        """Merge the tile's top ``k`` into the tables that are not full; returns which tables (a mask)."""
-        filled = self.table[:, -1] == -np.inf
-        if not filled.any():
-            return filled
-        need = np.flatnonzero(filled)
-        local = self.knn_local[need]
-        vals = out[torch.from_numpy(local).to(out.device)]
-        best = torch.topk(vals, min(self.k, vals.shape[1]), dim=1).values.double().cpu().numpy()
-        bound = shift[local, None] + best - _OUT * np.abs(best) - err[local, None]
-        merged = np.concatenate([self.table[need], bound], axis=1)
-        merged.sort(axis=1)
-        self.table[need] = merged[:, ::-1][:, : self.k]
-        return filled
-
-    def merge(self, rows: np.ndarray, lower: np.ndarray, filled: np.ndarray) -> bool:
-        """Merge candidates (chunk ``rows``, lower bounds ``lower``) into the full tables of their rows.
-
-        Returns:
-            Whether any table took candidates.
-        """
-        if not self.knn_local.size:
-            return False
-        slot = self.slot[rows]
-        use = slot >= 0
-        use[use] = ~filled[slot[use]]
-        if not use.any():
-            return False
-        slot, lower = slot[use], lower[use]
-        touched = np.unique(slot)
-        all_slot = np.concatenate([np.repeat(touched, self.k), slot])
-        all_low = np.concatenate([self.table[touched].ravel(), lower])
-        order = np.lexsort((-all_low, all_slot))
-        all_slot, all_low = all_slot[order], all_low[order]
-        rank = np.arange(all_slot.size) - np.searchsorted(all_slot, all_slot)
-        keep = rank < self.k
-        self.table[all_slot[keep], rank[keep]] = all_low[keep]
-        return True
 
 
 def screen_search(
@@ -477,62 +444,60 @@ def _scan(
     cand_q: list[np.ndarray] = []
     cand_j: list[np.ndarray] = []
     total = pairs = 0
+    reduce = Reductions(threads)
     for i0 in range(0, m, TILE):
         i1 = min(m, i0 + TILE)
         chunk = _Chunk(q32[i0:i1], bank, first_rows, device)
         mine = np.flatnonzero((knn_rows >= i0) & (knn_rows < i1))
-        top = _Top(i1 - i0, knn_rows[mine] - i0, k)
+        top = RunningBounds(i1 - i0, knn_rows[mine] - i0, k)
         sigma = float64_slack(chunk, bank.dim, r_max)
+        sample = min(bounds[-1], _PRIME)
+        if sample >= k and mine.size:
+            err = tile_error(chunk, bank, 0, sample, sigma)
+            top.prime(chunk.mat, bank.mat[:sample], chunk.shift, err)
+        # This chunk's candidates: row, bank position, upper bound on the true score, and size block.
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
+        block_best = np.empty((len(bounds) - 1, i1 - i0))
         for s in range(len(bounds) - 1):
+            top.floor_1_valid = bounds[s + 1] >= sample  # this block's prefix sizes all hold the sample
             for j0 in range(bounds[s], bounds[s + 1], TILE):
                 j1 = min(j0 + TILE, bounds[s + 1])
                 err = tile_error(chunk, bank, j0, j1, sigma)
                 torch.set_num_threads(threads)
                 out = chunk.mat @ bank.mat[j0:j1].T
-                # The rest of the tile on one thread (the row maxima of a cached tile take a fraction of the
-                # product): every parallel torch call would wait for its threads, and on a busy host that dominates.
-                torch.set_num_threads(1)
-                o_max = out.amax(dim=1).double().cpu().numpy()  # one pass over the tile
+                o_max = reduce.row_max(out)  # one pass over the tile; the rest of the tile on the same threads
                 pairs += (i1 - i0) * (j1 - j0)
                 if not np.isfinite(o_max).all():
                     _fallback("non-finite screened scores", t0)
                     return None
                 np.maximum(top.best, chunk.shift + o_max - _OUT * np.abs(o_max) - err, out=top.best)
                 filled = top.fill(out, chunk.shift, err)
-                thr = _round_down(_upper_inverse(top.threshold() - chunk.shift - err))
+                thr = _round_down(upper_inverse(top.threshold() - chunk.shift - err))
                 hit = np.flatnonzero(o_max >= thr)
                 if hit.size:
-                    rows, cols, vals = _candidates(out, hit, thr)
+                    rows, cols, vals = candidates(out, hit, thr)
                     if top.merge(rows, chunk.shift[rows] + vals - _OUT * np.abs(vals) - err[rows], filled):
                         # Tables rose: keep only what still reaches them (each table only ever rises).
-                        keep = vals >= _upper_inverse(top.threshold()[rows] - chunk.shift[rows] - err[rows])
-                        rows, cols = rows[keep], cols[keep]
+                        keep = vals >= upper_inverse(top.threshold()[rows] - chunk.shift[rows] - err[rows])
+                        rows, cols, vals = rows[keep], cols[keep], vals[keep]
                     total += rows.size
                     if total > _budget(m, knn_rows.size, k, pairs):
                         _fallback(f"{total} candidates after {pairs} scored pairs", t0)
                         return None
-                    cand_q.append(rows + i0)
-                    cand_j.append(cols + j0)
+                    upper = chunk.shift[rows] + vals + _OUT * np.abs(vals) + err[rows]
+                    found.append((rows, cols + j0, upper, s))
                 # The next tile's shift: this query's best lower bound so far (rounded to bf16 x 2).
                 target = top.threshold()
                 chunk.set_shift(np.where(np.isfinite(target), target, top.best))
+            block_best[s] = top.best
+        for rows, pos, keep in still_able_to_win(found, block_best, top):
+            cand_q.append(rows[keep] + i0)
+            cand_j.append(pos[keep])
     return cand_q, cand_j, total
 
 
 def _fallback(reason: str, t0: float) -> None:
     log.info("bf16 screen gave up (%s) after %.4fs; running the float32 search", reason, time.perf_counter() - t0)
-
-
-def _candidates(out: torch.Tensor, hit: np.ndarray, thr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(row, column, float64 value)`` of the tile's entries ``>= thr[row]``, among the rows ``hit``.
-
-    One torch gather, then numpy on one thread: the rows are few, and on a busy host every parallel torch call
-    waits for its threads.
-    """
-    sub = out[torch.from_numpy(hit).to(out.device)].cpu().view(torch.int16).numpy()
-    values = (sub.astype(np.int32) << 16).view(np.float32)  # bf16 -> float32: the same bits, widened
-    r, c = np.nonzero(values >= thr[hit, None])
-    return hit[r], c, values[r, c].astype(np.float64)
 
 
 def _rescore(prep: Prepared, qi: np.ndarray, pos: np.ndarray) -> np.ndarray:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+import lightning_repgap._prepare as prepare_module
 from lightning_repgap import GapConfig, gap_curve
-from lightning_repgap._prepare import prepare
+from lightning_repgap._prepare import pair_dist_sq, prepare
 from lightning_repgap._screen import (
     OUTPUT_ROUNDING,
     TILE,
@@ -21,6 +22,7 @@ from lightning_repgap._screen import (
     tile_error,
     use_screen,
 )
+from lightning_repgap._screen_tiles import bf16_bits, widen_bits
 from lightning_repgap.search import ExactEngine, check_precision, nearest
 
 CPU = torch.device("cpu")
@@ -182,3 +184,25 @@ def test_search_precision_is_validated_stored_and_chosen():
     assert use_screen("bf16-screen", 256, 1, CPU) is True
     assert use_screen("auto", 256, 1000, CPU) is False  # too small to probe
     assert accumulates_in_fp32(CPU)  # the bound's assumption, on this host
+
+
+def test_the_shift_columns_round_like_torch():
+    # The per-tile shift is written on the operand's bits in numpy: it must round exactly as torch's bf16 cast does
+    # (round to nearest even, ties included), or the shift the bound assumes would not be the one multiplied.
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal(20000) * 10.0 ** rng.integers(-30, 30, 20000)).astype(np.float32)
+    ties = (np.arange(1, 2001, dtype=np.uint32) << 16 | 0x8000).view(np.float32)  # exactly halfway between bf16s
+    x = np.concatenate([x, ties, -ties, np.float32([0.0, -0.0, 3.3e38, -3.3e38])])
+    expected = torch.from_numpy(x).to(torch.bfloat16)
+    np.testing.assert_array_equal(bf16_bits(x), expected.view(torch.int16).numpy().view(np.uint16))
+    np.testing.assert_array_equal(widen_bits(bf16_bits(x)), expected.float().numpy())
+
+
+def test_pair_distances_do_not_depend_on_the_step(monkeypatch):
+    rng = np.random.default_rng(7)
+    reference, queries = rng.standard_normal((300, 5000)).astype(np.float32), rng.standard_normal((90, 5000))
+    index = rng.integers(-1, 300, (90, 3))
+    small = pair_dist_sq(reference, queries, index)  # a few rows per step at this D
+    monkeypatch.setattr(prepare_module, "_PAIR_BYTES", 1 << 40)  # one step of PAIR_QUERY_STEP rows
+    np.testing.assert_array_equal(small, pair_dist_sq(reference, queries, index))
+    assert np.isinf(small[index < 0]).all()
