@@ -14,6 +14,7 @@ Units matter: the gap works with *squared* distances (``dist_sq``); TwoNN and ML
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
@@ -36,6 +37,7 @@ from lightning_repgap._trusted_parts import (
     AUTO_LOCAL_BELOW,
     CROSS_CHECK_ROWS,
     DISAGREEMENT_FACTOR,
+    FAR_RANKS,
     INTERVAL_FLOOR,
     INTERVAL_SPREAD,
     METHOD_CODES,
@@ -47,6 +49,7 @@ from lightning_repgap._trusted_parts import (
     _calibrated_interval,
     _floor_dimension,
     _floor_fit,
+    _gride_draws,
     _local_estimate,
     _local_statistics,
     _scale_spread,
@@ -244,20 +247,22 @@ class DimensionEstimate:
         method: which estimator decided (keys of :data:`METHOD_CODES`): ``"gap"`` the calibrated gap law (high
             dimension), ``"local"`` the mean of TwoNN's maximum likelihood and the MLE over 5 neighbours (low
             dimension), ``"blend"`` a geometric blend of the two (gap dimension between 8 and 12),
-            ``"noise_floor"`` the gap law after removing a constant noise floor (ambient noise detected).
+            ``"noise_floor"`` the gap law after removing a constant noise floor (ambient noise detected),
+            ``"local_far"`` GRIDE over neighbours 10-20 (weak noise: the dimension falls with the scale, no floor).
         dim_gap: the calibrated gap-law dimension (:func:`gap_dimension`).
         dim_local: the local estimate (``nan`` if the neighbour table is degenerate).
         dim_twonn: TwoNN cross-check (scikit-dimension's fit) on the first :data:`CROSS_CHECK_ROWS` rows.
         dim_mle: Levina–Bickel MLE cross-check on the same rows.
-        weight_gap: weight of the gap law in ``dim`` (0 for ``"local"``, 1 for ``"gap"`` and ``"noise_floor"``).
+        weight_gap: weight of the gap law in ``dim`` (0 for ``"local"`` and ``"local_far"``, 1 for ``"gap"`` and
+            ``"noise_floor"``).
         noise_floor: fitted constant floor of :math:`G(n)` as a fraction of :math:`G(n_{max})`.
         disagree: the gap law and the local estimate disagree beyond their intervals (see
             :data:`DISAGREEMENT_FACTOR`).
         fit: the gap-law fit (for plots and the law's :math:`R^2`).
 
     Example:
-        >>> METHOD_CODES["gap"], METHOD_CODES["local"], METHOD_CODES["blend"], METHOD_CODES["noise_floor"]
-        (0, 1, 2, 3)
+        >>> [METHOD_CODES[m] for m in ("gap", "local", "blend", "noise_floor", "local_far")]
+        [0, 1, 2, 3, 4]
 
     """
 
@@ -304,12 +309,15 @@ def trusted_dimension(
       non-uniform data, where the gap law, fitted over all bank sizes, sees the curvature;
     * a noise diagnosis: ambient noise makes TwoNN read above GRIDE over neighbours 10 and 20 (the dimension
       falls with the scale, :data:`NOISE_SCALE_RATIO`) and adds a constant floor to :math:`G(n)`
-      (:data:`NOISE_FLOOR_FRACTION`); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`.
+      (:data:`NOISE_FLOOR_FRACTION`); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`. When the
+      dimension falls with the scale but no floor shows (weak noise) and ``d_gap <= 8``, ``dim`` is GRIDE over
+      neighbours 10 and 20 (:data:`FAR_RANKS`, method ``"local_far"``): the 10th to 20th neighbours lie beyond the
+      noise that the nearest ones see.
 
     Otherwise ``dim`` is ``d_local`` when ``d_gap <= 8``, ``d_gap`` when ``d_gap >= 12``, and in between
     :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`. The interval combines bootstrap
     intervals the same way (the queries, columns of ``per_query``, are resampled for the gap law and the noise
-    floor, the rows of ``dist`` for the local estimate), then widens it on the log scale by the spread of the local
+    floor, the rows of ``dist`` for the local estimates), then widens it on the log scale by the spread of the local
     estimators across neighbour scales and a floor (:data:`INTERVAL_SPREAD`): sampling error alone misses the
     biases of curvature, density and noise.
 
@@ -382,14 +390,15 @@ def trusted_dimension(
     gaps = pq.mean(axis=1)
     _, floor = _floor_fit(sizes_arr[use], gaps[:, None])
     floor_frac = float(floor[0] / gaps[-1])
-    noisy = False
-    d_floor = math.nan
-    if stats is not None and d_arr.shape[1] >= 20 and floor_frac >= NOISE_FLOOR_FRACTION and fit.dim < AUTO_GAP_FROM:
-        try:
-            d_far = gride_dimension(d_arr, n1=10, n2=20)
-        except ValueError:
-            d_far = math.nan
-        if d_far > 0 and 1.0 / stats[0].mean() >= NOISE_SCALE_RATIO * d_far:
+    noisy = falls = False
+    d_floor = d_far = math.nan
+    n1, n2 = FAR_RANKS
+    if stats is not None and d_arr.shape[1] >= n2 and fit.dim < AUTO_GAP_FROM:
+        rows = d_arr[d_arr[:, 0] > 0.0]  # duplicates were already reported by the local estimate
+        with contextlib.suppress(ValueError):  # a degenerate far scale: no diagnosis
+            d_far = gride_dimension(rows, n1=n1, n2=n2)
+        falls = d_far > 0 and 1.0 / stats[0].mean() >= NOISE_SCALE_RATIO * d_far
+        if falls and floor_frac >= NOISE_FLOOR_FRACTION:
             d_floor = _floor_dimension(sizes_arr[use], gaps, float(floor[0]), concentration if calibrate else None)
             noisy = math.isfinite(d_floor) and d_floor < NOISE_MAX_DIM
 
@@ -405,6 +414,13 @@ def trusted_dimension(
             ])
         lo, hi = interval(d_floor, draws)
         dim, dim_low, dim_high, method, w = d_floor, lo, hi, "noise_floor", 1.0
+    elif falls and fit.dim <= AUTO_LOCAL_BELOW and math.isfinite(d_local):
+        # Weak noise: the dimension falls with the scale, the gap curve shows no floor; read it at the far scale.
+        draws = np.zeros(0)
+        if n_bootstrap:
+            draws = _gride_draws(rows, _bootstrap_counts(rows.shape[0], n_bootstrap, rng), n1, n2)
+        lo, hi = interval(d_far, draws)
+        dim, dim_low, dim_high, method, w = d_far, lo, hi, "local_far", 0.0
     elif not math.isfinite(d_local) or not math.isfinite(fit.dim):
         dim, dim_low, dim_high, method, w = fit.dim, fit.dim_low, fit.dim_high, "gap", 1.0
     else:

@@ -405,7 +405,7 @@ def suite(split: str | None = None) -> list[SuiteCloud]:
     """The suite's clouds, optionally only one split (``"tune"``, ``"held_out"``, ``"fresh"`` or ``"third"``).
 
     Example:
-        >>> len(suite()) >= 40, {c.split for c in suite()} == {"tune", "held_out", "fresh"}
+        >>> len(suite()) >= 40, {c.split for c in suite()} == {"tune", "held_out", "fresh", "third"}
         (True, True)
         >>> len(suite("fresh")) >= 20, len(suite("third")) >= 24
         (True, True)
