@@ -39,28 +39,34 @@ def cached_curve(cloud: SuiteCloud, n: int, cache: Path) -> dict[str, np.ndarray
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Measure the final rule on both opened halves and print the summary per size."""
+    """Measure the final rule on every opened split and print the summary per size and split."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, required=True)
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     args.cache.mkdir(parents=True, exist_ok=True)
+    splits = ("tune", "held_out", "fresh")
     for n in SIZES:
-        err, cover, width = [], [], []
-        for cloud in suite("tune") + suite("held_out") + suite("fresh"):
+        rows: list[tuple[str, float, bool, float]] = []
+        for cloud in [c for split in splits for c in suite(split)]:
             c = cached_curve(cloud, n, args.cache)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 est = trusted_dimension(
                     c["sizes"], c["per_query"], np.sqrt(c["knn"][:, :20]), concentration=float(c["conc"])
                 )
-            err.append(abs(est.dim - cloud.dim) / cloud.dim)
-            cover.append(est.dim_low <= cloud.dim <= est.dim_high)
-            width.append((est.dim_high - est.dim_low) / cloud.dim)
-        print(
-            f"n={n:,} clouds={len(err)} mean rel. error {np.mean(err):.3f}, coverage {np.mean(cover):.2f}, "
-            f"median width / d {np.median(width):.3f}"
-        )
+            rows.append((
+                cloud.split,
+                abs(est.dim - cloud.dim) / cloud.dim,
+                est.dim_low <= cloud.dim <= est.dim_high,
+                (est.dim_high - est.dim_low) / cloud.dim,
+            ))
+        for split in (*splits, "all"):
+            sel = [r for r in rows if split in ("all", r[0])]
+            print(
+                f"n={n:,} {split}: clouds={len(sel)} mean rel. error {np.mean([r[1] for r in sel]):.3f}, coverage "
+                f"{np.mean([r[2] for r in sel]):.2f}, median width / d {np.median([r[3] for r in sel]):.3f}"
+            )
     return 0
 
 
