@@ -1,12 +1,13 @@
 r"""``RepresentationGapEarlyStopping``: a label-free stopping rule on the representation gap (DESIGN §7).
 
 The rule reads keys that :class:`~lightning_repgap.callback.RepresentationGapCallback` logs (by default
-``repgap/gap_norm`` and ``repgap/gap_ratio``) and stops only on strong evidence of memorisation: a *large,
-sustained rise* of any of them (with noisy labels ``gap_norm`` rises steadily once a classifier starts memorising;
-``gap_ratio`` rises by orders of magnitude once a generator starts copying its training set). Their minima are not
-the best checkpoint (``gap_norm`` is often lowest in the first epochs of a clean run, and with clean labels it can
-drift up by more than half while accuracy still improves), so the rule neither keeps a minimum nor stops on small
-drifts. Per key:
+``repgap/gap_norm``, ``repgap/dim_mle`` and ``repgap/gap_ratio``) and stops only on strong evidence of
+memorisation: a *large, sustained rise* of any of them (with noisy labels ``gap_norm`` rises steadily once a
+classifier starts memorising, and the Levina-Bickel dimension ``dim_mle`` rises with it, also on runs where
+``gap_norm`` rises too little; ``gap_ratio`` rises by orders of magnitude once a generator starts copying its
+training set). Their minima are not the best checkpoint (``gap_norm`` is often lowest in the first epochs of a clean
+run, and with clean labels it can drift up by more than half while accuracy still improves), so the rule neither
+keeps a minimum nor stops on small drifts. Per key:
 
 - the first ``warmup`` finite measurements neither set the reference nor stop;
 - the *reference* :math:`r` is the lowest value measured after the warm-up;
@@ -44,11 +45,11 @@ from lightning_repgap.callback import RepresentationGapCallback
 MONITORABLE = ("gap_norm", "gap", "dim", "dim_twonn", "dim_mle", "gap_ratio")
 
 # The study's defaults (studies/stopping.py, chosen on its tuning runs; frozen in studies/stopping_rule.json).
-DEFAULT_MONITOR = ("gap_norm", "gap_ratio")
-DEFAULT_PATIENCE = 3
-#: Per key, the (tolerance, keep_tolerance, warmup) used when none is given: the study's values for its two keys;
+DEFAULT_MONITOR = ("gap_norm", "dim_mle", "gap_ratio")
+DEFAULT_PATIENCE = 2
+#: Per key, the (tolerance, keep_tolerance, warmup) used when none is given: the study's values for its three keys;
 #: the other keys get ``gap_norm``'s (they were not chosen by the study).
-KEY_DEFAULTS = {"gap_norm": (0.7, 0.1, 8), "gap_ratio": (0.15, 0.15, 1)}
+KEY_DEFAULTS = {"gap_norm": (0.7, 0.1, 8), "dim_mle": (0.25, 0.05, 8), "gap_ratio": (0.15, 0.15, 1)}
 
 
 @dataclass(frozen=True)
@@ -407,15 +408,29 @@ class RepresentationGapEarlyStopping(Callback):
     def state_dict(self) -> dict[str, Any]:
         """Plain values: the rule's state, the stop epoch and the recommended checkpoint's path."""
         return {
+            "monitor": list(self.monitor),
             "state": asdict(self.state),
             "stopped_epoch": self.stopped_epoch,
             "best_model_path": self._kept_path,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the rule mid-patience: a resumed run reaches the decision the uninterrupted one would."""
+        """Restore the rule mid-patience: a resumed run reaches the decision the uninterrupted one would.
+
+        State dicts written before ``monitor`` was stored in them (0.2.0) load when they hold one state per monitored
+        key; a state for other keys is a clear error, never a silent mix-up of keys.
+        """
         saved = state_dict.get("state")
         if saved is not None:
+            monitor = state_dict.get("monitor")
+            if (monitor is not None and list(monitor) != self.monitor) or len(saved["keys"]) != len(self.monitor):
+                shown = monitor if monitor is not None else f"{len(saved['keys'])} key(s)"
+                raise ValueError(
+                    f"RepresentationGapEarlyStopping state for monitor {shown} cannot be loaded into a callback that "
+                    f"monitors {self.monitor}: build it with the monitor the checkpoint was written with (the "
+                    "default monitor changed after 0.2.0 from ['gap_norm', 'gap_ratio'] to ['gap_norm', 'dim_mle', "
+                    "'gap_ratio'])."
+                )
             self.state = StopState(tuple(RiseState(**k) for k in saved["keys"]), saved.get("best_epoch", -1))
         self.stopped_epoch = state_dict.get("stopped_epoch")
         self.best_model_path = self._kept_path = state_dict.get("best_model_path")

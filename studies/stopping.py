@@ -13,14 +13,17 @@ truth at the checkpoint it keeps against the truth at the run's best epoch.
 Regret: in accuracy points (supervised: clean test accuracy; SSL: 5-NN accuracy) and, for the generative regime,
 in per cent of the best epoch's gap from fresh data to fresh samples.
 
-Tuning discipline. ``studies/stopping_runs.json`` (96 runs) is the *tuning* set: it was recorded in two halves,
-and a first rule was chosen on one and scored on the other, so both halves have been seen and both are tuning data
-now (:func:`tune` reads all of them). ``studies/stopping_fresh.json`` (48 runs, :data:`studies.stopping_record.PLANS`
-``"fresh"``: new seeds, a new data set, new widths and sizes) is the *untouched* set: its plan was committed before
-it was recorded, and it was scored once, with the final frozen rule (``studies/stopping_rule.json``).
+Tuning discipline. Three sets of runs were recorded, in this order. ``studies/stopping_runs.json`` (96 runs) was
+recorded in two halves; a first rule (0.1.x) was chosen on one and scored on the other. ``studies/stopping_fresh.json``
+(48 runs, :data:`studies.stopping_record.PLANS` ``"fresh"``) was planned and committed before the second rule (0.2)
+was chosen on the 96, and scored once with it. All 144 are *tuning* runs now (:func:`load_tuning_runs`; :func:`tune`
+reads all of them). ``studies/stopping_fresh2.json`` (96 runs, plan ``"fresh2"``: seeds 20-25, a data set never
+used, new widths and sizes) is the *untouched* set of the third rule: its plan was committed and its recording
+started before any rule of the third search was scored, and it is scored once, with the frozen rule
+(``studies/stopping_rule.json``).
 
-    python -m studies.stopping_record studies/stopping_fresh.json --plan=fresh   # record the untouched set
-    python -m studies.stopping tune                                # choose the rule on the tuning runs
+    python -m studies.stopping_record studies/stopping_fresh2.json --plan=fresh2  # record the untouched set
+    python -m studies.stopping tune                                # choose the rule on the 144 tuning runs
     python -m studies.stopping evaluate                            # untouched-set regret -> docs/stopping.json
 """
 
@@ -43,6 +46,10 @@ from lightning_repgap.stopping import replay
 HERE = Path(__file__).resolve().parent
 RUNS_FILE = HERE / "stopping_runs.json"
 FRESH_FILE = HERE / "stopping_fresh.json"
+#: Every run the rules were chosen on (the second file was the untouched set of the previous rule).
+TUNING_FILES = (RUNS_FILE, FRESH_FILE)
+#: The untouched runs of the present rule.
+UNTOUCHED_FILE = HERE / "stopping_fresh2.json"
 RULE_FILE = HERE / "stopping_rule.json"
 RESULTS_FILE = HERE.parent / "docs" / "stopping.json"
 REGIMES = ("supervised", "ssl", "generative")
@@ -50,25 +57,34 @@ REGIMES = ("supervised", "ssl", "generative")
 BASELINE_PATIENCE = 4
 #: Regret unit per regime: accuracy points, or per cent of the best epoch's gap.
 UNITS = {"supervised": "points", "ssl": "points", "generative": "%"}
-#: The tuning grid: ``gap_norm`` (memorising classifiers) together with ``gap_ratio`` (copying generators), each with
-#: a rise ``tolerance`` (evidence towards stopping), a ``keep_tolerance`` (the band of recommended epochs) and a
-#: warm-up. ``patience`` is at least 2 by design: one measurement is never enough evidence to end a run.
-GRID: dict[str, tuple[Any, ...]] = {
-    "tolerance": (0.3, 0.5, 0.7, 1.0),
-    "keep_tolerance": (0.05, 0.1, 0.2, 0.3),
-    "warmup": (5, 8, 10),
-    "ratio_tolerance": (0.15, 0.5, 1.0),
-    "ratio_keep_tolerance": (0.15, 0.3),
-    "ratio_warmup": (1,),
+#: The tuning grid. Per key, the values tried for its rise ``tolerance`` (evidence towards stopping), its
+#: ``keep_tolerance`` (the band of recommended epochs) and its warm-up: ``gap_norm`` (memorising classifiers),
+#: optionally ``dim_mle`` (the Levina-Bickel dimension; with noisy labels it rises while a classifier memorises, on
+#: runs where ``gap_norm`` rises too little), and ``gap_ratio`` (copying generators, its band fixed by the previous
+#: searches). ``patience`` is at least 2 by design: one measurement is never enough evidence to end a run.
+GRID: dict[str, Any] = {
+    "gap_norm": {"tolerance": (0.5, 0.7, 1.0), "keep_tolerance": (0.05, 0.1, 0.2), "warmup": (6, 8, 10)},
+    "dim_mle": {"tolerance": (0.15, 0.2, 0.25, 0.3, 0.4), "keep_tolerance": (0.02, 0.05, 0.1), "warmup": (4, 6, 8, 10)},
+    "gap_ratio": {"tolerance": (0.15,), "keep_tolerance": (0.15,), "warmup": (1,)},
     "patience": (2, 3, 4),
 }
-#: The rule frozen before this grid (chosen on half of the tuning runs; kept in the comparison).
-PREVIOUS_RULE = {
-    "monitor": ["gap_norm", "gap_ratio"],
-    "tolerance": [0.3, 0.15],
-    "keep_tolerance": [0.3, 0.15],
-    "patience": 4,
-    "warmup": [5, 1],
+#: The rules frozen before this grid, kept in the comparison: 0.1.x (chosen on half of the first 96 runs) and 0.2
+#: (chosen on all 96, scored once on the 48 of ``studies/stopping_fresh.json``).
+PREVIOUS_RULES: dict[str, dict[str, Any]] = {
+    "0.1.x": {
+        "monitor": ["gap_norm", "gap_ratio"],
+        "tolerance": [0.3, 0.15],
+        "keep_tolerance": [0.3, 0.15],
+        "patience": 4,
+        "warmup": [5, 1],
+    },
+    "0.2": {
+        "monitor": ["gap_norm", "gap_ratio"],
+        "tolerance": [0.7, 0.15],
+        "keep_tolerance": [0.1, 0.15],
+        "patience": 3,
+        "warmup": [8, 1],
+    },
 }
 
 
@@ -138,9 +154,10 @@ def regret(run: dict[str, Any], epoch: int) -> float:
 def monitors(regime: str, rule: dict[str, Any] | None) -> list[Monitor]:
     """The monitors compared in a regime: the rule (if given), the baselines and raw repgap keys."""
     out = [] if rule is None else [rule_monitor(rule)]
-    previous = rule_monitor(PREVIOUS_RULE)
-    if rule is not None and previous.name != out[0].name:
-        out.append(Monitor("previous rule (0.1.x defaults)", "rule", previous.key, params=previous.params))
+    for version, previous_rule in PREVIOUS_RULES.items():
+        previous = rule_monitor(previous_rule)
+        if rule is not None and previous.name != out[0].name:
+            out.append(Monitor(f"previous rule ({version} defaults)", "rule", previous.key, params=previous.params))
     out.append(Monitor("no stopping", "none"))
     if regime == "supervised":
         out += [
@@ -176,18 +193,25 @@ def rule_monitor(rule: dict[str, Any]) -> Monitor:
 
 
 def candidates() -> list[dict[str, Any]]:
-    """Every rule of :data:`GRID` (keep tolerances at most the tolerances), and :data:`PREVIOUS_RULE`."""
-    keys = ("tolerance", "keep_tolerance", "warmup", "ratio_tolerance", "ratio_keep_tolerance", "ratio_warmup")
-    out = [PREVIOUS_RULE]
-    for t, k, w, rt, rk, rw, p in itertools.product(*(GRID[key] for key in (*keys, "patience"))):
-        if k <= t and rk <= rt:
-            out.append({
-                "monitor": ["gap_norm", "gap_ratio"],
-                "tolerance": [t, rt],
-                "keep_tolerance": [k, rk],
-                "patience": p,
-                "warmup": [w, rw],
-            })
+    """Every rule of :data:`GRID` (keep tolerances at most the tolerances), and the :data:`PREVIOUS_RULES`."""
+
+    def per_key(key: str) -> list[tuple[float, float, int]]:
+        g = GRID[key]
+        return [(t, k, w) for t, k, w in itertools.product(g["tolerance"], g["keep_tolerance"], g["warmup"]) if k <= t]
+
+    out = list(PREVIOUS_RULES.values())
+    optional: list[tuple[float, float, int] | None] = [None, *per_key("dim_mle")]
+    for norm, mle, ratio, patience in itertools.product(
+        per_key("gap_norm"), optional, per_key("gap_ratio"), GRID["patience"]
+    ):
+        keys = [("gap_norm", norm)] + ([] if mle is None else [("dim_mle", mle)]) + [("gap_ratio", ratio)]
+        out.append({
+            "monitor": [k for k, _ in keys],
+            "tolerance": [v[0] for _, v in keys],
+            "keep_tolerance": [v[1] for _, v in keys],
+            "patience": patience,
+            "warmup": [v[2] for _, v in keys],
+        })
     return out
 
 
@@ -284,7 +308,7 @@ def _by_noise(runs: list[dict[str, Any]], table: dict[str, Any]) -> dict[str, An
 
 
 def tune(runs: list[dict[str, Any]], log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Choose the rule on the tuning runs (every run of ``runs``: both halves of ``studies/stopping_runs.json``).
+    """Choose the rule on the tuning runs (every run of ``runs``: the 144 of :data:`TUNING_FILES`).
 
     Ties (equal objective to 1e-9) go to fewer dimension keys (``dim`` is an estimate whose definition may change;
     ``gap_norm`` is a plain ratio of distances), then fewer keys, larger patience, smaller tolerances and warm-ups.
@@ -309,14 +333,20 @@ def tune(runs: list[dict[str, Any]], log: Callable[[str], None] = print) -> dict
     for obj, *_, rule in results[:10]:
         log(f"  targets missed {obj[0]}, score {obj[1]:.3f}  {rule}")
     best = results[0][-1]
-    previous = next(obj for obj, *_, rule in results if rule is PREVIOUS_RULE)
+    previous = {
+        version: next(obj for obj, *_, rule in results if rule is previous_rule)
+        for version, previous_rule in PREVIOUS_RULES.items()
+    }
     return {
         **best,
         "targets_missed_on_tuning_runs": results[0][0][0],
         "score": results[0][0][1],
         "tuning_runs": {g: len(rs) for g, rs in by_regime.items()},
         "rules_tried": len(results),
-        "previous_rule": {"targets_missed": previous[0], "score": previous[1], **PREVIOUS_RULE},
+        "previous_rules": {
+            version: {"targets_missed": obj[0], "score": obj[1], **PREVIOUS_RULES[version]}
+            for version, obj in previous.items()
+        },
         "runner_up": [{"targets_missed": o[0], "score": o[1], **r} for o, *_, r in results[1:6]],
     }
 
@@ -391,7 +421,10 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {name} | {s['mean']:.2f} [{s['low']:.2f}, {s['high']:.2f}] | {s['worst']:.2f} |")
         lines.append("")
         if "by_noise" in entry:
-            names = list(entry["monitors"])[:4]
+            # The rule, the last frozen rule, no stopping and the labelled baseline.
+            wanted = ("previous rule (0.2 defaults)", "no stopping", "val_loss (labels)")
+            first = next(iter(entry["monitors"]))
+            names = [first] + [n for n in wanted if n in entry["monitors"] and n != first]
             lines += ["| label noise | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
             for noise, table in entry["by_noise"].items():
                 cells = [f"{table[n]['mean']:.2f} (worst {table[n]['worst']:.1f})" for n in names]
@@ -442,6 +475,11 @@ def load_runs(path: Path = RUNS_FILE) -> list[dict[str, Any]]:
     return json.loads(path.read_text())["runs"]
 
 
+def load_tuning_runs() -> list[dict[str, Any]]:
+    """Every tuning run: the 96 of ``studies/stopping_runs.json`` and the 48 of ``studies/stopping_fresh.json``."""
+    return [run for path in TUNING_FILES for run in load_runs(path)]
+
+
 def load_rule(path: Path = RULE_FILE) -> dict[str, Any]:
     """The frozen rule chosen by :func:`tune`."""
     return json.loads(path.read_text())
@@ -450,7 +488,7 @@ def load_rule(path: Path = RULE_FILE) -> dict[str, Any]:
 def run(*, quick: bool, seed: int = 0, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The validation study's part 4: record the untouched set, replay the frozen rule on it.
 
-    The full mode records every run of the untouched (``"fresh"``) plan again and scores the frozen rule on it. The
+    The full mode records every run of the untouched (``"fresh2"``) plan again and scores the frozen rule on it. The
     quick mode records a handful of short tuning-plan runs (to exercise the recorder and the replay end to end) and
     scores the committed untouched recordings. The rule is never re-tuned here.
     """
@@ -460,9 +498,9 @@ def run(*, quick: bool, seed: int = 0, log: Callable[[str], None] | None = None)
     rule = load_rule()
     if quick:
         recorded = stopping_record.record(quick=True, log=say)
-        runs = load_runs(FRESH_FILE)
+        runs = load_runs(UNTOUCHED_FILE)
     else:
-        recorded = stopping_record.record(plan="fresh", log=say)
+        recorded = stopping_record.record(plan="fresh2", log=say)
         runs = recorded["runs"]
     result = evaluate(runs, rule)
     result["quick_runs"] = evaluate(recorded["runs"], rule) if quick else None
@@ -475,16 +513,18 @@ def main(argv: list[str] | None = None) -> int:
     """``tune`` (every tuning run) or ``evaluate`` (the untouched runs) on the recorded runs."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("tune", "evaluate"))
-    parser.add_argument("--runs", type=Path, default=None, help="default: tune the tuning runs, evaluate the fresh")
+    parser.add_argument(
+        "--runs", type=Path, default=None, help="default: tune the 144 tuning runs, evaluate the untouched fresh2 runs"
+    )
     args = parser.parse_args(argv)
     if args.command == "tune":
-        runs = load_runs(args.runs or RUNS_FILE)
+        runs = load_runs(args.runs) if args.runs else load_tuning_runs()
         rule = tune(runs)
         RULE_FILE.write_text(json.dumps(rule, indent=1) + "\n")
         print(f"wrote {RULE_FILE}: {rule_monitor(rule).name}")
         print(markdown(evaluate(runs, rule)))
         return 0
-    runs = load_runs(args.runs or FRESH_FILE)
+    runs = load_runs(args.runs or UNTOUCHED_FILE)
     result = evaluate(runs, load_rule())
     if args.runs is None:
         RESULTS_FILE.write_text(json.dumps(result, indent=1) + "\n")

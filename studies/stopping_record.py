@@ -24,7 +24,8 @@ regime is written as soon as it is recorded; ``--regimes=`` records a subset (th
 three such processes and merged, to finish on a shared machine):
 
     python -m studies.stopping_record studies/stopping_runs.json [--quick] [--regimes=supervised,ssl,generative]
-    python -m studies.stopping_record studies/stopping_fresh.json --plan=fresh   # the untouched evaluation set
+    python -m studies.stopping_record studies/stopping_fresh.json --plan=fresh   # the second rule's evaluation set
+    python -m studies.stopping_record studies/stopping_fresh2.json --plan=fresh2  # the untouched evaluation set
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def load_images(dataset: str) -> tuple[np.ndarray, np.ndarray]:
         return glyphs(2000, np.random.default_rng(1234))
     if dataset == "glyphs-b":  # the fresh evaluation set's second data set: other prototypes, same generator
         return glyphs(2000, np.random.default_rng(5678))
+    if dataset == "glyphs-c":  # the fresh2 evaluation set's second data set: prototypes never used before
+        return glyphs(2000, np.random.default_rng(9012))
     raise ValueError(f"unknown dataset {dataset!r}")
 
 
@@ -183,7 +186,28 @@ def supervised_configs(quick: bool, plan: str = "tuning") -> list[dict[str, Any]
 
     The ``"fresh"`` plan (the untouched evaluation set, :data:`PLANS`): digits and ``glyphs-b`` x 2 architectures x
     3 noise levels x seeds 10 and 11, with a width (128) and training-set sizes (700, 500) the tuning runs lack.
+    The ``"fresh2"`` plan (the untouched set of the third rule): digits and ``glyphs-c`` x 2 architectures x 3 noise
+    levels x seeds 20-23, widths 128 / 192 / 96 / 128 (the width-128 MLPs were the previous rule's failures),
+    training-set sizes 600 / 800 / 500 / 1000.
     """
+    if plan == "fresh2":
+        fresh2 = {20: (128, 600, 0.0), 21: (192, 800, 1e-4), 22: (96, 500, 0.0), 23: (128, 1000, 1e-4)}
+        return [
+            {
+                "regime": "supervised",
+                "dataset": dataset,
+                "arch": arch,
+                "noise": noise,
+                "seed": seed,
+                "width": fresh2[seed][0],
+                "n_train": fresh2[seed][1],
+                "weight_decay": fresh2[seed][2],
+                "split": "fresh2",
+            }
+            for dataset, arch, noise, seed in itertools.product(
+                ("digits", "glyphs-c"), ("mlp", "cnn"), (0.0, 0.2, 0.4), sorted(fresh2)
+            )
+        ]
     if plan == "fresh":
         fresh = {10: (128, 700, 0.0), 11: (128, 500, 1e-4)}
         return [
@@ -271,8 +295,32 @@ def ssl_configs(quick: bool, plan: str = "tuning") -> list[dict[str, Any]]:
     """2 data sets x 2 encoders x 6 seeds; width, training-set size and augmentation strength vary by seed.
 
     The ``"fresh"`` plan: digits and ``glyphs-b`` x 2 encoders x seeds 10-12 (widths 96 / 192 / 128, 300 / 500 /
-    250 images, augmentation strengths 0.75 / 1.0 / 0.5).
+    250 images, augmentation strengths 0.75 / 1.0 / 0.5). The ``"fresh2"`` plan: digits and ``glyphs-c`` x 2
+    encoders x seeds 20-25 (widths 160 / 96 / 128 / 192 / 64 / 128, 400 / 300 / 500 / 250 / 450 / 350 images,
+    augmentation strengths 0.75 / 1.0 / 0.6 / 0.9 / 0.5 / 1.0).
     """
+    if plan == "fresh2":
+        fresh2 = {
+            20: (160, 400, 0.75),
+            21: (96, 300, 1.0),
+            22: (128, 500, 0.6),
+            23: (192, 250, 0.9),
+            24: (64, 450, 0.5),
+            25: (128, 350, 1.0),
+        }
+        return [
+            {
+                "regime": "ssl",
+                "dataset": dataset,
+                "arch": arch,
+                "seed": seed,
+                "width": fresh2[seed][0],
+                "n_train": fresh2[seed][1],
+                "augment": fresh2[seed][2],
+                "split": "fresh2",
+            }
+            for dataset, arch, seed in itertools.product(("digits", "glyphs-c"), ("mlp", "cnn"), sorted(fresh2))
+        ]
     if plan == "fresh":
         fresh = {10: (96, 300, 0.75), 11: (192, 500, 1.0), 12: (128, 250, 0.5)}
         return [
@@ -406,8 +454,23 @@ def generative_configs(quick: bool, plan: str = "tuning") -> list[dict[str, Any]
     """2 widths x 2 tori x 3 training-set sizes x 2 seeds (each width one batched ensemble).
 
     The ``"fresh"`` plan: one ensemble of width 80 on 2-, 3- and 4-tori (the 3-torus is new) x 48 / 96 training
-    points x seeds 10 and 11.
+    points x seeds 10 and 11. The ``"fresh2"`` plan: two ensembles, of widths 72 and 88, on 2-, 3- and 4-tori x
+    40 / 80 training points x seeds 20 and 21.
     """
+    if plan == "fresh2":
+        return [
+            {
+                "regime": "generative",
+                "dataset": f"torus{d}",
+                "arch": "ddpm-mlp",
+                "width": width,
+                "d": d,
+                "n_train": n,
+                "seed": seed,
+                "split": "fresh2",
+            }
+            for width, d, n, seed in itertools.product((72, 88), (2, 3, 4), (40, 80), (20, 21))
+        ]
     if plan == "fresh":
         return [
             {
@@ -528,8 +591,11 @@ EPOCHS = {"supervised": (40, 12), "ssl": (25, 8), "generative": (24, 6)}
 #: ``"tune"`` / ``"held_out"``, were both opened while choosing rules, so both are tuning data now). ``"fresh"``:
 #: 48 runs with new seeds, a new data set (``glyphs-b``), new widths, training-set sizes and a 3-torus, written to
 #: ``studies/stopping_fresh.json`` and scored once, with the final rule, as the untouched evaluation set. The plan
-#: was committed before any rule was scored on it.
-PLANS = ("tuning", "fresh")
+#: was committed before any rule was scored on it. After the second rule was scored on it, it became tuning data
+#: too. ``"fresh2"``: 96 runs with seeds 20-25, a data set never used (``glyphs-c``), width 128 / 192 / 96 MLPs and
+#: CNNs, written to ``studies/stopping_fresh2.json``; its plan was committed, and its recording started, before the
+#: third rule was explored, and it is scored once with that rule frozen.
+PLANS = ("tuning", "fresh", "fresh2")
 
 
 def record(

@@ -8,6 +8,7 @@ import os
 import pickle
 import subprocess
 import sys
+from dataclasses import asdict
 
 import lightning.pytorch as pl
 import pytest
@@ -32,6 +33,7 @@ from studies import stopping as study
 
 RUNS = study.load_runs() if study.RUNS_FILE.exists() else []
 FRESH = study.load_runs(study.FRESH_FILE) if study.FRESH_FILE.exists() else []
+UNTOUCHED = study.load_runs(study.UNTOUCHED_FILE) if study.UNTOUCHED_FILE.exists() else []
 
 
 # ------------------------------------------------------------------------------------------------ the pure rule
@@ -381,9 +383,9 @@ def test_constructor_rejects_bad_values(kwargs, match):
 
 
 def test_state_key_state_dict_pickle_and_cli_config():
-    stopper = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.2, patience=3)
+    stopper = RepresentationGapEarlyStopping(monitor=["gap_norm", "gap_ratio"], tolerance=0.2, patience=3)
     stopper.state = StopState((RiseState(0.5, 7, 0.52, 2, 9), RiseState(1.1, 8, 1.2, 0, 9)), best_epoch=7)
-    restored = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.2, patience=3)
+    restored = RepresentationGapEarlyStopping(monitor=["gap_norm", "gap_ratio"], tolerance=0.2, patience=3)
     restored.load_state_dict(pickle.loads(pickle.dumps(stopper.state_dict())))
     assert restored.state == stopper.state
     assert pickle.loads(pickle.dumps(stopper)).state == stopper.state
@@ -403,9 +405,31 @@ def test_state_key_state_dict_pickle_and_cli_config():
         [0.3, 0.15],
         [0.3, 0.15],
     )
-    cfg = parser.parse_args(["--stop.tolerance=[0.6, 0.2]", "--stop.keep_tolerance=[0.05, 0.1]"])
+    cfg = parser.parse_args([
+        "--stop.monitor=[gap_norm, gap_ratio]",
+        "--stop.tolerance=[0.6, 0.2]",
+        "--stop.keep_tolerance=[0.05, 0.1]",
+    ])
     built = RepresentationGapEarlyStopping(**cfg.stop)
     assert (built.tolerance, built.keep_tolerance, built.warmup) == ([0.6, 0.2], [0.05, 0.1], [8, 1])
+
+
+def test_state_dicts_of_0_2_load_and_a_state_for_other_keys_is_a_clear_error():
+    two_keys = {"keys": [asdict(RiseState(0.5, 7, 0.52, 2, 9)), asdict(RiseState(1.1, 8, 1.2, 1, 9))], "best_epoch": 7}
+    old = {"state": two_keys, "stopped_epoch": None, "best_model_path": None}  # 0.2.0's format: no "monitor"
+    restored = RepresentationGapEarlyStopping(monitor=["gap_norm", "gap_ratio"])
+    restored.load_state_dict(old)
+    assert restored.state == StopState((RiseState(0.5, 7, 0.52, 2, 9), RiseState(1.1, 8, 1.2, 1, 9)), best_epoch=7)
+    # 0.2.0's default monitor had two keys; the default now has three: loading must not mix the keys up.
+    with pytest.raises(
+        ValueError, match=r"state for monitor 2 key\(s\) cannot be loaded .* monitors \['gap_norm', 'dim_mle'"
+    ):
+        RepresentationGapEarlyStopping().load_state_dict(old)
+    new = RepresentationGapEarlyStopping(monitor=["gap_norm", "dim_mle"]).state_dict()
+    with pytest.raises(
+        ValueError, match=r"monitor \['gap_norm', 'dim_mle'\] cannot be loaded .* \['gap_norm', 'gap_ratio'\]"
+    ):
+        RepresentationGapEarlyStopping(monitor=["gap_norm", "gap_ratio"]).load_state_dict(new)
 
 
 def test_top_level_export():
@@ -479,19 +503,40 @@ def test_recordings_hold_every_regime_split_and_key():
     assert {0.0, 0.2, 0.4} <= {r["noise"] for r in RUNS if r["regime"] == "supervised"}
 
 
-@pytest.mark.skipif(not FRESH, reason="studies/stopping_fresh.json not recorded")
-def test_untouched_runs_follow_their_committed_plan_and_share_no_seed_with_the_tuning_runs():
+@pytest.mark.skipif(not (FRESH and UNTOUCHED), reason="studies/stopping_fresh*.json not recorded")
+@pytest.mark.parametrize("plan", ["fresh", "fresh2"])
+def test_later_run_sets_follow_their_committed_plan_and_share_no_seed_with_earlier_ones(plan):
     from studies import stopping_record
 
-    plan = {
-        "supervised": stopping_record.supervised_configs(False, "fresh"),
-        "ssl": stopping_record.ssl_configs(False, "fresh"),
-        "generative": stopping_record.generative_configs(False, "fresh"),
+    runs, earlier = (FRESH, RUNS) if plan == "fresh" else (UNTOUCHED, RUNS + FRESH)
+    expected = {
+        "supervised": stopping_record.supervised_configs(False, plan),
+        "ssl": stopping_record.ssl_configs(False, plan),
+        "generative": stopping_record.generative_configs(False, plan),
     }
-    recorded = {g: [{k: v for k, v in r.items() if k != "epochs"} for r in FRESH if r["regime"] == g] for g in plan}
-    assert recorded == plan
-    assert {r["seed"] for r in FRESH}.isdisjoint({r["seed"] for r in RUNS})
-    assert {"mlp", "cnn"} <= {r["arch"] for r in FRESH}
-    for run in FRESH:
+    recorded = {g: [{k: v for k, v in r.items() if k != "epochs"} for r in runs if r["regime"] == g] for g in expected}
+    assert recorded == expected
+    assert {r["seed"] for r in runs}.isdisjoint({r["seed"] for r in earlier})
+    assert {"mlp", "cnn"} <= {r["arch"] for r in runs}
+    for run in runs:
         n = len(run["epochs"]["truth"])
-        assert all(len(run["epochs"][k]) == n for k in ("gap_norm", "gap_ratio", "val_loss")), study._label(run)
+        keys = ("gap_norm", "dim_mle", "gap_ratio", "val_loss")
+        assert all(len(run["epochs"][k]) == n for k in keys), study._label(run)
+
+
+@pytest.mark.skipif(not RUNS, reason="studies/stopping_runs.json not recorded")
+def test_the_keys_the_rule_reads_are_measured_today_as_they_were_recorded():
+    # The rule's thresholds were tuned on recorded values: if the package's gap_norm, dim_mle or gap_ratio changed
+    # meaning, the recordings (and the frozen rule) would be stale. Retrain a recorded run's first epochs and compare.
+    from studies import stopping_record
+
+    cfg = stopping_record.supervised_configs(True)[0]
+    recorded = next(r for r in RUNS if all(r[k] == cfg[k] for k in cfg))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        today = stopping_record.run_supervised(cfg, 4)
+    finally:
+        torch.set_num_threads(threads)
+    for key in study.load_rule()["monitor"]:
+        assert today["epochs"][key] == pytest.approx(recorded["epochs"][key][:4], rel=1e-4), key
