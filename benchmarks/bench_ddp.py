@@ -2,9 +2,20 @@
 
 Two gloo ranks at one thread each (the default split of a 2-core host) against one process at one thread. The
 ranks hold the bank and queries split between them, as a DDP validation leaves them; each rank's ``compute``
-(the state gather, its half of the search, the merge and the fits) is timed after a barrier. Runs alternate
-(single, DDP, single, DDP, ...) so that load on a shared machine hits both alike; the ratio of medians is printed,
-and every logged value of every rank is checked to equal the single process's, bit for bit.
+(the state gather, its share of the search, the merge and the fits) is timed after a barrier. Runs alternate
+(single, DDP, single, DDP, ...) so that load on a shared machine hits both alike; the ratio of medians is printed
+for the whole ``compute`` and per phase, with the host's load, the thread settings seen inside each process and
+the tile choices of the timing probes, and every logged value of every rank is checked to equal the single
+process's, bit for bit.
+
+Every process first runs a warm-up ``compute`` big enough to pay the one-time costs (imports, the per-width timing
+probes of the tile library and of the bf16 screen) before anything is timed: a training run pays them once, at its
+first measurement, and they do not shrink with the number of ranks.
+
+The phases are measured by wrapping the library's functions in this process (wall and CPU seconds): ``sync`` (the
+torchmetrics state gather), ``gather`` (concatenating and index-sorting the states), ``dup_scan`` (exact copies),
+``search`` (the whole curve: preparing the bank, the search, the merge), ``merge`` (the collectives inside the
+search, part of ``search``), ``fits`` (the trusted dimension with its bootstrap) and ``rest``.
 
     python benchmarks/bench_ddp.py [--bank 50000] [--queries 5000] [--dim 256] [--repeats 3] [--json out.json]
 """
@@ -12,6 +23,7 @@ and every logged value of every rank is checked to equal the single process's, b
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import socket
@@ -26,7 +38,49 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lightning_repgap import GapConfig, RepresentationGap
+from lightning_repgap import GapConfig, RepresentationGap, _gemm, _screen, _shard, functional, metric
+
+PHASES = ("sync", "gather", "dup_scan", "search", "merge", "fits", "rest")
+# (module or class, attribute, phase)
+_TIMED = (
+    (metric.RepresentationGap, "_sync_dist", "sync"),
+    (metric.RepresentationGap, "_gathered", "gather"),
+    (functional, "exact_copies", "dup_scan"),
+    (functional, "build_curve", "search"),
+    (_shard.Shard, "all_gather", "merge"),
+    (functional, "trusted_dimension", "fits"),
+)
+_clock: dict[str, list[float]] = {}
+
+
+def _install_clocks() -> None:
+    """Wrap the functions of every phase so that each call adds its wall and CPU seconds to ``_clock``."""
+    for owner, name, phase in _TIMED:
+        inner = getattr(owner, name)
+
+        @functools.wraps(inner)
+        def timed(*args: Any, _inner: Any = inner, _phase: str = phase, **kwargs: Any) -> Any:
+            t0, c0 = time.perf_counter(), time.process_time()
+            try:
+                return _inner(*args, **kwargs)
+            finally:
+                wall, cpu = _clock.setdefault(_phase, [0.0, 0.0])
+                _clock[_phase] = [wall + time.perf_counter() - t0, cpu + time.process_time() - c0]
+
+        setattr(owner, name, timed)
+
+
+def _threads() -> dict[str, Any]:
+    """The thread settings this process runs with (torch, OpenMP env, every BLAS/OpenMP pool threadpoolctl sees)."""
+    from threadpoolctl import threadpool_info
+
+    return {
+        "torch": torch.get_num_threads(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "pools": sorted(f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info()),
+        # The timing probes' choices: bf16 screen per (width, library), tile library per inner width.
+        "choices": {"screen": {str(k): v for k, v in _screen._probed.items()}, "gemm": dict(_gemm._chosen)},
+    }
 
 
 def _data(bank: int, queries: int, dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -40,45 +94,57 @@ def _metric() -> RepresentationGap:
     return RepresentationGap(max_reference=2**31 - 1, max_queries=2**31 - 1, config=GapConfig(), num_threads=1)
 
 
-def _warm_up(dim: int) -> None:
-    """Pay the one-time costs (imports, the per-width GEMM library probe) before anything is timed."""
+def _warm_up(dim: int, rank: int = 0, world: int = 1) -> None:
+    """Pay the one-time costs (imports, the timing probes) before anything is timed: a search big enough to probe."""
     g = torch.Generator().manual_seed(1)
+    # Each process' share must reach the probes' threshold (_gemm.PROBE_MIN_WORK multiply-adds).
+    n, m = 16384, 4096 * world
     metric = _metric()
-    metric.update(reference=torch.randn(512, dim, generator=g), queries=torch.randn(64, dim, generator=g))
+    reference, queries = torch.randn(n, dim, generator=g), torch.randn(m, dim, generator=g)
+    mine = torch.arange(n)[rank::world]
+    metric.update(reference=reference[mine], reference_index=mine)
+    q_mine = torch.arange(m)[rank::world]
+    metric.update(queries=queries[q_mine], query_index=q_mine)
     metric.compute()
 
 
-def _single(args: argparse.Namespace) -> tuple[float, float, dict[str, float]]:
+def _timed_compute(metric: RepresentationGap) -> dict[str, Any]:
+    _clock.clear()
+    t0, c0 = time.perf_counter(), time.process_time()
+    metric.compute()
+    total = [time.perf_counter() - t0, time.process_time() - c0]
+    phases = {p: list(_clock.get(p, [0.0, 0.0])) for p in PHASES[:-1]}
+    counted = [p for p in PHASES[:-1] if p != "merge"]  # merge is part of search
+    phases["rest"] = [total[i] - sum(phases[p][i] for p in counted) for i in (0, 1)]
+    assert metric.last_result is not None
+    return {"seconds": total[0], "cpu": total[1], "phases": phases, "values": metric.last_result.values}
+
+
+def _single(args: argparse.Namespace) -> dict[str, Any]:
     ref, qs, tq = _data(args.bank, args.queries, args.dim)
     _warm_up(args.dim)
     metric = _metric()
     metric.update(reference=ref, queries=qs, train_queries=tq)
-    t0, c0 = time.perf_counter(), time.process_time()
-    metric.compute()
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    assert metric.last_result is not None
-    return seconds, cpu, dict(metric.last_result.values)
+    return {**_timed_compute(metric), "threads": _threads()}
 
 
 def _rank(rank: int, world: int, port: int, args: argparse.Namespace, out_dir: str) -> None:
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
+    _install_clocks()  # spawned: a fresh interpreter
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         ref, qs, tq = _data(args.bank, args.queries, args.dim)
-        _warm_up(args.dim)  # under DDP too: every rank computes
+        _warm_up(args.dim, rank, world)  # under DDP too: every rank computes
         metric = _metric()
         mine, q_mine = torch.arange(args.bank)[rank::world], torch.arange(args.queries)[rank::world]
         metric.update(reference=ref[mine], reference_index=mine)
         metric.update(queries=qs[q_mine], query_index=q_mine, train_queries=tq[q_mine], train_index=q_mine)
         dist.barrier()
-        t0, c0 = time.perf_counter(), time.process_time()
-        metric.compute()
-        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-        assert metric.last_result is not None
+        result = {**_timed_compute(metric), "threads": _threads()}
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
-            json.dump({"seconds": seconds, "cpu": cpu, "values": metric.last_result.values}, fh)
+            json.dump(result, fh, default=str)
     finally:
         dist.destroy_process_group()
 
@@ -92,8 +158,16 @@ def _ddp(args: argparse.Namespace) -> list[dict[str, Any]]:
         return [json.loads(open(os.path.join(out_dir, f"rank{r}.json")).read()) for r in range(2)]
 
 
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def _median_phases(runs: list[dict[str, Any]], i: int) -> dict[str, float]:
+    return {p: statistics.median(r["phases"][p][i] for r in runs) for p in PHASES}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run the comparison; print and return the timings, the ratio and whether the values are identical."""
+    """Run the comparison; print and return the timings, the ratios and whether the values are identical."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bank", type=int, default=50000)
     parser.add_argument("--queries", type=int, default=5000)
@@ -102,43 +176,65 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", default=None, help="also write the result to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    single: list[float] = []
-    ranks: list[float] = []
-    single_cpu: list[float] = []
-    ranks_cpu: list[float] = []
+    _install_clocks()
+    singles: list[dict[str, Any]] = []
+    ranks: list[dict[str, Any]] = []
+    loads = [_load()]
     identical = True
     for _ in range(args.repeats):
-        seconds, cpu, values = _single(args)
-        single.append(seconds)
-        single_cpu.append(cpu)
+        singles.append(_single(args))
         for result in _ddp(args):
-            ranks.append(result["seconds"])
-            ranks_cpu.append(result["cpu"])
-            identical &= result["values"] == values  # float64, bit for bit (json round-trips doubles exactly)
-    ratio = statistics.median(ranks) / statistics.median(single)
-    # CPU seconds of each process: what the wall ratio becomes when each rank has a core of its own.
-    cpu_ratio = statistics.median(ranks_cpu) / statistics.median(single_cpu)
+            ranks.append(result)
+            # float64, bit for bit (json round-trips doubles exactly)
+            identical &= result["values"] == singles[-1]["values"]
+        loads.append(_load())
+    med = {key: statistics.median(r[key] for r in runs) for key, runs in (("seconds", singles), ("cpu", singles))}
+    rank_med = {key: statistics.median(r[key] for r in ranks) for key in ("seconds", "cpu")}
+    ratio, cpu_ratio = rank_med["seconds"] / med["seconds"], rank_med["cpu"] / med["cpu"]
+    phases = {
+        "single_wall": _median_phases(singles, 0),
+        "single_cpu": _median_phases(singles, 1),
+        "rank_wall": _median_phases(ranks, 0),
+        "rank_cpu": _median_phases(ranks, 1),
+    }
     out = {
         "bank": args.bank,
         "queries": args.queries,
         "dim": args.dim,
-        "single_s": single,
-        "rank_s": ranks,
+        "single_s": [r["seconds"] for r in singles],
+        "rank_s": [r["seconds"] for r in ranks],
         "ratio": ratio,
-        "single_cpu_s": single_cpu,
-        "rank_cpu_s": ranks_cpu,
+        "single_cpu_s": [r["cpu"] for r in singles],
+        "rank_cpu_s": [r["cpu"] for r in ranks],
         "cpu_ratio": cpu_ratio,
+        "phases_median": phases,
         "identical": identical,
+        "load_1_5_15": loads,
+        "threads": {"single": singles[-1]["threads"], "ranks": [r["threads"] for r in ranks[-2:]]},
     }
     print(
-        f"bank {args.bank} x queries {args.queries} (+{args.queries} train) x D {args.dim}: one process 1 thread "
-        f"median {statistics.median(single):.3f}s; 2 gloo ranks x 1 thread, each rank's compute median "
-        f"{statistics.median(ranks):.3f}s; ratio {ratio:.3f} (target <= 0.6), CPU-time ratio {cpu_ratio:.3f}; "
-        f"values identical: {identical}"
+        f"bank {args.bank} x queries {args.queries} (+{args.queries} train) x D {args.dim}, {args.repeats} alternated "
+        f"repeats; load (1/5/15 min) before and after each repeat: {' | '.join(loads)}"
     )
+    print(
+        f"{'phase':<10}{'single wall':>12}{'rank wall':>11}{'ratio':>7}{'single CPU':>12}{'rank CPU':>10}{'ratio':>7}"
+    )
+    for p in PHASES:
+        sw, rw = phases["single_wall"][p], phases["rank_wall"][p]
+        sc, rc = phases["single_cpu"][p], phases["rank_cpu"][p]
+        print(
+            f"{p:<10}{sw:>12.3f}{rw:>11.3f}{rw / sw if sw > 1e-3 else float('nan'):>7.2f}"
+            f"{sc:>12.3f}{rc:>10.3f}{rc / sc if sc > 1e-3 else float('nan'):>7.2f}"
+        )
+    print(
+        f"{'compute':<10}{med['seconds']:>12.3f}{rank_med['seconds']:>11.3f}{ratio:>7.3f}"
+        f"{med['cpu']:>12.3f}{rank_med['cpu']:>10.3f}{cpu_ratio:>7.3f}   (target: each rank <= 0.6)"
+    )
+    print(f"values identical on every rank, every repeat: {identical}")
+    print(f"threads: single {out['threads']['single']}; ranks {out['threads']['ranks']}")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1)
+            json.dump(out, fh, indent=1, default=str)
     return out
 
 

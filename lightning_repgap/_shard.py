@@ -1,54 +1,55 @@
-"""The exact search shared among DDP ranks: each rank searches its share of the bank, the results are merged.
+"""The exact search shared among DDP ranks: each rank searches the whole bank for its share of the queries.
 
 Under DDP every rank holds the same gathered bank and queries (the Metric's ``cat`` states); without sharding each
 rank would run the same full search. :class:`ShardedEngine` wraps an exact
-:class:`~lightning_repgap.search.SearchEngine`: rank ``r`` of ``W`` searches the bank *positions*
-``r, r + W, r + 2W, ...`` (so every grid prefix is split evenly, whatever the sizes), then
+:class:`~lightning_repgap.search.SearchEngine`: rank ``r`` of ``W`` searches the whole bank (every grid size) for the
+queries ``r, r + W, r + 2W, ...``, then the per-size minima and the neighbour-table rows of every rank are
+all-gathered and put together. Each query's results come from one search over the same bank, centred on the same
+centre, as in one process, so they are that process's: the exact engine's results are per query (a query's float64
+minima and float32 candidates do not depend on which other queries share its tiles). The centre and ``sq_dev_sum``
+come from the rank's own preparation of the whole bank, the same as one process's, bit for bit.
 
-- the per-size minima (:class:`~lightning_repgap.search.PrefixMinima`, float64 distances and rows) are
-  all-gathered and merged by elementwise minimum in rank order, the merge a single search uses between blocks;
-- each rank's neighbour table (its ``n_neighbors`` nearest rows of the neighbour-table queries) is all-gathered and
-  the ``n_neighbors`` nearest of the ``W * n_neighbors`` candidates kept, by float64 distance;
-- the centre is computed on every rank from the whole bank, as one search computes it; each rank squares only its
-  rows for ``scale``, and the per-row float64 norms are gathered and summed exactly rounded (order-free), so both
-  are bitwise those of one process.
+Why the queries and not the bank positions: the search's cost per query falls with the bank share less than in
+proportion (each grid size starts new tiles, and a half bank has as many sizes as the whole one: the bf16 screen's
+half-bank search cost 64 % of the whole, its half-query search 53 %, ``docs/performance.md``), and a query split
+needs no merge of candidates by distance, only a concatenation. What stays per rank is the bank's preparation
+(``O(n D)``, against the search's ``O(n m D / W)``).
 
-Every rank ends with the same :class:`~lightning_repgap.search.BankSearch`, equal to the one-process search: the
-per-size minima are each query's float64 nearest distance (the exact engine's contract), whichever rank found it.
-Only exact float64 ties between two distinct rows (or float32 near-ties at the ``k``-th neighbour of the
-fp32-selected table) can name a different row; the distances, and so every logged number, are the same. Works on
-any ``torch.distributed`` backend: CPU tensors on gloo, CUDA tensors on NCCL. Approximate engines are never sharded
-(their index build is not a per-row loop).
+The ranks also agree on how the tiles run: where the exact engine would choose by timing probes (the bf16 screen
+or float32 tiles, torch's or numpy's BLAS), each rank probes once per process as usual and rank 0's choice is used
+by all, so that a probe timed on a busy core cannot leave one rank on a slower path than the others (every rank
+waits for the slowest at the merge).
 
-Collectives run inside the search, so every rank of the group must compute: the Metric calls it only when its
-states were synced (``Metric.compute`` on every rank, as Lightning and torchmetrics require anyway).
+Works on any ``torch.distributed`` backend: CPU tensors on gloo, CUDA tensors on NCCL. Approximate engines are never
+sharded (their index build is not a per-query loop). Collectives run inside the search, so every rank of the group
+must compute: the Metric calls it only when its states were synced (``Metric.compute`` on every rank, as Lightning
+and torchmetrics require anyway).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from lightning_repgap._prepare import bank_centre, centred32, pair_dist_sq, row_sq_norms
-from lightning_repgap.search import BankSearch, PrefixMinima, SearchEngine
+from lightning_repgap._gemm import GemmOption, cpu_engine
+from lightning_repgap._screen import use_screen
+from lightning_repgap.search import BankSearch, ExactEngine, PrefixMinima, SearchEngine
 
-__all__ = ["Shard", "ShardedEngine", "rank_counts", "shard_of"]
+__all__ = ["Shard", "ShardedEngine", "shard_of"]
 
 log = logging.getLogger(__name__)
 
 _CPU = torch.device("cpu")
-# Bank rows centred per step when squaring a rank's share (a bounded temporary).
-_CHUNK = 16384
 
 
 @dataclass(frozen=True)
 class Shard:
-    """One rank's place in a process group: which share of the bank it searches, and where collectives run.
+    """One rank's place in a process group: which share of the queries it searches, and where collectives run.
 
     Attributes:
         rank: this process' rank in ``group``.
@@ -100,23 +101,12 @@ def shard_of(group: Any = None) -> Shard | None:
     return Shard(rank=dist.get_rank(group), world_size=world, group=group, device=device)
 
 
-def rank_counts(sizes: np.ndarray, rank: int, world_size: int) -> np.ndarray:
-    """How many of the first ``sizes[s]`` bank positions rank ``rank`` holds (positions ``rank + k * world_size``).
-
-    Example:
-        >>> rank_counts(np.array([1, 2, 5, 8]), 1, 3).tolist()
-        [0, 1, 2, 3]
-
-    """
-    return np.maximum(0, (sizes - rank + world_size - 1) // world_size)
-
-
 @dataclass(frozen=True)
 class ShardedEngine:
     """An exact engine whose search is shared among the ranks of a :class:`Shard` (see the module docstring).
 
     Attributes:
-        inner: the exact engine each rank runs on its share of the bank.
+        inner: the exact engine each rank runs on its share of the queries.
         shard: this rank's place in the group.
 
     """
@@ -151,62 +141,61 @@ class ShardedEngine:
     ) -> BankSearch:
         """See :meth:`lightning_repgap.search.SearchEngine.search`; the result is the same on every rank."""
         rank, world = self.shard.rank, self.shard.world_size
-        n = int(sizes[-1])
-        rows = np.arange(n) if order is None else np.asarray(order)
-        # The centre one search would use; the scale from every rank's rows (an exactly rounded sum: same bits).
-        centre = bank_centre(reference, rows)
-        sq_dev_sum = self._sq_dev_sum(reference, rows, centre)
-        counts = rank_counts(sizes, rank, world)
-        local_sizes = np.unique(counts[counts > 0])
         m = queries.shape[0]
+        # Every W-th query, so that each rank gets its share of every kind of query: the validation and the training
+        # queries (searched together, one after the other) and the neighbour-table queries (drawn among the first).
+        count = len(range(rank, m, world))
+        # A rank without queries (fewer queries than ranks) searches one and drops it: it still takes part in the
+        # collectives, and its centre and sq_dev_sum are everyone's.
+        mine = queries[rank::world] if count else queries[:1]
+        engine = self._agreed(queries.shape[1], int(sizes[-1]) * mine.shape[0] * queries.shape[1])
+        local_knn = None
+        if knn_queries is not None:
+            knn_queries = np.asarray(knn_queries, dtype=np.int64)
+            own = knn_queries % world == rank
+            local_knn = knn_queries[own] // world
+        with_knn = local_knn is not None and local_knn.size > 0 and n_neighbors > 0
+        local = engine.search(
+            reference,
+            mine,
+            order,
+            sizes,
+            knn_queries=local_knn if with_knn else None,
+            n_neighbors=n_neighbors if with_knn else 0,
+        )
+        # Each rank fills its own columns; the others hold (inf, -1), which any found row beats in the merge.
         dist_sq = np.full((len(sizes), m), np.inf)
         found_rows = np.full((len(sizes), m), -1, dtype=np.int64)
-        k_local = 0
-        local_knn = None
-        if local_sizes.size:
-            k_local = min(n_neighbors, int(local_sizes[-1])) if knn_queries is not None else 0
-            local = self.inner.search(
-                reference,
-                queries,
-                rows[rank::world],
-                local_sizes,
-                knn_queries=knn_queries if k_local else None,
-                n_neighbors=k_local,
-            )
-            have = np.flatnonzero(counts > 0)
-            at = np.searchsorted(local_sizes, counts[have])
-            dist_sq[have] = local.minima.dist_sq[at]
-            found_rows[have] = local.minima.rows[at]
-            local_knn = local.knn_rows
+        if count:
+            dist_sq[:, rank::world] = local.minima.dist_sq
+            found_rows[:, rank::world] = local.minima.rows
         minima = None
         for d, r in zip(self.shard.all_gather(dist_sq), self.shard.all_gather(found_rows), strict=True):
             part = PrefixMinima(d, r)
-            minima = part if minima is None else minima.merge(part)  # rank order: ties keep the lower rank
+            minima = part if minima is None else minima.merge(part)
         assert minima is not None
         knn_rows = None
         if knn_queries is not None and n_neighbors:
-            table = np.full((len(knn_queries), n_neighbors), -1, dtype=np.int64)
-            if local_knn is not None:
-                table[:, :k_local] = local_knn
-            knn_rows = _nearest_candidates(reference, queries[knn_queries], self.shard.all_gather(table), n_neighbors)
-        log.debug("sharded search rank %d/%d: %d of %d bank positions", rank, world, int(counts[-1]), n)
-        return BankSearch(minima=minima, centre=centre, sq_dev_sum=sq_dev_sum, knn_rows=knn_rows)
+            table = np.full((knn_queries.size, n_neighbors), -1, dtype=np.int64)
+            if with_knn:
+                assert local.knn_rows is not None
+                table[own] = local.knn_rows
+            knn_rows = np.maximum.reduce(self.shard.all_gather(table))  # one owner per line, the rest -1
+        log.debug("sharded search rank %d/%d: %d of %d queries", rank, world, count, m)
+        return BankSearch(minima=minima, centre=local.centre, sq_dev_sum=local.sq_dev_sum, knn_rows=knn_rows)
 
-    def _sq_dev_sum(self, reference: np.ndarray, rows: np.ndarray, centre: np.ndarray) -> float:
-        """:attr:`Prepared.reference_sq_sum` of the whole bank, each rank squaring only its own rows."""
-        rank, world = self.shard.rank, self.shard.world_size
-        mine = rows[rank::world]
-        norms = np.zeros(-(-rows.size // world))  # every rank's share padded to the largest
-        for i0 in range(0, mine.size, _CHUNK):
-            chunk = mine[i0 : i0 + _CHUNK]
-            norms[i0 : i0 + chunk.size] = row_sq_norms(centred32(reference[chunk], centre))
-        shares = [part[: rows[r::world].size] for r, part in enumerate(self.shard.all_gather(norms))]
-        return math.fsum(np.concatenate(shares))
+    def _agreed(self, dim: int, work: int) -> SearchEngine:
+        """The inner engine with its timed choices (screen or float32 tiles, BLAS library) pinned to rank 0's.
 
-
-def _nearest_candidates(reference: np.ndarray, queries: np.ndarray, tables: list[np.ndarray], k: int) -> np.ndarray:
-    """The ``k`` rows nearest to each query (float64 distances) among every rank's candidates (``-1``: none)."""
-    rows = np.concatenate(tables, axis=1)
-    dist = pair_dist_sq(reference, queries, rows)
-    keep = np.argsort(dist, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(rows, keep, axis=1)
+        ``work`` is this rank's search in multiply-adds (``n m D``), as the engine itself would weigh it.
+        """
+        inner = self.inner
+        if not isinstance(inner, ExactEngine) or inner.backend != "torch":
+            return inner
+        device = inner.device or _CPU
+        # What the engine would choose here (probing once per process, as it does), then rank 0's for everyone.
+        numpy_tiles = cpu_engine(dim + 1, work, device, inner.gemm) == "numpy"
+        screen = use_screen(inner.precision, dim, work, device, inner.gemm)
+        numpy_tiles, screen = (bool(v) for v in self.shard.all_gather(np.array([numpy_tiles, screen]))[0])
+        gemm: GemmOption = "numpy" if numpy_tiles else "torch"
+        return dataclasses.replace(inner, gemm=gemm, precision="bf16-screen" if screen else "fp32")

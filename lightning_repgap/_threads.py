@@ -31,11 +31,13 @@ from lightning_repgap._checks import _check_positive_int
 
 __all__ = [
     "GemmLibrary",
+    "blas_limit",
     "blas_pools",
     "blas_threads",
     "current_threads",
     "default_num_threads",
     "faiss_threads",
+    "measurement_threads",
     "requested_num_threads",
     "thread_scope",
     "torch_threads",
@@ -198,6 +200,42 @@ def blas_pools() -> Any:
         return None
     pools = ThreadpoolController().select(threading_layer="pthreads")
     return pools if pools.lib_controllers else None
+
+
+@contextlib.contextmanager
+def blas_limit(count: int) -> Iterator[None]:
+    """Run the block with numpy's BLAS (the pthreads pools of :func:`blas_pools`) at ``count`` threads.
+
+    torch's count is untouched; the pools' counts are restored on exit.
+
+    Example:
+        >>> before = torch.get_num_threads()
+        >>> with blas_limit(1):
+        ...     torch.get_num_threads() == before
+        True
+
+    """
+    pools = blas_pools()
+    with contextlib.nullcontext() if pools is None else pools.limit(limits=count):
+        yield
+
+
+@contextlib.contextmanager
+def measurement_threads(num_threads: int | None) -> Iterator[int]:
+    """The thread settings of a whole measurement: :func:`thread_scope`'s, with numpy's BLAS at the same count.
+
+    numpy's BLAS runs at the measurement's count throughout, not only in the search's tiles: left at its default,
+    one thread per core, the fits' small products spent about 8x their CPU time on OpenBLAS' threads, and under DDP
+    every rank's pool competed for the cores of the other ranks.
+
+    Example:
+        >>> with measurement_threads(1) as count:
+        ...     count, torch.get_num_threads()
+        (1, 1)
+
+    """
+    with thread_scope(num_threads) as count, blas_limit(count):
+        yield count
 
 
 @contextlib.contextmanager

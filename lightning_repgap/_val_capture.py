@@ -35,6 +35,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, IterableDataset, SequentialSampler
 
+from lightning_repgap._probe_share import rank_share
 from lightning_repgap.capture import Pooling, pool, resolve_layers, split_batch
 
 if TYPE_CHECKING:
@@ -263,7 +264,7 @@ def split_queries(
     got = cb._val_capture.finish(trainer, probe, lambda rows: embed(rows)[0])
     rank, world = trainer.global_rank, trainer.world_size
     if got is None:
-        mine = probe[rank::world]
+        mine = rank_share(probe, rank, world)
         feats, labels = embed(mine)
         return {**feats, "__index__": torch.as_tensor(mine, dtype=torch.int64)}, labels
     captured, captured_labels, missing = got

@@ -30,7 +30,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lightning_repgap import _callback_faults as _cf
 from lightning_repgap import _val_capture as _vc
@@ -44,6 +44,7 @@ from lightning_repgap._callback_args import (
 from lightning_repgap._checks import _check_choice, _check_positive_int
 from lightning_repgap._faults import SURVIVABLE, FaultPolicy, SnapshotIOError, strict_mode
 from lightning_repgap._figures import image_loggers, log_figure
+from lightning_repgap._probe_share import loader_batch_size, probe_loader, rank_share
 from lightning_repgap.capture import (
     POOLINGS,
     Pooling,
@@ -378,7 +379,7 @@ class RepresentationGapCallback(Callback):
             if role == "queries":  # rows the validation loop captured, plus the probe pass for the rest
                 feats[role], labels[role] = _vc.split_queries(self, trainer, indices[role], embed)
                 continue
-            mine = self._shard(indices[role], trainer)
+            mine = rank_share(indices[role], trainer.global_rank, trainer.world_size)
             feats[role], labels[role] = embed(mine)
             feats[role]["__index__"] = torch.as_tensor(mine, dtype=torch.int64)
         if self.reference_fn is not None:
@@ -656,27 +657,8 @@ class RepresentationGapCallback(Callback):
         )
         return probes
 
-    @staticmethod
-    def _shard(indices: list[int], trainer: Trainer) -> list[int]:
-        """This rank's share of a probe: every ``world_size``-th index, so shards differ by at most one."""
-        return indices[trainer.global_rank :: trainer.world_size]
-
     def _probe_loader(self, dataset: Dataset, indices: list[int], collate: Any, trainer: Trainer) -> DataLoader:
-        batch_size = self.batch_size or _loader_batch_size(trainer) or 256
-        return DataLoader(
-            Subset(dataset, indices),
-            batch_size=batch_size,
-            shuffle=False,
-            num_workers=0,
-            collate_fn=collate,
-            # A private generator: probe passes must not consume the global RNG that training uses.
-            generator=torch.Generator(),
-        )
-
-
-def _loader_batch_size(trainer: Trainer) -> int | None:
-    loader = trainer.train_dataloader
-    return getattr(loader, "batch_size", None)
+        return probe_loader(dataset, indices, collate, self.batch_size or loader_batch_size(trainer) or 256)
 
 
 def _update_args(

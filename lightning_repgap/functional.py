@@ -33,6 +33,7 @@ from lightning_repgap._duplicates import (
 from lightning_repgap._faults import DegenerateRepresentationError, TooFewDistinctPointsError
 from lightning_repgap._local_dimension import _cross_check
 from lightning_repgap._scale import rescale, restore_curve, unit_exponent
+from lightning_repgap._threads import measurement_threads
 from lightning_repgap.approximate import APPROXIMATE_KEYS, ApproximateGap
 from lightning_repgap.config import GapConfig, GapSettings
 from lightning_repgap.dimension import (
@@ -150,6 +151,9 @@ def _gap_compute(
     With an approximate ``index`` (``"auto"`` resolved by :func:`~lightning_repgap.approximate.resolve_index`) the
     curve comes from :func:`~lightning_repgap.approximate.approximate_gap` and ``recall`` / ``gap_rel_error`` are
     added; with ``"exact"`` nothing differs from the exact search.
+
+    Callers run it inside :func:`~lightning_repgap._threads.measurement_threads` (a ``with`` block adds no frame, so
+    warnings still point at the user's call).
     """
     config = GapConfig.resolve(config, settings)
     t0 = time.perf_counter()
@@ -344,7 +348,8 @@ def analyze(
 
     """
     inputs = _gap_update(reference, queries, train_queries, reference_labels, query_labels)
-    return _gap_compute(inputs, GapConfig.resolve(config, settings), num_threads=num_threads)
+    with measurement_threads(num_threads):
+        return _gap_compute(inputs, GapConfig.resolve(config, settings), num_threads=num_threads)
 
 
 def representation_gap(

@@ -18,6 +18,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 from lightning_repgap._checks import _check_positive_int, _to_numpy
 from lightning_repgap._shard import shard_of
+from lightning_repgap._threads import measurement_threads
 from lightning_repgap.config import GapConfig, field_names
 from lightning_repgap.functional import GapInputs, GapResult, _gap_compute, _gap_update
 
@@ -50,8 +51,9 @@ class RepresentationGap(Metric):
     with an approximate ``index``. Log it with ``self.log_dict(metric.compute())`` and call ``reset()`` once per
     evaluation: the search runs in ``compute``, so do not call the metric per batch through ``forward``.
 
-    Under DDP (states synced in ``compute``) each rank searches its share of the bank and the results are merged
-    across ranks (:mod:`lightning_repgap._shard`): every rank returns the same numbers, equal to one process's.
+    Under DDP (states synced in ``compute``) each rank searches the bank for its share of the queries and the
+    results are gathered across ranks (:mod:`lightning_repgap._shard`): every rank returns the same numbers, equal
+    to one process's.
 
     Memory: the bank is kept until ``compute`` (``max_reference * D`` floats per process; pass
     ``compute_on_cpu=True`` to hold it off the accelerator). The states are not saved in checkpoints.
@@ -208,12 +210,12 @@ class RepresentationGap(Metric):
         values = getattr(self, role)
         if _empty(values):
             return None, None
-        x = _to_numpy(dim_zero_cat(values), role)
-        idx = _to_numpy(dim_zero_cat(getattr(self, f"{role}_index")), f"{role}_index")
+        x = _to_numpy(_cat(values), role)
+        idx = _to_numpy(_cat(getattr(self, f"{role}_index")), f"{role}_index")
         labels = None
         label_state = {"reference": "reference_labels", "queries": "queries_labels"}.get(role)
         if label_state is not None and not _empty(getattr(self, label_state)):
-            labels = _to_numpy(dim_zero_cat(getattr(self, label_state)), label_state)
+            labels = _to_numpy(_cat(getattr(self, label_state)), label_state)
             if labels.shape[0] != x.shape[0]:
                 raise ValueError(f"Labels were given for only some updates of `{role}`; give them always or never.")
         has_index = idx >= 0
@@ -241,11 +243,12 @@ class RepresentationGap(Metric):
             reference_labels = query_labels = None
         inputs = _gap_update(reference, queries, train_queries, reference_labels, query_labels)
         self.last_inputs = inputs
-        # Synced states are the same on every rank: each rank searches its share of the bank (same numbers).
+        # Synced states are the same on every rank: each rank searches for its share of the queries (same numbers).
         shard = shard_of(self.process_group) if self._is_synced else None
-        self.last_result = _gap_compute(
-            inputs, self.config, num_threads=self.num_threads, wrap_engine=None if shard is None else shard.wrap
-        )
+        with measurement_threads(self.num_threads):
+            self.last_result = _gap_compute(
+                inputs, self.config, num_threads=self.num_threads, wrap_engine=None if shard is None else shard.wrap
+            )
         return {k: torch.tensor(v, dtype=torch.float32, device=self.device) for k, v in self.last_result.values.items()}
 
     def plot(self, val: Any = None, ax: Any = None) -> Any:
@@ -262,6 +265,13 @@ class RepresentationGap(Metric):
                 raise RuntimeError("Nothing to plot: call compute() first or pass a GapCurve as `val`.")
             return plot_gap_curve(self.last_result.curve, fit=self.last_result.fit, ax=ax)
         return plot_gap_curve(val, ax=ax)
+
+
+def _cat(state: Any) -> Tensor:
+    """A list state as one tensor, copied only when it holds several (a synced state already is one tensor)."""
+    if isinstance(state, Tensor):
+        return state
+    return state[0] if len(state) == 1 else dim_zero_cat(state)
 
 
 def _empty(state: Any) -> bool:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import lightning.pytorch as pl
+import numpy as np
 import pytest
 import torch
 from _helpers.controlled import ScheduledGapModel
@@ -21,6 +22,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_repgap.callback import RepresentationGapCallback
+from lightning_repgap.config import GapConfig
+from lightning_repgap.functional import analyze
 from lightning_repgap.snapshot import list_snapshots, load_snapshot
 
 SMALL = {"train_probe": 1024, "val_probe": 256, "n_bootstrap": 50}
@@ -417,3 +420,27 @@ def test_reference_fn_configuration_errors():
         RepresentationGapCallback(layer=None)
     with pytest.raises(MisconfigurationException, match="one layer at most"):
         RepresentationGapCallback(layer=["a", "b"], reference_fn=lambda m: torch.zeros(2, 2))
+
+
+@pytest.mark.ddp
+def test_ddp_rank_with_an_empty_probe_share(tmp_path):
+    # One validation row and one training query for two ranks: rank 1's share of each is empty. It embeds a repeat
+    # instead (dropped by the metric's index sort), so the probe pass does not fail on an empty loader.
+    script = os.path.join(os.path.dirname(__file__), "_helpers", "ddp_tiny_probe.py")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, script, str(tmp_path), "2", "0"], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    logged = [(tmp_path / f"history-rank{r}.json").read_text() for r in (0, 1)]
+    assert logged[0] == logged[1]  # the same numbers on every rank (json text: NaN compares equal)
+    inputs = np.load(tmp_path / "inputs-rank0.npz")
+    assert inputs["queries"].shape[0] == inputs["train_queries"].shape[0] == 1  # the repeats were dropped
+    assert inputs["reference"].shape[0] == 128
+    # ... and every logged number is one process's measurement of those inputs, bit for bit.
+    config = GapConfig.from_dict(json.loads((tmp_path / "config-rank0.json").read_text()))
+    keys = ("reference", "queries", "train_queries", "reference_labels", "query_labels")
+    expected = analyze(**{k: inputs[k] for k in keys}, config=config).values
+    history = json.loads(logged[0])[-1]
+    for key, value in expected.items():  # the callback logs an undefined (infinite) value as NaN
+        np.testing.assert_equal(history[f"repgap/{key}"], value if math.isfinite(value) else math.nan)

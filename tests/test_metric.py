@@ -184,8 +184,8 @@ def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
         searched: list[int] = []
         search = ExactEngine.search
 
-        def spy(self, reference, queries, order, sizes, **kwargs):  # how much of the bank this rank searches
-            searched.append(len(order))
+        def spy(self, reference, queries, order, sizes, **kwargs):  # what this rank searches: bank rows x queries
+            searched.append((len(order), queries.shape[0]))
             return search(self, reference, queries, order, sizes, **kwargs)
 
         ExactEngine.search = spy  # type: ignore[method-assign]
@@ -210,12 +210,13 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     _assert_same(r0, r1, rtol=0.0)
     _assert_same(r0, expected, rtol=1e-5)
     np.testing.assert_equal(float(r0["dup_frac"]), 0.0)
-    # The search is shared (each rank searches half the bank) and every number is one process's, bit for bit.
+    # The search is shared (each rank searches the bank for half the queries and training queries) and every number
+    # is one process's, bit for bit.
     one = RepresentationGap(**FAST)
     one.update(reference=ref, queries=qs, train_queries=tq, reference_labels=ref_lab, query_labels=q_lab)
     one.compute()
     for rank in (0, 1):
         got = torch.load(tmp_path / f"rank{rank}-result.pt", weights_only=False)
-        assert got["searched"] == [1500]
+        assert got["searched"] == [(3000, 500)]
         assert got["values"] == one.last_result.values
         np.testing.assert_array_equal(got["per_query"], one.last_result.curve.per_query)

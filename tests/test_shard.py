@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+import torch
 
-from lightning_repgap import _shard
-from lightning_repgap._shard import Shard, ShardedEngine, rank_counts, shard_of
+from lightning_repgap import RepresentationGap, _shard
+from lightning_repgap._shard import Shard, ShardedEngine, shard_of
 from lightning_repgap.gap import build_curve
 from lightning_repgap.search import BankSearch, ExactEngine, engine_for
 
@@ -62,16 +63,17 @@ def _data(n: int = 700, m: int = 90, d: int = 5, seed: int = 0):
     return ref, (rng.standard_normal((m, d)) * 3 + 100).astype(np.float32)
 
 
-@pytest.mark.parametrize("world", [2, 3])
-@pytest.mark.parametrize("shuffled", [True, False])
-def test_sharded_engine_equals_one_search(world, shuffled):
+@pytest.mark.parametrize(
+    ("world", "shuffled", "precision"),
+    [(2, True, "auto"), (3, True, "fp32"), (2, False, "fp32"), (3, False, "auto"), (2, True, "bf16-screen")],
+)
+def test_sharded_engine_equals_one_search(world, shuffled, precision):
     ref, qs = _data()
     order = np.random.default_rng(1).permutation(ref.shape[0])[:650] if shuffled else None
-    # Steps smaller than the world size (some ranks hold nothing of the first prefixes) and a table wider than the
-    # first prefix of any rank.
+    # Tiny first sizes and a table wider than the first prefixes; the picked queries fall in every rank's share.
     sizes = np.array([1, 2, 3, 7, 40, 300, 650])
-    pick = np.array([0, 5, 17, 33, 89])
-    engine = ExactEngine("torch")
+    pick = np.array([0, 5, 17, 33, 89, 60])
+    engine = ExactEngine("torch", precision=precision)
     one = engine.search(ref, qs, order, sizes, knn_queries=pick, n_neighbors=12)
 
     def run(shard: Shard) -> BankSearch:
@@ -87,19 +89,70 @@ def test_sharded_engine_equals_one_search(world, shuffled):
         np.testing.assert_array_equal(np.sort(res.knn_rows, axis=1), np.sort(one.knn_rows, axis=1))
 
 
-def test_each_rank_searches_only_its_share(monkeypatch):
+def test_each_rank_searches_the_bank_for_its_share_of_the_queries(monkeypatch):
     ref, qs = _data()
     sizes = np.array([16, 64, 256, 700])
-    searched: list[tuple[int, list[int]]] = []
+    searched: list[tuple[int, int, int, str]] = []
     search = ExactEngine.search
 
-    def spy(self, reference, queries, order, sizes, **kwargs):
-        searched.append((len(order), sizes.tolist()))
-        return search(self, reference, queries, order, sizes, **kwargs)
+    def spy(self, reference, queries, order, sizes, knn_queries=None, n_neighbors=0):
+        searched.append((len(order), queries.shape[0], len(knn_queries), self.precision))
+        return search(self, reference, queries, order, sizes, knn_queries=knn_queries, n_neighbors=n_neighbors)
 
     monkeypatch.setattr(ExactEngine, "search", spy)
-    _sharded(2, lambda shard: shard.wrap(ExactEngine("torch")).search(ref, qs, None, sizes))
-    assert sorted(searched) == [(350, [8, 32, 128, 350]), (350, [8, 32, 128, 350])]
+    pick = np.arange(30)  # the neighbour-table queries are the first ones (as in build_curve): still shared evenly
+    _sharded(
+        2,
+        lambda shard: shard.wrap(ExactEngine("torch")).search(
+            ref, qs, np.arange(700), sizes, knn_queries=pick, n_neighbors=3
+        ),
+    )
+    # The whole bank, half of the 90 queries each, on the float32 tiles the (too small to probe) search gets.
+    assert sorted(searched) == [(700, 45, 15, "fp32"), (700, 45, 15, "fp32")]
+
+
+def test_fewer_queries_than_ranks():
+    ref, qs = _data(m=2)
+    sizes = np.array([5, 50, 700])
+    engine = ExactEngine("torch")
+    one = engine.search(ref, qs, None, sizes, knn_queries=np.array([1]), n_neighbors=4)
+    results = _sharded(
+        3, lambda shard: shard.wrap(engine).search(ref, qs, None, sizes, knn_queries=np.array([1]), n_neighbors=4)
+    )
+    for res in results:  # rank 0 has no query: it searches one for nothing, and still gets everyone's result
+        np.testing.assert_array_equal(res.minima.dist_sq, one.minima.dist_sq)
+        np.testing.assert_array_equal(res.minima.rows, one.minima.rows)
+        np.testing.assert_array_equal(np.sort(res.knn_rows, axis=1), np.sort(one.knn_rows, axis=1))
+        assert (res.sq_dev_sum, res.centre.tolist()) == (one.sq_dev_sum, one.centre.tolist())
+
+
+def test_ranks_take_rank_zeros_timed_choices(monkeypatch):
+    # Probes timed on busy cores can disagree between ranks; every rank must then run rank 0's choice, whichever.
+    ref, qs = _data()
+    sizes = np.array([16, 700])
+    local = threading.local()
+    works: list[int] = []  # each rank weighs its own search, n m D multiply-adds, as the engine does
+    monkeypatch.setattr(_shard, "use_screen", lambda prec, dim, work, *rest: works.append(work) or local.rank == 1)
+    monkeypatch.setattr(_shard, "cpu_engine", lambda *args: "numpy" if local.rank == 0 else "torch")
+    chosen: list[tuple[str, str]] = []
+    search = ExactEngine.search
+
+    def spy(self, *args, **kwargs):
+        chosen.append((self.precision, self.gemm))
+        return search(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExactEngine, "search", spy)
+
+    def run(shard: Shard) -> BankSearch:
+        local.rank = shard.rank
+        return shard.wrap(ExactEngine("torch")).search(ref, qs, None, sizes)
+
+    one = ExactEngine("torch", precision="fp32").search(ref, qs, None, sizes)
+    chosen.clear()
+    for res in _sharded(3, run):
+        np.testing.assert_array_equal(res.minima.dist_sq, one.minima.dist_sq)
+    assert chosen == [("fp32", "numpy")] * 3
+    assert works == [700 * 30 * 5] * 3
 
 
 def test_curve_through_wrap_engine_is_the_same_curve():
@@ -124,9 +177,38 @@ def test_wrap_leaves_approximate_engines_and_single_ranks_alone():
     assert Shard(rank=1, world_size=2).wrap(ivf) is ivf
 
 
-def test_rank_counts_and_no_process_group():
-    sizes = np.array([1, 2, 3, 4, 10])
-    counts = [rank_counts(sizes, r, 3) for r in range(3)]
-    np.testing.assert_array_equal(sum(counts), sizes)  # every position belongs to exactly one rank
+def test_no_process_group():
     assert shard_of() is None
     assert _shard.__all__
+
+
+def test_the_measurement_runs_numpys_blas_at_its_thread_count(monkeypatch):
+    # A DDP rank runs at 1 thread of a shared machine; numpy's OpenBLAS, left at one thread per core, made the fits'
+    # small products cost ~8x their CPU time and competed with the other ranks for their cores.
+    from threadpoolctl import threadpool_info
+
+    from lightning_repgap import functional
+    from lightning_repgap._threads import blas_pools
+
+    if blas_pools() is None:
+        pytest.skip("no pthreads BLAS whose threads can be set")
+    seen: list[list[int]] = []
+    fits = functional.trusted_dimension
+
+    def counts() -> list[int]:  # numpy's pthreads pools (FAISS' OpenMP-threaded OpenBLAS is left alone on purpose)
+        return [p["num_threads"] for p in threadpool_info() if p.get("threading_layer") == "pthreads"]
+
+    def spy(*args, **kwargs):
+        seen.append(counts())
+        return fits(*args, **kwargs)
+
+    monkeypatch.setattr(functional, "trusted_dimension", spy)
+    ref, qs = _data(n=600, m=60)
+    before = counts()
+    functional.analyze(ref, qs, num_threads=1, n_bootstrap=10)
+    metric = RepresentationGap(num_threads=1, n_bootstrap=10)
+    metric.update(reference=torch.from_numpy(ref), queries=torch.from_numpy(qs))
+    metric.compute()
+    assert len(seen) == 2  # the functional and the Metric
+    assert set(seen[0] + seen[1]) == {1}
+    assert counts() == before  # restored
