@@ -9,7 +9,7 @@ in the same epoch.
 Logged keys (``prefix`` defaults to ``repgap``; with several layers each key is ``repgap/<layer>/<key>``):
 ``gap``, ``gap_norm``, ``dim``, ``dim_low``, ``dim_high``, ``law_r2``, ``dim_twonn``, ``dim_mle``, ``dup_frac``,
 ``bank_dup_frac``, ``dim_method`` (which estimator decided ``dim``: 0 gap law, 1 local, 2 blend, 3 gap law above a
-noise floor), ``valid`` (1 when every key is defined, 0 when a measurement fault left some NaN; see
+noise floor, 4 far-scale GRIDE), ``valid`` (1 when every key is defined, 0 when a measurement fault left some NaN; see
 :mod:`lightning_repgap._faults`), ``gap_ratio`` (when ``train_query_probe > 0``), ``knn_acc`` (when batches carry
 integer labels), and ``recall`` and ``gap_rel_error`` (with an approximate ``index``: the search's accuracy
 measured on an exact sample of the queries).

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import statistics
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
@@ -32,6 +31,28 @@ from lightning_repgap._local_dimension import (
     gride_dimension,
     mle_dimension,
     twonn_dimension,
+)
+from lightning_repgap._trusted_parts import (
+    AUTO_GAP_FROM,
+    AUTO_LOCAL_BELOW,
+    CROSS_CHECK_ROWS,
+    DISAGREEMENT_FACTOR,
+    FAR_RANKS,
+    INTERVAL_FLOOR,
+    INTERVAL_SPREAD,
+    METHOD_CODES,
+    NEIGHBOR_QUERIES,
+    NOISE_FLOOR_FRACTION,
+    NOISE_MAX_DIM,
+    NOISE_SCALE_RATIO,
+    _bootstrap_counts,
+    _calibrated_interval,
+    _floor_dimension,
+    _floor_fit,
+    _gride_draws,
+    _local_estimate,
+    _local_statistics,
+    _scale_spread,
 )
 from lightning_repgap.calibration import calibrate_dimension, fit_gap_law, slope_to_dimension
 from lightning_repgap.gap import gap_curve
@@ -208,42 +229,6 @@ def gap_dimension(
 # the trusted dimension: one number from the gap law, a noise-floor fit and local neighbour estimators
 # ---------------------------------------------------------------------------------------------------------------
 
-#: ``dim_method`` codes: which estimator decided ``dim`` (logged as ``repgap/dim_method``).
-METHOD_CODES: dict[str, int] = {"gap": 0, "local": 1, "blend": 2, "noise_floor": 3}
-#: Below this gap dimension ``dim`` is the local estimate, above :data:`AUTO_GAP_FROM` the gap law; in between the
-#: two are blended geometrically (weight linear in ``log d_gap``). Tuned on the *tune* half of the suite.
-AUTO_LOCAL_BELOW = 8.0
-#: See :data:`AUTO_LOCAL_BELOW`.
-AUTO_GAP_FROM = 12.0
-#: Neighbours of the local MLE inside ``"auto"`` (the cross-check ``dim_mle`` keeps ``n_neighbors``).
-LOCAL_NEIGHBORS = 5
-#: Noise is diagnosed when TwoNN's maximum likelihood reads at least this factor above GRIDE over neighbours 10
-#: and 20 (the dimension falls with the scale) ...
-NOISE_SCALE_RATIO = 1.1
-#: ... and a constant floor explains at least this fraction of :math:`G(n_{max})` ...
-NOISE_FLOOR_FRACTION = 0.15
-#: ... and the floor-corrected gap dimension is below this (high-dimensional curves bend for other reasons), and the
-#: plain gap dimension below :data:`AUTO_GAP_FROM`: where the gap law decides, the local estimators fall with the
-#: scale because the dimension is high, not because of noise (a clean 20-ball at n = 2,500 read 7.4 without it).
-NOISE_MAX_DIM = 8.0
-#: The interval of ``dim`` (with a bootstrap) is :math:`\dim \cdot e^{\pm z h}`, :math:`h^2 = se^2 + (a\,s)^2 + b^2`:
-#: ``se`` the bootstrap's log standard error, ``s`` the spread (log standard deviation) of the local estimators
-#: across neighbour scales (TwoNN, MLE over 5 neighbours, GRIDE over neighbours 5-10 and 10-20; none for
-#: ``"gap"``), ``a`` = :data:`INTERVAL_SPREAD` and ``b`` = :data:`INTERVAL_FLOOR` (the shape bias no estimator
-#: sees). Tuned for 95 % coverage on both opened halves of the suite.
-INTERVAL_SPREAD = 1.6
-#: See :data:`INTERVAL_SPREAD`.
-INTERVAL_FLOOR = 0.024
-#: Estimators whose intervals are disjoint *and* which differ by more than this factor trigger a warning.
-DISAGREEMENT_FACTOR = 1.25
-#: Queries that get a neighbour table in ``representation_gap``: the local estimate's relative standard error is
-#: about ``0.8 / sqrt(rows)`` (2.5 % at 1024 rows; the callback's default ``val_probe`` is 1024).
-NEIGHBOR_QUERIES = 1024
-#: Rows of the neighbour table behind the cross-checks ``dim_twonn`` / ``dim_mle`` (their historical sample).
-CROSS_CHECK_ROWS = 256
-
-_FLOOR_DIMS = np.geomspace(0.3, 200.0, 400)
-
 
 class DimensionDisagreementWarning(UserWarning):
     """The gap law and the local estimators disagree beyond their intervals: read ``dim`` with care."""
@@ -262,20 +247,22 @@ class DimensionEstimate:
         method: which estimator decided (keys of :data:`METHOD_CODES`): ``"gap"`` the calibrated gap law (high
             dimension), ``"local"`` the mean of TwoNN's maximum likelihood and the MLE over 5 neighbours (low
             dimension), ``"blend"`` a geometric blend of the two (gap dimension between 8 and 12),
-            ``"noise_floor"`` the gap law after removing a constant noise floor (ambient noise detected).
+            ``"noise_floor"`` the gap law after removing a constant noise floor (ambient noise detected),
+            ``"local_far"`` GRIDE over neighbours 10-20 (weak noise: the dimension falls with the scale, no floor).
         dim_gap: the calibrated gap-law dimension (:func:`gap_dimension`).
         dim_local: the local estimate (``nan`` if the neighbour table is degenerate).
         dim_twonn: TwoNN cross-check (scikit-dimension's fit) on the first :data:`CROSS_CHECK_ROWS` rows.
         dim_mle: Levina–Bickel MLE cross-check on the same rows.
-        weight_gap: weight of the gap law in ``dim`` (0 for ``"local"``, 1 for ``"gap"`` and ``"noise_floor"``).
+        weight_gap: weight of the gap law in ``dim`` (0 for ``"local"`` and ``"local_far"``, 1 for ``"gap"`` and
+            ``"noise_floor"``).
         noise_floor: fitted constant floor of :math:`G(n)` as a fraction of :math:`G(n_{max})`.
         disagree: the gap law and the local estimate disagree beyond their intervals (see
             :data:`DISAGREEMENT_FACTOR`).
         fit: the gap-law fit (for plots and the law's :math:`R^2`).
 
     Example:
-        >>> METHOD_CODES["gap"], METHOD_CODES["local"], METHOD_CODES["blend"], METHOD_CODES["noise_floor"]
-        (0, 1, 2, 3)
+        >>> [METHOD_CODES[m] for m in ("gap", "local", "blend", "noise_floor", "local_far")]
+        [0, 1, 2, 3, 4]
 
     """
 
@@ -296,112 +283,6 @@ class DimensionEstimate:
     def method_code(self) -> int:
         """Integer code of :attr:`method` (:data:`METHOD_CODES`), logged as ``dim_method``."""
         return METHOD_CODES[self.method]
-
-
-def _local_statistics(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-row ``log(r2 / r1)`` and ``mean_{j<k} log(r_k / r_j)`` (k = :data:`LOCAL_NEIGHBORS`), duplicates dropped."""
-    k = min(LOCAL_NEIGHBORS, dist.shape[1])
-    if k < 2:
-        return None
-    d = dist[dist[:, 0] > 0.0, :k]
-    if d.shape[0] < 8:
-        return None
-    s_twonn = np.log(d[:, 1] / d[:, 0])
-    s_mle = np.log(d[:, -1:] / d[:, :-1]).mean(axis=1)
-    return s_twonn, s_mle
-
-
-def _local_from_means(mean_twonn: Any, mean_mle: Any) -> np.ndarray:
-    """Mean of TwoNN's maximum-likelihood ``1 / E log(r2/r1)`` and MLE's ``1 / E[mean log(r_k/r_j)]``."""
-    with np.errstate(divide="ignore"):
-        return 0.5 * (1.0 / np.asarray(mean_twonn) + 1.0 / np.asarray(mean_mle))
-
-
-def _local_estimate(
-    stats: tuple[np.ndarray, np.ndarray] | None, n_bootstrap: int, rng: np.random.Generator
-) -> tuple[float, np.ndarray]:
-    """The local estimate and its bootstrap draws over the rows (``nan`` and no draws when undefined)."""
-    if stats is None or not (stats[0].mean() > 0 and stats[1].mean() > 0):
-        return math.nan, np.zeros(0)
-    s_twonn, s_mle = stats
-    d_local = float(_local_from_means(s_twonn.mean(), s_mle.mean()))
-    if not n_bootstrap:
-        return d_local, np.zeros(0)
-    counts = _bootstrap_counts(s_twonn.size, n_bootstrap, rng) / s_twonn.size
-    return d_local, _local_from_means(counts @ s_twonn, counts @ s_mle)
-
-
-def _floor_fit(sizes: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r"""Fit :math:`G(n) = A n^{-2/d} + B`, ``B >= 0``, per column of ``gaps`` ``(S, B)``: ``(d, B)`` per column.
-
-    Relative least squares with the law's :math:`\sqrt{n}` weights, profiled over a log grid of ``d``. Ambient
-    noise adds about twice its variance to every squared distance, i.e. a floor ``B`` under the manifold's decay.
-    """
-    w = np.sqrt(sizes)
-    w /= w.sum()
-    x = sizes[None, :] ** (-2.0 / _FLOOR_DIMS[:, None])  # (G, S)
-    inv = 1.0 / gaps  # (S, B)
-    su = x @ (w[:, None] * inv)  # sum w u, u = x / g
-    sv = w @ inv  # sum w v, v = 1 / g      (B,)
-    suu = (x * x) @ (w[:, None] * inv * inv)
-    suv = x @ (w[:, None] * inv * inv)
-    svv = w @ (inv * inv)
-    det = suu * svv - suv * suv
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = (su * svv - sv * suv) / det
-        b = (sv * suu - su * suv) / det
-    neg = ~(b >= 0)
-    a = np.where(neg, su / suu, a)
-    b = np.where(neg, 0.0, b)
-    resid = 1.0 - 2.0 * (a * su + b * sv) + a * a * suu + 2.0 * a * b * suv + b * b * svv
-    best = np.argmin(resid, axis=0)
-    cols = np.arange(gaps.shape[1])
-    return _FLOOR_DIMS[best], b[best, cols]
-
-
-def _floor_dimension(sizes: np.ndarray, gaps: np.ndarray, floor: float, concentration: float | None) -> float:
-    """Calibrated gap dimension of ``G(n) - floor`` over the sizes where the floor is under 80 % of ``G``."""
-    corrected = gaps - floor
-    ok = corrected > 0.2 * gaps
-    if ok.sum() < 3:
-        return math.nan
-    _, slope, _ = fit_gap_law(sizes[ok], np.log(corrected[ok]))
-    raw = float(slope_to_dimension(slope))
-    if not math.isfinite(raw):
-        return math.inf
-    return calibrate_dimension(raw, sizes[ok], concentration)
-
-
-def _scale_spread(dist: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None) -> float:
-    """Log standard deviation of the local estimators across neighbour scales (0 when fewer than two are defined)."""
-    if stats is None:
-        return 0.0
-    values = [1.0 / stats[0].mean(), 1.0 / stats[1].mean()]
-    rows = dist[dist[:, 0] > 0.0]  # duplicates were already reported by the local estimate
-    for n1, n2 in ((5, 10), (10, 20)):
-        if rows.shape[1] >= n2:
-            with contextlib.suppress(ValueError):  # a degenerate table leaves that scale out
-                values.append(gride_dimension(rows, n1=n1, n2=n2))
-    logs = np.log([v for v in values if math.isfinite(v) and v > 0])
-    return float(logs.std()) if logs.size >= 2 else 0.0
-
-
-def _calibrated_interval(
-    dim: float, low: float, high: float, confidence: float, spread: float, method: str, d_gap: float
-) -> tuple[float, float]:
-    """The bootstrap interval widened by the scales' disagreement and a shape-bias floor (:data:`INTERVAL_SPREAD`)."""
-    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2.0)
-    se = (math.log(high) - math.log(low)) / (2.0 * z) if low > 0 else 0.0
-    if method == "noise_floor" and math.isfinite(d_gap) and d_gap > 0:
-        # The floor is a model: the distance to the plain gap law is part of its uncertainty.
-        spread = max(spread, abs(math.log(dim / d_gap)))
-    half = z * math.sqrt(se**2 + (INTERVAL_SPREAD * spread) ** 2 + INTERVAL_FLOOR**2)
-    return min(low, dim * math.exp(-half)), max(high, dim * math.exp(half))
-
-
-def _bootstrap_counts(n_rows: int, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-    draws = rng.integers(0, n_rows, size=(n_draws, n_rows))
-    return np.stack([np.bincount(row, minlength=n_rows) for row in draws]).astype(np.float64)
 
 
 def trusted_dimension(
@@ -428,12 +309,15 @@ def trusted_dimension(
       non-uniform data, where the gap law, fitted over all bank sizes, sees the curvature;
     * a noise diagnosis: ambient noise makes TwoNN read above GRIDE over neighbours 10 and 20 (the dimension
       falls with the scale, :data:`NOISE_SCALE_RATIO`) and adds a constant floor to :math:`G(n)`
-      (:data:`NOISE_FLOOR_FRACTION`); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`.
+      (:data:`NOISE_FLOOR_FRACTION`); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`. When the
+      dimension falls with the scale but no floor shows (weak noise) and ``d_gap <= 8``, ``dim`` is GRIDE over
+      neighbours 10 and 20 (:data:`FAR_RANKS`, method ``"local_far"``): the 10th to 20th neighbours lie beyond the
+      noise that the nearest ones see.
 
     Otherwise ``dim`` is ``d_local`` when ``d_gap <= 8``, ``d_gap`` when ``d_gap >= 12``, and in between
     :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`. The interval combines bootstrap
     intervals the same way (the queries, columns of ``per_query``, are resampled for the gap law and the noise
-    floor, the rows of ``dist`` for the local estimate), then widens it on the log scale by the spread of the local
+    floor, the rows of ``dist`` for the local estimates), then widens it on the log scale by the spread of the local
     estimators across neighbour scales and a floor (:data:`INTERVAL_SPREAD`): sampling error alone misses the
     biases of curvature, density and noise.
 
@@ -506,14 +390,15 @@ def trusted_dimension(
     gaps = pq.mean(axis=1)
     _, floor = _floor_fit(sizes_arr[use], gaps[:, None])
     floor_frac = float(floor[0] / gaps[-1])
-    noisy = False
-    d_floor = math.nan
-    if stats is not None and d_arr.shape[1] >= 20 and floor_frac >= NOISE_FLOOR_FRACTION and fit.dim < AUTO_GAP_FROM:
-        try:
-            d_far = gride_dimension(d_arr, n1=10, n2=20)
-        except ValueError:
-            d_far = math.nan
-        if d_far > 0 and 1.0 / stats[0].mean() >= NOISE_SCALE_RATIO * d_far:
+    noisy = falls = False
+    d_floor = d_far = math.nan
+    n1, n2 = FAR_RANKS
+    if stats is not None and d_arr.shape[1] >= n2 and fit.dim < AUTO_GAP_FROM:
+        rows = d_arr[d_arr[:, 0] > 0.0]  # duplicates were already reported by the local estimate
+        with contextlib.suppress(ValueError):  # a degenerate far scale: no diagnosis
+            d_far = gride_dimension(rows, n1=n1, n2=n2)
+        falls = d_far > 0 and 1.0 / stats[0].mean() >= NOISE_SCALE_RATIO * d_far
+        if falls and floor_frac >= NOISE_FLOOR_FRACTION:
             d_floor = _floor_dimension(sizes_arr[use], gaps, float(floor[0]), concentration if calibrate else None)
             noisy = math.isfinite(d_floor) and d_floor < NOISE_MAX_DIM
 
@@ -529,6 +414,13 @@ def trusted_dimension(
             ])
         lo, hi = interval(d_floor, draws)
         dim, dim_low, dim_high, method, w = d_floor, lo, hi, "noise_floor", 1.0
+    elif falls and fit.dim <= AUTO_LOCAL_BELOW and math.isfinite(d_local):
+        # Weak noise: the dimension falls with the scale, the gap curve shows no floor; read it at the far scale.
+        draws = np.zeros(0)
+        if n_bootstrap:
+            draws = _gride_draws(rows, _bootstrap_counts(rows.shape[0], n_bootstrap, rng), n1, n2)
+        lo, hi = interval(d_far, draws)
+        dim, dim_low, dim_high, method, w = d_far, lo, hi, "local_far", 0.0
     elif not math.isfinite(d_local) or not math.isfinite(fit.dim):
         dim, dim_low, dim_high, method, w = fit.dim, fit.dim_low, fit.dim_high, "gap", 1.0
     else:

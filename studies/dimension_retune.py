@@ -1,13 +1,13 @@
-"""The interval re-tuning harness of issue #14, on the two *opened* halves of the suite (tuning data since).
+"""The re-tuning harness of issue #14, on every *opened* split of the suite (tune, held_out, fresh: tuning data).
 
     python -m studies.dimension_retune --cache /tmp/dim_cache
 
-For every ``tune`` and ``held_out`` cloud of :mod:`studies.dimension_suite` at n = 2,500 and 20,000: the same
+For every ``tune``, ``held_out`` and ``fresh`` cloud of :mod:`studies.dimension_suite` at n = 2,500 and 20,000: the same
 sample, split and search as ``estimate_dimension(x, method="auto")`` (cached as ``.npz``, with 64 neighbours per
 query for multiscale checks), then :func:`lightning_repgap.dimension.trusted_dimension` on the first 20 neighbours,
 exactly as ``"auto"`` computes it. Prints the mean relative error, the share of 95 % intervals that contain the
-truth and their median width / d. ``INTERVAL_SPREAD`` and ``INTERVAL_FLOOR`` were chosen with it; the ``fresh``
-split is never touched here.
+truth and their median width / d. ``INTERVAL_SPREAD``, ``INTERVAL_FLOOR``, ``FAR_RANKS`` and ``FLOOR_FIT_SHARE``
+were chosen with it; the ``third`` split is never touched here.
 """
 
 from __future__ import annotations
@@ -39,28 +39,34 @@ def cached_curve(cloud: SuiteCloud, n: int, cache: Path) -> dict[str, np.ndarray
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Measure the final rule on both opened halves and print the summary per size."""
+    """Measure the final rule on every opened split and print the summary per size and split."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, required=True)
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     args.cache.mkdir(parents=True, exist_ok=True)
+    splits = ("tune", "held_out", "fresh")
     for n in SIZES:
-        err, cover, width = [], [], []
-        for cloud in suite("tune") + suite("held_out"):
+        rows: list[tuple[str, float, bool, float]] = []
+        for cloud in [c for split in splits for c in suite(split)]:
             c = cached_curve(cloud, n, args.cache)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 est = trusted_dimension(
                     c["sizes"], c["per_query"], np.sqrt(c["knn"][:, :20]), concentration=float(c["conc"])
                 )
-            err.append(abs(est.dim - cloud.dim) / cloud.dim)
-            cover.append(est.dim_low <= cloud.dim <= est.dim_high)
-            width.append((est.dim_high - est.dim_low) / cloud.dim)
-        print(
-            f"n={n:,} clouds={len(err)} mean rel. error {np.mean(err):.3f}, coverage {np.mean(cover):.2f}, "
-            f"median width / d {np.median(width):.3f}"
-        )
+            rows.append((
+                cloud.split,
+                abs(est.dim - cloud.dim) / cloud.dim,
+                est.dim_low <= cloud.dim <= est.dim_high,
+                (est.dim_high - est.dim_low) / cloud.dim,
+            ))
+        for split in (*splits, "all"):
+            sel = [r for r in rows if split in ("all", r[0])]
+            print(
+                f"n={n:,} {split}: clouds={len(sel)} mean rel. error {np.mean([r[1] for r in sel]):.3f}, coverage "
+                f"{np.mean([r[2] for r in sel]):.2f}, median width / d {np.median([r[3] for r in sel]):.3f}"
+            )
     return 0
 
 

@@ -25,6 +25,7 @@ at n = 2,500 and n = 20,000 points (``SIZES``).
 version of the rule), so they are tuning data now. The ``"fresh"`` split (24 clouds, seeds 3xx, new shape
 parameters and embeddings within the same families, four of them with 5 % noise) was committed before any further
 tuning and is measured once, by ``python -m studies.dimension_heldout --splits fresh``, after the rule is final.
+It was opened in turn; the ``"third"`` split (:mod:`studies.dimension_suite3`, 28 new clouds) took its place.
 """
 
 from __future__ import annotations
@@ -401,18 +402,20 @@ def _specs() -> list[tuple[str, str, int, int, float, str, int, Callable[[int], 
 
 
 def suite(split: str | None = None) -> list[SuiteCloud]:
-    """The suite's clouds, optionally only one split (``"tune"``, ``"held_out"`` or ``"fresh"``).
+    """The suite's clouds, optionally only one split (``"tune"``, ``"held_out"``, ``"fresh"`` or ``"third"``).
 
     Example:
-        >>> len(suite()) >= 40, {c.split for c in suite()} == {"tune", "held_out", "fresh"}
+        >>> len(suite()) >= 40, {c.split for c in suite()} == {"tune", "held_out", "fresh", "third"}
         (True, True)
-        >>> len(suite("fresh")) >= 20
-        True
+        >>> len(suite("fresh")) >= 20, len(suite("third")) >= 24
+        (True, True)
 
     """
-    if split not in (None, "tune", "held_out", "fresh"):
-        raise ValueError(f"`split` must be None, 'tune', 'held_out' or 'fresh', got {split!r}.")
-    clouds = [SuiteCloud(*spec) for spec in _specs()]
+    if split not in (None, "tune", "held_out", "fresh", "third"):
+        raise ValueError(f"`split` must be None, 'tune', 'held_out', 'fresh' or 'third', got {split!r}.")
+    from studies.dimension_suite3 import third_specs  # it builds on this module's SuiteCloud
+
+    clouds = [SuiteCloud(*spec) for spec in _specs() + third_specs()]
     return [c for c in clouds if split is None or c.split == split]
 
 
