@@ -47,19 +47,28 @@ def _torus(n: int, dim: int, seed: int) -> np.ndarray:
     return out
 
 
-def worker(n: int, dim: int, m: int, pairs: int, threads: int) -> dict:
+def worker(n: int, dim: int, m: int, pairs: int, threads: int, precision: str = "auto") -> dict:
     """One configuration, in this (fresh) process."""
     import torch
 
-    from lightning_repgap import analyze
-    from lightning_repgap.search import nearest
+    from lightning_repgap import GapConfig
+    from lightning_repgap import analyze as _analyze
+    from lightning_repgap.search import nearest as _nearest
+
+    config = GapConfig(search_precision=precision)  # type: ignore[arg-type]
+
+    def analyze(bank: np.ndarray, queries: np.ndarray):  # type: ignore[no-untyped-def]
+        return _analyze(bank, queries, config=config)
+
+    def nearest(bank: np.ndarray, queries: np.ndarray) -> None:
+        _nearest(bank, queries, search_precision=precision)  # type: ignore[arg-type]
 
     torch.set_num_threads(threads)
     bank, queries = _torus(n, dim, 0), _torus(m, dim, 1)
     base = _rss_now()
     t0 = time.perf_counter()
     first = analyze(bank, queries)
-    out: dict = {"n": n, "D": dim, "m": m, "first_s": time.perf_counter() - t0}
+    out: dict = {"n": n, "D": dim, "m": m, "precision": precision, "first_s": time.perf_counter() - t0}
     out["extra_mib"] = max(0, _peak_rss() - base) / MIB
     out["bound_mib"] = bank.nbytes / MIB + 256
     out.update(dim=first.values["dim"], dim_method=first.values["dim_method"], load=os.getloadavg()[0])
@@ -71,7 +80,8 @@ def worker(n: int, dim: int, m: int, pairs: int, threads: int) -> dict:
         t0 = time.perf_counter()
         analyze(bank, queries)
         full.append(time.perf_counter() - t0)
-    out.update(nearest_s=near, full_s=full, ratio=min(full) / min(near), load_after=os.getloadavg()[0])
+    ratio = min(full) / min(near) if pairs else math.nan  # --pairs 0: memory only
+    out.update(nearest_s=near, full_s=full, ratio=ratio, load_after=os.getloadavg()[0])
     return out
 
 
@@ -80,15 +90,18 @@ def main() -> None:
     parser.add_argument("--configs", default="1000x10000x1000,100000x1000x2000,1000000x256x2000")
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--precision", default="auto", choices=("auto", "fp32", "bf16-screen"), help="GapConfig.search_precision"
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         n, dim, m = (int(v) for v in args.worker.split("x"))
-        print(json.dumps(worker(n, dim, m, args.pairs, args.threads)))
+        print(json.dumps(worker(n, dim, m, args.pairs, args.threads, args.precision)))
         return
     for cfg in args.configs.split(","):
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", cfg, "--pairs", str(args.pairs)]
-        cmd += ["--threads", str(args.threads)]
+        cmd += ["--threads", str(args.threads), "--precision", args.precision]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             print(f"{cfg}: failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}", flush=True)
@@ -96,7 +109,8 @@ def main() -> None:
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         verdict = "ok" if r["extra_mib"] <= r["bound_mib"] else "OVER"
         print(
-            f"n={r['n']:,} D={r['D']:,} m={r['m']:,}: extra {r['extra_mib']:.0f} MiB / bound {r['bound_mib']:.0f} "
+            f"n={r['n']:,} D={r['D']:,} m={r['m']:,} {r['precision']}: "
+            f"extra {r['extra_mib']:.0f} MiB / bound {r['bound_mib']:.0f} "
             f"({verdict}); nearest {[round(v, 2) for v in r['nearest_s']]} s, full {[round(v, 2) for v in r['full_s']]}"
             f" s, full/nearest {r['ratio']:.2f}x; dim {r['dim']:.2f} (method {int(r['dim_method'])}); "
             f"load {r['load']:.1f}->{r['load_after']:.1f}",

@@ -86,10 +86,14 @@ _BUDGET_PAIRS = 512
 #: ``search_precision="auto"`` screens when a bf16 tile (product + group maxima) is this much faster than a float32 one.
 SCREEN_MIN_SPEEDUP = 1.5
 _probed: dict[tuple[int, str], bool] = {}
-# Bank rows whose bf16 residual is computed at once (a float32 temporary of 16 MiB at D = 256).
-_BANK_STEP = 16384
+# Bytes of the float32 temporary in which the bank's bf16 residuals are computed, a step of rows at a time.
+_STEP_BYTES = 16 * 2**20
+# Bytes of the bank's bf16 operand built once (the first rows); the rows beyond are rounded per tile.
+_CACHE_BYTES = 64 * 2**20
 # Rows scored in float64 at once while re-scoring candidates (bounds the float64 temporaries).
 _RESCORE_CHUNK = 4096
+# ... and at most this many bytes of float64 differences (at D = 10,000 a 4096-row step took about 1 GiB in all).
+_RESCORE_BYTES = 16 * 2**20
 # Bank positions that set the neighbour tables' first floors (see _Top.prime).
 _PRIME = 4096
 
@@ -251,37 +255,49 @@ def _round_down(thr: np.ndarray) -> np.ndarray:
 
 
 class _Bank:
-    """The bank as bf16 GEMM operand, plus the per-row quantities of the bound."""
+    """The bank as bf16 GEMM operand, plus the per-row quantities of the bound.
+
+    The bf16 operand of the first :attr:`cached` rows (at most :data:`_CACHE_BYTES`) is built once; the rows beyond
+    are rounded again for each tile that reads them (:meth:`operand`). A whole bf16 copy of a large bank would be
+    half the bank's size again, over the measurement's memory bound (bank + 256 MiB); a tile's rounding costs
+    about 1/``TILE`` of its product.
+    """
 
     def __init__(self, reference_aug32: np.ndarray, device: torch.device) -> None:
         r32 = torch.from_numpy(reference_aug32[:, :-1])
         n, dim = r32.shape
         self.dim = dim
         self.width = -(-(dim + _EXTRA) // _PAD) * _PAD
+        self.device = device
+        self.cached = min(n, max(_PRIME, _CACHE_BYTES // (2 * self.width)))
+        self._r32 = r32
         half_sq = -torch.from_numpy(np.ascontiguousarray(reference_aug32[:, -1]))  # ||r||^2 / 2, float32
-        mat = torch.empty((n, self.width), dtype=torch.bfloat16)
-        mat[:, dim + _EXTRA :] = 0.0
+        self._hi, self._lo = _split2(half_sq)
+        mat = torch.empty((self.cached, self.width), dtype=torch.bfloat16)
         resid = torch.empty(n, dtype=torch.float32)
-        step = torch.empty((min(n, _BANK_STEP), dim), dtype=torch.float32)
-        # One step's rows: rounded to bf16 in place, widened back and subtracted in place (``bf(r) - r`` is exact in
-        # float32), on one thread: these passes are memory-bound, and on a busy host every parallel region waits.
+        rows = max(1, min(n, _STEP_BYTES // (4 * dim)))
+        step = torch.empty((rows, dim), dtype=torch.float32)
+        low16 = torch.empty((rows, dim), dtype=torch.bfloat16)
+        # One step's rows: rounded to bf16, widened back and subtracted in place (``bf(r) - r`` is exact in float32),
+        # on one thread: these passes are memory-bound, and on a busy host every parallel region waits.
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            for i0 in range(0, n, _BANK_STEP):
-                i1 = min(n, i0 + _BANK_STEP)
-                low, tmp = mat[i0:i1, :dim], step[: i1 - i0]
+            for i0 in range(0, n, rows):
+                i1 = min(n, i0 + rows)
+                low, tmp = low16[: i1 - i0], step[: i1 - i0]
                 low.copy_(r32[i0:i1])
                 tmp.copy_(low)
                 tmp.sub_(r32[i0:i1])
                 torch.linalg.vector_norm(tmp, dim=1, out=resid[i0:i1])
+                if i0 < self.cached:
+                    c1 = min(i1, self.cached)
+                    mat[i0:c1, :dim].copy_(low[: c1 - i0])
         finally:
             torch.set_num_threads(threads)
-        hi, lo = _split2(half_sq)
-        mat[:, dim] = -hi
-        mat[:, dim + 1] = -lo
-        mat[:, dim + 2 : dim + 4] = 1.0
+        self._fill_columns(mat, 0, self.cached)
         self.mat = mat.to(device)
+        self._tile: torch.Tensor | None = None
         self.first_rows = reference_aug32[:64]  # a few float32 rows, for each chunk's first shift
         gamma_d = _gamma(dim + 1)
         half = half_sq.double().numpy()
@@ -293,6 +309,25 @@ class _Bank:
         self.eta = half * (1.01 * U16 * U16 + 1.01 * gamma_d + 2.1 * U32)
         self.half = half
         self._maxima: dict[tuple[int, int], tuple[float, float, float, float]] = {}
+
+    def _fill_columns(self, mat: torch.Tensor, j0: int, j1: int) -> None:
+        """The norm columns (``-h_1``, ``-h_2``), the shift columns' ones and the zero padding of rows ``j0:j1``."""
+        dim = self.dim
+        mat[:, dim] = -self._hi[j0:j1]
+        mat[:, dim + 1] = -self._lo[j0:j1]
+        mat[:, dim + 2 : dim + _EXTRA] = 1.0
+        mat[:, dim + _EXTRA :] = 0.0
+
+    def operand(self, j0: int, j1: int) -> torch.Tensor:
+        """Bank rows ``j0:j1`` as bf16 operand (at most ``TILE`` rows past :attr:`cached`); valid till the next call."""
+        if j1 <= self.cached:
+            return self.mat[j0:j1]
+        if self._tile is None:
+            self._tile = torch.empty((TILE, self.width), dtype=torch.bfloat16)
+        tile = self._tile[: j1 - j0]
+        tile[:, : self.dim].copy_(self._r32[j0:j1])  # the same rounding as the cached rows'
+        self._fill_columns(tile, j0, j1)
+        return tile.to(self.device)
 
     def tile_bounds(self, j0: int, j1: int) -> tuple[float, float, float, float]:
         """Maxima over bank rows ``j0:j1`` of ``R``, ``Delta``, ``eta``, ``N`` (every query chunk asks again)."""
@@ -454,7 +489,7 @@ def _scan(
         sample = min(bounds[-1], _PRIME)
         if sample >= k and mine.size:
             err = tile_error(chunk, bank, 0, sample, sigma)
-            top.prime(chunk.mat, bank.mat[:sample], chunk.shift, err)
+            top.prime(chunk.mat, bank.operand(0, sample), chunk.shift, err)
         # This chunk's candidates: row, bank position, upper bound on the true score, and size block.
         found: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
         block_best = np.empty((len(bounds) - 1, i1 - i0))
@@ -464,7 +499,7 @@ def _scan(
                 j1 = min(j0 + TILE, bounds[s + 1])
                 err = tile_error(chunk, bank, j0, j1, sigma)
                 torch.set_num_threads(threads)
-                out = chunk.mat @ bank.mat[j0:j1].T
+                out = chunk.mat @ bank.operand(j0, j1).T
                 o_max = reduce.row_max(out)  # one pass over the tile; the rest of the tile on the same threads
                 pairs += (i1 - i0) * (j1 - j0)
                 if not np.isfinite(o_max).all():
@@ -503,8 +538,9 @@ def _fallback(reason: str, t0: float) -> None:
 def _rescore(prep: Prepared, qi: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Float64 ``||q - r||^2`` of candidate pairs, computed exactly as :meth:`Prepared.dist_sq` does."""
     out = np.empty(qi.size, dtype=np.float64)
-    for c0 in range(0, qi.size, _RESCORE_CHUNK):
-        sl = slice(c0, c0 + _RESCORE_CHUNK)
+    step = max(1, min(_RESCORE_CHUNK, _RESCORE_BYTES // (8 * prep.queries.shape[1])))
+    for c0 in range(0, qi.size, step):
+        sl = slice(c0, c0 + step)
         diff = np.subtract(prep.queries[qi[sl]], prep.bank_rows(pos[sl]), dtype=np.float64)
         out[sl] = np.einsum("ij,ij->i", diff, diff)
     return out

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import lightning_repgap._prepare as prepare_module
+import lightning_repgap._screen as screen_module
 from lightning_repgap import GapConfig, gap_curve
 from lightning_repgap._prepare import pair_dist_sq, prepare
 from lightning_repgap._screen import (
@@ -97,6 +98,21 @@ def test_gaussian_prefix_minima_and_neighbour_table_equal_float64_brute_force():
     bank, queries = _gaussian(3 * TILE + 100, 300, 40)
     res = _check_exact(bank, queries, [16, 100, 1000, TILE, 3 * TILE + 100], knn_rows=np.arange(0, 300, 3), k=7)
     assert res.candidates < 30 * 300  # screening does screen
+
+
+def test_bank_rows_past_the_cached_operand_are_rounded_per_tile_with_the_same_answer(monkeypatch):
+    """A bank whose bf16 operand would exceed the cache budget: rows past it are rounded tile by tile, exactly."""
+    bank, queries = _gaussian(3 * TILE + 100, 200, 40, seed=3)
+    sizes = [16, 100, 1000, TILE, 3 * TILE + 100]
+    rows = np.arange(0, 200, 4)
+    whole = screen_search(prepare(bank, queries), np.asarray(sizes), CPU, knn_rows=rows, k=5)
+    monkeypatch.setattr(screen_module, "_CACHE_BYTES", 0)  # only the first _PRIME rows stay cached
+    assert _Bank(prepare(bank, queries).reference_aug32, CPU).cached == screen_module._PRIME < bank.shape[0]
+    part = _check_exact(bank, queries, sizes, knn_rows=rows, k=5)
+    np.testing.assert_array_equal(np.asarray(part.winners), np.asarray(whole.winners))
+    np.testing.assert_array_equal(np.asarray(part.dist_sq), np.asarray(whole.dist_sq))
+    np.testing.assert_array_equal(part.knn, whole.knn)
+    assert part.candidates == whole.candidates  # the same screened scores, not just the same answer
 
 
 def test_near_ties_are_ordered_by_float64():
@@ -206,3 +222,23 @@ def test_pair_distances_do_not_depend_on_the_step(monkeypatch):
     monkeypatch.setattr(prepare_module, "_PAIR_BYTES", 1 << 40)  # one step of PAIR_QUERY_STEP rows
     np.testing.assert_array_equal(small, pair_dist_sq(reference, queries, index))
     assert np.isinf(small[index < 0]).all()
+
+
+def test_rescoring_does_not_depend_on_its_step_and_stays_small_at_a_large_width(monkeypatch):
+    rng = np.random.default_rng(8)
+    bank, queries = rng.standard_normal((200, 4000)).astype(np.float32), rng.standard_normal((50, 4000))
+    prep = prepare(bank, queries)
+    qi, pos = rng.integers(0, 50, 700), rng.integers(0, 200, 700)
+    calls: list[int] = []
+    original = type(prep).bank_rows
+
+    def spy(self, rows):  # type: ignore[no-untyped-def]
+        calls.append(len(rows))
+        return original(self, rows)
+
+    monkeypatch.setattr(type(prep), "bank_rows", spy)
+    small = screen_module._rescore(prep, qi, pos)
+    assert max(calls) * 8 * 4000 <= screen_module._RESCORE_BYTES  # float64 differences bounded by bytes, not rows
+    monkeypatch.setattr(screen_module, "_RESCORE_BYTES", 1 << 40)
+    np.testing.assert_array_equal(small, screen_module._rescore(prep, qi, pos))
+    np.testing.assert_allclose(small, _brute(bank, queries)[qi, pos], rtol=0, atol=0)
