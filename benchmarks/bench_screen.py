@@ -1,7 +1,7 @@
 """The bf16 screen against faiss, scikit-learn and torch in one run, with the OpenBLAS kernel hint set and unset.
 
     nice -n 10 python benchmarks/bench_screen.py [--quick] [--threads 2] [--out benchmarks/SCREEN.md]
-    nice -n 10 python benchmarks/bench_screen.py --crossover  # exact vs IVF/HNSW at 1e5 / 1e6 bank points
+    nice -n 10 python benchmarks/bench_screen.py --crossover  # exact vs IVF/HNSW: 1e5 / 1e6 bank, 1e3 (and 1e4) queries
 
 Each configuration runs in its own subprocess (this script with ``--worker``): once with the environment as it
 is, minus ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` ("unset": a user's machine), once with both set ("set":
@@ -384,7 +384,7 @@ def main() -> None:
             print(json.dumps(run_worker(cfg)))
         return
     if args.crossover:
-        sizes = [[100_000, 1_000], [1_000_000, 1_000]] if not args.quick else [[20_000, 500]]
+        sizes = [[100_000, 1_000], [1_000_000, 1_000], [1_000_000, 10_000]] if not args.quick else [[20_000, 500]]
         res = spawn({"crossover": True, "sizes": sizes, "threads": args.threads}, hint=False)
         print(json.dumps(res, indent=1))
         return
