@@ -191,41 +191,11 @@ def supervised_configs(quick: bool, plan: str = "tuning") -> list[dict[str, Any]
     training-set sizes 600 / 800 / 500 / 1000.
     """
     if plan == "fresh2":
-        fresh2 = {20: (128, 600, 0.0), 21: (192, 800, 1e-4), 22: (96, 500, 0.0), 23: (128, 1000, 1e-4)}
-        return [
-            {
-                "regime": "supervised",
-                "dataset": dataset,
-                "arch": arch,
-                "noise": noise,
-                "seed": seed,
-                "width": fresh2[seed][0],
-                "n_train": fresh2[seed][1],
-                "weight_decay": fresh2[seed][2],
-                "split": "fresh2",
-            }
-            for dataset, arch, noise, seed in itertools.product(
-                ("digits", "glyphs-c"), ("mlp", "cnn"), (0.0, 0.2, 0.4), sorted(fresh2)
-            )
-        ]
+        return _seeded_plan(
+            "glyphs-c", {20: (128, 600, 0.0), 21: (192, 800, 1e-4), 22: (96, 500, 0.0), 23: (128, 1000, 1e-4)}, "fresh2"
+        )
     if plan == "fresh":
-        fresh = {10: (128, 700, 0.0), 11: (128, 500, 1e-4)}
-        return [
-            {
-                "regime": "supervised",
-                "dataset": dataset,
-                "arch": arch,
-                "noise": noise,
-                "seed": seed,
-                "width": fresh[seed][0],
-                "n_train": fresh[seed][1],
-                "weight_decay": fresh[seed][2],
-                "split": "fresh",
-            }
-            for dataset, arch, noise, seed in itertools.product(
-                ("digits", "glyphs-b"), ("mlp", "cnn"), (0.0, 0.2, 0.4), sorted(fresh)
-            )
-        ]
+        return _seeded_plan("glyphs-b", {10: (128, 700, 0.0), 11: (128, 500, 1e-4)}, "fresh")
     variants = [(64, 1000, 0.0), (256, 400, 1e-4), (256, 1000, 1e-4), (64, 400, 0.0)]  # per seed
     out = []
     for dataset, arch, noise, seed in itertools.product(
@@ -246,6 +216,29 @@ def supervised_configs(quick: bool, plan: str = "tuning") -> list[dict[str, Any]
     if quick:
         return [c for c in out if c["seed"] == 3 and c["arch"] == "mlp" and c["dataset"] == "digits" and c["noise"]]
     return out
+
+
+def _seeded_plan(second: str, variants: dict[int, tuple[int, int, float]], split: str) -> list[dict[str, Any]]:
+    """An untouched plan: digits and ``second`` x 2 architectures x 3 noise levels x the seeds of ``variants``.
+
+    ``variants`` maps each seed to its (width, training-set size, weight decay).
+    """
+    return [
+        {
+            "regime": "supervised",
+            "dataset": dataset,
+            "arch": arch,
+            "noise": noise,
+            "seed": seed,
+            "width": variants[seed][0],
+            "n_train": variants[seed][1],
+            "weight_decay": variants[seed][2],
+            "split": split,
+        }
+        for dataset, arch, noise, seed in itertools.product(
+            ("digits", second), ("mlp", "cnn"), (0.0, 0.2, 0.4), sorted(variants)
+        )
+    ]
 
 
 def _split_of(dataset: str, seed: int) -> str:
