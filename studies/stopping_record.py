@@ -190,12 +190,14 @@ def supervised_configs(quick: bool, plan: str = "tuning") -> list[dict[str, Any]
     levels x seeds 20-23, widths 128 / 192 / 96 / 128 (the width-128 MLPs were the previous rule's failures),
     training-set sizes 600 / 800 / 500 / 1000.
     """
+    fields = ("width", "n_train", "weight_decay")
+    noises = (0.0, 0.2, 0.4)
     if plan == "fresh2":
-        return _seeded_plan(
-            "glyphs-c", {20: (128, 600, 0.0), 21: (192, 800, 1e-4), 22: (96, 500, 0.0), 23: (128, 1000, 1e-4)}, "fresh2"
-        )
+        fresh2 = {20: (128, 600, 0.0), 21: (192, 800, 1e-4), 22: (96, 500, 0.0), 23: (128, 1000, 1e-4)}
+        return _seeded_plan("supervised", "glyphs-c", fresh2, fields, "fresh2", noises)
     if plan == "fresh":
-        return _seeded_plan("glyphs-b", {10: (128, 700, 0.0), 11: (128, 500, 1e-4)}, "fresh")
+        fresh = {10: (128, 700, 0.0), 11: (128, 500, 1e-4)}
+        return _seeded_plan("supervised", "glyphs-b", fresh, fields, "fresh", noises)
     variants = [(64, 1000, 0.0), (256, 400, 1e-4), (256, 1000, 1e-4), (64, 400, 0.0)]  # per seed
     out = []
     for dataset, arch, noise, seed in itertools.product(
@@ -218,27 +220,30 @@ def supervised_configs(quick: bool, plan: str = "tuning") -> list[dict[str, Any]
     return out
 
 
-def _seeded_plan(second: str, variants: dict[int, tuple[int, int, float]], split: str) -> list[dict[str, Any]]:
-    """An untouched plan: digits and ``second`` x 2 architectures x 3 noise levels x the seeds of ``variants``.
+def _seeded_plan(
+    regime: str,
+    second: str,
+    variants: dict[int, tuple[Any, ...]],
+    fields: tuple[str, ...],
+    split: str,
+    noises: tuple[float, ...] | None = None,
+) -> list[dict[str, Any]]:
+    """An untouched plan: digits and ``second`` x 2 architectures (x ``noises``) x the seeds of ``variants``.
 
-    ``variants`` maps each seed to its (width, training-set size, weight decay).
+    ``variants`` maps each seed to its values of ``fields`` (e.g. width, training-set size, weight decay).
     """
-    return [
-        {
-            "regime": "supervised",
-            "dataset": dataset,
-            "arch": arch,
-            "noise": noise,
-            "seed": seed,
-            "width": variants[seed][0],
-            "n_train": variants[seed][1],
-            "weight_decay": variants[seed][2],
-            "split": split,
-        }
-        for dataset, arch, noise, seed in itertools.product(
-            ("digits", second), ("mlp", "cnn"), (0.0, 0.2, 0.4), sorted(variants)
-        )
-    ]
+    out = []
+    for dataset, arch, noise, seed in itertools.product(
+        ("digits", second), ("mlp", "cnn"), (None,) if noises is None else noises, sorted(variants)
+    ):
+        cfg: dict[str, Any] = {"regime": regime, "dataset": dataset, "arch": arch}
+        if noise is not None:
+            cfg["noise"] = noise
+        cfg["seed"] = seed
+        cfg.update(zip(fields, variants[seed], strict=True))
+        cfg["split"] = split
+        out.append(cfg)
+    return out
 
 
 def _split_of(dataset: str, seed: int) -> str:
@@ -292,6 +297,7 @@ def ssl_configs(quick: bool, plan: str = "tuning") -> list[dict[str, Any]]:
     encoders x seeds 20-25 (widths 160 / 96 / 128 / 192 / 64 / 128, 400 / 300 / 500 / 250 / 450 / 350 images,
     augmentation strengths 0.75 / 1.0 / 0.6 / 0.9 / 0.5 / 1.0).
     """
+    fields = ("width", "n_train", "augment")
     if plan == "fresh2":
         fresh2 = {
             20: (160, 400, 0.75),
@@ -301,34 +307,10 @@ def ssl_configs(quick: bool, plan: str = "tuning") -> list[dict[str, Any]]:
             24: (64, 450, 0.5),
             25: (128, 350, 1.0),
         }
-        return [
-            {
-                "regime": "ssl",
-                "dataset": dataset,
-                "arch": arch,
-                "seed": seed,
-                "width": fresh2[seed][0],
-                "n_train": fresh2[seed][1],
-                "augment": fresh2[seed][2],
-                "split": "fresh2",
-            }
-            for dataset, arch, seed in itertools.product(("digits", "glyphs-c"), ("mlp", "cnn"), sorted(fresh2))
-        ]
+        return _seeded_plan("ssl", "glyphs-c", fresh2, fields, "fresh2")
     if plan == "fresh":
         fresh = {10: (96, 300, 0.75), 11: (192, 500, 1.0), 12: (128, 250, 0.5)}
-        return [
-            {
-                "regime": "ssl",
-                "dataset": dataset,
-                "arch": arch,
-                "seed": seed,
-                "width": fresh[seed][0],
-                "n_train": fresh[seed][1],
-                "augment": fresh[seed][2],
-                "split": "fresh",
-            }
-            for dataset, arch, seed in itertools.product(("digits", "glyphs-b"), ("mlp", "cnn"), sorted(fresh))
-        ]
+        return _seeded_plan("ssl", "glyphs-b", fresh, fields, "fresh")
     variants = [(64, 600, 1.0), (256, 200, 1.0), (256, 600, 0.5), (64, 200, 0.5), (128, 400, 1.0), (128, 400, 0.5)]
     out = []
     for dataset, arch, seed in itertools.product(("digits", "glyphs"), ("mlp", "cnn"), range(6)):
