@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lightning_repgap._checks import _check_choice
 from lightning_repgap._exact import Tiles
 from lightning_repgap._gemm import PROBE_MIN_WORK, TileProduct, cpu_engine
 from lightning_repgap._prepare import Prepared
@@ -142,9 +143,7 @@ def check_precision(precision: Any) -> SearchPrecision:
         'fp32'
 
     """
-    if not isinstance(precision, str) or precision not in SEARCH_PRECISIONS:
-        raise ValueError(f"`search_precision` must be one of {SEARCH_PRECISIONS}, got {precision!r}.")
-    return precision  # type: ignore[return-value]
+    return _check_choice(precision, "search_precision", SEARCH_PRECISIONS)
 
 
 def screen_if_chosen(

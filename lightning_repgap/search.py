@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from lightning_repgap._checks import _check_positive_int, _check_representations, _check_same_dim
+from lightning_repgap._checks import _check_choice, _check_positive_int, _check_representations, _check_same_dim
 from lightning_repgap._exact import Tiles, knn32, merge_nearest, prefix_search, rank_float64
 from lightning_repgap._gemm import GemmOption, check_gemm
 from lightning_repgap._imports import _FAISS_AVAILABLE
@@ -156,9 +156,7 @@ def check_index(index: Any) -> IndexOption:
         'hnsw'
 
     """
-    if not isinstance(index, str) or index not in INDEX_OPTIONS:
-        raise ValueError(f"`index` must be 'exact', 'ivf', 'hnsw' or 'auto', got {index!r}.")
-    return index  # type: ignore[return-value]
+    return _check_choice(index, "index", INDEX_OPTIONS)
 
 
 def resolve_index(index: str, n_bank: int) -> str:
