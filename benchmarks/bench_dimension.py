@@ -14,7 +14,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -25,28 +24,6 @@ import numpy as np
 MIB = 1024 * 1024
 
 
-def _rss_now() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
-
-
-def _torus(n: int, dim: int, seed: int) -> np.ndarray:
-    """``n`` points of the flat 8-torus rotated into ``R^dim`` (float32), generated in chunks."""
-    rot, _ = np.linalg.qr(np.random.default_rng(12345).standard_normal((dim, 16)))
-    rot32 = rot.astype(np.float32)
-    rng = np.random.default_rng(seed)
-    out = np.empty((n, dim), dtype=np.float32)
-    for i0 in range(0, n, 16384):
-        k = min(n, i0 + 16384) - i0
-        theta = 2 * math.pi * rng.random((k, 8))
-        out[i0 : i0 + k] = (np.concatenate([np.cos(theta), np.sin(theta)], axis=1).astype(np.float32)) @ rot32.T
-    return out
-
-
 def worker(n: int, dim: int, m: int, pairs: int, threads: int, precision: str = "auto") -> dict:
     """One configuration, in this (fresh) process."""
     import torch
@@ -54,6 +31,9 @@ def worker(n: int, dim: int, m: int, pairs: int, threads: int, precision: str = 
     from lightning_repgap import GapConfig
     from lightning_repgap import analyze as _analyze
     from lightning_repgap.search import nearest as _nearest
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run_all import peak_rss, rss_now, torus  # the benchmarks' shared data and memory probes
 
     config = GapConfig(search_precision=precision)  # type: ignore[arg-type]
 
@@ -64,12 +44,12 @@ def worker(n: int, dim: int, m: int, pairs: int, threads: int, precision: str = 
         _nearest(bank, queries, search_precision=precision)  # type: ignore[arg-type]
 
     torch.set_num_threads(threads)
-    bank, queries = _torus(n, dim, 0), _torus(m, dim, 1)
-    base = _rss_now()
+    bank, queries = torus(n, 0, dim), torus(m, 1, dim)
+    base = rss_now()
     t0 = time.perf_counter()
     first = analyze(bank, queries)
     out: dict = {"n": n, "D": dim, "m": m, "precision": precision, "first_s": time.perf_counter() - t0}
-    out["extra_mib"] = max(0, _peak_rss() - base) / MIB
+    out["extra_mib"] = max(0, peak_rss() - base) / MIB
     out["bound_mib"] = bank.nbytes / MIB + 256
     out.update(dim=first.values["dim"], dim_method=first.values["dim_method"], load=os.getloadavg()[0])
     near, full = [], []

@@ -182,12 +182,12 @@ def run_sizes(cfg: dict) -> dict:
     from lightning_repgap.search import nearest
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_dimension import _torus
+    from run_all import torus
 
     torch.set_num_threads(cfg["threads"])
     out: dict = {"load_before": os.getloadavg()[0], "rows": []}
     for n, dim, m in cfg["sizes"]:
-        bank, queries = _torus(n, dim, 0), _torus(m, dim, 1)
+        bank, queries = torus(n, 0, dim), torus(m, 1, dim)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the disagreement warning of a curved manifold is not the point here
             t = _best(
