@@ -18,6 +18,11 @@ torchmetrics state gather), ``gather`` (concatenating and index-sorting the stat
 search, part of ``search``), ``fits`` (the trusted dimension with its bootstrap) and ``rest``.
 
     python benchmarks/bench_ddp.py [--bank 50000] [--queries 5000] [--dim 256] [--repeats 3] [--json out.json]
+        [--gemm auto|torch|numpy] [--precision auto|fp32|bf16-screen]
+
+``--gemm`` / ``--precision`` pin the tile library and the search precision in every process alike (default:
+each process' timing probes choose, and under DDP rank 0's choice is everyone's), so that a probe timed on a busy
+core cannot put the single process and the ranks on different paths.
 """
 
 from __future__ import annotations
@@ -92,8 +97,13 @@ def _data(bank: int, queries: int, dim: int) -> tuple[torch.Tensor, torch.Tensor
     return tuple(torch.randn(n, 16, generator=g) @ basis for n in (bank, queries, queries))  # type: ignore[return-value]
 
 
+# Set from --precision before any process starts (spawned ranks get it through their arguments).
+_PRECISION: dict[str, Any] = {"search_precision": "auto"}
+
+
 def _metric() -> RepresentationGap:
-    return RepresentationGap(max_reference=2**31 - 1, max_queries=2**31 - 1, config=GapConfig(), num_threads=1)
+    config = GapConfig(search_precision=_PRECISION["search_precision"])
+    return RepresentationGap(max_reference=2**31 - 1, max_queries=2**31 - 1, config=config, num_threads=1)
 
 
 def _warm_up(dim: int, rank: int = 0, world: int = 1) -> None:
@@ -134,6 +144,7 @@ def _single(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _rank(rank: int, world: int, port: int, args: argparse.Namespace, out_dir: str) -> None:
+    _pin(args)
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
@@ -163,6 +174,12 @@ def _ddp(args: argparse.Namespace) -> list[dict[str, Any]]:
         return [json.loads(open(os.path.join(out_dir, f"rank{r}.json")).read()) for r in range(2)]
 
 
+def _pin(args: argparse.Namespace) -> None:
+    """Pin the tile library and the search precision (``auto``: each process' timing probes choose)."""
+    os.environ["REPGAP_CPU_GEMM"] = args.gemm
+    _PRECISION["search_precision"] = args.precision
+
+
 def _load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -178,8 +195,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--queries", type=int, default=5000)
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--gemm", default="auto", choices=("auto", "torch", "numpy"), help="tile library of every process"
+    )
+    parser.add_argument(
+        "--precision", default="auto", choices=("auto", "fp32", "bf16-screen"), help="search_precision of every process"
+    )
     parser.add_argument("--json", default=None, help="also write the result to this file")
     args = parser.parse_args(argv)
+    _pin(args)
     torch.set_num_threads(1)
     _install_clocks()
     singles: list[dict[str, Any]] = []
@@ -206,6 +230,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "bank": args.bank,
         "queries": args.queries,
         "dim": args.dim,
+        "gemm": args.gemm,
+        "precision": args.precision,
         "single_s": [r["seconds"] for r in singles],
         "rank_s": [r["seconds"] for r in ranks],
         "ratio": ratio,

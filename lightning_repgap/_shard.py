@@ -42,6 +42,9 @@ from lightning_repgap.search import BankSearch, ExactEngine, PrefixMinima, Searc
 
 __all__ = ["Shard", "ShardedEngine", "shard_of"]
 
+# What a state may hold for the one-collective gather (others fall back to torchmetrics' own gather).
+_DTYPES = (torch.float32, torch.int64, torch.float64, torch.int32, torch.float16, torch.bfloat16)
+
 log = logging.getLogger(__name__)
 
 _CPU = torch.device("cpu")
@@ -78,6 +81,93 @@ class Shard:
         out = [torch.empty_like(tensor) for _ in range(self.world_size)]
         dist.all_gather(out, tensor, group=self.group)
         return [t.cpu().numpy() for t in out]
+
+    def gather_states(self, states: dict[str, Any]) -> dict[str, Any] | None:
+        """The ``cat`` sync of list states: every rank's rows of each state, concatenated in rank order.
+
+        What torchmetrics' ``gather_all_tensors`` + ``dim_zero_cat`` give, with fewer copies of the (large) bank:
+        one collective for every state's shape, then one ``all_gather`` per state straight into its output buffer
+        (torchmetrics zero-fills a list of buffers per rank and concatenates them afterwards, after a barrier and a
+        shape exchange per state). A rank whose share is shorter sends a padded copy, and the output is compacted;
+        a state no rank holds stays ``[]``.
+
+        Args:
+            states: ``{name: list of tensors or one tensor}``, each 1-D or 2-D, in the same order on every rank.
+
+        Returns:
+            ``{name: tensor or []}``, or ``None`` (on every rank) when some state holds something else (then the
+            caller falls back to torchmetrics' gather).
+
+        """
+        names = list(states)
+        local = {name: _joined(states[name]) for name in names}
+        # Per state: rows, width (0 for 1-D), dtype code; -1 for a form this gather does not take.
+        meta = torch.tensor([_shape_code(local[name]) for name in names], dtype=torch.int64).reshape(-1)
+        every = torch.empty(self.world_size * meta.numel(), dtype=torch.int64, device=self.device)
+        _all_gather_single(every, meta.to(self.device), self.group)
+        shapes = every.cpu().reshape(self.world_size, len(names), 3)
+        if (shapes < 0).any():
+            return None
+        out: dict[str, Any] = {}
+        for i, name in enumerate(names):
+            rows = shapes[:, i, 0].tolist()
+            held = [r for r in range(self.world_size) if rows[r] > 0]
+            if not held:
+                out[name] = []
+                continue
+            forms = {(int(shapes[r, i, 1]), int(shapes[r, i, 2])) for r in held}
+            if len(forms) > 1:
+                raise ValueError(
+                    f"`{name}` has different widths or dtypes on different ranks "
+                    f"({sorted((r, *map(int, shapes[r, i, 1:])) for r in held)} as (rank, width, dtype code)): "
+                    "every rank must update the metric with the same number of features."
+                )
+            width, code = forms.pop()
+            out[name] = self._gather_rows(local[name], rows, width, _DTYPES[code])
+        return out
+
+    def _gather_rows(self, tensor: torch.Tensor | None, rows: list[int], width: int, dtype: torch.dtype) -> Any:
+        """Every rank's rows of one state (``rows[r]`` of them on rank ``r``), concatenated in rank order."""
+        top = max(rows)
+        trail = (width,) if width else ()
+        device = tensor.device if tensor is not None else self.device
+        send = tensor.to(self.device) if tensor is not None else None
+        if send is None or send.shape[0] < top:  # pad to the longest share: all_gather takes one size
+            padded = torch.empty((top, *trail), dtype=dtype, device=self.device)
+            if send is not None:
+                padded[: send.shape[0]] = send
+            send = padded
+        buffer = torch.empty((self.world_size * top, *trail), dtype=dtype, device=self.device)
+        _all_gather_single(buffer, send.contiguous(), self.group)
+        if any(r != top for r in rows):
+            buffer = torch.cat([buffer[r * top : r * top + n] for r, n in enumerate(rows)])
+        return buffer.to(device)
+
+
+def _joined(state: Any) -> Any:
+    """A list state (or an already joined one) as one tensor; ``None`` when it holds nothing, else the state as is."""
+    if isinstance(state, torch.Tensor):
+        return state if state.numel() else None
+    if isinstance(state, list) and all(isinstance(t, torch.Tensor) for t in state):
+        return None if not state else state[0] if len(state) == 1 else torch.cat(state)
+    return state  # not a tensor: refused by _shape_code
+
+
+def _shape_code(tensor: Any) -> list[int]:
+    """``[rows, width (0 for 1-D), dtype code]``; ``[0, 0, 0]`` when empty, ``[-1, -1, -1]`` for any other form."""
+    if tensor is None:
+        return [0, 0, 0]
+    if not isinstance(tensor, torch.Tensor) or tensor.ndim not in (1, 2) or tensor.dtype not in _DTYPES:
+        return [-1, -1, -1]
+    return [tensor.shape[0], tensor.shape[1] if tensor.ndim == 2 else 0, _DTYPES.index(tensor.dtype)]
+
+
+def _all_gather_single(output: torch.Tensor, tensor: torch.Tensor, group: Any) -> None:
+    """``all_gather`` into one output tensor (``all_gather_single``, or its older name)."""
+    import torch.distributed as dist
+
+    gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+    gather(output, tensor, group=group)
 
 
 def shard_of(group: Any = None) -> Shard | None:

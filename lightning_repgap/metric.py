@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
+from torchmetrics.utilities.distributed import gather_all_tensors
 
 from lightning_repgap._checks import _check_positive_int, _to_numpy
 from lightning_repgap._shard import shard_of
@@ -228,6 +229,33 @@ class RepresentationGap(Metric):
             warnings.warn(f"`{role}` holds {x.shape[0]} points; only the first {cap} are used.", stacklevel=3)
             x, labels = x[:cap], None if labels is None else labels[:cap]
         return x, labels
+
+    def _sync_dist(self, dist_sync_fn: Any = gather_all_tensors, process_group: Any | None = None) -> None:
+        """The ``cat`` sync of the states, with one collective per state into its output buffer.
+
+        The states hold the bank (``max_reference * D`` floats): torchmetrics' default gather zero-fills a buffer per
+        rank and state, then concatenates them; :meth:`~lightning_repgap._shard.Shard.gather_states` receives each
+        state once, in place. Same result (every rank's rows in rank order); a custom ``dist_sync_fn`` keeps
+        torchmetrics' path.
+        """
+        shard = shard_of(process_group or self.process_group)
+        if dist_sync_fn is gather_all_tensors and shard is not None:
+            gathered = shard.gather_states({name: getattr(self, name) for name in self._reductions})
+            if gathered is not None:
+                for name, value in gathered.items():
+                    setattr(self, name, value)
+                return
+        super()._sync_dist(dist_sync_fn, process_group=process_group)
+
+    def _copy_state_dict(self) -> dict[str, Any]:
+        """The states as they are (lists copied, tensors not): what ``sync`` restores after ``compute``.
+
+        torchmetrics clones every tensor here, i.e. the whole local bank at each synced ``compute``. The states are
+        only ever appended to or replaced, never changed in place, so the tensors themselves can be kept.
+        """
+        return {
+            name: list(v) if isinstance(v, list) else v for name, v in ((n, getattr(self, n)) for n in self._defaults)
+        }
 
     def compute(self) -> dict[str, Tensor]:
         """Run the blocked search and the fits on everything accumulated since the last ``reset``."""

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torchmetrics.utilities.distributed import gather_all_tensors
 
 from lightning_repgap import RepresentationGap, representation_gap
 from lightning_repgap.search import ExactEngine
@@ -188,16 +189,56 @@ def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
             searched.append((len(order), queries.shape[0]))
             return search(self, reference, queries, order, sizes, **kwargs)
 
+        local = {name: [t.clone() for t in getattr(metric, name)] for name in metric._defaults}
         ExactEngine.search = spy  # type: ignore[method-assign]
         out = metric.compute()
         torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
         result = metric.last_result
+        gathers = [_states_after_sync(metric, local, fn) for fn in (None, _torchmetrics_gather)]
+        # An uneven second metric: rank 1 gives no training queries and more queries; widths agree.
+        other = RepresentationGap(**FAST)
+        other.update(queries=qs[: 7 + 10 * rank], query_index=torch.arange(7 + 10 * rank))
+        if rank == 0:
+            other.update(train_queries=tq[:3])
+        other_local = {name: [t.clone() for t in getattr(other, name)] for name in other._defaults}
+        # (torchmetrics' own gather cannot take a set that one rank never updated: its shapes differ in rank)
+        gathers.append(_states_after_sync(other, other_local, None))
+        widths = RepresentationGap(**FAST)  # a set with different widths on the two ranks: a clear error on both
+        widths.update(queries=torch.zeros(4, 3 + rank))
+        try:
+            widths.sync()
+            width_error = ""
+        except ValueError as err:
+            width_error = str(err)
         torch.save(
-            {"values": result.values, "per_query": result.curve.per_query, "searched": searched},
+            {
+                "values": result.values,
+                "per_query": result.curve.per_query,
+                "searched": searched,
+                "gathers": gathers,
+                "width_error": width_error,
+            },
             os.path.join(out_dir, f"rank{rank}-result.pt"),
         )
     finally:
         dist.destroy_process_group()
+
+
+def _torchmetrics_gather(tensor: torch.Tensor, group=None) -> list[torch.Tensor]:
+    """torchmetrics' own gather under another name: ``sync`` then takes torchmetrics' path, not the Metric's."""
+    return gather_all_tensors(tensor, group)
+
+
+def _states_after_sync(metric: RepresentationGap, local: dict, dist_sync_fn) -> dict:
+    """Every state as ``sync(dist_sync_fn)`` leaves it, after checking that ``unsync`` restores the local states."""
+    metric.sync(dist_sync_fn=dist_sync_fn)
+    synced = {name: getattr(metric, name) for name in local}
+    metric.unsync()
+    for name, tensors in local.items():
+        now = getattr(metric, name)
+        assert len(now) == len(tensors), name
+        assert all(torch.equal(a, b) for a, b in zip(now, tensors, strict=True)), name
+    return {name: (v.clone() if isinstance(v, torch.Tensor) else list(v)) for name, v in synced.items()}
 
 
 @pytest.mark.ddp
@@ -218,5 +259,21 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     for rank in (0, 1):
         got = torch.load(tmp_path / f"rank{rank}-result.pt", weights_only=False)
         assert got["searched"] == [(3000, 500)]
+        # The Metric's one-collective gather leaves every state as torchmetrics' gather does (uneven shards, a set
+        # one rank never updated), and a set whose width differs between ranks is a clear error on every rank.
+        ours, theirs, uneven = got["gathers"]
+        assert sorted(ours) == sorted(theirs)
+        for name, value in ours.items():
+            if isinstance(theirs[name], torch.Tensor) and theirs[name].numel():
+                assert torch.equal(value, theirs[name]), name
+            else:  # nothing on any rank
+                assert len(value) == 0, name
+        assert torch.equal(uneven["queries"], torch.cat([qs[:7], qs[:17]]))
+        assert torch.equal(uneven["queries_index"], torch.cat([torch.arange(7), torch.arange(17)]))
+        assert torch.equal(uneven["train_queries"], tq[:3])
+        assert torch.equal(uneven["train_queries_index"], torch.full((3,), -1))
+        assert len(uneven["reference"]) == 0
+        assert "different widths" in got["width_error"]
+        assert "`queries`" in got["width_error"]
         assert got["values"] == one.last_result.values
         np.testing.assert_array_equal(got["per_query"], one.last_result.curve.per_query)
