@@ -133,28 +133,15 @@ class Shard:
         device = tensor.device if tensor is not None else self.device
         send = tensor.to(self.device) if tensor is not None else None
         if send is None or send.shape[0] < top:  # pad to the longest share: all_gather takes one size
-            padded = _empty((top, *trail), dtype, self.device)
+            padded = torch.empty((top, *trail), dtype=dtype, device=self.device)
             if send is not None:
                 padded[: send.shape[0]] = send
             send = padded
-        buffer = _empty((self.world_size * top, *trail), dtype, self.device)
+        buffer = torch.empty((self.world_size * top, *trail), dtype=dtype, device=self.device)
         _all_gather_single(buffer, send.contiguous(), self.group)
         if any(r != top for r in rows):
-            compact = _empty((sum(rows), *trail), dtype, self.device)
-            torch.cat([buffer[r * top : r * top + n] for r, n in enumerate(rows)], out=compact)
-            buffer = compact
+            buffer = torch.cat([buffer[r * top : r * top + n] for r, n in enumerate(rows)])
         return buffer.to(device)
-
-
-def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """``torch.empty``; on the CPU allocated by numpy, which asks for huge pages for large arrays (``madvise``).
-
-    The gathered bank is tens of MB written once: with 4 KiB pages its first write costs a page fault per page (the
-    CPU allocator of torch does not ask for huge pages), measurably more than the copy itself on a virtual machine.
-    """
-    if device.type == "cpu" and dtype != torch.bfloat16:
-        return torch.from_numpy(np.empty(shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype))
-    return torch.empty(shape, dtype=dtype, device=device)
 
 
 def _joined(state: Any) -> Any:
