@@ -1,8 +1,10 @@
 """Sharded search under DDP: each rank's ``RepresentationGap.compute`` against one process's, same data, same values.
 
 Two gloo ranks at one thread each (the default split of a 2-core host) against one process at one thread. The
-ranks hold the bank and queries split between them, as a DDP validation leaves them; each rank's ``compute``
-(the state gather, its share of the search, the merge and the fits) is timed after a barrier. Runs alternate
+ranks hold the bank and queries split between them as the callback leaves them (the bank and training queries in
+the probe pass's contiguous shares, the queries every ``W``-th as a validation loop under ``DistributedSampler``);
+each rank's ``compute`` (the state gather, its share of the search, the merge and the fits) is timed after a
+barrier. Runs alternate
 (single, DDP, single, DDP, ...) so that load on a shared machine hits both alike; the ratio of medians is printed
 for the whole ``compute`` and per phase, with the host's load, the thread settings seen inside each process and
 the tile choices of the timing probes, and every logged value of every rank is checked to equal the single
@@ -45,6 +47,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lightning_repgap import GapConfig, RepresentationGap, _gemm, _screen, _shard, functional, metric
+from lightning_repgap._probe_share import rank_share
 from lightning_repgap.dimension import DimensionDisagreementWarning
 
 PHASES = ("sync", "gather", "dup_scan", "search", "merge", "fits", "rest")
@@ -154,9 +157,13 @@ def _rank(rank: int, world: int, port: int, args: argparse.Namespace, out_dir: s
         ref, qs, tq = _data(args.bank, args.queries, args.dim)
         _warm_up(args.dim, rank, world)  # under DDP too: every rank computes
         metric = _metric()
-        mine, q_mine = torch.arange(args.bank)[rank::world], torch.arange(args.queries)[rank::world]
+        # As the callback leaves them: the bank and the training queries from the probe pass (rank_share), the
+        # queries as a DistributedSampler's validation loop captures them (every W-th).
+        mine = torch.tensor(rank_share(list(range(args.bank)), rank, world))
+        t_mine = torch.tensor(rank_share(list(range(args.queries)), rank, world))
+        q_mine = torch.arange(args.queries)[rank::world]
         metric.update(reference=ref[mine], reference_index=mine)
-        metric.update(queries=qs[q_mine], query_index=q_mine, train_queries=tq[q_mine], train_index=q_mine)
+        metric.update(queries=qs[q_mine], query_index=q_mine, train_queries=tq[t_mine], train_index=t_mine)
         dist.barrier()
         result = {**_timed_compute(metric), "threads": _threads()}
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:

@@ -1,7 +1,10 @@
 """Which probe rows each DDP rank embeds, and the loader of a probe pass.
 
-Every rank embeds every ``world_size``-th row of a probe; the Metric gathers the rows of all ranks and sorts them by
-probe index, dropping repeats. A rank whose share is empty (fewer probe rows than ranks) would have nothing to embed
+Every rank embeds one contiguous block of a probe's (sorted) indices, the blocks in rank order and at most one row
+apart in length; the Metric gathers the rows of all ranks in rank order and sorts them by probe index, dropping
+repeats. Contiguous blocks make that gathered order the sorted one already, so the Metric keeps the gathered bank
+as it is instead of reordering a copy of it (every ``world_size``-th row, the former split, interleaves the ranks'
+rows and needs that copy). A rank whose share is empty (fewer probe rows than ranks) would have nothing to embed
 and nothing to send, so it embeds one row of the probe again instead: the repeat is dropped, no number changes.
 """
 
@@ -16,14 +19,18 @@ __all__ = ["loader_batch_size", "probe_loader", "rank_share"]
 
 
 def rank_share(indices: list[int], rank: int, world_size: int) -> list[int]:
-    """Rank ``rank``'s rows of a probe: every ``world_size``-th index; one repeated index when that share is empty.
+    """Rank ``rank``'s rows of a probe: its contiguous block of ``indices``; one repeated index when it is empty.
+
+    The first ``len(indices) % world_size`` ranks take one row more than the others.
 
     Example:
-        >>> rank_share([10, 11, 12], 1, 2), rank_share([10], 1, 2), rank_share([], 0, 2)
-        ([11], [10], [])
+        >>> rank_share([10, 11, 12], 0, 2), rank_share([10, 11, 12], 1, 2), rank_share([10], 1, 2), rank_share([], 0, 2)
+        ([10, 11], [12], [10], [])
 
     """
-    mine = indices[rank::world_size]
+    base, extra = divmod(len(indices), world_size)
+    start = rank * base + min(rank, extra)
+    mine = indices[start : start + base + (rank < extra)]
     if not mine and indices:
         mine = [indices[rank % len(indices)]]  # dropped again by the Metric's index sort
     return mine

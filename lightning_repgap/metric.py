@@ -221,8 +221,9 @@ class RepresentationGap(Metric):
                 raise ValueError(f"Labels were given for only some updates of `{role}`; give them always or never.")
         has_index = idx >= 0
         if has_index.all():
-            keep = np.unique(idx, return_index=True)[1]  # sorted by index, first occurrence of each
-            x, labels = x[keep], None if labels is None else labels[keep]
+            if not _strictly_increasing(idx):  # else already sorted (contiguous rank shares): no reordered copy
+                keep = np.unique(idx, return_index=True)[1]  # sorted by index, first occurrence of each
+                x, labels = x[keep], None if labels is None else labels[keep]
         elif has_index.any():
             raise ValueError(f"Some updates of `{role}` carried probe indices and others did not; be consistent.")
         if x.shape[0] > cap:
@@ -300,6 +301,11 @@ def _cat(state: Any) -> Tensor:
     if isinstance(state, Tensor):
         return state
     return state[0] if len(state) == 1 else dim_zero_cat(state)
+
+
+def _strictly_increasing(idx: np.ndarray) -> bool:
+    """Whether ``idx`` is sorted without repeats: the index sort would return the rows as they are (no copy)."""
+    return bool(np.all(idx[1:] > idx[:-1]))
 
 
 def _empty(state: Any) -> bool:

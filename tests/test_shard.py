@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from lightning_repgap import RepresentationGap, _shard
+from lightning_repgap._probe_share import rank_share
 from lightning_repgap._shard import Shard, ShardedEngine, shard_of
 from lightning_repgap.gap import build_curve
 from lightning_repgap.search import BankSearch, ExactEngine, engine_for
@@ -212,3 +213,29 @@ def test_the_measurement_runs_numpys_blas_at_its_thread_count(monkeypatch):
     assert len(seen) == 2  # the functional and the Metric
     assert set(seen[0] + seen[1]) == {1}
     assert counts() == before  # restored
+
+
+@pytest.mark.parametrize(("n", "world"), [(10, 3), (9, 3), (2, 3), (1, 2), (0, 2), (7, 1)])
+def test_probe_shares_are_contiguous_blocks_in_rank_order(n, world):
+    indices = list(range(100, 100 + 3 * n, 3))  # sorted probe indices, as the callback draws them
+    shares = [rank_share(indices, r, world) for r in range(world)]
+    joined = [i for share in shares for i in share]
+    if n >= world:  # every index once, the blocks in rank order: the gathered rows are sorted already
+        assert joined == indices
+        assert max(map(len, shares)) - min(map(len, shares)) <= 1
+    else:  # a rank without rows repeats one (dropped again by the Metric)
+        assert sorted(set(joined)) == indices
+        assert all(shares) == bool(indices)
+
+
+def test_sorted_probe_indices_keep_the_gathered_rows_without_a_copy():
+    rows = torch.rand(50, 4)
+    metric = RepresentationGap()
+    metric.update(reference=rows, reference_index=torch.arange(50) * 2)
+    x, _ = metric._gathered("reference", 1000)
+    assert np.shares_memory(x, rows.numpy())
+    metric = RepresentationGap()
+    metric.update(reference=rows, reference_index=torch.arange(49, -1, -1))  # reversed: sorted into a copy
+    x, _ = metric._gathered("reference", 1000)
+    assert not np.shares_memory(x, rows.numpy())
+    np.testing.assert_array_equal(x, rows.numpy()[::-1])
