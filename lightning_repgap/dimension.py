@@ -43,6 +43,7 @@ from lightning_repgap._trusted_parts import (
     METHOD_CODES,
     NEIGHBOR_QUERIES,
     NOISE_FLOOR_FRACTION,
+    NOISE_FLOOR_FRACTION_HIGH,
     NOISE_MAX_DIM,
     NOISE_SCALE_RATIO,
     _bootstrap_counts,
@@ -52,6 +53,7 @@ from lightning_repgap._trusted_parts import (
     _gride_draws,
     _local_estimate,
     _local_statistics,
+    _noise_borne_out,
     _scale_spread,
 )
 from lightning_repgap.calibration import calibrate_dimension, fit_gap_law, slope_to_dimension
@@ -309,7 +311,9 @@ def trusted_dimension(
       non-uniform data, where the gap law, fitted over all bank sizes, sees the curvature;
     * a noise diagnosis: ambient noise makes TwoNN read above GRIDE over neighbours 10 and 20 (the dimension
       falls with the scale, :data:`NOISE_SCALE_RATIO`) and adds a constant floor to :math:`G(n)`
-      (:data:`NOISE_FLOOR_FRACTION`); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`. When the
+      (:data:`NOISE_FLOOR_FRACTION`; :data:`NOISE_FLOOR_FRACTION_HIGH` where the gap law reads ``>= 12``), and the
+      neighbour table bears the floor out (:data:`NOISE_AGREEMENT`: the floor-corrected dimension agrees with GRIDE
+      far, or the noise is strong); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`. When the
       dimension falls with the scale but no floor shows (weak noise) and ``d_gap <= 8``, ``dim`` is GRIDE over
       neighbours 10 and 20 (:data:`FAR_RANKS`, method ``"local_far"``): the 10th to 20th neighbours lie beyond the
       noise that the nearest ones see.
@@ -393,14 +397,17 @@ def trusted_dimension(
     noisy = falls = False
     d_floor = d_far = math.nan
     n1, n2 = FAR_RANKS
-    if stats is not None and d_arr.shape[1] >= n2 and fit.dim < AUTO_GAP_FROM:
+    if stats is not None and d_arr.shape[1] >= n2:
         rows = d_arr[d_arr[:, 0] > 0.0]  # duplicates were already reported by the local estimate
         with contextlib.suppress(ValueError):  # a degenerate far scale: no diagnosis
             d_far = gride_dimension(rows, n1=n1, n2=n2)
-        falls = d_far > 0 and 1.0 / stats[0].mean() >= NOISE_SCALE_RATIO * d_far
-        if falls and floor_frac >= NOISE_FLOOR_FRACTION:
+        d_near = 1.0 / stats[0].mean()  # TwoNN's maximum likelihood
+        falls = d_far > 0 and d_near >= NOISE_SCALE_RATIO * d_far
+        # Where the gap law decides, high dimension alone makes the estimators fall with the scale: ask for more floor.
+        floor_needed = NOISE_FLOOR_FRACTION if fit.dim < AUTO_GAP_FROM else NOISE_FLOOR_FRACTION_HIGH
+        if falls and floor_frac >= floor_needed:
             d_floor = _floor_dimension(sizes_arr[use], gaps, float(floor[0]), concentration if calibrate else None)
-            noisy = math.isfinite(d_floor) and d_floor < NOISE_MAX_DIM
+            noisy = math.isfinite(d_floor) and 0 < d_floor < NOISE_MAX_DIM and _noise_borne_out(d_floor, d_far, d_near)
 
     if noisy:
         draws = np.zeros(0)

@@ -4,7 +4,9 @@
 
 Measures the ``held_out`` half of :mod:`studies.dimension_suite` (never looked at during tuning) and, for
 comparison in the same run, the ``tune`` half, at n = 2,500 and 20,000, with :func:`studies.dimension_study.run`.
-Writes the JSON of both halves and prints the summary tables; ``docs/validation.md`` quotes them.
+Writes the JSON of both halves and prints the summary tables; ``docs/validation.md`` quotes them. The later
+untouched splits are measured the same way, once each: ``--splits third`` (:mod:`studies.dimension_suite3`) and
+``--splits fourth`` (:mod:`studies.dimension_suite4`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run both halves and write the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--splits", default="held_out,tune")
+    parser.add_argument(
+        "--splits", default="held_out,tune", help="comma-separated: tune, held_out, fresh, third, fourth"
+    )
     parser.add_argument("--sizes", default="2500,20000", help="comma-separated cloud sizes")
     parser.add_argument("--no-danco", action="store_true", help="skip the (slow) DANCo comparison")
     parser.add_argument("--reverse", action="store_true", help="measure the clouds in reverse order (a 2nd worker)")

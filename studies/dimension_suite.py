@@ -25,7 +25,8 @@ at n = 2,500 and n = 20,000 points (``SIZES``).
 version of the rule), so they are tuning data now. The ``"fresh"`` split (24 clouds, seeds 3xx, new shape
 parameters and embeddings within the same families, four of them with 5 % noise) was committed before any further
 tuning and is measured once, by ``python -m studies.dimension_heldout --splits fresh``, after the rule is final.
-It was opened in turn; the ``"third"`` split (:mod:`studies.dimension_suite3`, 28 new clouds) took its place.
+It was opened in turn; the ``"third"`` split (:mod:`studies.dimension_suite3`, 28 new clouds) took its place, and
+after it was opened too, the ``"fourth"`` split (:mod:`studies.dimension_suite4`, 27 new clouds).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class SuiteCloud:
         dim: the manifold's dimension (the truth).
         ambient: the ambient dimension ``D``.
         noise: noise level as a fraction of the RMS radius.
-        split: ``"tune"``, ``"held_out"`` or ``"fresh"``.
+        split: ``"tune"``, ``"held_out"``, ``"fresh"``, ``"third"`` or ``"fourth"``.
         seed: seed of the cloud's fixed parameters (curve coefficients, network weights, rotation); each sample
             also takes the caller's generator.
     """
@@ -402,20 +403,21 @@ def _specs() -> list[tuple[str, str, int, int, float, str, int, Callable[[int], 
 
 
 def suite(split: str | None = None) -> list[SuiteCloud]:
-    """The suite's clouds, optionally only one split (``"tune"``, ``"held_out"``, ``"fresh"`` or ``"third"``).
+    """The suite's clouds, optionally one split (``"tune"``, ``"held_out"``, ``"fresh"``, ``"third"``, ``"fourth"``).
 
     Example:
-        >>> len(suite()) >= 40, {c.split for c in suite()} == {"tune", "held_out", "fresh", "third"}
+        >>> len(suite()) >= 40, {c.split for c in suite()} == {"tune", "held_out", "fresh", "third", "fourth"}
         (True, True)
-        >>> len(suite("fresh")) >= 20, len(suite("third")) >= 24
-        (True, True)
+        >>> len(suite("fresh")) >= 20, len(suite("third")) >= 24, len(suite("fourth")) >= 24
+        (True, True, True)
 
     """
-    if split not in (None, "tune", "held_out", "fresh", "third"):
-        raise ValueError(f"`split` must be None, 'tune', 'held_out', 'fresh' or 'third', got {split!r}.")
-    from studies.dimension_suite3 import third_specs  # it builds on this module's SuiteCloud
+    if split not in (None, "tune", "held_out", "fresh", "third", "fourth"):
+        raise ValueError(f"`split` must be None, 'tune', 'held_out', 'fresh', 'third' or 'fourth', got {split!r}.")
+    from studies.dimension_suite3 import third_specs  # they build on this module's SuiteCloud
+    from studies.dimension_suite4 import fourth_specs
 
-    clouds = [SuiteCloud(*spec) for spec in _specs() + third_specs()]
+    clouds = [SuiteCloud(*spec) for spec in _specs() + third_specs() + fourth_specs()]
     return [c for c in clouds if split is None or c.split == split]
 
 

@@ -68,10 +68,13 @@ def test_legacy_snapshots_replay_their_logged_values(tmp_path, capsys):
                 continue  # 0.2's `dim` is the trusted estimate (issue #14); 0.1's is the gap law, checked below
             assert record["values"][key] == pytest.approx(logged, rel=1e-6, abs=1e-9), key
     assert "vs. values logged in training" in capsys.readouterr().out
-    # The stored settings matter: the defaults (calibrated, 200 resamples, seed 0) give other numbers.
+    # The stored settings matter: the defaults (calibrated, 200 resamples, seed 0) give other numbers. This snapshot's
+    # `dim` is decided by GRIDE over neighbours 10-20 under both settings (issue #14: the default's noise floor is not
+    # borne out by the neighbour table), which neither calibration nor the bootstrap touches; its interval is.
     snap = load_snapshot(list_snapshots(LEGACY / "snapshots")[-1])
     default = analyze(snap.arrays["reference"], snap.arrays["queries"])
-    assert default.values["dim"] != pytest.approx(records[-1]["values"]["dim"], rel=1e-6)
+    for key in ("dim_low", "dim_high"):
+        assert default.values[key] != pytest.approx(records[-1]["values"][key], rel=1e-6), key
     assert GapConfig.from_dict(snap.metadata["config"]) == CONFIG
     # 0.1's logged `dim` and its interval are the gap-law fit, which 0.2 still computes (GapResult.fit).
     for path, record in zip(list_snapshots(LEGACY / "snapshots"), records, strict=True):
