@@ -228,6 +228,13 @@ class BankSearch:
         exact_sample: ``(query indices, float64 (S, k) exact prefix minima)`` of queries also searched exactly, for
             engines whose results are approximate (see :func:`sample_accuracy`); ``None`` for exact engines.
         report: engine-specific details (``ApproximateGap`` for the approximate indexes), or ``None``.
+        knn_dist_sq: float64 squared distances at ``knn_rows`` (ascending per row), when the engine already scored
+            them exactly as :func:`~lightning_repgap._prepare.pair_dist_sq` does (the bf16 screen); ``None``: the
+            curve builder computes them.
+        prepared: the engine's centred copies (:class:`~lightning_repgap._prepare.Prepared`, bank positions in
+            ``order``) when it made them for exactly this bank and these queries; the curve builder reads the
+            concentration's rows from them instead of centring those rows again. ``None`` for engines whose copies
+            are something else (an approximate index, one DDP rank's share).
 
     """
 
@@ -237,6 +244,8 @@ class BankSearch:
     knn_rows: np.ndarray | None = None
     exact_sample: tuple[np.ndarray, np.ndarray] | None = None
     report: Any = None
+    knn_dist_sq: np.ndarray | None = None
+    prepared: Prepared | None = None
 
 
 class SearchEngine(Protocol):
@@ -354,6 +363,8 @@ class ExactEngine:
                 centre=prep.centre,
                 sq_dev_sum=prep.reference_sq_sum,
                 knn_rows=None if screened.knn is None else rows[screened.knn],
+                knn_dist_sq=screened.knn_dist_sq,
+                prepared=prep,
             )
         winners, knn = prefix_search(prep, sizes, self.tiles, knn_rows=knn_queries, k=n_neighbors)
         dist = winner_distances(prep, winners)
@@ -368,6 +379,7 @@ class ExactEngine:
             centre=prep.centre,
             sq_dev_sum=prep.reference_sq_sum,
             knn_rows=None if knn is None else rows[knn],
+            prepared=prep,
         )
 
 
