@@ -62,6 +62,8 @@ class Prepared:
     queries32: np.ndarray
     centre: np.ndarray
     rows: np.ndarray | None = None  # bank position -> row of ``reference`` (None: the identity)
+    # Float64 ||r||^2 of every centred bank row, when ``prepare`` summed them while centring (``sq_norms=True``).
+    sq_norms64: np.ndarray | None = None
 
     def bank_rows(self, index: np.ndarray) -> np.ndarray:
         """Rows of ``reference`` (as given, float32 or float64) at bank positions ``index``."""
@@ -75,8 +77,11 @@ class Prepared:
         the sum does not depend on the order of the rows or on how they are split: a bank shared among DDP ranks
         gives the same bits (:mod:`lightning_repgap._shard`). Not read off the ``-||r||^2 / 2`` column: those
         per-row float32 sums are good for ranking but would cost ``gap_norm`` about 1e-8 of relative precision.
+        The row norms come from :attr:`sq_norms64` when the centring pass made them (the same bits: the same
+        ``row_sq_norms`` of the same rows, computed while they were in cache instead of in a second pass).
         """
-        return math.fsum(row_sq_norms(self.reference32))
+        norms = row_sq_norms(self.reference32) if self.sq_norms64 is None else self.sq_norms64
+        return math.fsum(norms)
 
     @property
     def reference32(self) -> np.ndarray:
@@ -210,12 +215,15 @@ def centred32(x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = None)
     return out
 
 
-def centred_aug32(x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+def centred_aug32(
+    x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = None, sq_norms64: np.ndarray | None = None
+) -> np.ndarray:
     """``[x - centre, -||x - centre||^2 / 2]`` as one C-contiguous float32 ``(n, D + 1)`` array, built in chunks.
 
     The difference is rounded to float32 once (as in :func:`centred32`); the norm column is summed from
     those float32 values, like the GEMM scores it is added to. With ``rows``, the result holds ``x[rows]`` in that
-    order, gathered chunk by chunk: no reordered copy of the bank is ever materialised.
+    order, gathered chunk by chunk: no reordered copy of the bank is ever materialised. A float64 ``(n,)``
+    ``sq_norms64`` is filled with :func:`row_sq_norms` of the centred rows on the way (a chunk is still in cache).
     """
     n, dim = (x.shape[0] if rows is None else rows.size), x.shape[1]
     out = np.empty((n, dim + 1), dtype=np.float32)
@@ -227,6 +235,8 @@ def centred_aug32(x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = N
         np.subtract(chunk, c, out=part[:, :dim], casting="unsafe")
         part[:, dim] = np.einsum("ij,ij->i", part[:, :dim], part[:, :dim])
         part[:, dim] *= -0.5
+        if sq_norms64 is not None:
+            sq_norms64[i0 : i0 + chunk.shape[0]] = row_sq_norms(part[:, :dim])
     return out
 
 
@@ -275,7 +285,9 @@ def bank_centre(reference: np.ndarray, rows: np.ndarray | None = None) -> np.nda
     return centre
 
 
-def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None = None) -> Prepared:
+def prepare(
+    reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None = None, *, sq_norms: bool = False
+) -> Prepared:
     """Centre both sets on the bank mean (computed in float64) and make the float32 copies the search uses.
 
     For a float16/float32 bank the centre is that mean rounded to float32: a translation, so no distance changes,
@@ -286,6 +298,8 @@ def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None 
         queries: ``(m, D)`` queries.
         rows: use ``reference[rows]``, in that order, as the bank (e.g. a random order, or only a prefix of it)
             without ever materialising that reordered copy; default the whole of ``reference`` as given.
+        sq_norms: also sum the centred rows' float64 squared norms while centring (for
+            :attr:`Prepared.reference_sq_sum`, which otherwise reads the bank again when first used).
 
     Returns:
         A :class:`Prepared`.
@@ -298,13 +312,15 @@ def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None 
 
     """
     centre = bank_centre(reference, rows)
+    norms = np.empty(reference.shape[0] if rows is None else rows.size) if sq_norms else None
     return Prepared(
         reference=reference,
         queries=queries,
-        reference_aug32=centred_aug32(reference, centre, rows),
+        reference_aug32=centred_aug32(reference, centre, rows, norms),
         queries32=centred32(queries, centre),
         centre=centre,
         rows=rows,
+        sq_norms64=norms,
     )
 
 

@@ -355,7 +355,8 @@ class ExactEngine:
     ) -> BankSearch:
         """See :meth:`SearchEngine.search`."""
         rows = np.arange(int(sizes[-1])) if order is None else order
-        prep = prepare(reference, queries, rows=rows)  # the bank in ``order``, without a reordered copy of it
+        # The bank in ``order``, without a reordered copy of it; its squared norms summed on the way (sq_dev_sum).
+        prep = prepare(reference, queries, rows=rows, sq_norms=True)
         screened = screen_if_chosen(self.precision, self.tiles, prep, sizes, knn_queries, n_neighbors)
         if screened is not None:
             return BankSearch(
