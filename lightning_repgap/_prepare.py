@@ -351,11 +351,18 @@ def needs_float64_ranking(prepared: Prepared, nearest_dist_sq: np.ndarray) -> np
     return np.flatnonzero((nearest_dist_sq > 0) & (nearest_dist_sq < tolerance))
 
 
-def winner_distances(prep: Prepared, winners: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+def winner_distances(
+    prep: Prepared,
+    winners: np.ndarray,
+    rows: np.ndarray | None = None,
+    known: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """Float64 distance ``(S, len(rows))`` of each query (``rows``, default all) to its winner at every size.
 
     ``winners`` are ``(S, len(rows))`` bank positions; only where the winner changed from the previous size is a
-    distance recomputed.
+    distance recomputed. ``known`` = ``(queries, positions, dist_sq)``: float64 distances already computed by
+    :meth:`Prepared.dist_sq` for the ``(r, k)`` bank positions of ``r`` queries (a neighbour table); winners found
+    there are read from it (the same bits), not scored again.
 
     Example:
         >>> prep = prepare(np.array([[3.0], [1.0]]), np.array([[0.0]]))
@@ -363,11 +370,48 @@ def winner_distances(prep: Prepared, winners: np.ndarray, rows: np.ndarray | Non
         [9.0, 1.0]
 
     """
+    lookup = None if known is None else _PairLookup(winners.shape[1] if rows is None else None, rows, *known)
+
+    def dist(changed: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        query_rows = changed if rows is None else rows[changed]
+        out = np.empty(changed.size)
+        todo = np.arange(changed.size)
+        if lookup is not None:
+            found, values = lookup.find(query_rows, positions)
+            out[found] = values
+            todo = np.flatnonzero(~found)
+        if todo.size:
+            out[todo] = prep.dist_sq(positions[todo][:, None], rows=query_rows[todo])[:, 0]
+        return out
+
     per_query = np.empty(winners.shape, dtype=np.float64)
-    per_query[0] = prep.dist_sq(winners[0][:, None], rows=rows)[:, 0]
+    per_query[0] = dist(np.arange(winners.shape[1]), winners[0])
     for s in range(1, winners.shape[0]):
         changed = np.flatnonzero(winners[s] != winners[s - 1])
         per_query[s] = per_query[s - 1]
-        query_rows = changed if rows is None else rows[changed]
-        per_query[s, changed] = prep.dist_sq(winners[s, changed][:, None], rows=query_rows)[:, 0]
+        per_query[s, changed] = dist(changed, winners[s, changed])
     return per_query
+
+
+class _PairLookup:
+    """Float64 distances of known ``(query, bank position)`` pairs (a neighbour table), found by query and position."""
+
+    def __init__(
+        self, m: int | None, rows: np.ndarray | None, queries: np.ndarray, positions: np.ndarray, dist_sq: np.ndarray
+    ) -> None:
+        size = int(max(queries.max(initial=-1), -1 if rows is None else rows.max(initial=-1))) + 1
+        self.slot = np.full(max(size, m or 0), -1, dtype=np.int64)
+        self.slot[queries] = np.arange(queries.size)
+        self.positions = positions
+        self.dist_sq = dist_sq
+
+    def find(self, query_rows: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which pairs are known (bool per pair) and their distances (for the known ones, in order)."""
+        slot = self.slot[query_rows] if query_rows.size else np.zeros(0, dtype=np.int64)
+        has = np.flatnonzero(slot >= 0)
+        match = self.positions[slot[has]] == positions[has, None]  # (pairs, k)
+        hit = match.any(axis=1)
+        found = np.zeros(query_rows.size, dtype=bool)
+        found[has[hit]] = True
+        values = self.dist_sq[slot[has[hit]], match[hit].argmax(axis=1)]
+        return found, values
