@@ -393,10 +393,12 @@ def _curve_concentration(
     prep = found.prepared
     if prep is not None:
         # Bank position p holds reference row order[p] (row p without a shuffle): the rows above are positions
-        # 0..1023, or the spread positions themselves. Contiguous copies, as centred32 makes them.
-        positions = np.arange(rows.size) if order is not None else rows
-        conc_r = np.ascontiguousarray(prep.reference32[positions])
-        conc_q = prep.queries32[spread_q]  # the user's queries come first in the searched set
+        # 0..1023 (a view: no copy while the engine's copies are still alive; the product's bits do not depend on
+        # the row stride), or the spread positions themselves.
+        conc_r = prep.reference32[: rows.size] if order is not None else prep.reference32[rows]
+        # The user's queries come first in the searched set; all of them (a view) when there are few.
+        all_q = spread_q.size == queries.shape[0]
+        conc_q = prep.queries32[: queries.shape[0]] if all_q else prep.queries32[spread_q]
     else:
         # Gathered while centred, a chunk at a time: no gathered float copy of the rows besides the centred one.
         conc_r = centred32(reference, found.centre, rows)
