@@ -252,8 +252,17 @@ def _split_of(dataset: str, seed: int) -> str:
     return "tune" if (seed % 4 < 2) == first else "held_out"
 
 
-def run_supervised(cfg: dict[str, Any], epochs: int) -> dict[str, Any]:
-    """Train one classifier and record every epoch."""
+def run_supervised(
+    cfg: dict[str, Any],
+    epochs: int,
+    extra: Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """Train one classifier and record every epoch.
+
+    ``extra`` (exploratory signals, :mod:`studies.stopping_signal`): called after every epoch with the bank's
+    representations, the bank's (noisy) training labels and the validation representations; its keys are recorded
+    too. ``None`` (every plan) records exactly the keys above.
+    """
     x_all, y_all = load_images(cfg["dataset"])
     idx = split(len(y_all), cfg["n_train"], seed=100 + cfg["seed"])
     rng = np.random.default_rng(200 + cfg["seed"])
@@ -278,7 +287,10 @@ def run_supervised(cfg: dict[str, Any], epochs: int) -> dict[str, Any]:
             val_logits, test_logits = model(x["val"]), model(x["test"])
         model.train()
         feats = _features(model, x["train"])
-        row = _measure(feats[bank], _features(model, x["val"]), feats[train_q])
+        val_feats = _features(model, x["val"])
+        row = _measure(feats[bank], val_feats, feats[train_q])
+        if extra is not None:
+            row.update(extra(feats[bank], y_train[bank].numpy(), val_feats))
         row["val_loss"] = float(F.cross_entropy(val_logits, y_val))
         row["val_acc"] = float((val_logits.argmax(1) == y_val).float().mean())
         row["truth"] = float((test_logits.argmax(1) == y_clean["test"]).float().mean())
