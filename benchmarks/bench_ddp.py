@@ -55,7 +55,7 @@ PHASES = ("sync", "gather", "dup_scan", "search", "merge", "fits", "rest")
 _TIMED = (
     (metric.RepresentationGap, "_sync_dist", "sync"),
     (metric.RepresentationGap, "_gathered", "gather"),
-    (functional, "exact_copies", "dup_scan"),
+    (functional, "exact_copies_and_peak", "dup_scan"),
     (functional, "build_curve", "search"),
     (_shard.Shard, "all_gather", "merge"),
     (functional, "trusted_dimension", "fits"),

@@ -27,20 +27,24 @@ _CHUNK_ROWS = 256
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _row_hashes(x: np.ndarray) -> np.ndarray:
-    """One 64-bit hash per row of a 2-D array (``-0.0`` and ``+0.0`` hash alike), vectorised.
+def _row_hashes(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """One 64-bit hash per row of a 2-D array (``-0.0`` and ``+0.0`` hash alike), vectorised; and ``max |x|``.
 
     Each row's bytes are read as 64-bit words; every word is multiplied by its own random odd constant, mixed
     with a shift (so that differences cannot cancel linearly across words) and the words are summed modulo 2**64.
-    Equal rows always hash alike; :func:`exact_copies` compares rows that share a hash value by value.
+    Equal rows always hash alike; :func:`exact_copies` compares rows that share a hash value by value. The largest
+    magnitude (what :func:`lightning_repgap._scale.unit_exponent` needs) is read from the same chunks while they
+    are in cache, which spares the measurement a pass over the bank.
     """
     width = x.shape[1] * x.dtype.itemsize
     words = -(-width // 8)
     mult = np.random.default_rng(0x5EED).integers(1, 2**63, size=words, dtype=np.uint64) | np.uint64(1)
     out = np.empty(x.shape[0], dtype=np.uint64)
+    peak = 0.0
     step = max(1, _HASH_CHUNK_BYTES // max(1, words * 8))
     for i0 in range(0, x.shape[0], step):
         chunk = (np.ascontiguousarray(x[i0 : i0 + step]) + 0.0).astype(x.dtype, copy=False)  # -0.0 -> +0.0
+        peak = max(peak, float(np.max(np.abs(chunk), initial=0.0)))
         raw = chunk.view(np.uint8).reshape(chunk.shape[0], width)
         if width % 8:
             raw = np.pad(raw, ((0, 0), (0, words * 8 - width)))
@@ -48,11 +52,13 @@ def _row_hashes(x: np.ndarray) -> np.ndarray:
         v ^= v >> np.uint64(31)
         v *= _MIX
         out[i0 : i0 + chunk.shape[0]] = v.sum(axis=1, dtype=np.uint64)
-    return out
+    return out, peak
 
 
 def exact_copies(x: np.ndarray) -> tuple[np.ndarray, float]:
     """Rows to keep (first occurrence of each distinct row, in order) and the share of rows that have a copy.
+
+    :func:`exact_copies_and_peak` also returns ``max |x|``, from the same pass.
 
     Rows are hashed (O(n D), vectorised, no search); rows sharing a hash are then compared value by value, so a
     hash collision never merges distinct rows.
@@ -71,11 +77,24 @@ def exact_copies(x: np.ndarray) -> tuple[np.ndarray, float]:
         ([0, 1], 0.75)
 
     """
+    keep, share, _ = exact_copies_and_peak(x)
+    return keep, share
+
+
+def exact_copies_and_peak(x: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """:func:`exact_copies` and the largest magnitude ``max |x|`` of the array (0 when empty), in one pass.
+
+    Example:
+        >>> keep, share, peak = exact_copies_and_peak(np.array([[0.0, -3.0], [0.0, -3.0]]))
+        >>> keep.tolist(), share, peak
+        ([0], 1.0, 3.0)
+
+    """
     n = x.shape[0]
-    hashes = _row_hashes(x)
+    hashes, peak = _row_hashes(x)
     _, first, inverse, counts = np.unique(hashes, return_index=True, return_inverse=True, return_counts=True)
     if counts.max(initial=0) <= 1:
-        return np.arange(n, dtype=np.int64), 0.0
+        return np.arange(n, dtype=np.int64), 0.0, peak
     group = first[inverse.reshape(-1)]  # candidate first occurrence of each row's hash
     candidate = np.flatnonzero(group != np.arange(n))
     # Verify: a row is a copy only if it equals its group's first row (guards against hash collisions).
@@ -86,7 +105,7 @@ def exact_copies(x: np.ndarray) -> tuple[np.ndarray, float]:
     has_copy = np.zeros(n, dtype=bool)
     has_copy[candidate[same]] = True
     has_copy[group[candidate[same]]] = True
-    return keep, float(has_copy.mean())
+    return keep, float(has_copy.mean()), peak
 
 
 def near_copies(
@@ -208,4 +227,11 @@ def effective_sizes(sizes: np.ndarray, share: float) -> np.ndarray:
     return np.asarray(sizes, dtype=np.float64) - pairs * (np.asarray(sizes, dtype=np.float64) / n) ** 2
 
 
-__all__ = ["distinct_neighbours", "effective_sizes", "estimator_tables", "exact_copies", "near_copies"]
+__all__ = [
+    "distinct_neighbours",
+    "effective_sizes",
+    "estimator_tables",
+    "exact_copies",
+    "exact_copies_and_peak",
+    "near_copies",
+]

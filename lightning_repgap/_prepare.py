@@ -9,10 +9,14 @@ too close for float32 to rank are found by :func:`needs_float64_ranking` (the se
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+
+from lightning_repgap._threads import current_threads
 
 __all__ = [
     "Prepared",
@@ -58,6 +62,8 @@ class Prepared:
     queries32: np.ndarray
     centre: np.ndarray
     rows: np.ndarray | None = None  # bank position -> row of ``reference`` (None: the identity)
+    # Float64 ||r||^2 of every centred bank row, when ``prepare`` summed them while centring (``sq_norms=True``).
+    sq_norms64: np.ndarray | None = None
 
     def bank_rows(self, index: np.ndarray) -> np.ndarray:
         """Rows of ``reference`` (as given, float32 or float64) at bank positions ``index``."""
@@ -71,8 +77,11 @@ class Prepared:
         the sum does not depend on the order of the rows or on how they are split: a bank shared among DDP ranks
         gives the same bits (:mod:`lightning_repgap._shard`). Not read off the ``-||r||^2 / 2`` column: those
         per-row float32 sums are good for ranking but would cost ``gap_norm`` about 1e-8 of relative precision.
+        The row norms come from :attr:`sq_norms64` when the centring pass made them (the same bits: the same
+        ``row_sq_norms`` of the same rows, computed while they were in cache instead of in a second pass).
         """
-        return math.fsum(row_sq_norms(self.reference32))
+        norms = row_sq_norms(self.reference32) if self.sq_norms64 is None else self.sq_norms64
+        return math.fsum(norms)
 
     @property
     def reference32(self) -> np.ndarray:
@@ -96,15 +105,17 @@ class Prepared:
 
 #: Query rows per step of :func:`pair_dist_sq`: float64 temporaries of (256, D), not (m, D), at a large D.
 PAIR_QUERY_STEP = 256
-# ... and at most about this many bytes of float64 differences per step (cache-sized).
-_PAIR_BYTES = 1 << 21
+# ... and at most about this many bytes of float64 differences per step (cache-sized; 512 KiB was fastest on two
+# threads at D = 10,000, the serial speed does not depend on it).
+_PAIR_BYTES = 1 << 19
 
 
 def pair_dist_sq(reference: np.ndarray, queries: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Exact float64 ``||queries[i] - reference[index[i, l]]||^2``, ``inf`` where ``index[i, l] < 0`` (no row).
 
     The one place the package scores query/row pairs in float64 (winners, neighbour tables, the DDP merge). Each
-    entry is computed on its own, so neither the step nor the missing entries change any value.
+    entry is computed on its own, so neither the step, nor the missing entries, nor the threads that share the
+    steps (:func:`parallel_steps`) change any value.
 
     Args:
         reference: ``(N, D)`` rows as given (float32 or float64).
@@ -121,7 +132,8 @@ def pair_dist_sq(reference: np.ndarray, queries: np.ndarray, index: np.ndarray) 
     """
     out = np.full(index.shape, np.inf)
     step = _pair_step(queries.shape[1])
-    for i0 in range(0, index.shape[0], step):
+
+    def run(i0: int) -> None:
         block = index[i0 : i0 + step]
         chunk = queries[i0 : i0 + step]
         for col in range(index.shape[1]):
@@ -129,13 +141,37 @@ def pair_dist_sq(reference: np.ndarray, queries: np.ndarray, index: np.ndarray) 
             rows = chunk if valid.size == chunk.shape[0] else chunk[valid]  # no copy of a full step
             diff = np.subtract(rows, reference[block[valid, col]], dtype=np.float64)
             out[i0 + valid, col] = np.einsum("ij,ij->i", diff, diff)
+
+    parallel_steps(run, range(0, index.shape[0], step), index.size * queries.shape[1])
     return out
+
+
+#: Float64 elements of work below which :func:`parallel_steps` stays on the calling thread.
+PARALLEL_MIN_WORK = 1 << 22
+
+
+def parallel_steps(run: Callable[[int], None], starts: range, work: int) -> None:
+    """``run(i0)`` for every ``i0`` of ``starts``, on the measurement's thread count (torch's) when ``work`` is large.
+
+    numpy's subtraction and ``einsum`` release the GIL, so the float64 scoring steps of disjoint output rows run in
+    parallel (about 1.8x on two cores at ``D = 10,000``); each step writes only its own rows, so the values are
+    the same bits as on one thread.
+    """
+    threads = min(current_threads(), len(starts))
+    if threads <= 1 or work < PARALLEL_MIN_WORK:
+        for i0 in starts:
+            run(i0)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(run, starts):  # re-raises a step's error
+            pass
 
 
 def _pair_step(dim: int) -> int:
     """Query rows per step of :func:`pair_dist_sq`: ``PAIR_QUERY_STEP``, fewer at a large ``D``.
 
-    The float64 differences (``step x D``) then stay in cache between the subtraction and the sum.
+    The float64 differences (``step x D``) then stay in cache between the subtraction and the sum (each core's
+    own, as steps run on several threads).
     """
     return max(16, min(PAIR_QUERY_STEP, _PAIR_BYTES // (8 * max(1, dim))))
 
@@ -179,12 +215,15 @@ def centred32(x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = None)
     return out
 
 
-def centred_aug32(x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+def centred_aug32(
+    x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = None, sq_norms64: np.ndarray | None = None
+) -> np.ndarray:
     """``[x - centre, -||x - centre||^2 / 2]`` as one C-contiguous float32 ``(n, D + 1)`` array, built in chunks.
 
     The difference is rounded to float32 once (as in :func:`centred32`); the norm column is summed from
     those float32 values, like the GEMM scores it is added to. With ``rows``, the result holds ``x[rows]`` in that
-    order, gathered chunk by chunk: no reordered copy of the bank is ever materialised.
+    order, gathered chunk by chunk: no reordered copy of the bank is ever materialised. A float64 ``(n,)``
+    ``sq_norms64`` is filled with :func:`row_sq_norms` of the centred rows on the way (a chunk is still in cache).
     """
     n, dim = (x.shape[0] if rows is None else rows.size), x.shape[1]
     out = np.empty((n, dim + 1), dtype=np.float32)
@@ -196,6 +235,8 @@ def centred_aug32(x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = N
         np.subtract(chunk, c, out=part[:, :dim], casting="unsafe")
         part[:, dim] = np.einsum("ij,ij->i", part[:, :dim], part[:, :dim])
         part[:, dim] *= -0.5
+        if sq_norms64 is not None:
+            sq_norms64[i0 : i0 + chunk.shape[0]] = row_sq_norms(part[:, :dim])
     return out
 
 
@@ -244,7 +285,9 @@ def bank_centre(reference: np.ndarray, rows: np.ndarray | None = None) -> np.nda
     return centre
 
 
-def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None = None) -> Prepared:
+def prepare(
+    reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None = None, *, sq_norms: bool = False
+) -> Prepared:
     """Centre both sets on the bank mean (computed in float64) and make the float32 copies the search uses.
 
     For a float16/float32 bank the centre is that mean rounded to float32: a translation, so no distance changes,
@@ -255,6 +298,8 @@ def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None 
         queries: ``(m, D)`` queries.
         rows: use ``reference[rows]``, in that order, as the bank (e.g. a random order, or only a prefix of it)
             without ever materialising that reordered copy; default the whole of ``reference`` as given.
+        sq_norms: also sum the centred rows' float64 squared norms while centring (for
+            :attr:`Prepared.reference_sq_sum`, which otherwise reads the bank again when first used).
 
     Returns:
         A :class:`Prepared`.
@@ -267,13 +312,15 @@ def prepare(reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None 
 
     """
     centre = bank_centre(reference, rows)
+    norms = np.empty(reference.shape[0] if rows is None else rows.size) if sq_norms else None
     return Prepared(
         reference=reference,
         queries=queries,
-        reference_aug32=centred_aug32(reference, centre, rows),
+        reference_aug32=centred_aug32(reference, centre, rows, norms),
         queries32=centred32(queries, centre),
         centre=centre,
         rows=rows,
+        sq_norms64=norms,
     )
 
 
@@ -304,11 +351,18 @@ def needs_float64_ranking(prepared: Prepared, nearest_dist_sq: np.ndarray) -> np
     return np.flatnonzero((nearest_dist_sq > 0) & (nearest_dist_sq < tolerance))
 
 
-def winner_distances(prep: Prepared, winners: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+def winner_distances(
+    prep: Prepared,
+    winners: np.ndarray,
+    rows: np.ndarray | None = None,
+    known: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """Float64 distance ``(S, len(rows))`` of each query (``rows``, default all) to its winner at every size.
 
     ``winners`` are ``(S, len(rows))`` bank positions; only where the winner changed from the previous size is a
-    distance recomputed.
+    distance recomputed. ``known`` = ``(queries, positions, dist_sq)``: float64 distances already computed by
+    :meth:`Prepared.dist_sq` for the ``(r, k)`` bank positions of ``r`` queries (a neighbour table); winners found
+    there are read from it (the same bits), not scored again.
 
     Example:
         >>> prep = prepare(np.array([[3.0], [1.0]]), np.array([[0.0]]))
@@ -316,11 +370,48 @@ def winner_distances(prep: Prepared, winners: np.ndarray, rows: np.ndarray | Non
         [9.0, 1.0]
 
     """
+    lookup = None if known is None else _PairLookup(winners.shape[1] if rows is None else None, rows, *known)
+
+    def dist(changed: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        query_rows = changed if rows is None else rows[changed]
+        out = np.empty(changed.size)
+        todo = np.arange(changed.size)
+        if lookup is not None:
+            found, values = lookup.find(query_rows, positions)
+            out[found] = values
+            todo = np.flatnonzero(~found)
+        if todo.size:
+            out[todo] = prep.dist_sq(positions[todo][:, None], rows=query_rows[todo])[:, 0]
+        return out
+
     per_query = np.empty(winners.shape, dtype=np.float64)
-    per_query[0] = prep.dist_sq(winners[0][:, None], rows=rows)[:, 0]
+    per_query[0] = dist(np.arange(winners.shape[1]), winners[0])
     for s in range(1, winners.shape[0]):
         changed = np.flatnonzero(winners[s] != winners[s - 1])
         per_query[s] = per_query[s - 1]
-        query_rows = changed if rows is None else rows[changed]
-        per_query[s, changed] = prep.dist_sq(winners[s, changed][:, None], rows=query_rows)[:, 0]
+        per_query[s, changed] = dist(changed, winners[s, changed])
     return per_query
+
+
+class _PairLookup:
+    """Float64 distances of known ``(query, bank position)`` pairs (a neighbour table), found by query and position."""
+
+    def __init__(
+        self, m: int | None, rows: np.ndarray | None, queries: np.ndarray, positions: np.ndarray, dist_sq: np.ndarray
+    ) -> None:
+        size = int(max(queries.max(initial=-1), -1 if rows is None else rows.max(initial=-1))) + 1
+        self.slot = np.full(max(size, m or 0), -1, dtype=np.int64)
+        self.slot[queries] = np.arange(queries.size)
+        self.positions = positions
+        self.dist_sq = dist_sq
+
+    def find(self, query_rows: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which pairs are known (bool per pair) and their distances (for the known ones, in order)."""
+        slot = self.slot[query_rows] if query_rows.size else np.zeros(0, dtype=np.int64)
+        has = np.flatnonzero(slot >= 0)
+        match = self.positions[slot[has]] == positions[has, None]  # (pairs, k)
+        hit = match.any(axis=1)
+        found = np.zeros(query_rows.size, dtype=bool)
+        found[has[hit]] = True
+        values = self.dist_sq[slot[has[hit]], match[hit].argmax(axis=1)]
+        return found, values

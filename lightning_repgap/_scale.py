@@ -31,8 +31,11 @@ def _max_abs(x: np.ndarray) -> float:
     return out
 
 
-def unit_exponent(*sets: np.ndarray | None) -> int:
+def unit_exponent(*sets: np.ndarray | None, known_peak: float = 0.0) -> int:
     """Power of two ``e`` such that ``max|x| * 2**-e`` lies in ``[1, 2)``; 0 when no rescaling is needed.
+
+    ``known_peak`` is the largest magnitude of sets already measured (e.g. the bank, by
+    :func:`lightning_repgap._duplicates.exact_copies_and_peak`), which are then not passed again.
 
     Example:
         >>> unit_exponent(np.array([[3e-20, 0.0]])), unit_exponent(np.array([[3.0]]))
@@ -40,6 +43,7 @@ def unit_exponent(*sets: np.ndarray | None) -> int:
 
     """
     peak = max((_max_abs(x) for x in sets if x is not None and x.size), default=0.0)
+    peak = max(peak, known_peak)
     if peak == 0.0 or not math.isfinite(peak):
         return 0
     exponent = math.frexp(peak)[1] - 1  # peak = m * 2**(e+1), m in [0.5, 1)

@@ -44,7 +44,7 @@ import torch
 from lightning_repgap._checks import _check_choice
 from lightning_repgap._exact import Tiles
 from lightning_repgap._gemm import PROBE_MIN_WORK, TileProduct, cpu_engine
-from lightning_repgap._prepare import Prepared
+from lightning_repgap._prepare import Prepared, parallel_steps
 from lightning_repgap._screen_tiles import (
     EPS64,
     OUTPUT_ROUNDING,
@@ -93,8 +93,9 @@ _STEP_BYTES = 16 * 2**20
 _CACHE_BYTES = 64 * 2**20
 # Rows scored in float64 at once while re-scoring candidates (bounds the float64 temporaries).
 _RESCORE_CHUNK = 4096
-# ... and at most this many bytes of float64 differences (at D = 10,000 a 4096-row step took about 1 GiB in all).
-_RESCORE_BYTES = 16 * 2**20
+# ... and at most this many bytes of float64 differences per step (one core's cache: the steps run on the measurement's
+# threads, see _prepare.parallel_steps; 16 MiB steps on one thread were 2-4x slower on two cores).
+_RESCORE_BYTES = 2**20
 # Bank positions that set the neighbour tables' first floors (see _Top.prime).
 _PRIME = 4096
 
@@ -108,6 +109,8 @@ class ScreenResult:
         dist_sq: float64 ``(S, m)`` their squared distances, as a float64 brute force computes them.
         knn: int64 ``(len(knn_rows), k)`` bank positions of the neighbour table, ascending by float64 distance, or
             ``None``.
+        knn_dist_sq: float64 their squared distances (the re-scoring's, as a float64 brute force computes them), or
+            ``None``.
         candidates: (query, bank point) pairs that passed the screen (those still able to win at the end of the pass
             were re-scored in float64).
 
@@ -117,6 +120,7 @@ class ScreenResult:
     dist_sq: np.ndarray
     knn: np.ndarray | None
     candidates: int
+    knn_dist_sq: np.ndarray | None = None
 
 
 def accumulates_in_fp32(device: torch.device) -> bool:
@@ -447,7 +451,7 @@ def screen_search(
     pos = np.concatenate(cand_j)
     dist = _rescore(prep, qi, pos)
     winners, dist_sq = _prefix_minima(qi, pos, dist, m, sizes)
-    knn = _knn_table(qi, pos, dist, knn_rows, k) if knn_rows.size else None
+    knn, knn_dist = _knn_table(qi, pos, dist, knn_rows, k) if knn_rows.size else (None, None)
     log.debug(
         "bf16 screen n=%d m=%d D=%d: %d candidates (%.2f per query), tiles %.4fs, re-scoring %.4fs",
         n,
@@ -458,7 +462,7 @@ def screen_search(
         t1 - t0,
         time.perf_counter() - t1,
     )
-    return ScreenResult(winners, dist_sq, knn, total)
+    return ScreenResult(winners, dist_sq, knn, total, knn_dist)
 
 
 def _scan(
@@ -538,10 +542,13 @@ def _rescore(prep: Prepared, qi: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Float64 ``||q - r||^2`` of candidate pairs, computed exactly as :meth:`Prepared.dist_sq` does."""
     out = np.empty(qi.size, dtype=np.float64)
     step = max(1, min(_RESCORE_CHUNK, _RESCORE_BYTES // (8 * prep.queries.shape[1])))
-    for c0 in range(0, qi.size, step):
+
+    def run(c0: int) -> None:  # each pair on its own: steps and threads change no value
         sl = slice(c0, c0 + step)
         diff = np.subtract(prep.queries[qi[sl]], prep.bank_rows(pos[sl]), dtype=np.float64)
         out[sl] = np.einsum("ij,ij->i", diff, diff)
+
+    parallel_steps(run, range(0, qi.size, step), qi.size * prep.queries.shape[1])
     return out
 
 
@@ -564,14 +571,19 @@ def _prefix_minima(
     return winners, dist_sq
 
 
-def _knn_table(qi: np.ndarray, pos: np.ndarray, dist: np.ndarray, knn_rows: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` candidates of least float64 distance (earliest on ties) of each ``knn_rows`` query, ascending."""
+def _knn_table(
+    qi: np.ndarray, pos: np.ndarray, dist: np.ndarray, knn_rows: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` candidates of least float64 distance (earliest on ties) of each ``knn_rows`` query, ascending.
+
+    Returns their bank positions and their float64 distances (so the neighbour table needs no second scoring).
+    """
     slot = np.full(int(qi.max(initial=0)) + 1, -1, dtype=np.int64)
     slot[knn_rows] = np.arange(knn_rows.size)
     keep = slot[qi] >= 0
     row, pos, dist = slot[qi[keep]], pos[keep], dist[keep]
     order = np.lexsort((pos, dist, row))
-    row, pos = row[order], pos[order]
+    row, pos, dist = row[order], pos[order], dist[order]
     starts = np.searchsorted(row, np.arange(knn_rows.size))
     rank = np.arange(row.size) - starts[row]
     table = np.full((knn_rows.size, k), -1, dtype=np.int64)
@@ -579,4 +591,6 @@ def _knn_table(qi: np.ndarray, pos: np.ndarray, dist: np.ndarray, knn_rows: np.n
     table[row[use], rank[use]] = pos[use]
     if (table < 0).any():
         raise RuntimeError("bf16 screen: a neighbour-table query has fewer than k candidates; please report this.")
-    return table
+    table_dist = np.empty(table.shape)
+    table_dist[row[use], rank[use]] = dist[use]
+    return table, table_dist

@@ -27,7 +27,7 @@ from lightning_repgap._duplicates import (
     distinct_neighbours,
     effective_sizes,
     estimator_tables,
-    exact_copies,
+    exact_copies_and_peak,
     near_copies,
 )
 from lightning_repgap._faults import DegenerateRepresentationError, TooFewDistinctPointsError
@@ -158,14 +158,15 @@ def _gap_compute(
     config = GapConfig.resolve(config, settings)
     t0 = time.perf_counter()
     # Exact copies leave the bank before the search (as DADApy removes identical points); see _duplicates.
-    keep, exact_share = exact_copies(inputs.reference)
+    # The same pass over the bank measures its largest magnitude, for the unit scale below.
+    keep, exact_share, bank_peak = exact_copies_and_peak(inputs.reference)
     reference = inputs.reference if keep.size == inputs.reference.shape[0] else inputs.reference[keep]
     if keep.size < 2:
         raise _collapsed(inputs)
     n_max = reference.shape[0]
     k = min(max(2, config.n_neighbors), n_max)
     # Scale-free keys must not depend on the global scale: search at unit scale (exact power-of-two factor).
-    exponent = unit_exponent(reference, inputs.queries, inputs.train_queries)
+    exponent = unit_exponent(inputs.queries, inputs.train_queries, known_peak=bank_peak)
     tq = None if inputs.train_queries is None else rescale(inputs.train_queries, exponent)
     curve = build_curve(
         rescale(reference, exponent),

@@ -366,7 +366,7 @@ def build_curve(
         per_query=np.ascontiguousarray(per_query[:, :m]),
         nearest_index=minima.rows[-1, :m],
         scale=2.0 * found.sq_dev_sum / max(1, searched - 1),
-        concentration=_curve_concentration(reference, queries, order, searched, found.centre),
+        concentration=_curve_concentration(reference, queries, order, searched, found),
         train_gaps=None if train_queries is None else per_query[:, m:].mean(axis=1),
         train_per_query=None if train_queries is None else np.ascontiguousarray(per_query[:, m:]),
         knn_dist_sq=None if knn is None else knn[0],
@@ -378,18 +378,31 @@ def build_curve(
 
 
 def _curve_concentration(
-    reference: np.ndarray, queries: np.ndarray, order: np.ndarray | None, searched: int, centre: np.ndarray
+    reference: np.ndarray, queries: np.ndarray, order: np.ndarray | None, searched: int, found: BankSearch
 ) -> float:
     """:attr:`GapCurve.concentration` from the first ``CONCENTRATION_SUBSET`` bank rows and evenly spread queries.
 
     The user's queries only (not train queries), evenly spread in case they come sorted (e.g. by class); the bank
     rows are already in random order, except without a shuffle (``order`` is ``None``), where they get spread out
-    the same way. Both are centred on the engine's ``centre``, as its float32 copies are.
+    the same way. Both are centred on the engine's ``centre``, as its float32 copies are; when the engine hands
+    those copies over (``found.prepared``), the rows are read from them (the same bits: the same float32
+    subtraction made them), not centred again.
     """
     rows = order[:CONCENTRATION_SUBSET] if order is not None else _spread(searched, CONCENTRATION_SUBSET)
-    # Gathered while centred, a chunk at a time: no gathered float copy of the rows besides the centred one.
-    conc_r = centred32(reference, centre, rows)
-    conc_q = centred32(queries, centre, _spread(queries.shape[0], CONCENTRATION_SUBSET))
+    spread_q = _spread(queries.shape[0], CONCENTRATION_SUBSET)
+    prep = found.prepared
+    if prep is not None:
+        # Bank position p holds reference row order[p] (row p without a shuffle): the rows above are positions
+        # 0..1023 (a view: no copy while the engine's copies are still alive; the product's bits do not depend on
+        # the row stride), or the spread positions themselves.
+        conc_r = prep.reference32[: rows.size] if order is not None else prep.reference32[rows]
+        # The user's queries come first in the searched set; all of them (a view) when there are few.
+        all_q = spread_q.size == queries.shape[0]
+        conc_q = prep.queries32[: queries.shape[0]] if all_q else prep.queries32[spread_q]
+    else:
+        # Gathered while centred, a chunk at a time: no gathered float copy of the rows besides the centred one.
+        conc_r = centred32(reference, found.centre, rows)
+        conc_q = centred32(queries, found.centre, spread_q)
     return _concentration(conc_r, conc_q, n_sub=CONCENTRATION_SUBSET)
 
 
@@ -400,7 +413,8 @@ def _knn_dist_sq(reference: np.ndarray, queries: np.ndarray, found: BankSearch) 
     """
     knn_rows = found.knn_rows
     assert knn_rows is not None
-    out = pair_dist_sq(reference, queries, knn_rows)
+    # An engine that scored them already (the bf16 screen) hands over the same float64 values.
+    out = pair_dist_sq(reference, queries, knn_rows) if found.knn_dist_sq is None else found.knn_dist_sq
     sorter = np.argsort(out, axis=1, kind="stable")
     return np.take_along_axis(out, sorter, axis=1), np.take_along_axis(knn_rows, sorter, axis=1)
 

@@ -228,6 +228,13 @@ class BankSearch:
         exact_sample: ``(query indices, float64 (S, k) exact prefix minima)`` of queries also searched exactly, for
             engines whose results are approximate (see :func:`sample_accuracy`); ``None`` for exact engines.
         report: engine-specific details (``ApproximateGap`` for the approximate indexes), or ``None``.
+        knn_dist_sq: float64 squared distances at ``knn_rows``, entry for entry, when the engine already scored
+            them exactly as :func:`~lightning_repgap._prepare.pair_dist_sq` does; ``None``: the curve builder
+            computes them.
+        prepared: the engine's centred copies (:class:`~lightning_repgap._prepare.Prepared`, bank positions in
+            ``order``) when it made them for exactly this bank and these queries; the curve builder reads the
+            concentration's rows from them instead of centring those rows again. ``None`` for engines whose copies
+            are something else (an approximate index, one DDP rank's share).
 
     """
 
@@ -237,6 +244,8 @@ class BankSearch:
     knn_rows: np.ndarray | None = None
     exact_sample: tuple[np.ndarray, np.ndarray] | None = None
     report: Any = None
+    knn_dist_sq: np.ndarray | None = None
+    prepared: Prepared | None = None
 
 
 class SearchEngine(Protocol):
@@ -346,7 +355,8 @@ class ExactEngine:
     ) -> BankSearch:
         """See :meth:`SearchEngine.search`."""
         rows = np.arange(int(sizes[-1])) if order is None else order
-        prep = prepare(reference, queries, rows=rows)  # the bank in ``order``, without a reordered copy of it
+        # The bank in ``order``, without a reordered copy of it; its squared norms summed on the way (sq_dev_sum).
+        prep = prepare(reference, queries, rows=rows, sq_norms=True)
         screened = screen_if_chosen(self.precision, self.tiles, prep, sizes, knn_queries, n_neighbors)
         if screened is not None:
             return BankSearch(
@@ -354,9 +364,16 @@ class ExactEngine:
                 centre=prep.centre,
                 sq_dev_sum=prep.reference_sq_sum,
                 knn_rows=None if screened.knn is None else rows[screened.knn],
+                knn_dist_sq=screened.knn_dist_sq,
+                prepared=prep,
             )
         winners, knn = prefix_search(prep, sizes, self.tiles, knn_rows=knn_queries, k=n_neighbors)
-        dist = winner_distances(prep, winners)
+        known = knn_dist = None
+        if knn is not None and knn_queries is not None:
+            # The neighbour table's float64 distances, needed anyway: winners found in it are not scored twice.
+            knn_dist = prep.dist_sq(knn, rows=knn_queries)
+            known = (knn_queries, knn, knn_dist)
+        dist = winner_distances(prep, winners, known=known)
         # dist[-1] is the float64 distance of each query's float32 winner in the whole bank: what the check needs.
         risky = needs_float64_ranking(prep, dist[-1])
         if risky.size:
@@ -368,6 +385,8 @@ class ExactEngine:
             centre=prep.centre,
             sq_dev_sum=prep.reference_sq_sum,
             knn_rows=None if knn is None else rows[knn],
+            knn_dist_sq=knn_dist,
+            prepared=prep,
         )
 
 

@@ -1,0 +1,111 @@
+"""Work the full measurement shares between its stages gives the same bits as doing it again separately."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import lightning_repgap._prepare as prepare_module
+import lightning_repgap._screen as screen_module
+from lightning_repgap._duplicates import exact_copies, exact_copies_and_peak
+from lightning_repgap._prepare import pair_dist_sq, prepare, winner_distances
+from lightning_repgap._scale import unit_exponent
+from lightning_repgap.gap import _curve_concentration
+from lightning_repgap.search import ExactEngine
+
+
+def _torus(n: int, dim: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    theta = 2 * np.pi * rng.random((n, 3))
+    rot, _ = np.linalg.qr(np.random.default_rng(99).standard_normal((dim, 6)))
+    return (np.concatenate([np.cos(theta), np.sin(theta)], axis=1) @ rot.T + 5.0).astype(np.float32)
+
+
+def test_float64_scoring_on_several_threads_gives_the_same_bits(monkeypatch):
+    rng = np.random.default_rng(0)
+    reference, queries = rng.standard_normal((400, 3000)).astype(np.float32), rng.standard_normal((120, 3000))
+    index = rng.integers(-1, 400, (120, 7))
+    prep = prepare(reference, queries)
+    qi, pos = rng.integers(0, 120, 900), rng.integers(0, 400, 900)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one, one_rescored = pair_dist_sq(reference, queries, index), screen_module._rescore(prep, qi, pos)
+        torch.set_num_threads(2)
+        monkeypatch.setattr(prepare_module, "PARALLEL_MIN_WORK", 0)
+        two, two_rescored = pair_dist_sq(reference, queries, index), screen_module._rescore(prep, qi, pos)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(one_rescored, two_rescored)
+    assert np.isinf(two[index < 0]).all()
+
+
+def test_a_step_error_is_raised_not_swallowed(monkeypatch):
+    monkeypatch.setattr(prepare_module, "PARALLEL_MIN_WORK", 0)
+
+    def run(i0: int) -> None:
+        if i0 == 3:
+            raise ValueError("step 3")
+
+    with pytest.raises(ValueError, match="step 3"):
+        prepare_module.parallel_steps(run, range(5), 10)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16-screen"])
+def test_the_engine_hands_over_exact_neighbour_distances_and_its_copies(precision):
+    bank, queries = _torus(3000, 24, 1), _torus(300, 24, 2)
+    order = np.random.default_rng(3).permutation(3000)
+    sizes = np.array([64, 256, 1024, 3000])
+    pick = np.random.default_rng(4).permutation(300)[:200]
+    found = ExactEngine("torch", precision=precision).search(
+        bank, queries, order, sizes, knn_queries=pick, n_neighbors=6
+    )
+    assert found.knn_rows is not None
+    assert found.knn_dist_sq is not None
+    assert found.prepared is not None
+    # Entry for entry what the curve builder would compute itself, and the winners' distances likewise.
+    np.testing.assert_array_equal(found.knn_dist_sq, pair_dist_sq(bank, queries[pick], found.knn_rows))
+    expected = pair_dist_sq(bank, queries, found.minima.rows.T).T
+    np.testing.assert_array_equal(found.minima.dist_sq, expected)
+    # The concentration read from the engine's copies equals the one centred again from the data.
+    for rows in (order, None):
+        engine = ExactEngine("torch", precision=precision)
+        found = engine.search(bank, queries, rows, sizes, knn_queries=pick, n_neighbors=6)
+        again = dataclasses.replace(found, prepared=None)
+        assert _curve_concentration(bank, queries, rows, 3000, found) == _curve_concentration(
+            bank, queries, rows, 3000, again
+        )
+
+
+def test_winner_distances_read_from_a_table_equal_scoring_them():
+    bank, queries = _torus(500, 16, 5), _torus(60, 16, 6)
+    prep = prepare(bank, queries)
+    rng = np.random.default_rng(7)
+    winners = np.sort(rng.integers(0, 500, (5, 60)), axis=0)
+    table_queries = rng.permutation(60)[:40]
+    table = np.concatenate([winners[2:4, table_queries].T, rng.integers(0, 500, (40, 3))], axis=1)
+    known = (table_queries, table, prep.dist_sq(table, rows=table_queries))
+    np.testing.assert_array_equal(winner_distances(prep, winners, known=known), winner_distances(prep, winners))
+    rows = np.arange(10, 50)
+    np.testing.assert_array_equal(
+        winner_distances(prep, winners[:, rows], rows=rows, known=known),
+        winner_distances(prep, winners[:, rows], rows=rows),
+    )
+
+
+def test_one_pass_gives_the_peak_and_the_squared_norms(monkeypatch):
+    x = _torus(2000, 40, 8) * np.float32(3e-25)
+    x[7] = x[3]
+    keep, share, peak = exact_copies_and_peak(x)
+    assert (keep.tolist(), share) == (exact_copies(x)[0].tolist(), exact_copies(x)[1])
+    assert peak == float(np.abs(x).max())
+    assert unit_exponent(np.zeros((1, 40)), known_peak=peak) == unit_exponent(x)
+    monkeypatch.setattr(prepare_module, "_CENTRE_CHUNK", 37)  # many chunks, rows split anywhere
+    order = np.random.default_rng(9).permutation(2000)[:1500]
+    fused = prepare(x, x[:10], rows=order, sq_norms=True)
+    assert fused.sq_norms64 is not None
+    assert fused.reference_sq_sum == prepare(x, x[:10], rows=order).reference_sq_sum
