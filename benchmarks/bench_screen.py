@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,16 @@ def _best(fns: dict, repeat: int) -> dict:
     return {k: min(v) for k, v in times.items()}
 
 
+def _burst(fn: Callable[[], object], calls: int = 4) -> float:
+    """Mean time of ``calls`` back-to-back calls of ``fn``, after a pause and one untimed call."""
+    time.sleep(0.3)  # OpenBLAS's threads spin for a while after a numpy product; let them park first
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) / calls
+
+
 def _gemm_rates(threads: int) -> dict:
     """GFLOP/s of bf16 (torch, oneDNN) and fp32 (best of torch/MKL and numpy/OpenBLAS) products, alternated."""
     import torch
@@ -55,14 +66,18 @@ def _gemm_rates(threads: int) -> dict:
         a16, b16 = a.bfloat16(), b.bfloat16()
         an, bn = a.numpy(), b.numpy()
         res = np.empty((m, n), dtype=np.float32)
-        t = _best(
-            {
-                "bf16": lambda a16=a16, b16=b16: a16 @ b16.T,
-                "fp32_torch": lambda a=a, b=b: a @ b.T,
-                "fp32_numpy": lambda an=an, bn=bn, res=res: np.matmul(an, bn.T, out=res),
-            },
-            3,
-        )
+        # Each product is timed over a burst of calls after a pause: alternating single calls let OpenBLAS's
+        # spin-waiting threads, still busy after a numpy product, halve the next torch product (measured).
+        products: dict[str, Callable[[], object]] = {
+            "bf16": lambda a16=a16, b16=b16: a16 @ b16.T,
+            "fp32_torch": lambda a=a, b=b: a @ b.T,
+            "fp32_numpy": lambda an=an, bn=bn, res=res: np.matmul(an, bn.T, out=res),
+        }
+        bursts: dict[str, list[float]] = {key: [] for key in products}
+        for _ in range(3):  # the bursts alternate, as the contenders do
+            for key, fn in products.items():
+                bursts[key].append(_burst(fn))
+        t = {key: min(v) for key, v in bursts.items()}
         flops = 2.0 * m * n * k / 1e9
         fp32 = max(flops / t["fp32_torch"], flops / t["fp32_numpy"])
         out[label] = {"bf16": flops / t["bf16"], "fp32": fp32, "ratio": flops / t["bf16"] / fp32}
