@@ -40,6 +40,10 @@ from lightning_repgap._gemm import GemmOption, cpu_engine
 from lightning_repgap._screen import use_screen
 from lightning_repgap.search import BankSearch, ExactEngine, PrefixMinima, SearchEngine
 
+# gloo's all_gather_into_tensor: present in the torch this is tested on, absent in the oldest releases
+# ``torch>=2.2`` admits; 2.4 is a safe floor for it.
+_INTO_TENSOR_ON_GLOO = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 4)
+
 __all__ = ["Shard", "ShardedEngine", "shard_of"]
 
 # What a state may hold for the one-collective gather (others fall back to torchmetrics' own gather).
@@ -163,11 +167,17 @@ def _shape_code(tensor: Any) -> list[int]:
 
 
 def _all_gather_single(output: torch.Tensor, tensor: torch.Tensor, group: Any) -> None:
-    """``all_gather`` into one output tensor (``all_gather_single``, or its older name)."""
+    """``all_gather`` of equal-size ``tensor`` s into one preallocated ``output`` (rank ``r``'s at block ``r``).
+
+    ``all_gather_into_tensor`` writes straight into ``output``; gloo gained it only in recent torch releases, so
+    older ones (which ``torch>=2.2`` admits) gather into the ``output``'s per-rank blocks, views of the same buffer.
+    """
     import torch.distributed as dist
 
-    gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
-    gather(output, tensor, group=group)
+    if _INTO_TENSOR_ON_GLOO or dist.get_backend(group) != "gloo":
+        dist.all_gather_into_tensor(output, tensor, group=group)
+    else:
+        dist.all_gather(list(output.chunk(dist.get_world_size(group))), tensor, group=group)
 
 
 def shard_of(group: Any = None) -> Shard | None:

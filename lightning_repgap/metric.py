@@ -240,7 +240,9 @@ class RepresentationGap(Metric):
         torchmetrics' path.
         """
         shard = shard_of(process_group or self.process_group)
-        if dist_sync_fn is gather_all_tensors and shard is not None:
+        # Only ``cat`` states take the one-collective gather (a subclass's sum or mean state keeps torchmetrics').
+        all_cat = all(fn is dim_zero_cat for fn in self._reductions.values())
+        if dist_sync_fn is gather_all_tensors and shard is not None and all_cat:
             gathered = shard.gather_states({name: getattr(self, name) for name in self._reductions})
             if gathered is not None:
                 for name, value in gathered.items():
