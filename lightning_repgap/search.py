@@ -234,7 +234,9 @@ class BankSearch:
         prepared: the engine's centred copies (:class:`~lightning_repgap._prepare.Prepared`, bank positions in
             ``order``) when it made them for exactly this bank and these queries; the curve builder reads the
             concentration's rows from them instead of centring those rows again. ``None`` for engines whose copies
-            are something else (an approximate index, one DDP rank's share).
+            are something else (an approximate index, one DDP rank's share). They are a float32 copy of the whole
+            bank: a caller that keeps a ``BankSearch`` beyond building its curve should drop them
+            (``dataclasses.replace(found, prepared=None)``).
 
     """
 
