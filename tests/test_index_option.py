@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from _helpers.cli_data import torus_arrays
-from _helpers.models import MLP, loaders
+from _helpers.models import MLP, QUIET_TRAINER, loaders
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 import lightning_repgap._ann as ann
@@ -160,11 +160,7 @@ def test_callback_logs_recall_and_snapshot_replays_with_the_same_index(tmp_path,
         accelerator="cpu",
         devices=1,
         callbacks=[cb],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
+        **QUIET_TRAINER,
         default_root_dir=tmp_path,
     )
     trainer.fit(MLP(), *loaders())

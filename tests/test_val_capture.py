@@ -10,7 +10,7 @@ import warnings
 import lightning.pytorch as pl
 import pytest
 import torch
-from _helpers.models import MLP, manifold_task
+from _helpers.models import MLP, QUIET_TRAINER, manifold_task
 from torch.utils.data import DataLoader
 
 from lightning_repgap.callback import RepresentationGapCallback
@@ -58,11 +58,7 @@ def _fit(model_cls, val_loader, *, epochs: int = 1, **cb_kwargs):
         accelerator="cpu",
         devices=1,
         callbacks=[cb],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
+        **QUIET_TRAINER,
     )
     trainer.fit(model, train, val_loader)
     return cb, model

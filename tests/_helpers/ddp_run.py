@@ -14,7 +14,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from _helpers.models import MLP, loaders
+from _helpers.models import MLP, QUIET_TRAINER, loaders
 from lightning_repgap.callback import RepresentationGapCallback
 from lightning_repgap.config import GapConfig
 
@@ -40,11 +40,7 @@ def main() -> None:
         devices=devices,
         strategy=strategy,
         callbacks=[cb],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
+        **QUIET_TRAINER,
     )
     trainer.fit(model, train, val)
     with open(os.path.join(out_dir, f"history-rank{trainer.global_rank}.json"), "w") as fh:

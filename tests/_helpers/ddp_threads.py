@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from _helpers.models import MLP, loaders
+from _helpers.models import MLP, QUIET_TRAINER, loaders
 from lightning_repgap import _exact, _threads
 from lightning_repgap.callback import RepresentationGapCallback
 from lightning_repgap.config import GapConfig
@@ -46,11 +46,7 @@ def main() -> None:
         devices=2,
         strategy="ddp",
         callbacks=[cb],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
+        **QUIET_TRAINER,
     )
     trainer.fit(MLP(lr=0.0), train, val)
     with open(os.path.join(out_dir, f"threads-rank{trainer.global_rank}.json"), "w") as fh:

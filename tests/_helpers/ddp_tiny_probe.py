@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from _helpers.models import MLP, loaders
+from _helpers.models import MLP, QUIET_TRAINER, loaders
 from lightning_repgap.callback import RepresentationGapCallback
 from lightning_repgap.config import GapConfig
 
@@ -43,11 +43,7 @@ def main() -> None:
         devices=devices,
         strategy="ddp" if devices > 1 else "auto",
         callbacks=[cb],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
+        **QUIET_TRAINER,
         limit_train_batches=1,
     )
     trainer.fit(model, train, val)

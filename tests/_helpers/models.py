@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+# The Trainer arguments every test run shares: no logger, checkpoints, progress bar, summary or sanity steps.
+QUIET_TRAINER: dict[str, Any] = {
+    "logger": False,
+    "enable_checkpointing": False,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "num_sanity_val_steps": 0,
+}
 
 
 def manifold_task(n: int, *, latent_dim: int = 3, ambient: int = 16, seed: int = 0) -> TensorDataset:
