@@ -47,6 +47,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lightning_repgap import GapConfig, RepresentationGap, _gemm, _screen, _shard, functional, metric
+from lightning_repgap import gap as _gap
+from lightning_repgap import search as _search
 from lightning_repgap._probe_share import rank_share
 from lightning_repgap.dimension import DimensionDisagreementWarning
 
@@ -60,12 +62,26 @@ _TIMED = (
     (_shard.Shard, "all_gather", "merge"),
     (functional, "trusted_dimension", "fits"),
 )
+# With --detail: the parts of ``search`` and of ``rest`` (printed after the phases, not counted in ``rest``).
+DETAIL = ("validate", "prepare", "bank_bf16", "scan", "rescore", "minima", "concentration", "knn_dist", "agree")
+_DETAILED = (
+    (functional, "_gap_update", "validate"),
+    (_search, "prepare", "prepare"),
+    (_screen._Bank, "__init__", "bank_bf16"),
+    (_screen, "_scan", "scan"),
+    (_screen, "_rescore", "rescore"),
+    (_screen, "_prefix_minima", "minima"),
+    (_screen, "_knn_table", "minima"),
+    (_gap, "_curve_concentration", "concentration"),
+    (_gap, "_knn_dist_sq", "knn_dist"),
+    (_shard.ShardedEngine, "_agreed", "agree"),
+)
 _clock: dict[str, list[float]] = {}
 
 
-def _install_clocks() -> None:
+def _install_clocks(detail: bool = False) -> None:
     """Wrap the functions of every phase so that each call adds its wall and CPU seconds to ``_clock``."""
-    for owner, name, phase in _TIMED:
+    for owner, name, phase in _TIMED + (_DETAILED if detail else ()):
         inner = getattr(owner, name)
 
         @functools.wraps(inner)
@@ -134,6 +150,7 @@ def _timed_compute(metric: RepresentationGap) -> dict[str, Any]:
     phases = {p: list(_clock.get(p, [0.0, 0.0])) for p in PHASES[:-1]}
     counted = [p for p in PHASES[:-1] if p != "merge"]  # merge is part of search
     phases["rest"] = [total[i] - sum(phases[p][i] for p in counted) for i in (0, 1)]
+    phases.update({p: list(_clock.get(p, [0.0, 0.0])) for p in DETAIL})
     assert metric.last_result is not None
     return {"seconds": total[0], "cpu": total[1], "phases": phases, "values": metric.last_result.values}
 
@@ -146,12 +163,27 @@ def _single(args: argparse.Namespace) -> dict[str, Any]:
     return {**_timed_compute(metric), "threads": _threads()}
 
 
+def _single_process(_: int, args: argparse.Namespace, out_dir: str) -> None:
+    """:func:`_single` in a fresh interpreter, as each rank runs: no memory or caches left by earlier repeats."""
+    _pin(args)
+    torch.set_num_threads(1)
+    _install_clocks(args.detail)
+    with open(os.path.join(out_dir, "single.json"), "w") as fh:
+        json.dump(_single(args), fh, default=str)
+
+
+def _fresh_single(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as out_dir:
+        mp.spawn(_single_process, args=(args, out_dir), nprocs=1, join=True)
+        return json.loads(open(os.path.join(out_dir, "single.json")).read())
+
+
 def _rank(rank: int, world: int, port: int, args: argparse.Namespace, out_dir: str) -> None:
     _pin(args)
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
-    _install_clocks()  # spawned: a fresh interpreter
+    _install_clocks(args.detail)  # spawned: a fresh interpreter
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         ref, qs, tq = _data(args.bank, args.queries, args.dim)
@@ -192,7 +224,7 @@ def _load() -> str:
 
 
 def _median_phases(runs: list[dict[str, Any]], i: int) -> dict[str, float]:
-    return {p: statistics.median(r["phases"][p][i] for r in runs) for p in PHASES}
+    return {p: statistics.median(r["phases"][p][i] for r in runs) for p in PHASES + DETAIL}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -209,16 +241,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--precision", default="auto", choices=("auto", "fp32", "bf16-screen"), help="search_precision of every process"
     )
     parser.add_argument("--json", default=None, help="also write the result to this file")
+    parser.add_argument(
+        "--single-here",
+        action="store_true",
+        help="run the single process' compute in this process (warm from earlier repeats) instead of a fresh one",
+    )
+    parser.add_argument("--detail", action="store_true", help="also time the parts of search and rest (DETAIL)")
     args = parser.parse_args(argv)
     _pin(args)
     torch.set_num_threads(1)
-    _install_clocks()
+    _install_clocks(args.detail)
     singles: list[dict[str, Any]] = []
     ranks: list[dict[str, Any]] = []
     loads = [_load()]
     identical = True
     for _ in range(args.repeats):
-        singles.append(_single(args))
+        singles.append(_single(args) if args.single_here else _fresh_single(args))
         for result in _ddp(args):
             ranks.append(result)
             # float64, bit for bit (json round-trips doubles exactly)
@@ -239,6 +277,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "dim": args.dim,
         "gemm": args.gemm,
         "precision": args.precision,
+        "single_here": args.single_here,
         "single_s": [r["seconds"] for r in singles],
         "rank_s": [r["seconds"] for r in ranks],
         "ratio": ratio,
@@ -246,6 +285,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rank_cpu_s": [r["cpu"] for r in ranks],
         "cpu_ratio": cpu_ratio,
         "phases_median": phases,
+        "phases_single": [r["phases"] for r in singles],
+        "phases_ranks": [r["phases"] for r in ranks],
         "identical": identical,
         "load_1_5_15": loads,
         "threads": {"single": singles[-1]["threads"], "ranks": [r["threads"] for r in ranks[-2:]]},
@@ -257,11 +298,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         f"{'phase':<10}{'single wall':>12}{'rank wall':>11}{'ratio':>7}{'single CPU':>12}{'rank CPU':>10}{'ratio':>7}"
     )
-    for p in PHASES:
+    for label in PHASES + (tuple(f"  {d}" for d in DETAIL) if args.detail else ()):
+        p = label.strip()
         sw, rw = phases["single_wall"][p], phases["rank_wall"][p]
         sc, rc = phases["single_cpu"][p], phases["rank_cpu"][p]
         print(
-            f"{p:<10}{sw:>12.3f}{rw:>11.3f}{rw / sw if sw > 1e-3 else float('nan'):>7.2f}"
+            f"{label:<10}{sw:>12.3f}{rw:>11.3f}{rw / sw if sw > 1e-3 else float('nan'):>7.2f}"
             f"{sc:>12.3f}{rc:>10.3f}{rc / sc if sc > 1e-3 else float('nan'):>7.2f}"
         )
     print(

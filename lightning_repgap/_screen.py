@@ -151,16 +151,25 @@ def check_precision(precision: Any) -> SearchPrecision:
 
 
 def screen_if_chosen(
-    precision: str, tiles: Tiles, prep: Prepared, sizes: np.ndarray, knn_rows: np.ndarray | None, k: int
+    precision: str,
+    tiles: Tiles,
+    prep: Prepared,
+    sizes: np.ndarray,
+    knn_rows: np.ndarray | None,
+    k: int,
+    query_chunk: int | None = None,
 ) -> ScreenResult | None:
-    """The screen's exact result where ``precision`` and the probe choose it; ``None``: run the float32 tiles."""
+    """The screen's exact result where ``precision`` and the probe choose it; ``None``: run the float32 tiles.
+
+    ``query_chunk``: queries per chunk of the screen (default ``TILE``; see :func:`screen_search`).
+    """
     if tiles.backend != "torch":
         return None
     device = tiles.device or torch.device("cpu")
     dim = prep.queries32.shape[1]
     if not use_screen(precision, dim, int(sizes[-1]) * prep.queries32.shape[0] * dim, device, tiles.gemm):
         return None
-    return screen_search(prep, sizes, device, knn_rows=knn_rows, k=k)
+    return screen_search(prep, sizes, device, knn_rows=knn_rows, k=k, query_chunk=query_chunk or TILE)
 
 
 def use_screen(precision: str, dim: int, work: int, device: torch.device, gemm: str = "auto") -> bool:
@@ -412,6 +421,7 @@ def screen_search(
     device: torch.device,
     knn_rows: np.ndarray | None = None,
     k: int = 0,
+    query_chunk: int = TILE,
 ) -> ScreenResult | None:
     """Exact prefix minima (and neighbour table) by bf16 screening and float64 re-scoring; ``None``: fall back.
 
@@ -425,6 +435,10 @@ def screen_search(
         device: where the tiles are computed.
         knn_rows: distinct queries that also need their ``k`` nearest bank points of the whole ``sizes[-1]`` bank.
         k: neighbours per ``knn_rows`` query.
+        query_chunk: queries screened together (one bf16 operand, one pass over the bank). Every chunk pays fixed
+            costs per bank tile, so a DDP rank's share is cut into a few balanced chunks
+            (:mod:`lightning_repgap._shard`). The results do not depend on it: each query's candidates are judged
+            by its own bounds and re-scored in float64.
 
     Returns:
         A :class:`ScreenResult`, or ``None`` when the candidates exceed the budget (the bound is too loose for the
@@ -440,7 +454,7 @@ def screen_search(
     k = int(k) if knn_rows.size else 1
     threads = torch.get_num_threads()
     try:
-        found = _scan(q32, bank, bounds, knn_rows, k, device, threads, t0)
+        found = _scan(q32, bank, bounds, knn_rows, k, device, threads, t0, query_chunk)
     finally:
         torch.set_num_threads(threads)
     if found is None:
@@ -474,6 +488,7 @@ def _scan(
     device: torch.device,
     threads: int,
     t0: float,
+    query_chunk: int = TILE,
 ) -> tuple[list[np.ndarray], list[np.ndarray], int] | None:
     """The pass over the tiles: candidate ``(query, bank position)`` lists and their count; ``None``: gave up."""
     m = q32.shape[0]
@@ -483,8 +498,8 @@ def _scan(
     cand_j: list[np.ndarray] = []
     total = pairs = 0
     reduce = Reductions(threads)
-    for i0 in range(0, m, TILE):
-        i1 = min(m, i0 + TILE)
+    for i0 in range(0, m, query_chunk):
+        i1 = min(m, i0 + query_chunk)
         chunk = _Chunk(q32[i0:i1], bank, first_rows, device)
         mine = np.flatnonzero((knn_rows >= i0) & (knn_rows < i1))
         top = RunningBounds(i1 - i0, knn_rows[mine] - i0, k)

@@ -38,13 +38,14 @@ import torch
 
 from lightning_repgap._gemm import GemmOption, cpu_engine
 from lightning_repgap._screen import use_screen
+from lightning_repgap._screen_tiles import TILE
 from lightning_repgap.search import BankSearch, ExactEngine, PrefixMinima, SearchEngine
 
 # gloo's all_gather_into_tensor: present in the torch this is tested on, absent in the oldest releases
 # ``torch>=2.2`` admits; 2.4 is a safe floor for it.
 _INTO_TENSOR_ON_GLOO = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 4)
 
-__all__ = ["Shard", "ShardedEngine", "shard_of"]
+__all__ = ["Shard", "ShardedEngine", "balanced_chunk", "shard_of"]
 
 # What a state may hold for the one-collective gather (others fall back to torchmetrics' own gather).
 _DTYPES = (torch.float32, torch.int64, torch.float64, torch.int32, torch.float16, torch.bfloat16)
@@ -180,6 +181,23 @@ def _all_gather_single(output: torch.Tensor, tensor: torch.Tensor, group: Any) -
         dist.all_gather(list(output.chunk(dist.get_world_size(group))), tensor, group=group)
 
 
+def balanced_chunk(count: int, tile: int = TILE) -> int:
+    """Queries per chunk of the bf16 screen for ``count`` queries: the nearest whole number of chunks to ``tile``.
+
+    Every chunk pays fixed costs for each bank tile it passes over (the bound, the thresholds, the row maxima of
+    narrow tiles), whatever its number of queries. A rank's share of the queries cut at ``tile`` would leave a
+    small last chunk that pays them in full: a 5,000-query share is 2,048 + 2,048 + 904 queries, against 2 x 2,500
+    here (the single process' 10,000 queries stay 5 chunks: 5 x 2,000 by this rule, 4 x 2,048 + 1,808 as it runs).
+
+    Example:
+        >>> balanced_chunk(5000), balanced_chunk(10000), balanced_chunk(100), balanced_chunk(3000)
+        (2500, 2000, 100, 3000)
+
+    """
+    chunks = max(1, round(count / tile))
+    return max(1, -(-count // chunks))
+
+
 def shard_of(group: Any = None) -> Shard | None:
     """This process' :class:`Shard` of ``group`` when ``torch.distributed`` runs with several ranks, else ``None``.
 
@@ -248,7 +266,7 @@ class ShardedEngine:
         # A rank without queries (fewer queries than ranks) searches one and drops it: it still takes part in the
         # collectives, and its centre and sq_dev_sum are everyone's.
         mine = queries[rank::world] if count else queries[:1]
-        engine = self._agreed(queries.shape[1], int(sizes[-1]) * mine.shape[0] * queries.shape[1])
+        engine = self._agreed(queries.shape[1], int(sizes[-1]) * mine.shape[0] * queries.shape[1], mine.shape[0])
         local_knn = None
         if knn_queries is not None:
             knn_queries = np.asarray(knn_queries, dtype=np.int64)
@@ -274,24 +292,40 @@ class ShardedEngine:
             part = PrefixMinima(d, r)
             minima = part if minima is None else minima.merge(part)
         assert minima is not None
-        knn_rows = None
+        knn_rows = knn_dist = None
         if knn_queries is not None and n_neighbors:
             table = np.full((knn_queries.size, n_neighbors), -1, dtype=np.int64)
+            # The float64 distances of the table too, when the engine scored them (the same bits as the curve
+            # builder's own scoring, see BankSearch.knn_dist_sq): no rank scores the other ranks' lines again.
+            scored = self._all_agree(not with_knn or local.knn_dist_sq is not None)
+            dist = np.full(table.shape, np.inf) if scored else None
             if with_knn:
                 assert local.knn_rows is not None
                 table[own] = local.knn_rows
+                if dist is not None:
+                    dist[own] = local.knn_dist_sq
             knn_rows = np.maximum.reduce(self.shard.all_gather(table))  # one owner per line, the rest -1
+            if dist is not None:
+                knn_dist = np.minimum.reduce(self.shard.all_gather(dist))  # the owner's values, the rest inf
         log.debug("sharded search rank %d/%d: %d of %d queries", rank, world, count, m)
-        return BankSearch(minima=minima, centre=local.centre, sq_dev_sum=local.sq_dev_sum, knn_rows=knn_rows)
+        return BankSearch(
+            minima=minima, centre=local.centre, sq_dev_sum=local.sq_dev_sum, knn_rows=knn_rows, knn_dist_sq=knn_dist
+        )
 
-    def _agreed(self, dim: int, work: int) -> SearchEngine:
+    def _all_agree(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on every rank (one small collective)."""
+        return bool(np.all(np.concatenate(self.shard.all_gather(np.array([flag])))))
+
+    def _agreed(self, dim: int, work: int, count: int) -> SearchEngine:
         """The inner engine with its timed choices (screen or float32 tiles, BLAS library) pinned to rank 0's.
 
-        ``work`` is this rank's search in multiply-adds (``n m D``), as the engine itself would weigh it.
+        ``work`` is this rank's search in multiply-adds (``n m D``), as the engine itself would weigh it; ``count``
+        its number of queries, cut into balanced chunks for the screen (:func:`balanced_chunk`).
         """
         inner = self.inner
         if not isinstance(inner, ExactEngine) or inner.backend != "torch":
             return inner
+        inner = dataclasses.replace(inner, query_chunk=inner.query_chunk or balanced_chunk(count))
         device = inner.device or _CPU
         # What the engine would choose here (probing once per process, as it does), then rank 0's for everyone.
         numpy_tiles = cpu_engine(dim + 1, work, device, inner.gemm) == "numpy"

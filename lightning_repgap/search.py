@@ -27,7 +27,7 @@ The exact kernels (torch tiles, FAISS' flat search) are in the private ``_exact`
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -311,6 +311,8 @@ class ExactEngine:
         device: device of the torch backend (default the CPU).
         precision: arithmetic of the torch backend's tiles, see :data:`~lightning_repgap.config.SearchPrecision`;
             the screen falls back to float32 tiles by itself where its bound is too loose for the data.
+        query_chunk: queries per chunk of the bf16 screen (``None``: its default tile); the results do not depend
+            on it. A DDP rank sets it for its share of the queries (:mod:`lightning_repgap._shard`).
 
     Example:
         >>> bank, queries = np.array([[5.0], [3.0], [1.0], [0.0]]), np.array([[0.2]])
@@ -324,6 +326,7 @@ class ExactEngine:
     gemm: GemmOption = "auto"
     device: torch.device | None = None
     precision: SearchPrecision = "auto"
+    query_chunk: int | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -359,7 +362,9 @@ class ExactEngine:
         rows = np.arange(int(sizes[-1])) if order is None else order
         # The bank in ``order``, without a reordered copy of it; its squared norms summed on the way (sq_dev_sum).
         prep = prepare(reference, queries, rows=rows, sq_norms=True)
-        screened = screen_if_chosen(self.precision, self.tiles, prep, sizes, knn_queries, n_neighbors)
+        screened = screen_if_chosen(
+            self.precision, self.tiles, prep, sizes, knn_queries, n_neighbors, query_chunk=self.query_chunk
+        )
         if screened is not None:
             return BankSearch(
                 minima=PrefixMinima(screened.dist_sq, rows[screened.winners]),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_repgap import RepresentationGap, _shard
+from lightning_repgap import RepresentationGap, _screen, _shard
 from lightning_repgap._probe_share import rank_share
 from lightning_repgap._shard import Shard, ShardedEngine, shard_of
 from lightning_repgap.gap import build_curve
@@ -88,6 +88,50 @@ def test_sharded_engine_equals_one_search(world, shuffled, precision):
         assert res.sq_dev_sum == one.sq_dev_sum
         # The table is the same neighbours (its column order is not part of the contract: gap sorts it).
         np.testing.assert_array_equal(np.sort(res.knn_rows, axis=1), np.sort(one.knn_rows, axis=1))
+        # ... with the same float64 distances, gathered from the rank that scored each line.
+        np.testing.assert_array_equal(_by_row(res), _by_row(one))
+
+
+def _by_row(found: BankSearch) -> np.ndarray:
+    """Each neighbour-table line's (row, float64 distance) pairs, sorted by row: independent of column order."""
+    assert found.knn_rows is not None
+    assert found.knn_dist_sq is not None
+    order = np.argsort(found.knn_rows, axis=1, kind="stable")
+    return np.stack([np.take_along_axis(a, order, axis=1) for a in (found.knn_rows, found.knn_dist_sq)])
+
+
+def test_screen_results_do_not_depend_on_the_query_chunk(monkeypatch):
+    # Ranks cut their share of the queries into balanced chunks (not the single process' TILE-sized ones): each
+    # query's candidates come from its own bounds and are re-scored in float64, so any chunking gives the same bits.
+    ref, qs = _data(m=90)
+    sizes = np.array([1, 3, 40, 300, 700])
+    pick = np.array([0, 5, 17, 33, 89, 60])
+    chunks: list[int] = []
+    screen = _screen.screen_search
+
+    def spy(*args, **kwargs):
+        chunks.append(kwargs["query_chunk"])
+        return screen(*args, **kwargs)
+
+    monkeypatch.setattr(_screen, "screen_search", spy)
+    results = [
+        ExactEngine("torch", precision="bf16-screen", query_chunk=c).search(
+            ref, qs, None, sizes, knn_queries=pick, n_neighbors=9
+        )
+        for c in (None, 7, 31, 90)
+    ]
+    assert chunks == [_screen.TILE, 7, 31, 90]
+    for res in results[1:]:
+        np.testing.assert_array_equal(res.minima.dist_sq, results[0].minima.dist_sq)
+        np.testing.assert_array_equal(res.minima.rows, results[0].minima.rows)
+        np.testing.assert_array_equal(_by_row(res), _by_row(results[0]))
+    # A rank's share is cut into the nearest whole number of TILE-sized chunks, balanced.
+    assert [_shard.balanced_chunk(c) for c in (1, 2048, 3071, 3073, 5000, 10000)] == [1, 2048, 3071, 1537, 2500, 2000]
+    chunks.clear()
+    engine = ExactEngine("torch", precision="bf16-screen")
+    for res in _sharded(2, lambda shard: shard.wrap(engine).search(ref, qs, None, sizes)):
+        np.testing.assert_array_equal(res.minima.dist_sq, results[0].minima.dist_sq)
+    assert chunks == [45, 45]  # each rank's 45 queries in one chunk
 
 
 def test_each_rank_searches_the_bank_for_its_share_of_the_queries(monkeypatch):
