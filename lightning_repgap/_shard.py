@@ -268,6 +268,7 @@ class ShardedEngine:
         mine = queries[rank::world] if count else queries[:1]
         engine = self._agreed(queries.shape[1], int(sizes[-1]) * mine.shape[0] * queries.shape[1], mine.shape[0])
         local_knn = None
+        own = np.zeros(0, dtype=bool)
         if knn_queries is not None:
             knn_queries = np.asarray(knn_queries, dtype=np.int64)
             own = knn_queries % world == rank
@@ -281,40 +282,37 @@ class ShardedEngine:
             knn_queries=local_knn if with_knn else None,
             n_neighbors=n_neighbors if with_knn else 0,
         )
-        # Each rank fills its own columns; the others hold (inf, -1), which any found row beats in the merge.
-        dist_sq = np.full((len(sizes), m), np.inf)
-        found_rows = np.full((len(sizes), m), -1, dtype=np.int64)
-        if count:
-            dist_sq[:, rank::world] = local.minima.dist_sq
-            found_rows[:, rank::world] = local.minima.rows
-        minima = None
-        for d, r in zip(self.shard.all_gather(dist_sq), self.shard.all_gather(found_rows), strict=True):
-            part = PrefixMinima(d, r)
-            minima = part if minima is None else minima.merge(part)
-        assert minima is not None
-        knn_rows = knn_dist = None
-        if knn_queries is not None and n_neighbors:
-            table = np.full((knn_queries.size, n_neighbors), -1, dtype=np.int64)
-            # The float64 distances of the table too, when the engine scored them (the same bits as the curve
-            # builder's own scoring, see BankSearch.knn_dist_sq): no rank scores the other ranks' lines again.
-            scored = self._all_agree(not with_knn or local.knn_dist_sq is not None)
-            dist = np.full(table.shape, np.inf) if scored else None
-            if with_knn:
-                assert local.knn_rows is not None
-                table[own] = local.knn_rows
-                if dist is not None:
-                    dist[own] = local.knn_dist_sq
-            knn_rows = np.maximum.reduce(self.shard.all_gather(table))  # one owner per line, the rest -1
-            if dist is not None:
-                knn_dist = np.minimum.reduce(self.shard.all_gather(dist))  # the owner's values, the rest inf
+        # One collective for everything: each rank's own columns of the minima (its queries) and its own lines of the
+        # neighbour table, with their float64 distances when the engine scored them (the same bits as the curve
+        # builder's own scoring, see BankSearch.knn_dist_sq: no rank scores the other ranks' lines again).
+        n_sizes, width = len(sizes), -(-m // world)
+        has_table = knn_queries is not None and n_neighbors > 0
+        lines = knn_queries.size if has_table and knn_queries is not None else 0
+        parts = self.shard.all_gather(_payload(local, count, n_sizes, width, lines, n_neighbors, own, with_knn))
+        dist_sq = np.empty((n_sizes, m))
+        found_rows = np.empty((n_sizes, m), dtype=np.int64)
+        table = np.empty((lines, n_neighbors), dtype=np.int64)
+        table_dist = np.empty((lines, n_neighbors))
+        owner = None if knn_queries is None else knn_queries % world
+        scored = True
+        for r, part in enumerate(parts):
+            d, rows, t, td, flag = _unpack(part, n_sizes, width, lines, n_neighbors)
+            taken = len(range(r, m, world))
+            dist_sq[:, r::world] = d[:, :taken]
+            found_rows[:, r::world] = rows[:, :taken]
+            if lines:
+                assert owner is not None
+                mine_r = owner == r
+                table[mine_r], table_dist[mine_r] = t[mine_r], td[mine_r]
+                scored &= flag
         log.debug("sharded search rank %d/%d: %d of %d queries", rank, world, count, m)
         return BankSearch(
-            minima=minima, centre=local.centre, sq_dev_sum=local.sq_dev_sum, knn_rows=knn_rows, knn_dist_sq=knn_dist
+            minima=PrefixMinima(dist_sq, found_rows),
+            centre=local.centre,
+            sq_dev_sum=local.sq_dev_sum,
+            knn_rows=table if has_table else None,
+            knn_dist_sq=table_dist if has_table and scored else None,
         )
-
-    def _all_agree(self, flag: bool) -> bool:
-        """Whether ``flag`` holds on every rank (one small collective)."""
-        return bool(np.all(np.concatenate(self.shard.all_gather(np.array([flag])))))
 
     def _agreed(self, dim: int, work: int, count: int) -> SearchEngine:
         """The inner engine with its timed choices (screen or float32 tiles, BLAS library) pinned to rank 0's.
@@ -333,3 +331,48 @@ class ShardedEngine:
         numpy_tiles, screen = (bool(v) for v in self.shard.all_gather(np.array([numpy_tiles, screen]))[0])
         gemm: GemmOption = "numpy" if numpy_tiles else "torch"
         return dataclasses.replace(inner, gemm=gemm, precision="bf16-screen" if screen else "fp32")
+
+
+def _payload(
+    local: BankSearch, count: int, n_sizes: int, width: int, lines: int, k: int, own: np.ndarray, with_knn: bool
+) -> np.ndarray:
+    """What a rank sends (int64, the same length on every rank): its minima, its table lines, their distances.
+
+    ``[dist bits (n_sizes, width), rows (n_sizes, width), table (lines, k), table distance bits (lines, k), scored]``:
+    the rank's ``count <= width`` columns of the minima (padding after them), the neighbour table with this rank's
+    lines filled, and whether its engine scored the table's float64 distances (``1``, or ``0``: the curve builder
+    scores them). float64 values travel as their bits, unchanged.
+    """
+    dist = np.full((n_sizes, width), np.inf)
+    rows = np.full((n_sizes, width), -1, dtype=np.int64)
+    if count:
+        dist[:, :count] = local.minima.dist_sq
+        rows[:, :count] = local.minima.rows
+    table = np.full((lines, k), -1, dtype=np.int64)
+    table_dist = np.full((lines, k), np.inf)
+    scored = True
+    if lines and with_knn:
+        assert local.knn_rows is not None
+        table[own] = local.knn_rows
+        if local.knn_dist_sq is None:
+            scored = False
+        else:
+            table_dist[own] = local.knn_dist_sq
+    pieces = (dist.view(np.int64), rows, table, table_dist.view(np.int64), np.array([int(scored)]))
+    return np.concatenate([p.ravel() for p in pieces])
+
+
+def _unpack(
+    part: np.ndarray, n_sizes: int, width: int, lines: int, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+    """One rank's :func:`_payload`, split again: minima distances and rows, table, table distances, scored."""
+    sizes = (n_sizes * width, n_sizes * width, lines * k, lines * k)
+    cuts = np.cumsum(sizes)
+    dist, rows, table, table_dist = (p for p in np.split(part[: cuts[-1]], cuts[:-1]))
+    return (
+        dist.view(np.float64).reshape(n_sizes, width),
+        rows.reshape(n_sizes, width),
+        table.reshape(lines, k),
+        table_dist.view(np.float64).reshape(lines, k),
+        bool(part[-1]),
+    )

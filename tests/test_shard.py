@@ -5,6 +5,7 @@ The real two-process gloo run is in ``test_metric.py::test_ddp_two_processes_mat
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -132,6 +133,32 @@ def test_screen_results_do_not_depend_on_the_query_chunk(monkeypatch):
     for res in _sharded(2, lambda shard: shard.wrap(engine).search(ref, qs, None, sizes)):
         np.testing.assert_array_equal(res.minima.dist_sq, results[0].minima.dist_sq)
     assert chunks == [45, 45]  # each rank's 45 queries in one chunk
+
+
+def test_a_table_without_distances_is_scored_by_the_curve_builder(monkeypatch):
+    # An engine that leaves the table's distances to the curve builder (knn_dist_sq None) on one rank: the gathered
+    # table has none either (the builder scores every line), and the rows are still everyone's.
+    ref, qs = _data()
+    sizes = np.array([16, 700])
+    pick = np.array([0, 5, 17, 33])
+    one = ExactEngine("torch").search(ref, qs, None, sizes, knn_queries=pick, n_neighbors=5)
+    search = ExactEngine.search
+    local = threading.local()
+
+    def unscored(self, *args, **kwargs):
+        found = search(self, *args, **kwargs)
+        return dataclasses.replace(found, knn_dist_sq=None) if local.rank == 1 else found
+
+    monkeypatch.setattr(ExactEngine, "search", unscored)
+
+    def run(shard: Shard) -> BankSearch:
+        local.rank = shard.rank
+        return shard.wrap(ExactEngine("torch")).search(ref, qs, None, sizes, knn_queries=pick, n_neighbors=5)
+
+    for res in _sharded(2, run):
+        assert res.knn_dist_sq is None
+        np.testing.assert_array_equal(np.sort(res.knn_rows, axis=1), np.sort(one.knn_rows, axis=1))
+        np.testing.assert_array_equal(res.minima.dist_sq, one.minima.dist_sq)
 
 
 def test_each_rank_searches_the_bank_for_its_share_of_the_queries(monkeypatch):
