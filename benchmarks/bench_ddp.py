@@ -125,13 +125,22 @@ def _metric() -> RepresentationGap:
     return RepresentationGap(max_reference=2**31 - 1, max_queries=2**31 - 1, config=config, num_threads=1)
 
 
-def _warm_up(dim: int, rank: int = 0, world: int = 1) -> None:
-    """Pay the one-time costs (imports, the timing probes) before anything is timed: a search big enough to probe."""
+def _warm_up(dim: int, rank: int = 0, world: int = 1, full: tuple[int, int] | None = None) -> None:
+    """Pay the one-time costs (imports, the timing probes) before anything is timed: a search big enough to probe.
+
+    ``full`` = ``(bank, queries)``: a warm-up of the measurement's own size instead (``--warm-up full``), so that
+    the timed ``compute`` is a process' second one, as every measurement after a training run's first: the first
+    touch of buffers of that size (on Linux, numpy's huge pages, which may make the kernel compact memory first)
+    is paid already.
+    """
     g = torch.Generator().manual_seed(1)
     # Each process' share must reach the probes' threshold (_gemm.PROBE_MIN_WORK multiply-adds).
-    n, m = 16384, 4096 * world
+    n, m = (16384, 4096 * world) if full is None else full
     metric = _metric()
     reference, queries = torch.randn(n, dim, generator=g), torch.randn(m, dim, generator=g)
+    if full is not None:  # data like the measured ones (another draw): the same search path, the same buffers
+        basis = torch.randn(16, dim, generator=g)
+        reference, queries = (torch.randn(k, 16, generator=g) @ basis for k in (n, m))
     mine = torch.arange(n)[rank::world]
     metric.update(reference=reference[mine], reference_index=mine)
     q_mine = torch.arange(m)[rank::world]
@@ -157,7 +166,7 @@ def _timed_compute(metric: RepresentationGap) -> dict[str, Any]:
 
 def _single(args: argparse.Namespace) -> dict[str, Any]:
     ref, qs, tq = _data(args.bank, args.queries, args.dim)
-    _warm_up(args.dim)
+    _warm_up(args.dim, full=_full(args))
     metric = _metric()
     metric.update(reference=ref, queries=qs, train_queries=tq)
     return {**_timed_compute(metric), "threads": _threads()}
@@ -187,7 +196,7 @@ def _rank(rank: int, world: int, port: int, args: argparse.Namespace, out_dir: s
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         ref, qs, tq = _data(args.bank, args.queries, args.dim)
-        _warm_up(args.dim, rank, world)  # under DDP too: every rank computes
+        _warm_up(args.dim, rank, world, _full(args))  # under DDP too: every rank computes
         metric = _metric()
         # As the callback leaves them: the bank and the training queries from the probe pass (rank_share), the
         # queries as a DistributedSampler's validation loop captures them (every W-th).
@@ -211,6 +220,11 @@ def _ddp(args: argparse.Namespace) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as out_dir:
         mp.spawn(_rank, args=(2, port, args, out_dir), nprocs=2, join=True)
         return [json.loads(open(os.path.join(out_dir, f"rank{r}.json")).read()) for r in range(2)]
+
+
+def _full(args: argparse.Namespace) -> tuple[int, int] | None:
+    """The warm-up's ``(bank, queries)`` with ``--warm-up full`` (the validation and training queries), else None."""
+    return (args.bank, 2 * args.queries) if args.warm_up == "full" else None
 
 
 def _pin(args: argparse.Namespace) -> None:
@@ -246,6 +260,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         action="store_true",
         help="run the single process' compute in this process (warm from earlier repeats) instead of a fresh one",
     )
+    parser.add_argument(
+        "--warm-up",
+        default="probe",
+        choices=("probe", "full"),
+        help="warm-up compute of each process: just big enough to probe (default), or the measurement's own size",
+    )
     parser.add_argument("--detail", action="store_true", help="also time the parts of search and rest (DETAIL)")
     args = parser.parse_args(argv)
     _pin(args)
@@ -278,6 +298,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "gemm": args.gemm,
         "precision": args.precision,
         "single_here": args.single_here,
+        "warm_up": args.warm_up,
         "single_s": [r["seconds"] for r in singles],
         "rank_s": [r["seconds"] for r in ranks],
         "ratio": ratio,
