@@ -12,15 +12,24 @@ process's, bit for bit.
 
 Every process first runs a warm-up ``compute`` big enough to pay the one-time costs (imports, the per-width timing
 probes of the tile library and of the bf16 screen) before anything is timed: a training run pays them once, at its
-first measurement, and they do not shrink with the number of ranks.
+first measurement, and they do not shrink with the number of ranks. With ``--warm-up full`` the warm-up has the
+measurement's own size, so the timed ``compute`` is each process' second: the first touch of the measurement's
+large buffers is paid too (on Linux numpy asks for huge pages, and on a fragmented host the kernel may first
+compact memory: 0.05-0.15 CPU s for the bank's float32 copy in a fresh process, about 0.005 s once paid).
+Each repeat runs the single process in a fresh interpreter, as each rank runs (``--single-here``: in this
+process, warm from the earlier repeats, as before).
 
 The phases are measured by wrapping the library's functions in this process (wall and CPU seconds): ``sync`` (the
 torchmetrics state gather), ``gather`` (concatenating and index-sorting the states), ``dup_scan`` (exact copies),
 ``search`` (the whole curve: preparing the bank, the search, the merge), ``merge`` (the collectives inside the
-search, part of ``search``), ``fits`` (the trusted dimension with its bootstrap) and ``rest``.
+search, part of ``search``), ``fits`` (the trusted dimension with its bootstrap) and ``rest``; with ``--detail``
+also the parts of ``search`` (``prepare``: the centred float32 bank, ``bank_bf16``: the screen's bf16 operand,
+``scan``: the screen's pass over the tiles, ``rescore``, ``minima``, ``concentration``, ``knn_dist``: the table's
+float64 distances when the engine did not hand them over, ``agree``: the ranks' agreement on rank 0's choices).
 
     python benchmarks/bench_ddp.py [--bank 50000] [--queries 5000] [--dim 256] [--repeats 3] [--json out.json]
-        [--gemm auto|torch|numpy] [--precision auto|fp32|bf16-screen]
+        [--gemm auto|torch|numpy] [--precision auto|fp32|bf16-screen] [--warm-up probe|full] [--single-here]
+        [--detail]
 
 ``--gemm`` / ``--precision`` pin the tile library and the search precision in every process alike (default:
 each process' timing probes choose, and under DDP rank 0's choice is everyone's), so that a probe timed on a busy
@@ -65,7 +74,7 @@ _TIMED = (
 # With --detail: the parts of ``search`` and of ``rest`` (printed after the phases, not counted in ``rest``).
 DETAIL = ("validate", "prepare", "bank_bf16", "scan", "rescore", "minima", "concentration", "knn_dist", "agree")
 _DETAILED = (
-    (functional, "_gap_update", "validate"),
+    (metric, "_gap_update", "validate"),
     (_search, "prepare", "prepare"),
     (_screen._Bank, "__init__", "bank_bf16"),
     (_screen, "_scan", "scan"),
@@ -237,8 +246,8 @@ def _load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def _median_phases(runs: list[dict[str, Any]], i: int) -> dict[str, float]:
-    return {p: statistics.median(r["phases"][p][i] for r in runs) for p in PHASES + DETAIL}
+def _median_phases(runs: list[dict[str, Any]], i: int, detail: bool) -> dict[str, float]:
+    return {p: statistics.median(r["phases"][p][i] for r in runs) for p in PHASES + (DETAIL if detail else ())}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -286,10 +295,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rank_med = {key: statistics.median(r[key] for r in ranks) for key in ("seconds", "cpu")}
     ratio, cpu_ratio = rank_med["seconds"] / med["seconds"], rank_med["cpu"] / med["cpu"]
     phases = {
-        "single_wall": _median_phases(singles, 0),
-        "single_cpu": _median_phases(singles, 1),
-        "rank_wall": _median_phases(ranks, 0),
-        "rank_cpu": _median_phases(ranks, 1),
+        "single_wall": _median_phases(singles, 0, args.detail),
+        "single_cpu": _median_phases(singles, 1, args.detail),
+        "rank_wall": _median_phases(ranks, 0, args.detail),
+        "rank_cpu": _median_phases(ranks, 1, args.detail),
     }
     out = {
         "bank": args.bank,
