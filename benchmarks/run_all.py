@@ -41,8 +41,10 @@ import math
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -337,6 +339,26 @@ def spawn(cfg: dict, env_extra: dict | None = None, timeout: float = 1800) -> di
     return result
 
 
+def run_script(name: str, argv: list[str], timeout: float = 1800) -> dict:
+    """Run a sibling benchmark script that writes its results with ``--json``; its result, or ``{"error": ...}``."""
+    with tempfile.TemporaryDirectory(prefix="run_all-") as tmp:
+        out = Path(tmp) / "out.json"
+        cmd = [sys.executable, str(Path(__file__).with_name(name)), *argv, "--json", str(out)]
+        t0 = time.perf_counter()
+        print(f"  running {name} {' '.join(argv)} ...", end="", flush=True)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            print(" timed out")
+            return {"error": f"timed out after {timeout:.0f} s"}
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0 or not out.exists():
+            print(f" failed ({wall:.0f} s)")
+            return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+        print(f" done ({wall:.0f} s)")
+        return {"result": json.loads(out.read_text()), "wall_s": wall, "argv": argv}
+
+
 def plan(quick: bool, threads: int) -> dict:
     """Sizes. ``exact_m[n]``: queries of the exact runs at bank size n (1e6 x 1e4 exact is ~5 TFLOP: too long on
     shared cores for the time budget, so 2,000 queries there; times are then also extrapolated to m)."""
@@ -451,6 +473,12 @@ def main() -> None:
         label = "set" if hint else "unset"
         print(f"  running bf16 screen vs peers, OpenBLAS hint {label} ...", flush=True)
         res["screen"][label] = bench_screen.spawn(screen_cfg, hint)
+    # The DDP target (2 ranks at 1 thread against one 1-thread process) and the callback's overhead table come
+    # from their own scripts, run here so that every target of the speed work reads off one run.
+    ddp_argv = ["--bank", "10000", "--queries", "1000", "--repeats", "1"] if args.quick else ["--repeats", "2"]
+    res["ddp"] = run_script("bench_ddp.py", ddp_argv)
+    callback_argv = ["--table", "--repeats", "1"] + (["--models", "bert"] if args.quick else [])
+    res["callback"] = run_script("bench_callback.py", callback_argv, timeout=3600)
     load_end = os.getloadavg()
     total = time.perf_counter() - t_start
     raw = {"res": res, "load_start": load_start, "load_end": load_end, "total": total}
@@ -506,6 +534,72 @@ def _tile_lines(p: dict, res: dict, peak: float) -> list[str]:
             f"| {n:,} | {m:,} | {r.get('engine', 'torch')} | {fmt(r['tile_gemm_s'])} | {fmt(gemm_pct, '.1f')} % | "
             f"{fmt(r['seconds'])} | {fmt(r['seconds'] / r['tile_gemm_s'])}x |"
         )
+    return lines
+
+
+def _ddp_lines(run: dict) -> list[str]:
+    """The DDP section: each rank's ``compute`` against one process's, per phase, from ``bench_ddp.py``."""
+    lines = ["", "## Sharded search under DDP (2 ranks x 1 thread vs one 1-thread process)", ""]
+    if "result" not in run:
+        return [*lines, f"Not measured: {run.get('error', 'not run')}."]
+    r = run["result"]
+    lines += [
+        f"`python benchmarks/bench_ddp.py {' '.join(run['argv'])}`: bank {r['bank']:,} x {r['queries']:,} queries "
+        f"(+ as many training queries) x D {r['dim']}, gloo, runs alternated, medians; tile library "
+        f"`{r.get('gemm')}`, precision `{r.get('precision')}`; load (1/5/15 min) before and after each repeat: "
+        f"{' | '.join(str(x) for x in r.get('load_1_5_15', []))}.",
+        "",
+        "| phase | one process, wall s | each rank, wall s | one process, CPU s | each rank, CPU s |",
+        "|---|---|---|---|---|",
+    ]
+    ph = r.get("phases_median", {})
+    for name in ph.get("single_wall", {}):
+        cells = " | ".join(fmt(ph[k].get(name), ".3f") for k in ("single_wall", "rank_wall", "single_cpu", "rank_cpu"))
+        lines.append(f"| {name} | {cells} |")
+    med = statistics.median
+    lines.append(
+        f"| **compute** | {fmt(med(r['single_s']), '.3f')} | {fmt(med(r['rank_s']), '.3f')} | "
+        f"{fmt(med(r['single_cpu_s']), '.3f')} | {fmt(med(r['rank_cpu_s']), '.3f')} |"
+    )
+    lines += [
+        "",
+        f"Each rank / one process: wall {fmt(r['ratio'], '.3f')}, CPU {fmt(r['cpu_ratio'], '.3f')}; values identical "
+        f"to the single process on every rank in every repeat: **{r['identical']}**.",
+    ]
+    return lines
+
+
+def _ddp_target(run: dict) -> str:
+    r = run.get("result")
+    if r is None:
+        return "| DDP: each rank's `compute` ≤ 0.6x one process's, values identical | not measured | n/a |"
+    ok = max(r["ratio"], r["cpu_ratio"]) <= 0.6 and bool(r["identical"])
+    return (
+        f"| DDP: each rank's `compute` ≤ 0.6x one process's, values identical | wall {fmt(r['ratio'], '.3f')}x, "
+        f"CPU {fmt(r['cpu_ratio'], '.3f')}x, identical: {r['identical']} | {verdict(ok)} |"
+    )
+
+
+def _callback_lines(run: dict) -> list[str]:
+    """The callback's overhead table (probe passes, search, the rest) before and after the validation-loop capture."""
+    lines = ["", "## Callback overhead per validation (ResNet-18-sized CNN, BERT-base-sized encoder)", ""]
+    if "result" not in run:
+        return [*lines, f"Not measured: {run.get('error', 'not run')}."]
+    lines += [
+        f"`python benchmarks/bench_callback.py {' '.join(run['argv'])}`: random weights and data, 32x32 images / "
+        "32 tokens; *before*: the validation probe embedded by its own pass, *after*: read off the validation loop. "
+        "CPU seconds of the process (wall seconds in parentheses).",
+        "",
+        "| model | when | validation loop | probe passes | search | rest | hook | rows captured |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, by in run["result"].items():
+        for when, r in by.items():
+            cells = " | ".join(
+                f"{fmt(r.get(f'{k}_cpu'))} ({fmt(r.get(f'{k}_wall'))})"
+                for k in ("validation_loop", "probe_passes", "search", "rest", "hook")
+            )
+            lines.append(f"| {name} | {when} | {cells} | {int(r.get('val_captured', 0))} |")
     return lines
 
 
@@ -648,6 +742,9 @@ def write_report(args: argparse.Namespace, p: dict, res: dict, load_start, load_
         lines += ["", "## bf16 screen vs peers (OpenBLAS kernel hint set / unset)", ""]
         lines += bench_screen.report(runs, screen["cfg"])
 
+    lines += _ddp_lines(res.get("ddp", {}))
+    lines += _callback_lines(res.get("callback", {}))
+
     # ------------------------------------------------------------------ targets
     big = p["approx_n"][-1]
     ex_big = [res.get(f"exact{n}", {}) for n in p["exact_m"]]
@@ -677,6 +774,7 @@ def write_report(args: argparse.Namespace, p: dict, res: dict, load_start, load_
         f"(IVF, torch scan) | {verdict(approx_ok)} |",
         f"| peak extra memory ≤ bank + 256 MiB | over in: {', '.join(over) or 'none'} ({len(mems)} configurations) | "
         f"{verdict(not over if mems else None)} |",
+        _ddp_target(res.get("ddp", {})),
     ]
     if args.quick:
         lines += ["", "_Quick run: sizes below the targets' (1e6); the verdicts are indicative only._"]
