@@ -381,7 +381,7 @@ def verdict(ok: bool | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes (about 1-2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (10-20 minutes on 2 cores)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
