@@ -3,10 +3,12 @@
 Under DDP every rank holds the same gathered bank and queries (the Metric's ``cat`` states); without sharding each
 rank would run the same full search. :class:`ShardedEngine` wraps an exact
 :class:`~lightning_repgap.search.SearchEngine`: rank ``r`` of ``W`` searches the whole bank (every grid size) for the
-queries ``r, r + W, r + 2W, ...``, then the per-size minima and the neighbour-table rows of every rank are
-all-gathered and put together. Each query's results come from one search over the same bank, centred on the same
-centre, as in one process, so they are that process's: the exact engine's results are per query (a query's float64
-minima and float32 candidates do not depend on which other queries share its tiles). The centre and ``sq_dev_sum``
+queries ``r, r + W, r + 2W, ...`` (screened in a few balanced chunks, :func:`balanced_chunk`), then each rank's own
+columns of the per-size minima and its own lines of the neighbour table (with their float64 distances) are
+all-gathered in one collective and put in place. Each query's results come from one search over the same bank,
+centred on the same centre, as in one process, so they are that process's: the exact engine's results are per
+query (a query's float64 minima and float32 candidates do not depend on which other queries share its tiles or
+chunk). The centre and ``sq_dev_sum``
 come from the rank's own preparation of the whole bank, the same as one process's, bit for bit.
 
 Why the queries and not the bank positions: the search's cost per query falls with the bank share less than in
