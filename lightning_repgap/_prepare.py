@@ -216,7 +216,12 @@ def centred32(x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = None)
 
 
 def centred_aug32(
-    x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = None, sq_norms64: np.ndarray | None = None
+    x: np.ndarray,
+    centre: np.ndarray,
+    rows: np.ndarray | None = None,
+    sq_norms64: np.ndarray | None = None,
+    *,
+    small_pages: bool = False,
 ) -> np.ndarray:
     """``[x - centre, -||x - centre||^2 / 2]`` as one C-contiguous float32 ``(n, D + 1)`` array, built in chunks.
 
@@ -224,9 +229,19 @@ def centred_aug32(
     those float32 values, like the GEMM scores it is added to. With ``rows``, the result holds ``x[rows]`` in that
     order, gathered chunk by chunk: no reordered copy of the bank is ever materialised. A float64 ``(n,)``
     ``sq_norms64`` is filled with :func:`row_sq_norms` of the centred rows on the way (a chunk is still in cache).
+
+    ``small_pages``: the output comes from torch's allocator (ordinary pages) instead of numpy's, which asks Linux
+    for huge pages. Where the kernel compacts memory to find them (transparent huge pages with ``defrag`` on
+    ``madvise``, on a fragmented host), a fresh bank-sized buffer can cost 0.1 s of system time; a DDP rank, which
+    has just allocated the gathered bank too, paid that in most of its measurements (``docs/performance.md``).
     """
     n, dim = (x.shape[0] if rows is None else rows.size), x.shape[1]
-    out = np.empty((n, dim + 1), dtype=np.float32)
+    if small_pages:
+        import torch  # a DDP rank has it loaded already
+
+        out = torch.empty((n, dim + 1), dtype=torch.float32).numpy()
+    else:
+        out = np.empty((n, dim + 1), dtype=np.float32)
     c = _subtrahend(x, centre)
     step = _centre_step(dim)
     for i0 in range(0, n, step):
@@ -286,7 +301,12 @@ def bank_centre(reference: np.ndarray, rows: np.ndarray | None = None) -> np.nda
 
 
 def prepare(
-    reference: np.ndarray, queries: np.ndarray, rows: np.ndarray | None = None, *, sq_norms: bool = False
+    reference: np.ndarray,
+    queries: np.ndarray,
+    rows: np.ndarray | None = None,
+    *,
+    sq_norms: bool = False,
+    small_pages: bool = False,
 ) -> Prepared:
     """Centre both sets on the bank mean (computed in float64) and make the float32 copies the search uses.
 
@@ -300,6 +320,8 @@ def prepare(
             without ever materialising that reordered copy; default the whole of ``reference`` as given.
         sq_norms: also sum the centred rows' float64 squared norms while centring (for
             :attr:`Prepared.reference_sq_sum`, which otherwise reads the bank again when first used).
+        small_pages: allocate the centred bank through torch (ordinary pages) instead of numpy, which asks Linux for
+            huge pages; see :func:`centred_aug32`. A DDP rank sets it (:mod:`lightning_repgap._shard`).
 
     Returns:
         A :class:`Prepared`.
@@ -316,7 +338,7 @@ def prepare(
     return Prepared(
         reference=reference,
         queries=queries,
-        reference_aug32=centred_aug32(reference, centre, rows, norms),
+        reference_aug32=centred_aug32(reference, centre, rows, norms, small_pages=small_pages),
         queries32=centred32(queries, centre),
         centre=centre,
         rows=rows,

@@ -325,7 +325,9 @@ class ShardedEngine:
         inner = self.inner
         if not isinstance(inner, ExactEngine) or inner.backend != "torch":
             return inner
-        inner = dataclasses.replace(inner, query_chunk=inner.query_chunk or balanced_chunk(count))
+        # The rank's bank copy in ordinary pages: numpy's huge-page request for it, right after the gathered bank's
+        # allocation, made the kernel compact memory in most measurements on a fragmented host (docs/performance.md).
+        inner = dataclasses.replace(inner, query_chunk=inner.query_chunk or balanced_chunk(count), small_pages=True)
         device = inner.device or _CPU
         # What the engine would choose here (probing once per process, as it does), then rank 0's for everyone.
         numpy_tiles = cpu_engine(dim + 1, work, device, inner.gemm) == "numpy"

@@ -313,6 +313,8 @@ class ExactEngine:
             the screen falls back to float32 tiles by itself where its bound is too loose for the data.
         query_chunk: queries per chunk of the bf16 screen (``None``: its default tile); the results do not depend
             on it. A DDP rank sets it for its share of the queries (:mod:`lightning_repgap._shard`).
+        small_pages: the centred bank in ordinary pages (see :func:`~lightning_repgap._prepare.centred_aug32`); a
+            DDP rank sets it.
 
     Example:
         >>> bank, queries = np.array([[5.0], [3.0], [1.0], [0.0]]), np.array([[0.2]])
@@ -327,6 +329,7 @@ class ExactEngine:
     device: torch.device | None = None
     precision: SearchPrecision = "auto"
     query_chunk: int | None = field(default=None, repr=False)
+    small_pages: bool = field(default=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -361,7 +364,7 @@ class ExactEngine:
         """See :meth:`SearchEngine.search`."""
         rows = np.arange(int(sizes[-1])) if order is None else order
         # The bank in ``order``, without a reordered copy of it; its squared norms summed on the way (sq_dev_sum).
-        prep = prepare(reference, queries, rows=rows, sq_norms=True)
+        prep = prepare(reference, queries, rows=rows, sq_norms=True, small_pages=self.small_pages)
         screened = screen_if_chosen(
             self.precision, self.tiles, prep, sizes, knn_queries, n_neighbors, query_chunk=self.query_chunk
         )

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from lightning_repgap import RepresentationGap, _screen, _shard
+from lightning_repgap._prepare import prepare
 from lightning_repgap._probe_share import rank_share
 from lightning_repgap._shard import Shard, ShardedEngine, shard_of
 from lightning_repgap.gap import build_curve
@@ -168,7 +169,7 @@ def test_each_rank_searches_the_bank_for_its_share_of_the_queries(monkeypatch):
     search = ExactEngine.search
 
     def spy(self, reference, queries, order, sizes, knn_queries=None, n_neighbors=0):
-        searched.append((len(order), queries.shape[0], len(knn_queries), self.precision))
+        searched.append((len(order), queries.shape[0], len(knn_queries), self.precision, self.small_pages))
         return search(self, reference, queries, order, sizes, knn_queries=knn_queries, n_neighbors=n_neighbors)
 
     monkeypatch.setattr(ExactEngine, "search", spy)
@@ -179,8 +180,20 @@ def test_each_rank_searches_the_bank_for_its_share_of_the_queries(monkeypatch):
             ref, qs, np.arange(700), sizes, knn_queries=pick, n_neighbors=3
         ),
     )
-    # The whole bank, half of the 90 queries each, on the float32 tiles the (too small to probe) search gets.
-    assert sorted(searched) == [(700, 45, 15, "fp32"), (700, 45, 15, "fp32")]
+    # The whole bank, half of the 90 queries each, on the float32 tiles the (too small to probe) search gets, with
+    # the bank's copy in ordinary pages.
+    assert sorted(searched) == [(700, 45, 15, "fp32", True), (700, 45, 15, "fp32", True)]
+
+
+def test_the_bank_copy_in_small_pages_is_the_same_copy():
+    ref, qs = _data()
+    rows = np.random.default_rng(3).permutation(ref.shape[0])
+    a = prepare(ref, qs, rows=rows, sq_norms=True)
+    b = prepare(ref, qs, rows=rows, sq_norms=True, small_pages=True)
+    np.testing.assert_array_equal(a.reference_aug32, b.reference_aug32)
+    np.testing.assert_array_equal(a.sq_norms64, b.sq_norms64)
+    assert b.reference_aug32.flags.c_contiguous
+    assert b.reference_aug32.dtype == np.float32
 
 
 def test_fewer_queries_than_ranks():
