@@ -35,14 +35,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import gc
 import json
 import math
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +68,33 @@ def rss_now() -> int:
 
 def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+
+
+def reset_peak() -> bool:
+    """Restart the kernel's peak-RSS counter (``VmHWM``; Linux >= 4.0), so that one phase's peak can be read alone."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_since_reset() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return peak_rss()
+
+
+def phase_peak_mib(fn: Callable[[], object]) -> tuple[object, float | None]:
+    """Run ``fn`` and return its result and its own peak RSS above the RSS it started from (None: not readable)."""
+    gc.collect()
+    ok = reset_peak()
+    base = rss_now()
+    result = fn()
+    return result, (max(0, peak_since_reset() - base) / MIB if ok else None)
 
 
 def torus(n: int, seed: int, dim: int = D) -> np.ndarray:
@@ -166,22 +197,32 @@ def _full_measurement(cfg: dict, ref: np.ndarray, qs: np.ndarray) -> dict:
     # speed drifts by tens of percent over minutes, so a ratio of runs made minutes apart says little.
     # Two baselines: the bare tiled search on already centred data (the strict one), and ``nearest`` (what a
     # user calls for one exact search: checks, centring, search, float64 distances of the winners).
-    full_s, search_s, nearest_s = [], [], []
-    for _ in range(cfg.get("pairs", 1)):
+    # Each phase's own peak memory is read with the kernel's peak counter restarted before it (the process's
+    # lifetime peak would charge the full measurement with the bare search's prepared copies); the bound's verdict
+    # comes from the "full-memory" configuration, which runs ``analyze`` alone in a fresh process.
+    full_s: list[float] = []
+    search_s: list[float] = []
+    nearest_s: list[float] = []
+    peaks: dict[str, float | None] = {}
+
+    def bare_search() -> None:
         prep = prepare(ref, qs)
-        t0 = time.perf_counter()
         search_prepared(prep.reference32, prep.queries32, 1, backend="torch", reference_aug32=prep.reference_aug32)
-        search_s.append(time.perf_counter() - t0)
-        del prep
-        t0 = time.perf_counter()
-        nearest(ref, qs, backend="torch")
-        nearest_s.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        result = analyze(ref, qs, backend="torch")
-        full_s.append(time.perf_counter() - t0)
+
+    for _ in range(cfg.get("pairs", 1)):
+        for name, fn, runs in (
+            ("search_prepared", bare_search, search_s),
+            ("nearest", lambda: nearest(ref, qs, backend="torch"), nearest_s),
+            ("full", lambda: analyze(ref, qs, backend="torch"), full_s),
+        ):
+            t0 = time.perf_counter()
+            result, peak = phase_peak_mib(fn)
+            runs.append(time.perf_counter() - t0)
+            peaks[name] = peak if peak is None or peaks.get(name) is None else max(peak, peaks[name] or 0.0)
     out["seconds"] = min(full_s)
     out["full_s"], out["search_s"], out["nearest_s"] = full_s, search_s, nearest_s
-    out["gap"] = result.values["gap"]
+    out["phase_peak_mib"] = peaks
+    out["gap"] = result.values["gap"]  # type: ignore[attr-defined]
     return out
 
 
@@ -233,6 +274,12 @@ def run_worker(cfg: dict) -> dict:
         out["seconds"] = best_time(lambda: nn.kneighbors(qs, 1), 1)
     elif kind == "full":
         out.update(_full_measurement(cfg, ref, qs))
+    elif kind == "full-memory":  # analyze alone, once, in this fresh process: the memory bound's own number
+        from lightning_repgap import analyze
+
+        t0 = time.perf_counter()
+        out["gap"] = analyze(ref, qs, backend="torch").values["gap"]
+        out["seconds"] = time.perf_counter() - t0
     elif kind == "approx":
         res = approximate_gap(ref, qs, index=cfg["index"], scan=cfg.get("scan", "torch"))
         out["seconds"] = res.seconds
@@ -249,7 +296,8 @@ def run_worker(cfg: dict) -> dict:
         out["search_s"] = sum(b.search_seconds for b in res.blocks)
     else:
         raise ValueError(kind)
-    out["extra_mib"] = max(0, peak_rss() - base) / MIB
+    # The "full" configuration's lifetime peak mixes its three contenders' memory: kept for reference only.
+    out["lifetime_extra_mib" if kind == "full" else "extra_mib"] = max(0, peak_rss() - base) / MIB
     out["load_after"] = os.getloadavg()[0]
     return out
 
@@ -291,6 +339,26 @@ def spawn(cfg: dict, env_extra: dict | None = None, timeout: float = 1800) -> di
     return result
 
 
+def run_script(name: str, argv: list[str], timeout: float = 1800) -> dict:
+    """Run a sibling benchmark script that writes its results with ``--json``; its result, or ``{"error": ...}``."""
+    with tempfile.TemporaryDirectory(prefix="run_all-") as tmp:
+        out = Path(tmp) / "out.json"
+        cmd = [sys.executable, str(Path(__file__).with_name(name)), *argv, "--json", str(out)]
+        t0 = time.perf_counter()
+        print(f"  running {name} {' '.join(argv)} ...", end="", flush=True)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            print(" timed out")
+            return {"error": f"timed out after {timeout:.0f} s"}
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0 or not out.exists():
+            print(f" failed ({wall:.0f} s)")
+            return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+        print(f" done ({wall:.0f} s)")
+        return {"result": json.loads(out.read_text()), "wall_s": wall, "argv": argv}
+
+
 def plan(quick: bool, threads: int) -> dict:
     """Sizes. ``exact_m[n]``: queries of the exact runs at bank size n (1e6 x 1e4 exact is ~5 TFLOP: too long on
     shared cores for the time budget, so 2,000 queries there; times are then also extrapolated to m)."""
@@ -313,7 +381,7 @@ def verdict(ok: bool | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes (about 1-2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (10-20 minutes on 2 cores)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
@@ -362,6 +430,13 @@ def main() -> None:
             "threads": thr,
             "pairs": 3,
         })
+        res[f"fullmem{n}"] = spawn({
+            "name": f"full measurement alone (memory) n={n}",
+            "kind": "full-memory",
+            "n": n,
+            "m": m,
+            "threads": thr,
+        })
     n_base = min(p["exact_m"])
     base_cfg = {"n": n_base, "m": slow_m, "threads": thr}
     res["exact1t"] = spawn({**base_cfg, "name": "exact torch, 1 thread", "kind": "exact-torch", "threads": 1})
@@ -398,6 +473,12 @@ def main() -> None:
         label = "set" if hint else "unset"
         print(f"  running bf16 screen vs peers, OpenBLAS hint {label} ...", flush=True)
         res["screen"][label] = bench_screen.spawn(screen_cfg, hint)
+    # The DDP target (2 ranks at 1 thread against one 1-thread process) and the callback's overhead table come
+    # from their own scripts, run here so that every target of the speed work reads off one run.
+    ddp_argv = ["--bank", "10000", "--queries", "1000", "--repeats", "1"] if args.quick else ["--repeats", "2"]
+    res["ddp"] = run_script("bench_ddp.py", ddp_argv)
+    callback_argv = ["--table", "--repeats", "1"] + (["--models", "bert"] if args.quick else [])
+    res["callback"] = run_script("bench_callback.py", callback_argv, timeout=3600)
     load_end = os.getloadavg()
     total = time.perf_counter() - t_start
     raw = {"res": res, "load_start": load_start, "load_end": load_end, "total": total}
@@ -420,6 +501,12 @@ def mem(r: dict) -> str:
         return "—"
     target = r["bank_mib"] + 256
     return f"{r['extra_mib']:.0f} / {target:.0f} ({'ok' if r['extra_mib'] <= target else 'over'})"
+
+
+def phase_peaks(r: dict) -> str:
+    peaks = r.get("phase_peak_mib") or {}
+    names = ("search_prepared", "nearest", "full")
+    return " / ".join(fmt(peaks.get(k), ".0f") for k in names) if peaks else "—"
 
 
 def load(r: dict) -> str:
@@ -447,6 +534,72 @@ def _tile_lines(p: dict, res: dict, peak: float) -> list[str]:
             f"| {n:,} | {m:,} | {r.get('engine', 'torch')} | {fmt(r['tile_gemm_s'])} | {fmt(gemm_pct, '.1f')} % | "
             f"{fmt(r['seconds'])} | {fmt(r['seconds'] / r['tile_gemm_s'])}x |"
         )
+    return lines
+
+
+def _ddp_lines(run: dict) -> list[str]:
+    """The DDP section: each rank's ``compute`` against one process's, per phase, from ``bench_ddp.py``."""
+    lines = ["", "## Sharded search under DDP (2 ranks x 1 thread vs one 1-thread process)", ""]
+    if "result" not in run:
+        return [*lines, f"Not measured: {run.get('error', 'not run')}."]
+    r = run["result"]
+    lines += [
+        f"`python benchmarks/bench_ddp.py {' '.join(run['argv'])}`: bank {r['bank']:,} x {r['queries']:,} queries "
+        f"(+ as many training queries) x D {r['dim']}, gloo, runs alternated, medians; tile library "
+        f"`{r.get('gemm')}`, precision `{r.get('precision')}`; load (1/5/15 min) before and after each repeat: "
+        f"{' | '.join(str(x) for x in r.get('load_1_5_15', []))}.",
+        "",
+        "| phase | one process, wall s | each rank, wall s | one process, CPU s | each rank, CPU s |",
+        "|---|---|---|---|---|",
+    ]
+    ph = r.get("phases_median", {})
+    for name in ph.get("single_wall", {}):
+        cells = " | ".join(fmt(ph[k].get(name), ".3f") for k in ("single_wall", "rank_wall", "single_cpu", "rank_cpu"))
+        lines.append(f"| {name} | {cells} |")
+    med = statistics.median
+    lines.append(
+        f"| **compute** | {fmt(med(r['single_s']), '.3f')} | {fmt(med(r['rank_s']), '.3f')} | "
+        f"{fmt(med(r['single_cpu_s']), '.3f')} | {fmt(med(r['rank_cpu_s']), '.3f')} |"
+    )
+    lines += [
+        "",
+        f"Each rank / one process: wall {fmt(r['ratio'], '.3f')}, CPU {fmt(r['cpu_ratio'], '.3f')}; values identical "
+        f"to the single process on every rank in every repeat: **{r['identical']}**.",
+    ]
+    return lines
+
+
+def _ddp_target(run: dict) -> str:
+    r = run.get("result")
+    if r is None:
+        return "| DDP: each rank's `compute` ≤ 0.6x one process's, values identical | not measured | n/a |"
+    ok = max(r["ratio"], r["cpu_ratio"]) <= 0.6 and bool(r["identical"])
+    return (
+        f"| DDP: each rank's `compute` ≤ 0.6x one process's, values identical | wall {fmt(r['ratio'], '.3f')}x, "
+        f"CPU {fmt(r['cpu_ratio'], '.3f')}x, identical: {r['identical']} | {verdict(ok)} |"
+    )
+
+
+def _callback_lines(run: dict) -> list[str]:
+    """The callback's overhead table (probe passes, search, the rest) before and after the validation-loop capture."""
+    lines = ["", "## Callback overhead per validation (ResNet-18-sized CNN, BERT-base-sized encoder)", ""]
+    if "result" not in run:
+        return [*lines, f"Not measured: {run.get('error', 'not run')}."]
+    lines += [
+        f"`python benchmarks/bench_callback.py {' '.join(run['argv'])}`: random weights and data, 32x32 images / "
+        "32 tokens; *before*: the validation probe embedded by its own pass, *after*: read off the validation loop. "
+        "CPU seconds of the process (wall seconds in parentheses).",
+        "",
+        "| model | when | validation loop | probe passes | search | rest | hook | rows captured |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, by in run["result"].items():
+        for when, r in by.items():
+            cells = " | ".join(
+                f"{fmt(r.get(f'{k}_cpu'))} ({fmt(r.get(f'{k}_wall'))})"
+                for k in ("validation_loop", "probe_passes", "search", "rest", "hook")
+            )
+            lines.append(f"| {name} | {when} | {cells} | {int(r.get('val_captured', 0))} |")
     return lines
 
 
@@ -525,11 +678,15 @@ def write_report(args: argparse.Namespace, p: dict, res: dict, load_start, load_
         "float64 winners, law fit + bootstrap CI + calibration) against one exact search of the same data, two ways: "
         "the bare tiled search on data already centred (`search_prepared`: the strict baseline) and `nearest` (what a "
         "user calls for one exact search: checks, centring, search, float64 distances). The three alternate in one "
-        "process; ratios are best full / best baseline.",
+        "process; ratios are best full / best baseline. *Extra MiB*: `analyze` run alone in a fresh process (peak RSS "
+        "minus RSS with the data loaded), against the bound; *phase peaks*: each contender's own peak in the "
+        "alternating process (the kernel's peak counter restarted before each call), search / nearest / full; "
+        "they read low where the allocator reuses memory an earlier contender freed (small banks), so the bound "
+        "is judged on the first.",
         "",
         "| n | m | `search_prepared` (s), each run | `nearest` (s), each run | full measurement (s), each run | "
-        "full / `search_prepared` | full / `nearest` | extra MiB / (bank + 256) | load |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "full / `search_prepared` | full / `nearest` | extra MiB / (bank + 256) | phase peaks (MiB) | load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     ratios, user_ratios = {}, {}
     for n, m in p["exact_m"].items():
@@ -539,8 +696,8 @@ def write_report(args: argparse.Namespace, p: dict, res: dict, load_start, load_
         user_ratios[n] = min(runs_f) / min(runs_n) if runs_n and runs_f else None
         lines.append(
             f"| {n:,} | {m:,} | {', '.join(fmt(x) for x in runs_s) or '—'} | {', '.join(fmt(x) for x in runs_n) or '—'}"
-            f" | {', '.join(fmt(x) for x in runs_f) or '—'} | {fmt(ratios[n])}x | {fmt(user_ratios[n])}x | {mem(f)} | "
-            f"{load(f)} |"
+            f" | {', '.join(fmt(x) for x in runs_f) or '—'} | {fmt(ratios[n])}x | {fmt(user_ratios[n])}x | "
+            f"{mem(res.get(f'fullmem{n}', {}))} | {phase_peaks(f)} | {load(f)} |"
         )
     lines += [
         "",
@@ -585,6 +742,9 @@ def write_report(args: argparse.Namespace, p: dict, res: dict, load_start, load_
         lines += ["", "## bf16 screen vs peers (OpenBLAS kernel hint set / unset)", ""]
         lines += bench_screen.report(runs, screen["cfg"])
 
+    lines += _ddp_lines(res.get("ddp", {}))
+    lines += _callback_lines(res.get("callback", {}))
+
     # ------------------------------------------------------------------ targets
     big = p["approx_n"][-1]
     ex_big = [res.get(f"exact{n}", {}) for n in p["exact_m"]]
@@ -614,6 +774,7 @@ def write_report(args: argparse.Namespace, p: dict, res: dict, load_start, load_
         f"(IVF, torch scan) | {verdict(approx_ok)} |",
         f"| peak extra memory ≤ bank + 256 MiB | over in: {', '.join(over) or 'none'} ({len(mems)} configurations) | "
         f"{verdict(not over if mems else None)} |",
+        _ddp_target(res.get("ddp", {})),
     ]
     if args.quick:
         lines += ["", "_Quick run: sizes below the targets' (1e6); the verdicts are indicative only._"]
