@@ -20,6 +20,9 @@ import math
 
 import numpy as np
 
+from lightning_repgap._prepare import PARALLEL_MIN_WORK, parallel_steps
+from lightning_repgap._threads import current_threads
+
 # Bytes hashed per step: bounds the temporaries (the -0.0 -> +0.0 copy and the 64-bit words) to a few MiB.
 _HASH_CHUNK_BYTES = 1 << 22
 #: Rows of the neighbour table compared at a time in :func:`near_copies` (bounded float64 temporaries).
@@ -40,11 +43,16 @@ def _row_hashes(x: np.ndarray) -> tuple[np.ndarray, float]:
     words = -(-width // 8)
     mult = np.random.default_rng(0x5EED).integers(1, 2**63, size=words, dtype=np.uint64) | np.uint64(1)
     out = np.empty(x.shape[0], dtype=np.uint64)
-    peak = 0.0
-    step = max(1, _HASH_CHUNK_BYTES // max(1, words * 8))
-    for i0 in range(0, x.shape[0], step):
+    work = x.shape[0] * words
+    # The steps share the measurement's threads (numpy releases the GIL; each step writes its own rows and the
+    # maximum does not depend on the order), each thread with its own share of the temporaries' bytes.
+    threads = current_threads() if work >= PARALLEL_MIN_WORK else 1
+    step = max(1, _HASH_CHUNK_BYTES // max(1, words * 8 * threads))
+    peaks: dict[int, float] = {}
+
+    def run(i0: int) -> None:
         chunk = (np.ascontiguousarray(x[i0 : i0 + step]) + 0.0).astype(x.dtype, copy=False)  # -0.0 -> +0.0
-        peak = max(peak, float(np.max(np.abs(chunk), initial=0.0)))
+        peaks[i0] = float(np.max(np.abs(chunk), initial=0.0))
         raw = chunk.view(np.uint8).reshape(chunk.shape[0], width)
         if width % 8:
             raw = np.pad(raw, ((0, 0), (0, words * 8 - width)))
@@ -52,7 +60,9 @@ def _row_hashes(x: np.ndarray) -> tuple[np.ndarray, float]:
         v ^= v >> np.uint64(31)
         v *= _MIX
         out[i0 : i0 + chunk.shape[0]] = v.sum(axis=1, dtype=np.uint64)
-    return out, peak
+
+    parallel_steps(run, range(0, x.shape[0], step), work)
+    return out, max(peaks.values(), default=0.0)
 
 
 def exact_copies(x: np.ndarray) -> tuple[np.ndarray, float]:

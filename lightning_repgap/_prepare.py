@@ -187,6 +187,16 @@ def _centre_step(dim: int) -> int:
     return max(1, min(_CENTRE_CHUNK, _CENTRE_CHUNK_BYTES // max(1, 4 * dim)))
 
 
+def _threaded_centre_step(dim: int, n: int) -> int:
+    """Rows per centring step when the steps share the measurement's threads (:func:`parallel_steps`).
+
+    Each thread holds one gathered chunk at a time, so the step shrinks with the thread count to keep the
+    temporaries at ``_CENTRE_CHUNK_BYTES`` in all; rows are independent, so neither changes any value.
+    """
+    threads = current_threads() if n * dim >= PARALLEL_MIN_WORK else 1
+    return max(1, _centre_step(dim) // max(1, threads))
+
+
 def _subtrahend(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """The centre to subtract from ``x``: in float32 when that gives the same float32 result as float64 would.
 
@@ -208,10 +218,13 @@ def centred32(x: np.ndarray, centre: np.ndarray, rows: np.ndarray | None = None)
     n = x.shape[0] if rows is None else rows.size
     out = np.empty((n, x.shape[1]), dtype=np.float32)
     c = _subtrahend(x, centre)
-    step = _centre_step(x.shape[1])
-    for i0 in range(0, n, step):
+    step = _threaded_centre_step(x.shape[1], n)
+
+    def run(i0: int) -> None:
         chunk = x[i0 : i0 + step] if rows is None else x[rows[i0 : i0 + step]]
         np.subtract(chunk, c, out=out[i0 : i0 + step], casting="unsafe")
+
+    parallel_steps(run, range(0, n, step), n * x.shape[1])
     return out
 
 
@@ -243,8 +256,9 @@ def centred_aug32(
     else:
         out = np.empty((n, dim + 1), dtype=np.float32)
     c = _subtrahend(x, centre)
-    step = _centre_step(dim)
-    for i0 in range(0, n, step):
+    step = _threaded_centre_step(dim, n)
+
+    def run(i0: int) -> None:
         chunk = x[i0 : i0 + step] if rows is None else x[rows[i0 : i0 + step]]
         part = out[i0 : i0 + chunk.shape[0]]
         np.subtract(chunk, c, out=part[:, :dim], casting="unsafe")
@@ -252,6 +266,8 @@ def centred_aug32(
         part[:, dim] *= -0.5
         if sq_norms64 is not None:
             sq_norms64[i0 : i0 + chunk.shape[0]] = row_sq_norms(part[:, :dim])
+
+    parallel_steps(run, range(0, n, step), n * dim)
     return out
 
 

@@ -371,7 +371,7 @@ class _Chunk:
         self.beta = torch.linalg.vector_norm(low, dim=1, dtype=torch.float32).double().numpy() * (1.0 + gamma_d)
         self.q_norm = q_norm
         # The first shift: the best float32 score against a few bank rows (any value is valid, a close one is tight).
-        scores = q32 @ first_rows[:, :dim].T + first_rows[:, dim]
+        scores = _first_scores(q32, first_rows, dim)
         self.shift = np.zeros(q.shape[0])
         self.set_shift(scores.max(axis=1).astype(np.float64))
 
@@ -392,6 +392,16 @@ class _Chunk:
         self.mat[:, self.dim + 2] = -hi.to(self.mat.device)
         self.mat[:, self.dim + 3] = -lo.to(self.mat.device)
         self.shift = hi.double().cpu().numpy() + lo.double().cpu().numpy()
+
+
+def _first_scores(q32: np.ndarray, first_rows: np.ndarray, dim: int) -> np.ndarray:
+    """Float32 scores ``q.r - ||r||^2 / 2`` of a chunk against a few bank rows, as a torch product.
+
+    Not numpy's: an OpenBLAS product leaves its worker threads spinning for a while, and the bf16 tiles that
+    follow at once would share the cores with them (about half speed; see ``docs/performance.md``).
+    """
+    rows = torch.from_numpy(np.ascontiguousarray(first_rows[:, :dim]))
+    return (torch.from_numpy(q32) @ rows.T).numpy() + first_rows[:, dim]
 
 
 def tile_error(chunk: _Chunk, bank: _Bank, j0: int, j1: int, sigma: np.ndarray) -> np.ndarray:

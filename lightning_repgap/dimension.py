@@ -54,6 +54,7 @@ from lightning_repgap._trusted_parts import (
     _local_estimate,
     _local_statistics,
     _noise_borne_out,
+    _noise_dimensions,
     _scale_spread,
 )
 from lightning_repgap.calibration import calibrate_dimension, fit_gap_law, slope_to_dimension
@@ -244,7 +245,8 @@ class DimensionEstimate:
         dim: the trusted intrinsic dimension.
         dim_low: lower end of its interval: the bootstrap interval widened by the disagreement of the local
             estimators across neighbour scales and a floor for the shape bias no estimator sees
-            (:data:`INTERVAL_SPREAD`, :data:`INTERVAL_FLOOR`); the point itself without a bootstrap.
+            (:data:`INTERVAL_SPREAD`, :data:`INTERVAL_FLOOR`; ``INTERVAL_FLOOR_GAP`` where the gap law decides); the
+            point itself without a bootstrap.
         dim_high: upper end of its interval.
         method: which estimator decided (keys of :data:`METHOD_CODES`): ``"gap"`` the calibrated gap law (high
             dimension), ``"local"`` the mean of TwoNN's maximum likelihood and the MLE over 5 neighbours (low
@@ -313,7 +315,9 @@ def trusted_dimension(
       falls with the scale, :data:`NOISE_SCALE_RATIO`) and adds a constant floor to :math:`G(n)`
       (:data:`NOISE_FLOOR_FRACTION`; :data:`NOISE_FLOOR_FRACTION_HIGH` where the gap law reads ``>= 12``), and the
       neighbour table bears the floor out (:data:`NOISE_AGREEMENT`: the floor-corrected dimension agrees with GRIDE
-      far, or the noise is strong); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`. When the
+      far, or the noise is strong); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`, or, where a floor
+      that decays like the noise's own gap law explains the curve much better (:data:`NOISE_DECAY_GAIN`; noisy
+      curves at large ``n``), the manifold's law of that two-law fit. When the
       dimension falls with the scale but no floor shows (weak noise) and ``d_gap <= 8``, ``dim`` is GRIDE over
       neighbours 10 and 20 (:data:`FAR_RANKS`, method ``"local_far"``): the 10th to 20th neighbours lie beyond the
       noise that the nearest ones see.
@@ -410,15 +414,16 @@ def trusted_dimension(
             noisy = math.isfinite(d_floor) and 0 < d_floor < NOISE_MAX_DIM and _noise_borne_out(d_floor, d_far, d_near)
 
     if noisy:
+        # The diagnosis used a constant floor; where a floor that decays like the noise's own law explains the curve
+        # much better (noisy curves at large n), the value comes from that one.
+        conc = concentration if calibrate else None
+        d_floor = float(_noise_dimensions(sizes_arr[use], gaps[:, None], floor, conc)[0])
         draws = np.zeros(0)
         if n_bootstrap:
             counts = _bootstrap_counts(pq.shape[1], n_bootstrap, rng) / pq.shape[1]
             boot_gaps = np.maximum(pq @ counts.T, np.finfo(np.float64).tiny)
             _, boot_floor = _floor_fit(sizes_arr[use], boot_gaps)
-            draws = np.array([
-                _floor_dimension(sizes_arr[use], boot_gaps[:, b], float(boot_floor[b]), concentration)
-                for b in range(n_bootstrap)
-            ])
+            draws = _noise_dimensions(sizes_arr[use], boot_gaps, boot_floor, conc)
         lo, hi = interval(d_floor, draws)
         dim, dim_low, dim_high, method, w = d_floor, lo, hi, "noise_floor", 1.0
     elif falls and fit.dim <= AUTO_LOCAL_BELOW and math.isfinite(d_local):
@@ -441,7 +446,14 @@ def trusted_dimension(
 
     if n_bootstrap and math.isfinite(dim) and dim > 0 and math.isfinite(dim_low) and math.isfinite(dim_high):
         dim_low, dim_high = _calibrated_interval(
-            dim, dim_low, dim_high, confidence, 0.0 if method == "gap" else _scale_spread(d_arr, stats), method, fit.dim
+            dim,
+            dim_low,
+            dim_high,
+            confidence,
+            0.0 if method == "gap" else _scale_spread(d_arr, stats),
+            method,
+            fit.dim,
+            w,
         )
 
     disagree = bool(

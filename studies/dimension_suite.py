@@ -26,7 +26,8 @@ version of the rule), so they are tuning data now. The ``"fresh"`` split (24 clo
 parameters and embeddings within the same families, four of them with 5 % noise) was committed before any further
 tuning and is measured once, by ``python -m studies.dimension_heldout --splits fresh``, after the rule is final.
 It was opened in turn; the ``"third"`` split (:mod:`studies.dimension_suite3`, 28 new clouds) took its place, and
-after it was opened too, the ``"fourth"`` split (:mod:`studies.dimension_suite4`, 27 new clouds).
+after it was opened too, the ``"fourth"`` split (:mod:`studies.dimension_suite4`, 27 new clouds), and after that
+one, the ``"fifth"`` split (:mod:`studies.dimension_suite5`, 29 new clouds).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from lightning_repgap.manifolds import embed, sample_ball, sample_cube, sample_s
 SIZES = (2500, 20000)
 #: Noise levels, as a fraction of the clean cloud's RMS radius.
 NOISE_LEVELS = (0.0, 0.01, 0.05)
+#: The splits, in the order they were written (each opened once, then tuned on).
+SPLITS = ("tune", "held_out", "fresh", "third", "fourth", "fifth")
 
 Latent = Callable[[int, np.random.Generator], np.ndarray]
 
@@ -58,7 +61,7 @@ class SuiteCloud:
         dim: the manifold's dimension (the truth).
         ambient: the ambient dimension ``D``.
         noise: noise level as a fraction of the RMS radius.
-        split: ``"tune"``, ``"held_out"``, ``"fresh"``, ``"third"`` or ``"fourth"``.
+        split: ``"tune"``, ``"held_out"``, ``"fresh"``, ``"third"``, ``"fourth"`` or ``"fifth"``.
         seed: seed of the cloud's fixed parameters (curve coefficients, network weights, rotation); each sample
             also takes the caller's generator.
     """
@@ -403,22 +406,23 @@ def _specs() -> list[tuple[str, str, int, int, float, str, int, Callable[[int], 
 
 
 def suite(split: str | None = None) -> list[SuiteCloud]:
-    """The suite's clouds, optionally one split (``"tune"``, ``"held_out"``, ``"fresh"``, ``"third"``, ``"fourth"``).
+    """The suite's clouds, optionally one split (one of :data:`SPLITS`).
 
     Example:
-        >>> len(suite()) >= 40, {c.split for c in suite()} == {"tune", "held_out", "fresh", "third", "fourth"}
+        >>> len(suite()) >= 40, {c.split for c in suite()} == set(SPLITS)
         (True, True)
-        >>> len(suite("fresh")) >= 20, len(suite("third")) >= 24, len(suite("fourth")) >= 24
-        (True, True, True)
+        >>> [len(suite(s)) >= 24 for s in ("fresh", "third", "fourth", "fifth")]
+        [True, True, True, True]
 
     """
-    if split not in (None, "tune", "held_out", "fresh", "third", "fourth"):
-        raise ValueError(f"`split` must be None, 'tune', 'held_out', 'fresh', 'third' or 'fourth', got {split!r}.")
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"`split` must be None or one of {', '.join(map(repr, SPLITS))}, got {split!r}.")
     from studies.dimension_suite3 import third_specs  # they build on this module's SuiteCloud
     from studies.dimension_suite4 import fourth_specs
+    from studies.dimension_suite5 import fifth_specs
 
-    clouds = [SuiteCloud(*spec) for spec in _specs() + third_specs() + fourth_specs()]
+    clouds = [SuiteCloud(*spec) for spec in _specs() + third_specs() + fourth_specs() + fifth_specs()]
     return [c for c in clouds if split is None or c.split == split]
 
 
-__all__ = ["NOISE_LEVELS", "SIZES", "SuiteCloud", "suite"]
+__all__ = ["NOISE_LEVELS", "SIZES", "SPLITS", "SuiteCloud", "suite"]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import lightning_repgap._duplicates as duplicates_module
 import lightning_repgap._prepare as prepare_module
 import lightning_repgap._screen as screen_module
 from lightning_repgap._duplicates import exact_copies, exact_copies_and_peak
@@ -109,3 +110,66 @@ def test_one_pass_gives_the_peak_and_the_squared_norms(monkeypatch):
     fused = prepare(x, x[:10], rows=order, sq_norms=True)
     assert fused.sq_norms64 is not None
     assert fused.reference_sq_sum == prepare(x, x[:10], rows=order).reference_sq_sum
+
+
+def _threads(count: int) -> None:
+    torch.set_num_threads(count)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_centring_and_hashing_on_several_threads_give_the_same_bits(monkeypatch, dtype):
+    x = (_torus(3000, 30, 10) * 7.0).astype(dtype)
+    x[11] = x[5]
+    x[12, 0] = -0.0 if x[12, 0] == 0 else x[12, 0]
+    queries = _torus(500, 30, 11).astype(dtype)
+    order = np.random.default_rng(12).permutation(3000)
+    before = torch.get_num_threads()
+    try:
+        _threads(1)
+        one = prepare(x, queries, rows=order, sq_norms=True)
+        one_plain = prepare(x, queries)
+        one_hash = duplicates_module._row_hashes(x)
+        _threads(2)
+        # Many small steps, each on either thread.
+        for module in (prepare_module, duplicates_module):
+            monkeypatch.setattr(module, "PARALLEL_MIN_WORK", 0)
+        monkeypatch.setattr(prepare_module, "_CENTRE_CHUNK_BYTES", 4 * 30 * 41)
+        monkeypatch.setattr(duplicates_module, "_HASH_CHUNK_BYTES", 8 * 30 * 23)
+        two = prepare(x, queries, rows=order, sq_norms=True)
+        two_plain = prepare(x, queries)
+        two_hash = duplicates_module._row_hashes(x)
+    finally:
+        torch.set_num_threads(before)
+    for a, b in ((one, two), (one_plain, two_plain)):
+        np.testing.assert_array_equal(a.reference_aug32, b.reference_aug32)
+        np.testing.assert_array_equal(a.queries32, b.queries32)
+    assert one.sq_norms64 is not None
+    assert two.sq_norms64 is not None
+    np.testing.assert_array_equal(one.sq_norms64, two.sq_norms64)
+    np.testing.assert_array_equal(one_hash[0], two_hash[0])
+    assert one_hash[1] == two_hash[1] == float(np.abs(x.astype(np.float64)).max())
+    assert one_hash[0][11] == one_hash[0][5]
+
+
+def test_the_screen_answers_do_not_depend_on_the_first_shift_product(monkeypatch):
+    bank, queries = _torus(6000, 20, 13), _torus(700, 20, 14)
+    order = np.random.default_rng(15).permutation(6000)
+    sizes = np.array([100, 1000, 6000])
+    pick = np.arange(0, 700, 3)
+
+    def run() -> object:
+        return ExactEngine("torch", precision="bf16-screen").search(
+            bank, queries, order, sizes, knn_queries=pick, n_neighbors=5
+        )
+
+    torch_first = run()
+
+    def numpy_first(q32: np.ndarray, first_rows: np.ndarray, dim: int) -> np.ndarray:
+        return q32 @ first_rows[:, :dim].T + first_rows[:, dim]  # the product before it moved to torch
+
+    monkeypatch.setattr(screen_module, "_first_scores", numpy_first)
+    numpy_found = run()
+    np.testing.assert_array_equal(torch_first.minima.dist_sq, numpy_found.minima.dist_sq)
+    np.testing.assert_array_equal(torch_first.minima.rows, numpy_found.minima.rows)
+    np.testing.assert_array_equal(torch_first.knn_rows, numpy_found.knn_rows)
+    np.testing.assert_array_equal(torch_first.knn_dist_sq, numpy_found.knn_dist_sq)
