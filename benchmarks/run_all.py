@@ -226,6 +226,19 @@ def _full_measurement(cfg: dict, ref: np.ndarray, qs: np.ndarray) -> dict:
     return out
 
 
+def _full_memory(ref: np.ndarray, qs: np.ndarray) -> dict:
+    """``analyze`` alone, its time and its own peak memory (``VmHWM`` restarted first, so that the data's generation
+    before it does not count); where the counter cannot be restarted, the process's lifetime peak stands."""
+    from lightning_repgap import analyze
+
+    t0 = time.perf_counter()
+    result, own_peak = phase_peak_mib(lambda: analyze(ref, qs, backend="torch"))
+    out = {"seconds": time.perf_counter() - t0, "gap": result.values["gap"]}  # type: ignore[attr-defined]
+    if own_peak is not None:
+        out["extra_mib"] = own_peak
+    return out
+
+
 def run_worker(cfg: dict) -> dict:
     import torch
 
@@ -275,11 +288,7 @@ def run_worker(cfg: dict) -> dict:
     elif kind == "full":
         out.update(_full_measurement(cfg, ref, qs))
     elif kind == "full-memory":  # analyze alone, once, in this fresh process: the memory bound's own number
-        from lightning_repgap import analyze
-
-        t0 = time.perf_counter()
-        out["gap"] = analyze(ref, qs, backend="torch").values["gap"]
-        out["seconds"] = time.perf_counter() - t0
+        out.update(_full_memory(ref, qs))
     elif kind == "approx":
         res = approximate_gap(ref, qs, index=cfg["index"], scan=cfg.get("scan", "torch"))
         out["seconds"] = res.seconds
@@ -297,7 +306,7 @@ def run_worker(cfg: dict) -> dict:
     else:
         raise ValueError(kind)
     # The "full" configuration's lifetime peak mixes its three contenders' memory: kept for reference only.
-    out["lifetime_extra_mib" if kind == "full" else "extra_mib"] = max(0, peak_rss() - base) / MIB
+    out.setdefault("lifetime_extra_mib" if kind == "full" else "extra_mib", max(0, peak_rss() - base) / MIB)
     out["load_after"] = os.getloadavg()[0]
     return out
 
@@ -570,13 +579,16 @@ def _ddp_lines(run: dict) -> list[str]:
 
 
 def _ddp_target(run: dict) -> str:
+    """The DDP row of the targets: CPU and wall ratios judged apart (each rank has a core of its own only on a
+    quiet host, where the wall ratio approaches the CPU one), and the values identical."""
     r = run.get("result")
     if r is None:
         return "| DDP: each rank's `compute` ≤ 0.6x one process's, values identical | not measured | n/a |"
-    ok = max(r["ratio"], r["cpu_ratio"]) <= 0.6 and bool(r["identical"])
+    same = bool(r["identical"])
     return (
-        f"| DDP: each rank's `compute` ≤ 0.6x one process's, values identical | wall {fmt(r['ratio'], '.3f')}x, "
-        f"CPU {fmt(r['cpu_ratio'], '.3f')}x, identical: {r['identical']} | {verdict(ok)} |"
+        f"| DDP: each rank's `compute` ≤ 0.6x one process's, values identical | CPU {fmt(r['cpu_ratio'], '.3f')}x, "
+        f"wall {fmt(r['ratio'], '.3f')}x, identical: {same} | CPU {verdict(r['cpu_ratio'] <= 0.6 and same)}, "
+        f"wall {verdict(r['ratio'] <= 0.6 and same)} |"
     )
 
 

@@ -62,7 +62,7 @@ def _row_hashes(x: np.ndarray) -> tuple[np.ndarray, float]:
         out[i0 : i0 + chunk.shape[0]] = v.sum(axis=1, dtype=np.uint64)
 
     parallel_steps(run, range(0, x.shape[0], step), work)
-    return out, max(peaks.values(), default=0.0)
+    return out, max((peaks[i0] for i0 in sorted(peaks)), default=0.0)  # in row order, whatever thread ends first
 
 
 def exact_copies(x: np.ndarray) -> tuple[np.ndarray, float]:

@@ -150,7 +150,8 @@ class Reductions:
 
     The row maxima of a tile cost a fraction of its product. With all threads they take about half as long on a
     quiet host, but on a busy one every parallel region waits for its threads and one thread is several times
-    faster. So the first ``2 * _TRIALS`` full tiles time both, alternated, and the faster count is kept.
+    faster. So the first ``2 * _TRIALS`` full tiles (at least half a tile of rows) time both, alternated, and the
+    faster count is kept.
     """
 
     def __init__(self, threads: int) -> None:
@@ -160,7 +161,9 @@ class Reductions:
 
     def row_max(self, out: torch.Tensor) -> np.ndarray:
         """Row maxima of the tile as float64; leaves torch on the chosen thread count for the rest of the tile."""
-        trial = bool(self.seconds) and out.shape == (TILE, TILE)
+        # Trials on full-width tiles of at least half a tile of rows: a DDP rank's balanced chunks (e.g. 2,500 or
+        # 1,250 queries, ``_shard.balanced_chunk``) are never exactly one tile, and must still get to choose.
+        trial = bool(self.seconds) and max(out.shape) >= TILE and min(out.shape) >= TILE // 2
         count = self.chosen
         if trial:
             count = 1 if len(self.seconds[1]) <= len(self.seconds[self.threads]) else self.threads

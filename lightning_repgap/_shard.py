@@ -190,6 +190,8 @@ def balanced_chunk(count: int, tile: int = TILE) -> int:
     narrow tiles), whatever its number of queries. A rank's share of the queries cut at ``tile`` would leave a
     small last chunk that pays them in full: a 5,000-query share is 2,048 + 2,048 + 904 queries, against 2 x 2,500
     here (the single process' 10,000 queries stay 5 chunks: 5 x 2,000 by this rule, 4 x 2,048 + 1,808 as it runs).
+    A chunk can reach 1.5 x ``tile`` queries (3,071 for 3,071), and the screen's per-chunk temporaries grow with it
+    (a 3,071 x 2,048 float32 tile: 8 MiB more than a full one).
 
     Example:
         >>> balanced_chunk(5000), balanced_chunk(10000), balanced_chunk(100), balanced_chunk(3000)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -171,6 +172,8 @@ def _floor_fit(sizes: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, np.ndar
     return _FLOOR_DIMS[best], b[best, cols]
 
 
+# A vanishing G overflows 1 / G^2 to inf and NaN; those residuals are dropped below, quietly.
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def _decaying_floor_fit(sizes: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r"""Fit :math:`G(n) = A n^{-2/d} + B n^{-2/d_{noise}}`, ``A, B >= 0``, per column of ``gaps`` ``(S, B)``: ``d``.
 
@@ -202,6 +205,8 @@ def _decaying_floor_fit(sizes: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray
         a = np.where(neg, b1 / a11, a)
         b = np.where(neg, 0.0, b)
         resid = 1.0 - 2.0 * (a * b1 + b * b2) + a * a * a11 + 2.0 * a * b * a12 + b * b * a22
+        # The expansion can round a near-perfect fit below 0, and an overflowing 1 / G^2 makes NaN: neither may win.
+        resid = np.where(np.isfinite(resid), np.maximum(resid, 0.0), np.inf)
         resid = np.where((dn < _FLOOR_DIMS * NOISE_DECAY_RATIO)[:, None], np.inf, resid)
         j = np.argmin(resid, axis=0)
         r = resid[j, np.arange(gaps.shape[1])]
@@ -209,28 +214,37 @@ def _decaying_floor_fit(sizes: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray
         best = np.where(better, r, best)
         best_d = np.where(better, _FLOOR_DIMS[j], best_d)
         if not math.isfinite(dn):
-            const = np.min(np.where(np.isfinite(resid), resid, np.inf), axis=0)
+            const = np.min(resid, axis=0)
+    # A (rounded) perfect constant-floor fit leaves nothing for the decaying floor to explain better.
     with np.errstate(divide="ignore", invalid="ignore"):
-        return best_d, best / const
+        return best_d, np.where(const > 0, best / const, np.inf)
 
 
 def _noise_dimensions(
-    sizes: np.ndarray, gaps: np.ndarray, floors: np.ndarray, concentration: float | None
+    sizes: np.ndarray,
+    gaps: np.ndarray,
+    floors: np.ndarray,
+    concentration: float | None,
+    accept: Callable[[float], bool] | None = None,
 ) -> np.ndarray:
     """The noise-floor dimension per column of ``gaps`` ``(S, B)`` (constant ``floors`` ``(B,)`` of :func:`_floor_fit`).
 
     :func:`_floor_dimension` with the constant floor, unless the decaying floor of :func:`_decaying_floor_fit` explains
     the curve much better (its residual at most :data:`NOISE_DECAY_GAIN` of the constant floor's): then the calibrated
     dimension of that fit. The decaying floor is kept for that case because with a free noise law the two power laws
-    can trade places on noisy 3- to 5-dimensional clouds (a 5 %-noisy 3-sphere read 2.6 with it).
+    can trade places on noisy 3- to 5-dimensional clouds (a 5 %-noisy 3-sphere read 2.6 with it). ``accept``: the
+    checks a decaying-floor value must also pass (those the constant floor's value passed to diagnose the noise);
+    where it fails them, the constant floor's value stands.
     """
     raw, gain = _decaying_floor_fit(sizes, gaps)
     out = np.empty(gaps.shape[1])
     for b in range(gaps.shape[1]):
+        value = math.nan
         if gain[b] <= NOISE_DECAY_GAIN and math.isfinite(raw[b]):
-            out[b] = calibrate_dimension(float(raw[b]), sizes, concentration)
-        else:
-            out[b] = _floor_dimension(sizes, gaps[:, b], float(floors[b]), concentration)
+            value = calibrate_dimension(float(raw[b]), sizes, concentration)
+        if not math.isfinite(value) or (accept is not None and not accept(value)):
+            value = _floor_dimension(sizes, gaps[:, b], float(floors[b]), concentration)
+        out[b] = value
     return out
 
 
@@ -249,6 +263,11 @@ def _floor_dimension(sizes: np.ndarray, gaps: np.ndarray, floor: float, concentr
     if not math.isfinite(raw):
         return math.inf
     return calibrate_dimension(raw, sizes[ok], concentration)
+
+
+def _noise_acceptable(d_far: float, d_twonn: float) -> Callable[[float], bool]:
+    """The checks a noise-floor dimension must pass: below :data:`NOISE_MAX_DIM`, and borne out by the table."""
+    return lambda value: 0 < value < NOISE_MAX_DIM and _noise_borne_out(value, d_far, d_twonn)
 
 
 def _noise_borne_out(d_floor: float, d_far: float, d_twonn: float) -> bool:

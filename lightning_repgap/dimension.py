@@ -44,7 +44,6 @@ from lightning_repgap._trusted_parts import (
     NEIGHBOR_QUERIES,
     NOISE_FLOOR_FRACTION,
     NOISE_FLOOR_FRACTION_HIGH,
-    NOISE_MAX_DIM,
     NOISE_SCALE_RATIO,
     _bootstrap_counts,
     _calibrated_interval,
@@ -53,7 +52,7 @@ from lightning_repgap._trusted_parts import (
     _gride_draws,
     _local_estimate,
     _local_statistics,
-    _noise_borne_out,
+    _noise_acceptable,
     _noise_dimensions,
     _scale_spread,
 )
@@ -316,8 +315,9 @@ def trusted_dimension(
       (:data:`NOISE_FLOOR_FRACTION`; :data:`NOISE_FLOOR_FRACTION_HIGH` where the gap law reads ``>= 12``), and the
       neighbour table bears the floor out (:data:`NOISE_AGREEMENT`: the floor-corrected dimension agrees with GRIDE
       far, or the noise is strong); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`, or, where a floor
-      that decays like the noise's own gap law explains the curve much better (:data:`NOISE_DECAY_GAIN`; noisy
-      curves at large ``n``), the manifold's law of that two-law fit. When the
+      that decays like the noise's own gap law explains the curve much better (``_trusted_parts.NOISE_DECAY_GAIN``;
+      noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit. When
+      the
       dimension falls with the scale but no floor shows (weak noise) and ``d_gap <= 8``, ``dim`` is GRIDE over
       neighbours 10 and 20 (:data:`FAR_RANKS`, method ``"local_far"``): the 10th to 20th neighbours lie beyond the
       noise that the nearest ones see.
@@ -411,19 +411,20 @@ def trusted_dimension(
         floor_needed = NOISE_FLOOR_FRACTION if fit.dim < AUTO_GAP_FROM else NOISE_FLOOR_FRACTION_HIGH
         if falls and floor_frac >= floor_needed:
             d_floor = _floor_dimension(sizes_arr[use], gaps, float(floor[0]), concentration if calibrate else None)
-            noisy = math.isfinite(d_floor) and 0 < d_floor < NOISE_MAX_DIM and _noise_borne_out(d_floor, d_far, d_near)
+            noisy = math.isfinite(d_floor) and _noise_acceptable(d_far, d_near)(d_floor)
 
     if noisy:
         # The diagnosis used a constant floor; where a floor that decays like the noise's own law explains the curve
-        # much better (noisy curves at large n), the value comes from that one.
+        # much better (noisy curves at large n), the value comes from that one, if it passes the diagnosis's checks.
         conc = concentration if calibrate else None
-        d_floor = float(_noise_dimensions(sizes_arr[use], gaps[:, None], floor, conc)[0])
+        accept = _noise_acceptable(d_far, d_near)
+        d_floor = float(_noise_dimensions(sizes_arr[use], gaps[:, None], floor, conc, accept)[0])
         draws = np.zeros(0)
         if n_bootstrap:
             counts = _bootstrap_counts(pq.shape[1], n_bootstrap, rng) / pq.shape[1]
             boot_gaps = np.maximum(pq @ counts.T, np.finfo(np.float64).tiny)
             _, boot_floor = _floor_fit(sizes_arr[use], boot_gaps)
-            draws = _noise_dimensions(sizes_arr[use], boot_gaps, boot_floor, conc)
+            draws = _noise_dimensions(sizes_arr[use], boot_gaps, boot_floor, conc, accept)
         lo, hi = interval(d_floor, draws)
         dim, dim_low, dim_high, method, w = d_floor, lo, hi, "noise_floor", 1.0
     elif falls and fit.dim <= AUTO_LOCAL_BELOW and math.isfinite(d_local):

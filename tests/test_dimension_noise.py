@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 
 import numpy as np
 import pytest
@@ -36,6 +37,35 @@ def test_a_floor_that_decays_like_the_noise_is_removed(noise_dim, level):
     assert gain[0] <= parts.NOISE_DECAY_GAIN
     assert raw[0] == pytest.approx(1.0, abs=0.08)
     assert chosen == pytest.approx(1.0, abs=0.08)
+
+
+def test_a_decaying_floor_value_that_fails_the_checks_is_not_used():
+    # The decaying fit's grid reaches d of about 100: its value must pass the checks that diagnosed the noise.
+    gaps = SIZES**-2.0 + 1e-3 * SIZES ** (-2.0 / 20)
+    _, floor = parts._floor_fit(SIZES, gaps[:, None])
+    constant = parts._floor_dimension(SIZES, gaps, float(floor[0]), None)
+    seen: list[float] = []
+
+    def reject(value: float) -> bool:
+        seen.append(value)
+        return False
+
+    kept = parts._noise_dimensions(SIZES, gaps[:, None], floor, None, reject)[0]
+    assert seen  # the decaying value was offered ...
+    assert seen[0] == pytest.approx(1.0, abs=0.08)  # ... and refused
+    assert kept == constant
+    assert parts._noise_dimensions(SIZES, gaps[:, None], floor, None, lambda v: True)[0] == pytest.approx(1.0, abs=0.08)
+
+
+def test_the_decaying_fit_ignores_residuals_it_cannot_trust():
+    # A constant floor explains the first curve to rounding (a residual of 0, or rounded below it), and the second
+    # vanishes (1 / G^2 overflows): the gain must say "no better" (inf), never a NaN or a negative ratio.
+    curves = np.stack([1e-3 / SIZES + 5.0, np.full_like(SIZES, 1e-300)], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and quietly
+        _, gain = parts._decaying_floor_fit(SIZES, curves)
+    assert gain[0] == np.inf
+    assert not gain[1] <= parts.NOISE_DECAY_GAIN
 
 
 def test_a_constant_floor_keeps_the_constant_floor_model():

@@ -67,11 +67,20 @@ def _data(n: int = 700, m: int = 90, d: int = 5, seed: int = 0):
 
 
 @pytest.mark.parametrize(
-    ("world", "shuffled", "precision"),
-    [(2, True, "auto"), (3, True, "fp32"), (2, False, "fp32"), (3, False, "auto"), (2, True, "bf16-screen")],
+    ("world", "shuffled", "precision", "m"),
+    [
+        (2, True, "auto", 90),
+        (3, True, "fp32", 90),
+        (2, False, "fp32", 90),
+        (3, False, "auto", 90),
+        (2, True, "bf16-screen", 90),
+        # Uneven shares (46 + 45; 31 + 30 + 30): a short, non-empty share pads the merge's collective.
+        (2, True, "fp32", 91),
+        (3, False, "bf16-screen", 91),
+    ],
 )
-def test_sharded_engine_equals_one_search(world, shuffled, precision):
-    ref, qs = _data()
+def test_sharded_engine_equals_one_search(world, shuffled, precision, m):
+    ref, qs = _data(m=m)
     order = np.random.default_rng(1).permutation(ref.shape[0])[:650] if shuffled else None
     # Tiny first sizes and a table wider than the first prefixes; the picked queries fall in every rank's share.
     sizes = np.array([1, 2, 3, 7, 40, 300, 650])
@@ -204,10 +213,11 @@ def test_fewer_queries_than_ranks():
     results = _sharded(
         3, lambda shard: shard.wrap(engine).search(ref, qs, None, sizes, knn_queries=np.array([1]), n_neighbors=4)
     )
-    for res in results:  # rank 0 has no query: it searches one for nothing, and still gets everyone's result
+    for res in results:  # rank 2 has no query: it searches one for nothing, and still gets everyone's result
         np.testing.assert_array_equal(res.minima.dist_sq, one.minima.dist_sq)
         np.testing.assert_array_equal(res.minima.rows, one.minima.rows)
         np.testing.assert_array_equal(np.sort(res.knn_rows, axis=1), np.sort(one.knn_rows, axis=1))
+        np.testing.assert_array_equal(_by_row(res), _by_row(one))  # the table's float64 distances too
         assert (res.sq_dev_sum, res.centre.tolist()) == (one.sq_dev_sum, one.centre.tolist())
 
 

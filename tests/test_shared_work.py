@@ -162,13 +162,25 @@ def test_the_screen_answers_do_not_depend_on_the_first_shift_product(monkeypatch
             bank, queries, order, sizes, knn_queries=pick, n_neighbors=5
         )
 
+    torch_calls: list[int] = []
+    torch_scores = screen_module._first_scores
+
+    def torch_spy(q32: np.ndarray, first_rows: np.ndarray, dim: int) -> np.ndarray:
+        torch_calls.append(q32.shape[0])
+        return torch_scores(q32, first_rows, dim)
+
+    monkeypatch.setattr(screen_module, "_first_scores", torch_spy)
     torch_first = run()
+    numpy_calls: list[int] = []
 
     def numpy_first(q32: np.ndarray, first_rows: np.ndarray, dim: int) -> np.ndarray:
+        numpy_calls.append(q32.shape[0])
         return q32 @ first_rows[:, :dim].T + first_rows[:, dim]  # the product before it moved to torch
 
     monkeypatch.setattr(screen_module, "_first_scores", numpy_first)
     numpy_found = run()
+    # Both runs went through the screen (a fall-back to float32 tiles would compare nothing here).
+    assert sum(torch_calls) == sum(numpy_calls) == 700
     np.testing.assert_array_equal(torch_first.minima.dist_sq, numpy_found.minima.dist_sq)
     np.testing.assert_array_equal(torch_first.minima.rows, numpy_found.minima.rows)
     np.testing.assert_array_equal(torch_first.knn_rows, numpy_found.knn_rows)
