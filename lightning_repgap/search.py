@@ -331,8 +331,7 @@ class ExactEngine:
     query_chunk: int | None = field(default=None, repr=False)
     small_pages: bool = field(default=False, repr=False)
 
-    def __post_init__(self) -> None:
-        # A chunk of 0 or fewer queries would make the screen skip its pass, not fail: refuse it here.
+    def __post_init__(self) -> None:  # a chunk of < 1 query would make the screen skip its pass, not fail
         if self.query_chunk is not None and (isinstance(self.query_chunk, bool) or self.query_chunk < 1):
             raise ValueError(f"ExactEngine: query_chunk must be a positive number of queries, got {self.query_chunk!r}")
 

@@ -333,3 +333,10 @@ def test_sorted_probe_indices_keep_the_gathered_rows_without_a_copy():
     x, _ = metric._gathered("reference", 1000)
     assert not np.shares_memory(x, rows.numpy())
     np.testing.assert_array_equal(x, rows.numpy()[::-1])
+
+
+@pytest.mark.parametrize("chunk", [0, -3, True])
+def test_a_query_chunk_below_one_query_is_refused(chunk):
+    # A chunk of no queries would make the screen skip its pass and return nothing found: a clear error instead.
+    with pytest.raises(ValueError, match="query_chunk must be a positive number"):
+        ExactEngine("torch", query_chunk=chunk)
