@@ -316,9 +316,8 @@ def trusted_dimension(
       neighbour table bears the floor out (:data:`NOISE_AGREEMENT`: the floor-corrected dimension agrees with GRIDE
       far, or the noise is strong); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`, or, where a floor
       that decays like the noise's own gap law explains the curve much better (``_trusted_parts.NOISE_DECAY_GAIN``;
-      noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit. When
-      the
-      dimension falls with the scale but no floor shows (weak noise) and ``d_gap <= 8``, ``dim`` is GRIDE over
+      noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit.
+      When the dimension falls with the scale but no floor shows (weak noise) and ``d_gap <= 8``, ``dim`` is GRIDE over
       neighbours 10 and 20 (:data:`FAR_RANKS`, method ``"local_far"``): the 10th to 20th neighbours lie beyond the
       noise that the nearest ones see.
 
