@@ -20,8 +20,7 @@ import math
 
 import numpy as np
 
-from lightning_repgap._prepare import PARALLEL_MIN_WORK, parallel_steps
-from lightning_repgap._threads import current_threads
+from lightning_repgap._prepare import parallel_steps, step_threads
 
 # Bytes hashed per step: bounds the temporaries (the -0.0 -> +0.0 copy and the 64-bit words) to a few MiB.
 _HASH_CHUNK_BYTES = 1 << 22
@@ -46,8 +45,7 @@ def _row_hashes(x: np.ndarray) -> tuple[np.ndarray, float]:
     work = x.shape[0] * words
     # The steps share the measurement's threads (numpy releases the GIL; each step writes its own rows and the
     # maximum does not depend on the order), each thread with its own share of the temporaries' bytes.
-    threads = current_threads() if work >= PARALLEL_MIN_WORK else 1
-    step = max(1, _HASH_CHUNK_BYTES // max(1, words * 8 * threads))
+    step = max(1, _HASH_CHUNK_BYTES // max(1, words * 8 * step_threads(work)))
     peaks: dict[int, float] = {}
 
     def run(i0: int) -> None:

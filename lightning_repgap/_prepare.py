@@ -150,6 +150,11 @@ def pair_dist_sq(reference: np.ndarray, queries: np.ndarray, index: np.ndarray) 
 PARALLEL_MIN_WORK = 1 << 22
 
 
+def step_threads(work: int) -> int:
+    """Threads :func:`parallel_steps` shares ``work`` multiply-adds among: the measurement's, or 1 when small."""
+    return current_threads() if work >= PARALLEL_MIN_WORK else 1
+
+
 def parallel_steps(run: Callable[[int], None], starts: range, work: int) -> None:
     """``run(i0)`` for every ``i0`` of ``starts``, on the measurement's thread count (torch's) when ``work`` is large.
 
@@ -157,8 +162,8 @@ def parallel_steps(run: Callable[[int], None], starts: range, work: int) -> None
     parallel (about 1.8x on two cores at ``D = 10,000``); each step writes only its own rows, so the values are
     the same bits as on one thread.
     """
-    threads = min(current_threads(), len(starts))
-    if threads <= 1 or work < PARALLEL_MIN_WORK:
+    threads = min(step_threads(work), len(starts))
+    if threads <= 1:
         for i0 in starts:
             run(i0)
         return
@@ -193,8 +198,7 @@ def _threaded_centre_step(dim: int, n: int) -> int:
     Each thread holds one gathered chunk at a time, so the step shrinks with the thread count to keep the
     temporaries at ``_CENTRE_CHUNK_BYTES`` in all; rows are independent, so neither changes any value.
     """
-    threads = current_threads() if n * dim >= PARALLEL_MIN_WORK else 1
-    return max(1, _centre_step(dim) // max(1, threads))
+    return max(1, _centre_step(dim) // max(1, step_threads(n * dim)))
 
 
 def _subtrahend(x: np.ndarray, centre: np.ndarray) -> np.ndarray:

@@ -131,8 +131,7 @@ def test_centring_and_hashing_on_several_threads_give_the_same_bits(monkeypatch,
         one_hash = duplicates_module._row_hashes(x)
         _threads(2)
         # Many small steps, each on either thread.
-        for module in (prepare_module, duplicates_module):
-            monkeypatch.setattr(module, "PARALLEL_MIN_WORK", 0)
+        monkeypatch.setattr(prepare_module, "PARALLEL_MIN_WORK", 0)  # the hashing asks _prepare.step_threads too
         monkeypatch.setattr(prepare_module, "_CENTRE_CHUNK_BYTES", 4 * 30 * 41)
         monkeypatch.setattr(duplicates_module, "_HASH_CHUNK_BYTES", 8 * 30 * 23)
         two = prepare(x, queries, rows=order, sq_norms=True)
