@@ -228,19 +228,19 @@ def stiefel(k: int, p: int) -> Make:
     return _fixed(lambda n, rng: _haar_orthogonal(n, k, rng)[:, :, :p].reshape(n, k * p))
 
 
-def act_net(d: int, ambient: int, width: int, depth: int, gain: float, act: str) -> Make:
-    """A random ``depth``-layer network with ELU or swish (SiLU) activations of a latent cube ``[-1, 1]^d``."""
+def random_network(
+    d: int, ambient: int, width: int, depth: int, gain: float, bias: float, f: Callable[[np.ndarray], np.ndarray]
+) -> Make:
+    """A random ``depth``-layer network with activation ``f`` (not after the last layer) of a latent cube ``[-1, 1]^d``.
+
+    Weights N(0, gain^2 / fan-in) and biases N(0, bias^2), drawn from the cloud's seed.
+    """
 
     def make(seed: int) -> Latent:
         frng = np.random.default_rng(seed)
         dims = [d] + [width] * (depth - 1) + [ambient]
         ws = [frng.standard_normal((i, o)) * gain / math.sqrt(i) for i, o in itertools.pairwise(dims)]
-        bs = [frng.standard_normal(o) * 0.4 for o in dims[1:]]
-
-        def f(h: np.ndarray) -> np.ndarray:
-            if act == "elu":
-                return np.where(h > 0, h, np.expm1(np.minimum(h, 0.0)))
-            return h / (1.0 + np.exp(-h))  # swish / SiLU
+        bs = [frng.standard_normal(o) * bias for o in dims[1:]]
 
         def sample(n: int, rng: np.random.Generator) -> np.ndarray:
             h = rng.uniform(-1, 1, (n, d))
@@ -253,6 +253,17 @@ def act_net(d: int, ambient: int, width: int, depth: int, gain: float, act: str)
         return sample
 
     return make
+
+
+def act_net(d: int, ambient: int, width: int, depth: int, gain: float, act: str) -> Make:
+    """A random ``depth``-layer network with ELU or swish (SiLU) activations of a latent cube ``[-1, 1]^d``."""
+
+    def f(h: np.ndarray) -> np.ndarray:
+        if act == "elu":
+            return np.where(h > 0, h, np.expm1(np.minimum(h, 0.0)))
+        return h / (1.0 + np.exp(-h))  # swish / SiLU
+
+    return random_network(d, ambient, width, depth, gain, 0.4, f)
 
 
 def fourth_specs() -> list[tuple[str, str, int, int, float, str, int, Make]]:

@@ -29,13 +29,13 @@ generator (scikit-dimension's ``BenchmarkManifolds``, DADApy's data sets).
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 
 import numpy as np
 
 from lightning_repgap.manifolds import sample_sphere
+from studies.dimension_suite4 import random_network
 
 Latent = Callable[[int, np.random.Generator], np.ndarray]
 Make = Callable[[int], Latent]
@@ -231,31 +231,15 @@ def trig_torus(ambient: int, order: int) -> Make:
 def act_net(d: int, ambient: int, width: int, depth: int, gain: float, act: str) -> Make:
     """A random ``depth``-layer network (GELU, hard-tanh or layer-normalised tanh) of a latent cube ``[-1, 1]^d``."""
 
-    def make(seed: int) -> Latent:
-        frng = np.random.default_rng(seed)
-        dims = [d] + [width] * (depth - 1) + [ambient]
-        ws = [frng.standard_normal((i, o)) * gain / math.sqrt(i) for i, o in itertools.pairwise(dims)]
-        bs = [frng.standard_normal(o) * 0.3 for o in dims[1:]]
+    def f(h: np.ndarray) -> np.ndarray:
+        if act == "gelu":  # the tanh approximation of GELU
+            return 0.5 * h * (1 + np.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h**3)))
+        if act == "hardtanh":
+            return np.clip(h, -1.0, 1.0)
+        centred = h - h.mean(axis=1, keepdims=True)  # layer norm, then tanh
+        return np.tanh(centred / np.sqrt((centred * centred).mean(axis=1, keepdims=True) + 1e-6))
 
-        def f(h: np.ndarray) -> np.ndarray:
-            if act == "gelu":  # the tanh approximation of GELU
-                return 0.5 * h * (1 + np.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h**3)))
-            if act == "hardtanh":
-                return np.clip(h, -1.0, 1.0)
-            centred = h - h.mean(axis=1, keepdims=True)  # layer norm, then tanh
-            return np.tanh(centred / np.sqrt((centred * centred).mean(axis=1, keepdims=True) + 1e-6))
-
-        def sample(n: int, rng: np.random.Generator) -> np.ndarray:
-            h = rng.uniform(-1, 1, (n, d))
-            for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
-                h = h @ w + b
-                if i < len(ws) - 1:
-                    h = f(h)
-            return h
-
-        return sample
-
-    return make
+    return random_network(d, ambient, width, depth, gain, 0.3, f)
 
 
 # --- densities ---------------------------------------------------------------------------------------------------
