@@ -425,11 +425,10 @@ def trusted_dimension(
             noisy = math.isfinite(d_floor) and accept(d_floor)
 
     if noisy:
-        # The diagnosis used a constant floor; where a floor that decays like the noise's own law explains the curve
-        # much better (noisy curves at large n), the value comes from that one, if it passes the diagnosis's checks.
+        # d_floor is the diagnosis's value (the decaying floor's where it explains the curve much better and passes the
+        # checks); the bootstrap draws are chosen the same way.
         conc = concentration if calibrate else None
         accept = _noise_acceptable(d_far, d_near)
-        d_floor = float(_noise_dimensions(sizes_arr[use], gaps[:, None], floor, conc, accept)[0])
         draws = np.zeros(0)
         if n_bootstrap:
             counts = _bootstrap_counts(pq.shape[1], n_bootstrap, rng) / pq.shape[1]
