@@ -23,6 +23,9 @@ __all__ = [
     "DISAGREEMENT_FACTOR",
     "FAR_RANKS",
     "HETEROGENEOUS_CONCENTRATION",
+    "HETEROGENEOUS_CONCENTRATION_FULL",
+    "HETEROGENEOUS_SPREAD",
+    "HETEROGENEOUS_SPREAD_FULL",
     "INTERVAL_FLOOR",
     "INTERVAL_FLOOR_GAP",
     "INTERVAL_SPREAD",
@@ -38,6 +41,7 @@ __all__ = [
     "NOISE_SCALE_RATIO",
     "NOISE_STRONG_RATIO",
     "NOISE_SWAMPED_RATIO",
+    "SPREAD_RANK",
 ]
 
 #: ``dim_method`` codes: which estimator decided ``dim`` (logged as ``repgap/dim_method``).
@@ -99,9 +103,28 @@ INTERVAL_FLOOR_GAP = 0.055
 #: share of the ball's says the squared distances spread over scales no compact shape of that dimension has: a density
 #: spread over scales (a Gaussian scale mixture read 0.04 of the ball's, and its gap law 28-31 for d = 18, where
 #: TwoNN, MLE and GRIDE at every scale read 17.4-18.8). The calibration then extrapolates and the gap curve's bend is
-#: the density's, not the dimension's, so ``dim`` is the local estimate (method ``"local"``). The opened clouds that
-#: the gap law reads well show 0.11 or more (a log-normal cloud 0.11-0.22, Laplace 0.28, compact shapes 0.3-2.3).
+#: the density's, not the dimension's, so ``dim`` moves to the local estimate (method ``"local"``), fully at
+#: :data:`HETEROGENEOUS_CONCENTRATION_FULL` (the weight ramps linearly in the log of the share between the two). The
+#: opened clouds that the gap law reads well show 0.11 or more (a log-normal cloud 0.11-0.22, Laplace 0.28, compact
+#: shapes 0.3-2.3). Separated clusters lower the concentration too (k clusters: about ``k - 1``), so the guard also
+#: needs :data:`HETEROGENEOUS_SPREAD`.
 HETEROGENEOUS_CONCENTRATION = 0.08
+#: See :data:`HETEROGENEOUS_CONCENTRATION`.
+HETEROGENEOUS_CONCENTRATION_FULL = 0.065
+#: The second, cluster-blind signal of a density spread over scales: the standard deviation across queries of
+#: ``log r_k`` (the distance to the :data:`SPREAD_RANK`-th neighbour) times ``sqrt(2 d_gap)``
+#: (:func:`_density_spread`). ``r_k^d`` is inversely proportional to the local density, so the statistic is about
+#: the spread of the log density over ``sqrt(d / 2)``: about 0.1-0.2 for a uniform ball, about 1 for a Gaussian
+#: (whose log density has variance ``d / 2``), the same for separated clusters of either, and growing like
+#: ``sqrt(d)`` times the spread of log scales for a scale mixture. The guard needs it above this (no effect) and is
+#: full from :data:`HETEROGENEOUS_SPREAD_FULL` (linear in log between). On the 158 opened clouds with ``d_gap >= 8``:
+#: compact shapes 0.35-0.6, Gaussians and logistic 0.6-0.85, Laplace and log-normal 1.2-1.31 (all read well by the gap
+#: law), the Gaussian scale mixture 4.8.
+HETEROGENEOUS_SPREAD = 1.4
+#: See :data:`HETEROGENEOUS_SPREAD`.
+HETEROGENEOUS_SPREAD_FULL = 1.8
+#: Neighbour rank of :func:`_density_spread` (the last column where the table is narrower).
+SPREAD_RANK = 20
 #: Estimators whose intervals are disjoint *and* which differ by more than this factor trigger a warning.
 DISAGREEMENT_FACTOR = 1.25
 #: Queries that get a neighbour table in ``representation_gap``: the local estimate's relative standard error is
@@ -121,16 +144,55 @@ NOISE_DECAY_RATIO = 4.0
 NOISE_DECAY_GAIN = 0.5
 
 
-def _gap_weight(d_gap: float, concentration: float | None) -> float:
+def _gap_weight(d_gap: float, concentration: float | None, spread: float | None = None) -> float:
     """Weight of the gap law in ``dim``: 0 below :data:`AUTO_LOCAL_BELOW`, 1 from :data:`AUTO_GAP_FROM`, linear in log.
 
-    0 as well where ``concentration`` (``None``: not judged) is below :data:`HETEROGENEOUS_CONCENTRATION` of a ball's
-    at ``d_gap``: a density spread over scales bends the gap curve, and the calibration would extrapolate.
+    Scaled down by :func:`_heterogeneity` where the squared distances are far less concentrated than a ball's at
+    ``d_gap`` *and* the neighbour distances spread over scales (``spread``, :func:`_density_spread`): a density spread
+    over scales bends the gap curve, and the calibration would extrapolate. ``None``: not judged.
     """
     w = float(np.clip(math.log(d_gap / AUTO_LOCAL_BELOW) / math.log(AUTO_GAP_FROM / AUTO_LOCAL_BELOW), 0, 1))
-    if w > 0 and concentration is not None and concentration < HETEROGENEOUS_CONCENTRATION * ball_concentration(d_gap):
-        return 0.0
+    if w > 0 and concentration is not None and spread is not None:
+        w *= 1.0 - _heterogeneity(concentration / float(ball_concentration(d_gap)), spread)
     return w
+
+
+def _log_ramp(value: float, start: float, full: float) -> float:
+    """0 at ``start``, 1 at ``full`` (either side of it), linear in ``log(value)``, clipped to [0, 1]."""
+    if not (value > 0 and math.isfinite(value)):
+        return 1.0 if (value <= 0) == (full < start) else 0.0
+    return float(np.clip(math.log(value / start) / math.log(full / start), 0.0, 1.0))
+
+
+def _heterogeneity(concentration_share: float, spread: float) -> float:
+    """How much a density spread over scales decides (0: not at all, 1: ``dim`` is the local estimate).
+
+    The smaller of the two ramps: the concentration's share of a ball's (:data:`HETEROGENEOUS_CONCENTRATION`) and the
+    spread of the log neighbour distances (:data:`HETEROGENEOUS_SPREAD`). Both must say so: separated clusters have a
+    low concentration but the spread of one cluster; a Gaussian has a spread but a compact concentration.
+
+    Example:
+        >>> _heterogeneity(0.04, 4.8), _heterogeneity(0.04, 0.7), _heterogeneity(0.5, 4.8)
+        (1.0, 0.0, 0.0)
+    """
+    conc = _log_ramp(concentration_share, HETEROGENEOUS_CONCENTRATION, HETEROGENEOUS_CONCENTRATION_FULL)
+    return min(conc, _log_ramp(spread, HETEROGENEOUS_SPREAD, HETEROGENEOUS_SPREAD_FULL))
+
+
+def _density_spread(dist: np.ndarray, d_gap: float) -> float | None:
+    """Standard deviation over the queries of ``log r_k`` times ``sqrt(2 d_gap)`` (see :data:`HETEROGENEOUS_SPREAD`).
+
+    ``k`` is :data:`SPREAD_RANK` (the table's last column if narrower); rows at distance 0 are left out. ``None``
+    where it is undefined (fewer than 8 rows, or ``d_gap`` not positive and finite). Invariant to scale, rotation
+    and translation, and to how far apart clusters of the same density lie.
+    """
+    if not (math.isfinite(d_gap) and d_gap > 0):
+        return None
+    r_k = dist[:, min(SPREAD_RANK, dist.shape[1]) - 1]
+    r_k = r_k[r_k > 0]
+    if r_k.size < 8:
+        return None
+    return float(np.log(r_k).std() * math.sqrt(2.0 * d_gap))
 
 
 def _local_statistics(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

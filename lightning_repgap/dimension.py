@@ -18,6 +18,7 @@ import contextlib
 import logging
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
@@ -39,6 +40,7 @@ from lightning_repgap._trusted_parts import (
     DISAGREEMENT_FACTOR,
     FAR_RANKS,
     HETEROGENEOUS_CONCENTRATION,
+    HETEROGENEOUS_SPREAD,
     INTERVAL_FLOOR,
     INTERVAL_SPREAD,
     METHOD_CODES,
@@ -48,6 +50,7 @@ from lightning_repgap._trusted_parts import (
     NOISE_SCALE_RATIO,
     _bootstrap_counts,
     _calibrated_interval,
+    _density_spread,
     _floor_fit,
     _gap_weight,
     _gride_draws,
@@ -64,6 +67,7 @@ from lightning_repgap.search import Backend, nearest
 __all__ = [
     "CROSS_CHECK_ROWS",
     "HETEROGENEOUS_CONCENTRATION",
+    "HETEROGENEOUS_SPREAD",
     "INTERVAL_FLOOR",
     "INTERVAL_SPREAD",
     "METHOD_CODES",
@@ -251,16 +255,19 @@ class DimensionEstimate:
         dim_high: upper end of its interval.
         method: which estimator decided (keys of :data:`METHOD_CODES`): ``"gap"`` the calibrated gap law (high
             dimension), ``"local"`` the mean of TwoNN's maximum likelihood and the MLE over 5 neighbours (low
-            dimension), ``"blend"`` a geometric blend of the two (gap dimension between 8 and 12),
-            ``"noise_floor"`` the gap law after removing a constant noise floor (ambient noise detected),
-            ``"local_far"`` GRIDE over neighbours 10-20 (weak noise: the dimension falls with the scale, no floor).
+            dimension, or a density spread over scales: :data:`HETEROGENEOUS_CONCENTRATION`), ``"blend"`` a
+            geometric blend of the two (gap dimension between 8 and 12, or a density partly spread over scales),
+            ``"noise_floor"`` the gap law after removing a noise floor, constant or decaying like the noise's own
+            gap law (ambient noise detected), ``"local_far"`` GRIDE over neighbours 10-20 (weak noise: the
+            dimension falls with the scale, no floor).
         dim_gap: the calibrated gap-law dimension (:func:`gap_dimension`).
         dim_local: the local estimate (``nan`` if the neighbour table is degenerate).
         dim_twonn: TwoNN cross-check (scikit-dimension's fit) on the first :data:`CROSS_CHECK_ROWS` rows.
         dim_mle: Levina–Bickel MLE cross-check on the same rows.
         weight_gap: weight of the gap law in ``dim`` (0 for ``"local"`` and ``"local_far"``, 1 for ``"gap"`` and
             ``"noise_floor"``).
-        noise_floor: fitted constant floor of :math:`G(n)` as a fraction of :math:`G(n_{max})`.
+        noise_floor: fitted constant floor of :math:`G(n)` as a fraction of :math:`G(n_{max})` (the noise
+            diagnosis's first test; the reported value may come from a decaying floor).
         disagree: the gap law and the local estimate disagree beyond their intervals (see
             :data:`DISAGREEMENT_FACTOR`).
         fit: the gap-law fit (for plots and the law's :math:`R^2`).
@@ -327,11 +334,14 @@ def trusted_dimension(
       noise that the nearest ones see.
 
     Otherwise ``dim`` is ``d_local`` when ``d_gap <= 8``, ``d_gap`` when ``d_gap >= 12``, and in between
-    :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`; but ``d_local`` wherever the
-    squared distances are far less concentrated than a ball's of dimension ``d_gap``
-    (:data:`HETEROGENEOUS_CONCENTRATION`): a density spread over scales bends the gap curve, and the calibration,
-    which reads the shape from the concentration, would extrapolate. The interval combines bootstrap
-    intervals the same way (the queries, columns of ``per_query``, are resampled for the gap law and the noise
+    :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`; but ``w`` moves to 0 (``d_local``)
+    where the density spreads over scales: the squared distances are far less concentrated than a ball's of
+    dimension ``d_gap`` (:data:`HETEROGENEOUS_CONCENTRATION`) *and* the log distance to the 20th neighbour spreads
+    across queries far more than a Gaussian's (:data:`HETEROGENEOUS_SPREAD`), each ramping linearly in log. Such a
+    density bends the gap curve, and the calibration, which reads the shape from the concentration, would
+    extrapolate; separated clusters lower the concentration too, but not that spread, and keep the gap law. With
+    ``calibrate=False`` there is no calibration to extrapolate and this guard is skipped. The interval combines
+    bootstrap intervals the same way (the queries, columns of ``per_query``, are resampled for the gap law and the noise
     floor, the rows of ``dist`` for the local estimates), then widens it on the log scale by the spread of the local
     estimators across neighbour scales and a floor (:data:`INTERVAL_SPREAD`): sampling error alone misses the
     biases of curvature, density and noise.
@@ -346,7 +356,8 @@ def trusted_dimension(
         fit_min_size: smallest bank size in the law fit.
         n_bootstrap: bootstrap resamples (0: the interval is the point).
         confidence: coverage of the interval.
-        calibrate: calibrate the gap law (see :func:`gap_dimension`).
+        calibrate: calibrate the gap law (see :func:`gap_dimension`); ``False`` also skips the guard against
+            densities spread over scales (:data:`HETEROGENEOUS_CONCENTRATION`).
         n_neighbors: neighbours of the ``dim_mle`` cross-check.
         seed: seed of the bootstraps.
 
@@ -407,6 +418,8 @@ def trusted_dimension(
     floor_frac = float(floor[0] / gaps[-1])
     noisy = falls = False
     d_floor = d_far = math.nan
+    conc = concentration if calibrate else None
+    accept: Callable[[float], bool] | None = None
     n1, n2 = FAR_RANKS
     if stats is not None and d_arr.shape[1] >= n2:
         rows = d_arr[d_arr[:, 0] > 0.0]  # duplicates were already reported by the local estimate
@@ -420,15 +433,12 @@ def trusted_dimension(
             # The value the floor model would report (the decaying floor's where it explains the curve much better and
             # passes the checks, else the constant floor's) must be borne out by the neighbour table.
             accept = _noise_acceptable(d_far, d_near)
-            conc = concentration if calibrate else None
             d_floor = float(_noise_dimensions(sizes_arr[use], gaps[:, None], floor, conc, accept)[0])
             noisy = math.isfinite(d_floor) and accept(d_floor)
 
     if noisy:
         # d_floor is the diagnosis's value (the decaying floor's where it explains the curve much better and passes the
-        # checks); the bootstrap draws are chosen the same way.
-        conc = concentration if calibrate else None
-        accept = _noise_acceptable(d_far, d_near)
+        # checks); the bootstrap draws are chosen the same way, with the same checks.
         draws = np.zeros(0)
         if n_bootstrap:
             counts = _bootstrap_counts(pq.shape[1], n_bootstrap, rng) / pq.shape[1]
@@ -447,7 +457,7 @@ def trusted_dimension(
     elif not math.isfinite(d_local) or not math.isfinite(fit.dim):
         dim, dim_low, dim_high, method, w = fit.dim, fit.dim_low, fit.dim_high, "gap", 1.0
     else:
-        w = _gap_weight(fit.dim, concentration if calibrate else None)
+        w = _gap_weight(fit.dim, conc, _density_spread(d_arr, fit.dim))
 
         def mix(a: float, b: float) -> float:
             return math.exp((1.0 - w) * math.log(a) + w * math.log(b)) if 0 < w < 1 else (a if w == 0 else b)
@@ -605,10 +615,20 @@ def estimate_dimension(
 
 def warn_disagreement(est: DimensionEstimate, stacklevel: int = 3) -> None:
     """Warn (:class:`DimensionDisagreementWarning`) that the gap law and the local estimators disagree."""
+    if est.method in ("local", "blend") and est.weight_gap < _gap_weight(est.dim_gap, None):
+        # The guard against densities spread over scales moved the weight off the gap law.
+        why = (
+            "The density spreads over scales (heavy tails or a scale mixture: the squared distances are far less "
+            "concentrated than a ball's and the neighbour distances spread over scales), which bends the gap curve; "
+            "dim follows the local estimators. Compare dim_twonn / dim_mle before trusting it."
+        )
+    else:
+        why = (
+            "Curved or noisy data at this bank size: compare dim_twonn / dim_mle and the gap curve before trusting it."
+        )
     warnings.warn(
         f"The gap law ({est.dim_gap:.2f} [{est.fit.dim_low:.2f}, {est.fit.dim_high:.2f}]) and the local estimators "
-        f"({est.dim_local:.2f}) disagree beyond their intervals; dim = {est.dim:.2f} from '{est.method}'. Curved or "
-        "noisy data at this bank size: compare dim_twonn / dim_mle and the gap curve before trusting it.",
+        f"({est.dim_local:.2f}) disagree beyond their intervals; dim = {est.dim:.2f} from '{est.method}'. {why}",
         DimensionDisagreementWarning,
         stacklevel=stacklevel,
     )

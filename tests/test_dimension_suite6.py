@@ -147,7 +147,8 @@ def test_densities_products_and_networks_keep_their_promises():
     assert np.allclose(np.linalg.norm(ss[:, :5], axis=1), 1.0)
     assert np.allclose(np.linalg.norm(ss[:, 5:], axis=1), 0.5)
     # The network images of an interval are continuous curves: the sampler draws its latent u first, so the same
-    # generator state recovers u; ordered by u, the image moves at a bounded speed (Lipschitz), never jumps.
+    # generator state recovers u; ordered by u, the image moves at a bounded speed (Lipschitz), never jumps, and
+    # never stalls (a flat stretch would make part of the "curve" a point, of dimension 0).
     for name in ("softsign net d=1 -> R^40 + 5 %", "ReLU net d=1 -> R^24 + 1 %"):
         net = _latent(name, n=2000)
         u = np.random.default_rng(0).uniform(-1, 1, (2000, 1))[:, 0]
@@ -155,3 +156,4 @@ def test_densities_products_and_networks_keep_their_promises():
         speed = np.linalg.norm(np.diff(net[order], axis=0), axis=1) / np.maximum(np.diff(u[order]), 1e-12)
         assert np.var(net, axis=0).sum() > 1e-3, name
         assert speed.max() < 20 * np.median(speed), name
+        assert speed.min() > 0.05 * np.median(speed), name
