@@ -118,8 +118,8 @@ HETEROGENEOUS_CONCENTRATION_FULL = 0.065
 #: (whose log density has variance ``d / 2``), the same for separated clusters of either, and growing like
 #: ``sqrt(d)`` times the spread of log scales for a scale mixture. The guard needs it above this (no effect) and is
 #: full from :data:`HETEROGENEOUS_SPREAD_FULL` (linear in log between). On the 158 opened clouds with ``d_gap >= 8``:
-#: compact shapes 0.35-0.6, Gaussians and logistic 0.6-0.85, Laplace and log-normal 1.2-1.31 (all read well by the gap
-#: law), the Gaussian scale mixture 4.8.
+#: compact shapes 0.35-0.6, Gaussians, logistic and a Gaussian mixture 0.6-0.94, Laplace and log-normal 1.21-1.31
+#: (all read well by the gap law), the Gaussian scale mixture 4.8-4.9; two separated 16-d balls 0.2, Gaussians 0.66.
 HETEROGENEOUS_SPREAD = 1.4
 #: See :data:`HETEROGENEOUS_SPREAD`.
 HETEROGENEOUS_SPREAD_FULL = 1.8
