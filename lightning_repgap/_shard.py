@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lightning_repgap._duplicates import _row_hashes, copies_from_hashes
 from lightning_repgap._gemm import GemmOption, cpu_engine
 from lightning_repgap._screen import use_screen
 from lightning_repgap._screen_tiles import TILE
@@ -88,6 +89,31 @@ class Shard:
         out = [torch.empty_like(tensor) for _ in range(self.world_size)]
         dist.all_gather(out, tensor, group=self.group)
         return [t.cpu().numpy() for t in out]
+
+    def exact_copies_and_peak(self, x: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """:func:`~lightning_repgap._duplicates.exact_copies_and_peak` of the bank every rank holds, the hashing shared.
+
+        Rank ``r`` hashes the ``r``-th of ``W`` contiguous blocks of rows and takes their largest magnitude; one
+        ``all_gather`` brings every block's hashes and magnitude to every rank, which then groups the rows as one
+        process does (a row's hash is its own, and rows that share one are compared value by value). Every rank
+        must call it with the same ``x`` (the synced bank): it is a collective.
+
+        Returns:
+            ``(keep, dup_share, peak)``, the same as one process's, bit for bit.
+
+        """
+        n, world = x.shape[0], self.world_size
+        block = -(-n // world)
+        lo, hi = min(n, self.rank * block), min(n, (self.rank + 1) * block)
+        hashes, peak = _row_hashes(x[lo:hi])
+        # Hashes as int64 (their bits), padded to the block, then the block's peak as the bits of a float64.
+        payload = np.zeros(block + 1, dtype=np.int64)
+        payload[: hi - lo] = hashes.view(np.int64)
+        payload[-1] = np.float64(peak).view(np.int64)
+        parts = self.all_gather(payload)
+        every = np.concatenate([part[: max(0, min(n, (r + 1) * block) - r * block)] for r, part in enumerate(parts)])
+        keep, share = copies_from_hashes(x, every.view(np.uint64))
+        return keep, share, max(float(part[-1:].view(np.float64)[0]) for part in parts)
 
     def gather_states(self, states: dict[str, Any]) -> dict[str, Any] | None:
         """The ``cat`` sync of list states: every rank's rows of each state, concatenated in rank order.
@@ -180,7 +206,6 @@ def _exchange_rows(
     out = torch.empty((starts[-1], *trail), dtype=dtype, device=shard.device)
     mine = out[starts[rank] : starts[rank + 1]]
     if send is not None and rows[rank]:
-        send = send.contiguous()
         mine.copy_(send)
     peers = [r for r in range(world) if r != rank]
     # isend / irecv name peers by their global rank (the group's rank r is not rank r of the default group).
@@ -192,7 +217,8 @@ def _exchange_rows(
         if rows[rank]:
             requests.append(dist.isend(mine, target[r], group=group))
     for request in requests:
-        request.wait()
+        if request is not None:  # None only for a process outside the group, which gathers nothing
+            request.wait()
     return out
 
 
