@@ -119,10 +119,11 @@ class Shard:
         """The ``cat`` sync of list states: every rank's rows of each state, concatenated in rank order.
 
         What torchmetrics' ``gather_all_tensors`` + ``dim_zero_cat`` give, with fewer copies of the (large) bank:
-        one collective for every state's shape, then one ``all_gather`` per state straight into its output buffer
-        (torchmetrics zero-fills a list of buffers per rank and concatenates them afterwards, after a barrier and a
-        shape exchange per state). A rank whose share is shorter sends a padded copy, and the output is compacted;
-        a state no rank holds stays ``[]``.
+        one collective for every state's shape, then every rank's rows of each state received straight into its
+        output buffer (torchmetrics zero-fills a list of buffers per rank and concatenates them afterwards, after a
+        barrier and a shape exchange per state). On gloo the rows travel by point-to-point messages
+        (:func:`_exchange_rows`: uneven shares need no padding); elsewhere (NCCL) by one ``all_gather`` per state,
+        a shorter share sending a padded copy and the output compacted. A state no rank holds stays ``[]``.
 
         Args:
             states: ``{name: list of tensors or one tensor}``, each 1-D or 2-D, in the same order on every rank.
@@ -181,9 +182,9 @@ class Shard:
     def _point_to_point(self) -> bool:
         """Whether states travel by point-to-point sends (gloo) instead of ``all_gather_into_tensor`` (NCCL, others).
 
-        On gloo, ``all_gather_into_tensor`` cost each rank 0.058 CPU s (0.068 s wall) for a 25,000 x 256 float32
-        share of two ranks, against 0.033 (0.044) for a send and a receive straight into the output buffer, fresh
-        buffer included (``docs/performance.md``); NCCL keeps its collective.
+        On gloo a send and a receive straight into the output buffer cost each rank about half the CPU time of
+        ``all_gather_into_tensor`` for a bank share, fresh buffer included (measured in ``docs/performance.md``);
+        NCCL keeps its collective.
         """
         import torch.distributed as dist
 

@@ -232,7 +232,7 @@ class RepresentationGap(Metric):
         return x, labels
 
     def _sync_dist(self, dist_sync_fn: Any = gather_all_tensors, process_group: Any | None = None) -> None:
-        """The ``cat`` sync of the states, with one collective per state into its output buffer.
+        """The ``cat`` sync of the states, each received straight into its output buffer.
 
         The states hold the bank (``max_reference * D`` floats): torchmetrics' default gather zero-fills a buffer per
         rank and state, then concatenates them; :meth:`~lightning_repgap._shard.Shard.gather_states` receives each
