@@ -329,20 +329,37 @@ def coretype() -> str | None:
     return None
 
 
-def spawn(cfg: dict, env_extra: dict | None = None, timeout: float = 1800) -> dict:
-    env = {**os.environ, **(env_extra or {})}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(cfg)]
+def _run_child(
+    cmd: list[str], label: str, timeout: float, env: dict | None = None
+) -> tuple[subprocess.CompletedProcess, float] | dict:
+    """Run one benchmark child process: ``(completed process, wall s)``, or ``{"error": ...}`` if it timed out.
+
+    Every child of this report is handled alike: its output captured, a timeout, and the last line of its stderr as
+    the error when it fails (the caller decides what counts as failure)."""
     t0 = time.perf_counter()
-    print(f"  running {cfg['name']} ...", end="", flush=True)
+    print(f"  running {label} ...", end="", flush=True)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         print(" timed out")
         return {"error": f"timed out after {timeout:.0f} s"}
-    wall = time.perf_counter() - t0
+    return proc, time.perf_counter() - t0
+
+
+def _child_error(proc: subprocess.CompletedProcess, wall: float) -> dict:
+    print(f" failed ({wall:.0f} s)")
+    return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+
+
+def spawn(cfg: dict, env_extra: dict | None = None, timeout: float = 1800) -> dict:
+    env = {**os.environ, **(env_extra or {})}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(cfg)]
+    ran = _run_child(cmd, cfg["name"], timeout, env)
+    if isinstance(ran, dict):
+        return ran
+    proc, wall = ran
     if proc.returncode != 0:
-        print(f" failed ({wall:.0f} s)")
-        return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+        return _child_error(proc, wall)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f" {result.get('seconds', 0):.2f} s (process {wall:.0f} s, load {result['load_before']:.1f})")
     return result
@@ -353,17 +370,12 @@ def run_script(name: str, argv: list[str], timeout: float = 1800) -> dict:
     with tempfile.TemporaryDirectory(prefix="run_all-") as tmp:
         out = Path(tmp) / "out.json"
         cmd = [sys.executable, str(Path(__file__).with_name(name)), *argv, "--json", str(out)]
-        t0 = time.perf_counter()
-        print(f"  running {name} {' '.join(argv)} ...", end="", flush=True)
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            print(" timed out")
-            return {"error": f"timed out after {timeout:.0f} s"}
-        wall = time.perf_counter() - t0
+        ran = _run_child(cmd, f"{name} {' '.join(argv)}", timeout)
+        if isinstance(ran, dict):
+            return ran
+        proc, wall = ran
         if proc.returncode != 0 or not out.exists():
-            print(f" failed ({wall:.0f} s)")
-            return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+            return _child_error(proc, wall)
         print(f" done ({wall:.0f} s)")
         return {"result": json.loads(out.read_text()), "wall_s": wall, "argv": argv}
 
