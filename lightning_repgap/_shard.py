@@ -15,7 +15,9 @@ Why the queries and not the bank positions: the search's cost per query falls wi
 proportion (each grid size starts new tiles, and a half bank has as many sizes as the whole one: the bf16 screen's
 half-bank search cost 64 % of the whole, its half-query search 53 %, ``docs/performance.md``), and a query split
 needs no merge of candidates by distance, only a concatenation. What stays per rank is the bank's preparation
-(``O(n D)``, against the search's ``O(n m D / W)``).
+(``O(n D)``, against the search's ``O(n m D / W)``). The scan for exact copies before the search is shared by bank
+rows instead (:meth:`Shard.exact_copies_and_peak`: each rank hashes its block, the hashes are all-gathered), and
+the Metric's states reach every rank by point-to-point messages on gloo (:meth:`Shard.gather_states`).
 
 The ranks also agree on how the tiles run: where the exact engine would choose by timing probes (the bf16 screen
 or float32 tiles, torch's or numpy's BLAS), each rank probes once per process as usual and rank 0's choice is used
