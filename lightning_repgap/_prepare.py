@@ -136,11 +136,21 @@ def pair_dist_sq(reference: np.ndarray, queries: np.ndarray, index: np.ndarray) 
     def run(i0: int) -> None:
         block = index[i0 : i0 + step]
         chunk = queries[i0 : i0 + step]
+        # A full column of the step is scored in buffers of the step (the queries widened once, not per column):
+        # float64(q) - float64(r) either way, then the same einsum over the same contiguous float64 rows.
+        q64 = chunk.astype(np.float64)
+        gathered = np.empty((chunk.shape[0], reference.shape[1]), dtype=reference.dtype)
+        diff = np.empty((chunk.shape[0], reference.shape[1]), dtype=np.float64)
         for col in range(index.shape[1]):
             valid = np.flatnonzero(block[:, col] >= 0)
-            rows = chunk if valid.size == chunk.shape[0] else chunk[valid]  # no copy of a full step
-            diff = np.subtract(rows, reference[block[valid, col]], dtype=np.float64)
-            out[i0 + valid, col] = np.einsum("ij,ij->i", diff, diff)
+            if valid.size == chunk.shape[0]:
+                np.take(reference, block[:, col], axis=0, out=gathered)
+                np.copyto(diff, gathered)
+                np.subtract(q64, diff, out=diff)
+                out[i0 : i0 + chunk.shape[0], col] = np.einsum("ij,ij->i", diff, diff)
+                continue
+            part = np.subtract(chunk[valid], reference[block[valid, col]], dtype=np.float64)
+            out[i0 + valid, col] = np.einsum("ij,ij->i", part, part)
 
     parallel_steps(run, range(0, index.shape[0], step), index.size * queries.shape[1])
     return out

@@ -508,6 +508,11 @@ def _scan(
     cand_j: list[np.ndarray] = []
     total = pairs = 0
     reduce = Reductions(threads)
+    # The tiles' products and their gathered hit rows go to two buffers made once: a fresh 8 MiB tile per product
+    # (and a gather of varying size) made glibc raise its mmap threshold and serve them from a fragmenting heap,
+    # which cost hundreds of MiB of RSS above the bank (docs/performance.md, "Memory").
+    tile_buf = torch.empty(min(query_chunk, m) * TILE, dtype=torch.bfloat16, device=device)
+    rows_buf = torch.empty_like(tile_buf)
     for i0 in range(0, m, query_chunk):
         i1 = min(m, i0 + query_chunk)
         chunk = _Chunk(q32[i0:i1], bank, first_rows, device)
@@ -527,7 +532,7 @@ def _scan(
                 j1 = min(j0 + TILE, bounds[s + 1])
                 err = tile_error(chunk, bank, j0, j1, sigma)
                 torch.set_num_threads(threads)
-                out = chunk.mat @ bank.operand(j0, j1).T
+                out = torch.matmul(chunk.mat, bank.operand(j0, j1).T, out=_view(tile_buf, i1 - i0, j1 - j0))
                 o_max = reduce.row_max(out)  # one pass over the tile; the rest of the tile on the same threads
                 pairs += (i1 - i0) * (j1 - j0)
                 if not np.isfinite(o_max).all():
@@ -538,7 +543,7 @@ def _scan(
                 thr = _round_down(upper_inverse(top.threshold() - chunk.shift - err))
                 hit = np.flatnonzero(o_max >= thr)
                 if hit.size:
-                    rows, cols, vals = candidates(out, hit, thr)
+                    rows, cols, vals = candidates(out, hit, thr, rows_buf)
                     if top.merge(rows, chunk.shift[rows] + vals - _OUT * np.abs(vals) - err[rows], filled):
                         # Tables rose: keep only what still reaches them (each table only ever rises).
                         keep = vals >= upper_inverse(top.threshold()[rows] - chunk.shift[rows] - err[rows])
@@ -557,6 +562,11 @@ def _scan(
             cand_q.append(rows[keep] + i0)
             cand_j.append(pos[keep])
     return cand_q, cand_j, total
+
+
+def _view(buffer: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """The first ``rows * cols`` entries of a flat buffer as a contiguous ``(rows, cols)`` tensor."""
+    return buffer[: rows * cols].view(rows, cols)
 
 
 def _fallback(reason: str, t0: float) -> None:

@@ -199,13 +199,16 @@ def still_able_to_win(
     return out
 
 
-def candidates(out: torch.Tensor, hit: np.ndarray, thr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def candidates(
+    out: torch.Tensor, hit: np.ndarray, thr: np.ndarray, buffer: torch.Tensor | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(row, column, float64 value)`` of the tile's entries ``>= thr[row]``, among the rows ``hit``.
 
     A hit row holds a few candidates among thousands of columns: its ``_GROUP``-wide column groups are reduced to
     their maxima first (one torch pass over the hit rows, on one thread), and only the groups whose maximum reaches
     the threshold are widened and compared (numpy). Scanning every column of every hit row in numpy cost several
-    times the row maxima of the whole tile. Narrow tiles (the first prefix sizes) are scanned whole.
+    times the row maxima of the whole tile. Narrow tiles (the first prefix sizes) are scanned whole. The hit rows
+    are gathered into ``buffer`` (flat, at least the tile's size) when one is given, instead of a new tensor.
     """
     width = out.shape[1]
     hit_t = torch.from_numpy(hit).to(out.device)
@@ -216,13 +219,13 @@ def candidates(out: torch.Tensor, hit: np.ndarray, thr: np.ndarray) -> tuple[np.
         r, c = np.nonzero(values >= row_thr[:, None])
         return hit[r], c, values[r, c].astype(np.float64)
     full = width // _GROUP
-    sub = out[hit_t] if hit.size < out.shape[0] // 2 else out  # gathered once, while the tile is still in cache
+    sub = _rows(out, hit_t, buffer) if hit.size < out.shape[0] // 2 else out  # gathered while the tile is in cache
     gmax = sub[:, : full * _GROUP].reshape(sub.shape[0], full, _GROUP).amax(dim=2)
     if width % _GROUP:
         gmax = torch.cat([gmax, sub[:, full * _GROUP :].amax(dim=1, keepdim=True)], dim=1)
     if sub is out:
         gmax = gmax[hit_t]
-        sub = sub[hit_t]
+        sub = _rows(out, hit_t, buffer)
     r, g = np.nonzero(gmax.float().cpu().numpy() >= row_thr[:, None])
     cols = g[:, None] * _GROUP + np.arange(_GROUP)
     inside = cols < width  # the last, narrower group
@@ -230,6 +233,14 @@ def candidates(out: torch.Tensor, hit: np.ndarray, thr: np.ndarray) -> tuple[np.
     values = _widen(sub.cpu(), r[:, None], cols)
     rr, cc = np.nonzero((values >= row_thr[r, None]) & inside)
     return hit[r[rr]], cols[rr, cc], values[rr, cc].astype(np.float64)
+
+
+def _rows(tile: torch.Tensor, rows: torch.Tensor, buffer: torch.Tensor | None) -> torch.Tensor:
+    """``tile[rows]``, written into the front of ``buffer`` (flat) when given."""
+    if buffer is None:
+        return tile[rows]
+    dest = buffer[: rows.numel() * tile.shape[1]].view(rows.numel(), tile.shape[1])
+    return torch.index_select(tile, 0, rows, out=dest)
 
 
 def _widen(tile: torch.Tensor, *index: np.ndarray) -> np.ndarray:

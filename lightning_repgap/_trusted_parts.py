@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from lightning_repgap._local_dimension import gride_dimension
-from lightning_repgap.calibration import calibrate_dimension, fit_gap_law, slope_to_dimension
+from lightning_repgap.calibration import ball_concentration, calibrate_dimension, fit_gap_law, slope_to_dimension
 
 __all__ = [
     "AUTO_GAP_FROM",
@@ -22,6 +22,7 @@ __all__ = [
     "CROSS_CHECK_ROWS",
     "DISAGREEMENT_FACTOR",
     "FAR_RANKS",
+    "HETEROGENEOUS_CONCENTRATION",
     "INTERVAL_FLOOR",
     "INTERVAL_FLOOR_GAP",
     "INTERVAL_SPREAD",
@@ -92,6 +93,15 @@ INTERVAL_FLOOR = 0.04
 #: shape bias at d = 12-20 (a simplex, Laplace or anisotropic Gaussian cloud reads 10-20 % off) is larger than the
 #: local estimators' at low d, and no scale disagreement is measured for the gap law.
 INTERVAL_FLOOR_GAP = 0.055
+#: The gap law's calibration interpolates between references (ball, sphere, torus) by the concentration
+#: ``mean^2 / var`` of the squared distances; the ball, the least concentrated, has
+#: :func:`~lightning_repgap.calibration.ball_concentration` at the calibrated dimension. A concentration below this
+#: share of the ball's says the squared distances spread over scales no compact shape of that dimension has: a density
+#: spread over scales (a Gaussian scale mixture read 0.04 of the ball's, and its gap law 28-31 for d = 18, where
+#: TwoNN, MLE and GRIDE at every scale read 17.4-18.8). The calibration then extrapolates and the gap curve's bend is
+#: the density's, not the dimension's, so ``dim`` is the local estimate (method ``"local"``). The opened clouds that
+#: the gap law reads well show 0.11 or more (a log-normal cloud 0.11-0.22, Laplace 0.28, compact shapes 0.3-2.3).
+HETEROGENEOUS_CONCENTRATION = 0.08
 #: Estimators whose intervals are disjoint *and* which differ by more than this factor trigger a warning.
 DISAGREEMENT_FACTOR = 1.25
 #: Queries that get a neighbour table in ``representation_gap``: the local estimate's relative standard error is
@@ -109,6 +119,18 @@ NOISE_DECAY_RATIO = 4.0
 #: The decaying floor replaces the constant one where its relative residual is at most this share of the constant
 #: floor's (:func:`_noise_dimensions`).
 NOISE_DECAY_GAIN = 0.5
+
+
+def _gap_weight(d_gap: float, concentration: float | None) -> float:
+    """Weight of the gap law in ``dim``: 0 below :data:`AUTO_LOCAL_BELOW`, 1 from :data:`AUTO_GAP_FROM`, linear in log.
+
+    0 as well where ``concentration`` (``None``: not judged) is below :data:`HETEROGENEOUS_CONCENTRATION` of a ball's
+    at ``d_gap``: a density spread over scales bends the gap curve, and the calibration would extrapolate.
+    """
+    w = float(np.clip(math.log(d_gap / AUTO_LOCAL_BELOW) / math.log(AUTO_GAP_FROM / AUTO_LOCAL_BELOW), 0, 1))
+    if w > 0 and concentration is not None and concentration < HETEROGENEOUS_CONCENTRATION * ball_concentration(d_gap):
+        return 0.0
+    return w
 
 
 def _local_statistics(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -38,6 +38,7 @@ from lightning_repgap._trusted_parts import (
     CROSS_CHECK_ROWS,
     DISAGREEMENT_FACTOR,
     FAR_RANKS,
+    HETEROGENEOUS_CONCENTRATION,
     INTERVAL_FLOOR,
     INTERVAL_SPREAD,
     METHOD_CODES,
@@ -47,8 +48,8 @@ from lightning_repgap._trusted_parts import (
     NOISE_SCALE_RATIO,
     _bootstrap_counts,
     _calibrated_interval,
-    _floor_dimension,
     _floor_fit,
+    _gap_weight,
     _gride_draws,
     _local_estimate,
     _local_statistics,
@@ -62,6 +63,7 @@ from lightning_repgap.search import Backend, nearest
 
 __all__ = [
     "CROSS_CHECK_ROWS",
+    "HETEROGENEOUS_CONCENTRATION",
     "INTERVAL_FLOOR",
     "INTERVAL_SPREAD",
     "METHOD_CODES",
@@ -316,13 +318,19 @@ def trusted_dimension(
       neighbour table bears the floor out (:data:`NOISE_AGREEMENT`: the floor-corrected dimension agrees with GRIDE
       far, or the noise is strong); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`, or, where a floor
       that decays like the noise's own gap law explains the curve much better (``_trusted_parts.NOISE_DECAY_GAIN``;
-      noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit.
-      When the dimension falls with the scale but no floor shows (weak noise) and ``d_gap <= 8``, ``dim`` is GRIDE over
+      noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit (the
+      checks judge the value that is reported: a noisy curve at large ``n`` whose constant-floor value is not borne
+      out by the table, but whose decaying-floor value is, is noisy).
+      When the dimension falls with the scale but no floor shows (weak noise: the floor explains less than
+      :data:`NOISE_FLOOR_FRACTION` of :math:`G(n_{max})`) and ``d_gap <= 8``, ``dim`` is GRIDE over
       neighbours 10 and 20 (:data:`FAR_RANKS`, method ``"local_far"``): the 10th to 20th neighbours lie beyond the
       noise that the nearest ones see.
 
     Otherwise ``dim`` is ``d_local`` when ``d_gap <= 8``, ``d_gap`` when ``d_gap >= 12``, and in between
-    :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`. The interval combines bootstrap
+    :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`; but ``d_local`` wherever the
+    squared distances are far less concentrated than a ball's of dimension ``d_gap``
+    (:data:`HETEROGENEOUS_CONCENTRATION`): a density spread over scales bends the gap curve, and the calibration,
+    which reads the shape from the concentration, would extrapolate. The interval combines bootstrap
     intervals the same way (the queries, columns of ``per_query``, are resampled for the gap law and the noise
     floor, the rows of ``dist`` for the local estimates), then widens it on the log scale by the spread of the local
     estimators across neighbour scales and a floor (:data:`INTERVAL_SPREAD`): sampling error alone misses the
@@ -409,15 +417,18 @@ def trusted_dimension(
         # Where the gap law decides, high dimension alone makes the estimators fall with the scale: ask for more floor.
         floor_needed = NOISE_FLOOR_FRACTION if fit.dim < AUTO_GAP_FROM else NOISE_FLOOR_FRACTION_HIGH
         if falls and floor_frac >= floor_needed:
-            d_floor = _floor_dimension(sizes_arr[use], gaps, float(floor[0]), concentration if calibrate else None)
-            noisy = math.isfinite(d_floor) and _noise_acceptable(d_far, d_near)(d_floor)
+            # The value the floor model would report (the decaying floor's where it explains the curve much better and
+            # passes the checks, else the constant floor's) must be borne out by the neighbour table.
+            accept = _noise_acceptable(d_far, d_near)
+            conc = concentration if calibrate else None
+            d_floor = float(_noise_dimensions(sizes_arr[use], gaps[:, None], floor, conc, accept)[0])
+            noisy = math.isfinite(d_floor) and accept(d_floor)
 
     if noisy:
-        # The diagnosis used a constant floor; where a floor that decays like the noise's own law explains the curve
-        # much better (noisy curves at large n), the value comes from that one, if it passes the diagnosis's checks.
+        # d_floor is the diagnosis's value (the decaying floor's where it explains the curve much better and passes the
+        # checks); the bootstrap draws are chosen the same way.
         conc = concentration if calibrate else None
         accept = _noise_acceptable(d_far, d_near)
-        d_floor = float(_noise_dimensions(sizes_arr[use], gaps[:, None], floor, conc, accept)[0])
         draws = np.zeros(0)
         if n_bootstrap:
             counts = _bootstrap_counts(pq.shape[1], n_bootstrap, rng) / pq.shape[1]
@@ -426,7 +437,7 @@ def trusted_dimension(
             draws = _noise_dimensions(sizes_arr[use], boot_gaps, boot_floor, conc, accept)
         lo, hi = interval(d_floor, draws)
         dim, dim_low, dim_high, method, w = d_floor, lo, hi, "noise_floor", 1.0
-    elif falls and fit.dim <= AUTO_LOCAL_BELOW and math.isfinite(d_local):
+    elif falls and floor_frac < NOISE_FLOOR_FRACTION and fit.dim <= AUTO_LOCAL_BELOW and math.isfinite(d_local):
         # Weak noise: the dimension falls with the scale, the gap curve shows no floor; read it at the far scale.
         draws = np.zeros(0)
         if n_bootstrap:
@@ -436,7 +447,7 @@ def trusted_dimension(
     elif not math.isfinite(d_local) or not math.isfinite(fit.dim):
         dim, dim_low, dim_high, method, w = fit.dim, fit.dim_low, fit.dim_high, "gap", 1.0
     else:
-        w = float(np.clip(math.log(fit.dim / AUTO_LOCAL_BELOW) / math.log(AUTO_GAP_FROM / AUTO_LOCAL_BELOW), 0, 1))
+        w = _gap_weight(fit.dim, concentration if calibrate else None)
 
         def mix(a: float, b: float) -> float:
             return math.exp((1.0 - w) * math.log(a) + w * math.log(b)) if 0 < w < 1 else (a if w == 0 else b)

@@ -164,7 +164,7 @@ def markdown(results: list[dict[str, Any]]) -> list[str]:
     lines: list[str] = []
     for res in results:
         lines += [
-            f"### {res.get('title') or res['split'] + ' half'}",
+            f"### {res.get('title') or res['split'] + ' split'}",
             "",
             "| n | clouds | auto | gap law | TwoNN | MLE | DANCo | auto coverage "
             "| gap coverage | auto median width / d | gap median width / d | decided by |",
