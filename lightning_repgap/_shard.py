@@ -184,9 +184,8 @@ class Shard:
     def _point_to_point(self) -> bool:
         """Whether states travel by point-to-point sends (gloo) instead of ``all_gather_into_tensor`` (NCCL, others).
 
-        On gloo a send and a receive straight into the output buffer cost each rank about half the CPU time of
-        ``all_gather_into_tensor`` for a bank share, fresh buffer included (measured in ``docs/performance.md``);
-        NCCL keeps its collective.
+        On gloo, sends and receives straight into the output buffer cost each rank less than
+        ``all_gather_into_tensor`` for a bank share (see ``docs/performance.md``); NCCL keeps its collective.
         """
         import torch.distributed as dist
 

@@ -6,6 +6,7 @@ gathered to ``OUT_DIR/rank<r>.pt`` for the test to check.
 
 from __future__ import annotations
 
+import datetime
 import os
 
 import numpy as np
@@ -35,10 +36,12 @@ def run(rank: int, world: int, port: int, out_dir: str) -> None:
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # A deadlock must fail the test within a minute, not hang it for gloo's default half hour.
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
     try:
         shard = shard_of()
         assert shard is not None
+        assert shard._point_to_point()  # the path under test; the collective would give the same values
         states = {"bank": [rows(rank, COUNTS[rank])] if COUNTS[rank] else [], "index": [torch.arange(rank + 1)]}
         gathered = shard.gather_states(states)
         sub = dist.new_group([1, 2])  # every rank creates it; only its members gather on it
