@@ -21,9 +21,10 @@ process, warm from the earlier repeats, as before).
 
 The phases are measured by wrapping the library's functions in this process (wall and CPU seconds): ``sync`` (the
 torchmetrics state gather), ``gather`` (concatenating and index-sorting the states), ``dup_scan`` (exact copies),
-``search`` (the whole curve: preparing the bank, the search, the merge), ``merge`` (the collectives inside the
-search, part of ``search``), ``fits`` (the trusted dimension with its bootstrap) and ``rest``; with ``--detail``
-also the parts of ``search`` (``prepare``: the centred float32 bank, ``bank_bf16``: the screen's bf16 operand,
+``search`` (the whole curve: preparing the bank, the search, the merge), ``merge`` (the collectives after the
+state gather: the duplicate scan's small one, part of ``dup_scan``, and the search's, part of ``search``),
+``fits`` (the trusted dimension with its bootstrap) and ``rest``; with ``--detail`` also the parts of ``search``
+(``prepare``: the centred float32 bank, ``bank_bf16``: the screen's bf16 operand,
 ``scan``: the screen's pass over the tiles, ``rescore``, ``minima``, ``concentration``, ``knn_dist``: the table's
 float64 distances when the engine did not hand them over, ``agree``: the ranks' agreement on rank 0's choices).
 
@@ -67,6 +68,7 @@ _TIMED = (
     (metric.RepresentationGap, "_sync_dist", "sync"),
     (metric.RepresentationGap, "_gathered", "gather"),
     (functional, "exact_copies_and_peak", "dup_scan"),
+    (_shard.Shard, "exact_copies_and_peak", "dup_scan"),  # a rank's: its block's hashes, one small all_gather
     (functional, "build_curve", "search"),
     (_shard.Shard, "all_gather", "merge"),
     (functional, "trusted_dimension", "fits"),

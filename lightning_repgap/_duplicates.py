@@ -98,11 +98,29 @@ def exact_copies_and_peak(x: np.ndarray) -> tuple[np.ndarray, float, float]:
         ([0], 1.0, 3.0)
 
     """
-    n = x.shape[0]
     hashes, peak = _row_hashes(x)
+    keep, share = copies_from_hashes(x, hashes)
+    return keep, share, peak
+
+
+def copies_from_hashes(x: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`exact_copies` from the rows' hashes (``_row_hashes``, computed by anyone: a row's hash is its own).
+
+    Rows sharing a hash are compared value by value, so neither a collision nor where the hashes came from can
+    merge distinct rows. A DDP rank hashes only its block of the bank and receives the others' hashes
+    (:meth:`lightning_repgap._shard.Shard.exact_copies_and_peak`).
+
+    Example:
+        >>> x = np.array([[0.0, 1.0], [2.0, 3.0], [-0.0, 1.0]])
+        >>> keep, share = copies_from_hashes(x, _row_hashes(x)[0])
+        >>> keep.tolist(), round(share, 3)
+        ([0, 1], 0.667)
+
+    """
+    n = x.shape[0]
     _, first, inverse, counts = np.unique(hashes, return_index=True, return_inverse=True, return_counts=True)
     if counts.max(initial=0) <= 1:
-        return np.arange(n, dtype=np.int64), 0.0, peak
+        return np.arange(n, dtype=np.int64), 0.0
     group = first[inverse.reshape(-1)]  # candidate first occurrence of each row's hash
     candidate = np.flatnonzero(group != np.arange(n))
     # Verify: a row is a copy only if it equals its group's first row (guards against hash collisions).
@@ -113,7 +131,7 @@ def exact_copies_and_peak(x: np.ndarray) -> tuple[np.ndarray, float, float]:
     has_copy = np.zeros(n, dtype=bool)
     has_copy[candidate[same]] = True
     has_copy[group[candidate[same]]] = True
-    return keep, float(has_copy.mean()), peak
+    return keep, float(has_copy.mean())
 
 
 def near_copies(
@@ -236,6 +254,7 @@ def effective_sizes(sizes: np.ndarray, share: float) -> np.ndarray:
 
 
 __all__ = [
+    "copies_from_hashes",
     "distinct_neighbours",
     "effective_sizes",
     "estimator_tables",

@@ -144,9 +144,11 @@ def pair_dist_sq(reference: np.ndarray, queries: np.ndarray, index: np.ndarray) 
         for col in range(index.shape[1]):
             valid = np.flatnonzero(block[:, col] >= 0)
             if valid.size == chunk.shape[0]:
-                np.take(reference, block[:, col], axis=0, out=gathered)
-                np.copyto(diff, gathered)
-                np.subtract(q64, diff, out=diff)
+                # mode="clip": numpy's default "raise" gathers through a temporary even with out= (the indices
+                # are in range here); widening float32/float16 to float64 is exact, so subtracting the gathered
+                # rows from the float64 queries gives the bits of subtracting their float64 copies.
+                np.take(reference, block[:, col], axis=0, out=gathered, mode="clip")
+                np.subtract(q64, gathered, out=diff)
                 out[i0 : i0 + chunk.shape[0], col] = np.einsum("ij,ij->i", diff, diff)
                 continue
             part = np.subtract(chunk[valid], reference[block[valid, col]], dtype=np.float64)

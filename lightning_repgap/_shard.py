@@ -15,7 +15,9 @@ Why the queries and not the bank positions: the search's cost per query falls wi
 proportion (each grid size starts new tiles, and a half bank has as many sizes as the whole one: the bf16 screen's
 half-bank search cost 64 % of the whole, its half-query search 53 %, ``docs/performance.md``), and a query split
 needs no merge of candidates by distance, only a concatenation. What stays per rank is the bank's preparation
-(``O(n D)``, against the search's ``O(n m D / W)``).
+(``O(n D)``, against the search's ``O(n m D / W)``). The scan for exact copies before the search is shared by bank
+rows instead (:meth:`Shard.exact_copies_and_peak`: each rank hashes its block, the hashes are all-gathered), and
+the Metric's states reach every rank by point-to-point messages on gloo (:meth:`Shard.gather_states`).
 
 The ranks also agree on how the tiles run: where the exact engine would choose by timing probes (the bf16 screen
 or float32 tiles, torch's or numpy's BLAS), each rank probes once per process as usual and rank 0's choice is used
@@ -38,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lightning_repgap._duplicates import _row_hashes, copies_from_hashes
 from lightning_repgap._gemm import GemmOption, cpu_engine
 from lightning_repgap._screen import use_screen
 from lightning_repgap._screen_tiles import TILE
@@ -89,14 +92,40 @@ class Shard:
         dist.all_gather(out, tensor, group=self.group)
         return [t.cpu().numpy() for t in out]
 
+    def exact_copies_and_peak(self, x: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """:func:`~lightning_repgap._duplicates.exact_copies_and_peak` of the bank every rank holds, the hashing shared.
+
+        Rank ``r`` hashes the ``r``-th of ``W`` contiguous blocks of rows and takes their largest magnitude; one
+        ``all_gather`` brings every block's hashes and magnitude to every rank, which then groups the rows as one
+        process does (a row's hash is its own, and rows that share one are compared value by value). Every rank
+        must call it with the same ``x`` (the synced bank): it is a collective.
+
+        Returns:
+            ``(keep, dup_share, peak)``, the same as one process's, bit for bit.
+
+        """
+        n, world = x.shape[0], self.world_size
+        block = -(-n // world)
+        lo, hi = min(n, self.rank * block), min(n, (self.rank + 1) * block)
+        hashes, peak = _row_hashes(x[lo:hi])
+        # Hashes as int64 (their bits), padded to the block, then the block's peak as the bits of a float64.
+        payload = np.zeros(block + 1, dtype=np.int64)
+        payload[: hi - lo] = hashes.view(np.int64)
+        payload[-1] = np.float64(peak).view(np.int64)
+        parts = self.all_gather(payload)
+        every = np.concatenate([part[: max(0, min(n, (r + 1) * block) - r * block)] for r, part in enumerate(parts)])
+        keep, share = copies_from_hashes(x, every.view(np.uint64))
+        return keep, share, max(float(part[-1:].view(np.float64)[0]) for part in parts)
+
     def gather_states(self, states: dict[str, Any]) -> dict[str, Any] | None:
         """The ``cat`` sync of list states: every rank's rows of each state, concatenated in rank order.
 
         What torchmetrics' ``gather_all_tensors`` + ``dim_zero_cat`` give, with fewer copies of the (large) bank:
-        one collective for every state's shape, then one ``all_gather`` per state straight into its output buffer
-        (torchmetrics zero-fills a list of buffers per rank and concatenates them afterwards, after a barrier and a
-        shape exchange per state). A rank whose share is shorter sends a padded copy, and the output is compacted;
-        a state no rank holds stays ``[]``.
+        one collective for every state's shape, then every rank's rows of each state received straight into its
+        output buffer (torchmetrics zero-fills a list of buffers per rank and concatenates them afterwards, after a
+        barrier and a shape exchange per state). On gloo the rows travel by point-to-point messages
+        (:func:`_exchange_rows`: uneven shares need no padding); elsewhere (NCCL) by one ``all_gather`` per state,
+        a shorter share sending a padded copy and the output compacted. A state no rank holds stays ``[]``.
 
         Args:
             states: ``{name: list of tensors or one tensor}``, each 1-D or 2-D, in the same order on every rank.
@@ -139,6 +168,8 @@ class Shard:
         trail = (width,) if width else ()
         device = tensor.device if tensor is not None else self.device
         send = tensor.to(self.device) if tensor is not None else None
+        if self._point_to_point():
+            return _exchange_rows(send, rows, trail, dtype, self).to(device)
         if send is None or send.shape[0] < top:  # pad to the longest share: all_gather takes one size
             padded = torch.empty((top, *trail), dtype=dtype, device=self.device)
             if send is not None:
@@ -149,6 +180,48 @@ class Shard:
         if any(r != top for r in rows):
             buffer = torch.cat([buffer[r * top : r * top + n] for r, n in enumerate(rows)])
         return buffer.to(device)
+
+    def _point_to_point(self) -> bool:
+        """Whether states travel by point-to-point sends (gloo) instead of ``all_gather_into_tensor`` (NCCL, others).
+
+        On gloo, sends and receives straight into the output buffer cost each rank less than
+        ``all_gather_into_tensor`` for a bank share (see ``docs/performance.md``); NCCL keeps its collective.
+        """
+        import torch.distributed as dist
+
+        return self.device.type == "cpu" and dist.get_backend(self.group) == "gloo"
+
+
+def _exchange_rows(
+    send: torch.Tensor | None, rows: list[int], trail: tuple[int, ...], dtype: torch.dtype, shard: Shard
+) -> torch.Tensor:
+    """:meth:`Shard._gather_rows` by point-to-point messages: every rank's rows received straight into place.
+
+    The rank copies its own rows into the output and sends them to every other rank, and receives each other rank's
+    rows into their block (all messages posted before any is waited for, so no order of ranks can deadlock). Uneven
+    shares need no padding, and a rank without rows sends nothing.
+    """
+    import torch.distributed as dist
+
+    rank, world, group = shard.rank, shard.world_size, shard.group
+    starts = np.concatenate([[0], np.cumsum(rows)]).tolist()
+    out = torch.empty((starts[-1], *trail), dtype=dtype, device=shard.device)
+    mine = out[starts[rank] : starts[rank + 1]]
+    if send is not None and rows[rank]:
+        mine.copy_(send)
+    peers = [r for r in range(world) if r != rank]
+    # isend / irecv name peers by their global rank (the group's rank r is not rank r of the default group).
+    target = {r: (r if group is None else dist.get_global_rank(group, r)) for r in peers}
+    requests = []
+    for r in peers:
+        if rows[r]:
+            requests.append(dist.irecv(out[starts[r] : starts[r + 1]], target[r], group=group))
+        if rows[rank]:
+            requests.append(dist.isend(mine, target[r], group=group))
+    for request in requests:
+        if request is not None:  # None only for a process outside the group, which gathers nothing
+            request.wait()
+    return out
 
 
 def _joined(state: Any) -> Any:

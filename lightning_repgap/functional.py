@@ -141,12 +141,14 @@ def _gap_compute(
     *,
     num_threads: int | None = None,
     wrap_engine: Callable[[SearchEngine], SearchEngine] | None = None,
+    find_copies: Callable[[np.ndarray], tuple[np.ndarray, float, float]] | None = None,
     **settings: Unpack[GapSettings],
 ) -> GapResult:
     """One blocked search, then the fit, the cross-check estimators and the derived ratios.
 
     ``wrap_engine`` is handed to :func:`~lightning_repgap.gap.build_curve` (the Metric shares the exact search among
-    DDP ranks with it); every number is the same with or without it.
+    DDP ranks with it); every number is the same with or without it. ``find_copies`` replaces
+    :func:`~lightning_repgap._duplicates.exact_copies_and_peak` (the Metric shares its hashing among the ranks).
 
     With an approximate ``index`` (``"auto"`` resolved by :func:`~lightning_repgap.approximate.resolve_index`) the
     curve comes from :func:`~lightning_repgap.approximate.approximate_gap` and ``recall`` / ``gap_rel_error`` are
@@ -159,7 +161,7 @@ def _gap_compute(
     t0 = time.perf_counter()
     # Exact copies leave the bank before the search (as DADApy removes identical points); see _duplicates.
     # The same pass over the bank measures its largest magnitude, for the unit scale below.
-    keep, exact_share, bank_peak = exact_copies_and_peak(inputs.reference)
+    keep, exact_share, bank_peak = (find_copies or exact_copies_and_peak)(inputs.reference)
     reference = inputs.reference if keep.size == inputs.reference.shape[0] else inputs.reference[keep]
     if keep.size < 2:
         raise _collapsed(inputs)

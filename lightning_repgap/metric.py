@@ -232,7 +232,7 @@ class RepresentationGap(Metric):
         return x, labels
 
     def _sync_dist(self, dist_sync_fn: Any = gather_all_tensors, process_group: Any | None = None) -> None:
-        """The ``cat`` sync of the states, with one collective per state into its output buffer.
+        """The ``cat`` sync of the states, each received straight into its output buffer.
 
         The states hold the bank (``max_reference * D`` floats): torchmetrics' default gather zero-fills a buffer per
         rank and state, then concatenates them; :meth:`~lightning_repgap._shard.Shard.gather_states` receives each
@@ -274,11 +274,16 @@ class RepresentationGap(Metric):
             reference_labels = query_labels = None
         inputs = _gap_update(reference, queries, train_queries, reference_labels, query_labels)
         self.last_inputs = inputs
-        # Synced states are the same on every rank: each rank searches for its share of the queries (same numbers).
+        # Synced states are the same on every rank: each rank searches for its share of the queries and hashes its
+        # block of the bank for the exact copies (same numbers).
         shard = shard_of(self.process_group) if self._is_synced else None
         with measurement_threads(self.num_threads):
             self.last_result = _gap_compute(
-                inputs, self.config, num_threads=self.num_threads, wrap_engine=None if shard is None else shard.wrap
+                inputs,
+                self.config,
+                num_threads=self.num_threads,
+                wrap_engine=None if shard is None else shard.wrap,
+                find_copies=None if shard is None else shard.exact_copies_and_peak,
             )
         return {k: torch.tensor(v, dtype=torch.float32, device=self.device) for k, v in self.last_result.values.items()}
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_repgap import RepresentationGap, _screen, _shard
+from lightning_repgap import RepresentationGap, _duplicates, _screen, _shard
 from lightning_repgap._prepare import prepare
 from lightning_repgap._probe_share import rank_share
 from lightning_repgap._shard import Shard, ShardedEngine, shard_of
@@ -340,3 +340,36 @@ def test_a_query_chunk_below_one_query_is_refused(chunk):
     # A chunk of no queries would make the screen skip its pass and return nothing found: a clear error instead.
     with pytest.raises(ValueError, match="query_chunk must be a positive number"):
         ExactEngine("torch", query_chunk=chunk)
+
+
+@pytest.mark.parametrize(("n", "world"), [(103, 2), (103, 3), (2, 3), (1, 2), (64, 4)])
+def test_shared_copy_scan_equals_one_process(monkeypatch, n, world):
+    # Uneven blocks, copies whose two rows sit in different ranks' blocks, -0.0 against +0.0 across a boundary, and
+    # the largest magnitude in the last block: every rank finds what one process finds, hashing only its own block.
+    rng = np.random.default_rng(n + world)
+    x = rng.standard_normal((n, 6)).astype(np.float32)
+    if n > 10:
+        x[n - 1] = x[0]  # first block <-> last block
+        x[n // 2 + 1] = x[n // 2 - 1]  # around the middle: different blocks for 2 and 3 ranks
+        x[n // 2 + 5] = x[1]
+        x[n // 2 + 5, 2] = 0.0
+        x[1, 2] = -0.0  # a signed zero must still count as a copy
+        x[n - 2, 4] = -40.0  # the peak, far from rank 0's block
+    expected = _duplicates.exact_copies_and_peak(x)
+    hashed: list[int] = []
+    row_hashes = _duplicates._row_hashes
+
+    def spy(rows):
+        hashed.append(rows.shape[0])
+        return row_hashes(rows)
+
+    monkeypatch.setattr(_shard, "_row_hashes", spy)
+    results = _sharded(world, lambda shard: shard.exact_copies_and_peak(x))
+    for keep, share, peak in results:
+        np.testing.assert_array_equal(keep, expected[0])
+        assert (share, peak) == expected[1:]
+    assert sum(hashed) == n  # every row once ...
+    assert max(hashed) <= -(-n // world)  # ... each rank its own block
+    if n > 10:  # the test data hold what they should
+        assert expected[0].size == n - 3
+        assert expected[2] == 40.0

@@ -190,9 +190,10 @@ def test_the_screen_answers_do_not_depend_on_the_first_shift_product(monkeypatch
 def test_pair_scoring_in_step_buffers_gives_the_bits_of_scoring_each_column_alone(dtype):
     rng = np.random.default_rng(20)
     reference = (rng.standard_normal((300, 700)) * 3 + 100).astype(dtype)
-    queries = (rng.standard_normal((90, 700)) * 3 + 100).astype(dtype)
-    index = rng.integers(0, 300, (90, 5))
-    index[7, 2] = index[40, 0] = -1  # a missing entry in a step: that column is scored row by row
+    # 200 queries at D = 700: two full steps of _pair_step(700) and a partial one.
+    queries = (rng.standard_normal((200, 700)) * 3 + 100).astype(dtype)
+    index = rng.integers(0, 300, (200, 5))
+    index[7, 2] = index[140, 0] = -1  # a missing entry in a step: that column is scored row by row
     expected = np.full(index.shape, np.inf)
     for i, j in zip(*np.nonzero(index >= 0), strict=True):
         diff = np.subtract(queries[i : i + 1], reference[index[i, j]][None], dtype=np.float64)
