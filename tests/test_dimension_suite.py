@@ -40,9 +40,10 @@ def test_fifth_split_is_new_and_weighted_toward_the_failure_modes():
     assert sum(c.family == "network" for c in fifth) >= 4
 
 
-def test_every_fifth_cloud_samples_its_size_deterministically_with_the_stated_noise():
+@pytest.mark.parametrize("split", ["fifth", "sixth"])
+def test_every_cloud_of_a_split_samples_its_size_deterministically_with_the_stated_noise(split):
     n = 300
-    for cloud in suite("fifth"):
+    for cloud in suite(split):
         x = cloud.sample(n, np.random.default_rng(1))
         assert x.shape == (n, cloud.ambient), cloud.name
         assert np.isfinite(x).all(), cloud.name
@@ -52,6 +53,9 @@ def test_every_fifth_cloud_samples_its_size_deterministically_with_the_stated_no
         clean = cloud.make(cloud.seed)(n, np.random.default_rng(1))
         assert clean.shape[0] == n, cloud.name
         assert clean.shape[1] <= cloud.ambient, cloud.name
+        # The latent cloud has at least as many coordinates as its dimension and is not degenerate.
+        assert clean.shape[1] >= cloud.dim, cloud.name
+        assert np.linalg.matrix_rank(clean - clean.mean(0), tol=1e-8) >= min(cloud.dim, clean.shape[1]), cloud.name
         if clean.shape[1] < cloud.ambient:
             clean = embed(clean, cloud.ambient, np.random.default_rng(cloud.seed + 7919))
         radius = math.sqrt(float(np.var(clean, axis=0).sum()))
