@@ -34,8 +34,8 @@ Latent = Callable[[int, np.random.Generator], np.ndarray]
 Make = Callable[[int], Latent]
 
 
-def _fixed(fn: Callable[[int, np.random.Generator], np.ndarray]) -> Make:
-    """A sampler without seeded parameters."""
+def fixed(fn: Latent) -> Make:
+    """A sampler without seeded parameters (shared by the later suites' generators)."""
     return lambda seed: fn
 
 
@@ -47,7 +47,7 @@ def torus_knot(p: int, q: int, a: float, b: float) -> Make:
         r = 2 + np.cos(q * t)
         return np.stack([r * np.cos(p * t), r * np.sin(p * t), np.sin(q * t)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def lissajous(fx: int, fy: int, fz: int) -> Make:
@@ -74,7 +74,7 @@ def loxodrome(turns: float) -> Make:
         ph = 2 * math.pi * turns * (s + 1) / 2
         return np.stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def mobius(width: float) -> Make:
@@ -86,7 +86,7 @@ def mobius(width: float) -> Make:
         r = 1 + v * np.cos(u / 2)
         return np.stack([r * np.cos(u), r * np.sin(u), v * np.sin(u / 2)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def enneper(radius: float) -> Make:
@@ -97,7 +97,7 @@ def enneper(radius: float) -> Make:
         u, v = uv[:, 0], uv[:, 1]
         return np.stack([u - u**3 / 3 + u * v * v, v - v**3 / 3 + v * u * u, u * u - v * v], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def klein_bottle(big: float, small: float) -> Make:
@@ -111,7 +111,7 @@ def klein_bottle(big: float, small: float) -> Make:
             axis=1,
         )
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def saddle(curvature: float) -> Make:
@@ -121,7 +121,7 @@ def saddle(curvature: float) -> Make:
         xy = sample_ball(n, 2, rng)
         return np.concatenate([xy, curvature * (xy[:, :1] ** 2 - xy[:, 1:] ** 2)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def projected_gaussian_sphere(d: int, shift: float) -> Make:
@@ -142,7 +142,7 @@ def projected_gaussian_sphere(d: int, shift: float) -> Make:
 
 def beta_cube(d: int, a: float, b: float) -> Make:
     """Independent Beta(a, b) coordinates."""
-    return _fixed(lambda n, rng: rng.beta(a, b, (n, d)))
+    return fixed(lambda n, rng: rng.beta(a, b, (n, d)))
 
 
 def wide_von_mises_torus(d: int, kappa: float, radii: tuple[float, float]) -> Make:
@@ -164,7 +164,7 @@ def wide_von_mises_torus(d: int, kappa: float, radii: tuple[float, float]) -> Ma
 
 def student_t(d: int, dof: float) -> Make:
     """Independent Student-t coordinates (heavy tails)."""
-    return _fixed(lambda n, rng: rng.standard_t(dof, (n, d)))
+    return fixed(lambda n, rng: rng.standard_t(dof, (n, d)))
 
 
 def anisotropic_mixture(d: int, components: int, spread: float) -> Make:
@@ -199,7 +199,7 @@ def radial_beta_ball(d: int, a: float, b: float) -> Make:
     def sample(n: int, rng: np.random.Generator) -> np.ndarray:
         return sample_sphere(n, d - 1, rng) * rng.beta(a, b, n)[:, None]
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def net(d: int, ambient: int, width: int, depth: int, gain: float, act: str, latent: str) -> Make:
@@ -249,22 +249,22 @@ def product(*factors: Make) -> Make:
 
 def sphere(d: int, radius: float = 1.0) -> Make:
     """Uniform on the ``d``-sphere."""
-    return _fixed(lambda n, rng: radius * sample_sphere(n, d, rng))
+    return fixed(lambda n, rng: radius * sample_sphere(n, d, rng))
 
 
 def ball(d: int, radius: float = 1.0) -> Make:
     """Uniform in the ``d``-ball."""
-    return _fixed(lambda n, rng: radius * sample_ball(n, d, rng))
+    return fixed(lambda n, rng: radius * sample_ball(n, d, rng))
 
 
 def torus(d: int) -> Make:
     """Uniform on the flat ``d``-torus."""
-    return _fixed(lambda n, rng: sample_torus(n, d, rng))
+    return fixed(lambda n, rng: sample_torus(n, d, rng))
 
 
 def gaussian(d: int) -> Make:
     """The standard Gaussian."""
-    return _fixed(lambda n, rng: rng.standard_normal((n, d)))
+    return fixed(lambda n, rng: rng.standard_normal((n, d)))
 
 
 def third_specs() -> list[tuple[str, str, int, int, float, str, int, Make]]:

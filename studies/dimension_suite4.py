@@ -33,15 +33,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lightning_repgap.manifolds import sample_sphere
-from studies.dimension_suite3 import product, sphere
-
-Latent = Callable[[int, np.random.Generator], np.ndarray]
-Make = Callable[[int], Latent]
-
-
-def _fixed(fn: Callable[[int, np.random.Generator], np.ndarray]) -> Make:
-    """A sampler without seeded parameters."""
-    return lambda seed: fn
+from studies.dimension_suite3 import Latent, Make, fixed, product, sphere
 
 
 def viviani(a: float) -> Make:
@@ -51,7 +43,7 @@ def viviani(a: float) -> Make:
         t = rng.uniform(-2 * math.pi, 2 * math.pi, n)
         return np.stack([a * (1 + np.cos(t)), a * np.sin(t), 2 * a * np.sin(t / 2)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def toroidal_spiral(windings: int, big: float, small: float) -> Make:
@@ -62,7 +54,7 @@ def toroidal_spiral(windings: int, big: float, small: float) -> Make:
         r = big + small * np.cos(windings * t)
         return np.stack([r * np.cos(t), r * np.sin(t), small * np.sin(windings * t)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def cornu_spiral(length: float) -> Make:
@@ -76,7 +68,7 @@ def cornu_spiral(length: float) -> Make:
         s = rng.uniform(-length, length, n)
         return np.stack([np.interp(s, grid, cx), np.interp(s, grid, cy)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def helicoid(turns: float, width: float) -> Make:
@@ -87,7 +79,7 @@ def helicoid(turns: float, width: float) -> Make:
         v = 2 * math.pi * turns * rng.random(n)
         return np.stack([u * np.cos(v), u * np.sin(v), 0.5 * v], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def bumpy_sphere(amplitude: float, order: int) -> Make:
@@ -115,7 +107,7 @@ def veronese() -> Make:
         cols = [u[:, i] * u[:, j] * (1.0 if i == j else math.sqrt(2)) for i in range(3) for j in range(i, 3)]
         return np.stack(cols, axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def monkey_saddle(c: float) -> Make:
@@ -126,7 +118,7 @@ def monkey_saddle(c: float) -> Make:
         z = c * (xy[:, 0] ** 3 - 3 * xy[:, 0] * xy[:, 1] ** 2)
         return np.concatenate([xy, z[:, None]], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def random_features(d: int, ambient: int, bandwidth: float) -> Make:
@@ -153,34 +145,34 @@ def quadratic_map(d: int) -> Make:
         quad = [u[:, i] * u[:, j] for i in range(d) for j in range(i, d)]
         return np.concatenate([u, 0.5 * np.stack(quad, axis=1)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def dirichlet_simplex(d: int, alpha: float) -> Make:
     """Dirichlet(``alpha``) on the ``d``-simplex (``d + 1`` coordinates); ``alpha = 1`` is uniform."""
-    return _fixed(lambda n, rng: rng.dirichlet(np.full(d + 1, alpha), n))
+    return fixed(lambda n, rng: rng.dirichlet(np.full(d + 1, alpha), n))
 
 
 def laplace(d: int) -> Make:
     """Independent Laplace coordinates (a sharp peak and exponential tails)."""
-    return _fixed(lambda n, rng: rng.laplace(0.0, 1.0, (n, d)))
+    return fixed(lambda n, rng: rng.laplace(0.0, 1.0, (n, d)))
 
 
 def exponential_cube(d: int) -> Make:
     """Independent Exponential(1) coordinates: one-sided, piled up at a corner."""
-    return _fixed(lambda n, rng: rng.exponential(1.0, (n, d)))
+    return fixed(lambda n, rng: rng.exponential(1.0, (n, d)))
 
 
 def anisotropic_gaussian(d: int, ratio: float) -> Make:
     """A Gaussian whose axes' standard deviations fall geometrically from 1 to ``1 / ratio``."""
     scales = np.geomspace(1.0, 1.0 / ratio, d)
-    return _fixed(lambda n, rng: rng.standard_normal((n, d)) * scales)
+    return fixed(lambda n, rng: rng.standard_normal((n, d)) * scales)
 
 
 def ellipsoid(d: int, ratio: float) -> Make:
     """The unit ``d``-sphere stretched along its axes by factors falling geometrically from 1 to ``1 / ratio``."""
     scales = np.geomspace(1.0, 1.0 / ratio, d + 1)
-    return _fixed(lambda n, rng: sample_sphere(n, d, rng) * scales)
+    return fixed(lambda n, rng: sample_sphere(n, d, rng) * scales)
 
 
 def cube_boundary(k: int) -> Make:
@@ -192,7 +184,7 @@ def cube_boundary(k: int) -> Make:
         x[np.arange(n), face] = rng.integers(0, 2, n).astype(np.float64)
         return x
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def _haar_orthogonal(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -210,7 +202,7 @@ def rotations(k: int) -> Make:
         q[:, :, 0] *= det[:, None]  # flip one column of the reflections: SO(k)
         return q.reshape(n, k * k)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def grassmannian(k: int, p: int) -> Make:
@@ -220,12 +212,12 @@ def grassmannian(k: int, p: int) -> Make:
         frame = _haar_orthogonal(n, k, rng)[:, :, :p]
         return np.einsum("nip,njp->nij", frame, frame).reshape(n, k * k)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def stiefel(k: int, p: int) -> Make:
     """The Stiefel manifold :math:`V_p(R^k)` of orthonormal ``p``-frames (dimension ``k p - p (p + 1) / 2``)."""
-    return _fixed(lambda n, rng: _haar_orthogonal(n, k, rng)[:, :, :p].reshape(n, k * p))
+    return fixed(lambda n, rng: _haar_orthogonal(n, k, rng)[:, :, :p].reshape(n, k * p))
 
 
 def random_network(

@@ -30,21 +30,12 @@ generator (scikit-dimension's ``BenchmarkManifolds``, DADApy's data sets).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 
 from lightning_repgap.manifolds import sample_sphere
+from studies.dimension_suite3 import Latent, Make, fixed
 from studies.dimension_suite4 import random_network
-
-Latent = Callable[[int, np.random.Generator], np.ndarray]
-Make = Callable[[int], Latent]
-
-
-def _fixed(fn: Callable[[int, np.random.Generator], np.ndarray]) -> Make:
-    """A sampler without seeded parameters."""
-    return lambda seed: fn
-
 
 # --- curves ------------------------------------------------------------------------------------------------------
 
@@ -60,13 +51,13 @@ def epitrochoid(big: int, small: int, offset: float) -> Make:
         y = (big + small) * np.sin(t) - offset * np.sin(ratio * t)
         return np.stack([x, y], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def moment_curve(degree: int) -> Make:
     """The moment curve ``t -> (t, t^2, ..., t^degree)`` for ``t`` uniform in ``[-1, 1]``."""
     powers = np.arange(1, degree + 1)
-    return _fixed(lambda n, rng: rng.uniform(-1.0, 1.0, n)[:, None] ** powers)
+    return fixed(lambda n, rng: rng.uniform(-1.0, 1.0, n)[:, None] ** powers)
 
 
 def conical_spiral(turns: float) -> Make:
@@ -77,7 +68,7 @@ def conical_spiral(turns: float) -> Make:
         r = 0.1 + t / (2 * math.pi * turns)
         return np.stack([r * np.cos(t), r * np.sin(t), r], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def bump_curve(ambient: int, bumps: int, width: float) -> Make:
@@ -106,7 +97,7 @@ def baseball_seam(b: float) -> Make:
         theta = t / 2 + b * np.sin(2 * t)
         return np.stack([np.sin(phi) * np.cos(theta), np.sin(phi) * np.sin(theta), np.cos(phi)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def rbf_features(d: int, centres: int, width: float) -> Make:
@@ -136,7 +127,7 @@ def catenoid(height: float) -> Make:
         v = rng.uniform(-height, height, n)
         return np.stack([np.cosh(v) * np.cos(u), np.cosh(v) * np.sin(u), v], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def dini(a: float, b: float, turns: float) -> Make:
@@ -150,7 +141,7 @@ def dini(a: float, b: float, turns: float) -> Make:
         z = a * (np.cos(v) + np.log(np.tan(v / 2))) + b * u
         return np.stack([x, y, z], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def pseudosphere(t_max: float) -> Make:
@@ -162,7 +153,7 @@ def pseudosphere(t_max: float) -> Make:
         r = 1 / np.cosh(t)
         return np.stack([r * np.cos(a), r * np.sin(a), t - np.tanh(t)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def _figure_eight(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +183,7 @@ def knot_tube(radius: float) -> Make:
         a = 2 * math.pi * rng.random(n)[:, None]
         return p + radius * (np.cos(a) * nrm + np.sin(a) * bin_)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def scherk(extent: float) -> Make:
@@ -203,7 +194,7 @@ def scherk(extent: float) -> Make:
         z = np.log(np.cos(xy[:, 1]) / np.cos(xy[:, 0]))
         return np.concatenate([xy, z[:, None]], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def trig_torus(ambient: int, order: int) -> Make:
@@ -252,7 +243,7 @@ def clayton(d: int, theta: float) -> Make:
         v = rng.gamma(1.0 / theta, 1.0, n)[:, None]
         return (1 + rng.exponential(1.0, (n, d)) / v) ** (-1.0 / theta)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def nested_gaussians(d: int, inner: float) -> Make:
@@ -262,12 +253,12 @@ def nested_gaussians(d: int, inner: float) -> Make:
         scale = np.where(rng.random(n) < 0.5, 1.0, inner)
         return rng.standard_normal((n, d)) * scale[:, None]
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def gumbel(d: int) -> Make:
     """Independent Gumbel coordinates (skewed, one light and one heavy tail)."""
-    return _fixed(lambda n, rng: rng.gumbel(0.0, 1.0, (n, d)))
+    return fixed(lambda n, rng: rng.gumbel(0.0, 1.0, (n, d)))
 
 
 def solid_helix_tube(turns: float, radius: float) -> Make:
@@ -284,7 +275,7 @@ def solid_helix_tube(turns: float, radius: float) -> Make:
         a = 2 * math.pi * rng.random(n)[:, None]
         return c + disc * (np.cos(a) * normal + np.sin(a) * binormal)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def cross_polytope(d: int) -> Make:
@@ -294,17 +285,17 @@ def cross_polytope(d: int) -> Make:
         e = rng.exponential(1.0, (n, d + 1))
         return (e[:, :d] / e.sum(1, keepdims=True)) * rng.choice([-1.0, 1.0], (n, d))
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def logistic(d: int) -> Make:
     """Independent logistic coordinates."""
-    return _fixed(lambda n, rng: rng.logistic(0.0, 1.0, (n, d)))
+    return fixed(lambda n, rng: rng.logistic(0.0, 1.0, (n, d)))
 
 
 def log_normal(d: int, sigma: float) -> Make:
     """Independent log-normal coordinates (strongly skewed, dense near 0)."""
-    return _fixed(lambda n, rng: rng.lognormal(0.0, sigma, (n, d)))
+    return fixed(lambda n, rng: rng.lognormal(0.0, sigma, (n, d)))
 
 
 def gaussian_scale_mixture(d: int, decades: float) -> Make:
@@ -314,7 +305,7 @@ def gaussian_scale_mixture(d: int, decades: float) -> Make:
         s = 10 ** rng.uniform(-decades / 2, decades / 2, n)
         return rng.standard_normal((n, d)) * s[:, None]
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def unitary(k: int) -> Make:
@@ -327,7 +318,7 @@ def unitary(k: int) -> Make:
         q = q * (diag / np.abs(diag))[:, None, :]
         return np.concatenate([q.real.reshape(n, k * k), q.imag.reshape(n, k * k)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def spherical_cap(d: int, angle: float) -> Make:
@@ -341,7 +332,7 @@ def spherical_cap(d: int, angle: float) -> Make:
         direction = sample_sphere(n, d - 1, rng)
         return np.concatenate([np.cos(polar)[:, None], np.sin(polar)[:, None] * direction], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def skewed_box(d: int, condition: float) -> Make:

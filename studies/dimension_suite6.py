@@ -35,16 +35,8 @@ from collections.abc import Callable
 import numpy as np
 
 from lightning_repgap.manifolds import sample_cube, sample_sphere, sample_torus
+from studies.dimension_suite3 import Latent, Make, fixed
 from studies.dimension_suite4 import random_network
-
-Latent = Callable[[int, np.random.Generator], np.ndarray]
-Make = Callable[[int], Latent]
-
-
-def _fixed(fn: Callable[[int, np.random.Generator], np.ndarray]) -> Make:
-    """A sampler without seeded parameters."""
-    return lambda seed: fn
-
 
 # --- curves ------------------------------------------------------------------------------------------------------
 
@@ -57,7 +49,7 @@ def rose(petals: int) -> Make:
         r = np.cos(petals * t)
         return np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def log_spiral(turns: float, growth: float) -> Make:
@@ -68,7 +60,7 @@ def log_spiral(turns: float, growth: float) -> Make:
         r = np.exp(growth * t)
         return np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def hypotrochoid(big: int, small: int, offset: float) -> Make:
@@ -82,7 +74,7 @@ def hypotrochoid(big: int, small: int, offset: float) -> Make:
         y = (big - small) * np.sin(t) - offset * np.sin(ratio * t)
         return np.stack([x, y], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def crown(waves: int, height: float) -> Make:
@@ -92,7 +84,7 @@ def crown(waves: int, height: float) -> Make:
         t = 2 * math.pi * rng.random(n)
         return np.stack([np.cos(t), np.sin(t), height * np.sin(waves * t)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def lemniscate() -> Make:
@@ -103,7 +95,7 @@ def lemniscate() -> Make:
         s = 1 + np.sin(t) ** 2
         return np.stack([np.cos(t) / s, np.sin(t) * np.cos(t) / s], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def sphere_wobble(ambient: int, modes: int, amplitude: float) -> Make:
@@ -136,13 +128,13 @@ def ring_torus(big: float, small: float) -> Make:
         r = big + small * np.cos(v)
         return np.stack([r * np.cos(u), r * np.sin(u), small * np.sin(v)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def ellipsoid_surface(axes: tuple[float, float, float]) -> Make:
     """The ellipsoid surface with semi-axes ``axes``: a uniform point of :math:`S^2` stretched along the axes."""
     scale = np.asarray(axes)
-    return _fixed(lambda n, rng: sample_sphere(n, 2, rng) * scale)
+    return fixed(lambda n, rng: sample_sphere(n, 2, rng) * scale)
 
 
 def egg_crate(freq: float, amp: float) -> Make:
@@ -153,7 +145,7 @@ def egg_crate(freq: float, amp: float) -> Make:
         z = amp * np.sin(freq * xy[:, 0]) * np.sin(freq * xy[:, 1])
         return np.concatenate([xy, z[:, None]], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def double_cone(height: float) -> Make:
@@ -164,7 +156,7 @@ def double_cone(height: float) -> Make:
         a = 2 * math.pi * rng.random(n)
         return np.stack([np.abs(z) * np.cos(a), np.abs(z) * np.sin(a), z], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 # --- networks ----------------------------------------------------------------------------------------------------
@@ -212,12 +204,12 @@ def scale_mixture(d: int, decades: float) -> Make:
         s = 10 ** (rng.standard_normal(n) * decades / 4)
         return rng.standard_normal((n, d)) * s[:, None]
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def elliptical_laplace(d: int) -> Make:
     """The multivariate (elliptical) Laplace distribution: ``sqrt(E) z`` with ``E ~ Exp(1)``, ``z ~ N(0, I)``."""
-    return _fixed(lambda n, rng: rng.standard_normal((n, d)) * np.sqrt(rng.exponential(1.0, n))[:, None])
+    return fixed(lambda n, rng: rng.standard_normal((n, d)) * np.sqrt(rng.exponential(1.0, n))[:, None])
 
 
 def pareto_radius(d: int, alpha: float) -> Make:
@@ -226,7 +218,7 @@ def pareto_radius(d: int, alpha: float) -> Make:
     def sample(n: int, rng: np.random.Generator) -> np.ndarray:
         return sample_sphere(n, d - 1, rng) * (1.0 + rng.pareto(alpha, n))[:, None]
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def three_scale_gaussians(d: int, scales: tuple[float, float, float]) -> Make:
@@ -259,7 +251,7 @@ def wishart(k: int, dof: int) -> Make:
         w = np.einsum("nij,nik->njk", g, g) / dof
         return w[:, iu[0], iu[1]] * weight
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def veronese_sphere(d: int) -> Make:
@@ -271,7 +263,7 @@ def veronese_sphere(d: int) -> Make:
         x = sample_sphere(n, d, rng)
         return x[:, iu[0]] * x[:, iu[1]] * weight
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 # --- products and ordinary clouds --------------------------------------------------------------------------------
@@ -285,7 +277,7 @@ def circles(*radii: float) -> Make:
         r = np.asarray(radii)
         return np.concatenate([r * np.cos(a), r * np.sin(a)], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def sphere_times_t(k: int, t_dim: int, dof: float) -> Make:
@@ -295,12 +287,12 @@ def sphere_times_t(k: int, t_dim: int, dof: float) -> Make:
         w = np.sqrt(dof / rng.chisquare(dof, n))[:, None]
         return np.concatenate([sample_sphere(n, k, rng), 0.5 * w * rng.standard_normal((n, t_dim))], axis=1)
 
-    return _fixed(sample)
+    return fixed(sample)
 
 
 def spheres(a: int, b: int, radius_b: float) -> Make:
     """The product of the unit ``a``-sphere and the ``b``-sphere of ``radius_b``."""
-    return _fixed(lambda n, rng: np.concatenate([sample_sphere(n, a, rng), radius_b * sample_sphere(n, b, rng)], 1))
+    return fixed(lambda n, rng: np.concatenate([sample_sphere(n, a, rng), radius_b * sample_sphere(n, b, rng)], 1))
 
 
 def sixth_specs() -> list[tuple[str, str, int, int, float, str, int, Make]]:
@@ -343,10 +335,10 @@ def sixth_specs() -> list[tuple[str, str, int, int, float, str, int, Make]]:
         ("S^2 x Student-t(3) plane + 5 %", "product", 4, 24, 0.05, s, 753, sphere_times_t(2, 2, 3.0)),
         ("S^4 x S^1 + 5 %", "product", 5, 32, 0.05, s, 754, spheres(4, 1, 0.5)),
         # --- ordinary clouds
-        ("sphere S^9 + 1 %", "high_d", 9, 40, 0.01, s, 761, _fixed(lambda n, rng: sample_sphere(n, 9, rng))),
-        ("Gaussian d=3", "density", 3, 16, 0.0, s, 762, _fixed(lambda n, rng: rng.standard_normal((n, 3)))),
-        ("cube [0,1]^12", "high_d", 12, 40, 0.0, s, 763, _fixed(lambda n, rng: sample_cube(n, 12, rng))),
-        ("flat torus T^5", "product", 5, 24, 0.0, s, 764, _fixed(lambda n, rng: sample_torus(n, 5, rng))),
+        ("sphere S^9 + 1 %", "high_d", 9, 40, 0.01, s, 761, fixed(lambda n, rng: sample_sphere(n, 9, rng))),
+        ("Gaussian d=3", "density", 3, 16, 0.0, s, 762, fixed(lambda n, rng: rng.standard_normal((n, 3)))),
+        ("cube [0,1]^12", "high_d", 12, 40, 0.0, s, 763, fixed(lambda n, rng: sample_cube(n, 12, rng))),
+        ("flat torus T^5", "product", 5, 24, 0.0, s, 764, fixed(lambda n, rng: sample_torus(n, 5, rng))),
     ]
 
 
