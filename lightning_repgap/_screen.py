@@ -54,6 +54,7 @@ from lightning_repgap._screen_tiles import (
     RunningBounds,
     bf16_bits,
     candidates,
+    flat_view,
     still_able_to_win,
     upper_inverse,
     widen_bits,
@@ -532,7 +533,7 @@ def _scan(
                 j1 = min(j0 + TILE, bounds[s + 1])
                 err = tile_error(chunk, bank, j0, j1, sigma)
                 torch.set_num_threads(threads)
-                out = torch.matmul(chunk.mat, bank.operand(j0, j1).T, out=_view(tile_buf, i1 - i0, j1 - j0))
+                out = torch.matmul(chunk.mat, bank.operand(j0, j1).T, out=flat_view(tile_buf, i1 - i0, j1 - j0))
                 o_max = reduce.row_max(out)  # one pass over the tile; the rest of the tile on the same threads
                 pairs += (i1 - i0) * (j1 - j0)
                 if not np.isfinite(o_max).all():
@@ -562,11 +563,6 @@ def _scan(
             cand_q.append(rows[keep] + i0)
             cand_j.append(pos[keep])
     return cand_q, cand_j, total
-
-
-def _view(buffer: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-    """The first ``rows * cols`` entries of a flat buffer as a contiguous ``(rows, cols)`` tensor."""
-    return buffer[: rows * cols].view(rows, cols)
 
 
 def _fallback(reason: str, t0: float) -> None:

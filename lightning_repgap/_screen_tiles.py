@@ -23,6 +23,7 @@ __all__ = [
     "RunningBounds",
     "bf16_bits",
     "candidates",
+    "flat_view",
     "still_able_to_win",
     "upper_inverse",
     "widen_bits",
@@ -235,12 +236,16 @@ def candidates(
     return hit[r[rr]], cols[rr, cc], values[rr, cc].astype(np.float64)
 
 
+def flat_view(buffer: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """The first ``rows * cols`` entries of a flat buffer as a contiguous ``(rows, cols)`` tensor."""
+    return buffer[: rows * cols].view(rows, cols)
+
+
 def _rows(tile: torch.Tensor, rows: torch.Tensor, buffer: torch.Tensor | None) -> torch.Tensor:
     """``tile[rows]``, written into the front of ``buffer`` (flat) when given."""
     if buffer is None:
         return tile[rows]
-    dest = buffer[: rows.numel() * tile.shape[1]].view(rows.numel(), tile.shape[1])
-    return torch.index_select(tile, 0, rows, out=dest)
+    return torch.index_select(tile, 0, rows, out=flat_view(buffer, rows.numel(), tile.shape[1]))
 
 
 def _widen(tile: torch.Tensor, *index: np.ndarray) -> np.ndarray:
