@@ -324,8 +324,8 @@ def prefix_top1_torch(
 
     Each ``TILE``-wide tile of the bank is one product, reduced one size block (column slice) at a time, so the
     running best (:class:`_RunningTop1`) at each boundary is that prefix's nearest row: the whole curve costs one
-    search. ``reference_aug`` is the centred bank with its
-    ``-||r||^2 / 2`` column; ``queries`` are centred, of the same dtype (float32, or float64 for re-ranking).
+    search. ``reference_aug`` is the centred bank with its ``-||r||^2 / 2`` column; ``queries`` are centred, of the
+    same dtype (float32, or float64 for re-ranking).
 
     With ``knn_rows``, those queries also get their ``k`` nearest rows of the whole bank (``sizes[-1]`` rows) from
     the same score tiles: the neighbour table for TwoNN/MLE then costs no GEMM of its own.

@@ -175,7 +175,7 @@ def test_prefix_blocks_sharing_a_tile_and_straddling_tiles_match_brute_force():
     rng = np.random.default_rng(5)
     ref, qs = rng.standard_normal((2 * TILE + 300, 4)), rng.standard_normal((70, 4))
     aug = np.concatenate([ref, -0.5 * (ref**2).sum(1, keepdims=True)], axis=1)
-    sizes = np.array([3, 5, 40, TILE - 1, TILE + 1, 2 * TILE + 1, 2 * TILE + 300])
+    sizes = np.array([3, 5, 40, TILE - 1, TILE, TILE + 1, 2 * TILE, 2 * TILE + 1, 2 * TILE + 300])
     winners, knn = prefix_top1_torch(aug, qs, sizes, torch.device("cpu"), knn_rows=np.array([4, 60, 9]), k=6)
     full = brute_force_dist_sq(ref, qs)
     for s, size in enumerate(sizes):
@@ -268,3 +268,15 @@ print("LOADED", loaded)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "LOADED []" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("sizes", [[16, 16, 32], [0, 32], [32, 16], [4, 200]])
+def test_prefix_search_names_sizes_that_are_not_strictly_increasing_within_the_bank(sizes):
+    # The tile loops record a winner at each size boundary: a repeated, zero, decreasing or too large size would
+    # leave winners unset (uninitialised indices) instead of failing.
+    rng = np.random.default_rng(0)
+    prep = prepare(rng.standard_normal((100, 3)), rng.standard_normal((5, 3)))
+    with pytest.raises(ValueError, match="strictly increasing"):
+        prefix_nearest(prep, np.array(sizes), backend="torch")
+    with pytest.raises(ValueError, match="strictly increasing"):
+        prefix_nearest_and_knn(prep, np.array(sizes), np.array([0]), 2, backend="torch")
