@@ -20,9 +20,10 @@ rows instead (:meth:`Shard.exact_copies_and_peak`: each rank hashes its block, t
 the Metric's states reach every rank by point-to-point messages on gloo (:meth:`Shard.gather_states`).
 
 The ranks also agree on how the tiles run: where the exact engine would choose by timing probes (the bf16 screen
-or float32 tiles, torch's or numpy's BLAS), each rank probes once per process as usual and rank 0's choice is used
-by all, so that a probe timed on a busy core cannot leave one rank on a slower path than the others (every rank
-waits for the slowest at the merge).
+or float32 tiles, torch's or numpy's BLAS), every rank takes the same choice, so that no rank is left on a slower
+path than the others (every rank waits for the slowest at the merge): the library is rank 0's, and the screen is
+chosen on every rank's timed tiles pooled (:mod:`~lightning_repgap._agreed_tiles`), so that one probe timed on a
+busy core cannot put every rank on float32 tiles.
 
 Works on any ``torch.distributed`` backend: CPU tensors on gloo, CUDA tensors on NCCL. Approximate engines are never
 sharded (their index build is not a per-query loop). Collectives run inside the search, so every rank of the group
@@ -40,9 +41,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from lightning_repgap._agreed_tiles import ballot, decide
 from lightning_repgap._duplicates import _row_hashes, copies_from_hashes
-from lightning_repgap._gemm import GemmOption, cpu_engine
-from lightning_repgap._screen import use_screen
+from lightning_repgap._gemm import GemmOption
 from lightning_repgap._screen_tiles import TILE
 from lightning_repgap.search import BankSearch, ExactEngine, PrefixMinima, SearchEngine
 
@@ -392,7 +393,10 @@ class ShardedEngine:
         )
 
     def _agreed(self, dim: int, work: int, count: int) -> SearchEngine:
-        """The inner engine with its timed choices (screen or float32 tiles, BLAS library) pinned to rank 0's.
+        """The inner engine with its timed choices (screen or float32 tiles, BLAS library) pinned to the agreed ones.
+
+        The library is rank 0's; the screen is chosen on every rank's timed tiles pooled
+        (:mod:`~lightning_repgap._agreed_tiles`), in one ``all_gather``, so every rank takes the same choice.
 
         ``work`` is this rank's search in multiply-adds (``n m D``), as the engine itself would weigh it; ``count``
         its number of queries, cut into balanced chunks for the screen (:func:`balanced_chunk`).
@@ -404,10 +408,9 @@ class ShardedEngine:
         # allocation, made the kernel compact memory in most measurements on a fragmented host (docs/performance.md).
         inner = dataclasses.replace(inner, query_chunk=inner.query_chunk or balanced_chunk(count), small_pages=True)
         device = inner.device or _CPU
-        # What the engine would choose here (probing once per process, as it does), then rank 0's for everyone.
-        numpy_tiles = cpu_engine(dim + 1, work, device, inner.gemm) == "numpy"
-        screen = use_screen(inner.precision, dim, work, device, inner.gemm)
-        numpy_tiles, screen = (bool(v) for v in self.shard.all_gather(np.array([numpy_tiles, screen]))[0])
+        # Each rank's library and timed tile runs, gathered in one collective; the same choice from them everywhere.
+        mine = ballot(inner.precision, dim, work, device, inner.gemm)
+        numpy_tiles, screen = decide(self.shard.all_gather(mine))
         gemm: GemmOption = "numpy" if numpy_tiles else "torch"
         return dataclasses.replace(inner, gemm=gemm, precision="bf16-screen" if screen else "fp32")
 

@@ -1,0 +1,133 @@
+"""The tile choices DDP ranks agree on: the BLAS library of the float32 tiles, and the bf16 screen or not.
+
+Under ``search_precision="auto"`` one process screens with bf16 tiles when one timed bf16 tile is at least
+:data:`~lightning_repgap._screen.SCREEN_MIN_SPEEDUP` times faster than a float32 one
+(:func:`~lightning_repgap._screen.use_screen`, timed once per process). Under DDP every rank must run the same
+path (the others wait for the slowest at the merge), and rank 0's own probe alone decided before: a probe timed
+while its core was busy chose float32 tiles in 2 of 40 two-rank runs on a loaded host, at about 1.8 CPU s per rank.
+
+Here every rank times both tiles once per process (:func:`tile_seconds`, the same tiles and the same alternated
+runs as the single process' probe), each rank's runs travel in the one small collective that already carried rank
+0's choices (:func:`ballot`), and every rank applies the single process' rule to the runs of all ranks pooled
+(:func:`decide`): the fastest float32 run against the fastest bf16 run. A run slowed by load only ever errs upwards,
+so the fastest of ``2 W`` runs per candidate is a far steadier estimate than the fastest of one rank's two; and since
+every rank decides from the same gathered numbers, every rank takes the same choice. Whether to time at all (the
+search big enough, the CPU, bf16 products accumulating in float32) and the BLAS library stay rank 0's, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+import torch
+
+from lightning_repgap._gemm import PROBE_MIN_WORK, GemmLibrary, TileProduct, cpu_engine
+from lightning_repgap._screen import SCREEN_MIN_SPEEDUP, accumulates_in_fp32, use_screen
+from lightning_repgap._screen_tiles import TILE
+from lightning_repgap._threads import blas_threads, current_threads
+
+__all__ = ["RUNS", "ballot", "decide", "tile_seconds"]
+
+log = logging.getLogger(__name__)
+
+#: Timed runs of each tile per rank, after one warm-up run (as the single process' probe).
+RUNS = 2
+# The screen's operand width: the data dimension plus its extra columns, padded (as ``_screen._probe``).
+_EXTRA, _PAD = 4, 8
+# Ballot codes for the screen: never (fp32, or a search too small to time), always (bf16-screen), timed here.
+_NEVER, _ALWAYS, _TIMED = 0.0, 1.0, 2.0
+_seconds: dict[tuple[int, str], np.ndarray] = {}
+
+
+def tile_seconds(dim: int, library: GemmLibrary, size: int = TILE) -> np.ndarray:
+    """``[float32 runs, bf16 runs]``, ``RUNS`` each (seconds): a ``size x size`` tile each way, timed once per process.
+
+    The product and the row maxima of each, the two alternated after a warm-up run of both, at this scope's thread
+    count (the float32 tile on ``library``); cached per width and library, as the single process' probe.
+    """
+    key = (dim, library)
+    if key not in _seconds:
+        gen = torch.Generator().manual_seed(0)
+        a32 = torch.randn((size, dim + 1), generator=gen)
+        b32 = torch.randn((size, dim + 1), generator=gen)
+        width = -(-(dim + _EXTRA) // _PAD) * _PAD
+        a16 = torch.randn((size, width), generator=gen).to(torch.bfloat16)
+        b16 = torch.randn((size, width), generator=gen).to(torch.bfloat16)
+        product = TileProduct(a32, library, size)
+        threads = current_threads()
+        runs = np.empty((2, RUNS + 1))
+        for i in range(RUNS + 1):
+            with blas_threads(library, threads):
+                t0 = time.perf_counter()
+                product(b32).amax(dim=1)
+                runs[0, i] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            (a16 @ b16.T).amax(dim=1)
+            runs[1, i] = time.perf_counter() - t0
+        _seconds[key] = runs[:, 1:].ravel()
+    return _seconds[key]
+
+
+def ballot(precision: str, dim: int, work: int, device: torch.device, gemm: str) -> np.ndarray:
+    """What this rank sends: ``[numpy tiles, screen code, float32 runs, bf16 runs]`` (float64, same length everywhere).
+
+    Args:
+        precision: the engine's ``search_precision``.
+        dim: data dimension ``D``.
+        work: this rank's search in multiply-adds (``n m D``), as the engine weighs it.
+        device: where the tiles run.
+        gemm: the engine's tile library option.
+
+    Returns:
+        ``1 + 1 + 2 * RUNS`` numbers; the runs are NaN unless the screen code says they were timed.
+
+    Raises:
+        RuntimeError: for ``"bf16-screen"`` where bf16 products do not accumulate in float32 (as one process).
+
+    """
+    library = cpu_engine(dim + 1, work, device, gemm)
+    out = np.full(2 + 2 * RUNS, math.nan)
+    out[0] = float(library == "numpy")
+    if precision != "auto":
+        out[1] = _ALWAYS if use_screen(precision, dim, work, device, gemm) else _NEVER
+    elif device.type != "cpu" or work < PROBE_MIN_WORK or not accumulates_in_fp32(device):
+        out[1] = _NEVER  # where one process would not time either
+    else:
+        out[1] = _TIMED
+        out[2:] = tile_seconds(dim, library)
+    return out
+
+
+def decide(parts: list[np.ndarray]) -> tuple[bool, bool]:
+    """``(numpy tiles, screen)`` from every rank's :func:`ballot`, in rank order: the same on every rank.
+
+    The library, and whether the screen was timed at all, are rank 0's. A timed choice screens when the fastest
+    float32 run of all ranks is at least ``SCREEN_MIN_SPEEDUP`` times the fastest bf16 run of all ranks (float32 runs
+    only from ranks that timed rank 0's library).
+
+    Example:
+        >>> rank0 = np.array([0, 2, 0.020, 0.021, 0.016, 0.017])  # rank 0 alone: 0.020 < 1.5 * 0.016, float32 tiles
+        >>> rank1 = np.array([0, 2, 0.021, 0.020, 0.010, 0.011])
+        >>> decide([rank0, rank1])  # pooled: 0.020 >= 1.5 * 0.010, the screen
+        (False, True)
+
+    """
+    lead = parts[0]
+    numpy_tiles = bool(lead[0])
+    if lead[1] != _TIMED:
+        return numpy_tiles, bool(lead[1] == _ALWAYS)
+    timed = [p for p in parts if p[1] == _TIMED]
+    fp32 = min(float(p[2 : 2 + RUNS].min()) for p in timed if p[0] == lead[0])
+    bf16 = min(float(p[2 + RUNS :].min()) for p in timed)
+    screen = fp32 >= SCREEN_MIN_SPEEDUP * bf16
+    log.info(
+        "score tiles agreed by %d ranks: float32 %.1f ms, bf16 %.1f ms (fastest runs) -> %s",
+        len(parts),
+        1e3 * fp32,
+        1e3 * bf16,
+        "bf16-screen" if screen else "fp32",
+    )
+    return numpy_tiles, screen
