@@ -2,13 +2,15 @@
 
 Three ranks exercise the point-to-point gather with several peers (uneven shares, a rank without rows); the
 subgroup of ranks 1 and 2 checks that peers are named by their global ranks; the shared copy scan must find what
-one process finds. (The two-rank run of the whole Metric, compared with torchmetrics' own gather, is in
-``test_metric.py``.)
+one process finds; every rank takes the same tile choice, from real timed tiles and from noisy ones. A message of the
+gather that fails on one rank stops every rank, within seconds, instead of leaving the others waiting. (The
+two-rank run of the whole Metric, compared with torchmetrics' own gather, is in ``test_metric.py``.)
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from contextlib import closing
 
 import numpy as np
@@ -38,3 +40,27 @@ def test_gather_and_copy_scan_over_three_gloo_ranks(tmp_path):
         np.testing.assert_array_equal(keep, got["expected"][0])
         assert (share, peak) == got["expected"][1:]
         np.testing.assert_array_equal(keep, np.arange(8))
+    agreed = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)["agreed"] for rank in range(3)]
+    assert agreed[0] == agreed[1] == agreed[2]  # one choice on every rank, from real timings as from noisy ones
+    assert agreed[0][1] == ("bf16-screen", "torch")  # rank 0's noisy runs alone would have chosen "fp32"
+
+
+@pytest.mark.ddp
+def test_a_failed_message_stops_every_rank_within_seconds(tmp_path):
+    # Rank 1's receive fails mid-exchange: it raises an error the callback does not survive (carrying on would leave
+    # it in another collective than the others); rank 0 fails as soon as rank 1's process exits, long before the
+    # group's timeout, whether it had got past the exchange or not. Never a hang.
+    t0 = time.perf_counter()
+    mp.spawn(ddp_gather.run_fault, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert time.perf_counter() - t0 < ddp_gather.TIMEOUT_S
+    failed = torch.load(tmp_path / "fault1.pt", weights_only=False)
+    assert failed["error"] == "DistributedGatherError", failed.get("trace")
+    assert "rank 1's message from rank 0 for `bank` failed (injected" in failed["message"]
+    assert not failed["survivable"]
+    assert failed["steps"] == []
+    other = torch.load(tmp_path / "fault0.pt", weights_only=False)
+    # Rank 0 stops too: at its next collective, or in the exchange itself when rank 1 exited before its send left.
+    assert other["steps"] in (["gathered"], []), other
+    assert other["error"] == ("RuntimeError" if other["steps"] else "DistributedGatherError"), other["trace"]
+    assert not other["survivable"]
+    assert other["seconds"] < ddp_gather.TIMEOUT_S / 2, other
