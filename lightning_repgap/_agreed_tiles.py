@@ -29,7 +29,7 @@ from lightning_repgap._screen import SCREEN_MIN_SPEEDUP, accumulates_in_fp32, us
 from lightning_repgap._screen_tiles import TILE
 from lightning_repgap._threads import blas_threads, current_threads
 
-__all__ = ["RUNS", "ballot", "decide", "tile_seconds"]
+__all__ = ["RUNS", "ballot", "decide", "fastest", "tile_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +101,23 @@ def ballot(precision: str, dim: int, work: int, device: torch.device, gemm: str)
     return out
 
 
+def fastest(parts: list[np.ndarray]) -> tuple[float, float]:
+    """The fastest float32 and bf16 runs of the ranks that timed (rank 0 among them), as :func:`decide` weighs them.
+
+    float32 runs count only from ranks that timed rank 0's library (another library's tiles are not the ones that
+    will run); bf16 runs from every rank that timed (they run on torch everywhere).
+    """
+    timed = [p for p in parts if p[1] == _TIMED]
+    fp32 = min(float(p[2 : 2 + RUNS].min()) for p in timed if p[0] == parts[0][0])
+    return fp32, min(float(p[2 + RUNS :].min()) for p in timed)
+
+
 def decide(parts: list[np.ndarray]) -> tuple[bool, bool]:
     """``(numpy tiles, screen)`` from every rank's :func:`ballot`, in rank order: the same on every rank.
 
     The library, and whether the screen was timed at all, are rank 0's. A timed choice screens when the fastest
-    float32 run of all ranks is at least ``SCREEN_MIN_SPEEDUP`` times the fastest bf16 run of all ranks (float32 runs
-    only from ranks that timed rank 0's library).
+    float32 run of all ranks is at least ``SCREEN_MIN_SPEEDUP`` times the fastest bf16 run of all ranks
+    (:func:`fastest`: float32 runs only from ranks that timed rank 0's library).
 
     Example:
         >>> rank0 = np.array([0, 2, 0.020, 0.021, 0.016, 0.017])  # rank 0 alone: 0.020 < 1.5 * 0.016, float32 tiles
@@ -119,9 +130,7 @@ def decide(parts: list[np.ndarray]) -> tuple[bool, bool]:
     numpy_tiles = bool(lead[0])
     if lead[1] != _TIMED:
         return numpy_tiles, bool(lead[1] == _ALWAYS)
-    timed = [p for p in parts if p[1] == _TIMED]
-    fp32 = min(float(p[2 : 2 + RUNS].min()) for p in timed if p[0] == lead[0])
-    bf16 = min(float(p[2 + RUNS :].min()) for p in timed)
+    fp32, bf16 = fastest(parts)
     screen = fp32 >= SCREEN_MIN_SPEEDUP * bf16
     log.info(
         "score tiles agreed by %d ranks: float32 %.1f ms, bf16 %.1f ms (fastest runs) -> %s",
