@@ -18,7 +18,7 @@ import torch.distributed as dist
 from lightning_repgap import _agreed_tiles
 from lightning_repgap._duplicates import exact_copies_and_peak
 from lightning_repgap._faults import SURVIVABLE
-from lightning_repgap._shard import ShardedEngine, shard_of
+from lightning_repgap._shard import Shard, ShardedEngine, shard_of
 from lightning_repgap.search import ExactEngine
 
 #: Rows each of the three ranks holds: uneven, and rank 1 holds none.
@@ -42,42 +42,43 @@ def copy_bank() -> np.ndarray:
 
 
 def run(rank: int, world: int, port: int, out_dir: str) -> None:
-    """One rank: gather uneven states on the whole group and on the subgroup of ranks 1 and 2, scan the copies."""
+    """One rank: gather uneven states on the whole group and on the subgroup of ranks 1 and 2, scan the copies, agree
+    on the tile choices; then one message of a gather fails on rank 1 (last: it breaks the group on purpose)."""
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
     # A deadlock must fail the test within TIMEOUT_S, not hang it for gloo's default half hour.
     dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=TIMEOUT_S))
-    try:
-        shard = shard_of()
-        assert shard is not None
-        assert shard._point_to_point()  # the path under test; the collective would give the same values
-        states = {"bank": [rows(rank, COUNTS[rank])] if COUNTS[rank] else [], "index": [torch.arange(rank + 1)]}
-        gathered = shard.gather_states(states)
-        sub = dist.new_group([1, 2])  # every rank creates it; only its members gather on it
-        sub_gathered = None
-        if rank in (1, 2):
-            sub_shard = shard_of(sub)
-            assert sub_shard is not None
-            sub_gathered = sub_shard.gather_states({"bank": [rows(rank, rank + 1)]})
-        bank = copy_bank()
-        torch.save(
-            {
-                "gathered": gathered,
-                "sub": sub_gathered,
-                "copies": shard.exact_copies_and_peak(bank),
-                "expected": exact_copies_and_peak(bank),
-                "agreed": _agreed_choices(shard),
-            },
-            os.path.join(out_dir, f"rank{rank}.pt"),
-        )
-    finally:
-        dist.destroy_process_group()
+    shard = shard_of()
+    assert shard is not None
+    assert shard._point_to_point()  # the path under test; the collective would give the same values
+    states = {"bank": [rows(rank, COUNTS[rank])] if COUNTS[rank] else [], "index": [torch.arange(rank + 1)]}
+    gathered = shard.gather_states(states)
+    sub = dist.new_group([1, 2])  # every rank creates it; only its members gather on it
+    sub_gathered = None
+    if rank in (1, 2):
+        sub_shard = shard_of(sub)
+        assert sub_shard is not None
+        sub_gathered = sub_shard.gather_states({"bank": [rows(rank, rank + 1)]})
+    bank = copy_bank()
+    torch.save(
+        {
+            "gathered": gathered,
+            "sub": sub_gathered,
+            "copies": shard.exact_copies_and_peak(bank),
+            "expected": exact_copies_and_peak(bank),
+            "agreed": _agreed_choices(shard),
+        },
+        os.path.join(out_dir, f"rank{rank}.pt"),
+    )
+    _fail_one_message(rank, shard, out_dir)
+    # No destroy_process_group: the group is broken now. A rank's connections close when its process exits, as
+    # when a fit fails.
 
 
-def _agreed_choices(shard: object) -> list[tuple[str, str]]:
+def _agreed_choices(shard: Shard) -> list[tuple[str, str]]:
     """The tile choices this rank runs: from real timed tiles, then from the noisy runs of :data:`RUNS`."""
-    engine = ShardedEngine(ExactEngine("torch", gemm="torch"), shard)  # type: ignore[arg-type]
+    engine = ShardedEngine(ExactEngine("torch", gemm="torch"), shard)
     work = _agreed_tiles.PROBE_MIN_WORK  # big enough to time
     real = engine._agreed(8, work, 100)
 
@@ -89,16 +90,12 @@ def _agreed_choices(shard: object) -> list[tuple[str, str]]:
     return [(e.precision, e.gemm) for e in (real, noisy)]  # type: ignore[attr-defined]
 
 
-def run_fault(rank: int, world: int, port: int, out_dir: str) -> None:
+def _fail_one_message(rank: int, shard: Shard, out_dir: str) -> None:
     """The state gather with rank 1's first ``wait()`` failing; every rank then tries its next collective.
 
     Each rank saves what it raised (type name, message, whether the callback would survive it) and after how many
     seconds, to ``OUT_DIR/fault<r>.pt``; none re-raises, so that the test reads every rank's outcome.
     """
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=TIMEOUT_S))
     if rank == 1:
         irecv = dist.irecv
 
@@ -110,8 +107,6 @@ def run_fault(rank: int, world: int, port: int, out_dir: str) -> None:
                 raise RuntimeError("injected: connection reset by peer")
 
         dist.irecv = lambda *args, **kwargs: Broken(irecv(*args, **kwargs))  # type: ignore[assignment]
-    shard = shard_of()
-    assert shard is not None
     outcome: dict[str, object] = {"steps": []}
     t0 = time.perf_counter()
     try:
