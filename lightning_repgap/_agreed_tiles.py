@@ -6,13 +6,14 @@ Under ``search_precision="auto"`` one process screens with bf16 tiles when one t
 path (the others wait for the slowest at the merge), and rank 0's own probe alone decided before: a probe timed
 while its core was busy chose float32 tiles in 2 of 40 two-rank runs on a loaded host, at about 1.8 CPU s per rank.
 
-Here every rank times both tiles once per process (:func:`tile_seconds`, the same tiles and the same alternated
-runs as the single process' probe), each rank's runs travel in the one small collective that already carried rank
-0's choices (:func:`ballot`), and every rank applies the single process' rule to the runs of all ranks pooled
-(:func:`decide`): the fastest float32 run against the fastest bf16 run. A run slowed by load only ever errs upwards,
-so the fastest of ``2 W`` runs per candidate is a far steadier estimate than the fastest of one rank's two; and since
-every rank decides from the same gathered numbers, every rank takes the same choice. Whether to time at all (the
-search big enough, the CPU, bf16 products accumulating in float32) and the BLAS library stay rank 0's, as before.
+Here every rank times both tiles once per process (:func:`tile_seconds`: the single process' tiles, alternated
+the same way, :data:`RUNS` times each instead of two), each rank's runs travel in the one small collective that
+already carried rank 0's choices (:func:`ballot`), and every rank applies the single process' rule to the runs of
+all ranks pooled (:func:`decide`): the fastest float32 run against the fastest bf16 run. A run slowed by load only
+ever errs upwards, so the fastest of ``RUNS x W`` runs per candidate is a far steadier estimate than the fastest of
+one rank's two; and since every rank decides from the same gathered numbers, every rank takes the same choice.
+Whether to time at all (the search big enough, the CPU, bf16 products accumulating in float32) and the BLAS library
+stay rank 0's, as before.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ __all__ = ["RUNS", "ballot", "decide", "fastest", "tile_seconds"]
 
 log = logging.getLogger(__name__)
 
-#: Timed runs of each tile per rank, after one warm-up run (as the single process' probe).
-RUNS = 2
+#: Timed runs of each tile per rank, after one warm-up run (the single process' probe times two). Paid once per
+#: process, about 0.1 CPU s more than two at D = 256; a wrong float32 choice costs every rank more at every measurement.
+RUNS = 4
 # The screen's operand width: the data dimension plus its extra columns, padded (as ``_screen._probe``).
 _EXTRA, _PAD = 4, 8
 # Ballot codes for the screen: never (fp32, or a search too small to time), always (bf16-screen), timed here.
@@ -120,8 +122,8 @@ def decide(parts: list[np.ndarray]) -> tuple[bool, bool]:
     (:func:`fastest`: float32 runs only from ranks that timed rank 0's library).
 
     Example:
-        >>> rank0 = np.array([0, 2, 0.020, 0.021, 0.016, 0.017])  # rank 0 alone: 0.020 < 1.5 * 0.016, float32 tiles
-        >>> rank1 = np.array([0, 2, 0.021, 0.020, 0.010, 0.011])
+        >>> rank0 = np.array([0, 2, *[0.020] * RUNS, *[0.016] * RUNS])  # alone: 0.020 < 1.5 * 0.016, float32 tiles
+        >>> rank1 = np.array([0, 2, *[0.021] * RUNS, *[0.010] * RUNS])
         >>> decide([rank0, rank1])  # pooled: 0.020 >= 1.5 * 0.010, the screen
         (False, True)
 

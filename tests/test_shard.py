@@ -221,10 +221,15 @@ def test_fewer_queries_than_ranks():
         assert (res.sq_dev_sum, res.centre.tolist()) == (one.sq_dev_sum, one.centre.tolist())
 
 
-# Each rank's timed runs (seconds): [float32 runs, bf16 runs]. Rank 0's alone choose one way, the pooled runs the
-# other; rank 2 times another library than rank 0, so its float32 runs (which would flip the choice) must not count.
-_NOISY_BF16 = {0: [0.020, 0.021, 0.016, 0.017], 1: [0.021, 0.020, 0.010, 0.011], 2: [0.001, 0.001, 0.012, 0.010]}
-_NOISY_FP32 = {0: [0.040, 0.041, 0.010, 0.011], 1: [0.012, 0.013, 0.011, 0.010], 2: [0.090, 0.090, 0.010, 0.010]}
+# Each rank's timed runs (seconds): (float32, bf16), repeated to RUNS each. Rank 0's alone choose one way, the pooled
+# runs the other; rank 2 times another library than rank 0, so its float32 runs (which would flip the choice) must
+# not count.
+_NOISY_BF16 = {0: ([0.020, 0.021], [0.016, 0.017]), 1: ([0.021, 0.020], [0.010, 0.011]), 2: ([0.001], [0.012, 0.010])}
+_NOISY_FP32 = {0: ([0.040, 0.041], [0.010, 0.011]), 1: ([0.012, 0.013], [0.011, 0.010]), 2: ([0.090], [0.010])}
+
+
+def _runs(fp32: list[float], bf16: list[float]) -> np.ndarray:
+    return np.concatenate([np.resize(fp32, _agreed_tiles.RUNS), np.resize(bf16, _agreed_tiles.RUNS)])
 
 
 @pytest.mark.parametrize(("runs", "expected"), [(_NOISY_BF16, "bf16-screen"), (_NOISY_FP32, "fp32")])
@@ -243,8 +248,8 @@ def test_ranks_take_one_choice_from_every_ranks_timed_tiles(monkeypatch, runs, e
         return "numpy" if local.rank < 2 else "torch"
 
     monkeypatch.setattr(_agreed_tiles, "cpu_engine", library)
-    monkeypatch.setattr(_agreed_tiles, "tile_seconds", lambda dim, lib: np.array(runs[local.rank]))
-    alone = [_agreed_tiles.decide([_ballot(runs[r], r)])[1] for r in range(3)]
+    monkeypatch.setattr(_agreed_tiles, "tile_seconds", lambda dim, lib: _runs(*runs[local.rank]))
+    alone = [_agreed_tiles.decide([_ballot(_runs(*runs[r]), r)])[1] for r in range(3)]
     assert alone[0] != (expected == "bf16-screen")  # rank 0's own runs would have chosen the other way
     chosen: list[tuple[str, str]] = []
     search = ExactEngine.search
@@ -276,14 +281,14 @@ def test_ranks_take_one_choice_from_every_ranks_timed_tiles(monkeypatch, runs, e
     assert gathers == [2, 2, 2]  # the agreement and the merge: no collective more than before
 
 
-def _ballot(runs: list[float], rank: int) -> np.ndarray:
+def _ballot(runs: np.ndarray, rank: int) -> np.ndarray:
     return np.array([float(rank < 2), 2.0, *runs])
 
 
 def test_decide_keeps_rank_zeros_untimed_choices():
-    timed = _ballot([0.030, 0.030, 0.010, 0.010], 1)
-    never = np.array([1.0, 0.0, *[np.nan] * 4])
-    always = np.array([0.0, 1.0, *[np.nan] * 4])
+    timed = _ballot(_runs([0.030], [0.010]), 1)
+    never = np.array([1.0, 0.0, *[np.nan] * 2 * _agreed_tiles.RUNS])
+    always = np.array([0.0, 1.0, *[np.nan] * 2 * _agreed_tiles.RUNS])
     assert _agreed_tiles.decide([never, timed]) == (True, False)  # rank 0's search too small to time: no screen
     assert _agreed_tiles.decide([always, timed]) == (False, True)  # search_precision="bf16-screen"
     assert _agreed_tiles.decide([timed, never]) == (True, True)  # a rank that did not time adds nothing
