@@ -8,12 +8,12 @@ while its core was busy chose float32 tiles in 2 of 40 two-rank runs on a loaded
 
 Here every rank times both tiles once per process (:func:`tile_seconds`: the single process' tiles, alternated
 the same way, :data:`RUNS` times each instead of two), each rank's runs travel in the one small collective that
-already carried rank 0's choices (:func:`ballot`), and every rank applies the single process' rule to the runs of
-all ranks pooled (:func:`decide`): the fastest float32 run against the fastest bf16 run. A run slowed by load only
-ever errs upwards, so the fastest of ``RUNS x W`` runs per candidate is a far steadier estimate than the fastest of
-one rank's two; and since every rank decides from the same gathered numbers, every rank takes the same choice.
-Whether to time at all (the search big enough, the CPU, bf16 products accumulating in float32) and the BLAS library
-stay rank 0's, as before.
+already carried rank 0's choices (:func:`ballot`), and every rank decides from all ranks' runs (:func:`decide`):
+the median, over every rank's runs, of the ratio of a float32 run to the bf16 run timed right after it. Both runs
+of a pair share the moment's load, and one rank's probe slowed by load moves a median of ``RUNS x W`` ratios
+little; since every rank decides from the same gathered numbers, every rank takes the same choice. Whether to time
+at all (the search big enough, the CPU, bf16 products accumulating in float32) and the BLAS library stay rank 0's,
+as before.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from lightning_repgap._screen import SCREEN_MIN_SPEEDUP, accumulates_in_fp32, us
 from lightning_repgap._screen_tiles import TILE
 from lightning_repgap._threads import blas_threads, current_threads
 
-__all__ = ["RUNS", "ballot", "decide", "fastest", "tile_seconds"]
+__all__ = ["RUNS", "ballot", "decide", "paired_ratios", "tile_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -103,28 +103,30 @@ def ballot(precision: str, dim: int, work: int, device: torch.device, gemm: str)
     return out
 
 
-def fastest(parts: list[np.ndarray]) -> tuple[float, float]:
-    """The fastest float32 and bf16 runs of the ranks that timed (rank 0 among them), as :func:`decide` weighs them.
+def paired_ratios(parts: list[np.ndarray]) -> np.ndarray:
+    """The float32 / bf16 ratio of each timed pair of runs, of every rank that timed rank 0's library (for decide).
 
-    float32 runs count only from ranks that timed rank 0's library (another library's tiles are not the ones that
-    will run); bf16 runs from every rank that timed (they run on torch everywhere).
+    A float32 run and the bf16 run right after it share the moment's load, so their ratio cancels most of it; the
+    fastest runs of each kind (the single process' rule) can come from different moments, and under load they did:
+    pooled over two ranks they still chose float32 tiles in 2 of 80 rounds, the median ratio in none (see
+    ``docs/performance.md``). Ranks that timed another library are left out: their float32 tiles are not the ones
+    that will run.
     """
-    timed = [p for p in parts if p[1] == _TIMED]
-    fp32 = min(float(p[2 : 2 + RUNS].min()) for p in timed if p[0] == parts[0][0])
-    return fp32, min(float(p[2 + RUNS :].min()) for p in timed)
+    same = [p for p in parts if p[1] == _TIMED and p[0] == parts[0][0]]
+    return np.concatenate([p[2 : 2 + RUNS] / p[2 + RUNS :] for p in same])
 
 
 def decide(parts: list[np.ndarray]) -> tuple[bool, bool]:
     """``(numpy tiles, screen)`` from every rank's :func:`ballot`, in rank order: the same on every rank.
 
-    The library, and whether the screen was timed at all, are rank 0's. A timed choice screens when the fastest
-    float32 run of all ranks is at least ``SCREEN_MIN_SPEEDUP`` times the fastest bf16 run of all ranks
-    (:func:`fastest`: float32 runs only from ranks that timed rank 0's library).
+    The library, and whether the screen was timed at all, are rank 0's. A timed choice screens when the median of
+    the float32 / bf16 ratios of every rank's paired runs (:func:`paired_ratios`) is at least ``SCREEN_MIN_SPEEDUP``:
+    one rank's probe slowed by load moves a median of ``RUNS x W`` ratios little.
 
     Example:
-        >>> rank0 = np.array([0, 2, *[0.020] * RUNS, *[0.016] * RUNS])  # alone: 0.020 < 1.5 * 0.016, float32 tiles
-        >>> rank1 = np.array([0, 2, *[0.021] * RUNS, *[0.010] * RUNS])
-        >>> decide([rank0, rank1])  # pooled: 0.020 >= 1.5 * 0.010, the screen
+        >>> rank0 = np.array([0, 2, *[0.020] * RUNS, *[0.016] * RUNS])  # alone: ratio 1.25 < 1.5, float32 tiles
+        >>> rank1 = np.array([0, 2, *[0.021] * RUNS, *[0.010] * RUNS])  # ratio 2.1
+        >>> decide([rank0, rank1])  # median of both ranks' ratios: 1.675 >= 1.5, the screen
         (False, True)
 
     """
@@ -132,13 +134,12 @@ def decide(parts: list[np.ndarray]) -> tuple[bool, bool]:
     numpy_tiles = bool(lead[0])
     if lead[1] != _TIMED:
         return numpy_tiles, bool(lead[1] == _ALWAYS)
-    fp32, bf16 = fastest(parts)
-    screen = fp32 >= SCREEN_MIN_SPEEDUP * bf16
+    ratio = float(np.median(paired_ratios(parts)))
+    screen = ratio >= SCREEN_MIN_SPEEDUP
     log.info(
-        "score tiles agreed by %d ranks: float32 %.1f ms, bf16 %.1f ms (fastest runs) -> %s",
+        "score tiles agreed by %d ranks: float32 / bf16 tile time, median of paired runs %.2f -> %s",
         len(parts),
-        1e3 * fp32,
-        1e3 * bf16,
+        ratio,
         "bf16-screen" if screen else "fp32",
     )
     return numpy_tiles, screen

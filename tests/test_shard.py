@@ -221,11 +221,11 @@ def test_fewer_queries_than_ranks():
         assert (res.sq_dev_sum, res.centre.tolist()) == (one.sq_dev_sum, one.centre.tolist())
 
 
-# Each rank's timed runs (seconds): (float32, bf16), repeated to RUNS each. Rank 0's alone choose one way, the pooled
-# runs the other; rank 2 times another library than rank 0, so its float32 runs (which would flip the choice) must
-# not count.
-_NOISY_BF16 = {0: ([0.020, 0.021], [0.016, 0.017]), 1: ([0.021, 0.020], [0.010, 0.011]), 2: ([0.001], [0.012, 0.010])}
-_NOISY_FP32 = {0: ([0.040, 0.041], [0.010, 0.011]), 1: ([0.012, 0.013], [0.011, 0.010]), 2: ([0.090], [0.010])}
+# Per rank: the library it timed, its float32 runs, its bf16 runs (seconds, repeated to RUNS each). Rank 0's runs
+# alone choose one way, the median of the ranks' paired ratios the other. In the first case rank 2 times another
+# library than rank 0: its ratios (0.08), which would flip the choice, must not count.
+_NOISY_BF16 = {0: ("numpy", [0.020], [0.016]), 1: ("numpy", [0.021], [0.010]), 2: ("torch", [0.001], [0.012])}
+_NOISY_FP32 = {0: ("numpy", [0.040], [0.010]), 1: ("numpy", [0.012], [0.011]), 2: ("numpy", [0.013], [0.010])}
 
 
 def _runs(fp32: list[float], bf16: list[float]) -> np.ndarray:
@@ -234,8 +234,9 @@ def _runs(fp32: list[float], bf16: list[float]) -> np.ndarray:
 
 @pytest.mark.parametrize(("runs", "expected"), [(_NOISY_BF16, "bf16-screen"), (_NOISY_FP32, "fp32")])
 def test_ranks_take_one_choice_from_every_ranks_timed_tiles(monkeypatch, runs, expected):
-    # A probe timed on a busy core can mislead one rank: every rank runs the choice made on all ranks' runs pooled
-    # (the library stays rank 0's), the same choice everywhere, from the one collective that carried rank 0's before.
+    # A probe timed on a busy core can mislead one rank: every rank runs the choice made on all ranks' runs (the
+    # median of their paired ratios; the library stays rank 0's), the same choice everywhere, from the one collective
+    # that carried rank 0's choice before.
     ref, qs = _data()
     sizes = np.array([16, 700])
     local = threading.local()
@@ -245,12 +246,15 @@ def test_ranks_take_one_choice_from_every_ranks_timed_tiles(monkeypatch, runs, e
 
     def library(dim, work, *rest):
         works.append(work)
-        return "numpy" if local.rank < 2 else "torch"
+        return runs[local.rank][0]
 
     monkeypatch.setattr(_agreed_tiles, "cpu_engine", library)
-    monkeypatch.setattr(_agreed_tiles, "tile_seconds", lambda dim, lib: _runs(*runs[local.rank]))
-    alone = [_agreed_tiles.decide([_ballot(_runs(*runs[r]), r)])[1] for r in range(3)]
-    assert alone[0] != (expected == "bf16-screen")  # rank 0's own runs would have chosen the other way
+    monkeypatch.setattr(_agreed_tiles, "tile_seconds", lambda dim, lib: _runs(*runs[local.rank][1:]))
+    ballots = [_ballot(runs[r][0] == "numpy", _runs(*runs[r][1:])) for r in range(3)]
+    assert _agreed_tiles.decide(ballots[:1])[1] != (expected == "bf16-screen")  # rank 0's runs alone: the other way
+    if runs[2][0] != runs[0][0]:  # counting rank 2's runs (another library) would have flipped the choice
+        relabelled = [*ballots[:2], np.array([ballots[0][0], *ballots[2][1:]])]
+        assert _agreed_tiles.decide(relabelled)[1] != (expected == "bf16-screen")
     chosen: list[tuple[str, str]] = []
     search = ExactEngine.search
 
@@ -281,12 +285,12 @@ def test_ranks_take_one_choice_from_every_ranks_timed_tiles(monkeypatch, runs, e
     assert gathers == [2, 2, 2]  # the agreement and the merge: no collective more than before
 
 
-def _ballot(runs: np.ndarray, rank: int) -> np.ndarray:
-    return np.array([float(rank < 2), 2.0, *runs])
+def _ballot(numpy_tiles: bool, runs: np.ndarray) -> np.ndarray:
+    return np.array([float(numpy_tiles), 2.0, *runs])
 
 
 def test_decide_keeps_rank_zeros_untimed_choices():
-    timed = _ballot(_runs([0.030], [0.010]), 1)
+    timed = _ballot(True, _runs([0.030], [0.010]))
     never = np.array([1.0, 0.0, *[np.nan] * 2 * _agreed_tiles.RUNS])
     always = np.array([0.0, 1.0, *[np.nan] * 2 * _agreed_tiles.RUNS])
     assert _agreed_tiles.decide([never, timed]) == (True, False)  # rank 0's search too small to time: no screen
