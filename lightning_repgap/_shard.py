@@ -22,8 +22,8 @@ the Metric's states reach every rank by point-to-point messages on gloo (:meth:`
 The ranks also agree on how the tiles run: where the exact engine would choose by timing probes (the bf16 screen
 or float32 tiles, torch's or numpy's BLAS), every rank takes the same choice, so that no rank is left on a slower
 path than the others (every rank waits for the slowest at the merge): the library is rank 0's, and the screen is
-chosen on every rank's timed tiles pooled (:mod:`~lightning_repgap._agreed_tiles`), so that one probe timed on a
-busy core cannot put every rank on float32 tiles.
+chosen from every rank's timed tiles (:mod:`~lightning_repgap._agreed_tiles`), so that one probe timed on a busy
+core cannot put every rank on float32 tiles.
 
 Works on any ``torch.distributed`` backend: CPU tensors on gloo, CUDA tensors on NCCL. Approximate engines are never
 sharded (their index build is not a per-query loop). Collectives run inside the search, so every rank of the group
@@ -430,7 +430,7 @@ class ShardedEngine:
     def _agreed(self, dim: int, work: int, count: int) -> SearchEngine:
         """The inner engine with its timed choices (screen or float32 tiles, BLAS library) pinned to the agreed ones.
 
-        The library is rank 0's; the screen is chosen on every rank's timed tiles pooled
+        The library is rank 0's; the screen is chosen from every rank's timed tiles
         (:mod:`~lightning_repgap._agreed_tiles`), in one ``all_gather``, so every rank takes the same choice.
 
         ``work`` is this rank's search in multiply-adds (``n m D``), as the engine itself would weigh it; ``count``
