@@ -130,3 +130,18 @@ def test_quick_study_reproduces_the_headline_within_bounds(tmp_path):
         assert heading in report
     assert len(results["generalisation"]["rows"]) >= 24
     assert len(results["law"]["rows"]) >= 20
+
+
+def test_quickstart_study_reads_a_known_torus_and_names_the_decider():
+    from lightning_repgap.dimension import METHOD_CODES
+    from lightning_repgap.manifolds import embed, sample_torus
+    from studies.quickstart_dimension import readings
+
+    rng = np.random.default_rng(3)
+    cloud = embed(sample_torus(2_560, 3, rng), 24, rng)
+    r = readings(cloud)
+    assert r["n"] == 2_560
+    assert r["method"] in METHOD_CODES
+    for key in ("dim", "gap", "local", "twonn", "mle"):
+        assert abs(r[key] - 3) / 3 < 0.15, (key, r[key])
+    assert r["dim_low"] <= r["dim"] <= r["dim_high"]
