@@ -4,7 +4,8 @@ Under ``search_precision="auto"`` one process screens with bf16 tiles when one t
 :data:`~lightning_repgap._screen.SCREEN_MIN_SPEEDUP` times faster than a float32 one
 (:func:`~lightning_repgap._screen.use_screen`, timed once per process). Under DDP every rank must run the same
 path (the others wait for the slowest at the merge), and rank 0's own probe alone decided before: a probe timed
-while its core was busy chose float32 tiles in 2 of 40 two-rank runs on a loaded host, at about 1.8 CPU s per rank.
+while its core was busy put every rank on float32 tiles now and then (``docs/performance.md``, "Tile choice from
+every rank's timings").
 
 Here every rank times both tiles once per process (:func:`tile_seconds`: the single process' tiles, alternated
 the same way, :data:`RUNS` times each instead of two), each rank's runs travel in the one small collective that
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from lightning_repgap._gemm import PROBE_MIN_WORK, GemmLibrary, TileProduct, cpu_engine
-from lightning_repgap._screen import SCREEN_MIN_SPEEDUP, accumulates_in_fp32, use_screen
+from lightning_repgap._screen import _EXTRA, _PAD, SCREEN_MIN_SPEEDUP, accumulates_in_fp32, use_screen
 from lightning_repgap._screen_tiles import TILE
 from lightning_repgap._threads import blas_threads, current_threads
 
@@ -35,10 +36,8 @@ __all__ = ["RUNS", "ballot", "decide", "paired_ratios", "tile_seconds"]
 log = logging.getLogger(__name__)
 
 #: Timed runs of each tile per rank, after one warm-up run (the single process' probe times two). Paid once per
-#: process, about 0.1 CPU s more than two at D = 256; a wrong float32 choice costs every rank more at every measurement.
+#: process; a wrong float32 choice costs every rank far more, at every measurement (``docs/performance.md``).
 RUNS = 4
-# The screen's operand width: the data dimension plus its extra columns, padded (as ``_screen._probe``).
-_EXTRA, _PAD = 4, 8
 # Ballot codes for the screen: never (fp32, or a search too small to time), always (bf16-screen), timed here.
 _NEVER, _ALWAYS, _TIMED = 0.0, 1.0, 2.0
 _seconds: dict[tuple[int, str], np.ndarray] = {}
@@ -55,7 +54,7 @@ def tile_seconds(dim: int, library: GemmLibrary, size: int = TILE) -> np.ndarray
         gen = torch.Generator().manual_seed(0)
         a32 = torch.randn((size, dim + 1), generator=gen)
         b32 = torch.randn((size, dim + 1), generator=gen)
-        width = -(-(dim + _EXTRA) // _PAD) * _PAD
+        width = -(-(dim + _EXTRA) // _PAD) * _PAD  # the screen's operand: D and its extra columns, padded
         a16 = torch.randn((size, width), generator=gen).to(torch.bfloat16)
         b16 = torch.randn((size, width), generator=gen).to(torch.bfloat16)
         product = TileProduct(a32, library, size)
@@ -107,10 +106,9 @@ def paired_ratios(parts: list[np.ndarray]) -> np.ndarray:
     """The float32 / bf16 ratio of each timed pair of runs, of every rank that timed rank 0's library (for decide).
 
     A float32 run and the bf16 run right after it share the moment's load, so their ratio cancels most of it; the
-    fastest runs of each kind (the single process' rule) can come from different moments, and under load they did:
-    pooled over two ranks they still chose float32 tiles in 2 of 80 rounds, the median ratio in none (see
-    ``docs/performance.md``). Ranks that timed another library are left out: their float32 tiles are not the ones
-    that will run.
+    fastest runs of each kind (the single process' rule) can come from different moments, and under load, pooled
+    over the ranks, they still chose float32 tiles now and then (``docs/performance.md``). Ranks that timed another
+    library are left out: their float32 tiles are not the ones that will run.
     """
     same = [p for p in parts if p[1] == _TIMED and p[0] == parts[0][0]]
     return np.concatenate([p[2 : 2 + RUNS] / p[2 + RUNS :] for p in same])
