@@ -6,8 +6,8 @@ Measures the ``held_out`` half of :mod:`studies.dimension_suite` (never looked a
 comparison in the same run, the ``tune`` half, at n = 2,500 and 20,000, with :func:`studies.dimension_study.run`.
 Writes the JSON of both halves and prints the summary tables; ``docs/validation.md`` quotes them. The later
 untouched splits are measured the same way, once each: ``--splits third`` (:mod:`studies.dimension_suite3`),
-``--splits fourth`` (:mod:`studies.dimension_suite4`), ``--splits fifth`` (:mod:`studies.dimension_suite5`) and
-``--splits sixth`` (:mod:`studies.dimension_suite6`).
+``--splits fourth`` (:mod:`studies.dimension_suite4`), ``--splits fifth`` (:mod:`studies.dimension_suite5`),
+``--splits sixth`` (:mod:`studies.dimension_suite6`) and ``--splits seventh`` (:mod:`studies.dimension_suite7`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument(
-        "--splits", default="held_out,tune", help="comma-separated: tune, held_out, fresh, third, fourth, fifth, sixth"
+        "--splits",
+        default="held_out,tune",
+        help="comma-separated: tune, held_out, fresh, third, fourth, fifth, sixth, seventh",
     )
     parser.add_argument("--sizes", default="2500,20000", help="comma-separated cloud sizes")
     parser.add_argument("--no-danco", action="store_true", help="skip the (slow) DANCo comparison")

@@ -162,3 +162,27 @@ def test_the_far_scale_is_not_read_where_a_floor_shows(monkeypatch):
     assert est.noise_floor >= parts.NOISE_FLOOR_FRACTION
     assert est.method != "local_far"
     assert est.method != "noise_floor"
+
+
+@pytest.mark.parametrize(("weights", "kind"), [((2, 1), "ball"), ((4, 2, 1), "gauss")])
+def test_clusters_of_different_densities_keep_the_gap_law(weights, kind):
+    # Class-structured data whose classes differ in density (2x and 4x: cluster sizes in those ratios, same shape and
+    # scale): the log neighbour distances differ by log(ratio) / d between clusters, far from a density spread over
+    # scales, so the heterogeneity guard must not move ``dim`` off the gap law.
+    d, n, ambient = 16, 4000, 64
+    rng = np.random.default_rng(31 + len(weights))
+    p = np.asarray(weights, dtype=np.float64) / sum(weights)
+    label = rng.choice(len(weights), n, p=p)
+    centres = rng.standard_normal((len(weights), ambient))
+    centres *= 40.0 / np.linalg.norm(centres, axis=1, keepdims=True)
+    x = np.empty((n, ambient))
+    for c in range(len(weights)):
+        m = label == c
+        z = rng.standard_normal((m.sum(), d)) if kind == "gauss" else sample_ball(m.sum(), d, rng)
+        x[m] = embed(z, ambient, rng) + centres[c]
+    est, curve = _estimate(x)
+    share = curve.concentration / float(ball_concentration(est.dim_gap))
+    assert parts._heterogeneity(share, parts._density_spread(np.sqrt(curve.knn_dist_sq), est.dim_gap)) == 0.0
+    assert est.method in ("gap", "blend")
+    assert abs(est.dim - d) / d < 0.1
+    assert est.dim_low <= d <= est.dim_high
