@@ -26,14 +26,14 @@ state gather: the duplicate scan's small one, part of ``dup_scan``, and the sear
 ``fits`` (the trusted dimension with its bootstrap) and ``rest``; with ``--detail`` also the parts of ``search``
 (``prepare``: the centred float32 bank, ``bank_bf16``: the screen's bf16 operand,
 ``scan``: the screen's pass over the tiles, ``rescore``, ``minima``, ``concentration``, ``knn_dist``: the table's
-float64 distances when the engine did not hand them over, ``agree``: the ranks' agreement on rank 0's choices).
+float64 distances when the engine did not hand them over, ``agree``: the ranks' agreement on the tile choices).
 
     python benchmarks/bench_ddp.py [--bank 50000] [--queries 5000] [--dim 256] [--repeats 3] [--json out.json]
         [--gemm auto|torch|numpy] [--precision auto|fp32|bf16-screen] [--warm-up probe|full] [--single-here]
         [--detail]
 
 ``--gemm`` / ``--precision`` pin the tile library and the search precision in every process alike (default:
-each process' timing probes choose, and under DDP rank 0's choice is everyone's), so that a probe timed on a busy
+each process' timing probes choose, and under DDP every rank runs one agreed choice), so that a probe timed on a busy
 core cannot put the single process and the ranks on different paths.
 """
 
@@ -56,7 +56,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lightning_repgap import GapConfig, RepresentationGap, _gemm, _screen, _shard, functional, metric
+from lightning_repgap import GapConfig, RepresentationGap, _agreed_tiles, _gemm, _screen, _shard, functional, metric
 from lightning_repgap import gap as _gap
 from lightning_repgap import search as _search
 from lightning_repgap._probe_share import rank_share
@@ -115,8 +115,13 @@ def _threads() -> dict[str, Any]:
         "torch": torch.get_num_threads(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "pools": sorted(f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info()),
-        # The timing probes' choices: bf16 screen per (width, library), tile library per inner width.
-        "choices": {"screen": {str(k): v for k, v in _screen._probed.items()}, "gemm": dict(_gemm._chosen)},
+        # The timing probes' choices: bf16 screen per (width, library), tile library per inner width; under DDP the
+        # rank's timed tile runs per (width, library) instead of its own screen choice (the ranks' runs are pooled).
+        "choices": {
+            "screen": {str(k): v for k, v in _screen._probed.items()},
+            "gemm": dict(_gemm._chosen),
+            "agreed_runs": {str(k): v.tolist() for k, v in _agreed_tiles._seconds.items()},
+        },
     }
 
 

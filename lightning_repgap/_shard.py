@@ -20,9 +20,10 @@ rows instead (:meth:`Shard.exact_copies_and_peak`: each rank hashes its block, t
 the Metric's states reach every rank by point-to-point messages on gloo (:meth:`Shard.gather_states`).
 
 The ranks also agree on how the tiles run: where the exact engine would choose by timing probes (the bf16 screen
-or float32 tiles, torch's or numpy's BLAS), each rank probes once per process as usual and rank 0's choice is used
-by all, so that a probe timed on a busy core cannot leave one rank on a slower path than the others (every rank
-waits for the slowest at the merge).
+or float32 tiles, torch's or numpy's BLAS), every rank takes the same choice, so that no rank is left on a slower
+path than the others (every rank waits for the slowest at the merge): the library is rank 0's, and the screen is
+chosen from every rank's timed tiles (:mod:`~lightning_repgap._agreed_tiles`), so that one probe timed on a busy
+core cannot put every rank on float32 tiles.
 
 Works on any ``torch.distributed`` backend: CPU tensors on gloo, CUDA tensors on NCCL. Approximate engines are never
 sharded (their index build is not a per-query loop). Collectives run inside the search, so every rank of the group
@@ -40,9 +41,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from lightning_repgap._agreed_tiles import ballot, decide
 from lightning_repgap._duplicates import _row_hashes, copies_from_hashes
-from lightning_repgap._gemm import GemmOption, cpu_engine
-from lightning_repgap._screen import use_screen
+from lightning_repgap._gemm import GemmOption
 from lightning_repgap._screen_tiles import TILE
 from lightning_repgap.search import BankSearch, ExactEngine, PrefixMinima, SearchEngine
 
@@ -50,7 +51,7 @@ from lightning_repgap.search import BankSearch, ExactEngine, PrefixMinima, Searc
 # ``torch>=2.2`` admits; 2.4 is a safe floor for it.
 _INTO_TENSOR_ON_GLOO = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 4)
 
-__all__ = ["Shard", "ShardedEngine", "balanced_chunk", "shard_of"]
+__all__ = ["DistributedGatherError", "Shard", "ShardedEngine", "balanced_chunk", "shard_of"]
 
 # What a state may hold for the one-collective gather (others fall back to torchmetrics' own gather).
 _DTYPES = (torch.float32, torch.int64, torch.float64, torch.int32, torch.float16, torch.bfloat16)
@@ -159,17 +160,19 @@ class Shard:
                     "every rank must update the metric with the same number of features."
                 )
             width, code = forms.pop()
-            out[name] = self._gather_rows(local[name], rows, width, _DTYPES[code])
+            out[name] = self._gather_rows(local[name], rows, width, _DTYPES[code], name)
         return out
 
-    def _gather_rows(self, tensor: torch.Tensor | None, rows: list[int], width: int, dtype: torch.dtype) -> Any:
+    def _gather_rows(
+        self, tensor: torch.Tensor | None, rows: list[int], width: int, dtype: torch.dtype, name: str = ""
+    ) -> Any:
         """Every rank's rows of one state (``rows[r]`` of them on rank ``r``), concatenated in rank order."""
         top = max(rows)
         trail = (width,) if width else ()
         device = tensor.device if tensor is not None else self.device
         send = tensor.to(self.device) if tensor is not None else None
         if self._point_to_point():
-            return _exchange_rows(send, rows, trail, dtype, self).to(device)
+            return _exchange_rows(send, rows, trail, dtype, self, name).to(device)
         if send is None or send.shape[0] < top:  # pad to the longest share: all_gather takes one size
             padded = torch.empty((top, *trail), dtype=dtype, device=self.device)
             if send is not None:
@@ -193,13 +196,14 @@ class Shard:
 
 
 def _exchange_rows(
-    send: torch.Tensor | None, rows: list[int], trail: tuple[int, ...], dtype: torch.dtype, shard: Shard
+    send: torch.Tensor | None, rows: list[int], trail: tuple[int, ...], dtype: torch.dtype, shard: Shard, name: str = ""
 ) -> torch.Tensor:
     """:meth:`Shard._gather_rows` by point-to-point messages: every rank's rows received straight into place.
 
     The rank copies its own rows into the output and sends them to every other rank, and receives each other rank's
     rows into their block (all messages posted before any is waited for, so no order of ranks can deadlock). Uneven
-    shares need no padding, and a rank without rows sends nothing.
+    shares need no padding, and a rank without rows sends nothing. A failed message raises
+    :class:`DistributedGatherError` naming ``name`` (the state), the peer and what ``wait()`` raised.
     """
     import torch.distributed as dist
 
@@ -215,13 +219,45 @@ def _exchange_rows(
     requests = []
     for r in peers:
         if rows[r]:
-            requests.append(dist.irecv(out[starts[r] : starts[r + 1]], target[r], group=group))
+            requests.append(("from", r, dist.irecv(out[starts[r] : starts[r + 1]], target[r], group=group)))
         if rows[rank]:
-            requests.append(dist.isend(mine, target[r], group=group))
-    for request in requests:
-        if request is not None:  # None only for a process outside the group, which gathers nothing
+            requests.append(("to", r, dist.isend(mine, target[r], group=group)))
+    for way, r, request in requests:
+        if request is None:  # only for a process outside the group, which gathers nothing
+            continue
+        try:
             request.wait()
+        except Exception as err:
+            raise DistributedGatherError(name, rank, way, r, err) from err
     return out
+
+
+class DistributedGatherError(RuntimeError):
+    """A message of the gloo state gather failed (a peer gone, a broken connection, the process group's timeout).
+
+    Deliberately not a :class:`~lightning_repgap._faults.MeasurementFaultError`: the callback does not survive it, and
+    the fit stops. A failed message means the process group itself is broken or the ranks have diverged, and other
+    ranks may already have completed the exchange and moved on to their next collective; a rank that carried on (NaN
+    keys, training resumed) would then meet them in a different collective, which hangs until the group's timeout
+    or pairs mismatched messages. So this rank stops here, and the others stop at their next message or collective
+    with it, when its process exits and closes its connections (or at the group's timeout). See "Distributed
+    training" in the callback docs.
+
+    Args:
+        state: the Metric state being gathered.
+        rank: this process' rank in the group.
+        way: ``"from"`` (a receive) or ``"to"`` (a send).
+        peer: the other rank of the failed message, in the group.
+        cause: the error ``wait()`` raised.
+
+    """
+
+    def __init__(self, state: str, rank: int, way: str, peer: int, cause: BaseException) -> None:
+        super().__init__(
+            f"DDP state gather: rank {rank}'s message {way} rank {peer} for `{state}` failed ({cause}). The process "
+            "group is broken or the ranks have diverged; the measurement cannot be skipped safely on one rank, so "
+            "the run stops here (the other ranks stop once this process has exited)."
+        )
 
 
 def _joined(state: Any) -> Any:
@@ -392,7 +428,10 @@ class ShardedEngine:
         )
 
     def _agreed(self, dim: int, work: int, count: int) -> SearchEngine:
-        """The inner engine with its timed choices (screen or float32 tiles, BLAS library) pinned to rank 0's.
+        """The inner engine with its timed choices (screen or float32 tiles, BLAS library) pinned to the agreed ones.
+
+        The library is rank 0's; the screen is chosen from every rank's timed tiles
+        (:mod:`~lightning_repgap._agreed_tiles`), in one ``all_gather``, so every rank takes the same choice.
 
         ``work`` is this rank's search in multiply-adds (``n m D``), as the engine itself would weigh it; ``count``
         its number of queries, cut into balanced chunks for the screen (:func:`balanced_chunk`).
@@ -404,10 +443,9 @@ class ShardedEngine:
         # allocation, made the kernel compact memory in most measurements on a fragmented host (docs/performance.md).
         inner = dataclasses.replace(inner, query_chunk=inner.query_chunk or balanced_chunk(count), small_pages=True)
         device = inner.device or _CPU
-        # What the engine would choose here (probing once per process, as it does), then rank 0's for everyone.
-        numpy_tiles = cpu_engine(dim + 1, work, device, inner.gemm) == "numpy"
-        screen = use_screen(inner.precision, dim, work, device, inner.gemm)
-        numpy_tiles, screen = (bool(v) for v in self.shard.all_gather(np.array([numpy_tiles, screen]))[0])
+        # Each rank's library and timed tile runs, gathered in one collective; the same choice from them everywhere.
+        mine = ballot(inner.precision, dim, work, device, inner.gemm)
+        numpy_tiles, screen = decide(self.shard.all_gather(mine))
         gemm: GemmOption = "numpy" if numpy_tiles else "torch"
         return dataclasses.replace(inner, gemm=gemm, precision="bf16-screen" if screen else "fp32")
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_repgap import RepresentationGap, _duplicates, _screen, _shard
+from lightning_repgap import RepresentationGap, _agreed_tiles, _duplicates, _screen, _shard
 from lightning_repgap._prepare import prepare
 from lightning_repgap._probe_share import rank_share
 from lightning_repgap._shard import Shard, ShardedEngine, shard_of
@@ -221,14 +221,40 @@ def test_fewer_queries_than_ranks():
         assert (res.sq_dev_sum, res.centre.tolist()) == (one.sq_dev_sum, one.centre.tolist())
 
 
-def test_ranks_take_rank_zeros_timed_choices(monkeypatch):
-    # Probes timed on busy cores can disagree between ranks; every rank must then run rank 0's choice, whichever.
+# Per rank: the library it timed, its float32 runs, its bf16 runs (seconds, repeated to RUNS each). Rank 0's runs
+# alone choose one way, the median of the ranks' paired ratios the other. In the first case rank 2 times another
+# library than rank 0: its ratios (0.08), which would flip the choice, must not count.
+_NOISY_BF16 = {0: ("numpy", [0.020], [0.016]), 1: ("numpy", [0.021], [0.010]), 2: ("torch", [0.001], [0.012])}
+_NOISY_FP32 = {0: ("numpy", [0.040], [0.010]), 1: ("numpy", [0.012], [0.011]), 2: ("numpy", [0.013], [0.010])}
+
+
+def _runs(fp32: list[float], bf16: list[float]) -> np.ndarray:
+    return np.concatenate([np.resize(fp32, _agreed_tiles.RUNS), np.resize(bf16, _agreed_tiles.RUNS)])
+
+
+@pytest.mark.parametrize(("runs", "expected"), [(_NOISY_BF16, "bf16-screen"), (_NOISY_FP32, "fp32")])
+def test_ranks_take_one_choice_from_every_ranks_timed_tiles(monkeypatch, runs, expected):
+    # A probe timed on a busy core can mislead one rank: every rank runs the choice made on all ranks' runs (the
+    # median of their paired ratios; the library stays rank 0's), the same choice everywhere, from the one collective
+    # that carried rank 0's choice before.
     ref, qs = _data()
     sizes = np.array([16, 700])
     local = threading.local()
     works: list[int] = []  # each rank weighs its own search, n m D multiply-adds, as the engine does
-    monkeypatch.setattr(_shard, "use_screen", lambda prec, dim, work, *rest: works.append(work) or local.rank == 1)
-    monkeypatch.setattr(_shard, "cpu_engine", lambda *args: "numpy" if local.rank == 0 else "torch")
+    monkeypatch.setattr(_agreed_tiles, "PROBE_MIN_WORK", 0)  # time this small search as a big one
+    monkeypatch.setattr(_agreed_tiles, "accumulates_in_fp32", lambda device: True)
+
+    def library(dim, work, *rest):
+        works.append(work)
+        return runs[local.rank][0]
+
+    monkeypatch.setattr(_agreed_tiles, "cpu_engine", library)
+    monkeypatch.setattr(_agreed_tiles, "tile_seconds", lambda dim, lib: _runs(*runs[local.rank][1:]))
+    ballots = [_ballot(runs[r][0] == "numpy", _runs(*runs[r][1:])) for r in range(3)]
+    assert _agreed_tiles.decide(ballots[:1])[1] != (expected == "bf16-screen")  # rank 0's runs alone: the other way
+    if runs[2][0] != runs[0][0]:  # counting rank 2's runs (another library) would have flipped the choice
+        relabelled = [*ballots[:2], np.array([ballots[0][0], *ballots[2][1:]])]
+        assert _agreed_tiles.decide(relabelled)[1] != (expected == "bf16-screen")
     chosen: list[tuple[str, str]] = []
     search = ExactEngine.search
 
@@ -237,17 +263,40 @@ def test_ranks_take_rank_zeros_timed_choices(monkeypatch):
         return search(self, *args, **kwargs)
 
     monkeypatch.setattr(ExactEngine, "search", spy)
+    gathers = [0, 0, 0]
 
     def run(shard: Shard) -> BankSearch:
         local.rank = shard.rank
+        gather = shard.all_gather
+
+        def counted(array):
+            gathers[shard.rank] += 1
+            return gather(array)
+
+        object.__setattr__(shard, "all_gather", counted)
         return shard.wrap(ExactEngine("torch")).search(ref, qs, None, sizes)
 
     one = ExactEngine("torch", precision="fp32").search(ref, qs, None, sizes)
     chosen.clear()
     for res in _sharded(3, run):
         np.testing.assert_array_equal(res.minima.dist_sq, one.minima.dist_sq)
-    assert chosen == [("fp32", "numpy")] * 3
+    assert chosen == [(expected, "numpy")] * 3
     assert works == [700 * 30 * 5] * 3
+    assert gathers == [2, 2, 2]  # the agreement and the merge: no collective more than before
+
+
+def _ballot(numpy_tiles: bool, runs: np.ndarray) -> np.ndarray:
+    return np.array([float(numpy_tiles), 2.0, *runs])
+
+
+def test_decide_keeps_rank_zeros_untimed_choices():
+    timed = _ballot(True, _runs([0.030], [0.010]))
+    never = np.array([1.0, 0.0, *[np.nan] * 2 * _agreed_tiles.RUNS])
+    always = np.array([0.0, 1.0, *[np.nan] * 2 * _agreed_tiles.RUNS])
+    assert _agreed_tiles.decide([never, timed]) == (True, False)  # rank 0's search too small to time: no screen
+    assert _agreed_tiles.decide([always, timed]) == (False, True)  # search_precision="bf16-screen"
+    assert _agreed_tiles.decide([timed, never]) == (True, True)  # a rank that did not time adds nothing
+    assert len(timed) == 2 + 2 * _agreed_tiles.RUNS
 
 
 def test_curve_through_wrap_engine_is_the_same_curve():
