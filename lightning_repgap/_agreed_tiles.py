@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 import numpy as np
 import torch
 
-from lightning_repgap._gemm import PROBE_MIN_WORK, GemmLibrary, TileProduct, cpu_engine
-from lightning_repgap._screen import _EXTRA, _PAD, SCREEN_MIN_SPEEDUP, accumulates_in_fp32, use_screen
+from lightning_repgap._gemm import PROBE_MIN_WORK, GemmLibrary, cpu_engine
+from lightning_repgap._screen import SCREEN_MIN_SPEEDUP, accumulates_in_fp32, tile_runs, use_screen
 from lightning_repgap._screen_tiles import TILE
-from lightning_repgap._threads import blas_threads, current_threads
 
 __all__ = ["RUNS", "ballot", "decide", "paired_ratios", "tile_seconds"]
 
@@ -51,23 +49,7 @@ def tile_seconds(dim: int, library: GemmLibrary, size: int = TILE) -> np.ndarray
     """
     key = (dim, library)
     if key not in _seconds:
-        gen = torch.Generator().manual_seed(0)
-        a32 = torch.randn((size, dim + 1), generator=gen)
-        b32 = torch.randn((size, dim + 1), generator=gen)
-        width = -(-(dim + _EXTRA) // _PAD) * _PAD  # the screen's operand: D and its extra columns, padded
-        a16 = torch.randn((size, width), generator=gen).to(torch.bfloat16)
-        b16 = torch.randn((size, width), generator=gen).to(torch.bfloat16)
-        product = TileProduct(a32, library, size)
-        threads = current_threads()
-        runs = np.empty((2, RUNS + 1))
-        for i in range(RUNS + 1):
-            with blas_threads(library, threads):
-                t0 = time.perf_counter()
-                product(b32).amax(dim=1)
-                runs[0, i] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            (a16 @ b16.T).amax(dim=1)
-            runs[1, i] = time.perf_counter() - t0
+        runs = tile_runs(dim, library, RUNS, size)
         _seconds[key] = runs[:, 1:].ravel()
     return _seconds[key]
 
@@ -110,8 +92,8 @@ def paired_ratios(parts: list[np.ndarray]) -> np.ndarray:
     over the ranks, they still chose float32 tiles now and then (``docs/performance.md``). Ranks that timed another
     library are left out: their float32 tiles are not the ones that will run.
     """
-    same = [p for p in parts if p[1] == _TIMED and p[0] == parts[0][0]]
-    return np.concatenate([p[2 : 2 + RUNS] / p[2 + RUNS :] for p in same])
+    same = [p[2 : 2 + RUNS] / p[2 + RUNS :] for p in parts if p[1] == _TIMED and p[0] == parts[0][0]]
+    return np.concatenate(same) if same else np.empty(0)  # none (rank 0 did not time): decide never asks
 
 
 def decide(parts: list[np.ndarray]) -> tuple[bool, bool]:
@@ -134,7 +116,7 @@ def decide(parts: list[np.ndarray]) -> tuple[bool, bool]:
         return numpy_tiles, bool(lead[1] == _ALWAYS)
     ratio = float(np.median(paired_ratios(parts)))
     screen = ratio >= SCREEN_MIN_SPEEDUP
-    log.info(
+    log.debug(  # every rank, every search: the single process' probe logs its timings once, at info
         "score tiles agreed by %d ranks: float32 / bf16 tile time, median of paired runs %.2f -> %s",
         len(parts),
         ratio,

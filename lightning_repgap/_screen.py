@@ -72,6 +72,7 @@ __all__ = [
     "screen_if_chosen",
     "screen_search",
     "tile_error",
+    "tile_runs",
     "use_screen",
 ]
 
@@ -215,26 +216,39 @@ def use_screen(precision: str, dim: int, work: int, device: torch.device, gemm: 
     return _probed[key]
 
 
-def _probe(dim: int, library: str, size: int = TILE) -> bool:
-    """Time one ``size x size`` tile both ways (product + group maxima; best of 2 after a warm-up, alternated)."""
+def tile_runs(dim: int, library: str, runs: int, size: int = TILE) -> np.ndarray:
+    """Seconds of ``runs + 1`` ``size x size`` tiles each way, ``[[float32...], [bf16...]]``; the first is a warm-up.
+
+    Each run is the product and its row maxima (the scan's work per tile), the float32 tile (on ``library``, at this
+    scope's thread count) and the bf16 one alternated, so that a float32 run and the bf16 run after it share the
+    moment's load. The single process' probe and the DDP ranks' agreement (:mod:`~lightning_repgap._agreed_tiles`)
+    time the same tiles.
+    """
     gen = torch.Generator().manual_seed(0)
     a32 = torch.randn((size, dim + 1), generator=gen)
     b32 = torch.randn((size, dim + 1), generator=gen)
-    width = -(-(dim + _EXTRA) // _PAD) * _PAD
+    width = -(-(dim + _EXTRA) // _PAD) * _PAD  # the screen's operand: D and its extra columns, padded
     a16 = torch.randn((size, width), generator=gen).to(torch.bfloat16)
     b16 = torch.randn((size, width), generator=gen).to(torch.bfloat16)
     product = TileProduct(a32, library, size)  # type: ignore[arg-type]
     threads = current_threads()
-    seconds: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    for _ in range(3):
+    seconds = np.empty((2, runs + 1))
+    for i in range(runs + 1):
         with blas_threads(library, threads):  # type: ignore[arg-type]
             t0 = time.perf_counter()
             product(b32).amax(dim=1)
-            seconds["fp32"].append(time.perf_counter() - t0)
+            seconds[0, i] = time.perf_counter() - t0
         t0 = time.perf_counter()
         (a16 @ b16.T).amax(dim=1)
-        seconds["bf16"].append(time.perf_counter() - t0)
-    t32, t16 = min(seconds["fp32"][1:]), min(seconds["bf16"][1:])
+        seconds[1, i] = time.perf_counter() - t0
+    return seconds
+
+
+def _probe(dim: int, library: str, size: int = TILE) -> bool:
+    """Time one ``size x size`` tile both ways (product + group maxima; best of 2 after a warm-up, alternated)."""
+    threads = current_threads()
+    seconds = tile_runs(dim, library, 2, size)
+    t32, t16 = float(seconds[0, 1:].min()), float(seconds[1, 1:].min())
     choice = t32 >= SCREEN_MIN_SPEEDUP * t16
     log.info(
         "score tiles (%dx%dx%d, %d threads): float32 (%s) %.1f ms, bf16 %.1f ms -> %s",

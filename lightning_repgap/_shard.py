@@ -228,6 +228,7 @@ def _exchange_rows(
         try:
             request.wait()
         except Exception as err:
+            # The requests still posted are not waited for: this process stops here (see the error's docstring).
             raise DistributedGatherError(name, rank, way, r, err) from err
     return out
 
