@@ -432,7 +432,7 @@ def trusted_dimension(
         if falls and floor_frac >= floor_needed:
             # The value the floor model would report (the decaying floor's where it explains the curve much better and
             # passes the checks, else the constant floor's) must be borne out by the neighbour table.
-            accept = _noise_acceptable(d_far, d_near)
+            accept = _noise_acceptable(d_far, d_near, floor_frac)
             d_floor = float(_noise_dimensions(sizes_arr[use], gaps[:, None], floor, conc, accept)[0])
             noisy = math.isfinite(d_floor) and accept(d_floor)
 
