@@ -4,6 +4,9 @@
   swamps even the 10th-20th neighbours; such noise decides the whole gap curve. On a 7-d Gaussian mixture with 1 %
   noise and on three 4-balls with 5 %, where every estimator reads about the truth and the floor explains only part
   of the curve, the clause accepted a two-law fit's 1.2 and 2.4.
+* A strong spread of the log neighbour distances with a compact-looking concentration: overlapping scale mixtures
+  (the gap law reads 30-55 % high) or separated clusters of different scales (the gap law is right, the local
+  estimators read low at d = 20). ``dim`` moves half way (geometrically) to the local estimate.
 """
 
 from __future__ import annotations
@@ -58,3 +61,21 @@ def test_the_swamped_clause_needs_a_floor_that_explains_the_curve():
     assert parts._noise_borne_out(1.0, 20.2, 26.1, 1.06)
     # ... a mixture whose floor explains 0.68 of G(n_max) and whose estimators agree does not.
     assert not parts._noise_borne_out(1.23, 6.21, 6.88, 0.68)
+
+
+@pytest.mark.parametrize(
+    ("name", "most"),
+    [
+        # Overlapping scale mixtures with a compact-looking concentration: the gap law read 24.9 and 16.5.
+        ("two nested Gaussians d=16, scales 1 and 0.4", 0.3),
+        ("log-normal radius d=12, sigma 0.4", 0.2),
+        # Separated clusters of different scales: the gap law is right there (21.7) and the local estimate low (16.0).
+        ("three-scale Gaussians d=20", 0.1),
+    ],
+)
+def test_a_spread_of_scales_alone_moves_dim_half_way_to_the_local_estimate(name, most):
+    est, d = _suite_estimate(name, 2500)
+    assert abs(est.dim - d) / d < most, est
+    assert est.method == "blend"
+    assert min(est.dim_local, est.dim_gap) < est.dim < max(est.dim_local, est.dim_gap)
+    assert est.dim_low <= d <= est.dim_high
