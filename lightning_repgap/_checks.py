@@ -24,6 +24,7 @@ __all__ = [
     "_check_representations",
     "_check_same_dim",
     "_to_numpy",
+    "check_sizes",
 ]
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -150,3 +151,30 @@ def _check_gap_sets(
         tq = _check_representations(train_queries, "train_queries", min_points=1)
         _check_same_dim(ref, tq, "reference", "train_queries")
     return ref, qs, tq
+
+
+def check_sizes(sizes: Any, n_max: int) -> np.ndarray:
+    """``sizes`` as int64 if they are strictly increasing integers in ``[1, n_max]``; a ``ValueError`` otherwise.
+
+    Args:
+        sizes: bank sizes (integers, or floats holding integers).
+        n_max: bank size.
+
+    Returns:
+        The sizes, int64 ``(S,)``.
+
+    Example:
+        >>> check_sizes([16, 32.0], 100).tolist()
+        [16, 32]
+
+    """
+    arr = np.asarray(sizes).reshape(-1)
+    numeric = np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    if not (arr.size and numeric and np.all(arr == np.round(arr))) or (np.diff(arr) <= 0).any() or arr[0] < 1:
+        raise ValueError(f"`sizes` must be strictly increasing integers in [1, {n_max}], got {np.asarray(sizes)}.")
+    if arr[-1] > n_max:
+        raise ValueError(
+            f"`sizes` must be strictly increasing integers in [1, {n_max}] (the bank has only {n_max} points),"
+            f" got {np.asarray(sizes)}."
+        )
+    return arr.astype(np.int64)

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from lightning_repgap._checks import check_sizes
 from lightning_repgap._gemm import prefix_top1_torch, search_torch
 from lightning_repgap._prepare import Prepared, with_norm_column
 from lightning_repgap._threads import current_threads
@@ -137,6 +138,7 @@ def rank_float64(prepared: Prepared, sizes: np.ndarray, rows: np.ndarray) -> np.
 
     The bank centred in float64 is a full float64 copy: only paid when float32 is not enough.
     """
+    sizes = check_sizes(sizes, prepared.reference_aug32.shape[0])
     centred = prepared.bank_rows(np.arange(prepared.reference_aug32.shape[0])) - prepared.centre
     aug = np.concatenate([centred, -0.5 * np.einsum("ij,ij->i", centred, centred)[:, None]], axis=1)
     del centred
@@ -153,6 +155,8 @@ def prefix_search(
     k: int = 0,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Float32 prefix winners ``(S, m)`` (bank positions), plus the neighbour table of ``knn_rows`` if given."""
+    # The tile loops record a winner at each size boundary: repeated, unordered or zero sizes would leave rows unset.
+    sizes = check_sizes(sizes, prepared.reference_aug32.shape[0])
     t0 = time.perf_counter()
     knn = None
     if tiles.backend == "torch":

@@ -322,9 +322,10 @@ def prefix_top1_torch(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Nearest bank row among the first ``sizes[s]`` rows, for every ``s``, in one pass over the bank.
 
-    Tiles never straddle a size boundary, so the running best (:class:`_RunningTop1`) at each boundary is that
-    prefix's nearest row: the whole curve costs one search. ``reference_aug`` is the centred bank with its
-    ``-||r||^2 / 2`` column; ``queries`` are centred, of the same dtype (float32, or float64 for re-ranking).
+    Each ``TILE``-wide tile of the bank is one product, reduced one size block (column slice) at a time, so the
+    running best (:class:`_RunningTop1`) at each boundary is that prefix's nearest row: the whole curve costs one
+    search. ``reference_aug`` is the centred bank with its ``-||r||^2 / 2`` column; ``queries`` are centred, of the
+    same dtype (float32, or float64 for re-ranking).
 
     With ``knn_rows``, those queries also get their ``k`` nearest rows of the whole bank (``sizes[-1]`` rows) from
     the same score tiles: the neighbour table for TwoNN/MLE then costs no GEMM of its own.
@@ -350,13 +351,25 @@ def prefix_top1_torch(
                 top = _ChunkTopK(knn_rows[mine] - i0, k, device, q.dtype) if mine.size else None
             best = _RunningTop1(q.shape[0], device, q.dtype)
             product = TileProduct(_augmented(q), engine, TILE)
-            for s in range(len(sizes)):
-                for j0 in range(bounds[s], bounds[s + 1], TILE):
-                    scores = product(ref_aug[j0 : min(j0 + TILE, bounds[s + 1])])
-                    row_max = best.merge(scores, j0)
+            s = 0
+            for j0 in range(0, bounds[-1], TILE):
+                # One product per tile of the bank, whatever the sizes: the small first blocks (16, 32, ... rows)
+                # share a tile instead of each re-reading the whole query chunk for a thin, slow GEMM. The tile is
+                # then reduced one size block at a time (column slices in bank order), so the running best at
+                # each boundary is still that prefix's nearest row.
+                j1 = min(j0 + TILE, bounds[-1])
+                scores = product(ref_aug[j0:j1])
+                a = j0
+                while a < j1:
+                    b = min(j1, bounds[s + 1])
+                    part = scores if b - a == scores.shape[1] else scores[:, a - j0 : b - j0]
+                    row_max = best.merge(part, a)
                     if top is not None:
-                        top.merge(scores, j0, row_max)
-                out[s, i0 : i0 + q.shape[0]] = best.index.cpu()
+                        top.merge(part, a, row_max)
+                    if b == bounds[s + 1]:
+                        out[s, i0 : i0 + q.shape[0]] = best.index.cpu()
+                        s += 1
+                    a = b
             if top is not None and knn is not None:
                 knn[mine] = top.index.cpu().numpy()
     return out.numpy(), knn

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lightning_repgap._checks import _check_gap_sets, _check_positive_int
+from lightning_repgap._checks import _check_gap_sets, _check_positive_int, check_sizes
 from lightning_repgap._gemm import GemmOption
 from lightning_repgap._prepare import centred32, pair_dist_sq
 from lightning_repgap._threads import thread_scope
@@ -166,33 +166,6 @@ class GapCurve:
         if train > 0:
             return self.gap / train
         return 1.0 if self.gap == 0 else math.inf
-
-
-def check_sizes(sizes: Any, n_max: int) -> np.ndarray:
-    """``sizes`` as int64 if they are strictly increasing integers in ``[1, n_max]``; a ``ValueError`` otherwise.
-
-    Args:
-        sizes: bank sizes (integers, or floats holding integers).
-        n_max: bank size.
-
-    Returns:
-        The sizes, int64 ``(S,)``.
-
-    Example:
-        >>> check_sizes([16, 32.0], 100).tolist()
-        [16, 32]
-
-    """
-    arr = np.asarray(sizes).reshape(-1)
-    numeric = np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-    if not (arr.size and numeric and np.all(arr == np.round(arr))) or (np.diff(arr) <= 0).any() or arr[0] < 1:
-        raise ValueError(f"`sizes` must be strictly increasing integers in [1, {n_max}], got {np.asarray(sizes)}.")
-    if arr[-1] > n_max:
-        raise ValueError(
-            f"`sizes` must be strictly increasing integers in [1, {n_max}] (the bank has only {n_max} points),"
-            f" got {np.asarray(sizes)}."
-        )
-    return arr.astype(np.int64)
 
 
 def gap_curve(

@@ -632,7 +632,7 @@ def prefix_nearest(
 
     Args:
         prepared: output of :func:`prepare`.
-        sizes: increasing bank sizes.
+        sizes: strictly increasing bank sizes, each at least 1.
         backend: a resolved backend name.
         num_threads: threads for the search (torch and FAISS); default :func:`default_num_threads`.
         device: device of the torch backend.
@@ -674,7 +674,7 @@ def prefix_nearest_and_knn(
 
     Args:
         prepared: output of :func:`prepare`.
-        sizes: increasing bank sizes; the neighbours are searched among all ``sizes[-1]`` rows.
+        sizes: strictly increasing bank sizes; the neighbours are searched among all ``sizes[-1]`` rows.
         knn_rows: distinct query rows that need neighbours.
         n_neighbors: neighbours per query in ``knn_rows`` (at most ``sizes[-1]``).
         backend: a resolved backend name.

@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import brute_force_dist_sq
 
+from lightning_repgap._gemm import TILE, prefix_top1_torch
 from lightning_repgap.search import (
     AUTO_APPROXIMATE_MIN_BANK,
     INDEX_OPTIONS,
@@ -167,6 +168,22 @@ def test_prefix_search_with_a_neighbour_table_matches_brute_force(backend, k):
         np.testing.assert_array_equal(winners[s, knn_rows], np.argmin(full[:, :size], axis=1))
 
 
+def test_prefix_blocks_sharing_a_tile_and_straddling_tiles_match_brute_force():
+    # One product per bank tile, reduced one size block at a time: several small blocks in the first tile, a block
+    # ending one row short of and one row past a tile boundary, a block spanning a whole tile. Float64 operands (the
+    # re-ranking's path), so the brute force's argmin is the answer with no float32 near ties.
+    rng = np.random.default_rng(5)
+    ref, qs = rng.standard_normal((2 * TILE + 300, 4)), rng.standard_normal((70, 4))
+    aug = np.concatenate([ref, -0.5 * (ref**2).sum(1, keepdims=True)], axis=1)
+    sizes = np.array([3, 5, 40, TILE - 1, TILE, TILE + 1, 2 * TILE, 2 * TILE + 1, 2 * TILE + 300])
+    winners, knn = prefix_top1_torch(aug, qs, sizes, torch.device("cpu"), knn_rows=np.array([4, 60, 9]), k=6)
+    full = brute_force_dist_sq(ref, qs)
+    for s, size in enumerate(sizes):
+        np.testing.assert_array_equal(winners[s], np.argmin(full[:, :size], axis=1))
+    assert knn is not None
+    np.testing.assert_array_equal(np.sort(knn, axis=1), np.sort(np.argsort(full[[4, 60, 9]], axis=1)[:, :6], axis=1))
+
+
 def test_prepare_with_a_full_permutation_and_the_norm_column_sum():
     rng = np.random.default_rng(1)
     ref = rng.standard_normal((3000, 6)) * 3.0 + 50.0
@@ -251,3 +268,15 @@ print("LOADED", loaded)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "LOADED []" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("sizes", [[16, 16, 32], [0, 32], [32, 16], [4, 200]])
+def test_prefix_search_names_sizes_that_are_not_strictly_increasing_within_the_bank(sizes):
+    # The tile loops record a winner at each size boundary: a repeated, zero, decreasing or too large size would
+    # leave winners unset (uninitialised indices) instead of failing.
+    rng = np.random.default_rng(0)
+    prep = prepare(rng.standard_normal((100, 3)), rng.standard_normal((5, 3)))
+    with pytest.raises(ValueError, match="strictly increasing"):
+        prefix_nearest(prep, np.array(sizes), backend="torch")
+    with pytest.raises(ValueError, match="strictly increasing"):
+        prefix_nearest_and_knn(prep, np.array(sizes), np.array([0]), 2, backend="torch")
