@@ -297,6 +297,24 @@ class DimensionEstimate:
         return METHOD_CODES[self.method]
 
 
+def _blend(w: float, local: tuple[float, float, float], fit: DimensionFit) -> tuple[float, float, float, str]:
+    """``dim``, its interval and method from the local estimate ``(d, lo, hi)`` and the gap law, blended with ``w``.
+
+    Geometric interpolation of the points and of the interval ends. Where the density guard moved only part of the way
+    (``w`` below the weight that the gap dimension alone gives), it cannot tell which reading is right (an overlapping
+    scale mixture or clusters of different scales), so the interval reaches both estimators' intervals.
+    """
+
+    def mix(a: float, b: float) -> float:
+        return math.exp((1.0 - w) * math.log(a) + w * math.log(b)) if 0 < w < 1 else (a if w == 0 else b)
+
+    d_local, local_lo, local_hi = local
+    dim, low, high = mix(d_local, fit.dim), mix(local_lo, fit.dim_low), mix(local_hi, fit.dim_high)
+    if 0 < w < _gap_weight(fit.dim, None, None):
+        low, high = min(low, local_lo), max(high, fit.dim_high)
+    return dim, low, high, "local" if w == 0 else "gap" if w == 1 else "blend"
+
+
 def trusted_dimension(
     sizes: Any,
     per_query: Any,
@@ -432,7 +450,7 @@ def trusted_dimension(
         if falls and floor_frac >= floor_needed:
             # The value the floor model would report (the decaying floor's where it explains the curve much better and
             # passes the checks, else the constant floor's) must be borne out by the neighbour table.
-            accept = _noise_acceptable(d_far, d_near)
+            accept = _noise_acceptable(d_far, d_near, floor_frac)
             d_floor = float(_noise_dimensions(sizes_arr[use], gaps[:, None], floor, conc, accept)[0])
             noisy = math.isfinite(d_floor) and accept(d_floor)
 
@@ -458,12 +476,7 @@ def trusted_dimension(
         dim, dim_low, dim_high, method, w = fit.dim, fit.dim_low, fit.dim_high, "gap", 1.0
     else:
         w = _gap_weight(fit.dim, conc, _density_spread(d_arr, fit.dim))
-
-        def mix(a: float, b: float) -> float:
-            return math.exp((1.0 - w) * math.log(a) + w * math.log(b)) if 0 < w < 1 else (a if w == 0 else b)
-
-        dim, dim_low, dim_high = mix(d_local, fit.dim), mix(local_lo, fit.dim_low), mix(local_hi, fit.dim_high)
-        method = "local" if w == 0 else "gap" if w == 1 else "blend"
+        dim, dim_low, dim_high, method = _blend(w, (d_local, local_lo, local_hi), fit)
 
     if n_bootstrap and math.isfinite(dim) and dim > 0 and math.isfinite(dim_low) and math.isfinite(dim_high):
         dim_low, dim_high = _calibrated_interval(
