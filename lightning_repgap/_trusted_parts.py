@@ -166,8 +166,9 @@ def _gap_weight(d_gap: float, concentration: float | None, spread: float | None 
     """Weight of the gap law in ``dim``: 0 below :data:`AUTO_LOCAL_BELOW`, 1 from :data:`AUTO_GAP_FROM`, linear in log.
 
     Scaled down by :func:`_heterogeneity` where the squared distances are far less concentrated than a ball's at
-    ``d_gap`` *and* the neighbour distances spread over scales (``spread``, :func:`_density_spread`): a density spread
-    over scales bends the gap curve, and the calibration would extrapolate. ``None``: not judged.
+    ``d_gap`` *and* the neighbour distances spread over scales (``spread``, :func:`_density_spread`), and half as
+    much where only the spread says so (:data:`HETEROGENEOUS_SPREAD_ONLY`): a density spread over scales bends the
+    gap curve, and the calibration would extrapolate. ``None``: not judged.
     """
     w = float(np.clip(math.log(d_gap / AUTO_LOCAL_BELOW) / math.log(AUTO_GAP_FROM / AUTO_LOCAL_BELOW), 0, 1))
     if w > 0 and concentration is not None and spread is not None:

@@ -300,18 +300,28 @@ class DimensionEstimate:
 def _blend(w: float, local: tuple[float, float, float], fit: DimensionFit) -> tuple[float, float, float, str]:
     """``dim``, its interval and method from the local estimate ``(d, lo, hi)`` and the gap law, blended with ``w``.
 
-    Geometric interpolation of the points and of the interval ends. Where the density guard moved only part of the way
-    (``w`` below the weight that the gap dimension alone gives), it cannot tell which reading is right (an overlapping
-    scale mixture or clusters of different scales), so the interval reaches both estimators' intervals.
+    Geometric interpolation of the points and of the interval ends. Where the density guard moved part of the way
+    (``w`` below the weight that the gap dimension alone gives, ``w0``), it cannot tell which reading is right (an
+    overlapping scale mixture or clusters of different scales), so the interval widens towards the hull of both
+    estimators' intervals: fully half way (``w = w0 / 2``, where the spread alone puts it), not at all at either end,
+    geometrically in between, so that no end of the interval steps as ``w`` moves.
+
+    Example:
+        >>> fit = DimensionFit(10.0, 9.0, 11.0, 1.0, -0.2, 0.0, 10.0, np.array([16, 32]))
+        >>> [tuple(round(v, 2) for v in _blend(w, (16.0, 15.0, 17.0), fit)[:3]) for w in (0.0, 0.001, 0.275)]
+        [(16.0, 15.0, 17.0), (15.99, 14.96, 16.99), (14.06, 9.0, 17.0)]
     """
 
-    def mix(a: float, b: float) -> float:
-        return math.exp((1.0 - w) * math.log(a) + w * math.log(b)) if 0 < w < 1 else (a if w == 0 else b)
+    def mix(a: float, b: float, t: float) -> float:
+        return math.exp((1.0 - t) * math.log(a) + t * math.log(b)) if 0 < t < 1 else (a if t <= 0 else b)
 
     d_local, local_lo, local_hi = local
-    dim, low, high = mix(d_local, fit.dim), mix(local_lo, fit.dim_low), mix(local_hi, fit.dim_high)
-    if 0 < w < _gap_weight(fit.dim, None, None):
-        low, high = min(low, local_lo), max(high, fit.dim_high)
+    dim, low, high = (mix(a, b, w) for a, b in ((d_local, fit.dim), (local_lo, fit.dim_low), (local_hi, fit.dim_high)))
+    w0 = _gap_weight(fit.dim, None, None)
+    if 0 < w < w0 and low > 0:
+        reach = min(1.0, 2.0 * min(w, w0 - w) / w0)
+        low = mix(low, min(low, local_lo, fit.dim_low), reach)
+        high = mix(high, max(high, local_hi, fit.dim_high), reach)
     return dim, low, high, "local" if w == 0 else "gap" if w == 1 else "blend"
 
 
@@ -357,7 +367,9 @@ def trusted_dimension(
     dimension ``d_gap`` (:data:`HETEROGENEOUS_CONCENTRATION`) *and* the log distance to the 20th neighbour spreads
     across queries far more than a Gaussian's (:data:`HETEROGENEOUS_SPREAD`), each ramping linearly in log. Such a
     density bends the gap curve, and the calibration, which reads the shape from the concentration, would
-    extrapolate; separated clusters lower the concentration too, but not that spread, and keep the gap law. With
+    extrapolate; separated clusters lower the concentration too, but not that spread, and keep the gap law. The
+    spread alone (a compact-looking concentration) moves ``w`` half way (:data:`HETEROGENEOUS_SPREAD_ONLY`), and the
+    interval then widens towards both estimators' intervals. With
     ``calibrate=False`` there is no calibration to extrapolate and this guard is skipped. The interval combines
     bootstrap intervals the same way (the queries, columns of ``per_query``, are resampled for the gap law and the noise
     floor, the rows of ``dist`` for the local estimates), then widens it on the log scale by the spread of the local

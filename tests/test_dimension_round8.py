@@ -79,3 +79,23 @@ def test_a_spread_of_scales_alone_moves_dim_half_way_to_the_local_estimate(name,
     assert est.method == "blend"
     assert min(est.dim_local, est.dim_gap) < est.dim < max(est.dim_local, est.dim_gap)
     assert est.dim_low <= d <= est.dim_high
+
+
+@pytest.mark.parametrize("local", [(16.0, 15.0, 17.0), (6.0, 5.0, 7.0)])
+def test_the_blend_and_its_interval_move_continuously_and_reach_both_readings_half_way(local):
+    # The interval widens towards both estimators' intervals only where the guard moved part of the way: a switch at
+    # either end of that range made dim_low / dim_high step as the weight crossed it (review of the eighth round).
+    from lightning_repgap._trusted_parts import _gap_weight
+    from lightning_repgap.dimension import DimensionFit, _blend
+
+    fit = DimensionFit(10.0, 9.0, 11.0, 1.0, -0.2, 0.0, 10.0, np.array([16, 32]))
+    rows = np.array([_blend(float(w), local, fit)[:3] for w in np.linspace(0.0, 1.0, 4001)])
+    assert np.all(rows[:, 1] <= rows[:, 0])
+    assert np.all(rows[:, 0] <= rows[:, 2])
+    assert np.abs(np.diff(np.log(rows), axis=0)).max() < 0.01  # steps of 1/4000 in w move no end by 1 %
+    np.testing.assert_allclose(rows[0], local)
+    np.testing.assert_allclose(rows[-1], (fit.dim, fit.dim_low, fit.dim_high))
+    half = _blend(_gap_weight(fit.dim, None, None) / 2, local, fit)
+    assert half[1] <= min(local[1], fit.dim_low)
+    assert half[2] >= max(local[2], fit.dim_high)
+    assert half[3] == "blend"
