@@ -36,6 +36,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lightning_repgap.manifolds import sample_ball, sample_cube, sample_sphere, sample_torus
+from studies.dimension_suite import fourier_curve
 from studies.dimension_suite3 import Latent, Make, fixed
 from studies.dimension_suite4 import random_network
 from studies.dimension_suite7 import elliptical_laplace, product, unequal_mixture, von_mises_fisher_cap
@@ -82,22 +83,6 @@ def growing_helix(turns: float, rise: float) -> Make:
         return np.stack([np.cos(t), np.sin(t), rise * (t / (2 * math.pi)) ** 2], axis=1)
 
     return fixed(sample)
-
-
-def random_closed_curve(ambient: int, modes: int, decay: float) -> Make:
-    """A seeded closed curve of :math:`R^{ambient}`: harmonics ``1..modes`` with amplitudes ``k^-decay``."""
-
-    def make(seed: int) -> Latent:
-        k = np.arange(1, modes + 1)
-        coef = np.random.default_rng(seed).standard_normal((2, modes, ambient)) * (k ** (-decay))[None, :, None]
-
-        def sample(n: int, rng: np.random.Generator) -> np.ndarray:
-            t = 2 * math.pi * rng.random(n)
-            return np.cos(np.outer(t, k)) @ coef[0] + np.sin(np.outer(t, k)) @ coef[1]
-
-        return sample
-
-    return make
 
 
 def von_mises_circle(kappa: float) -> Make:
@@ -274,7 +259,7 @@ def eighth_specs() -> list[tuple[str, str, int, int, float, str, int, Make]]:
         ("nephroid + 5 %", "curve", 1, 12, 0.05, s, 902, nephroid()),
         ("deltoid", "curve", 1, 8, 0.0, s, 903, deltoid()),
         ("helix of growing pitch + 1 %", "curve", 1, 16, 0.01, s, 904, growing_helix(5.0, 0.1)),
-        ("random closed curve in R^20, 12 modes + 5 %", "curve", 1, 24, 0.05, s, 905, random_closed_curve(20, 12, 0.8)),
+        ("random closed curve in R^20, 12 modes + 5 %", "curve", 1, 24, 0.05, s, 905, fourier_curve(20, 12, 0.8)),
         ("von Mises circle, kappa 4", "curve", 1, 6, 0.0, s, 906, von_mises_circle(4.0)),
         ("tanh net d=1 -> R^20 + 1 %", "curve", 1, 20, 0.01, s, 907, act_net(1, 20, 20, 3, 3.0, "tanh")),
         # --- surfaces
