@@ -36,10 +36,16 @@ from collections.abc import Callable
 import numpy as np
 
 from lightning_repgap.manifolds import sample_ball, sample_cube, sample_sphere, sample_torus
-from studies.dimension_suite import fourier_curve
+from studies.dimension_suite import fourier_curve, paraboloid
 from studies.dimension_suite3 import Latent, Make, fixed
 from studies.dimension_suite4 import random_network
-from studies.dimension_suite7 import elliptical_laplace, product, unequal_mixture, von_mises_fisher_cap
+from studies.dimension_suite7 import (
+    elliptical_laplace,
+    log_normal_radius,
+    product,
+    unequal_mixture,
+    von_mises_fisher_cap,
+)
 
 # --- curves ------------------------------------------------------------------------------------------------------
 
@@ -96,16 +102,6 @@ def von_mises_circle(kappa: float) -> Make:
 
 
 # --- surfaces ----------------------------------------------------------------------------------------------------
-
-
-def paraboloid(curvature: float) -> Make:
-    """The paraboloid ``z = curvature (x^2 + y^2)`` over the unit disc, uniform in ``(x, y)``."""
-
-    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
-        xy = sample_ball(n, 2, rng)
-        return np.concatenate([xy, curvature * (xy**2).sum(1, keepdims=True)], axis=1)
-
-    return fixed(sample)
 
 
 def von_mises_ring_torus(big: float, small: float, kappa: float) -> Make:
@@ -229,11 +225,6 @@ def uniform_scale_gaussian(d: int, low: float, high: float) -> Make:
     return fixed(lambda n, rng: rng.standard_normal((n, d)) * rng.uniform(low, high, n)[:, None])
 
 
-def log_normal_radius(d: int, sigma: float) -> Make:
-    """A uniform direction of :math:`S^{d-1}` times a log-normal radius of log-scale ``sigma``."""
-    return fixed(lambda n, rng: sample_sphere(n, d - 1, rng) * np.exp(sigma * rng.standard_normal(n))[:, None])
-
-
 # --- products ----------------------------------------------------------------------------------------------------
 
 
@@ -263,7 +254,7 @@ def eighth_specs() -> list[tuple[str, str, int, int, float, str, int, Make]]:
         ("von Mises circle, kappa 4", "curve", 1, 6, 0.0, s, 906, von_mises_circle(4.0)),
         ("tanh net d=1 -> R^20 + 1 %", "curve", 1, 20, 0.01, s, 907, act_net(1, 20, 20, 3, 3.0, "tanh")),
         # --- surfaces
-        ("steep paraboloid over a disc + 1 %", "surface", 2, 12, 0.01, s, 911, paraboloid(2.0)),
+        ("steep paraboloid over a disc + 1 %", "surface", 2, 12, 0.01, s, 911, paraboloid(2, 2.0)),
         ("ring torus, von Mises tube angle + 5 %", "surface", 2, 16, 0.05, s, 912, von_mises_ring_torus(2, 1, 2)),
         ("sphere with Beta(0.6, 2) height", "surface", 2, 10, 0.0, s, 913, beta_height_sphere(0.6, 2.0)),
         ("narrow Gaussian bump over a square + 1 %", "surface", 2, 20, 0.01, s, 914, gaussian_bump(0.15, 0.5)),
