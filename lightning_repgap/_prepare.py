@@ -449,7 +449,7 @@ def needs_float64_ranking(prepared: Prepared, nearest_dist_sq: np.ndarray) -> np
         [0]
 
     """
-    q_sq = np.einsum("ij,ij->i", prepared.queries32, prepared.queries32, dtype=np.float64)
+    q_sq = row_sq_norms(prepared.queries32)
     r_sq = prepared.reference_sq_sum / max(1, prepared.reference_aug32.shape[0])
     tolerance = _FLOAT32_RANKING_MARGIN * np.finfo(np.float32).eps * (q_sq + r_sq)
     return np.flatnonzero((nearest_dist_sq > 0) & (nearest_dist_sq < tolerance))
