@@ -100,8 +100,8 @@ class Prepared:
             float64 array shaped like ``index``.
 
         """
-        queries = self.queries if rows is None else self.queries[rows]
-        return pair_dist_sq(self.reference, queries, index if self.rows is None else self.rows[index])
+        # The query rows are gathered a step at a time inside pair_dist_sq, not copied here as a whole first.
+        return pair_dist_sq(self.reference, self.queries, index if self.rows is None else self.rows[index], rows)
 
 
 #: Columns per BLAS dot in :func:`rows_sum_sq64`: OpenBLAS splits a ``ddot`` of more than 10,000 elements among its
@@ -139,7 +139,9 @@ PAIR_QUERY_STEP = 256
 _PAIR_BYTES = 1 << 19
 
 
-def pair_dist_sq(reference: np.ndarray, queries: np.ndarray, index: np.ndarray) -> np.ndarray:
+def pair_dist_sq(
+    reference: np.ndarray, queries: np.ndarray, index: np.ndarray, query_rows: np.ndarray | None = None
+) -> np.ndarray:
     """Exact float64 ``||queries[i] - reference[index[i, l]]||^2``, ``inf`` where ``index[i, l] < 0`` (no row).
 
     The one place the package scores query/row pairs in float64 (winners, neighbour tables, the DDP merge). Each
@@ -150,6 +152,9 @@ def pair_dist_sq(reference: np.ndarray, queries: np.ndarray, index: np.ndarray) 
         reference: ``(N, D)`` rows as given (float32 or float64).
         queries: ``(m, D)`` queries as given.
         index: ``(m, k)`` rows of ``reference`` per query (``-1``: none).
+        query_rows: score ``queries[query_rows[i]]`` on line ``i`` of ``index`` instead of ``queries[i]``: the rows
+            are gathered one step at a time (a neighbour table's 1,024 queries at ``D = 10^4`` would otherwise be a
+            40 MB copy first); the values are the same.
 
     Returns:
         float64 array shaped like ``index``.
@@ -164,7 +169,7 @@ def pair_dist_sq(reference: np.ndarray, queries: np.ndarray, index: np.ndarray) 
 
     def run(i0: int) -> None:
         block = index[i0 : i0 + step]
-        chunk = queries[i0 : i0 + step]
+        chunk = queries[i0 : i0 + step] if query_rows is None else queries[query_rows[i0 : i0 + step]]
         # A full column of the step is scored in buffers of the step (the queries widened once, not per column):
         # float64(q) - float64(r) either way, then the same row dot (rows_sum_sq64) of the same float64 rows.
         q64 = chunk.astype(np.float64)

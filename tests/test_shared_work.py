@@ -220,3 +220,14 @@ def test_float64_row_norms_depend_only_on_the_row():
     np.testing.assert_array_equal(one[2:3], rows_sum_sq64(x[2:3]))
     exact = np.array([float(np.sum(np.asarray(row, dtype=np.longdouble) ** 2)) for row in x])
     assert np.max(np.abs(one - exact) / exact) < x.shape[1] * np.finfo(np.float64).eps
+
+
+def test_pair_scoring_of_gathered_query_rows_equals_scoring_a_gathered_copy():
+    rng = np.random.default_rng(8)
+    reference = rng.standard_normal((90, 40)).astype(np.float32)
+    queries = rng.standard_normal((70, 40)).astype(np.float32)
+    rows = rng.permutation(70)[:33]
+    index = rng.integers(-1, 90, (33, 4))
+    np.testing.assert_array_equal(
+        pair_dist_sq(reference, queries, index, rows), pair_dist_sq(reference, queries[rows], index)
+    )
