@@ -17,15 +17,13 @@ query are never merged. The share of table entries with such a copy estimates th
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 
-from lightning_repgap._prepare import parallel_steps
+from lightning_repgap._prepare import parallel_steps, step_threads
 
-# Bytes of rows hashed per step, per thread: each thread reuses two buffers of about this size (the rows' words and
-# a shifted copy), which stay in its core's cache (1 MiB of L2 on the measured host) and are never re-allocated.
-_HASH_CHUNK_BYTES = 1 << 20
+# Bytes hashed per step: bounds the temporaries (the -0.0 -> +0.0 copy and the 64-bit words) to a few MiB.
+_HASH_CHUNK_BYTES = 1 << 22
 #: Rows of the neighbour table compared at a time in :func:`near_copies` (bounded float64 temporaries).
 _CHUNK_ROWS = 256
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -46,30 +44,20 @@ def _row_hashes(x: np.ndarray) -> tuple[np.ndarray, float]:
     out = np.empty(x.shape[0], dtype=np.uint64)
     work = x.shape[0] * words
     # The steps share the measurement's threads (numpy releases the GIL; each step writes its own rows and the
-    # maximum does not depend on the order). Every step works in place in its thread's two buffers, made once:
-    # fresh multi-MiB temporaries per step (the earlier form) were mapped and unmapped by the allocator each time,
-    # and their page faults cost several times the hashing itself (docs/performance.md, "Sixth round").
-    step = max(1, _HASH_CHUNK_BYTES // max(1, words * 8))
+    # maximum does not depend on the order), each thread with its own share of the temporaries' bytes.
+    step = max(1, _HASH_CHUNK_BYTES // max(1, words * 8 * step_threads(work)))
     peaks: dict[int, float] = {}
-    local = threading.local()
 
     def run(i0: int) -> None:
-        chunk = x[i0 : i0 + step]
-        rows = chunk.shape[0]
-        if not hasattr(local, "raw"):
-            local.raw = np.empty((step, words * 8), dtype=np.uint8)
-            local.shifted = np.empty((step, words), dtype=np.uint64)
-        raw, shifted = local.raw[:rows], local.shifted[:rows]
-        values = raw[:, :width].view(x.dtype)
-        np.add(chunk, x.dtype.type(0.0), out=values)  # -0.0 -> +0.0, written straight into the word buffer
-        raw[:, width:] = 0  # the last word's padding (the mixing below overwrote the previous step's)
-        peaks[i0] = float(max(values.max(initial=0.0), -values.min(initial=0.0)))
-        v = raw.view(np.uint64)
-        v *= mult  # wraps modulo 2**64, as intended
-        np.right_shift(v, np.uint64(31), out=shifted)
-        v ^= shifted
+        chunk = (np.ascontiguousarray(x[i0 : i0 + step]) + 0.0).astype(x.dtype, copy=False)  # -0.0 -> +0.0
+        peaks[i0] = float(np.max(np.abs(chunk), initial=0.0))
+        raw = chunk.view(np.uint8).reshape(chunk.shape[0], width)
+        if width % 8:
+            raw = np.pad(raw, ((0, 0), (0, words * 8 - width)))
+        v = np.ascontiguousarray(raw).view(np.uint64) * mult  # wraps modulo 2**64, as intended
+        v ^= v >> np.uint64(31)
         v *= _MIX
-        out[i0 : i0 + rows] = v.sum(axis=1, dtype=np.uint64)
+        out[i0 : i0 + chunk.shape[0]] = v.sum(axis=1, dtype=np.uint64)
 
     parallel_steps(run, range(0, x.shape[0], step), work)
     return out, max((peaks[i0] for i0 in sorted(peaks)), default=0.0)  # in row order, whatever thread ends first
