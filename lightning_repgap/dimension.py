@@ -500,6 +500,7 @@ def trusted_dimension(
             method,
             fit.dim,
             w,
+            float(sizes_arr[-1]),
         )
 
     disagree = bool(
