@@ -98,7 +98,8 @@ def read_suite(roots: dict[str, Path], default: Path, n_bootstrap: int) -> list[
                             n_bootstrap=n_bootstrap,
                         )
                     d, dim = float(cloud.dim), est.dim
-                    side = (math.log(dim / est.dim_low) if est.dim_low > 0 else math.inf) if d < dim else math.log(est.dim_high / dim)
+                    low_side = math.log(dim / est.dim_low) if est.dim_low > 0 else math.inf
+                    side = low_side if d < dim else math.log(est.dim_high / dim)
                     need = abs(math.log(dim / d))
                     least = z * parts._interval_floor(est.method, est.weight_gap)
                     rows.append({
