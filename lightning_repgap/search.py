@@ -469,9 +469,7 @@ def sample_accuracy(found: np.ndarray, exact: np.ndarray) -> tuple[np.ndarray, n
 
     """
     recall = np.mean(found <= exact * (1 + _FOUND_RTOL), axis=1)
-    # Means of C-contiguous rows: numpy sums a strided row in another order, so equal values laid out differently
-    # (a fancy-indexed column sample is Fortran-ordered) could otherwise give means an ulp apart.
-    exact_mean = np.ascontiguousarray(exact).mean(axis=1)
+    exact_mean = np.ascontiguousarray(exact).mean(axis=1)  # C order: numpy sums a strided row in another order
     found_mean = np.ascontiguousarray(found).mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel_err = np.where(exact_mean > 0, found_mean / exact_mean - 1.0, np.where(found_mean > 0, np.inf, 0.0))
