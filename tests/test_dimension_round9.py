@@ -27,3 +27,13 @@ def test_the_strong_noise_clause_keeps_the_clean_clouds_out():
     assert not parts._noise_borne_out(4.01, 7.65, 10.31, 0.62)
     # ... with a margin: the clause needs more than the largest clean ratio of the opened splits.
     assert parts.NOISE_STRONG_RATIO > 1.35 * 1.03
+
+
+def test_a_noisy_curve_whose_far_scale_reads_below_the_floor_corrected_law_takes_the_far_scale():
+    # 1 % noise on a Lissajous curve at n = 2,500: the floor-corrected gap law, fitted over the few small banks where
+    # the manifold still shows above the floor, sees the curve winding through space (1.20); GRIDE over neighbours
+    # 10-20 reads below it (noise can only raise that reading) and is right.
+    est, d = _suite_estimate("Lissajous 3:4:5 + 1 %", 2500)
+    assert est.method == "local_far", est
+    assert abs(est.dim - d) / d < 0.1, est  # the previous rule read 1.20 ("noise_floor")
+    assert est.dim_low <= d <= est.dim_high
