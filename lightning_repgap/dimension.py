@@ -380,7 +380,7 @@ def trusted_dimension(
     biases of curvature, density and noise. That is only the interval's shape: its log half-widths are multiplied
     by a split-conformal scale per method and bank size (``INTERVAL_SCALE`` in ``_trusted_parts``, from
     ``studies/interval_calibration.py``), calibrated at ``confidence=0.95`` for 95 % coverage of the truth on the
-    suite's opened clouds (0.956 / 0.960 at n = 2,500 / 20,000 leaving each split out of the calibration; other
+    suite's opened clouds (0.960 / 0.956 at n = 2,500 / 20,000 leaving each split out of the calibration; other
     confidence levels scale the same shape, uncalibrated).
 
     Args:
