@@ -135,7 +135,7 @@ INTERVAL_BANKS = (2000, 16000)
 INTERVAL_SCALE: dict[str, tuple[float, float]] = {
     "local": (1.127, 1.326),
     "gap": (1.127, 1.326),
-    "blend": (1.907, 1.648),
+    "blend": (1.907, 1.649),
     "local_far": (1.612, 1.612),
     "noise_floor": (0.446, 0.446),
 }
@@ -478,8 +478,8 @@ def _calibrated_interval(
     spread: float,
     method: str,
     d_gap: float,
-    weight_gap: float = 0.0,
-    n_bank: float = INTERVAL_BANKS[0],
+    weight_gap: float,
+    n_bank: float,
 ) -> tuple[float, float]:
     """The bootstrap interval widened by the scales' disagreement and a shape-bias floor, then conformally scaled.
 
@@ -493,7 +493,8 @@ def _calibrated_interval(
     half = z * math.sqrt(se**2 + (INTERVAL_SPREAD * spread) ** 2 + floor**2)
     low, high = min(low, dim * math.exp(-half)), max(high, dim * math.exp(half))
     if method == "noise_floor" and math.isfinite(d_gap) and d_gap > 0:
-        # The floor is a model: the interval reaches the plain gap law, and as far on the other side (log scale).
+        # The floor is a model: the shape reaches the plain gap law, and as far on the other side (log scale); the
+        # calibrated scale below (< 1 for this method) may pull the final interval back inside it.
         model = INTERVAL_NOISE_REACH * abs(math.log(d_gap / dim))
         low, high = min(low, dim * math.exp(-model)), max(high, dim * math.exp(model))
     # The shape above is not a coverage: its scale is calibrated on the opened splits (split-conformal).

@@ -101,7 +101,10 @@ def read_suite(roots: dict[str, Path], default: Path, n_bootstrap: int) -> list[
                             n_bootstrap=n_bootstrap,
                         )
                     d, dim = float(cloud.dim), est.dim
-                    side = math.log(dim / est.dim_low) if d < dim else math.log(est.dim_high / dim)
+                    if d < dim:
+                        side = math.log(dim / est.dim_low) if est.dim_low > 0 else math.inf
+                    else:
+                        side = math.log(est.dim_high / dim)
                     need = abs(math.log(dim / d))
                     least = z * parts._interval_floor(est.method, est.weight_gap)
                     rows.append({
@@ -129,6 +132,10 @@ def read_suite(roots: dict[str, Path], default: Path, n_bootstrap: int) -> list[
     return rows
 
 
+def _round_up(q: float) -> float:
+    return math.ceil(q * 1000.0 - 1e-9) / 1000.0
+
+
 def _ramp(w: float) -> float:
     return min(1.0, w / parts.INTERVAL_BLEND_RAMP, (1.0 - w) / parts.INTERVAL_BLEND_RAMP)
 
@@ -151,7 +158,8 @@ def calibrate(rows: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
                 lin = (1.0 - r["w"]) * table["local"][i] + r["w"] * table["gap"][i]
                 need.append(0.0 if r["score"] <= lin else r["score"] / max(_ramp(r["w"]), 1e-12))
         table["blend"][i] = conformal_quantile(need)
-    return {m: (round(a, 3), round(b, 3)) for m, (a, b) in table.items()}
+    # rounded up: rounding to nearest could drop the reading that sets a quantile below its own score
+    return {m: (_round_up(a), _round_up(b)) for m, (a, b) in table.items()}
 
 
 def apply(row: dict[str, Any], table: dict[str, tuple[float, float]]) -> tuple[float, float]:

@@ -121,3 +121,42 @@ def test_the_calibration_table_is_monotone_in_the_scores():
         assert all(b <= a for a, b in zip(worse[method], base[method], strict=True))
     assert base["local"] == base["gap"]  # one family per size
     assert base["blend"][0] == 0.0  # the interpolation already covers every blend reading
+
+
+def test_the_interval_reads_the_scale_at_the_curves_largest_bank(monkeypatch):
+    # The scale grows with the bank (the bootstrap shrinks, the shape bias does not): trusted_dimension must hand the
+    # curve's largest bank size to the calibration, not a default.
+    seen: list[float] = []
+    original = parts._interval_scale
+
+    def recording(method: str, weight_gap: float, n_bank: float) -> float:
+        seen.append(n_bank)
+        return original(method, weight_gap, n_bank)
+
+    import lightning_repgap.dimension as dimension_module
+
+    monkeypatch.setattr(parts, "_interval_scale", recording)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6000, 3)) @ rng.standard_normal((3, 12))
+    curve = gap_curve(x[1200:], x[:1200], seed=0, n_neighbors=20, neighbor_queries=1200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dimension_module.trusted_dimension(
+            curve.sizes, curve.per_query, np.sqrt(curve.knn_dist_sq), concentration=curve.concentration
+        )
+    assert seen == [float(curve.sizes[-1])]
+    assert seen[0] == 4800.0
+
+
+@pytest.mark.parametrize("method", sorted(parts.INTERVAL_SCALE))
+def test_each_methods_scale_is_its_table_entry_at_the_calibrated_banks(method):
+    # Above the larger calibrated bank the scale stays at its 16,000-point value (not validated beyond it).
+    weight = 1.0 if method == "gap" else 0.0
+    for column, n_bank in enumerate(parts.INTERVAL_BANKS):
+        expected = parts.INTERVAL_SCALE[method][column]
+        if method == "blend":  # at either end of the weight the blend is the plain local / gap value
+            expected = parts.INTERVAL_SCALE["local"][column]
+        assert parts._interval_scale(method, weight, float(n_bank)) == pytest.approx(expected, abs=1e-12)
+        assert parts._interval_scale(method, weight, 10.0 * n_bank) == pytest.approx(
+            parts._interval_scale(method, weight, float(parts.INTERVAL_BANKS[1])), abs=1e-12
+        )
