@@ -144,7 +144,8 @@ def test_the_interval_reads_the_scale_at_the_curves_largest_bank(monkeypatch):
         dimension_module.trusted_dimension(
             curve.sizes, curve.per_query, np.sqrt(curve.knn_dist_sq), concentration=curve.concentration
         )
-    assert seen == [float(curve.sizes[-1])] and seen[0] == 4800.0
+    assert seen == [float(curve.sizes[-1])]
+    assert seen[0] == 4800.0
 
 
 @pytest.mark.parametrize("method", sorted(parts.INTERVAL_SCALE))
