@@ -136,7 +136,7 @@ INTERVAL_SCALE: dict[str, tuple[float, float]] = {
     "local": (1.127, 1.326),
     "gap": (1.127, 1.326),
     "blend": (1.907, 1.649),
-    "local_far": (1.612, 1.612),
+    "local_far": (2.515, 2.515),
     "noise_floor": (0.446, 0.446),
 }
 #: Share of the log distance to the plain gap law that a ``"noise_floor"`` interval's shape reaches on both sides.
@@ -477,25 +477,28 @@ def _calibrated_interval(
     confidence: float,
     spread: float,
     method: str,
-    d_gap: float,
+    d_other: float,
     weight_gap: float,
     n_bank: float,
 ) -> tuple[float, float]:
     """The bootstrap interval widened by the scales' disagreement and a shape-bias floor, then conformally scaled.
 
     The floor is :data:`INTERVAL_FLOOR`, moved towards :data:`INTERVAL_FLOOR_GAP` by ``weight_gap`` for ``"gap"`` and
-    ``"blend"``; the log half-widths are then multiplied by :data:`INTERVAL_SCALE` (for ``method``, ``weight_gap``
-    and the largest bank size ``n_bank``), never below the floor.
+    ``"blend"``. For ``"noise_floor"`` and ``"local_far"`` the shape also reaches ``d_other``, the other model's
+    reading where there is one (the plain gap law for a noise floor; the floor-corrected law where the far scale read
+    below it), and as far on the other side; NaN for none. The log half-widths are then multiplied by
+    :data:`INTERVAL_SCALE` (for ``method``, ``weight_gap`` and the largest bank size ``n_bank``), never below the
+    floor.
     """
     z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2.0)
     se = (math.log(high) - math.log(low)) / (2.0 * z) if low > 0 else 0.0
     floor = _interval_floor(method, weight_gap)
     half = z * math.sqrt(se**2 + (INTERVAL_SPREAD * spread) ** 2 + floor**2)
     low, high = min(low, dim * math.exp(-half)), max(high, dim * math.exp(half))
-    if method == "noise_floor" and math.isfinite(d_gap) and d_gap > 0:
-        # The floor is a model: the shape reaches the plain gap law, and as far on the other side (log scale); the
-        # calibrated scale below (< 1 for this method) may pull the final interval back inside it.
-        model = INTERVAL_NOISE_REACH * abs(math.log(d_gap / dim))
+    if method in ("noise_floor", "local_far") and math.isfinite(d_other) and d_other > 0:
+        # A reading chosen between two models: the shape reaches the other one, and as far on the other side (log
+        # scale); the calibrated scale below may pull the final interval back inside it.
+        model = INTERVAL_NOISE_REACH * abs(math.log(d_other / dim))
         low, high = min(low, dim * math.exp(-model)), max(high, dim * math.exp(model))
     # The shape above is not a coverage: its scale is calibrated on the opened splits (split-conformal).
     q, least = _interval_scale(method, weight_gap, n_bank), z * floor

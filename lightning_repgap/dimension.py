@@ -509,9 +509,11 @@ def trusted_dimension(
             dim_low,
             dim_high,
             confidence,
-            0.0 if method == "gap" else _scale_spread(d_arr, stats),
+            # Under a diagnosed floor the fine scales read the noise, so their spread says nothing about d: the far
+            # scale's interval reaches the floor-corrected law instead.
+            0.0 if method == "gap" or far_finer else _scale_spread(d_arr, stats),
             method,
-            fit.dim,
+            d_floor if far_finer else (fit.dim if method == "noise_floor" else math.nan),
             w,
             float(sizes_arr[-1]),
         )

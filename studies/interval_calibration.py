@@ -22,11 +22,12 @@ truth) needs to reach the truth (0 where the shape-bias floor alone reaches it);
 ``"noise_floor"`` each over both sizes; ``"blend"`` at each size, of the value its ramp needs where the linear
 interpolation between ``"local"`` and ``"gap"`` misses. It prints
 
-* the leave-one-split-out table: calibrate on eight splits, coverage and median width / d on the ninth, for each
+* the leave-one-split-out table: calibrate on eight splits, coverage and median width / d on the one left out, for each
   split and pooled (the honest numbers);
-* the in-sample numbers (calibrated on all nine, measured on all nine; optimistic by construction) and, for
+* the in-sample numbers (calibrated on all nine opened splits, measured on them; optimistic by construction) and, for
   comparison, those of the uncalibrated shape and of the gap law's own bootstrap interval;
-* the table to paste into ``INTERVAL_SCALE`` in ``lightning_repgap/_trusted_parts.py`` (calibrated on all nine).
+* the table to paste into ``INTERVAL_SCALE`` in ``lightning_repgap/_trusted_parts.py`` (calibrated on all nine
+  opened splits).
 
 ``--out`` writes every reading (split, cloud, n, d, dim, method, weight, the shape's ends, the scores) as JSON.
 If the point-estimate rule changes, re-run this against the new rule and paste the printed table; the module's
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
             cov = np.mean([lo <= r["d"] <= hi for r, (lo, hi) in pick])
             print(f"    {method:11s} {len(pick):3d} readings, cov {cov:.3f}")
     table = calibrate(rows)
-    print("in-sample (calibrated on all nine splits):")
+    print("in-sample (calibrated on all nine opened splits):")
     print(f"  calibrated   {summary(rows, [apply(r, table) for r in rows])}")
     print(f"  uncalibrated {summary(rows, [(r['low'], r['high']) for r in rows])}")
     print(f"  gap law      {summary(rows, [(r['gap_low'], r['gap_high']) for r in rows])}")

@@ -4,6 +4,10 @@
   10-20) started at 1.5. At n = 20,000 an unequal 5-d Gaussian mixture with 5 % noise read 1.45 (the far neighbours
   see part of the noise too), so the noise was not diagnosed and ``dim`` was the local estimators' reading of the
   noise, 9.54. The clean clouds that reach this clause read at most 1.35.
+* Where noise is diagnosed but GRIDE over neighbours 10-20 reads below the floor-corrected gap law, ``dim`` is the far
+  scale (``"local_far"``): noise only raises that reading. Its interval reaches the floor-corrected law; it must not
+  take the fine scales' spread, which under a diagnosed floor reads the noise (an early version's interval for a
+  noisy Lissajous curve was [0.12, 9.0]).
 """
 
 from __future__ import annotations
@@ -37,3 +41,6 @@ def test_a_noisy_curve_whose_far_scale_reads_below_the_floor_corrected_law_takes
     assert est.method == "local_far", est
     assert abs(est.dim - d) / d < 0.1, est  # the previous rule read 1.20 ("noise_floor")
     assert est.dim_low <= d <= est.dim_high
+    # informative: the fine scales' spread (TwoNN reads the noise, 4.4) once made it [0.12, 9.0]
+    assert est.dim_high / est.dim_low < 3.0, est
+    assert est.dim_high >= 1.20 * 0.999  # it reaches the floor-corrected law's reading
