@@ -260,7 +260,7 @@ class DimensionEstimate:
             geometric blend of the two (gap dimension between 8 and 12, or a density partly spread over scales),
             ``"noise_floor"`` the gap law after removing a noise floor, constant or decaying like the noise's own
             gap law (ambient noise detected), ``"local_far"`` GRIDE over neighbours 10-20 (weak noise: the
-            dimension falls with the scale, no floor).
+            dimension falls with the scale, no floor; or noise whose floor-corrected law reads above GRIDE far).
         dim_gap: the calibrated gap-law dimension (:func:`gap_dimension`).
         dim_local: the local estimate (``nan`` if the neighbour table is degenerate).
         dim_twonn: TwoNN cross-check (scikit-dimension's fit) on the first :data:`CROSS_CHECK_ROWS` rows.
@@ -360,7 +360,9 @@ def trusted_dimension(
       When the dimension falls with the scale but no floor shows (weak noise: the floor explains less than
       :data:`NOISE_FLOOR_FRACTION` of :math:`G(n_{max})`) and ``d_gap <= 8``, ``dim`` is GRIDE over
       neighbours 10 and 20 (:data:`FAR_RANKS`, method ``"local_far"``): the 10th to 20th neighbours lie beyond the
-      noise that the nearest ones see.
+      noise that the nearest ones see. Where noise is diagnosed but GRIDE far reads below the floor-corrected law,
+      ``dim`` is GRIDE far too (``"local_far"``): noise only raises the far reading, and the coarse-scale curvature
+      that the law's few small banks see (a curve winding through a surface) only raises the law.
 
     Otherwise ``dim`` is ``d_local`` when ``d_gap <= 8``, ``d_gap`` when ``d_gap >= 12``, and in between
     :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`; but ``w`` moves to 0 (``d_local``)
@@ -378,7 +380,7 @@ def trusted_dimension(
     biases of curvature, density and noise. That is only the interval's shape: its log half-widths are multiplied
     by a split-conformal scale per method and bank size (``INTERVAL_SCALE`` in ``_trusted_parts``, from
     ``studies/interval_calibration.py``), calibrated at ``confidence=0.95`` for 95 % coverage of the truth on the
-    suite's opened clouds (0.956 / 0.960 at n = 2,500 / 20,000 leaving each split out of the calibration; other
+    suite's opened clouds (0.960 / 0.956 at n = 2,500 / 20,000 leaving each split out of the calibration; other
     confidence levels scale the same shape, uncalibrated).
 
     Args:
@@ -471,7 +473,10 @@ def trusted_dimension(
             d_floor = float(_noise_dimensions(sizes_arr[use], gaps[:, None], floor, conc, accept)[0])
             noisy = math.isfinite(d_floor) and accept(d_floor)
 
-    if noisy:
+    # Noise only raises the far-scale GRIDE, and the coarse-scale curvature that the floor-corrected law's few small
+    # banks see (a curve winding through a surface) only raises that law: where GRIDE far reads lower, it is finer.
+    far_finer = noisy and 0 < d_far < d_floor and math.isfinite(d_local)
+    if noisy and not far_finer:
         # d_floor is the diagnosis's value (the decaying floor's where it explains the curve much better and passes the
         # checks); the bootstrap draws are chosen the same way, with the same checks.
         draws = np.zeros(0)
@@ -482,8 +487,11 @@ def trusted_dimension(
             draws = _noise_dimensions(sizes_arr[use], boot_gaps, boot_floor, conc, accept)
         lo, hi = interval(d_floor, draws)
         dim, dim_low, dim_high, method, w = d_floor, lo, hi, "noise_floor", 1.0
-    elif falls and floor_frac < NOISE_FLOOR_FRACTION and fit.dim <= AUTO_LOCAL_BELOW and math.isfinite(d_local):
-        # Weak noise: the dimension falls with the scale, the gap curve shows no floor; read it at the far scale.
+    elif far_finer or (
+        falls and floor_frac < NOISE_FLOOR_FRACTION and fit.dim <= AUTO_LOCAL_BELOW and math.isfinite(d_local)
+    ):
+        # Weak noise: the dimension falls with the scale, the gap curve shows no floor (or the floor-corrected law reads
+        # higher than the far scale); read it at the far scale.
         draws = np.zeros(0)
         if n_bootstrap:
             draws = _gride_draws(rows, _bootstrap_counts(rows.shape[0], n_bootstrap, rng), n1, n2)
@@ -501,9 +509,11 @@ def trusted_dimension(
             dim_low,
             dim_high,
             confidence,
-            0.0 if method == "gap" else _scale_spread(d_arr, stats),
+            # Under a diagnosed floor the fine scales read the noise, so their spread says nothing about d: the far
+            # scale's interval reaches the floor-corrected law instead.
+            0.0 if method == "gap" or far_finer else _scale_spread(d_arr, stats),
             method,
-            fit.dim,
+            d_floor if far_finer else (fit.dim if method == "noise_floor" else math.nan),
             w,
             float(sizes_arr[-1]),
         )

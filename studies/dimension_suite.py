@@ -30,7 +30,8 @@ after it was opened too, the ``"fourth"`` split (:mod:`studies.dimension_suite4`
 one, the ``"fifth"`` split (:mod:`studies.dimension_suite5`, 29 new clouds), and after that one, the ``"sixth"``
 split (:mod:`studies.dimension_suite6`, 33 new clouds), and after that one, the ``"seventh"`` split
 (:mod:`studies.dimension_suite7`, 42 new clouds), and after that one, the ``"eighth"`` split
-(:mod:`studies.dimension_suite8`, 42 new clouds).
+(:mod:`studies.dimension_suite8`, 42 new clouds), and after that one, the ``"ninth"`` split
+(:mod:`studies.dimension_suite9`, 43 new clouds).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ SIZES = (2500, 20000)
 #: Noise levels, as a fraction of the clean cloud's RMS radius.
 NOISE_LEVELS = (0.0, 0.01, 0.05)
 #: The splits, in the order they were written (each opened once, then tuned on).
-SPLITS = ("tune", "held_out", "fresh", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
+SPLITS = ("tune", "held_out", "fresh", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth")
 
 Latent = Callable[[int, np.random.Generator], np.ndarray]
 
@@ -65,7 +66,7 @@ class SuiteCloud:
         ambient: the ambient dimension ``D``.
         noise: noise level as a fraction of the RMS radius.
         split: ``"tune"``, ``"held_out"``, ``"fresh"``, ``"third"``, ``"fourth"``, ``"fifth"``, ``"sixth"``,
-            ``"seventh"`` or ``"eighth"``.
+            ``"seventh"``, ``"eighth"`` or ``"ninth"``.
         seed: seed of the cloud's fixed parameters (curve coefficients, network weights, rotation); each sample
             also takes the caller's generator.
     """
@@ -415,8 +416,8 @@ def suite(split: str | None = None) -> list[SuiteCloud]:
     Example:
         >>> len(suite()) >= 40, {c.split for c in suite()} == set(SPLITS)
         (True, True)
-        >>> [len(suite(s)) >= 24 for s in ("fresh", "third", "fourth", "fifth", "sixth", "seventh", "eighth")]
-        [True, True, True, True, True, True, True]
+        >>> [len(suite(s)) >= 24 for s in ("fresh", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth")]
+        [True, True, True, True, True, True, True, True]
 
     """
     if split is not None and split not in SPLITS:
@@ -427,8 +428,10 @@ def suite(split: str | None = None) -> list[SuiteCloud]:
     from studies.dimension_suite6 import sixth_specs
     from studies.dimension_suite7 import seventh_specs
     from studies.dimension_suite8 import eighth_specs
+    from studies.dimension_suite9 import ninth_specs
 
-    specs = _specs() + third_specs() + fourth_specs() + fifth_specs() + sixth_specs() + seventh_specs() + eighth_specs()
+    specs = _specs() + third_specs() + fourth_specs() + fifth_specs() + sixth_specs() + seventh_specs()
+    specs += eighth_specs() + ninth_specs()
     clouds = [SuiteCloud(*spec) for spec in specs]
     return [c for c in clouds if split is None or c.split == split]
 

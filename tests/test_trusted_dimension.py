@@ -136,9 +136,11 @@ def test_auto_argument_errors():
 
 
 def test_interval_is_the_bootstrap_widened_by_scale_disagreement_and_a_shape_floor(monkeypatch):
-    # A rolled sheet with 1 % noise: TwoNN, MLE and GRIDE disagree across neighbour scales, and the bootstrap alone
+    # A rolled sheet with 0.3 % noise: TwoNN, MLE and GRIDE disagree across neighbour scales, and the bootstrap alone
     # (sampling error only) is too narrow for the curvature and noise biases; the calibrated interval must contain
-    # the bootstrap one, be at least the floor wide, and widen further with the disagreement.
+    # the bootstrap one, be at least the floor wide, and widen further with the disagreement. (At 1 % noise the floor
+    # is diagnosed and the far scale reads below the floor-corrected law: there the fine scales' spread is the noise's
+    # and is left out, test_dimension_round9.)
     import lightning_repgap._trusted_parts as dimension  # where the interval constants are read
 
     rng = np.random.default_rng(11)
@@ -146,7 +148,7 @@ def test_interval_is_the_bootstrap_widened_by_scale_disagreement_and_a_shape_flo
     t = np.sqrt((2 * math.pi) ** 2 + u * ((8 * math.pi) ** 2 - (2 * math.pi) ** 2))
     sheet = np.stack([t * np.cos(t), 10 * rng.random(3000), t * np.sin(t)], axis=1)
     x = embed(sheet, 16, rng)
-    x += rng.standard_normal(x.shape) * 0.01 * math.sqrt(np.var(x, axis=0).sum() / 16)
+    x += rng.standard_normal(x.shape) * 0.003 * math.sqrt(np.var(x, axis=0).sum() / 16)
     curve = gap_curve(x[:2400], x[2400:], n_neighbors=20, neighbor_queries=600)
     args = (curve.sizes, curve.per_query, np.sqrt(curve.knn_dist_sq))
     est = trusted_dimension(*args, concentration=curve.concentration)
