@@ -44,7 +44,7 @@ import torch
 from lightning_repgap._checks import _check_choice
 from lightning_repgap._exact import Tiles
 from lightning_repgap._gemm import PROBE_MIN_WORK, TileProduct, cpu_engine
-from lightning_repgap._prepare import Prepared, parallel_steps
+from lightning_repgap._prepare import Prepared, parallel_steps, rows_sum_sq64
 from lightning_repgap._screen_tiles import (
     EPS64,
     OUTPUT_ROUNDING,
@@ -591,7 +591,7 @@ def _rescore(prep: Prepared, qi: np.ndarray, pos: np.ndarray) -> np.ndarray:
     def run(c0: int) -> None:  # each pair on its own: steps and threads change no value
         sl = slice(c0, c0 + step)
         diff = np.subtract(prep.queries[qi[sl]], prep.bank_rows(pos[sl]), dtype=np.float64)
-        out[sl] = np.einsum("ij,ij->i", diff, diff)
+        out[sl] = rows_sum_sq64(diff)
 
     parallel_steps(run, range(0, qi.size, step), qi.size * prep.queries.shape[1])
     return out

@@ -332,7 +332,7 @@ def build_curve(
         found = engine.search(reference, all_queries, order, grid, knn_queries=pick, n_neighbors=n_neighbors)
     minima = found.minima.running()
     per_query = minima.dist_sq
-    knn = None if pick is None else _knn_dist_sq(reference, queries[pick], found)
+    knn = None if pick is None else _knn_dist_sq(reference, queries, pick, found)
     return GapCurve(
         sizes=grid,
         gaps=per_query[:, :m].mean(axis=1),
@@ -379,15 +379,19 @@ def _curve_concentration(
     return _concentration(conc_r, conc_q, n_sub=CONCENTRATION_SUBSET)
 
 
-def _knn_dist_sq(reference: np.ndarray, queries: np.ndarray, found: BankSearch) -> tuple[np.ndarray, np.ndarray]:
+def _knn_dist_sq(
+    reference: np.ndarray, queries: np.ndarray, pick: np.ndarray, found: BankSearch
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact float64 squared distances (ascending) of the neighbour-table queries to their neighbours, and the rows.
 
-    The rows move with their distances, so ``rows[i, j]`` is the bank row at ``dist_sq[i, j]``.
+    The table's queries are ``queries[pick]``. The rows move with their distances, so ``rows[i, j]`` is the bank
+    row at ``dist_sq[i, j]``.
     """
     knn_rows = found.knn_rows
     assert knn_rows is not None
-    # An engine that scored them already (the bf16 screen) hands over the same float64 values.
-    out = pair_dist_sq(reference, queries, knn_rows) if found.knn_dist_sq is None else found.knn_dist_sq
+    # An engine that scored them already (both exact engines) hands over the same float64 values; otherwise the
+    # picked queries are gathered a step at a time by pair_dist_sq (no copy of all of them first).
+    out = pair_dist_sq(reference, queries, knn_rows, pick) if found.knn_dist_sq is None else found.knn_dist_sq
     sorter = np.argsort(out, axis=1, kind="stable")
     return np.take_along_axis(out, sorter, axis=1), np.take_along_axis(knn_rows, sorter, axis=1)
 

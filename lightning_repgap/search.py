@@ -469,8 +469,8 @@ def sample_accuracy(found: np.ndarray, exact: np.ndarray) -> tuple[np.ndarray, n
 
     """
     recall = np.mean(found <= exact * (1 + _FOUND_RTOL), axis=1)
-    exact_mean = exact.mean(axis=1)
-    found_mean = found.mean(axis=1)
+    exact_mean = np.ascontiguousarray(exact).mean(axis=1)  # C order: numpy sums a strided row in another order
+    found_mean = np.ascontiguousarray(found).mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel_err = np.where(exact_mean > 0, found_mean / exact_mean - 1.0, np.where(found_mean > 0, np.inf, 0.0))
     # found >= exact per query; only rounding of the means could say otherwise.

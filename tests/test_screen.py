@@ -11,7 +11,7 @@ import torch
 import lightning_repgap._prepare as prepare_module
 import lightning_repgap._screen as screen_module
 from lightning_repgap import GapConfig, gap_curve
-from lightning_repgap._prepare import pair_dist_sq, prepare
+from lightning_repgap._prepare import pair_dist_sq, prepare, rows_sum_sq64
 from lightning_repgap._screen import (
     OUTPUT_ROUNDING,
     TILE,
@@ -35,7 +35,7 @@ def _brute(bank: np.ndarray, queries: np.ndarray) -> np.ndarray:
     out = np.empty((queries.shape[0], bank.shape[0]))
     for j in range(bank.shape[0]):
         diff = np.subtract(q64, bank[j], dtype=np.float64)
-        out[:, j] = np.einsum("ij,ij->i", diff, diff)
+        out[:, j] = rows_sum_sq64(diff)
     return out
 
 

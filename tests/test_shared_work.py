@@ -12,7 +12,7 @@ import lightning_repgap._duplicates as duplicates_module
 import lightning_repgap._prepare as prepare_module
 import lightning_repgap._screen as screen_module
 from lightning_repgap._duplicates import exact_copies, exact_copies_and_peak
-from lightning_repgap._prepare import pair_dist_sq, prepare, winner_distances
+from lightning_repgap._prepare import pair_dist_sq, prepare, rows_sum_sq64, winner_distances
 from lightning_repgap._scale import unit_exponent
 from lightning_repgap.gap import _curve_concentration
 from lightning_repgap.search import ExactEngine
@@ -197,5 +197,37 @@ def test_pair_scoring_in_step_buffers_gives_the_bits_of_scoring_each_column_alon
     expected = np.full(index.shape, np.inf)
     for i, j in zip(*np.nonzero(index >= 0), strict=True):
         diff = np.subtract(queries[i : i + 1], reference[index[i, j]][None], dtype=np.float64)
-        expected[i, j] = np.einsum("ij,ij->i", diff, diff)[0]
+        expected[i, j] = rows_sum_sq64(diff)[0]
     np.testing.assert_array_equal(pair_dist_sq(reference, queries, index), expected)
+
+
+def test_float64_row_norms_depend_only_on_the_row():
+    # Past 10,000 elements OpenBLAS splits one ddot among its threads (bits then follow the thread count): the row dot
+    # is taken on blocks of DOT_COLUMNS, so neither the BLAS threads, nor the other rows, nor the alignment matter.
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 2 * prepare_module.DOT_COLUMNS + 1000)) * 1e3
+    with threadpool_limits(1, user_api="blas"):
+        one = rows_sum_sq64(x)
+    with threadpool_limits(2, user_api="blas"):
+        two = rows_sum_sq64(x)
+    buf = np.empty(x.size + 1)
+    shifted = buf[1:].reshape(x.shape)  # 8-byte aligned, not 16/64
+    shifted[:] = x
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(one, rows_sum_sq64(shifted))
+    np.testing.assert_array_equal(one[2:3], rows_sum_sq64(x[2:3]))
+    exact = np.array([float(np.sum(np.asarray(row, dtype=np.longdouble) ** 2)) for row in x])
+    assert np.max(np.abs(one - exact) / exact) < x.shape[1] * np.finfo(np.float64).eps
+
+
+def test_pair_scoring_of_gathered_query_rows_equals_scoring_a_gathered_copy():
+    rng = np.random.default_rng(8)
+    reference = rng.standard_normal((90, 40)).astype(np.float32)
+    queries = rng.standard_normal((70, 40)).astype(np.float32)
+    rows = rng.permutation(70)[:33]
+    index = rng.integers(-1, 90, (33, 4))
+    np.testing.assert_array_equal(
+        pair_dist_sq(reference, queries, index, rows), pair_dist_sq(reference, queries[rows], index)
+    )
