@@ -105,7 +105,9 @@ class Prepared:
 
 
 #: Columns per BLAS dot in :func:`rows_sum_sq64`: OpenBLAS splits a ``ddot`` of more than 10,000 elements among its
-#: threads, and the split (hence the bits) then follows its thread count; blocks of 8,192 never are split.
+#: threads on x86-64, and the split (hence the bits) then follows its thread count; blocks of 8,192 never are split.
+#: The thread-count independence is OpenBLAS's (numpy's PyPI wheels); a numpy built on MKL or Accelerate may thread
+#: or order a dot differently.
 DOT_COLUMNS = 8192
 
 
@@ -125,6 +127,13 @@ def rows_sum_sq64(diff: np.ndarray) -> np.ndarray:
         [25.0, 1.0]
 
     """
+    if diff.dtype != np.float64:
+        raise TypeError(f"rows_sum_sq64 needs a float64 array, got {diff.dtype}")
+    if diff.ndim != 2:
+        raise ValueError(f"rows_sum_sq64 needs a 2-d array, got shape {diff.shape}")
+    if diff.shape[1] > 1 and diff.strides[1] != diff.itemsize:
+        # a strided row goes through BLAS's strided ddot, which sums in another order: keep one kernel
+        diff = np.ascontiguousarray(diff)
     out = np.matmul(diff[:, None, :DOT_COLUMNS], diff[:, :DOT_COLUMNS, None]).reshape(diff.shape[0])
     for c in range(DOT_COLUMNS, diff.shape[1], DOT_COLUMNS):
         block = diff[:, c : c + DOT_COLUMNS]
@@ -355,7 +364,7 @@ def row_sq_norms(x32: np.ndarray) -> np.ndarray:
     """
     n, dim = x32.shape
     out = np.empty(n, dtype=np.float64)
-    rows = max(64, min(4096, _NORM_BYTES // (8 * max(1, dim))))
+    rows = max(1, min(4096, _NORM_BYTES // (8 * max(1, dim))))  # the buffer stays at most _NORM_BYTES (or one row)
     buf = np.empty((min(rows, n), dim), dtype=np.float64)
     for i0 in range(0, n, rows):
         block = buf[: min(rows, n - i0)]

@@ -220,6 +220,24 @@ def test_float64_row_norms_depend_only_on_the_row():
     np.testing.assert_array_equal(one[2:3], rows_sum_sq64(x[2:3]))
     exact = np.array([float(np.sum(np.asarray(row, dtype=np.longdouble) ** 2)) for row in x])
     assert np.max(np.abs(one - exact) / exact) < x.shape[1] * np.finfo(np.float64).eps
+    # a strided view is read through the same contiguous kernel; a non-float64 array is refused, not downcast
+    np.testing.assert_array_equal(rows_sum_sq64(np.asfortranarray(x)), one)
+    with pytest.raises(TypeError, match="float64"):
+        rows_sum_sq64(x.astype(np.float32))
+
+
+def test_pair_scoring_past_one_dot_block_equals_scoring_each_pair_alone():
+    # D on both sides of the DOT_COLUMNS block edge: the pair code sums the blocks as the kernel does
+    rng = np.random.default_rng(21)
+    for dim in (prepare_module.DOT_COLUMNS, prepare_module.DOT_COLUMNS + 1, 20_000):
+        reference = rng.standard_normal((12, dim)).astype(np.float32)
+        queries = rng.standard_normal((9, dim)).astype(np.float32)
+        index = rng.integers(0, 12, (9, 3))
+        expected = np.array([
+            [rows_sum_sq64(np.subtract(queries[i : i + 1], reference[j][None], dtype=np.float64))[0] for j in row]
+            for i, row in enumerate(index)
+        ])
+        np.testing.assert_array_equal(pair_dist_sq(reference, queries, index), expected)
 
 
 def test_pair_scoring_of_gathered_query_rows_equals_scoring_a_gathered_copy():
