@@ -15,21 +15,16 @@ import warnings
 
 import numpy as np
 import pytest
+from _helpers.suite_clouds import suite_curve
 
 import lightning_repgap._trusted_parts as parts
 from lightning_repgap._local_dimension import DuplicatePointsWarning
 from lightning_repgap.dimension import DimensionDisagreementWarning, trusted_dimension
-from lightning_repgap.gap import gap_curve
-from studies.dimension_suite import suite
 
 
 def _suite_estimate(name: str, n: int):
     """The trusted ``dim`` of a suite cloud, drawn and split exactly as the suite's study does."""
-    cloud = next(c for c in suite() if c.name == name)
-    x = cloud.sample(n, np.random.default_rng(cloud.seed * 1000 + n))
-    order = np.random.default_rng(0).permutation(n)
-    m = round(0.2 * n)
-    curve = gap_curve(x[order[m:]], x[order[:m]], seed=0, n_neighbors=20, neighbor_queries=m)
+    curve, cloud = suite_curve(name, n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DimensionDisagreementWarning)
         warnings.simplefilter("ignore", DuplicatePointsWarning)

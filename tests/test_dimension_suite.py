@@ -7,18 +7,17 @@ seeds, noise and the geometry each generator promises (on small samples of the l
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
+from _helpers.suite_clouds import latent
 
 from lightning_repgap.manifolds import embed
 from studies import dimension_suite5 as s5
 from studies.dimension_suite import NOISE_LEVELS, SPLITS, suite
 
-
-def _latent(name: str, n: int = 400, seed: int = 0) -> np.ndarray:
-    cloud = next(c for c in suite("fifth") if c.name == name)
-    return cloud.make(cloud.seed)(n, np.random.default_rng(seed))
+_latent = partial(latent, "fifth")
 
 
 def test_fifth_split_is_new_and_weighted_toward_the_failure_modes():

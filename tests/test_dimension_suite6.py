@@ -7,16 +7,15 @@ seeds, noise and the geometry each generator promises (on small samples of the l
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
+from _helpers.suite_clouds import latent
 
 from studies.dimension_suite import NOISE_LEVELS, SPLITS, suite
 
-
-def _latent(name: str, n: int = 400, seed: int = 0) -> np.ndarray:
-    cloud = next(c for c in suite("sixth") if c.name == name)
-    return cloud.make(cloud.seed)(n, np.random.default_rng(seed))
+_latent = partial(latent, "sixth")
 
 
 def test_sixth_split_is_new_and_weighted_toward_the_failure_modes():

@@ -8,16 +8,15 @@ are checked for every split by tests/test_dimension_suite.py.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
+from _helpers.suite_clouds import latent
 
 from studies.dimension_suite import NOISE_LEVELS, SPLITS, suite
 
-
-def _latent(name: str, n: int = 400, seed: int = 0) -> np.ndarray:
-    cloud = next(c for c in suite("ninth") if c.name == name)
-    return cloud.make(cloud.seed)(n, np.random.default_rng(seed))
+_latent = partial(latent, "ninth")
 
 
 def test_ninth_split_is_new_and_follows_the_issue_family_list():
