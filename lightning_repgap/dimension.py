@@ -357,7 +357,9 @@ def trusted_dimension(
       that decays like the noise's own gap law explains the curve much better (``_trusted_parts.NOISE_DECAY_GAIN``;
       noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit (the
       checks judge the value that is reported: a noisy curve at large ``n`` whose constant-floor value is not borne
-      out by the table, but whose decaying-floor value is, is noisy).
+      out by the table, but whose decaying-floor value is, is noisy). The floor-corrected law is read only where
+      TwoNN also reads at least :data:`NOISE_SCALE_RATIO` times the gap law (noise raises the one and flattens the
+      other; clean clouds with density spikes read them level, and fall to the blend).
       When the dimension falls with the scale but no floor shows (weak noise: the floor explains less than
       :data:`NOISE_FLOOR_FRACTION` of :math:`G(n_{max})`) and ``d_gap <= 8``, ``dim`` is GRIDE over
       neighbours 10 and 20 (:data:`FAR_RANKS`, method ``"local_far"``): the 10th to 20th neighbours lie beyond the
@@ -456,7 +458,7 @@ def trusted_dimension(
     _, floor = _floor_fit(sizes_arr[use], gaps[:, None])
     floor_frac = float(floor[0] / gaps[-1])
     noisy = falls = False
-    d_floor = d_far = math.nan
+    d_floor = d_far = d_near = math.nan
     conc = concentration if calibrate else None
     accept: Callable[[float], bool] | None = None
     n1, n2 = FAR_RANKS
@@ -478,7 +480,10 @@ def trusted_dimension(
     # Noise only raises the far-scale GRIDE, and the coarse-scale curvature that the floor-corrected law's few small
     # banks see (a curve winding through a surface) only raises that law: where GRIDE far reads lower, it is finer.
     far_finer = noisy and 0 < d_far < d_floor and math.isfinite(d_local)
-    if noisy and not far_finer:
+    # Noise raises the nearest neighbours' reading and flattens the gap curve (a lower slope): both must show. A clean
+    # cloud whose density spikes make every estimator fall with the scale reads TwoNN level with the gap law.
+    floor_borne_out = noisy and d_near >= NOISE_SCALE_RATIO * fit.dim
+    if floor_borne_out and not far_finer:
         # d_floor is the diagnosis's value (the decaying floor's where it explains the curve much better and passes the
         # checks); the bootstrap draws are chosen the same way, with the same checks.
         draws = np.zeros(0)
