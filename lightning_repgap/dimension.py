@@ -47,6 +47,7 @@ from lightning_repgap._trusted_parts import (
     NEIGHBOR_QUERIES,
     NOISE_FLOOR_FRACTION,
     NOISE_FLOOR_FRACTION_HIGH,
+    NOISE_MIN_DIM,
     NOISE_SCALE_RATIO,
     _bootstrap_counts,
     _calibrated_interval,
@@ -492,8 +493,11 @@ def trusted_dimension(
             boot_gaps = np.maximum(pq @ counts.T, np.finfo(np.float64).tiny)
             _, boot_floor = _floor_fit(sizes_arr[use], boot_gaps)
             draws = _noise_dimensions(sizes_arr[use], boot_gaps, boot_floor, conc, accept)
-        lo, hi = interval(d_floor, draws)
-        dim, dim_low, dim_high, method, w = d_floor, lo, hi, "noise_floor", 1.0
+        # No gap curve of a set of positive length falls faster than a curve's n^-2: a floor-corrected reading below 1
+        # is the subtraction's error (a floor fitted above the noise's level at the small banks), not a dimension.
+        reading = max(d_floor, NOISE_MIN_DIM)
+        lo, hi = interval(reading, np.maximum(draws, NOISE_MIN_DIM))
+        dim, dim_low, dim_high, method, w = reading, lo, hi, "noise_floor", 1.0
     elif far_finer or (
         falls and floor_frac < NOISE_FLOOR_FRACTION and fit.dim <= AUTO_LOCAL_BELOW and math.isfinite(d_local)
     ):

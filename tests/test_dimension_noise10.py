@@ -5,11 +5,16 @@
   both move apart; a clean cloud whose density spikes at the cube's faces makes every estimator fall with the scale
   but reads TwoNN level with the gap law (Weibull(0.7) coordinates, d = 5: 4.24 against 4.27). The previous rule read
   it through a spurious floor, 3.61.
+* The floor-corrected reading is not taken below 1 (:data:`NOISE_MIN_DIM`): no gap curve of a set of positive length
+  falls faster than a curve's n^-2, so a faster corrected law has subtracted too much (strongly noisy network images
+  of an interval read 0.46-0.93).
 """
 
 from __future__ import annotations
 
 from test_dimension_round8 import _suite_estimate
+
+import lightning_repgap._trusted_parts as parts
 
 
 def test_a_clean_cloud_whose_estimators_fall_with_the_scale_is_not_read_through_a_floor():
@@ -24,4 +29,14 @@ def test_noise_that_raises_twonn_above_the_gap_law_is_still_read_through_the_flo
     est, d = _suite_estimate("sphere S^3 + 5 %", 2500)
     assert est.method == "noise_floor", est
     assert abs(est.dim - d) / d < 0.1, est
+    assert est.dim_low <= d <= est.dim_high
+
+
+def test_a_floor_corrected_reading_is_not_taken_below_a_curve():
+    # 5 % noise on a "symlog" network's image of an interval: the decaying two-law fit subtracted too much and its
+    # manifold law fell faster than any curve's n^-2 (the previous rule read 0.60, "noise_floor").
+    est, d = _suite_estimate("symlog net d=1 -> R^24 + 5 %", 2500)
+    assert est.method == "noise_floor", est
+    assert abs(est.dim - d) / d < 0.1, est
+    assert est.dim >= parts.NOISE_MIN_DIM == 1.0, est
     assert est.dim_low <= d <= est.dim_high
