@@ -45,6 +45,7 @@ from lightning_repgap._trusted_parts import (
     INTERVAL_SPREAD,
     METHOD_CODES,
     NEIGHBOR_QUERIES,
+    NOISE_EVIDENT_RATIO,
     NOISE_FLOOR_FRACTION,
     NOISE_FLOOR_FRACTION_HIGH,
     NOISE_MIN_DIM,
@@ -463,14 +464,14 @@ def trusted_dimension(
     conc = concentration if calibrate else None
     accept: Callable[[float], bool] | None = None
     n1, n2 = FAR_RANKS
+    # Where the gap law decides, high dimension alone makes the estimators fall with the scale: ask for more floor.
+    floor_needed = NOISE_FLOOR_FRACTION if fit.dim < AUTO_GAP_FROM else NOISE_FLOOR_FRACTION_HIGH
     if stats is not None and d_arr.shape[1] >= n2:
         rows = d_arr[d_arr[:, 0] > 0.0]  # duplicates were already reported by the local estimate
         with contextlib.suppress(ValueError):  # a degenerate far scale: no diagnosis
             d_far = gride_dimension(rows, n1=n1, n2=n2)
         d_near = 1.0 / stats[0].mean()  # TwoNN's maximum likelihood
         falls = d_far > 0 and d_near >= NOISE_SCALE_RATIO * d_far
-        # Where the gap law decides, high dimension alone makes the estimators fall with the scale: ask for more floor.
-        floor_needed = NOISE_FLOOR_FRACTION if fit.dim < AUTO_GAP_FROM else NOISE_FLOOR_FRACTION_HIGH
         if falls and floor_frac >= floor_needed:
             # The value the floor model would report (the decaying floor's where it explains the curve much better and
             # passes the checks, else the constant floor's) must be borne out by the neighbour table.
@@ -484,6 +485,12 @@ def trusted_dimension(
     # Noise raises the nearest neighbours' reading and flattens the gap curve (a lower slope): both must show. A clean
     # cloud whose density spikes make every estimator fall with the scale reads TwoNN level with the gap law.
     floor_borne_out = noisy and d_near >= NOISE_SCALE_RATIO * fit.dim
+    # Noise so strong that TwoNN reads far above the gap law, with a floor but no floor-corrected value the table bears
+    # out (the floor fit fails): the local estimators read the noise, and every reading it reaches is raised by it, so
+    # ``dim`` is the lower of the gap law and the far scale.
+    evident = (
+        falls and not noisy and floor_frac >= floor_needed and d_near >= NOISE_EVIDENT_RATIO * fit.dim and fit.dim > 0
+    )
     if floor_borne_out and not far_finer:
         # d_floor is the diagnosis's value (the decaying floor's where it explains the curve much better and passes the
         # checks); the bootstrap draws are chosen the same way, with the same checks.
@@ -498,8 +505,10 @@ def trusted_dimension(
         reading = max(d_floor, NOISE_MIN_DIM)
         lo, hi = interval(reading, np.maximum(draws, NOISE_MIN_DIM))
         dim, dim_low, dim_high, method, w = reading, lo, hi, "noise_floor", 1.0
-    elif far_finer or (
-        falls and floor_frac < NOISE_FLOOR_FRACTION and fit.dim <= AUTO_LOCAL_BELOW and math.isfinite(d_local)
+    elif (
+        far_finer
+        or (falls and floor_frac < NOISE_FLOOR_FRACTION and fit.dim <= AUTO_LOCAL_BELOW and math.isfinite(d_local))
+        or (evident and d_far < fit.dim)
     ):
         # Weak noise: the dimension falls with the scale, the gap curve shows no floor (or the floor-corrected law reads
         # higher than the far scale); read it at the far scale.
@@ -508,7 +517,7 @@ def trusted_dimension(
             draws = _gride_draws(rows, _bootstrap_counts(rows.shape[0], n_bootstrap, rng), n1, n2)
         lo, hi = interval(d_far, draws)
         dim, dim_low, dim_high, method, w = d_far, lo, hi, "local_far", 0.0
-    elif not math.isfinite(d_local) or not math.isfinite(fit.dim):
+    elif evident or not math.isfinite(d_local) or not math.isfinite(fit.dim):
         dim, dim_low, dim_high, method, w = fit.dim, fit.dim_low, fit.dim_high, "gap", 1.0
     else:
         w = _gap_weight(fit.dim, conc, _density_spread(d_arr, fit.dim))
