@@ -361,7 +361,11 @@ def trusted_dimension(
       checks judge the value that is reported: a noisy curve at large ``n`` whose constant-floor value is not borne
       out by the table, but whose decaying-floor value is, is noisy). The floor-corrected law is read only where
       TwoNN also reads at least :data:`NOISE_SCALE_RATIO` times the gap law (noise raises the one and flattens the
-      other; clean clouds with density spikes read them level, and fall to the blend).
+      other; clean clouds with density spikes read them level, and fall to the blend), and never below 1
+      (``_trusted_parts.NOISE_MIN_DIM``: no gap curve of a set of positive length falls faster than ``n^-2``). Where
+      the noise is evident (TwoNN at least ``_trusted_parts.NOISE_EVIDENT_RATIO`` times the gap law, a floor shows)
+      but no floor-corrected value is borne out, ``dim`` is the lower of the gap law and GRIDE far: the noise raises
+      every reading it reaches, the local estimators' most.
       When the dimension falls with the scale but no floor shows (weak noise: the floor explains less than
       :data:`NOISE_FLOOR_FRACTION` of :math:`G(n_{max})`) and ``d_gap <= 8``, ``dim`` is GRIDE over
       neighbours 10 and 20 (:data:`FAR_RANKS`, method ``"local_far"``): the 10th to 20th neighbours lie beyond the
