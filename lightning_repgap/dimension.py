@@ -254,8 +254,8 @@ class DimensionEstimate:
             estimators across neighbour scales and a floor for the shape bias no estimator sees
             (:data:`INTERVAL_SPREAD`, :data:`INTERVAL_FLOOR`; ``INTERVAL_FLOOR_GAP`` where the gap law decides), its
             log half-widths then scaled by a split-conformal factor per method and bank size (``INTERVAL_SCALE``)
-            aiming at 95 % coverage (0.93 / 0.93 at n = 2,500 / 20,000 on the suite's untouched tenth split:
-            docs/validation.md); the point itself without a bootstrap.
+            aiming at 95 % coverage (0.93 / 0.93 at n = 2,500 / 20,000 on the suite's tenth split, measured once
+            before any tuning on it: docs/validation.md); the point itself without a bootstrap.
         dim_high: upper end of its interval.
         method: which estimator decided (keys of :data:`METHOD_CODES`): ``"gap"`` the calibrated gap law (high
             dimension), ``"local"`` the mean of TwoNN's maximum likelihood and the MLE over 5 neighbours (low
@@ -390,8 +390,8 @@ def trusted_dimension(
     by a split-conformal scale per method and bank size (``INTERVAL_SCALE`` in ``_trusted_parts``, from
     ``studies/interval_calibration.py``), calibrated at ``confidence=0.95`` for 95 % coverage of the truth on the
     suite's opened clouds (0.953 / 0.959 at n = 2,500 / 20,000 leaving each split out of the calibration, but 0.93 /
-    0.93 on the untouched tenth split, the rule having been tuned on every opened one; other confidence levels scale
-    the same shape, uncalibrated).
+    0.93 on the tenth split, measured once before any tuning on it, the rule having been tuned on every other split;
+    other confidence levels scale the same shape, uncalibrated).
 
     Args:
         sizes: ``(S,)`` increasing bank sizes.
