@@ -133,9 +133,8 @@ class TileBlock:
         pa, pb = np.searchsorted(p, [j0, j0 + scores.shape[1]])
         if qa == qb or pa == pb:
             return
-        rows = torch.from_numpy(q[qa:qb] - i0)
-        cols = torch.from_numpy(p[pa:pb] - j0)
-        self._block[qa:qb, pa:pb] = scores[rows[:, None], cols].cpu().numpy()
+        part = scores[_index(q[qa:qb] - i0)][:, _index(p[pa:pb] - j0)]
+        self._block[qa:qb, pa:pb] = part.cpu().numpy()
         self.filled = True
 
     def moments(self, reference_aug32: np.ndarray) -> RowMoments:
@@ -148,6 +147,13 @@ class TileBlock:
         if not self.filled:
             return block_moments(reference_aug32[p], self.queries32[q])
         return RowMoments.of(_distances(self._block, _query_sq_norms(self.queries32, q)))
+
+
+def _index(ids: np.ndarray) -> slice | torch.Tensor:
+    """Increasing indices as a slice when they are a run (a view, no gather), else as a tensor."""
+    if int(ids[-1]) - int(ids[0]) == ids.size - 1:
+        return slice(int(ids[0]), int(ids[-1]) + 1)
+    return torch.from_numpy(ids)
 
 
 def block_moments(reference_aug32: np.ndarray, queries32: np.ndarray) -> RowMoments:
