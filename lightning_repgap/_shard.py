@@ -9,7 +9,10 @@ all-gathered in one collective and put in place. Each query's results come from 
 centred on the same centre, as in one process, so they are that process's: the exact engine's results are per
 query (a query's float64 minima and float32 candidates do not depend on which other queries share its tiles or
 chunk). The centre and ``sq_dev_sum``
-come from the rank's own preparation of the whole bank, the same as one process's, bit for bit.
+come from the rank's own preparation of the whole bank, the same as one process's, bit for bit. The concentration's
+moments travel in the same collective: each rank's rows of the block (its queries among the subset, read from its
+own search, :mod:`~lightning_repgap._concentration_block`), put in query order and combined as one process combines
+them.
 
 Why the queries and not the bank positions: the search's cost per query falls with the bank share less than in
 proportion (each grid size starts new tiles, and a half bank has as many sizes as the whole one: the bf16 screen's
