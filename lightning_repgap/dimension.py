@@ -45,8 +45,10 @@ from lightning_repgap._trusted_parts import (
     INTERVAL_SPREAD,
     METHOD_CODES,
     NEIGHBOR_QUERIES,
+    NOISE_EVIDENT_RATIO,
     NOISE_FLOOR_FRACTION,
     NOISE_FLOOR_FRACTION_HIGH,
+    NOISE_MIN_DIM,
     NOISE_SCALE_RATIO,
     _bootstrap_counts,
     _calibrated_interval,
@@ -357,7 +359,13 @@ def trusted_dimension(
       that decays like the noise's own gap law explains the curve much better (``_trusted_parts.NOISE_DECAY_GAIN``;
       noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit (the
       checks judge the value that is reported: a noisy curve at large ``n`` whose constant-floor value is not borne
-      out by the table, but whose decaying-floor value is, is noisy).
+      out by the table, but whose decaying-floor value is, is noisy). The floor-corrected law is read only where
+      TwoNN also reads at least :data:`NOISE_SCALE_RATIO` times the gap law (noise raises the one and flattens the
+      other; clean clouds with density spikes read them level, and fall to the blend), and never below 1
+      (``_trusted_parts.NOISE_MIN_DIM``: no gap curve of a set of positive length falls faster than ``n^-2``). Where
+      the noise is evident (TwoNN at least ``_trusted_parts.NOISE_EVIDENT_RATIO`` times the gap law, a floor shows)
+      but no floor-corrected value is borne out, ``dim`` is the lower of the gap law and GRIDE far: the noise raises
+      every reading it reaches, the local estimators' most.
       When the dimension falls with the scale but no floor shows (weak noise: the floor explains less than
       :data:`NOISE_FLOOR_FRACTION` of :math:`G(n_{max})`) and ``d_gap <= 8``, ``dim`` is GRIDE over
       neighbours 10 and 20 (:data:`FAR_RANKS`, method ``"local_far"``): the 10th to 20th neighbours lie beyond the
@@ -456,18 +464,18 @@ def trusted_dimension(
     _, floor = _floor_fit(sizes_arr[use], gaps[:, None])
     floor_frac = float(floor[0] / gaps[-1])
     noisy = falls = False
-    d_floor = d_far = math.nan
+    d_floor = d_far = d_near = math.nan
     conc = concentration if calibrate else None
     accept: Callable[[float], bool] | None = None
     n1, n2 = FAR_RANKS
+    # Where the gap law decides, high dimension alone makes the estimators fall with the scale: ask for more floor.
+    floor_needed = NOISE_FLOOR_FRACTION if fit.dim < AUTO_GAP_FROM else NOISE_FLOOR_FRACTION_HIGH
     if stats is not None and d_arr.shape[1] >= n2:
         rows = d_arr[d_arr[:, 0] > 0.0]  # duplicates were already reported by the local estimate
         with contextlib.suppress(ValueError):  # a degenerate far scale: no diagnosis
             d_far = gride_dimension(rows, n1=n1, n2=n2)
         d_near = 1.0 / stats[0].mean()  # TwoNN's maximum likelihood
         falls = d_far > 0 and d_near >= NOISE_SCALE_RATIO * d_far
-        # Where the gap law decides, high dimension alone makes the estimators fall with the scale: ask for more floor.
-        floor_needed = NOISE_FLOOR_FRACTION if fit.dim < AUTO_GAP_FROM else NOISE_FLOOR_FRACTION_HIGH
         if falls and floor_frac >= floor_needed:
             # The value the floor model would report (the decaying floor's where it explains the curve much better and
             # passes the checks, else the constant floor's) must be borne out by the neighbour table.
@@ -478,7 +486,16 @@ def trusted_dimension(
     # Noise only raises the far-scale GRIDE, and the coarse-scale curvature that the floor-corrected law's few small
     # banks see (a curve winding through a surface) only raises that law: where GRIDE far reads lower, it is finer.
     far_finer = noisy and 0 < d_far < d_floor and math.isfinite(d_local)
-    if noisy and not far_finer:
+    # Noise raises the nearest neighbours' reading and flattens the gap curve (a lower slope): both must show. A clean
+    # cloud whose density spikes make every estimator fall with the scale reads TwoNN level with the gap law.
+    floor_borne_out = noisy and d_near >= NOISE_SCALE_RATIO * fit.dim
+    # Noise so strong that TwoNN reads far above the gap law, with a floor but no floor-corrected value the table bears
+    # out (the floor fit fails): the local estimators read the noise, and every reading it reaches is raised by it, so
+    # ``dim`` is the lower of the gap law and the far scale.
+    evident = (
+        falls and not noisy and floor_frac >= floor_needed and d_near >= NOISE_EVIDENT_RATIO * fit.dim and fit.dim > 0
+    )
+    if floor_borne_out and not far_finer:
         # d_floor is the diagnosis's value (the decaying floor's where it explains the curve much better and passes the
         # checks); the bootstrap draws are chosen the same way, with the same checks.
         draws = np.zeros(0)
@@ -487,10 +504,15 @@ def trusted_dimension(
             boot_gaps = np.maximum(pq @ counts.T, np.finfo(np.float64).tiny)
             _, boot_floor = _floor_fit(sizes_arr[use], boot_gaps)
             draws = _noise_dimensions(sizes_arr[use], boot_gaps, boot_floor, conc, accept)
-        lo, hi = interval(d_floor, draws)
-        dim, dim_low, dim_high, method, w = d_floor, lo, hi, "noise_floor", 1.0
-    elif far_finer or (
-        falls and floor_frac < NOISE_FLOOR_FRACTION and fit.dim <= AUTO_LOCAL_BELOW and math.isfinite(d_local)
+        # No gap curve of a set of positive length falls faster than a curve's n^-2: a floor-corrected reading below 1
+        # is the subtraction's error (a floor fitted above the noise's level at the small banks), not a dimension.
+        reading = max(d_floor, NOISE_MIN_DIM)
+        lo, hi = interval(reading, np.maximum(draws, NOISE_MIN_DIM))
+        dim, dim_low, dim_high, method, w = reading, lo, hi, "noise_floor", 1.0
+    elif (
+        far_finer
+        or (falls and floor_frac < NOISE_FLOOR_FRACTION and fit.dim <= AUTO_LOCAL_BELOW and math.isfinite(d_local))
+        or (evident and d_far < fit.dim)
     ):
         # Weak noise: the dimension falls with the scale, the gap curve shows no floor (or the floor-corrected law reads
         # higher than the far scale); read it at the far scale.
@@ -499,7 +521,7 @@ def trusted_dimension(
             draws = _gride_draws(rows, _bootstrap_counts(rows.shape[0], n_bootstrap, rng), n1, n2)
         lo, hi = interval(d_far, draws)
         dim, dim_low, dim_high, method, w = d_far, lo, hi, "local_far", 0.0
-    elif not math.isfinite(d_local) or not math.isfinite(fit.dim):
+    elif evident or not math.isfinite(d_local) or not math.isfinite(fit.dim):
         dim, dim_low, dim_high, method, w = fit.dim, fit.dim_low, fit.dim_high, "gap", 1.0
     else:
         w = _gap_weight(fit.dim, conc, _density_spread(d_arr, fit.dim))
