@@ -31,6 +31,11 @@ __all__ = ["ConcentrationSubset", "RowMoments", "TileBlock", "block_moments"]
 
 # Query rows widened to float64 at a time for their norms (2.5 MB at D = 10,000).
 _NORM_STEP = 32
+#: Smallest product side read for the block. torch's CPU product (MKL) switches to small-matrix kernels, which sum in
+#: another order, for an operand of up to 11 rows (a chunk of 1-11 queries, a bank tile of 1-11 rows); from 12 on, a
+#: row's bits did not depend on the shape in any check on the reference host. Tiles narrower than this are not read
+#: (the block then comes from :func:`block_moments`, whose operands are padded to at least this size).
+MIN_SIDE = 16
 
 
 class ConcentrationSubset(NamedTuple):
@@ -125,6 +130,7 @@ class TileBlock:
         self.queries32 = queries32
         self._block = np.zeros((subset.queries.size, subset.positions.size), dtype=np.float32)
         self.filled = False
+        self._narrow = False  # a tile with entries of the block was too small to be read (see MIN_SIDE)
 
     def take(self, i0: int, scores: torch.Tensor, j0: int) -> None:
         """Copy the block's entries of one tile (a no-op for a tile that holds none)."""
@@ -132,6 +138,9 @@ class TileBlock:
         qa, qb = np.searchsorted(q, [i0, i0 + scores.shape[0]])
         pa, pb = np.searchsorted(p, [j0, j0 + scores.shape[1]])
         if qa == qb or pa == pb:
+            return
+        if min(scores.shape) < MIN_SIDE:
+            self._narrow = True
             return
         part = scores[_index(q[qa:qb] - i0)][:, _index(p[pa:pb] - j0)]
         self._block[qa:qb, pa:pb] = part.cpu().numpy()
@@ -144,7 +153,7 @@ class TileBlock:
             reference_aug32: the search's augmented centred bank (read only without tiles).
         """
         q, p = self.subset
-        if not self.filled:
+        if not self.filled or self._narrow:
             return block_moments(reference_aug32[p], self.queries32[q])
         return RowMoments.of(_distances(self._block, _query_sq_norms(self.queries32, q)))
 
@@ -176,6 +185,14 @@ def block_moments(reference_aug32: np.ndarray, queries32: np.ndarray) -> RowMome
         [4.0]
 
     """
-    q_aug = np.concatenate([queries32, np.ones((queries32.shape[0], 1), dtype=np.float32)], axis=1)
-    scores = (torch.from_numpy(q_aug) @ torch.from_numpy(np.ascontiguousarray(reference_aug32)).T).numpy()
+    k_q, k_r = queries32.shape[0], reference_aug32.shape[0]
+    # Zero rows pad either operand to MIN_SIDE rows, so that the product runs the kernels the tiles run.
+    q_aug = np.zeros((max(k_q, MIN_SIDE), queries32.shape[1] + 1), dtype=np.float32)
+    q_aug[:k_q, :-1] = queries32
+    q_aug[:k_q, -1] = 1.0
+    r_aug = reference_aug32
+    if k_r < MIN_SIDE:
+        r_aug = np.zeros((MIN_SIDE, reference_aug32.shape[1]), dtype=np.float32)
+        r_aug[:k_r] = reference_aug32
+    scores = (torch.from_numpy(q_aug) @ torch.from_numpy(np.ascontiguousarray(r_aug)).T).numpy()[:k_q, :k_r]
     return RowMoments.of(_distances(scores, _query_sq_norms(queries32)))

@@ -64,3 +64,17 @@ def test_faiss_and_the_screen_compute_the_same_concentration_as_the_float32_tile
     tiles = gap_curve(bank, queries, backend="torch", search_precision="fp32", gemm="torch").concentration
     assert gap_curve(bank, queries, backend="faiss").concentration == tiles
     assert gap_curve(bank, queries, backend="torch", search_precision="bf16-screen").concentration == tiles
+
+
+def test_a_query_searched_alone_gets_the_same_block_as_among_others():
+    # A DDP rank may hold a single query: its one-row tile runs torch's small-matrix kernel (other bits), so the block
+    # then comes from a product padded to MIN_SIDE rows, whose bits are those of the one process's wide tiles.
+    bank, queries = _cloud(700, 30, 7), _cloud(50, 30, 8)
+    subset = ConcentrationSubset(np.array([0]), np.arange(512))
+    engine = ExactEngine("torch", gemm="torch", precision="fp32")
+    alone = engine.search(bank, queries[:1], None, np.array([700]), concentration=subset).concentration
+    among = engine.search(bank, queries, None, np.array([700]), concentration=subset).concentration
+    assert alone is not None
+    assert among is not None
+    np.testing.assert_array_equal(alone.sums, among.sums)
+    np.testing.assert_array_equal(alone.m2, among.m2)
