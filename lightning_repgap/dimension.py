@@ -254,7 +254,7 @@ class DimensionEstimate:
             estimators across neighbour scales and a floor for the shape bias no estimator sees
             (:data:`INTERVAL_SPREAD`, :data:`INTERVAL_FLOOR`; ``INTERVAL_FLOOR_GAP`` where the gap law decides), its
             log half-widths then scaled by a split-conformal factor per method and bank size (``INTERVAL_SCALE``)
-            aiming at 95 % coverage (0.86 / 0.93 at n = 2,500 / 20,000 on the suite's untouched ninth split:
+            aiming at 95 % coverage (0.93 / 0.93 at n = 2,500 / 20,000 on the suite's untouched tenth split:
             docs/validation.md); the point itself without a bootstrap.
         dim_high: upper end of its interval.
         method: which estimator decided (keys of :data:`METHOD_CODES`): ``"gap"`` the calibrated gap law (high
@@ -389,8 +389,8 @@ def trusted_dimension(
     biases of curvature, density and noise. That is only the interval's shape: its log half-widths are multiplied
     by a split-conformal scale per method and bank size (``INTERVAL_SCALE`` in ``_trusted_parts``, from
     ``studies/interval_calibration.py``), calibrated at ``confidence=0.95`` for 95 % coverage of the truth on the
-    suite's opened clouds (0.960 / 0.956 at n = 2,500 / 20,000 leaving each split out of the calibration, but 0.86 /
-    0.93 on the untouched ninth split, the rule having been tuned on every opened one; other confidence levels scale
+    suite's opened clouds (0.953 / 0.959 at n = 2,500 / 20,000 leaving each split out of the calibration, but 0.93 /
+    0.93 on the untouched tenth split, the rule having been tuned on every opened one; other confidence levels scale
     the same shape, uncalibrated).
 
     Args:

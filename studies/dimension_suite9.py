@@ -215,11 +215,15 @@ def act_net(d: int, ambient: int, width: int, depth: int, gain: float, act: str)
     return random_network(d, ambient, width, depth, gain, 0.5, _ACTS[act])
 
 
-def residual_net(d: int, ambient: int, width: int, blocks: int, gain: float, act: str) -> Make:
+def residual_net(
+    d: int, ambient: int, width: int, blocks: int, gain: float, act: str | Callable[[np.ndarray], np.ndarray]
+) -> Make:
     """``h = A x``, then ``blocks`` residual blocks ``h += W2 f(W1 h + b)``, then a linear read-out to ``ambient``.
 
-    The latent ``x`` is uniform in ``[-1, 1]^d``; weights N(0, gain^2 / fan-in), drawn from the cloud's seed.
+    The latent ``x`` is uniform in ``[-1, 1]^d``; weights N(0, gain^2 / fan-in), drawn from the cloud's seed; ``act``
+    names an activation of this module or is one (the tenth split passes its own).
     """
+    f = _ACTS[act] if isinstance(act, str) else act
 
     def make(seed: int) -> Latent:
         frng = np.random.default_rng(seed)
@@ -232,7 +236,7 @@ def residual_net(d: int, ambient: int, width: int, blocks: int, gain: float, act
         def sample(n: int, rng: np.random.Generator) -> np.ndarray:
             h = rng.uniform(-1, 1, (n, d)) @ lift
             for a, b, c in zip(w1, b1, w2, strict=True):
-                h = h + _ACTS[act](h @ a + b) @ c
+                h = h + f(h @ a + b) @ c
             return h @ out
 
         return sample
