@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from lightning_repgap._checks import _check_positive_int, _check_representations, _check_same_dim
+from lightning_repgap._concentration_block import ConcentrationSubset
 from lightning_repgap._exact import Tiles, knn32, merge_nearest, prefix_search
 from lightning_repgap._imports import _FAISS_AVAILABLE
 from lightning_repgap._ivf import TorchLists, assign_tiles, kmeans
@@ -108,8 +109,9 @@ class ApproximateEngine:
         *,
         knn_queries: np.ndarray | None = None,
         n_neighbors: int = 0,
+        concentration: ConcentrationSubset | None = None,
     ) -> BankSearch:
-        """See :meth:`lightning_repgap.search.SearchEngine.search`."""
+        """See :meth:`lightning_repgap.search.SearchEngine.search`; the concentration is left to the curve builder."""
         t0 = time.perf_counter()
         run = _search(reference, queries, order, sizes, self)
         knn_rows = None

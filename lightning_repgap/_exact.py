@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from lightning_repgap._checks import check_sizes
+from lightning_repgap._concentration_block import TileBlock
 from lightning_repgap._gemm import prefix_top1_torch, search_torch
 from lightning_repgap._prepare import Prepared, with_norm_column
 from lightning_repgap._threads import current_threads
@@ -153,8 +154,12 @@ def prefix_search(
     tiles: Tiles,
     knn_rows: np.ndarray | None = None,
     k: int = 0,
+    block: TileBlock | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Float32 prefix winners ``(S, m)`` (bank positions), plus the neighbour table of ``knn_rows`` if given."""
+    """Float32 prefix winners ``(S, m)`` (bank positions), plus the neighbour table of ``knn_rows`` if given.
+
+    ``block`` is filled from the torch backend's tiles; it is left untouched by the other backends (no tiles).
+    """
     # The tile loops record a winner at each size boundary: repeated, unordered or zero sizes would leave rows unset.
     sizes = check_sizes(sizes, prepared.reference_aug32.shape[0])
     t0 = time.perf_counter()
@@ -162,7 +167,14 @@ def prefix_search(
     if tiles.backend == "torch":
         device = tiles.device or torch.device("cpu")
         out, knn = prefix_top1_torch(
-            prepared.reference_aug32, prepared.queries32, sizes, device, knn_rows=knn_rows, k=k, gemm=tiles.gemm
+            prepared.reference_aug32,
+            prepared.queries32,
+            sizes,
+            device,
+            knn_rows=knn_rows,
+            k=k,
+            gemm=tiles.gemm,
+            block=block,
         )
     else:
         out = _prefix_blocks(prepared, sizes, tiles)

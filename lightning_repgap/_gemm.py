@@ -30,6 +30,7 @@ from typing import Literal, cast, get_args
 import numpy as np
 import torch
 
+from lightning_repgap._concentration_block import TileBlock
 from lightning_repgap._threads import GemmLibrary, blas_pools, blas_threads, current_threads
 
 __all__ = [
@@ -319,6 +320,7 @@ def prefix_top1_torch(
     knn_rows: np.ndarray | None = None,
     k: int = 0,
     gemm: str = "auto",
+    block: TileBlock | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Nearest bank row among the first ``sizes[s]`` rows, for every ``s``, in one pass over the bank.
 
@@ -328,7 +330,9 @@ def prefix_top1_torch(
     same dtype (float32, or float64 for re-ranking).
 
     With ``knn_rows``, those queries also get their ``k`` nearest rows of the whole bank (``sizes[-1]`` rows) from
-    the same score tiles: the neighbour table for TwoNN/MLE then costs no GEMM of its own.
+    the same score tiles: the neighbour table for TwoNN/MLE then costs no GEMM of its own. With ``block``, the
+    concentration's distances are copied out of the same tiles too (:class:`~lightning_repgap._concentration_block.
+    TileBlock`).
 
     Returns:
         ``(winners, knn)``: int64 ``(len(sizes), m)`` bank rows, and ``(len(knn_rows), k)`` bank rows sorted by
@@ -359,6 +363,8 @@ def prefix_top1_torch(
                 # each boundary is still that prefix's nearest row.
                 j1 = min(j0 + TILE, bounds[-1])
                 scores = product(ref_aug[j0:j1])
+                if block is not None:
+                    block.take(i0, scores, j0)
                 a = j0
                 while a < j1:
                     b = min(j1, bounds[s + 1])

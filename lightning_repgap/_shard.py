@@ -9,7 +9,10 @@ all-gathered in one collective and put in place. Each query's results come from 
 centred on the same centre, as in one process, so they are that process's: the exact engine's results are per
 query (a query's float64 minima and float32 candidates do not depend on which other queries share its tiles or
 chunk). The centre and ``sq_dev_sum``
-come from the rank's own preparation of the whole bank, the same as one process's, bit for bit.
+come from the rank's own preparation of the whole bank, the same as one process's, bit for bit. The concentration's
+moments travel in the same collective: each rank's rows of the block (its queries among the subset, read from its
+own search, :mod:`~lightning_repgap._concentration_block`), put in query order and combined as one process combines
+them.
 
 Why the queries and not the bank positions: the search's cost per query falls with the bank share less than in
 proportion (each grid size starts new tiles, and a half bank has as many sizes as the whole one: the bf16 screen's
@@ -42,6 +45,7 @@ import numpy as np
 import torch
 
 from lightning_repgap._agreed_tiles import ballot, decide
+from lightning_repgap._concentration_block import ConcentrationSubset, RowMoments
 from lightning_repgap._duplicates import _row_hashes, copies_from_hashes
 from lightning_repgap._gemm import GemmOption
 from lightning_repgap._screen_tiles import TILE
@@ -370,6 +374,7 @@ class ShardedEngine:
         *,
         knn_queries: np.ndarray | None = None,
         n_neighbors: int = 0,
+        concentration: ConcentrationSubset | None = None,
     ) -> BankSearch:
         """See :meth:`lightning_repgap.search.SearchEngine.search`; the result is the same on every rank."""
         rank, world = self.shard.rank, self.shard.world_size
@@ -388,6 +393,11 @@ class ShardedEngine:
             own = knn_queries % world == rank
             local_knn = knn_queries[own] // world
         with_knn = local_knn is not None and local_knn.size > 0 and n_neighbors > 0
+        # The concentration's rows this rank searches (its queries among the subset's); merged below in query order.
+        conc_own = np.zeros(0, dtype=bool) if concentration is None else concentration.queries % world == rank
+        local_conc = None
+        if concentration is not None and count and conc_own.any():
+            local_conc = ConcentrationSubset(concentration.queries[conc_own] // world, concentration.positions)
         local = engine.search(
             reference,
             mine,
@@ -395,6 +405,7 @@ class ShardedEngine:
             sizes,
             knn_queries=local_knn if with_knn else None,
             n_neighbors=n_neighbors if with_knn else 0,
+            concentration=local_conc,
         )
         # One collective for everything: each rank's own columns of the minima (its queries) and its own lines of the
         # neighbour table, with their float64 distances when the engine scored them (the same bits as the curve
@@ -402,14 +413,26 @@ class ShardedEngine:
         n_sizes, width = len(sizes), -(-m // world)
         has_table = knn_queries is not None and n_neighbors > 0
         lines = knn_queries.size if has_table and knn_queries is not None else 0
-        parts = self.shard.all_gather(_payload(local, count, n_sizes, width, lines, n_neighbors, own, with_knn))
+        conc_rows = 0 if concentration is None else concentration.queries.size
+        parts = self.shard.all_gather(
+            np.concatenate([
+                _payload(local, count, n_sizes, width, lines, n_neighbors, own, with_knn),
+                _moment_bits(local.concentration if local_conc is not None else None, conc_own, conc_rows),
+            ])
+        )
+        sums, m2 = np.empty(conc_rows), np.empty(conc_rows)
+        conc_owner = None if concentration is None else concentration.queries % world
         dist_sq = np.empty((n_sizes, m))
         found_rows = np.empty((n_sizes, m), dtype=np.int64)
         table = np.empty((lines, n_neighbors), dtype=np.int64)
         table_dist = np.empty((lines, n_neighbors))
         owner = None if knn_queries is None else knn_queries % world
         scored = True
-        for r, part in enumerate(parts):
+        for r, whole in enumerate(parts):
+            part, got = whole[: whole.size - 2 * conc_rows], whole[whole.size - 2 * conc_rows :].view(np.float64)
+            if conc_owner is not None:
+                theirs = conc_owner == r
+                sums[theirs], m2[theirs] = got[:conc_rows][theirs], got[conc_rows:][theirs]
             d, rows, t, td, flag = _unpack(part, n_sizes, width, lines, n_neighbors)
             taken = len(range(r, m, world))
             dist_sq[:, r::world] = d[:, :taken]
@@ -426,6 +449,7 @@ class ShardedEngine:
             sq_dev_sum=local.sq_dev_sum,
             knn_rows=table if has_table else None,
             knn_dist_sq=table_dist if has_table and scored else None,
+            concentration=None if concentration is None else RowMoments(sums, m2, concentration.positions.size),
         )
 
     def _agreed(self, dim: int, work: int, count: int) -> SearchEngine:
@@ -449,6 +473,17 @@ class ShardedEngine:
         numpy_tiles, screen = decide(self.shard.all_gather(mine))
         gemm: GemmOption = "numpy" if numpy_tiles else "torch"
         return dataclasses.replace(inner, gemm=gemm, precision="bf16-screen" if screen else "fp32")
+
+
+def _moment_bits(moments: RowMoments | None, own: np.ndarray, rows: int) -> np.ndarray:
+    """A rank's rows of the concentration's moments, as int64 bits: ``[sums (rows,), m2 (rows,)]``, its own filled.
+
+    Every rank's own rows are its queries' (every ``W``-th), so the rows merge into the one-process order exactly.
+    """
+    out = np.zeros((2, rows))
+    if moments is not None:
+        out[0, own], out[1, own] = moments.sums, moments.m2
+    return out.ravel().view(np.int64)
 
 
 def _payload(

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from lightning_repgap._checks import _check_gap_sets, _check_positive_int, check_sizes
+from lightning_repgap._concentration_block import ConcentrationSubset, block_moments
 from lightning_repgap._gemm import GemmOption
-from lightning_repgap._prepare import centred32, pair_dist_sq
+from lightning_repgap._prepare import centred32, centred_aug32, pair_dist_sq
 from lightning_repgap._threads import thread_scope
-from lightning_repgap.calibration import concentration as _concentration
 from lightning_repgap.search import (
     Backend,
     BankSearch,
@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 #: Squared distances at or below ``DUP_RTOL * scale`` count as duplicates (train/test leakage, collapsed points).
 DUP_RTOL = 1e-9
-#: Queries and bank points whose pairwise squared distances give :attr:`GapCurve.concentration` (one GEMM).
+#: Queries and bank points whose pairwise squared distances give :attr:`GapCurve.concentration` (read from the
+#: exact search's own float32 tiles where they run: no product of its own).
 CONCENTRATION_SUBSET = 1024
 
 
@@ -328,8 +329,11 @@ def build_curve(
     if n_neighbors:
         n_pick = _check_positive_int(neighbor_queries, "neighbor_queries")
         pick = np.random.default_rng(seed).permutation(m)[:n_pick]
+    subset = _concentration_subset(order, searched, m)
     with scope:
-        found = engine.search(reference, all_queries, order, grid, knn_queries=pick, n_neighbors=n_neighbors)
+        found = engine.search(
+            reference, all_queries, order, grid, knn_queries=pick, n_neighbors=n_neighbors, concentration=subset
+        )
     minima = found.minima.running()
     per_query = minima.dist_sq
     knn = None if pick is None else _knn_dist_sq(reference, queries, pick, found)
@@ -339,7 +343,7 @@ def build_curve(
         per_query=np.ascontiguousarray(per_query[:, :m]),
         nearest_index=minima.rows[-1, :m],
         scale=2.0 * found.sq_dev_sum / max(1, searched - 1),
-        concentration=_curve_concentration(reference, queries, order, searched, found),
+        concentration=_curve_concentration(reference, queries, subset, order, found),
         train_gaps=None if train_queries is None else per_query[:, m:].mean(axis=1),
         train_per_query=None if train_queries is None else np.ascontiguousarray(per_query[:, m:]),
         knn_dist_sq=None if knn is None else knn[0],
@@ -350,33 +354,41 @@ def build_curve(
     )
 
 
-def _curve_concentration(
-    reference: np.ndarray, queries: np.ndarray, order: np.ndarray | None, searched: int, found: BankSearch
-) -> float:
-    """:attr:`GapCurve.concentration` from the first ``CONCENTRATION_SUBSET`` bank rows and evenly spread queries.
+def _concentration_subset(order: np.ndarray | None, searched: int, m: int) -> ConcentrationSubset:
+    """The queries and bank positions behind :attr:`GapCurve.concentration`: ``CONCENTRATION_SUBSET`` of each.
 
-    The user's queries only (not train queries), evenly spread in case they come sorted (e.g. by class); the bank
-    rows are already in random order, except without a shuffle (``order`` is ``None``), where they get spread out
-    the same way. Both are centred on the engine's ``centre``, as its float32 copies are; when the engine hands
-    those copies over (``found.prepared``), the rows are read from them (the same bits: the same float32
-    subtraction made them), not centred again.
+    The user's queries only (the first ``m`` searched; not train queries), evenly spread in case they come sorted
+    (e.g. by class); the first bank positions, which hold rows in random order, except without a shuffle (``order``
+    is ``None``), where the positions get spread out the same way.
     """
-    rows = order[:CONCENTRATION_SUBSET] if order is not None else _spread(searched, CONCENTRATION_SUBSET)
-    spread_q = _spread(queries.shape[0], CONCENTRATION_SUBSET)
-    prep = found.prepared
-    if prep is not None:
-        # Bank position p holds reference row order[p] (row p without a shuffle): the rows above are positions
-        # 0..1023 (a view: no copy while the engine's copies are still alive; the product's bits do not depend on
-        # the row stride), or the spread positions themselves.
-        conc_r = prep.reference32[: rows.size] if order is not None else prep.reference32[rows]
-        # The user's queries come first in the searched set; all of them (a view) when there are few.
-        all_q = spread_q.size == queries.shape[0]
-        conc_q = prep.queries32[: queries.shape[0]] if all_q else prep.queries32[spread_q]
-    else:
+    positions = np.arange(min(searched, CONCENTRATION_SUBSET)) if order is not None else None
+    if positions is None:
+        positions = _spread(searched, CONCENTRATION_SUBSET)
+    return ConcentrationSubset(_spread(m, CONCENTRATION_SUBSET), positions)
+
+
+def _curve_concentration(
+    reference: np.ndarray,
+    queries: np.ndarray,
+    subset: ConcentrationSubset,
+    order: np.ndarray | None,
+    found: BankSearch,
+) -> float:
+    """:attr:`GapCurve.concentration`: ``mean^2 / var`` of the squared distances of ``subset`` (see above).
+
+    From the moments the engine took from its search (:attr:`BankSearch.concentration`: the exact engine's float32
+    tiles, or its own product of the subset); otherwise (an approximate index) from one product of the subset's rows,
+    centred on the engine's ``centre`` as its float32 copies are, with the same norm column and the same product
+    (:func:`~lightning_repgap._concentration_block.block_moments`).
+    """
+    moments = found.concentration
+    if moments is None:
+        rows = subset.positions if order is None else order[subset.positions]
         # Gathered while centred, a chunk at a time: no gathered float copy of the rows besides the centred one.
-        conc_r = centred32(reference, found.centre, rows)
-        conc_q = centred32(queries, found.centre, spread_q)
-    return _concentration(conc_r, conc_q, n_sub=CONCENTRATION_SUBSET)
+        moments = block_moments(
+            centred_aug32(reference, found.centre, rows), centred32(queries, found.centre, subset.queries)
+        )
+    return moments.concentration()
 
 
 def _knn_dist_sq(

@@ -33,7 +33,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from lightning_repgap._accuracy import sample_accuracy
 from lightning_repgap._checks import _check_choice, _check_positive_int, _check_representations, _check_same_dim
+from lightning_repgap._concentration_block import ConcentrationSubset, RowMoments, TileBlock
 from lightning_repgap._exact import Tiles, knn32, merge_nearest, prefix_search, rank_float64
 from lightning_repgap._gemm import GemmOption, check_gemm
 from lightning_repgap._imports import _FAISS_AVAILABLE
@@ -76,8 +78,6 @@ log = logging.getLogger(__name__)
 #: Bank size from which :func:`auto_index` picks an approximate index: beyond every size measured so far, because
 #: at none of them was IVF at least 3x faster than the exact search at <= 1 % gap error (``docs/performance.md``).
 AUTO_APPROXIMATE_MIN_BANK = 100_000_000
-# A query counts as found when its distance is within this relative tolerance of the exact one.
-_FOUND_RTOL = 1e-9
 
 
 def resolve_backend(backend: str = "auto") -> str:
@@ -237,6 +237,8 @@ class BankSearch:
             are something else (an approximate index, one DDP rank's share). They are a float32 copy of the whole
             bank: a caller that keeps a ``BankSearch`` beyond building its curve should drop them
             (``dataclasses.replace(found, prepared=None)``).
+        concentration: the moments of the ``concentration`` subset's squared distances, when the engine computed
+            them (:mod:`~lightning_repgap._concentration_block`); ``None``: the curve builder computes them.
 
     """
 
@@ -248,6 +250,7 @@ class BankSearch:
     report: Any = None
     knn_dist_sq: np.ndarray | None = None
     prepared: Prepared | None = None
+    concentration: RowMoments | None = None
 
 
 class SearchEngine(Protocol):
@@ -281,6 +284,7 @@ class SearchEngine(Protocol):
         *,
         knn_queries: np.ndarray | None = None,
         n_neighbors: int = 0,
+        concentration: ConcentrationSubset | None = None,
     ) -> BankSearch:
         """Nearest bank row of every query for each size of ``sizes`` (the bank is ``reference[order]``).
 
@@ -292,6 +296,7 @@ class SearchEngine(Protocol):
             knn_queries: distinct query indices that also need their ``n_neighbors`` nearest rows of the whole
                 (``sizes[-1]``-row) bank, or ``None``.
             n_neighbors: neighbours per ``knn_queries`` query.
+            concentration: the concentration's queries and bank positions (``None``: no moments returned).
 
         Returns:
             A :class:`BankSearch`.
@@ -364,6 +369,7 @@ class ExactEngine:
         *,
         knn_queries: np.ndarray | None = None,
         n_neighbors: int = 0,
+        concentration: ConcentrationSubset | None = None,
     ) -> BankSearch:
         """See :meth:`SearchEngine.search`."""
         rows = np.arange(int(sizes[-1])) if order is None else order
@@ -372,6 +378,7 @@ class ExactEngine:
         screened = screen_if_chosen(
             self.precision, self.tiles, prep, sizes, knn_queries, n_neighbors, query_chunk=self.query_chunk
         )
+        conc = None if concentration is None else TileBlock(concentration, prep.queries32)
         if screened is not None:
             return BankSearch(
                 minima=PrefixMinima(screened.dist_sq, rows[screened.winners]),
@@ -380,8 +387,9 @@ class ExactEngine:
                 knn_rows=None if screened.knn is None else rows[screened.knn],
                 knn_dist_sq=screened.knn_dist_sq,
                 prepared=prep,
+                concentration=None if conc is None else conc.moments(prep.reference_aug32),
             )
-        winners, knn = prefix_search(prep, sizes, self.tiles, knn_rows=knn_queries, k=n_neighbors)
+        winners, knn = prefix_search(prep, sizes, self.tiles, knn_rows=knn_queries, k=n_neighbors, block=conc)
         known = knn_dist = None
         if knn is not None and knn_queries is not None:
             # The neighbour table's float64 distances, needed anyway: winners found in it are not scored twice.
@@ -401,6 +409,7 @@ class ExactEngine:
             knn_rows=None if knn is None else rows[knn],
             knn_dist_sq=knn_dist,
             prepared=prep,
+            concentration=None if conc is None else conc.moments(prep.reference_aug32),  # FAISS: no tiles, a product
         )
 
 
@@ -449,32 +458,6 @@ def engine_for(
 
         return ApproximateEngine(index=name, knn_backend=resolved, **options)
     raise ValueError(f"`index` must be one of ('exact', 'ivf', 'hnsw') once resolved, got {name!r}.")
-
-
-def sample_accuracy(found: np.ndarray, exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Any engine against the exact search on a sample: per-size recall and relative gap error.
-
-    Args:
-        found: float64 ``(S, k)`` prefix minima the engine found for ``k`` sampled queries (``>= exact``).
-        exact: float64 ``(S, k)`` exact prefix minima of the same queries.
-
-    Returns:
-        ``(recall, gap_rel_error)``, each float64 ``(S,)``: the fraction of queries at the exact distance (ties
-        with another row count as found), and ``mean(found) / mean(exact) - 1 >= 0``.
-
-    Example:
-        >>> r, e = sample_accuracy(np.array([[1.0, 2.0]]), np.array([[1.0, 1.0]]))
-        >>> r.tolist(), e.tolist()
-        ([0.5], [0.5])
-
-    """
-    recall = np.mean(found <= exact * (1 + _FOUND_RTOL), axis=1)
-    exact_mean = np.ascontiguousarray(exact).mean(axis=1)  # C order: numpy sums a strided row in another order
-    found_mean = np.ascontiguousarray(found).mean(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel_err = np.where(exact_mean > 0, found_mean / exact_mean - 1.0, np.where(found_mean > 0, np.inf, 0.0))
-    # found >= exact per query; only rounding of the means could say otherwise.
-    return recall, np.maximum(rel_err, 0.0)
 
 
 def search_prepared(

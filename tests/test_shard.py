@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from lightning_repgap import RepresentationGap, _agreed_tiles, _duplicates, _screen, _shard
+from lightning_repgap._concentration_block import ConcentrationSubset
 from lightning_repgap._prepare import prepare
 from lightning_repgap._probe_share import rank_share
 from lightning_repgap._shard import Shard, ShardedEngine, shard_of
@@ -85,11 +86,13 @@ def test_sharded_engine_equals_one_search(world, shuffled, precision, m):
     # Tiny first sizes and a table wider than the first prefixes; the picked queries fall in every rank's share.
     sizes = np.array([1, 2, 3, 7, 40, 300, 650])
     pick = np.array([0, 5, 17, 33, 89, 60])
+    # The concentration's block: a subset of the queries (every rank holds some) against spread bank positions.
+    conc = ConcentrationSubset(np.arange(1, m, 2), np.arange(0, 650, 3))
     engine = ExactEngine("torch", precision=precision)
-    one = engine.search(ref, qs, order, sizes, knn_queries=pick, n_neighbors=12)
+    one = engine.search(ref, qs, order, sizes, knn_queries=pick, n_neighbors=12, concentration=conc)
 
     def run(shard: Shard) -> BankSearch:
-        return shard.wrap(engine).search(ref, qs, order, sizes, knn_queries=pick, n_neighbors=12)
+        return shard.wrap(engine).search(ref, qs, order, sizes, knn_queries=pick, n_neighbors=12, concentration=conc)
 
     results = _sharded(world, run)
     for res in results:
@@ -101,6 +104,12 @@ def test_sharded_engine_equals_one_search(world, shuffled, precision, m):
         np.testing.assert_array_equal(np.sort(res.knn_rows, axis=1), np.sort(one.knn_rows, axis=1))
         # ... with the same float64 distances, gathered from the rank that scored each line.
         np.testing.assert_array_equal(_by_row(res), _by_row(one))
+        # The concentration's moments: each rank's rows, merged in query order, are the one search's bit for bit.
+        assert res.concentration is not None
+        assert one.concentration is not None
+        np.testing.assert_array_equal(res.concentration.sums, one.concentration.sums)
+        np.testing.assert_array_equal(res.concentration.m2, one.concentration.m2)
+        assert res.concentration.concentration() == one.concentration.concentration()
 
 
 def _by_row(found: BankSearch) -> np.ndarray:
@@ -177,7 +186,7 @@ def test_each_rank_searches_the_bank_for_its_share_of_the_queries(monkeypatch):
     searched: list[tuple[int, int, int, str]] = []
     search = ExactEngine.search
 
-    def spy(self, reference, queries, order, sizes, knn_queries=None, n_neighbors=0):
+    def spy(self, reference, queries, order, sizes, knn_queries=None, n_neighbors=0, concentration=None):
         searched.append((len(order), queries.shape[0], len(knn_queries), self.precision, self.small_pages))
         return search(self, reference, queries, order, sizes, knn_queries=knn_queries, n_neighbors=n_neighbors)
 

@@ -14,7 +14,7 @@ import lightning_repgap._screen as screen_module
 from lightning_repgap._duplicates import exact_copies, exact_copies_and_peak
 from lightning_repgap._prepare import pair_dist_sq, prepare, rows_sum_sq64, winner_distances
 from lightning_repgap._scale import unit_exponent
-from lightning_repgap.gap import _curve_concentration
+from lightning_repgap.gap import _concentration_subset, _curve_concentration
 from lightning_repgap.search import ExactEngine
 
 
@@ -72,13 +72,16 @@ def test_the_engine_hands_over_exact_neighbour_distances_and_its_copies(precisio
     np.testing.assert_array_equal(found.knn_dist_sq, pair_dist_sq(bank, queries[pick], found.knn_rows))
     expected = pair_dist_sq(bank, queries, found.minima.rows.T).T
     np.testing.assert_array_equal(found.minima.dist_sq, expected)
-    # The concentration read from the engine's copies equals the one centred again from the data.
+    # The concentration's moments taken from the engine's float32 tiles (the screen: its own product of the subset)
+    # equal one product of the subset's rows centred again from the data, bit for bit (torch's tiles).
     for rows in (order, None):
-        engine = ExactEngine("torch", precision=precision)
-        found = engine.search(bank, queries, rows, sizes, knn_queries=pick, n_neighbors=6)
-        again = dataclasses.replace(found, prepared=None)
-        assert _curve_concentration(bank, queries, rows, 3000, found) == _curve_concentration(
-            bank, queries, rows, 3000, again
+        subset = _concentration_subset(rows, 3000, 300)
+        engine = ExactEngine("torch", gemm="torch", precision=precision)
+        found = engine.search(bank, queries, rows, sizes, knn_queries=pick, n_neighbors=6, concentration=subset)
+        assert found.concentration is not None
+        again = dataclasses.replace(found, prepared=None, concentration=None)
+        assert _curve_concentration(bank, queries, subset, rows, found) == _curve_concentration(
+            bank, queries, subset, rows, again
         )
 
 

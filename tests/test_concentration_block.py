@@ -1,0 +1,80 @@
+"""The concentration read from the exact search's own tiles: the same value as a product of its own, on every path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from lightning_repgap._concentration_block import ConcentrationSubset, RowMoments, TileBlock, block_moments
+from lightning_repgap._imports import _FAISS_AVAILABLE
+from lightning_repgap._prepare import prepare
+from lightning_repgap.gap import gap_curve
+from lightning_repgap.search import ExactEngine
+
+
+def _cloud(n: int, dim: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32) + 3.0
+
+
+def test_row_moments_combine_to_the_moments_of_the_whole_block():
+    d = np.random.default_rng(0).gamma(3.0, size=(37, 53)) * 1e3
+    mom = RowMoments.of(d)
+    assert mom.concentration() == pytest.approx(d.mean() ** 2 / d.var(), rel=1e-12)
+    # Rows combined in order: the moments of a block split by rows are the rows' moments, whatever the split.
+    np.testing.assert_array_equal(np.concatenate([RowMoments.of(d[:20]).sums, RowMoments.of(d[20:]).sums]), mom.sums)
+    np.testing.assert_array_equal(np.concatenate([RowMoments.of(d[:20]).m2, RowMoments.of(d[20:]).m2]), mom.m2)
+    assert RowMoments.of(np.full((3, 4), 2.0)).concentration() == np.inf
+    assert np.isnan(RowMoments.of(np.zeros((3, 4))).concentration())
+
+
+@pytest.mark.parametrize("shuffled", [True, False])
+def test_the_block_from_the_tiles_equals_its_own_product_across_query_chunks_and_bank_tiles(shuffled):
+    # 2,500 queries: two query chunks of the tiles; 3,000 bank rows: the unshuffled subset spans two bank tiles.
+    bank, queries = _cloud(3000, 12, 1), _cloud(2500, 12, 2)
+    order = np.random.default_rng(3).permutation(3000) if shuffled else None
+    positions = np.arange(1024) if shuffled else np.linspace(0, 2999, 1024).round().astype(np.int64)
+    subset = ConcentrationSubset(np.linspace(0, 2499, 1024).round().astype(np.int64), positions)
+    found = ExactEngine("torch", gemm="torch", precision="fp32").search(
+        bank, queries, order, np.array([100, 3000]), concentration=subset
+    )
+    prep = prepare(bank, queries, rows=np.arange(3000) if order is None else order)
+    block = TileBlock(subset, prep.queries32)
+    assert not block.filled  # no tile taken: the moments come from one product of the subset
+    own = block_moments(prep.reference_aug32[positions], prep.queries32[subset.queries])
+    assert found.concentration is not None
+    np.testing.assert_array_equal(found.concentration.sums, own.sums)
+    np.testing.assert_array_equal(found.concentration.m2, own.m2)
+
+
+def test_the_concentration_does_not_follow_the_blas_thread_count():
+    # At D > 10,000 OpenBLAS's float32 product of the separate concentration GEMM (before) gave other bits on 1 and
+    # 2 threads; read from torch's tiles, the value is the same.
+    x = _cloud(1200, 10_001, 4)
+    values = []
+    for threads in (1, 2):
+        with threadpool_limits(threads, user_api="blas"):
+            values.append(gap_curve(x[:600], x[600:], num_threads=threads, backend="torch").concentration)
+    assert values[0] == values[1]
+
+
+@pytest.mark.skipif(not _FAISS_AVAILABLE, reason="needs faiss")
+def test_faiss_and_the_screen_compute_the_same_concentration_as_the_float32_tiles():
+    bank, queries = _cloud(1500, 20, 5), _cloud(400, 20, 6)
+    tiles = gap_curve(bank, queries, backend="torch", search_precision="fp32", gemm="torch").concentration
+    assert gap_curve(bank, queries, backend="faiss").concentration == tiles
+    assert gap_curve(bank, queries, backend="torch", search_precision="bf16-screen").concentration == tiles
+
+
+def test_a_query_searched_alone_gets_the_same_block_as_among_others():
+    # A DDP rank may hold a single query: its one-row tile runs torch's small-matrix kernel (other bits), so the block
+    # then comes from a product padded to MIN_SIDE rows, whose bits are those of the one process's wide tiles.
+    bank, queries = _cloud(700, 30, 7), _cloud(50, 30, 8)
+    subset = ConcentrationSubset(np.array([0]), np.arange(512))
+    engine = ExactEngine("torch", gemm="torch", precision="fp32")
+    alone = engine.search(bank, queries[:1], None, np.array([700]), concentration=subset).concentration
+    among = engine.search(bank, queries, None, np.array([700]), concentration=subset).concentration
+    assert alone is not None
+    assert among is not None
+    np.testing.assert_array_equal(alone.sums, among.sums)
+    np.testing.assert_array_equal(alone.m2, among.m2)
