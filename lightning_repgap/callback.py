@@ -383,7 +383,17 @@ class RepresentationGapCallback(Callback):
             feats[role], labels[role] = embed(mine)
             feats[role]["__index__"] = torch.as_tensor(mine, dtype=torch.int64)
         if self.reference_fn is not None:
-            feats["reference"] = {self._sources()[0]: self._call_reference_fn(trainer, pl_module)}
+            source = self._sources()[0]
+            bank = self._call_reference_fn(trainer, pl_module)
+            queries = feats.get("queries", {}).get(source)
+            if queries is not None and queries.ndim == 2 and queries.shape[1] != bank.shape[1]:
+                # A configuration error, named here rather than as the metric's bare width mismatch.
+                against = f"layer {source!r}" if self.layer else "the flattened raw inputs (`layer=None`)"
+                raise ValueError(
+                    f"`reference_fn` returned points of width {bank.shape[1]}, but the queries, {against}, have width "
+                    f"{queries.shape[1]}: return representations comparable with the queries."
+                )
+            feats["reference"] = {source: bank}
             labels["reference"] = None
         return feats, labels
 

@@ -393,7 +393,7 @@ def representation_gap(
             ``backend``, ``index`` (see there). Passing one that contradicts ``config`` is an error.
 
     Returns:
-        A dict of float32 scalar tensors, keys as above.
+        A dict of scalar tensors, keys as above (float32; float64 for float64 inputs).
 
     Example:
         >>> import numpy as np

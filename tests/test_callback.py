@@ -407,6 +407,11 @@ def test_reference_fn_bank_on_another_device(tmp_path):  # pragma: no cover - no
         (lambda m: [1.0, 2.0], TypeError, "must return a torch.Tensor"),
         (lambda m: torch.zeros(1, 4), ValueError, "at least 2 points"),
         (lambda m: torch.randn(10, 4), ValueError, "returned 10 points in all; the gap-law fit needs at least"),
+        (
+            lambda m: torch.randn(512, 3),
+            ValueError,
+            r"width 3, but the queries, the flattened raw inputs \(`layer=None`\)",
+        ),
     ],
 )
 def test_reference_fn_errors(tmp_path, fn, error, match):
