@@ -14,7 +14,9 @@ contributes its rows and the ranks' rows combine to the one-process value bit fo
 (:mod:`lightning_repgap._shard`). A row's values depend only on the tile product's bits for that row: torch's CPU
 product (MKL) gave the same bits for a row whatever the other rows, the tile width and the thread count (1 or 2) in
 every check on the reference host; numpy's OpenBLAS product follows its thread count at a large ``D``, as the
-search's own tiles then do.
+search's own tiles then do. Bit-for-bit agreement between DDP and one process holds on torch's tiles: where the probe
+chose numpy's tiles and one side meets a tile narrower than :data:`MIN_SIDE` (a rank's short last chunk), that side's
+block comes from :func:`block_moments` (torch's product) and can differ from the other's at float32 rounding level.
 """
 
 from __future__ import annotations
@@ -77,7 +79,10 @@ class RowMoments(NamedTuple):
         ones = np.ones((1, dist.shape[1], 1))
         sums = np.matmul(dist[:, None, :], ones).reshape(dist.shape[0])
         centred = dist - (sums / dist.shape[1])[:, None]
-        return cls(sums, rows_sum_sq64(centred), dist.shape[1])
+        m2 = rows_sum_sq64(centred)
+        # A constant row has no spread, although its rounded mean can leave a tiny one in the centred values.
+        m2[dist.max(axis=1) == dist.min(axis=1)] = 0.0
+        return cls(sums, m2, dist.shape[1])
 
     def concentration(self) -> float:
         """``mean^2 / var`` over every row, the rows combined in their order (Chan's pairwise update, vectorised).
@@ -85,6 +90,10 @@ class RowMoments(NamedTuple):
         ``inf`` if every distance is the same non-zero value, ``nan`` if they are all zero.
         """
         n = self.sums.size * self.width
+        if not self.m2.any() and (self.sums == self.sums[0]).all():
+            # Every distance equal: the variance is exactly 0 (the combination below could round to a tiny one).
+            mean = float(self.sums[0]) / self.width
+            return math.inf if mean > 0 else math.nan
         mean = float(self.sums.sum()) / n
         between = self.sums / self.width - mean
         var = (float(self.m2.sum()) + self.width * float(between @ between)) / n
@@ -142,7 +151,9 @@ class TileBlock:
         if min(scores.shape) < MIN_SIDE:
             self._narrow = True
             return
-        part = scores[_index(q[qa:qb] - i0)][:, _index(p[pa:pb] - j0)]
+        rows, cols = (_index(ids) for ids in (q[qa:qb] - i0, p[pa:pb] - j0))
+        part = scores[rows if isinstance(rows, slice) else torch.from_numpy(rows)]
+        part = part[:, cols if isinstance(cols, slice) else torch.from_numpy(cols)]
         self._block[qa:qb, pa:pb] = part.cpu().numpy()
         self.filled = True
 
@@ -154,15 +165,15 @@ class TileBlock:
         """
         q, p = self.subset
         if not self.filled or self._narrow:
-            return block_moments(reference_aug32[p], self.queries32[q])
+            return block_moments(reference_aug32[_index(p)], self.queries32[q])
         return RowMoments.of(_distances(self._block, _query_sq_norms(self.queries32, q)))
 
 
-def _index(ids: np.ndarray) -> slice | torch.Tensor:
-    """Increasing indices as a slice when they are a run (a view, no gather), else as a tensor."""
-    if int(ids[-1]) - int(ids[0]) == ids.size - 1:
+def _index(ids: np.ndarray) -> slice | np.ndarray:
+    """Increasing indices as a slice when they are a run (a view, no gather), else as they are."""
+    if ids.size and int(ids[-1]) - int(ids[0]) == ids.size - 1:
         return slice(int(ids[0]), int(ids[-1]) + 1)
-    return torch.from_numpy(ids)
+    return ids
 
 
 def block_moments(reference_aug32: np.ndarray, queries32: np.ndarray) -> RowMoments:

@@ -78,3 +78,22 @@ def test_a_query_searched_alone_gets_the_same_block_as_among_others():
     assert among is not None
     np.testing.assert_array_equal(alone.sums, among.sums)
     np.testing.assert_array_equal(alone.m2, among.m2)
+
+
+def test_the_concentration_reads_the_spread_queries_and_the_first_shuffled_bank_rows():
+    # Queries sorted along one axis (as data sorted by class come): a wrong subset (the first 1,024 instead of 1,024
+    # spread over all 2,500) or a shifted bank position changes the value far beyond float32 rounding.
+    bank, queries = _cloud(3000, 12, 9), _cloud(2500, 12, 10)
+    queries = queries[np.argsort(queries[:, 0])]
+    found = gap_curve(bank, queries, backend="torch", search_precision="fp32", gemm="torch", seed=0).concentration
+    order = np.random.default_rng(0).permutation(3000)
+    r = bank[order[:1024]].astype(np.float64)
+    q = queries[np.linspace(0, 2499, 1024).round().astype(np.int64)].astype(np.float64)
+    dist = ((q[:, None, :] - r[None, :, :]) ** 2).sum(-1)
+    assert found == pytest.approx(dist.mean() ** 2 / dist.var(), rel=1e-5)
+
+
+def test_an_all_equal_block_has_no_spread():
+    # Every distance the same, over a width that is not a power of two: the rows' combination must not round a
+    # variance into existence (the separate GEMM's value was inf here too).
+    assert RowMoments.of(np.full((999, 1000), 7.3)).concentration() == np.inf
