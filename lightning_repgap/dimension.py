@@ -36,6 +36,7 @@ from lightning_repgap._local_dimension import (
 from lightning_repgap._trusted_parts import (
     AUTO_GAP_FROM,
     AUTO_LOCAL_BELOW,
+    CLUSTER_SPLIT,
     CROSS_CHECK_ROWS,
     DISAGREEMENT_FACTOR,
     FAR_RANKS,
@@ -52,6 +53,7 @@ from lightning_repgap._trusted_parts import (
     NOISE_SCALE_RATIO,
     _bootstrap_counts,
     _calibrated_interval,
+    _cluster_split,
     _density_spread,
     _floor_fit,
     _gap_weight,
@@ -67,6 +69,7 @@ from lightning_repgap.gap import gap_curve
 from lightning_repgap.search import Backend, nearest
 
 __all__ = [
+    "CLUSTER_SPLIT",
     "CROSS_CHECK_ROWS",
     "HETEROGENEOUS_CONCENTRATION",
     "HETEROGENEOUS_SPREAD",
@@ -273,8 +276,10 @@ class DimensionEstimate:
         noise_floor: fitted constant floor of :math:`G(n)` as a fraction of :math:`G(n_{max})` (the noise
             diagnosis's first test; the reported value may come from a decaying floor).
         disagree: the gap law and the local estimate disagree beyond their intervals (see
-            :data:`DISAGREEMENT_FACTOR`).
+            :data:`DISAGREEMENT_FACTOR`), or the cloud is read as separated clusters (``clusters``).
         fit: the gap-law fit (for plots and the law's :math:`R^2`).
+        clusters: the per-query gaps split into two groups at some bank size (separated clusters, part of them
+            still without a bank point: :data:`CLUSTER_SPLIT`); ``dim`` is then the local estimate.
 
     Example:
         >>> [METHOD_CODES[m] for m in ("gap", "local", "blend", "noise_floor", "local_far")]
@@ -294,6 +299,7 @@ class DimensionEstimate:
     noise_floor: float
     disagree: bool
     fit: DimensionFit = field(repr=False)
+    clusters: bool = False
 
     @property
     def method_code(self) -> int:
@@ -495,7 +501,15 @@ def trusted_dimension(
     evident = (
         falls and not noisy and floor_frac >= floor_needed and d_near >= NOISE_EVIDENT_RATIO * fit.dim and fit.dim > 0
     )
-    if floor_borne_out and not far_finer:
+    # Separated clusters: while part of them hold no bank point, the per-query gaps split into two groups (see
+    # CLUSTER_SPLIT). The gap curve then falls like the share of empty clusters and follows the clusters' own law, which
+    # neither the floor model nor the law over all banks reads; the local estimators read the clusters' own dimension.
+    clusters = math.isfinite(d_local) and _cluster_split(sizes_arr[use], pq) >= CLUSTER_SPLIT
+    far_finer = far_finer and not clusters
+    if clusters:
+        w = 0.0
+        dim, dim_low, dim_high, method = _blend(w, (d_local, local_lo, local_hi), fit)
+    elif floor_borne_out and not far_finer:
         # d_floor is the diagnosis's value (the decaying floor's where it explains the curve much better and passes the
         # checks); the bootstrap draws are chosen the same way, with the same checks.
         draws = np.zeros(0)
@@ -542,7 +556,7 @@ def trusted_dimension(
             float(sizes_arr[-1]),
         )
 
-    disagree = bool(
+    disagree = clusters or bool(
         math.isfinite(d_local)
         and math.isfinite(fit.dim)
         and (local_hi < fit.dim_low or fit.dim_high < local_lo)
@@ -561,6 +575,7 @@ def trusted_dimension(
         noise_floor=floor_frac,
         disagree=disagree,
         fit=fit,
+        clusters=clusters,
     )
 
 
@@ -680,6 +695,16 @@ def estimate_dimension(
 
 def warn_disagreement(est: DimensionEstimate, stacklevel: int = 3) -> None:
     """Warn (:class:`DimensionDisagreementWarning`) that the gap law and the local estimators disagree."""
+    if est.clusters:
+        warnings.warn(
+            "The per-query gaps split into two groups (separated clusters, some of them still without a bank point): "
+            f"the gap law ({est.dim_gap:.2f} [{est.fit.dim_low:.2f}, {est.fit.dim_high:.2f}]) reads the clusters "
+            f"filling, not a dimension, so dim = {est.dim:.2f} is the local estimators' reading of the separated "
+            "clusters' own dimension. Compare dim_twonn / dim_mle, and read one cluster (class) at a time to confirm.",
+            DimensionDisagreementWarning,
+            stacklevel=stacklevel,
+        )
+        return
     if est.method in ("local", "blend") and est.weight_gap < _gap_weight(est.dim_gap, None):
         # The guard against densities spread over scales moved the weight off the gap law.
         why = (
