@@ -379,6 +379,14 @@ def trusted_dimension(
       ``dim`` is GRIDE far too (``"local_far"``): noise only raises the far reading, and the coarse-scale curvature
       that the law's few small banks see (a curve winding through a surface) only raises the law.
 
+    Separated clusters come first: while part of k separated clusters hold no bank point, a query's nearest bank point
+    lies in its own cluster or at least the separation away, so the per-query gaps at that bank size fall into two
+    groups with an empty band between them (at least :data:`CLUSTER_SPLIT` in log squared distance, with
+    ``_trusted_parts.CLUSTER_SHARE`` of the queries on either side), which no connected set, noisy or not, shows. The
+    gap curve then falls like the share of empty clusters and follows the clusters' own law, which neither the floor
+    model (it reads a curve under a floor) nor the law over all banks reads: ``dim`` is ``d_local`` (the clusters' own
+    dimension, method ``"local"``) and ``clusters`` is set.
+
     Otherwise ``dim`` is ``d_local`` when ``d_gap <= 8``, ``d_gap`` when ``d_gap >= 12``, and in between
     :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`; but ``w`` moves to 0 (``d_local``)
     where the density spreads over scales: the squared distances are far less concentrated than a ball's of
