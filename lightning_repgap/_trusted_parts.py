@@ -590,3 +590,30 @@ def _gride_draws(dist: np.ndarray, counts: np.ndarray, n1: int, n2: int) -> np.n
         shift = np.where(den < 0, 0.5 * (ym - yp) / den, 0.0)
     step = math.log(grid[1] / grid[0])
     return np.exp(np.log(grid[j]) + np.clip(shift, -1.0, 1.0) * step)
+
+
+def _disagreement_message(est: Any) -> str:
+    """The text of the disagreement warning for a :class:`~lightning_repgap.dimension.DimensionEstimate`."""
+    gap = f"{est.dim_gap:.2f} [{est.fit.dim_low:.2f}, {est.fit.dim_high:.2f}]"
+    if est.clusters:
+        return (
+            "The per-query gaps split into two groups (separated clusters, some of them still without a bank point): "
+            f"the gap law ({gap}) reads the clusters filling, not a dimension, so dim = {est.dim:.2f} is the local "
+            "estimators' reading of the separated clusters' own dimension. Compare dim_twonn / dim_mle, and read one "
+            "cluster (class) at a time to confirm."
+        )
+    if est.method in ("local", "blend") and est.weight_gap < _gap_weight(est.dim_gap, None):
+        # The guard against densities spread over scales moved the weight off the gap law.
+        why = (
+            "The density spreads over scales (heavy tails or a scale mixture: the squared distances are far less "
+            "concentrated than a ball's and the neighbour distances spread over scales), which bends the gap curve; "
+            "dim follows the local estimators. Compare dim_twonn / dim_mle before trusting it."
+        )
+    else:
+        why = (
+            "Curved or noisy data at this bank size: compare dim_twonn / dim_mle and the gap curve before trusting it."
+        )
+    return (
+        f"The gap law ({gap}) and the local estimators ({est.dim_local:.2f}) disagree beyond their intervals; "
+        f"dim = {est.dim:.2f} from '{est.method}'. {why}"
+    )

@@ -55,6 +55,7 @@ from lightning_repgap._trusted_parts import (
     _calibrated_interval,
     _cluster_split,
     _density_spread,
+    _disagreement_message,
     _floor_fit,
     _gap_weight,
     _gride_draws,
@@ -379,13 +380,9 @@ def trusted_dimension(
       ``dim`` is GRIDE far too (``"local_far"``): noise only raises the far reading, and the coarse-scale curvature
       that the law's few small banks see (a curve winding through a surface) only raises the law.
 
-    Separated clusters come first: while part of k separated clusters hold no bank point, a query's nearest bank point
-    lies in its own cluster or at least the separation away, so the per-query gaps at that bank size fall into two
-    groups with an empty band between them (at least :data:`CLUSTER_SPLIT` in log squared distance, with
-    ``_trusted_parts.CLUSTER_SHARE`` of the queries on either side), which no connected set, noisy or not, shows. The
-    gap curve then falls like the share of empty clusters and follows the clusters' own law, which neither the floor
-    model (it reads a curve under a floor) nor the law over all banks reads: ``dim`` is ``d_local`` (the clusters' own
-    dimension, method ``"local"``) and ``clusters`` is set.
+    Separated clusters come first: where the per-query gaps at some bank size split into two groups with an empty band
+    between them (:data:`CLUSTER_SPLIT`: part of the clusters hold no bank point yet; no connected set shows it),
+    ``dim`` is ``d_local``, the clusters' own dimension (method ``"local"``), and ``clusters`` is set.
 
     Otherwise ``dim`` is ``d_local`` when ``d_gap <= 8``, ``d_gap`` when ``d_gap >= 12``, and in between
     :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`; but ``w`` moves to 0 (``d_local``)
@@ -509,14 +506,11 @@ def trusted_dimension(
     evident = (
         falls and not noisy and floor_frac >= floor_needed and d_near >= NOISE_EVIDENT_RATIO * fit.dim and fit.dim > 0
     )
-    # Separated clusters: while part of them hold no bank point, the per-query gaps split into two groups (see
-    # CLUSTER_SPLIT). The gap curve then falls like the share of empty clusters and follows the clusters' own law, which
-    # neither the floor model nor the law over all banks reads; the local estimators read the clusters' own dimension.
+    # Separated clusters (CLUSTER_SPLIT): the floor model and the law over all banks misread the clusters filling.
     clusters = math.isfinite(d_local) and _cluster_split(sizes_arr[use], pq) >= CLUSTER_SPLIT
     far_finer = far_finer and not clusters
     if clusters:
-        w = 0.0
-        dim, dim_low, dim_high, method = _blend(w, (d_local, local_lo, local_hi), fit)
+        w, (dim, dim_low, dim_high, method) = 0.0, _blend(0.0, (d_local, local_lo, local_hi), fit)
     elif floor_borne_out and not far_finer:
         # d_floor is the diagnosis's value (the decaying floor's where it explains the curve much better and passes the
         # checks); the bootstrap draws are chosen the same way, with the same checks.
@@ -703,30 +697,4 @@ def estimate_dimension(
 
 def warn_disagreement(est: DimensionEstimate, stacklevel: int = 3) -> None:
     """Warn (:class:`DimensionDisagreementWarning`) that the gap law and the local estimators disagree."""
-    if est.clusters:
-        warnings.warn(
-            "The per-query gaps split into two groups (separated clusters, some of them still without a bank point): "
-            f"the gap law ({est.dim_gap:.2f} [{est.fit.dim_low:.2f}, {est.fit.dim_high:.2f}]) reads the clusters "
-            f"filling, not a dimension, so dim = {est.dim:.2f} is the local estimators' reading of the separated "
-            "clusters' own dimension. Compare dim_twonn / dim_mle, and read one cluster (class) at a time to confirm.",
-            DimensionDisagreementWarning,
-            stacklevel=stacklevel,
-        )
-        return
-    if est.method in ("local", "blend") and est.weight_gap < _gap_weight(est.dim_gap, None):
-        # The guard against densities spread over scales moved the weight off the gap law.
-        why = (
-            "The density spreads over scales (heavy tails or a scale mixture: the squared distances are far less "
-            "concentrated than a ball's and the neighbour distances spread over scales), which bends the gap curve; "
-            "dim follows the local estimators. Compare dim_twonn / dim_mle before trusting it."
-        )
-    else:
-        why = (
-            "Curved or noisy data at this bank size: compare dim_twonn / dim_mle and the gap curve before trusting it."
-        )
-    warnings.warn(
-        f"The gap law ({est.dim_gap:.2f} [{est.fit.dim_low:.2f}, {est.fit.dim_high:.2f}]) and the local estimators "
-        f"({est.dim_local:.2f}) disagree beyond their intervals; dim = {est.dim:.2f} from '{est.method}'. {why}",
-        DimensionDisagreementWarning,
-        stacklevel=stacklevel,
-    )
+    warnings.warn(_disagreement_message(est), DimensionDisagreementWarning, stacklevel=stacklevel)
