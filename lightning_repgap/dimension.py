@@ -36,6 +36,7 @@ from lightning_repgap._local_dimension import (
 from lightning_repgap._trusted_parts import (
     AUTO_GAP_FROM,
     AUTO_LOCAL_BELOW,
+    CLUSTER_SPLIT,
     CROSS_CHECK_ROWS,
     DISAGREEMENT_FACTOR,
     FAR_RANKS,
@@ -52,7 +53,9 @@ from lightning_repgap._trusted_parts import (
     NOISE_SCALE_RATIO,
     _bootstrap_counts,
     _calibrated_interval,
+    _cluster_split,
     _density_spread,
+    _disagreement_message,
     _floor_fit,
     _gap_weight,
     _gride_draws,
@@ -67,6 +70,7 @@ from lightning_repgap.gap import gap_curve
 from lightning_repgap.search import Backend, nearest
 
 __all__ = [
+    "CLUSTER_SPLIT",
     "CROSS_CHECK_ROWS",
     "HETEROGENEOUS_CONCENTRATION",
     "HETEROGENEOUS_SPREAD",
@@ -273,8 +277,10 @@ class DimensionEstimate:
         noise_floor: fitted constant floor of :math:`G(n)` as a fraction of :math:`G(n_{max})` (the noise
             diagnosis's first test; the reported value may come from a decaying floor).
         disagree: the gap law and the local estimate disagree beyond their intervals (see
-            :data:`DISAGREEMENT_FACTOR`).
+            :data:`DISAGREEMENT_FACTOR`), or the cloud is read as separated clusters (``clusters``).
         fit: the gap-law fit (for plots and the law's :math:`R^2`).
+        clusters: the per-query gaps split into two groups at some bank size (separated clusters, part of them
+            still without a bank point: :data:`CLUSTER_SPLIT`); ``dim`` is then the local estimate.
 
     Example:
         >>> [METHOD_CODES[m] for m in ("gap", "local", "blend", "noise_floor", "local_far")]
@@ -294,6 +300,7 @@ class DimensionEstimate:
     noise_floor: float
     disagree: bool
     fit: DimensionFit = field(repr=False)
+    clusters: bool = False
 
     @property
     def method_code(self) -> int:
@@ -372,6 +379,10 @@ def trusted_dimension(
       noise that the nearest ones see. Where noise is diagnosed but GRIDE far reads below the floor-corrected law,
       ``dim`` is GRIDE far too (``"local_far"``): noise only raises the far reading, and the coarse-scale curvature
       that the law's few small banks see (a curve winding through a surface) only raises the law.
+
+    Separated clusters come first: where the per-query gaps at some bank size split into two groups with an empty band
+    between them (:data:`CLUSTER_SPLIT`: part of the clusters hold no bank point yet; no connected set shows it),
+    ``dim`` is ``d_local``, the clusters' own dimension (method ``"local"``), and ``clusters`` is set.
 
     Otherwise ``dim`` is ``d_local`` when ``d_gap <= 8``, ``d_gap`` when ``d_gap >= 12``, and in between
     :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`; but ``w`` moves to 0 (``d_local``)
@@ -495,7 +506,12 @@ def trusted_dimension(
     evident = (
         falls and not noisy and floor_frac >= floor_needed and d_near >= NOISE_EVIDENT_RATIO * fit.dim and fit.dim > 0
     )
-    if floor_borne_out and not far_finer:
+    # Separated clusters (CLUSTER_SPLIT): the floor model and the law over all banks misread the clusters filling.
+    clusters = math.isfinite(d_local) and _cluster_split(sizes_arr[use], pq) >= CLUSTER_SPLIT
+    far_finer = far_finer and not clusters
+    if clusters:
+        w, (dim, dim_low, dim_high, method) = 0.0, _blend(0.0, (d_local, local_lo, local_hi), fit)
+    elif floor_borne_out and not far_finer:
         # d_floor is the diagnosis's value (the decaying floor's where it explains the curve much better and passes the
         # checks); the bootstrap draws are chosen the same way, with the same checks.
         draws = np.zeros(0)
@@ -542,7 +558,7 @@ def trusted_dimension(
             float(sizes_arr[-1]),
         )
 
-    disagree = bool(
+    disagree = clusters or bool(
         math.isfinite(d_local)
         and math.isfinite(fit.dim)
         and (local_hi < fit.dim_low or fit.dim_high < local_lo)
@@ -561,6 +577,7 @@ def trusted_dimension(
         noise_floor=floor_frac,
         disagree=disagree,
         fit=fit,
+        clusters=clusters,
     )
 
 
@@ -680,20 +697,4 @@ def estimate_dimension(
 
 def warn_disagreement(est: DimensionEstimate, stacklevel: int = 3) -> None:
     """Warn (:class:`DimensionDisagreementWarning`) that the gap law and the local estimators disagree."""
-    if est.method in ("local", "blend") and est.weight_gap < _gap_weight(est.dim_gap, None):
-        # The guard against densities spread over scales moved the weight off the gap law.
-        why = (
-            "The density spreads over scales (heavy tails or a scale mixture: the squared distances are far less "
-            "concentrated than a ball's and the neighbour distances spread over scales), which bends the gap curve; "
-            "dim follows the local estimators. Compare dim_twonn / dim_mle before trusting it."
-        )
-    else:
-        why = (
-            "Curved or noisy data at this bank size: compare dim_twonn / dim_mle and the gap curve before trusting it."
-        )
-    warnings.warn(
-        f"The gap law ({est.dim_gap:.2f} [{est.fit.dim_low:.2f}, {est.fit.dim_high:.2f}]) and the local estimators "
-        f"({est.dim_local:.2f}) disagree beyond their intervals; dim = {est.dim:.2f} from '{est.method}'. {why}",
-        DimensionDisagreementWarning,
-        stacklevel=stacklevel,
-    )
+    warnings.warn(_disagreement_message(est), DimensionDisagreementWarning, stacklevel=stacklevel)
