@@ -214,9 +214,19 @@ def _gap_compute(
         use = curve.sizes >= config.fit_min_size
         fit_sizes, fit_per_query, fit_min = effective_sizes(curve.sizes, near_share)[use], curve.per_query[use], 1
     _, mle_dist, k_mle = estimator_tables(table, counts, k)
+    # The cross-checks keep their meaning: TwoNN and MLE on the first CROSS_CHECK_ROWS rows of the table.
+    cross_twonn, cross_mle, k_cross = estimator_tables(table[:CROSS_CHECK_ROWS], counts[:CROSS_CHECK_ROWS], k)
+    # trusted_dimension runs both on the first CROSS_CHECK_ROWS rows of `mle_dist`: the same tables, so the same
+    # values, when every row keeps k_mle distinct neighbours and the first rows agree on k (always without copies).
+    # Then its values are reused; otherwise its own cross-checks, which are not reported, stay silent. Either way each
+    # estimator's warnings are emitted once.
+    shared = k_cross == k_mle and bool((counts >= k_mle).all())
     # A law that does not hold (a flat curve: one distinct query, say) gives an infinite dimension; it is reported
     # below as undefined instead of through numpy's floating-point warnings on the way.
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"), warnings.catch_warnings():
+        if not shared:
+            for name in ("twonn_dimension", "mle_dimension", "TwoNN", "MLE"):
+                warnings.filterwarnings("ignore", message=f"{name}[: ]")
         est = trusted_dimension(
             fit_sizes,
             fit_per_query,
@@ -239,8 +249,11 @@ def _gap_compute(
         )
     elif est.disagree:
         warn_disagreement(est)
-    # The cross-checks keep their meaning: TwoNN and MLE on the first CROSS_CHECK_ROWS rows of the table.
-    cross_twonn, cross_mle, k_cross = estimator_tables(table[:CROSS_CHECK_ROWS], counts[:CROSS_CHECK_ROWS], k)
+    if shared:
+        dim_twonn, dim_mle = est.dim_twonn, est.dim_mle
+    else:
+        dim_twonn = _cross_check(twonn_dimension, cross_twonn)
+        dim_mle = _cross_check(mle_dimension, cross_mle, n_neighbors=k_cross)
     values = {
         "gap": defined["gap"],
         "gap_norm": defined["gap_norm"],
@@ -248,8 +261,8 @@ def _gap_compute(
         "dim_low": est.dim_low,
         "dim_high": est.dim_high,
         "law_r2": fit.r2,
-        "dim_twonn": _cross_check(twonn_dimension, cross_twonn),
-        "dim_mle": _cross_check(mle_dimension, cross_mle, n_neighbors=k_cross),
+        "dim_twonn": dim_twonn,
+        "dim_mle": dim_mle,
         "dim_method": float(est.method_code) if math.isfinite(est.dim) else math.nan,  # undefined with `dim`
         **{key: v for key, v in defined.items() if key not in ("gap", "gap_norm")},
     }

@@ -202,6 +202,24 @@ def test_copies_in_the_bank_do_not_bias_twonn_or_dim(kind, extra):
     assert ref["bank_dup_frac"] == 0.0
 
 
+@pytest.mark.parametrize("bank_copies", [False, True])
+def test_each_cross_check_warning_is_emitted_once(bank_copies):
+    """Queries leaked into the bank: TwoNN's and MLE's duplicate warnings once each (they were computed twice).
+
+    With near copies in the bank the cross-checks read other rows than the trusted dimension's: that path too.
+    """
+    rng = np.random.default_rng(3)
+    bank = rng.random((2000, 4))
+    if bank_copies:
+        bank = np.concatenate([bank, bank[:400] + 1e-9])
+    qs = np.concatenate([bank[:40], rng.random((260, 4))])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _keys(bank, qs, n_bootstrap=0)
+    for name in ("TwoNN:", "MLE:"):
+        assert sum(str(w.message).startswith(name) for w in caught) == 1, [str(w.message) for w in caught]
+
+
 def test_no_copies_no_change():
     """A bank without copies: no warning, bank_dup_frac 0, and the neighbour table used as it is."""
     rng = np.random.default_rng(2)
