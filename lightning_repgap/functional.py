@@ -30,7 +30,7 @@ from lightning_repgap._duplicates import (
     exact_copies_and_peak,
     near_copies,
 )
-from lightning_repgap._faults import DegenerateRepresentationError, TooFewDistinctPointsError
+from lightning_repgap._faults import DegenerateRepresentationError, TooFewDistinctPointsError, TooFewQueriesError
 from lightning_repgap._local_dimension import _cross_check
 from lightning_repgap._scale import rescale, restore_curve, unit_exponent
 from lightning_repgap._threads import measurement_threads
@@ -53,6 +53,7 @@ from lightning_repgap.search import SearchEngine
 __all__ = [
     "ACCURACY_KEYS",
     "CORE_KEYS",
+    "MIN_QUERIES",
     "OPTIONAL_KEYS",
     "GapInputs",
     "GapResult",
@@ -76,6 +77,9 @@ CORE_KEYS = (
     "bank_dup_frac",
     "dim_method",
 )
+#: Fewest queries the gap-law fit accepts. G(n) is a mean over the queries and its interval a bootstrap over them: a
+#: single query read a 5-cube as 3.20 [2.83, 3.62] (law_r2 0.76), and below about 8 the interval cannot cover.
+MIN_QUERIES = 8
 #: Keys present only when their inputs were given (``train_queries``; both label vectors).
 OPTIONAL_KEYS = ("gap_ratio", "knn_acc")
 #: Keys present only with an approximate ``index``: accuracy measured on an exact sample of the queries.
@@ -200,6 +204,13 @@ def _gap_compute(
     table, counts, near_share = distinct_neighbours(np.sqrt(curve.knn_dist_sq), copies)
     defined = _defined_values(curve, inputs, max(exact_share, near_share))
     _check_fit_defined(curve, config.fit_min_size, defined, removed=inputs.reference.shape[0] - keep.size)
+    if inputs.queries.shape[0] < MIN_QUERIES:
+        raise TooFewQueriesError(
+            f"`queries` holds only {inputs.queries.shape[0]} row{'s' if inputs.queries.shape[0] > 1 else ''}; the "
+            f"gap-law fit (G(n) is the queries' mean, its interval a bootstrap over them) needs at least "
+            f"MIN_QUERIES={MIN_QUERIES}: pass more held-out queries.",
+            defined,
+        )
     if defined["bank_dup_frac"] > 0:
         warnings.warn(
             f"{defined['bank_dup_frac']:.1%} of the bank's points have an exact or near copy in the bank; exact copies "
@@ -407,6 +418,10 @@ def representation_gap(
 
     Returns:
         A dict of scalar tensors, keys as above (float32; float64 for float64 inputs).
+
+    Raises:
+        ValueError: for invalid inputs; :class:`~lightning_repgap._faults.TooFewQueriesError` (a ``ValueError``) for
+            fewer than :data:`MIN_QUERIES` queries.
 
     Example:
         >>> import numpy as np

@@ -16,7 +16,7 @@ from _helpers.cli_data import CONFIG, logged_metrics, torus_arrays, write_run
 from lightning_repgap import __version__
 from lightning_repgap.cli import main
 from lightning_repgap.config import GapConfig
-from lightning_repgap.functional import representation_gap
+from lightning_repgap.functional import MIN_QUERIES, representation_gap
 from lightning_repgap.gap import geometric_sizes
 from lightning_repgap.snapshot import write_snapshot
 
@@ -511,6 +511,15 @@ def test_estimate_errors(raw_arrays, tmp_path, capsys):
     assert "must hold floating point values" in _error(capsys, "estimate", tmp_path / "ints.npy", qs, "-q")
     err = _error(capsys, "estimate", ref, qs, "--fit-min-size", "1024", "-q")
     assert "at least 3 bank sizes >= fit_min_size=1024" in err
+
+    # Fewer queries than the fit accepts: an error naming the minimum and the fix (a single query used to read dim).
+    np.save(tmp_path / "few.npy", arrays["queries"][: MIN_QUERIES - 1])
+    err = _error(capsys, "estimate", ref, tmp_path / "few.npy", "-q")
+    assert f"`queries` holds only {MIN_QUERIES - 1} rows" in err
+    assert f"needs at least MIN_QUERIES={MIN_QUERIES}: pass more held-out queries" in err
+    assert "TEST is `queries`" in err
+    np.save(tmp_path / "empty.npy", np.zeros((0, 16), np.float32))
+    assert "`queries` needs at least 1 point, got 0" in _error(capsys, "estimate", ref, tmp_path / "empty.npy", "-q")
 
     # Usage errors are argparse's (exit 2, usage line).
     err = _error(capsys, "estimate", ref, qs, "--min-size", "0")
