@@ -496,7 +496,11 @@ def test_estimate_errors(raw_arrays, tmp_path, capsys):
     assert "holds a list" in _error(capsys, "estimate", ref, tmp_path / "list.pt")
 
     (tmp_path / "garbage.npy").write_bytes(b"not an npy file")
-    assert "cannot read it as .npy" in _error(capsys, "estimate", tmp_path / "garbage.npy", qs)
+    err = _error(capsys, "estimate", tmp_path / "garbage.npy", qs)
+    assert "cannot read it as .npy: it is not a valid .npy file" in err
+    assert "pickled" not in err
+    np.save(tmp_path / "objects.npy", np.array([[1, None]], dtype=object), allow_pickle=True)
+    assert "Object arrays cannot be loaded" in _error(capsys, "estimate", tmp_path / "objects.npy", qs)
     (tmp_path / "garbage.pt").write_bytes(b"not a torch file")
     assert "cannot read it with torch.load" in _error(capsys, "estimate", ref, tmp_path / "garbage.pt")
 
@@ -511,6 +515,9 @@ def test_estimate_errors(raw_arrays, tmp_path, capsys):
     assert "must hold floating point values" in _error(capsys, "estimate", tmp_path / "ints.npy", qs, "-q")
     err = _error(capsys, "estimate", ref, qs, "--fit-min-size", "1024", "-q")
     assert "at least 3 bank sizes >= fit_min_size=1024" in err
+    err = _error(capsys, "estimate", ref, qs, "--min-size", "1024", "-q")  # name the option the user passed
+    assert "here --min-size 1024 with --ratio 2.0 gives the bank sizes" in err
+    assert "--fit-min-size 16" in err
 
     # Fewer queries than the fit accepts: an error naming the minimum and the fix (a single query used to read dim).
     np.save(tmp_path / "few.npy", arrays["queries"][: MIN_QUERIES - 1])
