@@ -209,10 +209,10 @@ def test_each_cross_check_warning_is_emitted_once(bank_copies):
     With near copies in the bank the cross-checks read other rows than the trusted dimension's: that path too.
     """
     rng = np.random.default_rng(3)
-    bank = rng.random((2000, 4))
+    bank = rng.random((1000, 4))
     if bank_copies:
-        bank = np.concatenate([bank, bank[:400] + 1e-9])
-    qs = np.concatenate([bank[:40], rng.random((260, 4))])
+        bank = np.concatenate([bank, bank[:200] + 1e-9])
+    qs = np.concatenate([bank[:20], rng.random((130, 4))])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _keys(bank, qs, n_bootstrap=0)
