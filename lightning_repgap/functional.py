@@ -9,6 +9,7 @@ one :class:`~lightning_repgap.config.GapConfig`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -234,7 +235,9 @@ def _gap_compute(
     shared = k_cross == k_mle and bool((counts >= k_mle).all())
     # A law that does not hold (a flat curve: one distinct query, say) gives an infinite dimension; it is reported
     # below as undefined instead of through numpy's floating-point warnings on the way.
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"), warnings.catch_warnings():
+    # (The filters change only when needed: catch_warnings swaps process-wide state.)
+    quiet = contextlib.nullcontext() if shared else warnings.catch_warnings()
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"), quiet:
         if not shared:
             for name in ("twonn_dimension", "mle_dimension", "TwoNN", "MLE"):
                 warnings.filterwarnings("ignore", message=f"{name}[: ]")
