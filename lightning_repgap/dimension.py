@@ -25,7 +25,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from lightning_repgap._checks import _check_positive_int, _check_representations
-from lightning_repgap._duplicates import exact_copies
+from lightning_repgap._duplicates import drop_exact_copies
 from lightning_repgap._local_dimension import (
     DuplicatePointsWarning,
     _cross_check,
@@ -610,9 +610,7 @@ def estimate_dimension(
     and run one search: the gap curve plus every query's ``n_neighbors`` nearest bank points. ``"auto"`` returns
     :func:`trusted_dimension` of it (the same number as ``repgap/dim``), ``"gap"`` the calibrated gap dimension.
     ``"twonn"`` and ``"mle"`` search each point's neighbours among the others (the point itself excluded by index).
-    Exact duplicate rows are removed first (one :class:`DuplicatePointsWarning` says how many), as
-    :func:`~lightning_repgap.functional.representation_gap` removes them from its bank: a copy is not a new point
-    of the manifold, and would read as a neighbour at distance 0.
+    Exact duplicate rows are removed first, with a :class:`DuplicatePointsWarning` (as the functional's bank's).
 
     Args:
         points: ``(n, D)`` array or tensor.
@@ -646,7 +644,7 @@ def estimate_dimension(
         raise ValueError(f"`method` must be 'auto', 'gap', 'twonn' or 'mle', got {method!r}.")
     if return_estimate and method != "auto":
         raise ValueError(f"`return_estimate=True` needs method='auto', got {method!r}.")
-    x = _drop_copies(_check_representations(points, "points", min_points=3))
+    x = drop_exact_copies(_check_representations(points, "points", min_points=3), "estimate_dimension")
     if method in ("auto", "gap"):
         if not 0.0 < query_fraction < 1.0:
             raise ValueError(f"`query_fraction` must be in (0, 1), got {query_fraction!r}.")
@@ -679,26 +677,6 @@ def estimate_dimension(
     dist_sq, _ = nearest(x, x, k=k, exclude_self=True, backend=backend)
     dist = np.sqrt(dist_sq)
     return twonn_dimension(dist) if method == "twonn" else mle_dimension(dist, n_neighbors=k)
-
-
-def _drop_copies(x: np.ndarray) -> np.ndarray:
-    """``x`` without its exact duplicate rows (first occurrences kept, in order), warning once how many were removed."""
-    keep, _ = exact_copies(x)
-    if keep.size == x.shape[0]:
-        return x
-    removed = x.shape[0] - keep.size
-    if keep.size < 3:
-        raise ValueError(
-            f"`points` holds only {keep.size} distinct rows among {x.shape[0]} (the rest are exact duplicates); a "
-            "dimension estimate needs at least 3 distinct points."
-        )
-    warnings.warn(
-        f"estimate_dimension: {removed} of {x.shape[0]} rows of `points` are exact duplicates of earlier rows and were "
-        f"removed; the dimension is estimated from the {keep.size} distinct points.",
-        DuplicatePointsWarning,
-        stacklevel=3,
-    )
-    return x[keep]
 
 
 def warn_disagreement(est: DimensionEstimate, stacklevel: int = 3) -> None:
