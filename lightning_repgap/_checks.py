@@ -78,7 +78,10 @@ def _check_representations(x: Any, name: str, *, min_points: int = 2) -> np.ndar
     if arr.shape[1] == 0:
         raise ValueError(f"`{name}` has zero features, got shape {tuple(arr.shape)}.")
     if arr.shape[0] < min_points:
-        raise ValueError(f"`{name}` needs at least {min_points} points, got {arr.shape[0]} (shape {tuple(arr.shape)}).")
+        raise ValueError(
+            f"`{name}` needs at least {min_points} point{'s' if min_points > 1 else ''}, got {arr.shape[0]} (shape "
+            f"{tuple(arr.shape)})."
+        )
     out = np.ascontiguousarray(arr, dtype=arr.dtype if arr.dtype in _KEPT_DTYPES else np.float32)
     if not _all_finite(out):
         bad_rows = np.flatnonzero(~np.isfinite(out).all(axis=1))

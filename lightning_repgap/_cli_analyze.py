@@ -330,7 +330,7 @@ def _plot_analysis(records: Sequence[_Analysis], path: Path) -> None:
         low = [v["dim_low"] if math.isfinite(v["dim_low"]) else v["dim"] for _, v in pts]
         high = [v["dim_high"] if math.isfinite(v["dim_high"]) else v["dim"] for _, v in pts]
         plot_dimension_history([x for x, _ in pts], dims, low=low, high=high, ax=ax_dim, label=layer)
-    ax_dim.set_title("gap dimension (bootstrap interval)")
+    ax_dim.set_title("dimension dim (calibrated interval)")
     ax_dim.xaxis.set_major_locator(MaxNLocator(integer=True))
     save_figure(fig, path)
 

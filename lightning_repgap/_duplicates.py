@@ -17,9 +17,11 @@ query are never merged. The share of table entries with such a copy estimates th
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
+from lightning_repgap._local_dimension import DuplicatePointsWarning
 from lightning_repgap._prepare import parallel_steps, step_threads
 
 # Bytes hashed per step: bounds the temporaries (the -0.0 -> +0.0 copy and the 64-bit words) to a few MiB.
@@ -101,6 +103,40 @@ def exact_copies_and_peak(x: np.ndarray) -> tuple[np.ndarray, float, float]:
     hashes, peak = _row_hashes(x)
     keep, share = copies_from_hashes(x, hashes)
     return keep, share, peak
+
+
+def drop_exact_copies(x: np.ndarray, owner: str) -> np.ndarray:
+    """``x`` without its exact duplicate rows (first occurrences kept, in order), warning once how many were removed.
+
+    A copy is not a new point of the manifold and reads as a neighbour at distance 0 (``owner`` names the caller).
+
+    Raises:
+        ValueError: when fewer than 3 distinct rows remain.
+
+    Example:
+        >>> x = np.array([[0.0], [1.0], [0.0], [2.0]])
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     drop_exact_copies(x, "demo").ravel().tolist(), str(caught[0].message)[:40]
+        ([0.0, 1.0, 2.0], 'demo: 1 of 4 rows of `points` are exact ')
+
+    """
+    keep, _ = exact_copies(x)
+    if keep.size == x.shape[0]:
+        return x
+    if keep.size < 3:
+        raise ValueError(
+            f"`points` holds only {keep.size} distinct rows among {x.shape[0]} (the rest are exact duplicates); a "
+            "dimension estimate needs at least 3 distinct points."
+        )
+    warnings.warn(
+        f"{owner}: {x.shape[0] - keep.size} of {x.shape[0]} rows of `points` are exact duplicates of earlier rows and "
+        f"were removed; the dimension is estimated from the {keep.size} distinct points.",
+        DuplicatePointsWarning,
+        stacklevel=3,
+    )
+    return x[keep]
 
 
 def copies_from_hashes(x: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, float]:
@@ -256,6 +292,7 @@ def effective_sizes(sizes: np.ndarray, share: float) -> np.ndarray:
 __all__ = [
     "copies_from_hashes",
     "distinct_neighbours",
+    "drop_exact_copies",
     "effective_sizes",
     "estimator_tables",
     "exact_copies",

@@ -104,6 +104,12 @@ class TooFewDistinctPointsError(MeasurementFaultError, ValueError):
     fix = "use a larger or more diverse probe (`train_probe`), a smaller `fit_min_size`, or check for train/val leakage"
 
 
+class TooFewQueriesError(TooFewDistinctPointsError):
+    """Fewer queries than the gap-law fit needs (:data:`lightning_repgap.functional.MIN_QUERIES`)."""
+
+    fix = "use more queries: a larger `val_probe` (or more validation samples)"
+
+
 class SnapshotIOError(MeasurementFaultError, OSError):
     """A snapshot could not be written (the previous snapshots are untouched: writes are atomic)."""
 

@@ -37,7 +37,7 @@ def _drop_zero_rows(dist: np.ndarray, estimator: str, min_rows: int) -> np.ndarr
     if zero.any():
         warnings.warn(
             f"{estimator}: {int(zero.sum())} of {dist.shape[0]} points have a duplicate at distance 0 and are left "
-            "out of the estimate (see `dup_frac`).",
+            "out of the estimate (exact duplicates; `representation_gap` reports the queries' share as `dup_frac`).",
             DuplicatePointsWarning,
             stacklevel=3,
         )

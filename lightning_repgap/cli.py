@@ -60,6 +60,10 @@ def _load_array(path: Path, what: str) -> Any:
     if not path.is_file():
         raise CLIError(f"{what} {path} does not exist." if not path.exists() else f"{what} {path} is not a file.")
     if path.suffix.lower() == ".npy":
+        with path.open("rb") as fh:
+            magic = fh.read(6)
+        if magic != b"\x93NUMPY":  # np.load takes any other file for a pickle and says it holds pickled data
+            raise CLIError(f"{what} {path}: cannot read it as .npy: it is not a valid .npy file (no .npy header).")
         try:
             arr: Any = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as err:
@@ -144,6 +148,12 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as err:
         names = "`reference`" in str(err) or "`queries`" in str(err) or "`train_queries`" in str(err)
         hint = " (TRAIN is `reference`, TEST is `queries`, --train-queries is `train_queries`)" if names else ""
+        if "bank sizes >= fit_min_size" in str(err):  # name the options the user passed, not the config fields
+            grid = "--sizes" if args.sizes is not None else f"--min-size {args.min_size} with --ratio {args.ratio}"
+            hint += (
+                f" (here {grid} gives the bank sizes and `fit_min_size` is --fit-min-size {args.fit_min_size}: "
+                f"lower {'--min-size' if args.sizes is None else 'or add --sizes'} or --fit-min-size)"
+            )
         raise CLIError(f"{err}{hint}") from None
     print(_estimate_report(args, arrays, result))
     _estimate_outputs(args, result, config)
@@ -217,8 +227,9 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
 
 _MAIN_DESCRIPTION = """\
 Measure the representation gap G(n) (mean squared distance from a held-out representation to its nearest
-training representation among the first n), its scaling-law dimension d = -2 / slope of log G vs log n,
-and the TwoNN / MLE cross-checks, offline.
+training representation among the first n), the trusted intrinsic dimension `dim` (the calibrated gap law
+d = -2 / slope of log G vs log n where it is right, local estimators where they are), and the TwoNN / MLE
+cross-checks, offline.
 
 examples:
   repgap analyze runs/repgap_snapshots --json gap.json --plot gap.png
@@ -272,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a list with one object per snapshot: path, epoch, step, layer, recomputed values, curve, fit and the values"
         " logged in training",
         "two panels: the log-log gap curves of every snapshot (colour: epoch) and the gap dimension with its"
-        " bootstrap interval over epochs, per layer",
+        " calibrated interval over epochs, per layer",
     )
     analyze.add_argument(
         "--layer",
@@ -395,7 +406,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         type=_float_in(0.0, 1.0),
         default=default.confidence,
         metavar="C",
-        help="coverage of the bootstrap interval (default: %(default)s)",
+        help="coverage of the dim_low/dim_high interval; calibrated only at 0.95 (default: %(default)s)",
     )
     add(
         "--seed",

@@ -25,6 +25,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from lightning_repgap._checks import _check_positive_int, _check_representations
+from lightning_repgap._duplicates import drop_exact_copies
 from lightning_repgap._local_dimension import (
     DuplicatePointsWarning,
     _cross_check,
@@ -625,8 +626,7 @@ def estimate_dimension(
     ``"auto"`` and ``"gap"`` split the cloud at random (``seed``) into a bank (``1 - query_fraction``) and queries
     and run one search: the gap curve plus every query's ``n_neighbors`` nearest bank points. ``"auto"`` returns
     :func:`trusted_dimension` of it (the same number as ``repgap/dim``), ``"gap"`` the calibrated gap dimension.
-    ``"twonn"`` and ``"mle"`` search each point's neighbours among the others (the point itself excluded by index,
-    so duplicates count at distance 0).
+    ``"twonn"`` and ``"mle"`` search each point's neighbours among the others. Exact duplicate rows are removed first.
 
     Args:
         points: ``(n, D)`` array or tensor.
@@ -642,8 +642,8 @@ def estimate_dimension(
         The estimated dimension, or a :class:`DimensionEstimate` with ``return_estimate=True``.
 
     Raises:
-        ValueError: for an unknown ``method``, a ``query_fraction`` outside ``(0, 1)``, too few points, or
-            ``return_estimate=True`` with a method other than ``"auto"``.
+        ValueError: for an unknown ``method``, a ``query_fraction`` outside ``(0, 1)``, too few (distinct) points,
+            or ``return_estimate=True`` with a method other than ``"auto"``.
 
     Example:
         >>> import numpy as np
@@ -660,7 +660,7 @@ def estimate_dimension(
         raise ValueError(f"`method` must be 'auto', 'gap', 'twonn' or 'mle', got {method!r}.")
     if return_estimate and method != "auto":
         raise ValueError(f"`return_estimate=True` needs method='auto', got {method!r}.")
-    x = _check_representations(points, "points", min_points=3)
+    x = drop_exact_copies(_check_representations(points, "points", min_points=3), "estimate_dimension")
     if method in ("auto", "gap"):
         if not 0.0 < query_fraction < 1.0:
             raise ValueError(f"`query_fraction` must be in (0, 1), got {query_fraction!r}.")

@@ -260,6 +260,16 @@ class RepresentationGap(Metric):
             name: list(v) if isinstance(v, list) else v for name, v in ((n, getattr(self, n)) for n in self._defaults)
         }
 
+    def reset(self) -> None:
+        """Clear the states; first restore the local ones if a ``compute`` under DDP raised while they were synced.
+
+        torchmetrics restores the local states after a synced ``compute`` only when it returns, so a measurement fault
+        (e.g. too few queries) left the gathered tensors in the list states and ``reset`` failed on them.
+        """
+        if self._is_synced and self._cache is not None:
+            self.unsync()
+        super().reset()
+
     def compute(self) -> dict[str, Tensor]:
         """Run the blocked search and the fits on everything accumulated since the last ``reset``."""
         reference, reference_labels = self._gathered("reference", self.max_reference)

@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from lightning_repgap._faults import TooFewQueriesError
 from lightning_repgap.callback import RepresentationGapCallback
 from lightning_repgap.config import GapConfig
 from lightning_repgap.functional import analyze
@@ -445,7 +446,14 @@ def test_ddp_rank_with_an_empty_probe_share(tmp_path):
     # ... and every logged number is one process's measurement of those inputs, bit for bit.
     config = GapConfig.from_dict(json.loads((tmp_path / "config-rank0.json").read_text()))
     keys = ("reference", "queries", "train_queries", "reference_labels", "query_labels")
-    expected = analyze(**{k: inputs[k] for k in keys}, config=config).values
+    # One query is below MIN_QUERIES: the fit is refused, and the keys it defines are logged, the rest as NaN.
+    with pytest.raises(TooFewQueriesError, match="MIN_QUERIES") as refused:
+        analyze(**{k: inputs[k] for k in keys}, config=config)
+    expected = refused.value.partial
+    assert set(expected) >= {"gap", "gap_norm", "dup_frac", "gap_ratio"}
     history = json.loads(logged[0])[-1]
-    for key, value in expected.items():  # the callback logs an undefined (infinite) value as NaN
-        np.testing.assert_equal(history[f"repgap/{key}"], value if math.isfinite(value) else math.nan)
+    for key, value in expected.items():
+        np.testing.assert_equal(history[f"repgap/{key}"], value)
+    for key in ("dim", "dim_low", "dim_high", "law_r2", "dim_twonn", "dim_mle"):
+        assert math.isnan(history[f"repgap/{key}"])
+    assert history["repgap/valid"] == 0

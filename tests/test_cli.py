@@ -16,7 +16,7 @@ from _helpers.cli_data import CONFIG, logged_metrics, torus_arrays, write_run
 from lightning_repgap import __version__
 from lightning_repgap.cli import main
 from lightning_repgap.config import GapConfig
-from lightning_repgap.functional import representation_gap
+from lightning_repgap.functional import MIN_QUERIES, representation_gap
 from lightning_repgap.gap import geometric_sizes
 from lightning_repgap.snapshot import write_snapshot
 
@@ -496,7 +496,11 @@ def test_estimate_errors(raw_arrays, tmp_path, capsys):
     assert "holds a list" in _error(capsys, "estimate", ref, tmp_path / "list.pt")
 
     (tmp_path / "garbage.npy").write_bytes(b"not an npy file")
-    assert "cannot read it as .npy" in _error(capsys, "estimate", tmp_path / "garbage.npy", qs)
+    err = _error(capsys, "estimate", tmp_path / "garbage.npy", qs)
+    assert "cannot read it as .npy: it is not a valid .npy file" in err
+    assert "pickled" not in err
+    np.save(tmp_path / "objects.npy", np.array([[1, None]], dtype=object), allow_pickle=True)
+    assert "Object arrays cannot be loaded" in _error(capsys, "estimate", tmp_path / "objects.npy", qs)
     (tmp_path / "garbage.pt").write_bytes(b"not a torch file")
     assert "cannot read it with torch.load" in _error(capsys, "estimate", ref, tmp_path / "garbage.pt")
 
@@ -511,6 +515,18 @@ def test_estimate_errors(raw_arrays, tmp_path, capsys):
     assert "must hold floating point values" in _error(capsys, "estimate", tmp_path / "ints.npy", qs, "-q")
     err = _error(capsys, "estimate", ref, qs, "--fit-min-size", "1024", "-q")
     assert "at least 3 bank sizes >= fit_min_size=1024" in err
+    err = _error(capsys, "estimate", ref, qs, "--min-size", "1024", "-q")  # name the option the user passed
+    assert "here --min-size 1024 with --ratio 2.0 gives the bank sizes" in err
+    assert "--fit-min-size 16" in err
+
+    # Fewer queries than the fit accepts: an error naming the minimum and the fix (a single query used to read dim).
+    np.save(tmp_path / "few.npy", arrays["queries"][: MIN_QUERIES - 1])
+    err = _error(capsys, "estimate", ref, tmp_path / "few.npy", "-q")
+    assert f"`queries` holds only {MIN_QUERIES - 1} rows" in err
+    assert f"needs at least MIN_QUERIES={MIN_QUERIES}: pass more held-out queries" in err
+    assert "TEST is `queries`" in err
+    np.save(tmp_path / "empty.npy", np.zeros((0, 16), np.float32))
+    assert "`queries` needs at least 1 point, got 0" in _error(capsys, "estimate", ref, tmp_path / "empty.npy", "-q")
 
     # Usage errors are argparse's (exit 2, usage line).
     err = _error(capsys, "estimate", ref, qs, "--min-size", "0")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -394,6 +395,26 @@ def test_estimate_dimension_errors():
         estimate_dimension(x, "gap", query_fraction=1.0)
     with pytest.raises(ValueError, match="at least 3 points"):
         estimate_dimension(x[:2], "twonn")
+
+
+def test_estimate_dimension_removes_exact_duplicate_rows_with_one_warning():
+    # A cloud stacked twice is the same cloud: every method reads what it reads on the distinct rows (which are the
+    # first half, in order), with one warning naming how many rows were removed. Before the fix, "auto" read a
+    # 5-cube stacked twice as 4.39 via the copies' zero distances.
+    x = _cloud("cube", 5, 1200, seed=1)
+    twice = np.concatenate([x, x])
+    for method in ("auto", "twonn"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = estimate_dimension(twice, method)
+        dup = [w for w in caught if issubclass(w.category, DuplicatePointsWarning)]
+        assert len(dup) == 1, [str(w.message) for w in caught]
+        assert "1200 of 2400 rows" in str(dup[0].message)
+        assert "removed" in str(dup[0].message)
+        assert "dup_frac" not in str(dup[0].message)
+        assert got == estimate_dimension(x, method)
+    with pytest.raises(ValueError, match="only 2 distinct rows"):
+        estimate_dimension(np.concatenate([x[:2]] * 3), "twonn")
 
 
 def test_near_copy_screen_by_query_distance_finds_the_same_copies():

@@ -293,6 +293,8 @@ CASES = [
     Case("precision_bf16_true", trainer={"precision": "bf16-true"}),
     Case("precision_16_true", trainer={"precision": "16-true"}),
     Case("precision_bf16_mixed", trainer={"precision": "bf16-mixed"}),
+    Case("too_few_queries", cb={"val_probe": 4, "train_query_probe": 0}, warning=TooFewDistinctPointsWarning,
+         nan=FIT_ONLY, valid=(0.0,)),
     Case("all_queries_identical", layer="pre", data=lambda: data(val=torch.ones(64, AMBIENT)),
          warning=UndefinedValueWarning, nan=("dim", "dim_low", "dim_high", "dim_method"), valid=(0.0,)),
 ]  # fmt: skip

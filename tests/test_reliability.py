@@ -17,10 +17,10 @@ from test_faults import AMBIENT, PROBES, Net, _manifold, data
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
-from lightning_repgap._faults import STRICT_ENV, strict_mode
+from lightning_repgap._faults import STRICT_ENV, TooFewQueriesError, strict_mode
 from lightning_repgap.callback import RepresentationGapCallback
 from lightning_repgap.dimension import DuplicatePointsWarning
-from lightning_repgap.functional import _gap_compute, _gap_update
+from lightning_repgap.functional import MIN_QUERIES, _gap_compute, _gap_update
 from lightning_repgap.metric import RepresentationGap
 
 
@@ -200,6 +200,37 @@ def test_copies_in_the_bank_do_not_bias_twonn_or_dim(kind, extra):
     assert out["dim"] == pytest.approx(ref["dim"], rel=0.1)
     assert out["dim_mle"] == pytest.approx(ref["dim_mle"], rel=0.1)
     assert ref["bank_dup_frac"] == 0.0
+
+
+@pytest.mark.parametrize("bank_copies", [False, True])
+def test_each_cross_check_warning_is_emitted_once(bank_copies):
+    """Queries leaked into the bank: TwoNN's and MLE's duplicate warnings once each (they were computed twice).
+
+    With near copies in the bank the cross-checks read other rows than the trusted dimension's: that path too.
+    """
+    rng = np.random.default_rng(3)
+    bank = rng.random((1000, 4))
+    if bank_copies:
+        bank = np.concatenate([bank, bank[:200] + 1e-9])
+    qs = np.concatenate([bank[:20], rng.random((130, 4))])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _keys(bank, qs, n_bootstrap=0)
+    for name in ("TwoNN:", "MLE:"):
+        assert sum(str(w.message).startswith(name) for w in caught) == 1, [str(w.message) for w in caught]
+
+
+def test_fewer_queries_than_the_minimum_is_an_error_naming_it():
+    """Below MIN_QUERIES the fit is refused (one query read a 5-cube as 3.20 [2.83, 3.62]); at the minimum it runs."""
+    rng = np.random.default_rng(4)
+    bank, qs = rng.random((1024, 4)), rng.random((MIN_QUERIES, 4))
+    with pytest.raises(TooFewQueriesError, match=f"holds only 1 row; .* at least MIN_QUERIES={MIN_QUERIES}") as err:
+        _keys(bank, qs[:1], n_bootstrap=0)
+    assert isinstance(err.value, ValueError)
+    assert set(err.value.partial) == {"gap", "gap_norm", "dup_frac", "bank_dup_frac"}  # what the callback logs
+    with pytest.raises(TooFewQueriesError, match=f"holds only {MIN_QUERIES - 1} rows"):
+        _keys(bank, qs[:-1], n_bootstrap=0)
+    assert math.isfinite(_keys(bank, qs, n_bootstrap=0)["dim"])
 
 
 def test_no_copies_no_change():

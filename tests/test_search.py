@@ -106,7 +106,7 @@ def test_backends_agree(rng):
         (np.zeros((5, 3)), np.zeros((2, 3)), {"backend": "annoy"}, ValueError, "`backend` must be one of"),
         (np.zeros((5, 3)), np.zeros((2, 3)), {"exclude_self": True}, ValueError, "exclude_self"),
         ([[0.0, 1.0]], np.zeros((2, 2)), {}, TypeError, "numpy array or a torch tensor"),
-        (np.zeros((0, 3)), np.zeros((2, 3)), {}, ValueError, "at least 1 points"),
+        (np.zeros((0, 3)), np.zeros((2, 3)), {}, ValueError, r"at least 1 point, got 0"),
     ],
 )
 def test_bad_input_is_named(reference, queries, kwargs, error, match):
