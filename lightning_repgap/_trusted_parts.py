@@ -19,6 +19,7 @@ from lightning_repgap.calibration import ball_concentration, calibrate_dimension
 __all__ = [
     "AUTO_GAP_FROM",
     "AUTO_LOCAL_BELOW",
+    "CLUSTER_EDGE",
     "CLUSTER_SHARE",
     "CLUSTER_SPLIT",
     "CROSS_CHECK_ROWS",
@@ -213,6 +214,9 @@ CLUSTER_SPLIT = 1.5
 #: See :data:`CLUSTER_SPLIT`: the least share of the queries on either side of the empty band (a few outlying queries
 #: of a heavy-tailed density leave gaps of their own).
 CLUSTER_SHARE = 0.05
+#: See :data:`CLUSTER_SPLIT`: the least number of queries on either side of the band (review: with 8-40 queries a 1- to
+#: 4-d cube read as separated clusters in most draws under a floor of one query; from 200 queries the share decides).
+CLUSTER_EDGE = 10
 #: Estimators whose intervals are disjoint *and* which differ by more than this factor trigger a warning.
 DISAGREEMENT_FACTOR = 1.25
 #: Queries that get a neighbour table in ``representation_gap``: the local estimate's relative standard error is
@@ -302,7 +306,9 @@ def _cluster_split(sizes: np.ndarray, per_query: np.ndarray) -> float:
     best = 0.0
     for row in np.asarray(per_query, dtype=np.float64)[: len(sizes)]:
         v = np.sort(np.log(row[row > 0.0]))
-        edge = max(1, math.ceil(CLUSTER_SHARE * v.size))
+        # At least CLUSTER_EDGE queries on either side: with a few queries the spacing of the smallest (or largest)
+        # log gaps is heavy-tailed on any connected set and, maximised over every size, passes for a band.
+        edge = max(CLUSTER_EDGE, math.ceil(CLUSTER_SHARE * v.size))
         if v.size - 2 * edge < 1:
             continue
         best = max(best, float(np.max(v[edge : v.size - edge + 1] - v[edge - 1 : v.size - edge])))
