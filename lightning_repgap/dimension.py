@@ -511,7 +511,7 @@ def trusted_dimension(
     clusters = math.isfinite(d_local) and _cluster_split(sizes_arr[use], pq) >= CLUSTER_SPLIT
     far_finer = far_finer and not clusters
     if clusters:
-        w, (dim, dim_low, dim_high, method) = 0.0, _blend(0.0, (d_local, local_lo, local_hi), fit)
+        dim, dim_low, dim_high, method, w = d_local, local_lo, local_hi, "local", 0.0  # the local estimate as it is
     elif floor_borne_out and not far_finer:
         # d_floor is the diagnosis's value (the decaying floor's where it explains the curve much better and passes the
         # checks); the bootstrap draws are chosen the same way, with the same checks.
