@@ -8,8 +8,8 @@ Writes the JSON of both halves and prints the summary tables; ``docs/validation.
 untouched splits are measured the same way, once each: ``--splits third`` (:mod:`studies.dimension_suite3`),
 ``--splits fourth`` (:mod:`studies.dimension_suite4`), ``--splits fifth`` (:mod:`studies.dimension_suite5`),
 ``--splits sixth`` (:mod:`studies.dimension_suite6`), ``--splits seventh`` (:mod:`studies.dimension_suite7`),
-``--splits eighth`` (:mod:`studies.dimension_suite8`), ``--splits ninth`` (:mod:`studies.dimension_suite9`) and
-``--splits tenth`` (:mod:`studies.dimension_suite10`).
+``--splits eighth`` (:mod:`studies.dimension_suite8`), ``--splits ninth`` (:mod:`studies.dimension_suite9`),
+``--splits tenth`` (:mod:`studies.dimension_suite10`) and ``--splits eleventh`` (:mod:`studies.dimension_suite11`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--splits",
         default="held_out,tune",
-        help="comma-separated: tune, held_out, fresh, third, fourth, fifth, sixth, seventh, eighth, ninth, tenth",
+        help="comma-separated: tune, held_out, fresh, third, fourth, fifth, sixth, seventh, eighth, ninth, tenth, "
+        "eleventh",
     )
     parser.add_argument("--sizes", default="2500,20000", help="comma-separated cloud sizes")
     parser.add_argument("--no-danco", action="store_true", help="skip the (slow) DANCo comparison")
