@@ -10,6 +10,9 @@ untouched splits are measured the same way, once each: ``--splits third`` (:mod:
 ``--splits sixth`` (:mod:`studies.dimension_suite6`), ``--splits seventh`` (:mod:`studies.dimension_suite7`),
 ``--splits eighth`` (:mod:`studies.dimension_suite8`), ``--splits ninth`` (:mod:`studies.dimension_suite9`),
 ``--splits tenth`` (:mod:`studies.dimension_suite10`) and ``--splits eleventh`` (:mod:`studies.dimension_suite11`).
+DANCo, which does not depend on the rule, can be fitted beforehand on the same samples
+(``python -m studies.dimension_danco --splits eleventh --out studies/danco_eleventh.json``) and read here with
+``--danco-json studies/danco_eleventh.json``.
 """
 
 from __future__ import annotations
@@ -38,9 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sizes", default="2500,20000", help="comma-separated cloud sizes")
     parser.add_argument("--no-danco", action="store_true", help="skip the (slow) DANCo comparison")
+    parser.add_argument(
+        "--danco-json",
+        type=Path,
+        help="DANCo precomputed on the same samples by studies.dimension_danco (its values replace the fits)",
+    )
     parser.add_argument("--reverse", action="store_true", help="measure the clouds in reverse order (a 2nd worker)")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+    danco_values = None if args.danco_json is None else json.loads(args.danco_json.read_text())["values"]
     results = []
     for split in args.splits.split(","):
         t0 = time.perf_counter()
@@ -49,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             sizes=tuple(int(v) for v in args.sizes.split(",")),
             danco=not args.no_danco,
             reverse=args.reverse,
+            danco_values=danco_values,
             log=lambda m: print(m, file=sys.stderr, flush=True),
         )
         res["seconds"] = time.perf_counter() - t0

@@ -77,9 +77,18 @@ def _danco(x: np.ndarray) -> float | None:
         return float(skdim.id.DANCo().fit(x).dimension_)
 
 
-def measure(cloud: SuiteCloud, n: int, *, danco: bool) -> Row:
-    """Sample ``n`` points of ``cloud`` (seeded by the cloud and ``n``) and run every estimator."""
-    x = cloud.sample(n, np.random.default_rng(cloud.seed * 1000 + n))
+def sample(cloud: SuiteCloud, n: int) -> np.ndarray:
+    """The study's ``n`` points of ``cloud`` (seeded by the cloud and ``n``)."""
+    return cloud.sample(n, np.random.default_rng(cloud.seed * 1000 + n))
+
+
+def measure(cloud: SuiteCloud, n: int, *, danco: bool, danco_value: float | None = None) -> Row:
+    """Sample ``n`` points of ``cloud`` (seeded by the cloud and ``n``) and run every estimator.
+
+    ``danco_value``, when given, is DANCo precomputed on the same sample (:mod:`studies.dimension_danco`) and is used
+    instead of fitting DANCo here (it does not depend on the rule, and takes longer than everything else).
+    """
+    x = sample(cloud, n)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -104,7 +113,7 @@ def measure(cloud: SuiteCloud, n: int, *, danco: bool) -> Row:
         gap_high=est.fit.dim_high,
         twonn=twonn_dimension(dist),
         mle=mle_dimension(dist, n_neighbors=20),
-        danco=_danco(x) if danco and n <= 2500 else None,
+        danco=danco_value if danco_value is not None else _danco(x) if danco and n <= 2500 else None,
         seconds_auto=seconds,
     )
 
@@ -136,15 +145,21 @@ def run(
     danco: bool = True,
     log: Any = None,
     reverse: bool = False,
+    danco_values: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """Measure ``split`` (optionally only the clouds ``names``) at ``sizes``; rows and summary as JSON-able values."""
+    """Measure ``split`` (optionally only the clouds ``names``) at ``sizes``; rows and summary as JSON-able values.
+
+    ``danco_values`` (``{str(n): {cloud name: DANCo}}``, as :mod:`studies.dimension_danco` writes them) replaces the
+    DANCo fits of the clouds and sizes it holds.
+    """
     rows = []
     clouds = suite(split)
     for cloud in reversed(clouds) if reverse else clouds:
         if names is not None and cloud.name not in names:
             continue
         for n in sizes:
-            rows.append(measure(cloud, n, danco=danco))
+            pre = (danco_values or {}).get(str(n), {}).get(cloud.name)
+            rows.append(measure(cloud, n, danco=danco, danco_value=pre))
             if log is not None:
                 log("[row] " + json.dumps(asdict(rows[-1]), default=float))
             if log is not None:

@@ -145,3 +145,22 @@ def test_quickstart_study_reads_a_known_torus_and_names_the_decider():
     for key in ("dim", "gap", "local", "twonn", "mle"):
         assert abs(r[key] - 3) / 3 < 0.15, (key, r[key])
     assert r["dim_low"] <= r["dim"] <= r["dim_high"]
+
+
+def test_heldout_reads_precomputed_danco_for_the_clouds_it_holds(tmp_path, capsys, monkeypatch):
+    # The eleventh split's DANCo is fitted beforehand (studies.dimension_danco) on the very samples the measurement
+    # draws; the measurement must take those values, for the clouds and sizes the file holds, instead of fitting.
+    from studies import dimension_heldout, dimension_study
+
+    cloud = "helix 10 turns"
+    path = tmp_path / "danco.json"
+    path.write_text(json.dumps({"values": {"2500": {cloud: 123.5}}}))
+    whole = dimension_study.suite
+    monkeypatch.setattr(dimension_study, "_danco", lambda x: -1.0)  # a fit here would read -1
+    monkeypatch.setattr(dimension_study, "suite", lambda split: [c for c in whole(split) if c.name == cloud])
+    out = tmp_path / "res.json"
+    argv = ["--out", str(out), "--splits", "tune", "--sizes", "2500,3000", "--danco-json", str(path)]
+    assert dimension_heldout.main(argv) == 0
+    rows = json.loads(out.read_text())[0]["rows"]
+    assert [(r["n"], r["danco"]) for r in rows] == [(2500, 123.5), (3000, None)]  # no DANCo fit above 2,500
+    assert "DANCo" in capsys.readouterr().out
