@@ -164,3 +164,23 @@ def test_heldout_reads_precomputed_danco_for_the_clouds_it_holds(tmp_path, capsy
     rows = json.loads(out.read_text())[0]["rows"]
     assert [(r["n"], r["danco"]) for r in rows] == [(2500, 123.5), (3000, None)]  # no DANCo fit above 2,500
     assert "DANCo" in capsys.readouterr().out
+
+
+def test_cached_measurement_reads_what_the_full_measurement_reads(tmp_path):
+    # dimension_heldout --cache rebuilds the rows from a cached search (studies.dimension_retune.cached_curve) and
+    # precomputed TwoNN / MLE: every number must equal the full measurement's on the same sample.
+    from studies import dimension_study
+
+    cloud = next(c for c in dimension_study.suite("tune") if c.name == "helix 10 turns")
+    full = dimension_study.measure(cloud, 2500, danco=False)
+    x = dimension_study.sample(cloud, 2500)
+    twonn, mle = dimension_study.local_baselines(x)
+    baselines = {"twonn": {"2500": {cloud.name: twonn}}, "mle": {"2500": {cloud.name: mle}}, "values": {}}
+    fast = dimension_study.measure_cached(cloud, 2500, tmp_path, baselines)
+    assert (tmp_path / f"c_{cloud.seed}_2500.npz").exists()
+    assert (fast.method, fast.disagree) == (full.method, full.disagree)
+    keep = ("auto", "auto_low", "auto_high", "gap", "gap_low", "gap_high", "twonn", "mle")
+    assert {k: getattr(fast, k) for k in keep} == pytest.approx({k: getattr(full, k) for k in keep}, rel=1e-9)
+    assert fast.danco is None
+    with pytest.raises(ValueError, match="needs `baselines`"):
+        dimension_study.run(split="tune", sizes=(2500,), names=(cloud.name,), cache=tmp_path)
