@@ -32,6 +32,8 @@ class Cause(str, enum.Enum):
     """NaN or Inf in the watched layer's output."""
     TOO_FEW_DISTINCT = "too_few_distinct"
     """Too few distinct points for the law fit, or every query duplicated in the bank (the gap is 0)."""
+    TOO_FEW_QUERIES = "too_few_queries"
+    """Fewer queries than the law fit needs (``val_probe`` or the validation set too small)."""
     SNAPSHOT_IO = "snapshot_io"
     """A snapshot could not be written (full disk, permissions): the measurement itself is fine."""
     UNDEFINED_VALUE = "undefined_value"
@@ -52,6 +54,10 @@ class NonFiniteRepresentationWarning(MeasurementFaultWarning):
 
 class TooFewDistinctPointsWarning(MeasurementFaultWarning):
     """Too few distinct points for the fit; the undefined keys are NaN this epoch."""
+
+
+class TooFewQueriesWarning(TooFewDistinctPointsWarning):
+    """Fewer queries than the fit needs (a :class:`TooFewDistinctPointsWarning`); the fit's keys are NaN this epoch."""
 
 
 class SnapshotIOWarning(MeasurementFaultWarning):
@@ -105,8 +111,14 @@ class TooFewDistinctPointsError(MeasurementFaultError, ValueError):
 
 
 class TooFewQueriesError(TooFewDistinctPointsError):
-    """Fewer queries than the gap-law fit needs (:data:`lightning_repgap.functional.MIN_QUERIES`)."""
+    """Fewer queries than the gap-law fit needs (:data:`lightning_repgap.functional.MIN_QUERIES`).
 
+    Its own cause (and warning), so that the callback's warn-once registry shows its ``val_probe`` fix even after a
+    :class:`TooFewDistinctPointsError` was warned about for the same layer, and the other way round.
+    """
+
+    cause = Cause.TOO_FEW_QUERIES
+    warning = TooFewQueriesWarning
     fix = "use more queries: a larger `val_probe` (or more validation samples)"
 
 
@@ -252,6 +264,8 @@ __all__ = [
     "SnapshotIOWarning",
     "TooFewDistinctPointsError",
     "TooFewDistinctPointsWarning",
+    "TooFewQueriesError",
+    "TooFewQueriesWarning",
     "UndefinedValueWarning",
     "expected_keys",
     "strict_mode",

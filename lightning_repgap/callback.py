@@ -86,7 +86,7 @@ class RepresentationGapCallback(Callback):
         train_probe: bank size (training samples); clamped with a warning to what the dataset holds.
         val_probe: number of validation samples used as queries; the gap-law fit needs at least
             :data:`~lightning_repgap.functional.MIN_QUERIES` (8): with fewer, the fit's keys are logged as NaN with a
-            :class:`~lightning_repgap._faults.TooFewDistinctPointsWarning`.
+            :class:`~lightning_repgap._faults.TooFewQueriesWarning`.
         train_query_probe: extra training samples for ``gap_ratio``; ``None`` means ``val_probe``, ``0`` disables.
         every_n_epochs: measure after every ``n``-th validation epoch (``(epoch + 1) % n == 0``).
         seed: the run's seed: it draws the probes and, replacing ``config.seed``, orders the bank and seeds the
