@@ -16,7 +16,7 @@ import enum
 import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
 #: Environment variable that turns strict mode on (``1``, ``true`` or ``yes``) when the callback's ``strict`` is None.
@@ -120,6 +120,29 @@ class TooFewQueriesError(TooFewDistinctPointsError):
     cause = Cause.TOO_FEW_QUERIES
     warning = TooFewQueriesWarning
     fix = "use more queries: a larger `val_probe` (or more validation samples)"
+
+
+class TooFewFitSizesError(ValueError):
+    """Fewer than 3 bank sizes ``>= fit_min_size`` for the gap-law fit: the bank is too small for the grid.
+
+    A bad input to the functional API (not survived by the callback, whose settings rule it out at construction),
+    raised as its own type so that callers such as ``repgap estimate`` can react to it without reading its text.
+
+    Args:
+        message: what went wrong, naming the fix.
+        sizes: the bank sizes of the curve (empty when unknown).
+        fit_min_size: the smallest size the fit reads (0 when unknown).
+
+    """
+
+    def __init__(self, message: str, *args: object, sizes: Sequence[int] = (), fit_min_size: int = 0) -> None:
+        super().__init__(message, *args)
+        self.sizes: list[int] = [int(n) for n in sizes]
+        self.fit_min_size = int(fit_min_size)
+
+
+class TooFewDistinctSizesError(TooFewDistinctPointsError, TooFewFitSizesError):
+    """Removing the bank's exact copies left fewer than 3 fit sizes: both a measurement fault and a too-small bank."""
 
 
 class SnapshotIOError(MeasurementFaultError, OSError):
@@ -264,6 +287,8 @@ __all__ = [
     "SnapshotIOWarning",
     "TooFewDistinctPointsError",
     "TooFewDistinctPointsWarning",
+    "TooFewDistinctSizesError",
+    "TooFewFitSizesError",
     "TooFewQueriesError",
     "TooFewQueriesWarning",
     "UndefinedValueWarning",
