@@ -158,7 +158,7 @@ def rows_for_the_fit(owner: str, given: int, distinct: int, bank: int) -> Iterat
         ...     with rows_for_the_fit("demo", 30, 15, 12):
         ...         raise TooFewFitSizesError("too small", sizes=[12], fit_min_size=16)
         ... except TooFewFitSizesError as err:
-        ...     print(str(err)[:72])
+        ...     print(str(err)[:70])
         demo: `points` has 30 rows, 15 distinct (15 exact duplicates removed);
 
     """
