@@ -24,8 +24,8 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
-from lightning_repgap._checks import _check_positive_int, _check_representations
-from lightning_repgap._duplicates import drop_exact_copies
+from lightning_repgap._checks import _check_fit_sizes, _check_positive_int, _check_representations
+from lightning_repgap._duplicates import drop_exact_copies, rows_for_the_fit
 from lightning_repgap._local_dimension import (
     DuplicatePointsWarning,
     _cross_check,
@@ -168,7 +168,8 @@ def gap_dimension(
         A :class:`DimensionFit`.
 
     Raises:
-        ValueError: if fewer than 3 sizes are ``>= fit_min_size``, shapes disagree, or (``calibrate=True``) the fit
+        ValueError: if fewer than 3 sizes are ``>= fit_min_size`` (a
+            :class:`~lightning_repgap._faults.TooFewFitSizesError`), shapes disagree, or (``calibrate=True``) the fit
             sizes lie outside :func:`lightning_repgap.calibration.calibration_range`.
 
     Example:
@@ -188,12 +189,7 @@ def gap_dimension(
     n_bootstrap = _check_positive_int(n_bootstrap, "n_bootstrap", minimum=0)
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"`confidence` must be in (0, 1), got {confidence!r}.")
-    use = sizes_arr >= fit_min_size
-    if use.sum() < 3:
-        raise ValueError(
-            f"The gap-law fit needs at least 3 bank sizes >= fit_min_size={fit_min_size}, got sizes "
-            f"{sizes_arr.astype(int).tolist()}: use a larger bank, a smaller `fit_min_size` or a finer grid."
-        )
+    use = _check_fit_sizes(sizes_arr, fit_min_size)
     pq = pq[use]
     m = pq.shape[1]
     gaps = pq.mean(axis=1)
@@ -642,8 +638,9 @@ def estimate_dimension(
         The estimated dimension, or a :class:`DimensionEstimate` with ``return_estimate=True``.
 
     Raises:
-        ValueError: for an unknown ``method``, a ``query_fraction`` outside ``(0, 1)``, too few (distinct) points,
-            or ``return_estimate=True`` with a method other than ``"auto"``.
+        ValueError: for an unknown ``method``, a ``query_fraction`` outside ``(0, 1)``, too few (distinct) points
+            (for ``"auto"`` and ``"gap"`` a :class:`~lightning_repgap._faults.TooFewFitSizesError` naming the rows
+            given and distinct), or ``return_estimate=True`` with a method other than ``"auto"``.
 
     Example:
         >>> import numpy as np
@@ -660,38 +657,39 @@ def estimate_dimension(
         raise ValueError(f"`method` must be 'auto', 'gap', 'twonn' or 'mle', got {method!r}.")
     if return_estimate and method != "auto":
         raise ValueError(f"`return_estimate=True` needs method='auto', got {method!r}.")
-    x = drop_exact_copies(_check_representations(points, "points", min_points=3), "estimate_dimension")
+    given = _check_representations(points, "points", min_points=3)
+    x = drop_exact_copies(given, "estimate_dimension")
     if method in ("auto", "gap"):
         if not 0.0 < query_fraction < 1.0:
             raise ValueError(f"`query_fraction` must be in (0, 1), got {query_fraction!r}.")
         order = np.random.default_rng(seed).permutation(x.shape[0])
         n_queries = max(1, round(query_fraction * x.shape[0]))
         bank, queries = x[order[n_queries:]], x[order[:n_queries]]
-        if method == "gap":
-            curve = gap_curve(bank, queries, seed=seed, backend=backend)
-            fit = gap_dimension(
-                curve.sizes, curve.per_query, n_bootstrap=0, calibrate=calibrate, concentration=curve.concentration
+        with rows_for_the_fit(f"estimate_dimension(method={method!r})", given.shape[0], x.shape[0], bank.shape[0]):
+            if method == "gap":
+                curve = gap_curve(bank, queries, seed=seed, backend=backend)
+                cp = curve.concentration
+                return gap_dimension(
+                    curve.sizes, curve.per_query, n_bootstrap=0, calibrate=calibrate, concentration=cp
+                ).dim
+            k = min(max(n_neighbors, 20), bank.shape[0])
+            curve = gap_curve(bank, queries, seed=seed, backend=backend, n_neighbors=k, neighbor_queries=n_queries)
+            assert curve.knn_dist_sq is not None
+            est = trusted_dimension(
+                curve.sizes,
+                curve.per_query,
+                np.sqrt(curve.knn_dist_sq),
+                concentration=curve.concentration,
+                calibrate=calibrate,
+                n_neighbors=n_neighbors,
+                n_bootstrap=200,
+                seed=seed,
             )
-            return fit.dim
-        k = min(max(n_neighbors, 20), bank.shape[0])
-        curve = gap_curve(bank, queries, seed=seed, backend=backend, n_neighbors=k, neighbor_queries=n_queries)
-        assert curve.knn_dist_sq is not None
-        est = trusted_dimension(
-            curve.sizes,
-            curve.per_query,
-            np.sqrt(curve.knn_dist_sq),
-            concentration=curve.concentration,
-            calibrate=calibrate,
-            n_neighbors=n_neighbors,
-            n_bootstrap=200,
-            seed=seed,
-        )
         if est.disagree:
             warn_disagreement(est)
         return est if return_estimate else est.dim
     k = 2 if method == "twonn" else min(n_neighbors, x.shape[0] - 1)
-    dist_sq, _ = nearest(x, x, k=k, exclude_self=True, backend=backend)
-    dist = np.sqrt(dist_sq)
+    dist = np.sqrt(nearest(x, x, k=k, exclude_self=True, backend=backend)[0])
     return twonn_dimension(dist) if method == "twonn" else mle_dimension(dist, n_neighbors=k)
 
 

@@ -93,6 +93,20 @@ def test_the_concentration_reads_the_spread_queries_and_the_first_shuffled_bank_
     assert found == pytest.approx(dist.mean() ** 2 / dist.var(), rel=1e-5)
 
 
+@pytest.mark.parametrize("dim", [8, 40, 300])
+def test_the_public_concentration_is_the_curves_bit_for_bit(dim):
+    # calibration.concentration shares the library's code (norm column, product, per-row moments): given the centred
+    # rows the search reads, it returns GapCurve.concentration exactly (its own GEMM differed at float32 rounding).
+    from lightning_repgap._prepare import bank_centre, centred32
+    from lightning_repgap.calibration import concentration
+
+    bank, queries = _cloud(3000, dim, 11) + 3.0, _cloud(500, dim, 12) + 3.0
+    found = gap_curve(bank, queries, backend="torch", search_precision="fp32", gemm="torch", seed=5).concentration
+    centre = bank_centre(bank)
+    order = np.random.default_rng(5).permutation(3000)
+    assert concentration(centred32(bank, centre, order[:1024]), centred32(queries, centre)) == found
+
+
 def test_an_all_equal_block_has_no_spread():
     # Every distance the same, over a width that is not a power of two: the rows' combination must not round a
     # variance into existence (the separate GEMM's value was inf here too).
