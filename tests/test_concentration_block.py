@@ -47,15 +47,18 @@ def test_the_block_from_the_tiles_equals_its_own_product_across_query_chunks_and
     np.testing.assert_array_equal(found.concentration.m2, own.m2)
 
 
-def test_the_concentration_does_not_follow_the_blas_thread_count():
-    # At D > 10,000 OpenBLAS's float32 product of the separate concentration GEMM (before) gave other bits on 1 and
-    # 2 threads; read from torch's tiles, the value is the same.
+def test_the_concentration_is_repeatable_and_agrees_across_blas_thread_counts():
+    # At D > 10,000 the float32 product's bits can follow the BLAS's thread split: OpenBLAS's separate concentration
+    # GEMM did (before it was read from the tiles), and torch's own tiles do on an Intel Xeon with MKL (5028.5777 on
+    # one thread, 5028.5776 on two: 9e-9 relative), not on the AMD EPYC where the tiles were first checked. The
+    # contract is therefore: the same bits for the same thread count, float32-rounding agreement across counts.
     x = _cloud(1200, 10_001, 4)
     values = []
-    for threads in (1, 2):
+    for threads in (1, 2, 2):
         with threadpool_limits(threads, user_api="blas"):
             values.append(gap_curve(x[:600], x[600:], num_threads=threads, backend="torch").concentration)
-    assert values[0] == values[1]
+    assert values[1] == values[2]
+    assert values[0] == pytest.approx(values[1], rel=1e-6)
 
 
 @pytest.mark.skipif(not _FAISS_AVAILABLE, reason="needs faiss")
