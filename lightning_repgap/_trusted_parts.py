@@ -361,13 +361,7 @@ def _cluster_fill(sizes: np.ndarray, per_query: np.ndarray) -> int | None:
 def _cluster_noise(
     sizes: np.ndarray, per_query: np.ndarray, d_local: float, read: Callable[[np.ndarray, np.ndarray], Any]
 ) -> Any | None:
-    """The within-cluster noise-floor reading of separated clusters, or ``None`` (see :data:`CLUSTER_NOISE_SIZES`).
-
-    ``read(sizes, per_query)`` is the trusted ``dim`` of the curve from the first size at which every cluster holds
-    bank points (:func:`_cluster_fill`, at least :data:`CLUSTER_NOISE_SIZES` sizes); it is taken where it diagnoses
-    a noise floor (``"noise_floor"``) and the local estimate ``d_local`` reads at least :data:`NOISE_EVIDENT_RATIO`
-    times it (the noise swamps the nearest neighbours).
-    """
+    """The within-cluster noise-floor reading (see :data:`CLUSTER_NOISE_SIZES`; ``read``: the rule), or ``None``."""
     fill = _cluster_fill(sizes, per_query)
     if fill is None or len(sizes) - fill < CLUSTER_NOISE_SIZES:
         return None
@@ -676,8 +670,8 @@ def _disagreement_message(est: Any) -> str:
         return (
             "The per-query gaps split into two groups (separated clusters, some of them still without a bank point), "
             f"and the clusters' own gap curve (the banks after every cluster holds points: {gap}) shows a noise floor: "
-            f"dim = {est.dim:.2f} is its floor-corrected law; the local estimators ({est.dim_local:.2f}) read the noise "
-            "within the clusters. Read one cluster (class) at a time to confirm."
+            f"dim = {est.dim:.2f} is its floor-corrected law; the local estimators ({est.dim_local:.2f}) read the "
+            "noise within the clusters. Read one cluster (class) at a time to confirm."
         )
     if est.clusters:
         return (
