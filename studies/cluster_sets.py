@@ -12,9 +12,10 @@ Cluster sizes are unequal (Dirichlet(4) weights). Ambient noise as in the suite:
 ``E||noise||^2 = (p s)^2``, ``s^2`` the trace of the clean cloud's covariance (which separated clusters dominate), ``p``
 0, 1 % or 5 %. The truth is the clusters' own dimension.
 
-The **dev** set (seeds 13000-13047) tunes the rule; the **held-out** set (seeds 13500-13523: other counts, separations,
-dimensions and ambient sizes, and a shape the dev set lacks, helices) is opened once, at the end. Each cloud is read at
-n = 2,500 and 20,000 (the suite's sizes; 80 % bank, 20 % queries) from a cached search, like ``studies.dimension_retune``.
+The **dev** set (30 clouds, seeds 13000-13029) tunes the rule; the **held-out** set (24 clouds, seeds 13500-13523:
+other counts, separations, dimensions and ambient sizes, and a shape the dev set lacks, helices) is opened once, at the
+end. Each cloud is read at n = 2,500 and 20,000 (the suite's sizes; 80 % bank, 20 % queries) from a cached search, like
+``studies.dimension_retune``.
 
 Run ``PYTHONPATH=. python -m studies.cluster_sets --set dev --cache /tmp/clusters`` to print every reading.
 """
@@ -65,7 +66,9 @@ class ClusterCloud:
         if self.shape in ("gauss", "agauss"):
             z = rng.standard_normal((n, self.d))
             if self.shape == "agauss":
-                z *= np.geomspace(1.0, 0.1, self.d)[None, :] * math.sqrt(self.d / (np.geomspace(1.0, 0.1, self.d) ** 2).sum())
+                z *= np.geomspace(1.0, 0.1, self.d)[None, :] * math.sqrt(
+                    self.d / (np.geomspace(1.0, 0.1, self.d) ** 2).sum()
+                )
         elif self.shape == "segment":
             z = rng.uniform(-1.0, 1.0, (n, 1))
         elif self.shape in ("circle", "sphere"):
@@ -177,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         err, cov, wid = (np.array([r[i] for r in rows], dtype=float) for i in range(3))
-        print(f"n={n}: clouds {len(rows)} mean rel err {err.mean():.3f} coverage {cov.mean():.2f} median width/d {np.median(wid):.2f}")
+        print(
+            f"n={n}: clouds {len(rows)} mean rel err {err.mean():.3f} coverage {cov.mean():.2f} "
+            f"median width/d {np.median(wid):.2f}"
+        )
     return 0
 
 
