@@ -385,7 +385,7 @@ def trusted_dimension(
     between them (:data:`CLUSTER_SPLIT`: part of the clusters hold no bank point yet; no connected set shows it),
     ``clusters`` is set and ``dim`` is ``d_local``, the clusters' own dimension (method ``"local"``), unless the whole
     rule, run on the curve from where every cluster holds bank points, diagnoses a noise floor that ``d_local`` reads
-    at least ``NOISE_EVIDENT_RATIO`` times (noise within the clusters: ``_trusted_parts.CLUSTER_NOISE_SIZES``).
+    at least ``CLUSTER_NOISE_RATIO`` times (noise within the clusters: ``_trusted_parts.CLUSTER_NOISE_SIZES``).
 
     Otherwise ``dim`` is ``d_local`` when ``d_gap <= 8``, ``d_gap`` when ``d_gap >= 12``, and in between
     :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`; but ``w`` moves to 0 (``d_local``)
