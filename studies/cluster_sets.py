@@ -87,7 +87,7 @@ class ClusterCloud:
 
 
 def cluster_set(which: str) -> list[ClusterCloud]:
-    """The ``"dev"`` or ``"heldout"`` set (see the module docstring)."""
+    """The ``"dev"`` or ``"heldout"`` set (see the module docstring), or the ``"scan"`` of ``CLUSTER_NOISE_RATIO``."""
     out: list[ClusterCloud] = []
     if which == "dev":
         seed = 13000
@@ -126,6 +126,23 @@ def cluster_set(which: str) -> list[ClusterCloud]:
             for noise in (0.0, 0.01, 0.05):
                 out.append(ClusterCloud(shape, k, d, ambient, sep, noise, seed))
                 seed += 1
+    elif which == "scan":
+        # the CLUSTER_NOISE_RATIO scan (in-sample with the dev set): six seeds of each kind, n = 2,500 only
+        seed = 13100
+        specs = [
+            ("gauss", 6, 32, 128, 3.0, 0.0),
+            ("gauss", 8, 16, 64, 3.0, 0.0),
+            ("gauss", 4, 50, 64, 4.0, 0.0),
+            ("gauss", 6, 32, 128, 3.0, 0.01),
+            ("segment", 1, 12, 24, 3.0, 0.01),
+            ("circle", 1, 20, 48, 3.0, 0.01),
+            ("segment", 1, 40, 64, 2.5, 0.01),
+            ("segment", 1, 12, 24, 3.0, 0.003),
+        ]
+        for shape, d, k, ambient, sep, noise in specs:
+            for _ in range(6):
+                out.append(ClusterCloud(shape, k, d, ambient, sep, noise, seed))
+                seed += 1
     else:
         raise ValueError(which)
     return out
@@ -161,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=("dev", "heldout"), default="dev")
+    parser.add_argument("--set", choices=("dev", "heldout", "scan"), default="dev")
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     args = parser.parse_args(argv)
@@ -176,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((abs(est.dim - d) / d, est.dim_low <= d <= est.dim_high, (est.dim_high - est.dim_low) / d))  # type: ignore[attr-defined]
             print(
                 f"n={n} {cloud.name:48s} dim {est.dim:6.2f} [{est.dim_low:6.2f}, {est.dim_high:6.2f}] "  # type: ignore[attr-defined]
-                f"{est.method:11s} clusters={est.clusters}",  # type: ignore[attr-defined]
+                f"{est.method:11s} clusters={est.clusters} local {est.dim_local:6.2f}",  # type: ignore[attr-defined]
                 flush=True,
             )
         err, cov, wid = (np.array([r[i] for r in rows], dtype=float) for i in range(3))
