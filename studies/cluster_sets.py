@@ -129,7 +129,7 @@ def cluster_set(which: str) -> list[ClusterCloud]:
     elif which == "scan":
         # the CLUSTER_NOISE_RATIO scan (in-sample with the dev set): six seeds of each kind, n = 2,500 only
         seed = 13100
-        specs = [
+        scan: list[tuple[str, int, int, int, float, float]] = [
             ("gauss", 6, 32, 128, 3.0, 0.0),
             ("gauss", 8, 16, 64, 3.0, 0.0),
             ("gauss", 4, 50, 64, 4.0, 0.0),
@@ -139,7 +139,7 @@ def cluster_set(which: str) -> list[ClusterCloud]:
             ("segment", 1, 40, 64, 2.5, 0.01),
             ("segment", 1, 12, 24, 3.0, 0.003),
         ]
-        for shape, d, k, ambient, sep, noise in specs:
+        for shape, d, k, ambient, sep, noise in scan:
             for _ in range(6):
                 out.append(ClusterCloud(shape, k, d, ambient, sep, noise, seed))
                 seed += 1
