@@ -16,7 +16,7 @@ import pytest
 
 import lightning_repgap._trusted_parts as parts
 from lightning_repgap import estimate_dimension
-from lightning_repgap.dimension import DimensionDisagreementWarning
+from lightning_repgap.dimension import DimensionDisagreementWarning, DimensionEstimate
 
 
 def _clusters(shape: str, n: int, k: int, d: int, ambient: int, sep: float, noise: float, seed: int) -> np.ndarray:
@@ -38,7 +38,7 @@ def _clusters(shape: str, n: int, k: int, d: int, ambient: int, sep: float, nois
     return x + rng.standard_normal(x.shape) * (noise * radius / math.sqrt(ambient))
 
 
-def _estimate(x: np.ndarray) -> object:
+def _estimate(x: np.ndarray) -> DimensionEstimate:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DimensionDisagreementWarning)
         return estimate_dimension(x, return_estimate=True)
@@ -55,13 +55,13 @@ def _estimate(x: np.ndarray) -> object:
 def test_separated_clusters_of_noisy_curves_read_one(shape: str, k: int, ambient: int, sep: float, seed: int) -> None:
     # 1 % ambient noise swamps the curves' nearest neighbours; the clusters' own gap curve shows the floor.
     est = _estimate(_clusters(shape, 2500, k, 1, ambient, sep, 0.01, seed))
-    assert est.clusters, est  # type: ignore[attr-defined]
-    assert est.method == "noise_floor", est  # type: ignore[attr-defined]
-    assert abs(est.dim - 1.0) < 0.5, est  # type: ignore[attr-defined]
-    assert est.dim_low <= 1.0 <= est.dim_high, est  # type: ignore[attr-defined]
-    assert est.dim_high < 5.0, est  # type: ignore[attr-defined]
-    assert est.dim_local > 5.0, est  # type: ignore[attr-defined]  # the local estimators read the noise
-    assert est.disagree, est  # type: ignore[attr-defined]
+    assert est.clusters, est
+    assert est.method == "noise_floor", est
+    assert abs(est.dim - 1.0) < 0.5, est
+    assert est.dim_low <= 1.0 <= est.dim_high, est
+    assert est.dim_high < 5.0, est
+    assert est.dim_local > 5.0, est  # the local estimators read the noise
+    assert est.disagree, est
 
 
 def test_the_warning_names_the_noise_within_the_clusters() -> None:
@@ -82,10 +82,10 @@ def test_the_warning_names_the_noise_within_the_clusters() -> None:
 )
 def test_clean_separated_clusters_keep_the_local_estimate(shape: str, k: int, d: int, ambient: int, seed: int) -> None:
     est = _estimate(_clusters(shape, 2500, k, d, ambient, 3.0, 0.0, seed))
-    assert est.clusters, est  # type: ignore[attr-defined]
-    assert est.method == "local", est  # type: ignore[attr-defined]
-    assert abs(est.dim - d) / d < 0.2, est  # type: ignore[attr-defined]
-    assert est.dim_low <= d <= est.dim_high, est  # type: ignore[attr-defined]
+    assert est.clusters, est
+    assert est.method == "local", est
+    assert abs(est.dim - d) / d < 0.2, est
+    assert est.dim_low <= d <= est.dim_high, est
 
 
 def test_the_fill_is_the_first_size_with_no_query_a_separation_away() -> None:
