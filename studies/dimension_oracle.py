@@ -38,7 +38,8 @@ error ``|x - d| / d`` of
 * every single candidate as a fixed rule (e.g. always the gap law).
 
 It lists the readings where even the oracle over every library candidate errs by more than 10 %, with each
-candidate's reading. ``--skdim`` also runs scikit-dimension 0.5.0's fast estimators (dev-only, never a dependency)
+candidate's reading. ``--learned`` fits two leave-one-split-out learned rules on the candidates (:func:`learned`).
+``--skdim`` also runs scikit-dimension 0.5.0's fast estimators (dev-only, never a dependency)
 on the same 2,500-point samples (:func:`studies.dimension_retune.cached_curve`'s sample), one thread, and prints
 each one's mean relative error next to the rule's on the clouds it ran on. ``--out`` writes every reading as JSON.
 """
@@ -272,6 +273,8 @@ def _group_of(record: dict[str, Any]) -> set[str]:
     """The groups a reading belongs to (see :func:`_group_labels`)."""
     noise = "clean" if record["noise"] == 0 else f"noise {record['noise']:.0%}"
     out = {"all", f"split {record['split']}", noise, f"family {record['family']}"}
+    if not (record["family"] == "curve" and record["noise"] > 0):
+        out.add("all but noisy curves")
     if record["noise"] == 0:
         out.add("clean d <= 8" if record["d"] <= 8 else "clean d > 8")
     return out
@@ -282,6 +285,7 @@ def _group_labels(records: Sequence[dict[str, Any]]) -> list[str]:
     families = sorted({r["family"] for r in records})
     return [
         "all",
+        "all but noisy curves",
         *(f"split {s}" for s in OPENED),
         "clean",
         "clean d <= 8",
@@ -341,7 +345,7 @@ def single_candidates(records: Sequence[dict[str, Any]], errs: dict[str, np.ndar
 def why(record: dict[str, Any]) -> str:
     """A first reading of why every candidate misses (checked by hand in docs/validation.md)."""
     v = [x for k, x in record["values"].items() if k in LIBRARY_SET and math.isfinite(x)]
-    side = "all read low" if max(v) < record["d"] else "all read high" if min(v) > record["d"] else "bracketed"
+    side = "all read low" if max(v) < record["d"] else "all read high" if min(v) > record["d"] else "bracket d"
     noise = f"noise {record['noise']:.0%}" if record["noise"] else "clean"
     return f"{side}; {noise}"
 
@@ -366,12 +370,66 @@ def misses(records: Sequence[dict[str, Any]], errs: dict[str, np.ndarray], thres
     return lines
 
 
+def _features(record: dict[str, Any]) -> list[float]:
+    """Scale-free features of a reading: ``log d_gap``, ``log n`` and every library candidate's ``log(x / d_gap)``."""
+    v = record["values"]
+    gap = v["gap"] if math.isfinite(v["gap"]) and v["gap"] > 0 else 1.0
+    out = [math.log(gap), math.log(record["n"])]
+    for name in LIBRARY_SET:
+        x = v[name]
+        out.append(math.log(x / gap) if math.isfinite(x) and x > 0 else 0.0)
+    return out
+
+
+def learned(records: Sequence[dict[str, Any]]) -> dict[str, dict[int, float]]:
+    """Leave-one-split-out learned rules (scikit-learn, dev-only): how much of the oracle a data-driven rule reaches.
+
+    ``"select"``: one gradient-boosted model per library candidate predicts its relative error (capped at 2) from
+    :func:`_features`; the candidate with the smallest prediction is taken. ``"regress"``: one gradient-boosted model
+    predicts ``log(d / d_gap)`` from the same features (a learned correction, not a selection). Each split (``tune``
+    and ``held_out`` count as two) is predicted by models fitted on the other ones. Returns the mean relative error
+    per rule and size.
+    """
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    x = np.array([_features(r) for r in records])
+    d = np.array([r["d"] for r in records], dtype=np.float64)
+    err = np.array([[rel_error(r["values"][k], r["d"]) for k in LIBRARY_SET] for r in records])
+    err = np.where(np.isfinite(err), err, 10.0)
+    split = np.array([r["split"] for r in records])
+    sizes = np.array([r["n"] for r in records])
+    got = {"select": np.zeros(len(records)), "regress": np.zeros(len(records))}
+    for held in OPENED:
+        te, tr = split == held, split != held
+        if not te.any():
+            continue
+        pred = np.zeros((int(te.sum()), len(LIBRARY_SET)))
+        for j in range(len(LIBRARY_SET)):
+            model = GradientBoostingRegressor(
+                n_estimators=150, max_depth=3, learning_rate=0.05, subsample=0.8, random_state=0
+            )
+            pred[:, j] = model.fit(x[tr], np.minimum(err[tr, j], 2.0)).predict(x[te])
+        got["select"][te] = err[te][np.arange(int(te.sum())), pred.argmin(axis=1)]
+        model = GradientBoostingRegressor(
+            n_estimators=300, max_depth=3, learning_rate=0.05, subsample=0.8, random_state=0, loss="absolute_error"
+        )
+        reading = np.exp(model.fit(x[tr], np.log(d[tr]) - x[tr, 0]).predict(x[te]) + x[te, 0])
+        got["regress"][te] = np.abs(reading - d[te]) / d[te]
+    return {k: {n: float(v[sizes == n].mean()) for n in SIZES} for k, v in got.items()}
+
+
 def run_skdim(
-    clouds: Sequence[SuiteCloud], n: int, names: Sequence[str], log: Callable[[str], None], budget: float
+    clouds: Sequence[SuiteCloud],
+    n: int,
+    names: Sequence[str],
+    log: Callable[[str], None],
+    budget: float,
+    partial: Path | None = None,
 ) -> dict[int, dict[str, float]]:
     """scikit-dimension's estimators on each cloud's ``n``-point sample: ``{seed: {estimator: value}}``.
 
-    An estimator whose total time passes ``budget`` seconds stops being run (``nan`` from then on; reported).
+    An estimator whose total time passes ``budget`` seconds stops being run (``nan`` from then on; reported). The
+    readings so far are written to ``partial`` (JSON) after every cloud.
     """
     import skdim  # dev-only comparison, never a runtime dependency
 
@@ -394,6 +452,8 @@ def run_skdim(
                 row[name] = math.nan
             spent[name] += time.perf_counter() - t0
         out[cloud.seed] = row
+        if partial is not None:  # written after every cloud: a run cut short keeps what it measured
+            partial.write_text(json.dumps({str(k): v for k, v in out.items()}, indent=1))
         log(f"[{j + 1}/{len(clouds)}] {cloud.name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()))
     log("skdim seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in spent.items()))
     return out
@@ -450,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skdim-budget", type=float, default=600.0, help="seconds per estimator before it is dropped")
     ap.add_argument("--skdim-json", type=Path, default=None, help="write (--skdim) or read the skdim readings here")
     ap.add_argument("--skip-oracle", action="store_true", help="only run --skdim (no cache needed)")
+    ap.add_argument("--learned", action="store_true", help="also fit leave-one-split-out learned rules (sklearn)")
     ap.add_argument("--out", type=Path, default=None, help="write every reading as JSON")
     args = ap.parse_args(argv)
     import torch
@@ -461,9 +522,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("--skdim needs scikit-dimension (dev-only): pip install scikit-dimension==0.5.0")
         clouds = [c for s in OPENED for c in suite(s)][:: args.skdim_every]
         names = tuple(args.skdim_estimators.split(","))
-        sk = run_skdim(clouds, SIZES[0], names, lambda m: print(m, flush=True), args.skdim_budget)
-        if args.skdim_json is not None:
-            args.skdim_json.write_text(json.dumps({str(k): v for k, v in sk.items()}, indent=1))
+        log = lambda m: print(m, flush=True)  # noqa: E731
+        sk = run_skdim(clouds, SIZES[0], names, log, args.skdim_budget, args.skdim_json)
     elif args.skdim_json is not None:
         sk = {int(k): v for k, v in json.loads(args.skdim_json.read_text()).items()}
     if args.skip_oracle:
@@ -479,6 +539,13 @@ def main(argv: list[str] | None = None) -> int:
     for label, value in best_pairs(records):
         print(f"{label}: {value:.3f}")
     print("\n".join(misses(records, errs)))
+    if args.learned:
+        rule = {
+            n: float(np.mean([e for e, r in zip(errs["rule"], records, strict=True) if r["n"] == n])) for n in SIZES
+        }
+        print("\nLeave-one-split-out learned rules (mean relative error; the rule's in-sample value for comparison):")
+        for name, by_n in learned(records).items():
+            print(f"{name}: " + ", ".join(f"n={n:,} {by_n[n]:.3f} (rule {rule[n]:.3f})" for n in SIZES))
     if sk:
         print("\n".join(skdim_table(records, sk, SIZES[0])))
     if args.out is not None:
