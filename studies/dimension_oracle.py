@@ -83,7 +83,7 @@ LIBRARY_SET = (*RULE_SET, "floor_const", "gap_raw", "twonn", "mle5", "gride_5_10
 EXTENDED_SET = (*LIBRARY_SET, "gride_20_40", "gride_32_64")
 #: scikit-dimension's global estimators that ``--skdim`` can run (default keyword arguments).
 SKDIM_ESTIMATORS = ("lPCA", "MADA", "TLE", "CorrInt", "MiND_ML", "KNN", "ESS", "TwoNN", "MLE", "DANCo")
-#: The ones run by default: ESS took about 250 s and DANCo about 60 s per 2,500-point cloud on one thread here.
+#: The ones run by default: ESS took about 250 s per 2,500-point cloud on one thread here (DANCo: docs/validation.md).
 DEFAULT_SKDIM = ("lPCA", "MADA", "TLE", "CorrInt", "MiND_ML", "KNN", "TwoNN", "MLE")
 
 
@@ -499,6 +499,22 @@ def skdim_table(records: Sequence[dict[str, Any]], sk: dict[int, dict[str, float
     return lines
 
 
+def _skdim_readings(args: argparse.Namespace) -> dict[int, dict[str, float]]:
+    """Run scikit-dimension (``--skdim``) or read and merge earlier runs' JSON (``--skdim-json``, repeatable)."""
+    sk: dict[int, dict[str, float]] = {}
+    if args.skdim:
+        if importlib.util.find_spec("skdim") is None:
+            raise SystemExit("--skdim needs scikit-dimension (dev-only): pip install scikit-dimension==0.5.0")
+        clouds = [c for s in OPENED for c in suite(s)][:: args.skdim_every]
+        names = tuple(args.skdim_estimators.split(","))
+        out = args.skdim_json[0] if args.skdim_json else None
+        return run_skdim(clouds, SIZES[0], names, lambda m: print(m, flush=True), args.skdim_budget, out)
+    for path in args.skdim_json:
+        for seed, row in json.loads(path.read_text()).items():
+            sk.setdefault(int(seed), {}).update(row)
+    return sk
+
+
 def main(argv: list[str] | None = None) -> int:
     """Read the opened splits, print the oracle tables (and the scikit-dimension comparison with ``--skdim``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -508,7 +524,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skdim-estimators", default=",".join(DEFAULT_SKDIM), help="comma-separated skdim.id names")
     ap.add_argument("--skdim-every", type=int, default=1, help="run them on every k-th opened cloud only")
     ap.add_argument("--skdim-budget", type=float, default=600.0, help="seconds per estimator before it is dropped")
-    ap.add_argument("--skdim-json", type=Path, default=None, help="write (--skdim) or read the skdim readings here")
+    ap.add_argument(
+        "--skdim-json",
+        type=Path,
+        action="append",
+        default=[],
+        help="with --skdim: write the readings here (the first one given); without: read and merge them (repeatable)",
+    )
     ap.add_argument("--skip-oracle", action="store_true", help="only run --skdim (no cache needed)")
     ap.add_argument("--learned", action="store_true", help="also fit leave-one-split-out learned rules (sklearn)")
     ap.add_argument("--out", type=Path, default=None, help="write every reading as JSON")
@@ -516,16 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    sk: dict[int, dict[str, float]] = {}
-    if args.skdim:
-        if importlib.util.find_spec("skdim") is None:
-            raise SystemExit("--skdim needs scikit-dimension (dev-only): pip install scikit-dimension==0.5.0")
-        clouds = [c for s in OPENED for c in suite(s)][:: args.skdim_every]
-        names = tuple(args.skdim_estimators.split(","))
-        log = lambda m: print(m, flush=True)  # noqa: E731
-        sk = run_skdim(clouds, SIZES[0], names, log, args.skdim_budget, args.skdim_json)
-    elif args.skdim_json is not None:
-        sk = {int(k): v for k, v in json.loads(args.skdim_json.read_text()).items()}
+    sk = _skdim_readings(args)
     if args.skip_oracle:
         return 0
     t0 = time.perf_counter()
