@@ -84,6 +84,15 @@ class Prepared:
         norms = row_sq_norms(self.reference32) if self.sq_norms64 is None else self.sq_norms64
         return math.fsum(norms)
 
+    @cached_property
+    def queries_sq_norms64(self) -> np.ndarray:
+        """Float64 ``||q||^2`` of every centred float32 query (:func:`row_sq_norms`); computed once, on first use.
+
+        Read by :func:`needs_float64_ranking` and by the concentration's block (the same bits as its own norms of the
+        block's rows: a row's value depends only on the row).
+        """
+        return row_sq_norms(self.queries32)
+
     @property
     def reference32(self) -> np.ndarray:
         """``(n, D)`` centred float32 bank: a view of the first ``D`` columns of :attr:`reference_aug32`."""
@@ -219,10 +228,11 @@ def pair_dist_sq(
 def _pair_batch(dim: int, k: int) -> tuple[int, int]:
     """Query rows and columns per batch of :func:`pair_dist_sq`: about ``_PAIR_BYTES`` of float64 differences.
 
-    All ``k`` columns of a query when they fit (then several query rows), else as many columns as fit (at least one).
+    All ``k`` columns of a query when they fit (then several query rows), else the line in equal parts that fit
+    (at least one column each).
     """
     pairs = max(1, _PAIR_BYTES // (8 * max(1, dim)))
-    cols = max(1, min(k, pairs))
+    cols = -(-k // -(-k // pairs)) if k > pairs else max(1, k)
     return max(1, min(PAIR_QUERY_STEP, pairs // cols)), cols
 
 
@@ -475,7 +485,7 @@ def needs_float64_ranking(prepared: Prepared, nearest_dist_sq: np.ndarray) -> np
         [0]
 
     """
-    q_sq = row_sq_norms(prepared.queries32)
+    q_sq = prepared.queries_sq_norms64
     r_sq = prepared.reference_sq_sum / max(1, prepared.reference_aug32.shape[0])
     tolerance = _FLOAT32_RANKING_MARGIN * np.finfo(np.float32).eps * (q_sq + r_sq)
     return np.flatnonzero((nearest_dist_sq > 0) & (nearest_dist_sq < tolerance))
