@@ -196,7 +196,7 @@ def pair_dist_sq(
 
     def run(i0: int) -> None:
         # A batch is ``rows`` queries x ``cols`` of their columns: each query row is widened once per batch of
-        # rows and reused for all its columns (at D = 10^4 a batch is one query and ten of its neighbours), the
+        # rows and reused for all its columns (at D = 10^4 a batch is one query and five of its 20 neighbours), the
         # bank rows are gathered straight into a buffer of their dtype, widened (exact) and subtracted from the
         # query broadcast over its columns: float64(q) - float64(r), the bits of a float64 subtraction of the pair.
         q64_buf = np.empty(rows * dim, dtype=np.float64)

@@ -206,7 +206,7 @@ def test_pair_scoring_in_step_buffers_gives_the_bits_of_scoring_each_column_alon
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_pair_scoring_of_lines_split_into_column_batches_gives_the_bits_of_each_pair_alone(monkeypatch, dtype):
-    # At a large D a batch holds one query and part of its line (D = 10^4: ten of its 20 neighbours); here the batch
+    # At a large D a batch holds one query and part of its line (D = 10^4: five of its 20 neighbours); here the batch
     # is shrunk to 3 pairs of D = 90 (one query row, 3 of its 8 columns, the last batch of each line 2), with missing
     # entries, gathered query rows and the steps shared between two threads.
     rng = np.random.default_rng(22)
