@@ -17,7 +17,13 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_repgap import _faults
-from lightning_repgap.capture import ProbeConfigurationError, embed_batches, lightning_transfer, resolve_layers
+from lightning_repgap.capture import (
+    ProbeConfigurationError,
+    embed_batches,
+    embed_inputs,
+    lightning_transfer,
+    resolve_layers,
+)
 
 if TYPE_CHECKING:
     from lightning_repgap.callback import RepresentationGapCallback
@@ -110,36 +116,84 @@ def expected_keys(cb: RepresentationGapCallback, kwargs: dict[str, Any]) -> list
     )
 
 
+_SETUP_ERROR = "RepresentationGapCallback: the one-batch probe at the start of training found a configuration error: "
+
+
 def setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: LightningModule) -> None:
     """Find configuration errors before the first epoch: datasets, probes and a one-batch pass of every layer.
 
     The pass runs the way measurements do (precision plugin, batch-transfer hooks, eval mode, no grad), over the
     first few probe rows, and turns what only data can reveal into a ``MisconfigurationException`` now: a layer
     that never runs in ``forward`` (or a container), one that runs several times per forward, layers that disagree
-    on the batch size, and datasets the probes cannot be drawn from.
+    on the batch size, and datasets the probes cannot be drawn from. With a ``reference_fn`` it is called once
+    and its bank checked (a tensor of at least ``config.min_bank_size`` points in all) against the width of the
+    queries (the watched layer's, or the flattened raw inputs' with ``layer=None``).
     """
     datasets = cb._datasets(trainer)
     indices = cb._probe_indices(datasets)
-    if not cb.layer:
+    if not cb.layer and cb.reference_fn is None:
         return
     role, key = ("reference", "train") if indices["reference"] else ("queries", "val")
     rows = indices[role][:SETUP_PROBE_ROWS]
     loader = cb._probe_loader(datasets[key], rows, datasets[f"{key}_collate"], trainer)
+    transfer = lightning_transfer(trainer, pl_module)
     try:
-        embed_batches(
-            pl_module,
-            loader,
-            resolve_layers(pl_module, cb.layer),
-            pooling=cb.pooling,
-            forward_fn=cb.forward_fn,
-            transfer_fn=lightning_transfer(trainer, pl_module),
-            precision_context=trainer.precision_plugin.forward_context(),
-        )
+        if not cb.layer:
+            probed = embed_inputs(loader, transfer_fn=transfer)[0]
+        else:
+            probed = embed_batches(
+                pl_module,
+                loader,
+                resolve_layers(pl_module, cb.layer),
+                pooling=cb.pooling,
+                forward_fn=cb.forward_fn,
+                transfer_fn=transfer,
+                precision_context=trainer.precision_plugin.forward_context(),
+            )[0][cb.layer[0]]
     except ProbeConfigurationError as err:
-        raise MisconfigurationException(
-            f"RepresentationGapCallback: the one-batch probe at the start of training found a configuration error: "
-            f"{err}"
-        ) from err
+        raise MisconfigurationException(f"{_SETUP_ERROR}{err}") from err
+    if cb.reference_fn is None or not rows:
+        return
+    bank = cb._reference_fn_output(trainer, pl_module)
+    try:  # the checks of every measurement, raised as configuration errors now
+        bank = checked_bank(bank, trainer.world_size, cb.config.min_bank_size)
+        check_bank_width(cb, bank, probed)
+    except (TypeError, ValueError) as err:
+        raise MisconfigurationException(f"{_SETUP_ERROR}{err}") from err
+
+
+def checked_bank(bank: Any, world_size: int, min_bank_size: int) -> torch.Tensor:
+    """A ``reference_fn`` output as this rank's ``(n, D)`` float32 CPU bank, detached and flattened.
+
+    Raises:
+        TypeError: if it is not a tensor.
+        ValueError: with fewer than 2 points, or fewer than ``min_bank_size`` over ``world_size`` ranks.
+
+    """
+    if not isinstance(bank, torch.Tensor):
+        raise TypeError(f"`reference_fn` must return a torch.Tensor, got {type(bank).__name__}.")
+    if bank.ndim < 2 or bank.shape[0] < 2:
+        raise ValueError(
+            f"`reference_fn` must return at least 2 points as an (n, ...) tensor, got shape {tuple(bank.shape)}."
+        )
+    bank = bank.detach().reshape(bank.shape[0], -1).to("cpu", torch.float32)
+    n_total = bank.shape[0] * world_size
+    if n_total < min_bank_size:
+        raise ValueError(
+            f"`reference_fn` returned {n_total} points in all; the gap-law fit needs at least {min_bank_size} (lower "
+            "`fit_min_size`)."
+        )
+    return bank
+
+
+def check_bank_width(cb: RepresentationGapCallback, bank: torch.Tensor, queries: torch.Tensor | None) -> None:
+    """Raise a ``ValueError`` naming ``reference_fn``, the layer and both widths when bank and queries differ."""
+    if queries is not None and queries.ndim == 2 and queries.shape[1] != bank.shape[1]:
+        against = f"layer {cb.layer[0]!r}" if cb.layer else "the flattened raw inputs (`layer=None`)"
+        raise ValueError(
+            f"`reference_fn` returned points of width {bank.shape[1]}, but the queries, {against}, have width "
+            f"{queries.shape[1]}: return representations comparable with the queries."
+        )
 
 
 def as_logged(values: dict[str, float], pl_module: LightningModule) -> dict[str, Any]:
@@ -176,6 +230,8 @@ def snapshot_overflow(arrays: dict[str, Any], dtype: str) -> str | None:
 __all__ = [
     "archive_changed_settings",
     "as_logged",
+    "check_bank_width",
+    "checked_bank",
     "expected_keys",
     "probe_settings",
     "restorable",

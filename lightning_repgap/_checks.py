@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from lightning_repgap._faults import NonFiniteRepresentationError
+from lightning_repgap._faults import NonFiniteRepresentationError, TooFewFitSizesError
 
 __all__ = [
     "ArrayLike",
     "_check_choice",
+    "_check_fit_sizes",
     "_check_gap_sets",
     "_check_labels",
     "_check_positive_int",
@@ -134,6 +135,25 @@ def _check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
     if not isinstance(value, Hashable) or value not in choices:
         raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}; got {value!r}.")
     return value
+
+
+def _check_fit_sizes(sizes: np.ndarray, fit_min_size: int) -> np.ndarray:
+    """The mask of ``sizes >= fit_min_size``, which must hold at least 3 sizes for the gap-law fit.
+
+    Raises:
+        TooFewFitSizesError: (a ``ValueError``) with fewer than 3, carrying ``sizes`` and ``fit_min_size``.
+
+    """
+    use = sizes >= fit_min_size
+    if use.sum() < 3:
+        listed = sizes.astype(int).tolist()
+        raise TooFewFitSizesError(
+            f"The gap-law fit needs at least 3 bank sizes >= fit_min_size={fit_min_size}, got sizes {listed}: use a "
+            "larger bank, a smaller `fit_min_size` or a finer grid.",
+            sizes=listed,
+            fit_min_size=fit_min_size,
+        )
+    return use
 
 
 def _check_gap_sets(

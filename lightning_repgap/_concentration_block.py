@@ -12,9 +12,11 @@ The moments are kept **per query row** (:class:`RowMoments`: the row's float64 s
 and combined in query order (:meth:`RowMoments.concentration`), so a DDP rank, which searches every ``W``-th query,
 contributes its rows and the ranks' rows combine to the one-process value bit for bit
 (:mod:`lightning_repgap._shard`). A row's values depend only on the tile product's bits for that row: torch's CPU
-product (MKL) gave the same bits for a row whatever the other rows, the tile width and the thread count (1 or 2) in
-every check on the reference host; numpy's OpenBLAS product follows its thread count at a large ``D``, as the
-search's own tiles then do. Bit-for-bit agreement between DDP and one process holds on torch's tiles: where the probe
+product (MKL) gave the same bits for a row whatever the other rows and the tile width in every check; the thread
+count (1 or 2) left them unchanged on an AMD EPYC but not on an Intel Xeon at ``D`` = 10,001 (9e-9 relative: MKL
+splits the product among its threads there), and numpy's OpenBLAS product follows its thread count at a large ``D``.
+So the value is the same bit for bit for the same BLAS thread count and agrees to float32 rounding across counts.
+Bit-for-bit agreement between DDP and one process holds on torch's tiles at equal thread counts: where the probe
 chose numpy's tiles and one side meets a tile narrower than :data:`MIN_SIDE` (a rank's short last chunk), that side's
 block comes from :func:`block_moments` (torch's product) and can differ from the other's at float32 rounding level.
 """

@@ -16,11 +16,14 @@ query are never merged. The share of table entries with such a copy estimates th
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 
+from lightning_repgap._faults import TooFewFitSizesError
 from lightning_repgap._local_dimension import DuplicatePointsWarning
 from lightning_repgap._prepare import parallel_steps, step_threads
 
@@ -137,6 +140,41 @@ def drop_exact_copies(x: np.ndarray, owner: str) -> np.ndarray:
         stacklevel=3,
     )
     return x[keep]
+
+
+@contextlib.contextmanager
+def rows_for_the_fit(owner: str, given: int, distinct: int, bank: int) -> Iterator[None]:
+    """Re-raise a :class:`~lightning_repgap._faults.TooFewFitSizesError` with the rows it came from.
+
+    A function that splits ``points`` into a bank and queries (after :func:`drop_exact_copies`) knows what the bare
+    fit error cannot: how many rows were given, how many were distinct, and how many formed the bank.
+
+    Raises:
+        TooFewFitSizesError: naming ``owner``, the row counts and the fit's need.
+
+    Example:
+        >>> from lightning_repgap._faults import TooFewFitSizesError
+        >>> try:
+        ...     with rows_for_the_fit("demo", 30, 15, 12):
+        ...         raise TooFewFitSizesError("too small", sizes=[12], fit_min_size=16)
+        ... except TooFewFitSizesError as err:
+        ...     print(str(err)[:70])
+        demo: `points` has 30 rows, 15 distinct (15 exact duplicates removed);
+
+    """
+    try:
+        yield
+    except TooFewFitSizesError as err:
+        usable = [n for n in err.sizes if n >= err.fit_min_size]
+        removed = f"{given - distinct} exact duplicates removed" if given > distinct else "no exact duplicates"
+        raise TooFewFitSizesError(
+            f"{owner}: `points` has {given} rows, {distinct} distinct ({removed}); the bank ({bank} of them, the rest "
+            f"are queries) gives the gap-law fit {len(usable)} of the 3 bank sizes >= fit_min_size={err.fit_min_size} "
+            f"it needs (sizes {err.sizes}): give more distinct points, or use method='twonn' or 'mle', which need "
+            "fewer.",
+            sizes=err.sizes,
+            fit_min_size=err.fit_min_size,
+        ) from err
 
 
 def copies_from_hashes(x: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, float]:

@@ -16,7 +16,7 @@ import enum
 import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
 #: Environment variable that turns strict mode on (``1``, ``true`` or ``yes``) when the callback's ``strict`` is None.
@@ -32,6 +32,8 @@ class Cause(str, enum.Enum):
     """NaN or Inf in the watched layer's output."""
     TOO_FEW_DISTINCT = "too_few_distinct"
     """Too few distinct points for the law fit, or every query duplicated in the bank (the gap is 0)."""
+    TOO_FEW_QUERIES = "too_few_queries"
+    """Fewer queries than the law fit needs (``val_probe`` or the validation set too small)."""
     SNAPSHOT_IO = "snapshot_io"
     """A snapshot could not be written (full disk, permissions): the measurement itself is fine."""
     UNDEFINED_VALUE = "undefined_value"
@@ -52,6 +54,10 @@ class NonFiniteRepresentationWarning(MeasurementFaultWarning):
 
 class TooFewDistinctPointsWarning(MeasurementFaultWarning):
     """Too few distinct points for the fit; the undefined keys are NaN this epoch."""
+
+
+class TooFewQueriesWarning(TooFewDistinctPointsWarning):
+    """Fewer queries than the fit needs (a :class:`TooFewDistinctPointsWarning`); the fit's keys are NaN this epoch."""
 
 
 class SnapshotIOWarning(MeasurementFaultWarning):
@@ -105,9 +111,38 @@ class TooFewDistinctPointsError(MeasurementFaultError, ValueError):
 
 
 class TooFewQueriesError(TooFewDistinctPointsError):
-    """Fewer queries than the gap-law fit needs (:data:`lightning_repgap.functional.MIN_QUERIES`)."""
+    """Fewer queries than the gap-law fit needs (:data:`lightning_repgap.functional.MIN_QUERIES`).
 
+    Its own cause (and warning), so that the callback's warn-once registry shows its ``val_probe`` fix even after a
+    :class:`TooFewDistinctPointsError` was warned about for the same layer, and the other way round.
+    """
+
+    cause = Cause.TOO_FEW_QUERIES
+    warning = TooFewQueriesWarning
     fix = "use more queries: a larger `val_probe` (or more validation samples)"
+
+
+class TooFewFitSizesError(ValueError):
+    """Fewer than 3 bank sizes ``>= fit_min_size`` for the gap-law fit: the bank is too small for the grid.
+
+    A bad input to the functional API (not survived by the callback, whose settings rule it out at construction),
+    raised as its own type so that callers such as ``repgap estimate`` can react to it without reading its text.
+
+    Args:
+        message: what went wrong, naming the fix.
+        sizes: the bank sizes of the curve (empty when unknown).
+        fit_min_size: the smallest size the fit reads (0 when unknown).
+
+    """
+
+    def __init__(self, message: str, *args: object, sizes: Sequence[int] = (), fit_min_size: int = 0) -> None:
+        super().__init__(message, *args)
+        self.sizes: list[int] = [int(n) for n in sizes]
+        self.fit_min_size = int(fit_min_size)
+
+
+class TooFewDistinctSizesError(TooFewDistinctPointsError, TooFewFitSizesError):
+    """Removing the bank's exact copies left fewer than 3 fit sizes: both a measurement fault and a too-small bank."""
 
 
 class SnapshotIOError(MeasurementFaultError, OSError):
@@ -252,6 +287,10 @@ __all__ = [
     "SnapshotIOWarning",
     "TooFewDistinctPointsError",
     "TooFewDistinctPointsWarning",
+    "TooFewDistinctSizesError",
+    "TooFewFitSizesError",
+    "TooFewQueriesError",
+    "TooFewQueriesWarning",
     "UndefinedValueWarning",
     "expected_keys",
     "strict_mode",

@@ -12,7 +12,8 @@ chunk). The centre and ``sq_dev_sum``
 come from the rank's own preparation of the whole bank, the same as one process's, bit for bit. The concentration's
 moments travel in the same collective: each rank's rows of the block (its queries among the subset, read from its
 own search, :mod:`~lightning_repgap._concentration_block`), put in query order and combined as one process combines
-them (bit for bit on torch's tiles; see :mod:`~lightning_repgap._concentration_block` for numpy's).
+them (bit for bit on torch's tiles at equal BLAS thread counts; see :mod:`~lightning_repgap._concentration_block`
+for numpy's).
 
 Why the queries and not the bank positions: the search's cost per query falls with the bank share less than in
 proportion (each grid size starts new tiles, and a half bank has as many sizes as the whole one: the bf16 screen's

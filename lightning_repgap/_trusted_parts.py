@@ -20,6 +20,8 @@ __all__ = [
     "AUTO_GAP_FROM",
     "AUTO_LOCAL_BELOW",
     "CLUSTER_EDGE",
+    "CLUSTER_NOISE_RATIO",
+    "CLUSTER_NOISE_SIZES",
     "CLUSTER_SHARE",
     "CLUSTER_SPLIT",
     "CROSS_CHECK_ROWS",
@@ -217,6 +219,17 @@ CLUSTER_SHARE = 0.05
 #: See :data:`CLUSTER_SPLIT`: the least number of queries on either side of the band (review: with 8-40 queries a 1- to
 #: 4-d cube read as separated clusters in most draws under a floor of one query; from 200 queries the share decides).
 CLUSTER_EDGE = 10
+#: Noise within separated clusters: once every cluster holds bank points (:func:`_cluster_fill`), the gap curve is the
+#: clusters' own curve (each cluster's ``(w_i n)^{-2/d}``: the same law in ``n``). Ambient noise of a few % of the
+#: clusters' spread swamps their nearest neighbours, so the local estimate reads the noise (clusters of noisy segments,
+#: truth 1: 10-28), while that curve shows the floor. Over at least this many bank sizes from there, the whole rule is
+#: run on it; its reading is taken where it diagnoses a noise floor and the local estimate reads at least
+#: :data:`CLUSTER_NOISE_RATIO` times it.
+CLUSTER_NOISE_SIZES = 3
+#: See :data:`CLUSTER_NOISE_SIZES`. Noise swamping the clusters' nearest neighbours makes the local estimate read many
+#: times their own floor-corrected law (noisy curves 7-28, noisy 2- to 8-d Gaussians 4.4-6.8, one 3.0); clean clusters
+#: whose own curve still bends while small ones fill read at most 3.2 (tuned in-sample: ``studies/cluster_sets.py``).
+CLUSTER_NOISE_RATIO = 4.0
 #: Estimators whose intervals are disjoint *and* which differ by more than this factor trigger a warning.
 DISAGREEMENT_FACTOR = 1.25
 #: Queries that get a neighbour table in ``representation_gap``: the local estimate's relative standard error is
@@ -290,6 +303,27 @@ def _density_spread(dist: np.ndarray, d_gap: float) -> float | None:
     return float(np.log(r_k).std() * math.sqrt(2.0 * d_gap))
 
 
+def _bands(per_query: np.ndarray, rows: int) -> list[tuple[float, float]]:
+    """Per row of ``per_query`` (the first ``rows``): the widest empty band of the sorted log gaps and its midpoint.
+
+    At least :data:`CLUSTER_EDGE` queries (and :data:`CLUSTER_SHARE` of them) on either side; ``(0, inf)`` where there
+    are too few queries. Zeros (duplicates) are left out.
+    """
+    out = []
+    for row in np.asarray(per_query, dtype=np.float64)[:rows]:
+        v = np.sort(np.log(row[row > 0.0]))
+        # At least CLUSTER_EDGE queries on either side: with a few queries the spacing of the smallest (or largest)
+        # log gaps is heavy-tailed on any connected set and, maximised over every size, passes for a band.
+        edge = max(CLUSTER_EDGE, math.ceil(CLUSTER_SHARE * v.size))
+        if v.size - 2 * edge < 1:
+            out.append((0.0, math.inf))
+            continue
+        spacing = v[edge : v.size - edge + 1] - v[edge - 1 : v.size - edge]
+        j = int(np.argmax(spacing))
+        out.append((float(spacing[j]), 0.5 * float(v[edge - 1 + j] + v[edge + j])))
+    return out
+
+
 def _cluster_split(sizes: np.ndarray, per_query: np.ndarray) -> float:
     """The widest empty band of the sorted log per-query gaps at any bank size (see :data:`CLUSTER_SPLIT`).
 
@@ -303,16 +337,37 @@ def _cluster_split(sizes: np.ndarray, per_query: np.ndarray) -> float:
         >>> round(_cluster_split(np.array([16, 32]), np.stack([np.concatenate([near, far]), near[:1].repeat(500)])), 1)
         3.9
     """
-    best = 0.0
-    for row in np.asarray(per_query, dtype=np.float64)[: len(sizes)]:
-        v = np.sort(np.log(row[row > 0.0]))
-        # At least CLUSTER_EDGE queries on either side: with a few queries the spacing of the smallest (or largest)
-        # log gaps is heavy-tailed on any connected set and, maximised over every size, passes for a band.
-        edge = max(CLUSTER_EDGE, math.ceil(CLUSTER_SHARE * v.size))
-        if v.size - 2 * edge < 1:
-            continue
-        best = max(best, float(np.max(v[edge : v.size - edge + 1] - v[edge - 1 : v.size - edge])))
-    return best
+    return max([0.0] + [width for width, _ in _bands(per_query, len(sizes))])
+
+
+def _cluster_fill(sizes: np.ndarray, per_query: np.ndarray) -> int | None:
+    """The first bank size (index) from which every cluster holds bank points (see :data:`CLUSTER_NOISE_SIZES`).
+
+    The first size after the last one with a band of :data:`CLUSTER_SPLIT` at which no query's gap lies beyond that
+    band's midpoint (no query is a separation away any more); ``None`` without a band, ``len(sizes)`` if never.
+    """
+    bands = _bands(per_query, len(sizes))
+    last = [i for i, (width, _) in enumerate(bands) if width >= CLUSTER_SPLIT]
+    if not last:
+        return None
+    i, mid = last[-1] + 1, bands[last[-1]][1]
+    while i < len(sizes) and (np.log(per_query[i][per_query[i] > 0.0]) > mid).any():
+        i += 1
+    return i
+
+
+def _cluster_noise(
+    sizes: np.ndarray, per_query: np.ndarray, d_local: float, read: Callable[[np.ndarray, np.ndarray], Any]
+) -> Any | None:
+    """The within-cluster noise-floor reading (see :data:`CLUSTER_NOISE_SIZES`; ``read``: the rule), or ``None``."""
+    fill = _cluster_fill(sizes, per_query)
+    if fill is None or len(sizes) - fill < CLUSTER_NOISE_SIZES:
+        return None
+    try:
+        within = read(sizes[fill:], per_query[fill:])
+    except ValueError:  # the within-cluster sizes outside the calibration's range: no diagnosis
+        return None
+    return within if within.method == "noise_floor" and d_local >= CLUSTER_NOISE_RATIO * within.dim else None
 
 
 def _local_statistics(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -570,6 +625,14 @@ def _calibrated_interval(
     return low, high
 
 
+def _draw_interval(point: float, draws: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The ``alpha``, ``1 - alpha`` quantiles of bootstrap ``draws`` around ``point`` (the point without draws)."""
+    if draws.size == 0 or not math.isfinite(point):
+        return point, point
+    lo, hi = (float(v) for v in np.nanquantile(draws, [alpha, 1.0 - alpha]))
+    return min(lo, point), max(hi, point)
+
+
 def _bootstrap_counts(n_rows: int, n_draws: int, rng: np.random.Generator) -> np.ndarray:
     draws = rng.integers(0, n_rows, size=(n_draws, n_rows))
     return np.stack([np.bincount(row, minlength=n_rows) for row in draws]).astype(np.float64)
@@ -601,6 +664,13 @@ def _gride_draws(dist: np.ndarray, counts: np.ndarray, n1: int, n2: int) -> np.n
 def _disagreement_message(est: Any) -> str:
     """The text of the disagreement warning for a :class:`~lightning_repgap.dimension.DimensionEstimate`."""
     gap = f"{est.dim_gap:.2f} [{est.fit.dim_low:.2f}, {est.fit.dim_high:.2f}]"
+    if est.clusters and est.method == "noise_floor":
+        return (
+            "The per-query gaps split into two groups (separated clusters, some of them still without a bank point), "
+            f"and the clusters' own gap curve (the banks after every cluster holds points: {gap}) shows a noise floor: "
+            f"dim = {est.dim:.2f} is its floor-corrected law; the local estimators ({est.dim_local:.2f}) read the "
+            "noise within the clusters. Read one cluster (class) at a time to confirm."
+        )
     if est.clusters:
         return (
             "The per-query gaps split into two groups (separated clusters, some of them still without a bank point): "

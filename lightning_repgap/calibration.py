@@ -148,9 +148,14 @@ def concentration(reference32: np.ndarray, queries32: np.ndarray, n_sub: int = 1
     the scale and of rotations. On uniform data its statistical error at ``n_sub = 1024`` is about 1 % (cube) or
     less (sphere, torus), well below what moves the calibrated dimension noticeably.
 
-    One float32 GEMM of ``(n_sub, D) x (D, n_sub)``, moments accumulated in float64. The inputs should be centred
-    (as :class:`lightning_repgap.search.Prepared` holds them) so that ``|q|^2 + |r|^2 - 2 q.r`` keeps its precision,
-    and in random order (bank) or evenly spread (queries): only the first ``n_sub`` rows are used.
+    The library's own computation, shared: the search's centred bank rows with their ``-|r|^2 / 2`` column
+    (:func:`~lightning_repgap._prepare.centred_aug32`), one float32 product with ``[q, 1]`` and the per-row float64
+    moments of :func:`~lightning_repgap._concentration_block.block_moments`. Given the centred rows the search reads
+    (its first ``n_sub`` bank positions and the spread queries), it returns
+    :attr:`GapCurve.concentration <lightning_repgap.gap.GapCurve.concentration>` bit for bit where the exact search's
+    float32 tiles ran on torch's product (it reads the same block from them). The inputs should be centred (as
+    :class:`lightning_repgap.search.Prepared` holds them) so that ``|q|^2 - 2 (q.r - |r|^2 / 2)`` keeps its
+    precision, and in random order (bank) or evenly spread (queries): only the first ``n_sub`` rows are used.
 
     Args:
         reference32: ``(n, D)`` centred bank, float32.
@@ -168,6 +173,9 @@ def concentration(reference32: np.ndarray, queries32: np.ndarray, n_sub: int = 1
         9.0
 
     """
+    from lightning_repgap._concentration_block import block_moments
+    from lightning_repgap._prepare import centred_aug32
+
     n_sub = _check_positive_int(n_sub, "n_sub")
     r = np.asarray(reference32)[:n_sub]
     q = np.asarray(queries32)[:n_sub]
@@ -175,22 +183,10 @@ def concentration(reference32: np.ndarray, queries32: np.ndarray, n_sub: int = 1
         raise ValueError(
             f"`reference32` and `queries32` must be non-empty 2-D arrays of equal width, got {r.shape}, {q.shape}."
         )
-    r = r.astype(np.float32, copy=False)
-    q = q.astype(np.float32, copy=False)
-    # |q|^2 + |r|^2 - 2 q.r: the GEMM, then in place in float32 (relative error ~1e-7 per distance, unbiased).
-    dist = q @ r.T
-    dist *= -2.0
-    dist += np.einsum("ij,ij->i", q, q)[:, None]
-    dist += np.einsum("ij,ij->i", r, r)[None, :]
-    np.maximum(dist, 0.0, out=dist)
-    # Moments with float64 (pairwise) accumulation; the variance from centred values, so nothing cancels.
-    mean = float(dist.sum(dtype=np.float64)) / dist.size
-    dist -= np.float32(mean)
-    np.square(dist, out=dist)
-    var = float(dist.sum(dtype=np.float64)) / dist.size
-    if var > 0:
-        return mean * mean / var
-    return math.inf if mean > 0 else math.nan
+    r = np.ascontiguousarray(r, dtype=np.float32)
+    q = np.ascontiguousarray(q, dtype=np.float32)
+    # Already centred: a zero centre only appends the norm column, summed from these float32 values as the search's.
+    return block_moments(centred_aug32(r, np.zeros(r.shape[1])), q).concentration()
 
 
 def ball_concentration(d: Any) -> np.ndarray:

@@ -86,7 +86,7 @@ class RepresentationGapCallback(Callback):
         train_probe: bank size (training samples); clamped with a warning to what the dataset holds.
         val_probe: number of validation samples used as queries; the gap-law fit needs at least
             :data:`~lightning_repgap.functional.MIN_QUERIES` (8): with fewer, the fit's keys are logged as NaN with a
-            :class:`~lightning_repgap._faults.TooFewDistinctPointsWarning`.
+            :class:`~lightning_repgap._faults.TooFewQueriesWarning`.
         train_query_probe: extra training samples for ``gap_ratio``; ``None`` means ``val_probe``, ``0`` disables.
         every_n_epochs: measure after every ``n``-th validation epoch (``(epoch + 1) % n == 0``).
         seed: the run's seed: it draws the probes and, replacing ``config.seed``, orders the bank and seeds the
@@ -117,7 +117,8 @@ class RepresentationGapCallback(Callback):
             ``layer`` they are that layer's representations. ``gap_ratio`` then compares held-out data with
             training data (``train_query_probe``) as seen from the samples: much above 1 means the model
             reproduces its training set (memorisation). Under DDP every rank calls it and the bank is the
-            concatenation of all ranks' samples.
+            concatenation of all ranks' samples. It is also called once when training starts, so that a bank that
+            is not a tensor, too small, or of another width than the queries is a configuration error then.
         strict: re-raise measurement faults instead of surviving them. By default (``None``: the environment
             variable ``REPGAP_STRICT=1`` turns it on) a degenerate or non-finite representation, too few distinct
             points or a failed snapshot write never aborts ``fit``: the undefined keys are logged as NaN,
@@ -386,15 +387,10 @@ class RepresentationGapCallback(Callback):
             feats[role]["__index__"] = torch.as_tensor(mine, dtype=torch.int64)
         if self.reference_fn is not None:
             source = self._sources()[0]
-            bank = self._call_reference_fn(trainer, pl_module)
-            queries = feats.get("queries", {}).get(source)
-            if queries is not None and queries.ndim == 2 and queries.shape[1] != bank.shape[1]:
-                # A configuration error, named here rather than as the metric's bare width mismatch.
-                against = f"layer {source!r}" if self.layer else "the flattened raw inputs (`layer=None`)"
-                raise ValueError(
-                    f"`reference_fn` returned points of width {bank.shape[1]}, but the queries, {against}, have width "
-                    f"{queries.shape[1]}: return representations comparable with the queries."
-                )
+            output = self._reference_fn_output(trainer, pl_module)
+            bank = _cf.checked_bank(output, trainer.world_size, self.config.min_bank_size)
+            # Checked at setup; a function whose width changes later is named here, not as a bare width mismatch.
+            _cf.check_bank_width(self, bank, feats.get("queries", {}).get(source))
             feats["reference"] = {source: bank}
             labels["reference"] = None
         return feats, labels
@@ -472,25 +468,11 @@ class RepresentationGapCallback(Callback):
         """What is measured: the watched layers, or the raw inputs (``"input"``) when no layer is given."""
         return list(self.layer) if self.layer else [_INPUT]
 
-    def _call_reference_fn(self, trainer: Trainer, pl_module: LightningModule) -> Tensor:
-        """This rank's bank from ``reference_fn``, run without gradients and with every module mode restored."""
+    def _reference_fn_output(self, trainer: Trainer, pl_module: LightningModule) -> Any:
+        """What ``reference_fn`` returns, run without gradients and with every module mode restored."""
         assert self.reference_fn is not None
         with capture(pl_module, {}, precision_context=trainer.precision_plugin.forward_context()):
-            bank = self.reference_fn(pl_module)
-        if not isinstance(bank, Tensor):
-            raise TypeError(f"`reference_fn` must return a torch.Tensor, got {type(bank).__name__}.")
-        if bank.ndim < 2 or bank.shape[0] < 2:
-            raise ValueError(
-                f"`reference_fn` must return at least 2 points as an (n, ...) tensor, got shape {tuple(bank.shape)}."
-            )
-        bank = bank.detach().reshape(bank.shape[0], -1).to("cpu", torch.float32)
-        n_total = bank.shape[0] * trainer.world_size
-        if n_total < self.config.min_bank_size:
-            raise ValueError(
-                f"`reference_fn` returned {n_total} points in all; the gap-law fit needs at least "
-                f"{self.config.min_bank_size} (lower `fit_min_size`)."
-            )
-        return bank
+            return self.reference_fn(pl_module)
 
     def _metric(self, layer: str) -> RepresentationGap:
         if layer not in self._metrics:

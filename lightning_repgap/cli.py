@@ -43,6 +43,7 @@ from lightning_repgap._cli_common import (
     show_warning,
     write_json,
 )
+from lightning_repgap._faults import TooFewFitSizesError
 from lightning_repgap.config import BACKENDS, INDEX_OPTIONS, SEARCH_PRECISIONS, GapConfig
 from lightning_repgap.functional import GapResult, analyze
 
@@ -148,7 +149,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as err:
         names = "`reference`" in str(err) or "`queries`" in str(err) or "`train_queries`" in str(err)
         hint = " (TRAIN is `reference`, TEST is `queries`, --train-queries is `train_queries`)" if names else ""
-        if "bank sizes >= fit_min_size" in str(err):  # name the options the user passed, not the config fields
+        if isinstance(err, TooFewFitSizesError):  # name the options the user passed, not the config fields
             grid = "--sizes" if args.sizes is not None else f"--min-size {args.min_size} with --ratio {args.ratio}"
             hint += (
                 f" (here {grid} gives the bank sizes and `fit_min_size` is --fit-min-size {args.fit_min_size}: "

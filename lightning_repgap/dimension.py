@@ -15,6 +15,8 @@ Units matter: the gap works with *squared* distances (``dist_sq``); TwoNN and ML
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import logging
 import math
 import warnings
@@ -24,8 +26,8 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
-from lightning_repgap._checks import _check_positive_int, _check_representations
-from lightning_repgap._duplicates import drop_exact_copies
+from lightning_repgap._checks import _check_fit_sizes, _check_positive_int, _check_representations
+from lightning_repgap._duplicates import drop_exact_copies, rows_for_the_fit
 from lightning_repgap._local_dimension import (
     DuplicatePointsWarning,
     _cross_check,
@@ -54,9 +56,11 @@ from lightning_repgap._trusted_parts import (
     NOISE_SCALE_RATIO,
     _bootstrap_counts,
     _calibrated_interval,
+    _cluster_noise,
     _cluster_split,
     _density_spread,
     _disagreement_message,
+    _draw_interval,
     _floor_fit,
     _gap_weight,
     _gride_draws,
@@ -168,7 +172,8 @@ def gap_dimension(
         A :class:`DimensionFit`.
 
     Raises:
-        ValueError: if fewer than 3 sizes are ``>= fit_min_size``, shapes disagree, or (``calibrate=True``) the fit
+        ValueError: if fewer than 3 sizes are ``>= fit_min_size`` (a
+            :class:`~lightning_repgap._faults.TooFewFitSizesError`), shapes disagree, or (``calibrate=True``) the fit
             sizes lie outside :func:`lightning_repgap.calibration.calibration_range`.
 
     Example:
@@ -188,12 +193,7 @@ def gap_dimension(
     n_bootstrap = _check_positive_int(n_bootstrap, "n_bootstrap", minimum=0)
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"`confidence` must be in (0, 1), got {confidence!r}.")
-    use = sizes_arr >= fit_min_size
-    if use.sum() < 3:
-        raise ValueError(
-            f"The gap-law fit needs at least 3 bank sizes >= fit_min_size={fit_min_size}, got sizes "
-            f"{sizes_arr.astype(int).tolist()}: use a larger bank, a smaller `fit_min_size` or a finer grid."
-        )
+    use = _check_fit_sizes(sizes_arr, fit_min_size)
     pq = pq[use]
     m = pq.shape[1]
     gaps = pq.mean(axis=1)
@@ -273,15 +273,15 @@ class DimensionEstimate:
         dim_local: the local estimate (``nan`` if the neighbour table is degenerate).
         dim_twonn: TwoNN cross-check (scikit-dimension's fit) on the first :data:`CROSS_CHECK_ROWS` rows.
         dim_mle: Levina–Bickel MLE cross-check on the same rows.
-        weight_gap: weight of the gap law in ``dim`` (0 for ``"local"`` and ``"local_far"``, 1 for ``"gap"`` and
-            ``"noise_floor"``).
+        weight_gap: weight of the gap law in ``dim`` (0: ``"local"``, ``"local_far"``; 1: ``"gap"``, ``"noise_floor"``).
         noise_floor: fitted constant floor of :math:`G(n)` as a fraction of :math:`G(n_{max})` (the noise
             diagnosis's first test; the reported value may come from a decaying floor).
         disagree: the gap law and the local estimate disagree beyond their intervals (see
             :data:`DISAGREEMENT_FACTOR`), or the cloud is read as separated clusters (``clusters``).
         fit: the gap-law fit (for plots and the law's :math:`R^2`).
         clusters: the per-query gaps split into two groups at some bank size (separated clusters, part of them
-            still without a bank point: :data:`CLUSTER_SPLIT`); ``dim`` is then the local estimate.
+            still without a bank point: :data:`CLUSTER_SPLIT`); ``dim`` is then the local estimate, or the
+            within-cluster curve's noise-floor reading (whose ``dim_gap``, ``noise_floor`` and ``fit`` it reports).
 
     Example:
         >>> [METHOD_CODES[m] for m in ("gap", "local", "blend", "noise_floor", "local_far")]
@@ -365,25 +365,23 @@ def trusted_dimension(
       neighbour table bears the floor out (:data:`NOISE_AGREEMENT`: the floor-corrected dimension agrees with GRIDE
       far, or the noise is strong); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`, or, where a floor
       that decays like the noise's own gap law explains the curve much better (``_trusted_parts.NOISE_DECAY_GAIN``;
-      noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit (the
-      checks judge the value that is reported: a noisy curve at large ``n`` whose constant-floor value is not borne
-      out by the table, but whose decaying-floor value is, is noisy). The floor-corrected law is read only where
-      TwoNN also reads at least :data:`NOISE_SCALE_RATIO` times the gap law (noise raises the one and flattens the
-      other; clean clouds with density spikes read them level, and fall to the blend), and never below 1
+      noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit. The
+      floor-corrected law is read only where TwoNN also reads at least :data:`NOISE_SCALE_RATIO` times the gap law
+      (clean clouds with density spikes read them level, and fall to the blend), and never below 1
       (``_trusted_parts.NOISE_MIN_DIM``: no gap curve of a set of positive length falls faster than ``n^-2``). Where
       the noise is evident (TwoNN at least ``_trusted_parts.NOISE_EVIDENT_RATIO`` times the gap law, a floor shows)
-      but no floor-corrected value is borne out, ``dim`` is the lower of the gap law and GRIDE far: the noise raises
-      every reading it reaches, the local estimators' most.
+      but no floor-corrected value is borne out, ``dim`` is the lower of the gap law and GRIDE far.
       When the dimension falls with the scale but no floor shows (weak noise: the floor explains less than
       :data:`NOISE_FLOOR_FRACTION` of :math:`G(n_{max})`) and ``d_gap <= 8``, ``dim`` is GRIDE over
       neighbours 10 and 20 (:data:`FAR_RANKS`, method ``"local_far"``): the 10th to 20th neighbours lie beyond the
-      noise that the nearest ones see. Where noise is diagnosed but GRIDE far reads below the floor-corrected law,
-      ``dim`` is GRIDE far too (``"local_far"``): noise only raises the far reading, and the coarse-scale curvature
-      that the law's few small banks see (a curve winding through a surface) only raises the law.
+      noise that the nearest ones see; so too where GRIDE far reads below the floor-corrected law (noise only raises
+      the far reading; the coarse-scale curvature that the law's few small banks see only raises the law).
 
     Separated clusters come first: where the per-query gaps at some bank size split into two groups with an empty band
     between them (:data:`CLUSTER_SPLIT`: part of the clusters hold no bank point yet; no connected set shows it),
-    ``dim`` is ``d_local``, the clusters' own dimension (method ``"local"``), and ``clusters`` is set.
+    ``clusters`` is set and ``dim`` is ``d_local``, the clusters' own dimension (method ``"local"``), unless the whole
+    rule, run on the curve from where every cluster holds bank points, diagnoses a noise floor that ``d_local`` reads
+    at least ``CLUSTER_NOISE_RATIO`` times (noise within the clusters: ``_trusted_parts.CLUSTER_NOISE_SIZES``).
 
     Otherwise ``dim`` is ``d_local`` when ``d_gap <= 8``, ``d_gap`` when ``d_gap >= 12``, and in between
     :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`; but ``w`` moves to 0 (``d_local``)
@@ -393,17 +391,15 @@ def trusted_dimension(
     density bends the gap curve, and the calibration, which reads the shape from the concentration, would
     extrapolate; separated clusters lower the concentration too, but not that spread, and keep the gap law. The
     spread alone (a compact-looking concentration) moves ``w`` half way (:data:`HETEROGENEOUS_SPREAD_ONLY`), and the
-    interval then widens towards both estimators' intervals. With
-    ``calibrate=False`` there is no calibration to extrapolate and this guard is skipped. The interval combines
-    bootstrap intervals the same way (the queries, columns of ``per_query``, are resampled for the gap law and the noise
-    floor, the rows of ``dist`` for the local estimates), then widens it on the log scale by the spread of the local
-    estimators across neighbour scales and a floor (:data:`INTERVAL_SPREAD`): sampling error alone misses the
-    biases of curvature, density and noise. That is only the interval's shape: its log half-widths are multiplied
-    by a split-conformal scale per method and bank size (``INTERVAL_SCALE`` in ``_trusted_parts``, from
-    ``studies/interval_calibration.py``), calibrated at ``confidence=0.95`` for 95 % coverage of the truth on the
-    suite's opened clouds (0.953 / 0.959 at n = 2,500 / 20,000 leaving each split out of the calibration, but 0.93 /
-    0.93 on the tenth split, measured once before any tuning on it, the rule having been tuned on every other split;
-    other confidence levels scale the same shape, uncalibrated).
+    interval then widens towards both estimators' intervals. With ``calibrate=False`` there is no calibration to
+    extrapolate and this guard is skipped. The interval combines bootstrap intervals the same way (the queries,
+    columns of ``per_query``, are resampled for the gap law and the noise floor, the rows of ``dist`` for the local
+    estimates), then widens it on the log scale by the spread of the local estimators across neighbour scales and a
+    floor (:data:`INTERVAL_SPREAD`): sampling error alone misses the biases of curvature, density and noise. That is
+    only its shape: its log half-widths are multiplied by a split-conformal scale per method and bank size
+    (``INTERVAL_SCALE`` in ``_trusted_parts``), calibrated at ``confidence=0.95`` on the suite's opened clouds (0.953 /
+    0.959 at n = 2,500 / 20,000 leaving each split out, 0.93 / 0.93 on the tenth split, measured once before any
+    tuning on it; other confidence levels scale the same shape, uncalibrated).
 
     Args:
         sizes: ``(S,)`` increasing bank sizes.
@@ -455,13 +451,7 @@ def trusted_dimension(
     dim_mle = _cross_check(mle_dimension, cross, n_neighbors=min(n_neighbors, cross.shape[1]))
 
     rng = np.random.default_rng(seed + 1)
-    alpha = (1.0 - confidence) / 2.0
-
-    def interval(point: float, draws: np.ndarray) -> tuple[float, float]:
-        if n_bootstrap == 0 or not math.isfinite(point):
-            return point, point
-        lo, hi = (float(v) for v in np.nanquantile(draws, [alpha, 1.0 - alpha]))
-        return min(lo, point), max(hi, point)
+    interval = functools.partial(_draw_interval, alpha=(1.0 - confidence) / 2.0)
 
     # local estimate and its bootstrap over the rows of the neighbour table
     stats = _local_statistics(d_arr)
@@ -509,6 +499,12 @@ def trusted_dimension(
     )
     # Separated clusters (CLUSTER_SPLIT): the floor model and the law over all banks misread the clusters filling.
     clusters = math.isfinite(d_local) and _cluster_split(sizes_arr[use], pq) >= CLUSTER_SPLIT
+    # Noise within separated clusters: the whole rule on the curve from where every cluster holds bank points.
+    kw: dict[str, Any] = {"concentration": concentration, "fit_min_size": fit_min_size, "seed": seed}
+    kw.update(n_bootstrap=n_bootstrap, confidence=confidence, calibrate=calibrate, n_neighbors=n_neighbors)
+    within = _cluster_noise(sizes_arr[use], pq, d_local, lambda s, q: trusted_dimension(s, q, d_arr, **kw))
+    if within is not None:
+        return dataclasses.replace(within, clusters=True, disagree=True)
     far_finer = far_finer and not clusters
     if clusters:
         dim, dim_low, dim_high, method, w = d_local, local_lo, local_hi, "local", 0.0  # the local estimate as it is
@@ -642,8 +638,9 @@ def estimate_dimension(
         The estimated dimension, or a :class:`DimensionEstimate` with ``return_estimate=True``.
 
     Raises:
-        ValueError: for an unknown ``method``, a ``query_fraction`` outside ``(0, 1)``, too few (distinct) points,
-            or ``return_estimate=True`` with a method other than ``"auto"``.
+        ValueError: for an unknown ``method``, a ``query_fraction`` outside ``(0, 1)``, too few (distinct) points
+            (for ``"auto"`` and ``"gap"`` a :class:`~lightning_repgap._faults.TooFewFitSizesError` naming the rows
+            given and distinct), or ``return_estimate=True`` with a method other than ``"auto"``.
 
     Example:
         >>> import numpy as np
@@ -660,38 +657,39 @@ def estimate_dimension(
         raise ValueError(f"`method` must be 'auto', 'gap', 'twonn' or 'mle', got {method!r}.")
     if return_estimate and method != "auto":
         raise ValueError(f"`return_estimate=True` needs method='auto', got {method!r}.")
-    x = drop_exact_copies(_check_representations(points, "points", min_points=3), "estimate_dimension")
+    given = _check_representations(points, "points", min_points=3)
+    x = drop_exact_copies(given, "estimate_dimension")
     if method in ("auto", "gap"):
         if not 0.0 < query_fraction < 1.0:
             raise ValueError(f"`query_fraction` must be in (0, 1), got {query_fraction!r}.")
         order = np.random.default_rng(seed).permutation(x.shape[0])
         n_queries = max(1, round(query_fraction * x.shape[0]))
         bank, queries = x[order[n_queries:]], x[order[:n_queries]]
-        if method == "gap":
-            curve = gap_curve(bank, queries, seed=seed, backend=backend)
-            fit = gap_dimension(
-                curve.sizes, curve.per_query, n_bootstrap=0, calibrate=calibrate, concentration=curve.concentration
+        with rows_for_the_fit(f"estimate_dimension(method={method!r})", given.shape[0], x.shape[0], bank.shape[0]):
+            if method == "gap":
+                curve = gap_curve(bank, queries, seed=seed, backend=backend)
+                cp = curve.concentration
+                return gap_dimension(
+                    curve.sizes, curve.per_query, n_bootstrap=0, calibrate=calibrate, concentration=cp
+                ).dim
+            k = min(max(n_neighbors, 20), bank.shape[0])
+            curve = gap_curve(bank, queries, seed=seed, backend=backend, n_neighbors=k, neighbor_queries=n_queries)
+            assert curve.knn_dist_sq is not None
+            est = trusted_dimension(
+                curve.sizes,
+                curve.per_query,
+                np.sqrt(curve.knn_dist_sq),
+                concentration=curve.concentration,
+                calibrate=calibrate,
+                n_neighbors=n_neighbors,
+                n_bootstrap=200,
+                seed=seed,
             )
-            return fit.dim
-        k = min(max(n_neighbors, 20), bank.shape[0])
-        curve = gap_curve(bank, queries, seed=seed, backend=backend, n_neighbors=k, neighbor_queries=n_queries)
-        assert curve.knn_dist_sq is not None
-        est = trusted_dimension(
-            curve.sizes,
-            curve.per_query,
-            np.sqrt(curve.knn_dist_sq),
-            concentration=curve.concentration,
-            calibrate=calibrate,
-            n_neighbors=n_neighbors,
-            n_bootstrap=200,
-            seed=seed,
-        )
         if est.disagree:
             warn_disagreement(est)
         return est if return_estimate else est.dim
     k = 2 if method == "twonn" else min(n_neighbors, x.shape[0] - 1)
-    dist_sq, _ = nearest(x, x, k=k, exclude_self=True, backend=backend)
-    dist = np.sqrt(dist_sq)
+    dist = np.sqrt(nearest(x, x, k=k, exclude_self=True, backend=backend)[0])
     return twonn_dimension(dist) if method == "twonn" else mle_dimension(dist, n_neighbors=k)
 
 

@@ -31,7 +31,12 @@ from lightning_repgap._duplicates import (
     exact_copies_and_peak,
     near_copies,
 )
-from lightning_repgap._faults import DegenerateRepresentationError, TooFewDistinctPointsError, TooFewQueriesError
+from lightning_repgap._faults import (
+    DegenerateRepresentationError,
+    TooFewDistinctPointsError,
+    TooFewDistinctSizesError,
+    TooFewQueriesError,
+)
 from lightning_repgap._local_dimension import _cross_check
 from lightning_repgap._scale import rescale, restore_curve, unit_exponent
 from lightning_repgap._threads import measurement_threads
@@ -308,7 +313,7 @@ def _check_fit_defined(curve: GapCurve, fit_min_size: int, defined: dict[str, fl
     """Raise :class:`TooFewDistinctPointsError` (with the defined keys) when copies leave no law to fit."""
     fit_gaps = curve.gaps[curve.sizes >= fit_min_size]
     if removed and fit_gaps.size < 3:
-        raise TooFewDistinctPointsError(
+        raise TooFewDistinctSizesError(
             f"only {curve.sizes[-1]} distinct bank points remain after removing {removed} exact copies; the gap-law "
             f"fit needs 3 bank sizes >= fit_min_size={fit_min_size}.",
             defined,

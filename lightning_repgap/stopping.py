@@ -567,7 +567,8 @@ class RepresentationGapEarlyStopping(Callback):
         tmp = os.path.join(self.dirpath, f".{filename}.ckpt.tmp")
         error: OSError | None = None
         try:
-            trainer.save_checkpoint(tmp)
+            # A full checkpoint (Lightning's default), said explicitly: Lightning logs a line per save otherwise.
+            trainer.save_checkpoint(tmp, weights_only=False)
         except OSError as err:
             error = err
             # Trainer.save_checkpoint ends with a barrier that the failing rank skipped; join it.

@@ -8,8 +8,13 @@ Writes the JSON of both halves and prints the summary tables; ``docs/validation.
 untouched splits are measured the same way, once each: ``--splits third`` (:mod:`studies.dimension_suite3`),
 ``--splits fourth`` (:mod:`studies.dimension_suite4`), ``--splits fifth`` (:mod:`studies.dimension_suite5`),
 ``--splits sixth`` (:mod:`studies.dimension_suite6`), ``--splits seventh`` (:mod:`studies.dimension_suite7`),
-``--splits eighth`` (:mod:`studies.dimension_suite8`), ``--splits ninth`` (:mod:`studies.dimension_suite9`) and
-``--splits tenth`` (:mod:`studies.dimension_suite10`).
+``--splits eighth`` (:mod:`studies.dimension_suite8`), ``--splits ninth`` (:mod:`studies.dimension_suite9`),
+``--splits tenth`` (:mod:`studies.dimension_suite10`) and ``--splits eleventh`` (:mod:`studies.dimension_suite11`).
+DANCo, which does not depend on the rule, can be fitted beforehand on the same samples
+(``python -m studies.dimension_danco --splits eleventh --out studies/danco_eleventh.json``) and read here with
+``--danco-json studies/danco_eleventh.json``. With ``--local`` that file also holds TwoNN and MLE on the same
+samples, and ``--cache DIR`` reads the trusted ``dim`` from the split's cached searches
+(:func:`studies.dimension_retune.cached_curve`): the same rows in about a minute instead of a quarter of an hour.
 """
 
 from __future__ import annotations
@@ -33,13 +38,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--splits",
         default="held_out,tune",
-        help="comma-separated: tune, held_out, fresh, third, fourth, fifth, sixth, seventh, eighth, ninth, tenth",
+        help="comma-separated: tune, held_out, fresh, third, fourth, fifth, sixth, seventh, eighth, ninth, tenth, "
+        "eleventh",
     )
     parser.add_argument("--sizes", default="2500,20000", help="comma-separated cloud sizes")
     parser.add_argument("--no-danco", action="store_true", help="skip the (slow) DANCo comparison")
+    parser.add_argument(
+        "--danco-json",
+        type=Path,
+        help="DANCo precomputed on the same samples by studies.dimension_danco (its values replace the fits)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="read the trusted dim from the cached searches in this folder (studies.dimension_retune.cached_curve) "
+        "and TwoNN / MLE from --danco-json (written with studies.dimension_danco --local): seconds, not minutes",
+    )
     parser.add_argument("--reverse", action="store_true", help="measure the clouds in reverse order (a 2nd worker)")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+    baselines = None if args.danco_json is None else json.loads(args.danco_json.read_text())
+    if args.cache is not None and (baselines is None or "twonn" not in baselines):
+        parser.error("--cache needs --danco-json with TwoNN and MLE (python -m studies.dimension_danco --local)")
     results = []
     for split in args.splits.split(","):
         t0 = time.perf_counter()
@@ -48,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             sizes=tuple(int(v) for v in args.sizes.split(",")),
             danco=not args.no_danco,
             reverse=args.reverse,
+            baselines=baselines,
+            cache=args.cache,
             log=lambda m: print(m, file=sys.stderr, flush=True),
         )
         res["seconds"] = time.perf_counter() - t0

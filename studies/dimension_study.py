@@ -17,12 +17,20 @@ import json
 import time
 import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lightning_repgap.dimension import estimate_dimension, mle_dimension, twonn_dimension
+from lightning_repgap.dimension import (
+    DimensionEstimate,
+    estimate_dimension,
+    mle_dimension,
+    trusted_dimension,
+    twonn_dimension,
+)
 from lightning_repgap.search import nearest
+from studies.dimension_retune import cached_curve
 from studies.dimension_suite import SuiteCloud, suite
 
 ESTIMATORS = ("auto", "gap", "twonn", "mle", "danco")
@@ -77,15 +85,20 @@ def _danco(x: np.ndarray) -> float | None:
         return float(skdim.id.DANCo().fit(x).dimension_)
 
 
-def measure(cloud: SuiteCloud, n: int, *, danco: bool) -> Row:
-    """Sample ``n`` points of ``cloud`` (seeded by the cloud and ``n``) and run every estimator."""
-    x = cloud.sample(n, np.random.default_rng(cloud.seed * 1000 + n))
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est = estimate_dimension(x, return_estimate=True)
-    seconds = time.perf_counter() - t0
+def sample(cloud: SuiteCloud, n: int) -> np.ndarray:
+    """The study's ``n`` points of ``cloud`` (seeded by the cloud and ``n``)."""
+    return cloud.sample(n, np.random.default_rng(cloud.seed * 1000 + n))
+
+
+def local_baselines(x: np.ndarray) -> tuple[float, float]:
+    """TwoNN and MLE (k = 20) over every point's 20 neighbours among all the others (they do not depend on the rule)."""
     dist = np.sqrt(nearest(x, x, k=20, exclude_self=True)[0])
+    return twonn_dimension(dist), mle_dimension(dist, n_neighbors=20)
+
+
+def _row(
+    cloud: SuiteCloud, n: int, est: DimensionEstimate, seconds: float, local: tuple[float, float], danco: float | None
+) -> Row:
     return Row(
         name=cloud.name,
         family=cloud.family,
@@ -102,11 +115,47 @@ def measure(cloud: SuiteCloud, n: int, *, danco: bool) -> Row:
         gap=est.dim_gap,
         gap_low=est.fit.dim_low,
         gap_high=est.fit.dim_high,
-        twonn=twonn_dimension(dist),
-        mle=mle_dimension(dist, n_neighbors=20),
-        danco=_danco(x) if danco and n <= 2500 else None,
+        twonn=local[0],
+        mle=local[1],
+        danco=danco,
         seconds_auto=seconds,
     )
+
+
+def measure(cloud: SuiteCloud, n: int, *, danco: bool, danco_value: float | None = None) -> Row:
+    """Sample ``n`` points of ``cloud`` (seeded by the cloud and ``n``) and run every estimator.
+
+    ``danco_value``, when given, is DANCo precomputed on the same sample (:mod:`studies.dimension_danco`) and is used
+    instead of fitting DANCo here (it does not depend on the rule, and takes longer than everything else).
+    """
+    x = sample(cloud, n)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = estimate_dimension(x, return_estimate=True)
+    seconds = time.perf_counter() - t0
+    fit_danco = danco and n <= 2500 and danco_value is None
+    return _row(cloud, n, est, seconds, local_baselines(x), _danco(x) if fit_danco else danco_value)
+
+
+def measure_cached(cloud: SuiteCloud, n: int, cache: Path, baselines: dict[str, Any]) -> Row:
+    """:func:`measure`'s row from the cloud's cached search and precomputed rule-independent baselines (fast).
+
+    The trusted ``dim`` is :func:`~lightning_repgap.dimension.trusted_dimension` of the search
+    :func:`studies.dimension_retune.cached_curve` keeps (the same sample, bank / query split and seed as
+    ``estimate_dimension``, whose 20 neighbours are the first 20 of the cached 64), so it is the number
+    :func:`measure` reads; TwoNN, MLE and DANCo are read from ``baselines`` (the JSON of
+    ``python -m studies.dimension_danco --local``). ``seconds_auto`` times the rule on the cached search only.
+    """
+    c = cached_curve(cloud, n, cache)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = trusted_dimension(c["sizes"], c["per_query"], np.sqrt(c["knn"][:, :20]), concentration=float(c["conc"]))
+    seconds = time.perf_counter() - t0
+    key = str(n)
+    local = (float(baselines["twonn"][key][cloud.name]), float(baselines["mle"][key][cloud.name]))
+    return _row(cloud, n, est, seconds, local, baselines.get("values", {}).get(key, {}).get(cloud.name))
 
 
 def summarise(rows: list[Row]) -> dict[str, dict[str, Any]]:
@@ -136,15 +185,28 @@ def run(
     danco: bool = True,
     log: Any = None,
     reverse: bool = False,
+    baselines: dict[str, Any] | None = None,
+    cache: Path | None = None,
 ) -> dict[str, Any]:
-    """Measure ``split`` (optionally only the clouds ``names``) at ``sizes``; rows and summary as JSON-able values."""
+    """Measure ``split`` (optionally only the clouds ``names``) at ``sizes``; rows and summary as JSON-able values.
+
+    ``baselines`` (the JSON :mod:`studies.dimension_danco` writes) replaces the DANCo fits of the clouds and sizes it
+    holds; with ``cache`` as well, every row comes from :func:`measure_cached` (cached searches, precomputed TwoNN and
+    MLE): the same numbers in seconds instead of minutes.
+    """
     rows = []
     clouds = suite(split)
     for cloud in reversed(clouds) if reverse else clouds:
         if names is not None and cloud.name not in names:
             continue
         for n in sizes:
-            rows.append(measure(cloud, n, danco=danco))
+            if cache is not None:
+                if baselines is None:
+                    raise ValueError("`cache` needs `baselines` (TwoNN and MLE precomputed on the same samples).")
+                rows.append(measure_cached(cloud, n, cache, baselines))
+                continue
+            pre = (baselines or {}).get("values", {}).get(str(n), {}).get(cloud.name)
+            rows.append(measure(cloud, n, danco=danco, danco_value=pre))
             if log is not None:
                 log("[row] " + json.dumps(asdict(rows[-1]), default=float))
             if log is not None:

@@ -32,7 +32,8 @@ split (:mod:`studies.dimension_suite6`, 33 new clouds), and after that one, the 
 (:mod:`studies.dimension_suite7`, 42 new clouds), and after that one, the ``"eighth"`` split
 (:mod:`studies.dimension_suite8`, 42 new clouds), and after that one, the ``"ninth"`` split
 (:mod:`studies.dimension_suite9`, 43 new clouds), and after that one, the ``"tenth"`` split
-(:mod:`studies.dimension_suite10`, 43 new clouds).
+(:mod:`studies.dimension_suite10`, 43 new clouds), and after that one, the ``"eleventh"`` split
+(:mod:`studies.dimension_suite11`, 43 new clouds).
 """
 
 from __future__ import annotations
@@ -51,7 +52,20 @@ SIZES = (2500, 20000)
 #: Noise levels, as a fraction of the clean cloud's RMS radius.
 NOISE_LEVELS = (0.0, 0.01, 0.05)
 #: The splits, in the order they were written (each opened once, then tuned on).
-SPLITS = ("tune", "held_out", "fresh", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+SPLITS = (
+    "tune",
+    "held_out",
+    "fresh",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+)
 
 Latent = Callable[[int, np.random.Generator], np.ndarray]
 
@@ -67,7 +81,7 @@ class SuiteCloud:
         ambient: the ambient dimension ``D``.
         noise: noise level as a fraction of the RMS radius.
         split: ``"tune"``, ``"held_out"``, ``"fresh"``, ``"third"``, ``"fourth"``, ``"fifth"``, ``"sixth"``,
-            ``"seventh"``, ``"eighth"``, ``"ninth"`` or ``"tenth"``.
+            ``"seventh"``, ``"eighth"``, ``"ninth"``, ``"tenth"`` or ``"eleventh"``.
         seed: seed of the cloud's fixed parameters (curve coefficients, network weights, rotation); each sample
             also takes the caller's generator.
     """
@@ -417,9 +431,9 @@ def suite(split: str | None = None) -> list[SuiteCloud]:
     Example:
         >>> len(suite()) >= 40, {c.split for c in suite()} == set(SPLITS)
         (True, True)
-        >>> splits = ("fresh", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+        >>> splits = ("fresh", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh")
         >>> [len(suite(s)) >= 24 for s in splits]
-        [True, True, True, True, True, True, True, True, True]
+        [True, True, True, True, True, True, True, True, True, True]
 
     """
     if split is not None and split not in SPLITS:
@@ -432,9 +446,10 @@ def suite(split: str | None = None) -> list[SuiteCloud]:
     from studies.dimension_suite8 import eighth_specs
     from studies.dimension_suite9 import ninth_specs
     from studies.dimension_suite10 import tenth_specs
+    from studies.dimension_suite11 import eleventh_specs
 
     specs = _specs() + third_specs() + fourth_specs() + fifth_specs() + sixth_specs() + seventh_specs()
-    specs += eighth_specs() + ninth_specs() + tenth_specs()
+    specs += eighth_specs() + ninth_specs() + tenth_specs() + eleventh_specs()
     clouds = [SuiteCloud(*spec) for spec in specs]
     return [c for c in clouds if split is None or c.split == split]
 

@@ -416,9 +416,49 @@ def test_reference_fn_bank_on_another_device(tmp_path):  # pragma: no cover - no
     ],
 )
 def test_reference_fn_errors(tmp_path, fn, error, match):
+    # Raised when training starts (the function is called once then), as a configuration error whose cause is the
+    # check's own error; no training step has run.
     cb = RepresentationGapCallback(layer=None, reference_fn=fn, val_probe=64, n_bootstrap=0)
-    with pytest.raises(error, match=match):
-        _trainer(tmp_path, [cb], max_epochs=1).fit(MLP(), *loaders())
+    trainer = _trainer(tmp_path, [cb], max_epochs=1)
+    with pytest.raises(MisconfigurationException, match=match) as err:
+        trainer.fit(MLP(), *loaders())
+    assert isinstance(err.value.__cause__, error)
+    assert trainer.global_step == 0
+    assert cb.history == []
+
+
+def test_reference_fn_width_mismatch_with_a_layer_is_caught_before_the_first_step(tmp_path):
+    # The layer's width (64) is known from the one-batch probe at the start of training: a bank of another width is
+    # a configuration error then, naming reference_fn, the layer and both widths (it was found only after epoch 0).
+    calls = []
+
+    def bank(pl_module):
+        calls.append(pl_module.training)
+        return torch.randn(512, 3)
+
+    cb = RepresentationGapCallback(layer="backbone", reference_fn=bank, val_probe=64, n_bootstrap=0)
+    trainer = _trainer(tmp_path, [cb], max_epochs=1)
+    with pytest.raises(MisconfigurationException, match=r"width 3, but the queries, layer 'backbone', have width 64"):
+        trainer.fit(MLP(), *loaders())
+    assert trainer.global_step == 0
+    assert calls == [False]  # called once, in eval mode, before training
+
+
+def test_reference_fn_width_change_after_setup_keeps_the_measurement_error(tmp_path):
+    # Only the first call's width can be checked at setup: a function that changes width later still gets the
+    # error naming reference_fn, the layer and both widths at the measurement.
+    calls = []
+
+    def bank(pl_module):
+        calls.append(1)
+        return torch.randn(512, 64 if len(calls) == 1 else 32)
+
+    cb = RepresentationGapCallback(layer="backbone", reference_fn=bank, val_probe=64, n_bootstrap=0)
+    trainer = _trainer(tmp_path, [cb], max_epochs=1, num_sanity_val_steps=0)
+    with pytest.raises(ValueError, match=r"width 32, but the queries, layer 'backbone', have width 64"):
+        trainer.fit(MLP(), *loaders())
+    assert trainer.global_step > 0
+    assert len(calls) == 2
 
 
 def test_reference_fn_configuration_errors():

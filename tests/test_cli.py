@@ -457,6 +457,37 @@ def test_estimate_options_reach_the_computation(raw_arrays, tmp_path, capsys):
     _assert_values_close(payload["values"], {k: float(v) for k, v in expected.items()})
 
 
+def test_estimate_grid_hint_matches_the_error_type_not_its_text(raw_arrays, capsys, monkeypatch):
+    # The --min-size / --fit-min-size hint is given for a TooFewFitSizesError, whatever its wording (it used to
+    # match the text "bank sizes >= fit_min_size"), and for nothing else.
+    import lightning_repgap.cli as cli_module
+    from lightning_repgap._faults import TooFewDistinctSizesError, TooFewFitSizesError
+
+    _, paths = raw_arrays
+    ref, qs = paths["reference.npy"], paths["queries.npy"]
+
+    def raising(error):
+        def analyze(*args, **kwargs):
+            raise error
+
+        return analyze
+
+    hint = "here --min-size 16 with --ratio 2.0 gives the bank sizes"
+    for error in (TooFewFitSizesError("grid too short."), TooFewDistinctSizesError("copies left 2 sizes.")):
+        monkeypatch.setattr(cli_module, "analyze", raising(error))
+        assert hint in _error(capsys, "estimate", ref, qs, "-q")
+    monkeypatch.setattr(cli_module, "analyze", raising(ValueError("3 bank sizes >= fit_min_size=16 elsewhere.")))
+    assert hint not in _error(capsys, "estimate", ref, qs, "-q")
+    monkeypatch.undo()
+    # The library raises the type: a bank of copies, and a grid cut short by --min-size.
+    copies = np.concatenate([np.load(ref)[:20]] * 10)
+    with pytest.raises(TooFewDistinctSizesError, match="exact copies") as err:
+        representation_gap(copies, np.load(qs), n_bootstrap=0)
+    assert isinstance(err.value, TooFewFitSizesError)
+    with pytest.raises(TooFewFitSizesError, match="at least 3 bank sizes"):
+        representation_gap(np.load(ref), np.load(qs), min_size=1024, n_bootstrap=0)
+
+
 def test_estimate_plot_writes_png(raw_arrays, tmp_path, capsys):
     _, paths = raw_arrays
     png = tmp_path / "curve.png"

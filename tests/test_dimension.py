@@ -417,6 +417,29 @@ def test_estimate_dimension_removes_exact_duplicate_rows_with_one_warning():
         estimate_dimension(np.concatenate([x[:2]] * 3), "twonn")
 
 
+@pytest.mark.parametrize("distinct", [3, 9, 15, 40])
+def test_estimate_dimension_too_few_rows_for_the_fit_names_rows_given_and_distinct(distinct):
+    # Exact copies are dropped before the split: a bank too small for the gap-law fit must say how many rows were
+    # given and how many were distinct (the bare fit error named only bank sizes, as if the input were small).
+    from lightning_repgap._faults import TooFewFitSizesError
+
+    x = _cloud("cube", 3, distinct, seed=2)
+    for method in ("auto", "gap"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DuplicatePointsWarning)
+            with pytest.raises(TooFewFitSizesError) as err:
+                estimate_dimension(np.concatenate([x] * 3), method)
+        message = str(err.value)
+        assert f"has {3 * distinct} rows, {distinct} distinct ({2 * distinct} exact duplicates removed)" in message
+        assert "3 bank sizes >= fit_min_size=16" in message
+        assert "method='twonn' or 'mle'" in message
+        assert isinstance(err.value, ValueError)
+    with pytest.raises(TooFewFitSizesError, match=r"has 40 rows, 40 distinct \(no exact duplicates\)"):
+        estimate_dimension(_cloud("cube", 3, 40, seed=2))
+    with pytest.warns(DuplicatePointsWarning):
+        assert estimate_dimension(np.concatenate([x] * 3), "twonn") > 0  # the local estimators need fewer points
+
+
 def test_near_copy_screen_by_query_distance_finds_the_same_copies():
     # near_copies with the table's distances compares in D dimensions only the neighbours at nearly the same
     # distance from the query (two copies always are): same answer as comparing every pair.

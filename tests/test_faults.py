@@ -31,11 +31,15 @@ from lightning_repgap._faults import (
     STRICT_ENV,
     DegenerateRepresentationError,
     DegenerateRepresentationWarning,
+    FaultPolicy,
     MeasurementFaultWarning,
     NonFiniteRepresentationError,
     NonFiniteRepresentationWarning,
     SnapshotIOWarning,
+    TooFewDistinctPointsError,
     TooFewDistinctPointsWarning,
+    TooFewQueriesError,
+    TooFewQueriesWarning,
     UndefinedValueWarning,
     expected_keys,
 )
@@ -293,7 +297,7 @@ CASES = [
     Case("precision_bf16_true", trainer={"precision": "bf16-true"}),
     Case("precision_16_true", trainer={"precision": "16-true"}),
     Case("precision_bf16_mixed", trainer={"precision": "bf16-mixed"}),
-    Case("too_few_queries", cb={"val_probe": 4, "train_query_probe": 0}, warning=TooFewDistinctPointsWarning,
+    Case("too_few_queries", cb={"val_probe": 4, "train_query_probe": 0}, warning=TooFewQueriesWarning,
          nan=FIT_ONLY, valid=(0.0,)),
     Case("all_queries_identical", layer="pre", data=lambda: data(val=torch.ones(64, AMBIENT)),
          warning=UndefinedValueWarning, nan=("dim", "dim_low", "dim_high", "dim_method"), valid=(0.0,)),
@@ -434,6 +438,23 @@ def test_all_identical_bank_in_the_functional_api_is_a_clear_error() -> None:
             representation_gap(np.ones((64, 3)), np.random.default_rng(0).random((8, 3)))
     with pytest.raises(ValueError, match="NaN or Inf"):
         representation_gap(np.full((64, 3), np.nan), np.ones((8, 3)))
+
+
+@pytest.mark.parametrize("first_queries", [True, False], ids=["queries-first", "distinct-first"])
+def test_too_few_queries_and_too_few_distinct_points_warn_separately(first_queries: bool) -> None:
+    """Each cause warns once per layer with its own fix, whichever came first (they shared a warn-once key)."""
+    faults = [TooFewQueriesError("2 queries."), TooFewDistinctPointsError("3 distinct bank points.")]
+    policy = FaultPolicy()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for fault in (faults if first_queries else faults[::-1]) * 2:  # each cause twice: warned once
+            policy.survive(fault, "rep", ["gap", "dim"])
+    by_type = {type(w.message): str(w.message) for w in caught}
+    assert len(caught) == 2
+    assert set(by_type) == {TooFewQueriesWarning, TooFewDistinctPointsWarning}
+    assert "`val_probe`" in by_type[TooFewQueriesWarning]
+    assert "`train_probe`" in by_type[TooFewDistinctPointsWarning]
+    assert issubclass(TooFewQueriesWarning, TooFewDistinctPointsWarning)  # filters on the old class still apply
 
 
 def test_case_list_covers_thirty_causes() -> None:

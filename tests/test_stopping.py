@@ -226,6 +226,16 @@ def test_saves_the_recommended_weights_the_moment_they_are_recommended(tmp_path)
     assert isinstance(model, Tiny)
 
 
+def test_saves_full_checkpoints_without_lightnings_per_save_log_line(tmp_path, caplog):
+    # Lightning logs "`weights_only` was not set" at every save that leaves it unset: the quickstart printed it
+    # once per epoch. The checkpoint is a full one (callbacks' states included), as before.
+    stopper = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.5, warmup=0)
+    with caplog.at_level("INFO", logger="lightning.pytorch.trainer.connectors.checkpoint_connector"):
+        _fit(tmp_path, {"gap_norm": [1.0, 0.9, 1.0]}, stopper)
+    assert not [r for r in caplog.records if "weights_only" in r.getMessage()]
+    assert "callbacks" in torch.load(stopper.best_model_path, weights_only=False)
+
+
 def test_nan_keys_never_stop_a_run(tmp_path):
     stopper = RepresentationGapEarlyStopping(monitor="gap_norm", tolerance=0.0, patience=1, warmup=0)
     _fit(tmp_path, {"gap_norm": [1.0] + [math.nan] * 7}, stopper)

@@ -145,3 +145,42 @@ def test_quickstart_study_reads_a_known_torus_and_names_the_decider():
     for key in ("dim", "gap", "local", "twonn", "mle"):
         assert abs(r[key] - 3) / 3 < 0.15, (key, r[key])
     assert r["dim_low"] <= r["dim"] <= r["dim_high"]
+
+
+def test_heldout_reads_precomputed_danco_for_the_clouds_it_holds(tmp_path, capsys, monkeypatch):
+    # The eleventh split's DANCo is fitted beforehand (studies.dimension_danco) on the very samples the measurement
+    # draws; the measurement must take those values, for the clouds and sizes the file holds, instead of fitting.
+    from studies import dimension_heldout, dimension_study
+
+    cloud = "helix 10 turns"
+    path = tmp_path / "danco.json"
+    path.write_text(json.dumps({"values": {"2500": {cloud: 123.5}}}))
+    whole = dimension_study.suite
+    monkeypatch.setattr(dimension_study, "_danco", lambda x: -1.0)  # a fit here would read -1
+    monkeypatch.setattr(dimension_study, "suite", lambda split: [c for c in whole(split) if c.name == cloud])
+    out = tmp_path / "res.json"
+    argv = ["--out", str(out), "--splits", "tune", "--sizes", "2500,3000", "--danco-json", str(path)]
+    assert dimension_heldout.main(argv) == 0
+    rows = json.loads(out.read_text())[0]["rows"]
+    assert [(r["n"], r["danco"]) for r in rows] == [(2500, 123.5), (3000, None)]  # no DANCo fit above 2,500
+    assert "DANCo" in capsys.readouterr().out
+
+
+def test_cached_measurement_reads_what_the_full_measurement_reads(tmp_path):
+    # dimension_heldout --cache rebuilds the rows from a cached search (studies.dimension_retune.cached_curve) and
+    # precomputed TwoNN / MLE: every number must equal the full measurement's on the same sample.
+    from studies import dimension_study
+
+    cloud = next(c for c in dimension_study.suite("tune") if c.name == "helix 10 turns")
+    full = dimension_study.measure(cloud, 2500, danco=False)
+    x = dimension_study.sample(cloud, 2500)
+    twonn, mle = dimension_study.local_baselines(x)
+    baselines = {"twonn": {"2500": {cloud.name: twonn}}, "mle": {"2500": {cloud.name: mle}}, "values": {}}
+    fast = dimension_study.measure_cached(cloud, 2500, tmp_path, baselines)
+    assert (tmp_path / f"c_{cloud.seed}_2500.npz").exists()
+    assert (fast.method, fast.disagree) == (full.method, full.disagree)
+    keep = ("auto", "auto_low", "auto_high", "gap", "gap_low", "gap_high", "twonn", "mle")
+    assert {k: getattr(fast, k) for k in keep} == pytest.approx({k: getattr(full, k) for k in keep}, rel=1e-9)
+    assert fast.danco is None
+    with pytest.raises(ValueError, match="needs `baselines`"):
+        dimension_study.run(split="tune", sizes=(2500,), names=(cloud.name,), cache=tmp_path)
