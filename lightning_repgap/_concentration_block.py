@@ -159,16 +159,20 @@ class TileBlock:
         self._block[qa:qb, pa:pb] = part.cpu().numpy()
         self.filled = True
 
-    def moments(self, reference_aug32: np.ndarray) -> RowMoments:
+    def moments(self, reference_aug32: np.ndarray, query_sq_norms64: np.ndarray | None = None) -> RowMoments:
         """The block's per-row moments: from the tiles taken, or, if none was (no float32 tiles ran), one product.
 
         Args:
             reference_aug32: the search's augmented centred bank (read only without tiles).
+            query_sq_norms64: float64 ``|q|^2`` of every searched query when the search has them already
+                (:attr:`~lightning_repgap._prepare.Prepared.queries_sq_norms64`: the bits of the block's own norms);
+                default: the block's rows are summed here.
         """
         q, p = self.subset
         if not self.filled or self._narrow:
             return block_moments(reference_aug32[_index(p)], self.queries32[q])
-        return RowMoments.of(_distances(self._block, _query_sq_norms(self.queries32, q)))
+        q_sq = _query_sq_norms(self.queries32, q) if query_sq_norms64 is None else query_sq_norms64[q]
+        return RowMoments.of(_distances(self._block, q_sq))
 
 
 def _index(ids: np.ndarray) -> slice | np.ndarray:

@@ -84,6 +84,15 @@ class Prepared:
         norms = row_sq_norms(self.reference32) if self.sq_norms64 is None else self.sq_norms64
         return math.fsum(norms)
 
+    @cached_property
+    def queries_sq_norms64(self) -> np.ndarray:
+        """Float64 ``||q||^2`` of every centred float32 query (:func:`row_sq_norms`); computed once, on first use.
+
+        Read by :func:`needs_float64_ranking` and by the concentration's block (the same bits as its own norms of the
+        block's rows: a row's value depends only on the row).
+        """
+        return row_sq_norms(self.queries32)
+
     @property
     def reference32(self) -> np.ndarray:
         """``(n, D)`` centred float32 bank: a view of the first ``D`` columns of :attr:`reference_aug32`."""
@@ -141,11 +150,13 @@ def rows_sum_sq64(diff: np.ndarray) -> np.ndarray:
     return out
 
 
-#: Query rows per step of :func:`pair_dist_sq`: float64 temporaries of (256, D), not (m, D), at a large D.
+#: Query rows per batch of :func:`pair_dist_sq` at most.
 PAIR_QUERY_STEP = 256
-# ... and at most about this many bytes of float64 differences per step (cache-sized; 512 KiB was fastest on two
-# threads at D = 10,000, the serial speed does not depend on it).
+# Bytes of float64 differences per batch of :func:`pair_dist_sq` (a batch is one gather, one subtraction and one
+# row dot per pair of the batch); the query rows, the differences and the gathered rows then stay in a core's cache.
 _PAIR_BYTES = 1 << 19
+# Batches of query rows per step (a step is what one thread scores at a time, with buffers allocated once).
+_PAIR_BATCHES = 16
 
 
 def pair_dist_sq(
@@ -154,15 +165,16 @@ def pair_dist_sq(
     """Exact float64 ``||queries[i] - reference[index[i, l]]||^2``, ``inf`` where ``index[i, l] < 0`` (no row).
 
     The one place the package scores query/row pairs in float64 (winners, neighbour tables, the DDP merge). Each
-    entry is computed on its own, so neither the step, nor the missing entries, nor the threads that share the
-    steps (:func:`parallel_steps`) change any value.
+    entry is computed on its own (``float64(q) - float64(r)``, then :func:`rows_sum_sq64` of that row), so neither
+    the batches, nor the missing entries, nor the threads that share the steps (:func:`parallel_steps`) change any
+    value.
 
     Args:
         reference: ``(N, D)`` rows as given (float32 or float64).
         queries: ``(m, D)`` queries as given.
         index: ``(m, k)`` rows of ``reference`` per query (``-1``: none).
         query_rows: score ``queries[query_rows[i]]`` on line ``i`` of ``index`` instead of ``queries[i]``: the rows
-            are gathered one step at a time (a neighbour table's 1,024 queries at ``D = 10^4`` would otherwise be a
+            are gathered one batch at a time (a neighbour table's 1,024 queries at ``D = 10^4`` would otherwise be a
             40 MB copy first); the values are the same.
 
     Returns:
@@ -173,36 +185,55 @@ def pair_dist_sq(
         [[1.0, inf]]
 
     """
-    out = np.full(index.shape, np.inf)
-    step = _pair_step(queries.shape[1])
+    m, k = index.shape
+    dim = queries.shape[1]
+    out = np.empty(index.shape, dtype=np.float64)
+    if out.size == 0 or reference.shape[0] == 0:
+        out.fill(np.inf)
+        return out
+    rows, cols = _pair_batch(dim, k)
+    step = rows * _PAIR_BATCHES
 
     def run(i0: int) -> None:
-        block = index[i0 : i0 + step]
-        chunk = queries[i0 : i0 + step] if query_rows is None else queries[query_rows[i0 : i0 + step]]
-        # A full column of the step is scored in buffers of the step (the queries widened once, not per column):
-        # float64(q) - float64(r) either way, then the same row dot (rows_sum_sq64) of the same float64 rows.
-        q64 = chunk.astype(np.float64)
-        diff = np.empty((chunk.shape[0], reference.shape[1]), dtype=np.float64)
-        # float64 rows are gathered straight into ``diff``; narrower ones into a buffer of their own dtype first.
-        gathered = diff if reference.dtype == np.float64 else np.empty(diff.shape, dtype=reference.dtype)
-        for col in range(index.shape[1]):
-            valid = np.flatnonzero(block[:, col] >= 0)
-            if valid.size == chunk.shape[0]:
-                # mode="clip": numpy's default "raise" gathers through a temporary even with out= (the indices
-                # are in range here). Widening float32/float16 to float64 is exact, so widening the gathered rows
-                # first (a plain copy) and subtracting them from the float64 queries in place gives the bits of
-                # subtracting their float64 copies, faster than numpy's mixed-dtype subtraction.
-                np.take(reference, block[:, col], axis=0, out=gathered, mode="clip")
-                if gathered is not diff:
+        # A batch is ``rows`` queries x ``cols`` of their columns: each query row is widened once per batch of
+        # rows and reused for all its columns (at D = 10^4 a batch is one query and five of its 20 neighbours), the
+        # bank rows are gathered straight into a buffer of their dtype, widened (exact) and subtracted from the
+        # query broadcast over its columns: float64(q) - float64(r), the bits of a float64 subtraction of the pair.
+        q64_buf = np.empty(rows * dim, dtype=np.float64)
+        diff_buf = np.empty(rows * cols * dim, dtype=np.float64)
+        # float64 rows are gathered straight into the differences; narrower ones into a buffer of their dtype first.
+        wide = reference.dtype == np.float64
+        gathered_buf = diff_buf if wide else np.empty(diff_buf.size, dtype=reference.dtype)
+        for r0 in range(i0, min(m, i0 + step), rows):
+            nr = min(m, r0 + rows) - r0
+            q64 = q64_buf[: nr * dim].reshape(nr, 1, dim)
+            np.copyto(q64[:, 0], queries[r0 : r0 + nr] if query_rows is None else queries[query_rows[r0 : r0 + nr]])
+            for c0 in range(0, k, cols):
+                nc = min(cols, k - c0)
+                diff = diff_buf[: nr * nc * dim].reshape(nr, nc, dim)  # contiguous: one row per pair
+                gathered = gathered_buf[: diff.size].reshape(diff.shape)
+                # mode="clip": numpy's default "raise" gathers through a temporary even with out=; a missing entry
+                # (-1) gathers row 0, whose value is replaced by inf below.
+                np.take(reference, index[r0 : r0 + nr, c0 : c0 + nc], axis=0, out=gathered, mode="clip")
+                if not wide:
                     np.copyto(diff, gathered)
                 np.subtract(q64, diff, out=diff)
-                out[i0 : i0 + chunk.shape[0], col] = rows_sum_sq64(diff)
-                continue
-            part = np.subtract(chunk[valid], reference[block[valid, col]], dtype=np.float64)
-            out[i0 + valid, col] = rows_sum_sq64(part)
+                out[r0 : r0 + nr, c0 : c0 + nc] = rows_sum_sq64(diff.reshape(nr * nc, dim)).reshape(nr, nc)
 
-    parallel_steps(run, range(0, index.shape[0], step), index.size * queries.shape[1])
+    parallel_steps(run, range(0, m, step), index.size * dim)
+    out[index < 0] = np.inf
     return out
+
+
+def _pair_batch(dim: int, k: int) -> tuple[int, int]:
+    """Query rows and columns per batch of :func:`pair_dist_sq`: about ``_PAIR_BYTES`` of float64 differences.
+
+    All ``k`` columns of a query when they fit (then several query rows), else the line in equal parts that fit
+    (at least one column each).
+    """
+    pairs = max(1, _PAIR_BYTES // (8 * max(1, dim)))
+    cols = -(-k // -(-k // pairs)) if k > pairs else max(1, k)
+    return max(1, min(PAIR_QUERY_STEP, pairs // cols)), cols
 
 
 #: Float64 elements of work below which :func:`parallel_steps` stays on the calling thread.
@@ -229,15 +260,6 @@ def parallel_steps(run: Callable[[int], None], starts: range, work: int) -> None
     with ThreadPoolExecutor(threads) as pool:
         for _ in pool.map(run, starts):  # re-raises a step's error
             pass
-
-
-def _pair_step(dim: int) -> int:
-    """Query rows per step of :func:`pair_dist_sq`: ``PAIR_QUERY_STEP``, fewer at a large ``D``.
-
-    The float64 differences (``step x D``) then stay in cache between the subtraction and the sum (each core's
-    own, as steps run on several threads).
-    """
-    return max(16, min(PAIR_QUERY_STEP, _PAIR_BYTES // (8 * max(1, dim))))
 
 
 # Rows centred per step in ``prepare``: bounds the float64 temporary to 32 MiB for D = 256 (plus the gathered chunk).
@@ -463,7 +485,7 @@ def needs_float64_ranking(prepared: Prepared, nearest_dist_sq: np.ndarray) -> np
         [0]
 
     """
-    q_sq = row_sq_norms(prepared.queries32)
+    q_sq = prepared.queries_sq_norms64
     r_sq = prepared.reference_sq_sum / max(1, prepared.reference_aug32.shape[0])
     tolerance = _FLOAT32_RANKING_MARGIN * np.finfo(np.float32).eps * (q_sq + r_sq)
     return np.flatnonzero((nearest_dist_sq > 0) & (nearest_dist_sq < tolerance))

@@ -409,7 +409,8 @@ class ExactEngine:
             knn_rows=None if knn is None else rows[knn],
             knn_dist_sq=knn_dist,
             prepared=prep,
-            concentration=None if conc is None else conc.moments(prep.reference_aug32),  # FAISS: no tiles, a product
+            # FAISS: no tiles, a product; the tiles' block reads the query norms the ranking check summed (same bits)
+            concentration=None if conc is None else conc.moments(prep.reference_aug32, prep.queries_sq_norms64),
         )
 
 

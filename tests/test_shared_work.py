@@ -193,15 +193,40 @@ def test_the_screen_answers_do_not_depend_on_the_first_shift_product(monkeypatch
 def test_pair_scoring_in_step_buffers_gives_the_bits_of_scoring_each_column_alone(dtype):
     rng = np.random.default_rng(20)
     reference = (rng.standard_normal((300, 700)) * 3 + 100).astype(dtype)
-    # 200 queries at D = 700: two full steps of _pair_step(700) and a partial one.
+    # 200 queries at D = 700: whole lines of 5 columns, batches of several query rows and a partial last one.
     queries = (rng.standard_normal((200, 700)) * 3 + 100).astype(dtype)
     index = rng.integers(0, 300, (200, 5))
-    index[7, 2] = index[140, 0] = -1  # a missing entry in a step: that column is scored row by row
+    index[7, 2] = index[140, 0] = -1  # missing entries in a batch: inf, the other pairs scored as usual
     expected = np.full(index.shape, np.inf)
     for i, j in zip(*np.nonzero(index >= 0), strict=True):
         diff = np.subtract(queries[i : i + 1], reference[index[i, j]][None], dtype=np.float64)
         expected[i, j] = rows_sum_sq64(diff)[0]
     np.testing.assert_array_equal(pair_dist_sq(reference, queries, index), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_pair_scoring_of_lines_split_into_column_batches_gives_the_bits_of_each_pair_alone(monkeypatch, dtype):
+    # At a large D a batch holds one query and part of its line (D = 10^4: five of its 20 neighbours); here the batch
+    # is shrunk to 3 pairs of D = 90 (one query row, 3 of its 8 columns, the last batch of each line 2), with missing
+    # entries, gathered query rows and the steps shared between two threads.
+    rng = np.random.default_rng(22)
+    reference = (rng.standard_normal((60, 90)) * 3 + 100).astype(dtype)
+    queries = (rng.standard_normal((80, 90)) * 3 + 100).astype(dtype)
+    rows = rng.permutation(80)[:70]
+    index = rng.integers(-1, 60, (70, 8))
+    expected = np.full(index.shape, np.inf)
+    for i, j in zip(*np.nonzero(index >= 0), strict=True):
+        diff = np.subtract(queries[rows[i]][None], reference[index[i, j]][None], dtype=np.float64)
+        expected[i, j] = rows_sum_sq64(diff)[0]
+    monkeypatch.setattr(prepare_module, "_PAIR_BYTES", 3 * 8 * 90)
+    assert prepare_module._pair_batch(90, 8) == (1, 3)
+    monkeypatch.setattr(prepare_module, "PARALLEL_MIN_WORK", 0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        np.testing.assert_array_equal(pair_dist_sq(reference, queries, index, rows), expected)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_float64_row_norms_depend_only_on_the_row():
