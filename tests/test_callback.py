@@ -474,7 +474,7 @@ def test_reference_fn_setup_call_leaves_the_global_rng(tmp_path, layer):
         return out if layer is None else pl_module.backbone(out)
 
     weights = []
-    for callbacks in ([], [RepresentationGapCallback(layer=layer, reference_fn=bank, every_n_epochs=100)]):
+    for callbacks in ([], [RepresentationGapCallback(layer=layer, reference_fn=bank, val_probe=128, every_n_epochs=100)]):
         pl.seed_everything(0)
         model = MLP()
         _trainer(tmp_path, callbacks, max_epochs=1, num_sanity_val_steps=0).fit(model, *loaders())
