@@ -474,7 +474,8 @@ def test_reference_fn_setup_call_leaves_the_global_rng(tmp_path, layer):
         return out if layer is None else pl_module.backbone(out)
 
     weights = []
-    for callbacks in ([], [RepresentationGapCallback(layer=layer, reference_fn=bank, val_probe=128, every_n_epochs=100)]):
+    never_measures = RepresentationGapCallback(layer=layer, reference_fn=bank, val_probe=128, every_n_epochs=100)
+    for callbacks in ([], [never_measures]):
         pl.seed_everything(0)
         model = MLP()
         _trainer(tmp_path, callbacks, max_epochs=1, num_sanity_val_steps=0).fit(model, *loaders())
@@ -506,7 +507,8 @@ def test_reference_fn_not_ready_at_setup_is_checked_at_the_first_measurement(tmp
         calls.append(1)
         return None if len(calls) == 1 else _fixed_bank()
 
-    cb = RepresentationGapCallback(layer=None, reference_fn=filled_later, val_probe=128, config=GapConfig(n_bootstrap=0))
+    config = GapConfig(n_bootstrap=0)
+    cb = RepresentationGapCallback(layer=None, reference_fn=filled_later, val_probe=128, config=config)
     with caplog.at_level("INFO"):
         _trainer(tmp_path, [cb], max_epochs=1, num_sanity_val_steps=0).fit(MLP(), *loaders())
     assert "returned None when training starts" in caplog.text
@@ -515,7 +517,7 @@ def test_reference_fn_not_ready_at_setup_is_checked_at_the_first_measurement(tmp
 
     never = RepresentationGapCallback(layer=None, reference_fn=lambda m: None, val_probe=128)
     trainer = _trainer(tmp_path, [never], max_epochs=1, num_sanity_val_steps=0)
-    with pytest.raises(TypeError, match="must return a torch.Tensor, got NoneType"):
+    with pytest.raises(TypeError, match=r"must return a torch\.Tensor, got NoneType"):
         trainer.fit(MLP(), *loaders())
     assert trainer.global_step > 0
 

@@ -472,14 +472,18 @@ def test_a_bank_left_too_small_by_copies_carries_its_sizes_and_fit_min_size() ->
         with pytest.raises(TooFewDistinctSizesError, match="exact copies") as err:
             representation_gap(copies, rng.random((16, 3)), n_bootstrap=0, fit_min_size=18)
     fault = err.value
-    assert isinstance(fault, TooFewFitSizesError) and isinstance(fault, TooFewDistinctPointsError)
+    assert isinstance(fault, TooFewFitSizesError)
+    assert isinstance(fault, TooFewDistinctPointsError)
     assert fault.fit_min_size == 18
-    assert fault.sizes[-1] == 20 and len(fault.sizes) >= 2
+    assert fault.sizes[-1] == 20
+    assert len(fault.sizes) >= 2
     assert sum(n >= 18 for n in fault.sizes) < 3
     assert fault.partial["gap"] > 0
-    with pytest.raises(TooFewDistinctSizesError, match="has 200 rows, 20 distinct") as kept:
-        with rows_for_the_fit("demo", 200, 20, 16):
-            raise fault
+    with (
+        pytest.raises(TooFewDistinctSizesError, match="has 200 rows, 20 distinct") as kept,
+        rows_for_the_fit("demo", 200, 20, 16),
+    ):
+        raise fault
     assert (kept.value.sizes, kept.value.fit_min_size, kept.value.partial) == (fault.sizes, 18, fault.partial)
 
 
