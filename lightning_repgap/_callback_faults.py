@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.seed import isolate_rng
 
 from lightning_repgap import _faults
 from lightning_repgap.capture import (
@@ -126,8 +128,15 @@ def setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: Ligh
     first few probe rows, and turns what only data can reveal into a ``MisconfigurationException`` now: a layer
     that never runs in ``forward`` (or a container), one that runs several times per forward, layers that disagree
     on the batch size, and datasets the probes cannot be drawn from. With a ``reference_fn`` it is called once
-    and its bank checked (a tensor of at least ``config.min_bank_size`` points in all) against the width of the
-    queries (the watched layer's, or the flattened raw inputs' with ``layer=None``).
+    and its output's type and shape checked, without copying it (a tensor of at least ``config.min_bank_size``
+    points in all, as wide as the queries: the watched layer's, or the flattened raw inputs' with ``layer=None``).
+    A function that returns ``None`` then is not ready yet (a bank filled during training): it is checked at the
+    first measurement instead. With no probe rows to pass (an empty validation set and a ``reference_fn``) nothing
+    is checked: nothing is measured either.
+
+    The pass and the call run under :func:`~lightning.pytorch.utilities.seed.isolate_rng`: a forward, a batch
+    transfer hook or a ``reference_fn`` that draws random numbers leaves the global RNG that training uses as it
+    was, so a run's weights do not depend on the callback being there.
     """
     datasets = cb._datasets(trainer)
     indices = cb._probe_indices(datasets)
@@ -135,31 +144,67 @@ def setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: Ligh
         return
     role, key = ("reference", "train") if indices["reference"] else ("queries", "val")
     rows = indices[role][:SETUP_PROBE_ROWS]
+    if not rows:
+        return
     loader = cb._probe_loader(datasets[key], rows, datasets[f"{key}_collate"], trainer)
     transfer = lightning_transfer(trainer, pl_module)
-    try:
-        if not cb.layer:
-            probed = embed_inputs(loader, transfer_fn=transfer)[0]
-        else:
-            probed = embed_batches(
-                pl_module,
-                loader,
-                resolve_layers(pl_module, cb.layer),
-                pooling=cb.pooling,
-                forward_fn=cb.forward_fn,
-                transfer_fn=transfer,
-                precision_context=trainer.precision_plugin.forward_context(),
-            )[0][cb.layer[0]]
-    except ProbeConfigurationError as err:
-        raise MisconfigurationException(f"{_SETUP_ERROR}{err}") from err
-    if cb.reference_fn is None or not rows:
+    with isolate_rng():
+        try:
+            if not cb.layer:
+                probed = embed_inputs(loader, transfer_fn=transfer)[0]
+            else:
+                probed = embed_batches(
+                    pl_module,
+                    loader,
+                    resolve_layers(pl_module, cb.layer),
+                    pooling=cb.pooling,
+                    forward_fn=cb.forward_fn,
+                    transfer_fn=transfer,
+                    precision_context=trainer.precision_plugin.forward_context(),
+                )[0][cb.layer[0]]
+        except ProbeConfigurationError as err:
+            raise MisconfigurationException(f"{_SETUP_ERROR}{err}") from err
+        if cb.reference_fn is None:
+            return
+        bank = cb._reference_fn_output(trainer, pl_module)
+    if bank is None:
+        rank_zero_info(
+            "RepresentationGapCallback: `reference_fn` returned None when training starts (not ready yet); its bank "
+            "is checked at the first measurement instead."
+        )
         return
-    bank = cb._reference_fn_output(trainer, pl_module)
     try:  # the checks of every measurement, raised as configuration errors now
-        bank = checked_bank(bank, trainer.world_size, cb.config.min_bank_size)
-        check_bank_width(cb, bank, probed)
+        width = bank_width(bank, trainer.world_size, cb.config.min_bank_size)
+        check_bank_width(cb, width, probed)
     except (TypeError, ValueError) as err:
         raise MisconfigurationException(f"{_SETUP_ERROR}{err}") from err
+
+
+def bank_width(bank: Any, world_size: int, min_bank_size: int) -> int:
+    """The width of a ``reference_fn`` output (its points flattened), its type and size checked without a copy.
+
+    Raises:
+        TypeError: if it is not a tensor.
+        ValueError: with fewer than 2 points, or fewer than ``min_bank_size`` over ``world_size`` ranks.
+
+    Example:
+        >>> bank_width(torch.zeros(64, 4, 4), world_size=2, min_bank_size=128)
+        16
+
+    """
+    if not isinstance(bank, torch.Tensor):
+        raise TypeError(f"`reference_fn` must return a torch.Tensor, got {type(bank).__name__}.")
+    if bank.ndim < 2 or bank.shape[0] < 2:
+        raise ValueError(
+            f"`reference_fn` must return at least 2 points as an (n, ...) tensor, got shape {tuple(bank.shape)}."
+        )
+    n_total = bank.shape[0] * world_size
+    if n_total < min_bank_size:
+        raise ValueError(
+            f"`reference_fn` returned {n_total} points in all; the gap-law fit needs at least {min_bank_size} (lower "
+            "`fit_min_size`)."
+        )
+    return math.prod(bank.shape[1:])
 
 
 def checked_bank(bank: Any, world_size: int, min_bank_size: int) -> torch.Tensor:
@@ -170,28 +215,16 @@ def checked_bank(bank: Any, world_size: int, min_bank_size: int) -> torch.Tensor
         ValueError: with fewer than 2 points, or fewer than ``min_bank_size`` over ``world_size`` ranks.
 
     """
-    if not isinstance(bank, torch.Tensor):
-        raise TypeError(f"`reference_fn` must return a torch.Tensor, got {type(bank).__name__}.")
-    if bank.ndim < 2 or bank.shape[0] < 2:
-        raise ValueError(
-            f"`reference_fn` must return at least 2 points as an (n, ...) tensor, got shape {tuple(bank.shape)}."
-        )
-    bank = bank.detach().reshape(bank.shape[0], -1).to("cpu", torch.float32)
-    n_total = bank.shape[0] * world_size
-    if n_total < min_bank_size:
-        raise ValueError(
-            f"`reference_fn` returned {n_total} points in all; the gap-law fit needs at least {min_bank_size} (lower "
-            "`fit_min_size`)."
-        )
-    return bank
+    bank_width(bank, world_size, min_bank_size)
+    return bank.detach().reshape(bank.shape[0], -1).to("cpu", torch.float32)
 
 
-def check_bank_width(cb: RepresentationGapCallback, bank: torch.Tensor, queries: torch.Tensor | None) -> None:
+def check_bank_width(cb: RepresentationGapCallback, width: int, queries: torch.Tensor | None) -> None:
     """Raise a ``ValueError`` naming ``reference_fn``, the layer and both widths when bank and queries differ."""
-    if queries is not None and queries.ndim == 2 and queries.shape[1] != bank.shape[1]:
+    if queries is not None and queries.ndim == 2 and queries.shape[1] != width:
         against = f"layer {cb.layer[0]!r}" if cb.layer else "the flattened raw inputs (`layer=None`)"
         raise ValueError(
-            f"`reference_fn` returned points of width {bank.shape[1]}, but the queries, {against}, have width "
+            f"`reference_fn` returned points of width {width}, but the queries, {against}, have width "
             f"{queries.shape[1]}: return representations comparable with the queries."
         )
 
@@ -230,6 +263,7 @@ def snapshot_overflow(arrays: dict[str, Any], dtype: str) -> str | None:
 __all__ = [
     "archive_changed_settings",
     "as_logged",
+    "bank_width",
     "check_bank_width",
     "checked_bank",
     "expected_keys",

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from lightning_repgap._faults import TooFewFitSizesError
+from lightning_repgap._faults import TooFewDistinctSizesError, TooFewFitSizesError
 from lightning_repgap._local_dimension import DuplicatePointsWarning
 from lightning_repgap._prepare import parallel_steps, step_threads
 
@@ -144,13 +144,14 @@ def drop_exact_copies(x: np.ndarray, owner: str) -> np.ndarray:
 
 @contextlib.contextmanager
 def rows_for_the_fit(owner: str, given: int, distinct: int, bank: int) -> Iterator[None]:
-    """Re-raise a :class:`~lightning_repgap._faults.TooFewFitSizesError` with the rows it came from.
+    """Re-raise a :class:`~lightning_repgap._faults.TooFewFitSizesError` with the rows it came from, of its own type.
 
     A function that splits ``points`` into a bank and queries (after :func:`drop_exact_copies`) knows what the bare
     fit error cannot: how many rows were given, how many were distinct, and how many formed the bank.
 
     Raises:
-        TooFewFitSizesError: naming ``owner``, the row counts and the fit's need.
+        TooFewFitSizesError: naming ``owner``, the row counts and the fit's need (a
+            :class:`~lightning_repgap._faults.TooFewDistinctSizesError` stays one, with its defined keys).
 
     Example:
         >>> from lightning_repgap._faults import TooFewFitSizesError
@@ -167,14 +168,17 @@ def rows_for_the_fit(owner: str, given: int, distinct: int, bank: int) -> Iterat
     except TooFewFitSizesError as err:
         usable = [n for n in err.sizes if n >= err.fit_min_size]
         removed = f"{given - distinct} exact duplicates removed" if given > distinct else "no exact duplicates"
-        raise TooFewFitSizesError(
+        message = (
             f"{owner}: `points` has {given} rows, {distinct} distinct ({removed}); the bank ({bank} of them, the rest "
             f"are queries) gives the gap-law fit {len(usable)} of the 3 bank sizes >= fit_min_size={err.fit_min_size} "
             f"it needs (sizes {err.sizes}): give more distinct points, or use method='twonn' or 'mle', which need "
-            "fewer.",
-            sizes=err.sizes,
-            fit_min_size=err.fit_min_size,
-        ) from err
+            "fewer."
+        )
+        if isinstance(err, TooFewDistinctSizesError):  # keep the measurement fault's type and defined keys
+            raise TooFewDistinctSizesError(
+                message, err.partial, sizes=err.sizes, fit_min_size=err.fit_min_size
+            ) from err
+        raise TooFewFitSizesError(message, sizes=err.sizes, fit_min_size=err.fit_min_size) from err
 
 
 def copies_from_hashes(x: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, float]:

@@ -125,8 +125,10 @@ class TooFewQueriesError(TooFewDistinctPointsError):
 class TooFewFitSizesError(ValueError):
     """Fewer than 3 bank sizes ``>= fit_min_size`` for the gap-law fit: the bank is too small for the grid.
 
-    A bad input to the functional API (not survived by the callback, whose settings rule it out at construction),
-    raised as its own type so that callers such as ``repgap estimate`` can react to it without reading its text.
+    Raised as its own type so that callers such as ``repgap estimate`` can react to it without reading its text.
+    Raised as such it is a bad input to the functional API (a grid or ``fit_min_size`` the bank cannot serve), which
+    the callback's settings rule out at construction; its subclass :class:`TooFewDistinctSizesError` (a bank left too
+    small by its exact copies) is also a measurement fault, which the callback survives.
 
     Args:
         message: what went wrong, naming the fix.
@@ -142,7 +144,27 @@ class TooFewFitSizesError(ValueError):
 
 
 class TooFewDistinctSizesError(TooFewDistinctPointsError, TooFewFitSizesError):
-    """Removing the bank's exact copies left fewer than 3 fit sizes: both a measurement fault and a too-small bank."""
+    """Removing the bank's exact copies left fewer than 3 fit sizes: both a measurement fault and a too-small bank.
+
+    Args:
+        message: what went wrong, naming the fix.
+        partial: keys that are still defined (``gap``, ``dup_frac``, ...).
+        sizes: the bank sizes of the curve of the distinct points (empty when unknown).
+        fit_min_size: the smallest size the fit reads (0 when unknown).
+
+    """
+
+    def __init__(
+        self,
+        message: str,
+        partial: Mapping[str, float] | None = None,
+        *,
+        sizes: Sequence[int] = (),
+        fit_min_size: int = 0,
+    ) -> None:
+        super().__init__(message, partial)  # MeasurementFaultError's, then TooFewFitSizesError's with no sizes
+        self.sizes = [int(n) for n in sizes]
+        self.fit_min_size = int(fit_min_size)
 
 
 class SnapshotIOError(MeasurementFaultError, OSError):

@@ -117,8 +117,10 @@ class RepresentationGapCallback(Callback):
             ``layer`` they are that layer's representations. ``gap_ratio`` then compares held-out data with
             training data (``train_query_probe``) as seen from the samples: much above 1 means the model
             reproduces its training set (memorisation). Under DDP every rank calls it and the bank is the
-            concatenation of all ranks' samples. It is also called once when training starts, so that a bank that
-            is not a tensor, too small, or of another width than the queries is a configuration error then.
+            concatenation of all ranks' samples. It is also called once when training starts (the global RNG
+            restored afterwards), so that a bank that is not a tensor, too small, or of another width than the
+            queries is a configuration error then (its type and shape are read, nothing is copied); one that returns
+            ``None`` then is not ready yet (a bank filled during training) and is checked at the first measurement.
         strict: re-raise measurement faults instead of surviving them. By default (``None``: the environment
             variable ``REPGAP_STRICT=1`` turns it on) a degenerate or non-finite representation, too few distinct
             points or a failed snapshot write never aborts ``fit``: the undefined keys are logged as NaN,
@@ -390,7 +392,7 @@ class RepresentationGapCallback(Callback):
             output = self._reference_fn_output(trainer, pl_module)
             bank = _cf.checked_bank(output, trainer.world_size, self.config.min_bank_size)
             # Checked at setup; a function whose width changes later is named here, not as a bare width mismatch.
-            _cf.check_bank_width(self, bank, feats.get("queries", {}).get(source))
+            _cf.check_bank_width(self, bank.shape[1], feats.get("queries", {}).get(source))
             feats["reference"] = {source: bank}
             labels["reference"] = None
         return feats, labels

@@ -317,6 +317,8 @@ def _check_fit_defined(curve: GapCurve, fit_min_size: int, defined: dict[str, fl
             f"only {curve.sizes[-1]} distinct bank points remain after removing {removed} exact copies; the gap-law "
             f"fit needs 3 bank sizes >= fit_min_size={fit_min_size}.",
             defined,
+            sizes=curve.sizes.tolist(),
+            fit_min_size=fit_min_size,
         )
     if (fit_gaps <= 0).any():
         raise TooFewDistinctPointsError(

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import pickle
+import random
 import subprocess
 import sys
 
@@ -386,7 +387,7 @@ def test_reference_fn_bank_dtype_grad_and_layout_do_not_change_the_result(tmp_pa
     # the plain float32 bank.
     results = {}
     for name, fn in {"plain": lambda m: _fixed_bank(), "variant": lambda m: variant(_fixed_bank())}.items():
-        cb = RepresentationGapCallback(layer=None, reference_fn=fn, val_probe=128, n_bootstrap=0)
+        cb = RepresentationGapCallback(layer=None, reference_fn=fn, val_probe=128, config=GapConfig(n_bootstrap=0))
         _trainer(tmp_path, [cb], max_epochs=1, num_sanity_val_steps=0).fit(MLP(), *loaders())
         results[name] = cb.history[-1]
     assert results["variant"].keys() == results["plain"].keys()
@@ -418,7 +419,7 @@ def test_reference_fn_bank_on_another_device(tmp_path):  # pragma: no cover - no
 def test_reference_fn_errors(tmp_path, fn, error, match):
     # Raised when training starts (the function is called once then), as a configuration error whose cause is the
     # check's own error; no training step has run.
-    cb = RepresentationGapCallback(layer=None, reference_fn=fn, val_probe=64, n_bootstrap=0)
+    cb = RepresentationGapCallback(layer=None, reference_fn=fn, val_probe=64, config=GapConfig(n_bootstrap=0))
     trainer = _trainer(tmp_path, [cb], max_epochs=1)
     with pytest.raises(MisconfigurationException, match=match) as err:
         trainer.fit(MLP(), *loaders())
@@ -436,7 +437,7 @@ def test_reference_fn_width_mismatch_with_a_layer_is_caught_before_the_first_ste
         calls.append(pl_module.training)
         return torch.randn(512, 3)
 
-    cb = RepresentationGapCallback(layer="backbone", reference_fn=bank, val_probe=64, n_bootstrap=0)
+    cb = RepresentationGapCallback(layer="backbone", reference_fn=bank, val_probe=64, config=GapConfig(n_bootstrap=0))
     trainer = _trainer(tmp_path, [cb], max_epochs=1)
     with pytest.raises(MisconfigurationException, match=r"width 3, but the queries, layer 'backbone', have width 64"):
         trainer.fit(MLP(), *loaders())
@@ -453,12 +454,91 @@ def test_reference_fn_width_change_after_setup_keeps_the_measurement_error(tmp_p
         calls.append(1)
         return torch.randn(512, 64 if len(calls) == 1 else 32)
 
-    cb = RepresentationGapCallback(layer="backbone", reference_fn=bank, val_probe=64, n_bootstrap=0)
+    cb = RepresentationGapCallback(layer="backbone", reference_fn=bank, val_probe=64, config=GapConfig(n_bootstrap=0))
     trainer = _trainer(tmp_path, [cb], max_epochs=1, num_sanity_val_steps=0)
     with pytest.raises(ValueError, match=r"width 32, but the queries, layer 'backbone', have width 64"):
         trainer.fit(MLP(), *loaders())
     assert trainer.global_step > 0
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("layer", [None, "backbone"])
+def test_reference_fn_setup_call_leaves_the_global_rng(tmp_path, layer):
+    # The call at setup (and the one-batch probe) runs under isolate_rng: with a callback that never measures,
+    # the shuffled training run ends with the weights of the run without it (it did not: the bank's draws moved
+    # the loader's shuffling seed).
+    def bank(pl_module):  # draws from every global generator, as a sampler's reference_fn does
+        random.random()
+        np.random.rand()
+        out = torch.randn(1024, 16)
+        return out if layer is None else pl_module.backbone(out)
+
+    weights = []
+    never_measures = RepresentationGapCallback(layer=layer, reference_fn=bank, val_probe=128, every_n_epochs=100)
+    for callbacks in ([], [never_measures]):
+        pl.seed_everything(0)
+        model = MLP()
+        _trainer(tmp_path, callbacks, max_epochs=1, num_sanity_val_steps=0).fit(model, *loaders())
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_reference_fn_setup_check_reads_the_shape_without_copying(tmp_path):
+    # At setup only the type and shape are checked: a bank on the meta device (no data to copy) passes there and
+    # a real bank is measured later; the check used to copy the whole bank to CPU float32 (which fails for meta).
+    calls = []
+
+    def bank(pl_module):
+        calls.append(1)
+        return torch.empty(1024, 4, 4, device="meta") if len(calls) == 1 else _fixed_bank()
+
+    cb = RepresentationGapCallback(layer=None, reference_fn=bank, val_probe=128, config=GapConfig(n_bootstrap=0))
+    _trainer(tmp_path, [cb], max_epochs=1, num_sanity_val_steps=0).fit(MLP(), *loaders())
+    assert len(calls) == 2
+    assert math.isfinite(cb.history[-1]["repgap/gap"])
+
+
+def test_reference_fn_not_ready_at_setup_is_checked_at_the_first_measurement(tmp_path, caplog):
+    # A bank filled during training returns None before it: not a configuration error at setup (it was); the
+    # measurement after the first epoch reads the bank then, and a None there is still the measurement's TypeError.
+    calls = []
+
+    def filled_later(pl_module):
+        calls.append(1)
+        return None if len(calls) == 1 else _fixed_bank()
+
+    config = GapConfig(n_bootstrap=0)
+    cb = RepresentationGapCallback(layer=None, reference_fn=filled_later, val_probe=128, config=config)
+    with caplog.at_level("INFO"):
+        _trainer(tmp_path, [cb], max_epochs=1, num_sanity_val_steps=0).fit(MLP(), *loaders())
+    assert "returned None when training starts" in caplog.text
+    assert len(calls) == 2
+    assert math.isfinite(cb.history[-1]["repgap/gap"])
+
+    never = RepresentationGapCallback(layer=None, reference_fn=lambda m: None, val_probe=128)
+    trainer = _trainer(tmp_path, [never], max_epochs=1, num_sanity_val_steps=0)
+    with pytest.raises(TypeError, match=r"must return a torch\.Tensor, got NoneType"):
+        trainer.fit(MLP(), *loaders())
+    assert trainer.global_step > 0
+
+
+@pytest.mark.parametrize("layer", [None, "backbone"])
+def test_reference_fn_with_an_empty_validation_set_trains(tmp_path, layer):
+    # No validation rows: no query to probe or measure. Training runs as without a reference_fn check (it failed
+    # at setup with a bare "`batches` is empty" for layer=None).
+    train, _ = loaders()
+    empty = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.empty(0, 16), torch.empty(0).long()))
+    calls = []
+
+    def bank(pl_module):
+        calls.append(1)
+        return torch.randn(1024, 16 if layer is None else 64)
+
+    cb = RepresentationGapCallback(layer=layer, reference_fn=bank, config=GapConfig(n_bootstrap=0))
+    trainer = _trainer(tmp_path, [cb], max_epochs=1, num_sanity_val_steps=0)
+    trainer.fit(MLP(), train, empty)
+    assert trainer.global_step > 0
+    assert cb.history == []
 
 
 def test_reference_fn_configuration_errors():

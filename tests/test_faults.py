@@ -38,6 +38,8 @@ from lightning_repgap._faults import (
     SnapshotIOWarning,
     TooFewDistinctPointsError,
     TooFewDistinctPointsWarning,
+    TooFewDistinctSizesError,
+    TooFewFitSizesError,
     TooFewQueriesError,
     TooFewQueriesWarning,
     UndefinedValueWarning,
@@ -455,6 +457,34 @@ def test_too_few_queries_and_too_few_distinct_points_warn_separately(first_queri
     assert "`val_probe`" in by_type[TooFewQueriesWarning]
     assert "`train_probe`" in by_type[TooFewDistinctPointsWarning]
     assert issubclass(TooFewQueriesWarning, TooFewDistinctPointsWarning)  # filters on the old class still apply
+
+
+def test_a_bank_left_too_small_by_copies_carries_its_sizes_and_fit_min_size() -> None:
+    """``TooFewDistinctSizesError`` is a survivable fault (with the defined keys) and a ``TooFewFitSizesError`` that
+    carries the distinct bank's sizes and ``fit_min_size`` (it carried ``[]`` and 0); ``rows_for_the_fit`` keeps it."""
+    from lightning_repgap._duplicates import rows_for_the_fit
+    from lightning_repgap.functional import representation_gap
+
+    rng = np.random.default_rng(0)
+    copies = np.concatenate([rng.random((20, 3))] * 10)  # 200 rows, 20 distinct: sizes 16, 20 only
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DuplicatePointsWarning)
+        with pytest.raises(TooFewDistinctSizesError, match="exact copies") as err:
+            representation_gap(copies, rng.random((16, 3)), n_bootstrap=0, fit_min_size=18)
+    fault = err.value
+    assert isinstance(fault, TooFewFitSizesError)
+    assert isinstance(fault, TooFewDistinctPointsError)
+    assert fault.fit_min_size == 18
+    assert fault.sizes[-1] == 20
+    assert len(fault.sizes) >= 2
+    assert sum(n >= 18 for n in fault.sizes) < 3
+    assert fault.partial["gap"] > 0
+    with (
+        pytest.raises(TooFewDistinctSizesError, match="has 200 rows, 20 distinct") as kept,
+        rows_for_the_fit("demo", 200, 20, 16),
+    ):
+        raise fault
+    assert (kept.value.sizes, kept.value.fit_min_size, kept.value.partial) == (fault.sizes, 18, fault.partial)
 
 
 def test_case_list_covers_thirty_causes() -> None:
