@@ -93,7 +93,7 @@ def rel_error(value: float, truth: float) -> float:
     """``|value - truth| / truth``; ``inf`` for a reading that is not a finite number.
 
     Example:
-        >>> rel_error(4.4, 4.0), rel_error(float("nan"), 2.0)
+        >>> round(rel_error(4.4, 4.0), 12), rel_error(float("nan"), 2.0)
         (0.1, inf)
     """
     return abs(value - truth) / truth if math.isfinite(value) else math.inf
@@ -133,8 +133,8 @@ def pair_blend_error(a: np.ndarray, b: np.ndarray, truth: np.ndarray, weights: n
     Readings where either candidate is not a positive finite number count as the other one (or ``inf`` for neither).
 
     Example:
-        >>> pair_blend_error(np.array([2.0]), np.array([8.0]), np.array([4.0]), np.array([0.0, 0.5, 1.0])).tolist()
-        [0.5, 0.0, 1.0]
+        >>> pair_blend_error(np.array([2.0]), np.array([8.0]), np.array([4.0]), np.array([0.0, 0.5, 1.0])).round(12)
+        array([0.5, 0. , 1. ])
     """
     ok_a, ok_b = np.isfinite(a) & (a > 0), np.isfinite(b) & (b > 0)
     la = np.log(np.where(ok_a, a, np.where(ok_b, b, np.nan)))
