@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
+import lightning_repgap._clusters as clusters
 import lightning_repgap._trusted_parts as parts
 from lightning_repgap import estimate_dimension
 from lightning_repgap.dimension import DimensionDisagreementWarning, DimensionEstimate
@@ -97,7 +98,7 @@ def test_the_fill_is_the_first_size_with_no_query_a_separation_away() -> None:
         np.tile(near[:250], 2),
         np.tile(near[:250], 2) / 2.0,
     ])
-    assert parts._cluster_split(sizes, rows) >= parts.CLUSTER_SPLIT
-    assert parts._cluster_fill(sizes, rows) == 2
-    assert parts._cluster_fill(sizes, 1e-6 * rows) == 2  # scale-invariant
-    assert parts._cluster_fill(sizes, rows[2:]) is None  # no band: no clusters
+    assert clusters._cluster_split(sizes, rows) >= parts.CLUSTER_SPLIT
+    assert clusters._cluster_fill(sizes, rows) == 2
+    assert clusters._cluster_fill(sizes, 1e-6 * rows) == 2  # scale-invariant
+    assert clusters._cluster_fill(sizes, rows[2:]) is None  # no band: no clusters
