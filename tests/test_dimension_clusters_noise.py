@@ -8,6 +8,7 @@ cluster holds bank points the gap curve is the clusters' own curve, and the whol
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -126,11 +127,14 @@ def test_slightly_noisy_high_dimensional_clusters_keep_the_local_estimate(d: int
     assert not [w for w in caught if "noise within the clusters" in str(w.message)]
 
 
+@dataclasses.dataclass(frozen=True)
 class _Within:
     """A stand-in for the rule's estimate on the within-cluster curve."""
 
-    def __init__(self, dim: float, floor: float, method: str = "noise_floor") -> None:
-        self.dim, self.noise_floor, self.method = dim, floor, method
+    dim: float
+    noise_floor: float
+    method: str = "noise_floor"
+    dim_high: float = 2.0
 
 
 @pytest.mark.parametrize(
@@ -138,7 +142,7 @@ class _Within:
     [
         (_Within(1.0, 0.95), 10.0, True),  # a floor explaining most of the gap, the local estimate reading the noise
         (_Within(1.0, 0.6), 10.0, False),  # a floor explaining part of it: the clusters' own bend
-        (_Within(1.0, parts.NOISE_FLOOR_FRACTION_HIGH), 4.0, True),  # both at their limits
+        (_Within(1.0, clusters.CLUSTER_NOISE_FLOOR), 4.0, True),  # both at their limits
         (_Within(1.0, 0.95), 3.9, False),  # the local estimate not far enough above it
         (_Within(1.0, 0.95, "local"), 10.0, False),  # no floor diagnosed
     ],
@@ -158,6 +162,10 @@ def test_the_within_cluster_reading_needs_a_floor_and_the_ratio(within: _Within,
         return within
 
     out = clusters._cluster_noise(sizes, rows, d_local, read, clusters._bands(rows, len(sizes)), True)
-    assert (out is within) == taken
+    assert (out is not None) == taken
+    if out is not None:
+        assert out.dim == within.dim
+        # an unsure floor (below CLUSTER_NOISE_SURE): the interval reaches the local estimate, the other reading
+        assert out.dim_high == (d_local if within.noise_floor < clusters.CLUSTER_NOISE_SURE else within.dim_high)
     assert len(calls) == 1
     assert calls[0].tolist() == [32.0, 64.0, 128.0, 256.0]  # the sizes from the fill on
