@@ -58,13 +58,13 @@ CLUSTER_NOISE_SIZES = 3
 CLUSTER_NOISE_RATIO = 4.0
 #: See :data:`CLUSTER_NOISE_SIZES`: the within-cluster reading is taken only where its constant floor explains at least
 #: this fraction of :math:`G(n_{max})` (its ``noise_floor``). Noise that swamps the clusters' nearest neighbours (what
-#: the ratio test takes the local estimate to read) makes the floor most of the gap: the readings that the within-cluster
-#: curve made better showed 0.78-1.04 (two barely better ones 0.71 and 0.76). The 3-5 sizes after the fill of 6- to
-#: 12-d Gaussian clusters under 1-2 % noise, whose local estimate read their own dimension (7-10), bend as the clusters'
-#: own law does; a floor explained 0.51-0.63 of the gap and its floor-corrected law fell to 1
+#: the ratio test takes the local estimate to read) makes the floor most of the gap: the readings that the within-
+#: cluster curve made better showed 0.78-1.04 (two barely better ones 0.71 and 0.76). The 3-5 sizes after the fill of 6-
+#: to 12-d Gaussian clusters under 1-2 % noise, whose local estimate read their own dimension (7-10), bend as the
+#: clusters' own law does; a floor explained 0.51-0.63 of the gap and its floor-corrected law fell to 1
 #: (``_trusted_parts.NOISE_MIN_DIM``): every such reading was made worse. Half way between (review of the thirteenth
-#: session; in-sample: ``studies/cluster_sets.py`` and the review's generator). Anisotropic 8-d clusters under 1 % and
-#: 5 % noise (0.80) are still made worse at n = 2,500.
+#: session; in-sample: ``studies/cluster_sets.py`` and the review's generator). Anisotropic 8-d clusters under 1 % and 5
+#: % noise (0.80) are still made worse at n = 2,500.
 CLUSTER_NOISE_FLOOR = 0.7
 #: See :data:`CLUSTER_NOISE_FLOOR`: below this floor fraction the diagnosis is not sure (anisotropic 8-d clusters under
 #: 1 % noise read 0.80 and were made worse), so the interval reaches up to the local estimate, the other reading.
