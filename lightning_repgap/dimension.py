@@ -379,8 +379,8 @@ def trusted_dimension(
     Separated clusters come first: where the per-query gaps at some bank size split into two groups with an empty band
     between them (:data:`CLUSTER_SPLIT`: part of the clusters hold no bank point yet; no connected set shows it),
     ``clusters`` is set and ``dim`` is ``d_local``, the clusters' own dimension (method ``"local"``), unless the whole
-    rule, run on the curve from where every cluster holds bank points, diagnoses a noise floor that ``d_local`` reads
-    at least ``CLUSTER_NOISE_RATIO`` times (noise within the clusters: ``_trusted_parts.CLUSTER_NOISE_SIZES``).
+    rule, run on the curve from where every cluster holds bank points, diagnoses a noise floor (at least 0.7 of the
+    gap) that ``d_local`` reads at least 4 times (noise within the clusters: ``_clusters.CLUSTER_NOISE_FLOOR``).
 
     Otherwise ``dim`` is ``d_local`` when ``d_gap <= 8``, ``d_gap`` when ``d_gap >= 12``, and in between
     :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`; but ``w`` moves to 0 (``d_local``)
