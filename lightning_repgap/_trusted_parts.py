@@ -13,6 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from lightning_repgap._clusters import (
+    CLUSTER_EDGE,
+    CLUSTER_NOISE_FLOOR,
+    CLUSTER_NOISE_RATIO,
+    CLUSTER_NOISE_SIZES,
+    CLUSTER_SHARE,
+    CLUSTER_SPLIT,
+)
 from lightning_repgap._local_dimension import gride_dimension
 from lightning_repgap.calibration import ball_concentration, calibrate_dimension, fit_gap_law, slope_to_dimension
 
@@ -20,6 +28,7 @@ __all__ = [
     "AUTO_GAP_FROM",
     "AUTO_LOCAL_BELOW",
     "CLUSTER_EDGE",
+    "CLUSTER_NOISE_FLOOR",
     "CLUSTER_NOISE_RATIO",
     "CLUSTER_NOISE_SIZES",
     "CLUSTER_SHARE",
@@ -202,35 +211,6 @@ HETEROGENEOUS_SPREAD_FULL = 1.8
 HETEROGENEOUS_SPREAD_ONLY = 0.5
 #: Neighbour rank of :func:`_density_spread` (the last column where the table is narrower).
 SPREAD_RANK = 20
-#: Separated clusters: a query's nearest bank point lies in its own cluster once that cluster holds a bank point, else
-#: in another one, at least the separation away. While part of the clusters hold no bank point yet (bank sizes up to a
-#: few times the number of clusters), the per-query gaps fall into two groups, separated by an empty band of the ratio
-#: of between- to within-cluster squared distances: the gap curve falls like the share of empty clusters
-#: (``exp(-n / k)``, faster than any power law) and then follows the clusters' own law, which the noise-floor model
-#: reads as a curve (``dim`` near 1) under a floor. A connected set, with or without ambient noise, has a continuous
-#: distribution of nearest-neighbour distances: no empty band. :func:`_cluster_split` is the widest empty band of the
-#: sorted log per-query gaps (with at least :data:`CLUSTER_SHARE` of the queries on either side), the largest over the
-#: fitted bank sizes; from this value ``dim`` is the local estimate, which reads the clusters' own dimension. On the
-#: suite's 361 opened clouds (722 readings) the band is at most 1.02 (a catenary with a logistic parameter); clean
-#: separated clusters built for the rule read 1.4-7.7. Tuned on a seeded development set of clusters (clus12).
-CLUSTER_SPLIT = 1.5
-#: See :data:`CLUSTER_SPLIT`: the least share of the queries on either side of the empty band (a few outlying queries
-#: of a heavy-tailed density leave gaps of their own).
-CLUSTER_SHARE = 0.05
-#: See :data:`CLUSTER_SPLIT`: the least number of queries on either side of the band (review: with 8-40 queries a 1- to
-#: 4-d cube read as separated clusters in most draws under a floor of one query; from 200 queries the share decides).
-CLUSTER_EDGE = 10
-#: Noise within separated clusters: once every cluster holds bank points (:func:`_cluster_fill`), the gap curve is the
-#: clusters' own curve (each cluster's ``(w_i n)^{-2/d}``: the same law in ``n``). Ambient noise of a few % of the
-#: clusters' spread swamps their nearest neighbours, so the local estimate reads the noise (clusters of noisy segments,
-#: truth 1: 10-28), while that curve shows the floor. Over at least this many bank sizes from there, the whole rule is
-#: run on it; its reading is taken where it diagnoses a noise floor and the local estimate reads at least
-#: :data:`CLUSTER_NOISE_RATIO` times it.
-CLUSTER_NOISE_SIZES = 3
-#: See :data:`CLUSTER_NOISE_SIZES`. Noise swamping the clusters' nearest neighbours makes the local estimate read many
-#: times their own floor-corrected law (noisy curves 7-28, noisy 2- to 8-d Gaussians 4.4-6.8, one 3.0); clean clusters
-#: whose own curve still bends while small ones fill read at most 3.2 (tuned in-sample: ``studies/cluster_sets.py``).
-CLUSTER_NOISE_RATIO = 4.0
 #: Estimators whose intervals are disjoint *and* which differ by more than this factor trigger a warning.
 DISAGREEMENT_FACTOR = 1.25
 #: Queries that get a neighbour table in ``representation_gap``: the local estimate's relative standard error is
@@ -302,73 +282,6 @@ def _density_spread(dist: np.ndarray, d_gap: float) -> float | None:
     if r_k.size < 8:
         return None
     return float(np.log(r_k).std() * math.sqrt(2.0 * d_gap))
-
-
-def _bands(per_query: np.ndarray, rows: int) -> list[tuple[float, float]]:
-    """Per row of ``per_query`` (the first ``rows``): the widest empty band of the sorted log gaps and its midpoint.
-
-    At least :data:`CLUSTER_EDGE` queries (and :data:`CLUSTER_SHARE` of them) on either side; ``(0, inf)`` where there
-    are too few queries. Zeros (duplicates) are left out.
-    """
-    out = []
-    for row in np.asarray(per_query, dtype=np.float64)[:rows]:
-        v = np.sort(np.log(row[row > 0.0]))
-        # At least CLUSTER_EDGE queries on either side: with a few queries the spacing of the smallest (or largest)
-        # log gaps is heavy-tailed on any connected set and, maximised over every size, passes for a band.
-        edge = max(CLUSTER_EDGE, math.ceil(CLUSTER_SHARE * v.size))
-        if v.size - 2 * edge < 1:
-            out.append((0.0, math.inf))
-            continue
-        spacing = v[edge : v.size - edge + 1] - v[edge - 1 : v.size - edge]
-        j = int(np.argmax(spacing))
-        out.append((float(spacing[j]), 0.5 * float(v[edge - 1 + j] + v[edge + j])))
-    return out
-
-
-def _cluster_split(sizes: np.ndarray, per_query: np.ndarray) -> float:
-    """The widest empty band of the sorted log per-query gaps at any bank size (see :data:`CLUSTER_SPLIT`).
-
-    ``sizes`` ``(S,)`` and ``per_query`` ``(S, m)`` are the fitted bank sizes and their per-query squared prefix
-    minima; zeros (duplicates) are left out. At least :data:`CLUSTER_SHARE` of the queries must lie on either side of
-    the band. Invariant to scale, rotation and translation (a difference of logs of squared distances).
-
-    Example:
-        >>> rng = np.random.default_rng(0)
-        >>> near, far = rng.uniform(1.0, 2.0, 300), rng.uniform(100.0, 200.0, 200)
-        >>> round(_cluster_split(np.array([16, 32]), np.stack([np.concatenate([near, far]), near[:1].repeat(500)])), 1)
-        3.9
-    """
-    return max([0.0] + [width for width, _ in _bands(per_query, len(sizes))])
-
-
-def _cluster_fill(sizes: np.ndarray, per_query: np.ndarray) -> int | None:
-    """The first bank size (index) from which every cluster holds bank points (see :data:`CLUSTER_NOISE_SIZES`).
-
-    The first size after the last one with a band of :data:`CLUSTER_SPLIT` at which no query's gap lies beyond that
-    band's midpoint (no query is a separation away any more); ``None`` without a band, ``len(sizes)`` if never.
-    """
-    bands = _bands(per_query, len(sizes))
-    last = [i for i, (width, _) in enumerate(bands) if width >= CLUSTER_SPLIT]
-    if not last:
-        return None
-    i, mid = last[-1] + 1, bands[last[-1]][1]
-    while i < len(sizes) and (np.log(per_query[i][per_query[i] > 0.0]) > mid).any():
-        i += 1
-    return i
-
-
-def _cluster_noise(
-    sizes: np.ndarray, per_query: np.ndarray, d_local: float, read: Callable[[np.ndarray, np.ndarray], Any]
-) -> Any | None:
-    """The within-cluster noise-floor reading (see :data:`CLUSTER_NOISE_SIZES`; ``read``: the rule), or ``None``."""
-    fill = _cluster_fill(sizes, per_query)
-    if fill is None or len(sizes) - fill < CLUSTER_NOISE_SIZES:
-        return None
-    try:
-        within = read(sizes[fill:], per_query[fill:])
-    except ValueError:  # the within-cluster sizes outside the calibration's range: no diagnosis
-        return None
-    return within if within.method == "noise_floor" and d_local >= CLUSTER_NOISE_RATIO * within.dim else None
 
 
 def _local_statistics(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

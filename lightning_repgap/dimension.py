@@ -27,6 +27,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from lightning_repgap._checks import _check_fit_sizes, _check_positive_int, _check_representations
+from lightning_repgap._clusters import _bands, _cluster_noise, _cluster_split
 from lightning_repgap._duplicates import drop_exact_copies, rows_for_the_fit
 from lightning_repgap._local_dimension import (
     DuplicatePointsWarning,
@@ -56,8 +57,6 @@ from lightning_repgap._trusted_parts import (
     NOISE_SCALE_RATIO,
     _bootstrap_counts,
     _calibrated_interval,
-    _cluster_noise,
-    _cluster_split,
     _density_spread,
     _disagreement_message,
     _draw_interval,
@@ -380,8 +379,8 @@ def trusted_dimension(
     Separated clusters come first: where the per-query gaps at some bank size split into two groups with an empty band
     between them (:data:`CLUSTER_SPLIT`: part of the clusters hold no bank point yet; no connected set shows it),
     ``clusters`` is set and ``dim`` is ``d_local``, the clusters' own dimension (method ``"local"``), unless the whole
-    rule, run on the curve from where every cluster holds bank points, diagnoses a noise floor that ``d_local`` reads
-    at least ``CLUSTER_NOISE_RATIO`` times (noise within the clusters: ``_trusted_parts.CLUSTER_NOISE_SIZES``).
+    rule, run on the curve from where every cluster holds bank points, diagnoses a noise floor (at least 0.7 of the
+    gap) that ``d_local`` reads at least 4 times (noise within the clusters: ``_clusters.CLUSTER_NOISE_FLOOR``).
 
     Otherwise ``dim`` is ``d_local`` when ``d_gap <= 8``, ``d_gap`` when ``d_gap >= 12``, and in between
     :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`; but ``w`` moves to 0 (``d_local``)
@@ -498,12 +497,15 @@ def trusted_dimension(
         falls and not noisy and floor_frac >= floor_needed and d_near >= NOISE_EVIDENT_RATIO * fit.dim and fit.dim > 0
     )
     # Separated clusters (CLUSTER_SPLIT): the floor model and the law over all banks misread the clusters filling.
-    clusters = math.isfinite(d_local) and _cluster_split(sizes_arr[use], pq) >= CLUSTER_SPLIT
+    bands = _bands(pq, pq.shape[0])
+    clusters = math.isfinite(d_local) and _cluster_split(sizes_arr[use], pq, bands) >= CLUSTER_SPLIT
     # Noise within separated clusters: the whole rule on the curve from where every cluster holds bank points.
-    kw: dict[str, Any] = {"concentration": concentration, "fit_min_size": fit_min_size, "seed": seed}
-    kw.update(n_bootstrap=n_bootstrap, confidence=confidence, calibrate=calibrate, n_neighbors=n_neighbors)
-    within = _cluster_noise(sizes_arr[use], pq, d_local, lambda s, q: trusted_dimension(s, q, d_arr, **kw))
-    if within is not None:
+    kw: dict[str, Any] = {"dist": d_arr, "concentration": concentration, "fit_min_size": fit_min_size, "seed": seed}
+    rule = functools.partial(
+        trusted_dimension, n_bootstrap=n_bootstrap, confidence=confidence, n_neighbors=n_neighbors, **kw
+    )
+    within = clusters and _cluster_noise(sizes_arr[use], pq, d_local, rule, bands, calibrate)
+    if within:
         return dataclasses.replace(within, clusters=True, disagree=True)
     far_finer = far_finer and not clusters
     if clusters:

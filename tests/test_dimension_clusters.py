@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
+import lightning_repgap._clusters as clusters
 import lightning_repgap._trusted_parts as parts
 from lightning_repgap import estimate_dimension, representation_gap
 from lightning_repgap.dimension import DimensionDisagreementWarning, warn_disagreement
@@ -82,12 +83,12 @@ def test_the_split_is_scale_invariant_and_absent_on_a_connected_cloud() -> None:
     rng = np.random.default_rng(0)
     sizes = np.array([16, 32, 64])
     connected = rng.exponential(size=(3, 400)) ** 2  # a curve's squared nearest distances: one continuous spread
-    assert parts._cluster_split(sizes, connected) < parts.CLUSTER_SPLIT
-    assert parts._cluster_split(sizes, 1e6 * connected) == pytest.approx(parts._cluster_split(sizes, connected))
+    assert clusters._cluster_split(sizes, connected) < parts.CLUSTER_SPLIT
+    assert clusters._cluster_split(sizes, 1e6 * connected) == pytest.approx(clusters._cluster_split(sizes, connected))
     split = connected.copy()
     split[1, :100] *= 1e10  # a quarter of the queries still a separation away
-    assert parts._cluster_split(sizes, split) >= parts.CLUSTER_SPLIT
-    assert parts._cluster_split(sizes, 7.0 * split) == pytest.approx(parts._cluster_split(sizes, split))
+    assert clusters._cluster_split(sizes, split) >= parts.CLUSTER_SPLIT
+    assert clusters._cluster_split(sizes, 7.0 * split) == pytest.approx(clusters._cluster_split(sizes, split))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
