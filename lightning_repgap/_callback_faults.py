@@ -148,7 +148,7 @@ def setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: Ligh
         return
     loader = cb._probe_loader(datasets[key], rows, datasets[f"{key}_collate"], trainer)
     transfer = lightning_transfer(trainer, pl_module)
-    with isolate_rng():
+    with isolate_rng(include_cuda=torch.cuda.is_initialized()):
         try:
             if not cb.layer:
                 probed = embed_inputs(loader, transfer_fn=transfer)[0]

@@ -29,6 +29,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.seed import isolate_rng
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
@@ -471,9 +472,13 @@ class RepresentationGapCallback(Callback):
         return list(self.layer) if self.layer else [_INPUT]
 
     def _reference_fn_output(self, trainer: Trainer, pl_module: LightningModule) -> Any:
-        """What ``reference_fn`` returns, run without gradients and with every module mode restored."""
+        """What ``reference_fn`` returns, run without gradients, with every module mode and the global RNG restored.
+
+        The RNG too: random draws inside the function (a sampled bank) must not move training's seed stream.
+        """
         assert self.reference_fn is not None
-        with capture(pl_module, {}, precision_context=trainer.precision_plugin.forward_context()):
+        precision = trainer.precision_plugin.forward_context()
+        with isolate_rng(include_cuda=torch.cuda.is_initialized()), capture(pl_module, {}, precision_context=precision):
             return self.reference_fn(pl_module)
 
     def _metric(self, layer: str) -> RepresentationGap:

@@ -378,9 +378,9 @@ def trusted_dimension(
 
     Separated clusters come first: where the per-query gaps at some bank size split into two groups with an empty band
     between them (:data:`CLUSTER_SPLIT`: part of the clusters hold no bank point yet; no connected set shows it),
-    ``clusters`` is set and ``dim`` is ``d_local``, the clusters' own dimension (method ``"local"``), unless the whole
-    rule, run on the curve from where every cluster holds bank points, diagnoses a noise floor (at least 0.7 of the
-    gap) that ``d_local`` reads at least 4 times (noise within the clusters: ``_clusters.CLUSTER_NOISE_FLOOR``).
+    ``clusters`` is set and ``dim`` is ``d_local`` (method ``"local"``), unless the whole rule, run on the curve from
+    where every cluster holds bank points, finds a floor (``_clusters.CLUSTER_NOISE_FLOOR`` of the gap at least) that
+    ``d_local`` reads ``CLUSTER_NOISE_RATIO`` times (below ``CLUSTER_NOISE_SURE`` ``dim_high`` reaches ``d_local``).
 
     Otherwise ``dim`` is ``d_local`` when ``d_gap <= 8``, ``d_gap`` when ``d_gap >= 12``, and in between
     :math:`d_{local}^{1-w} d_{gap}^{w}` with ``w`` linear in :math:`\log d_{gap}`; but ``w`` moves to 0 (``d_local``)

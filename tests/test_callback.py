@@ -483,6 +483,25 @@ def test_reference_fn_setup_call_leaves_the_global_rng(tmp_path, layer):
     assert torch.equal(weights[0], weights[1])
 
 
+def test_reference_fn_at_every_measurement_leaves_the_global_rng(tmp_path):
+    # Not only the setup call: the call at each measurement runs under isolate_rng too, so a callback measuring
+    # every epoch with a sampled bank ends a shuffled run with the weights of the run without it (it did not).
+    def bank(pl_module):
+        return torch.randn(1024, 16)
+
+    weights = []
+    every_epoch = RepresentationGapCallback(
+        layer=None, reference_fn=bank, val_probe=128, config=GapConfig(n_bootstrap=0)
+    )
+    for callbacks in ([], [every_epoch]):
+        pl.seed_everything(0)
+        model = MLP()
+        _trainer(tmp_path, callbacks, max_epochs=2, num_sanity_val_steps=0).fit(model, *loaders())
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert len(every_epoch.history) == 2
+    assert torch.equal(weights[0], weights[1])
+
+
 def test_reference_fn_setup_check_reads_the_shape_without_copying(tmp_path):
     # At setup only the type and shape are checked: a bank on the meta device (no data to copy) passes there and
     # a real bank is measured later; the check used to copy the whole bank to CPU float32 (which fails for meta).
