@@ -109,9 +109,7 @@ def float64_top_k(prepared: Prepared, rows: np.ndarray, k: int) -> tuple[np.ndar
         j1 = min(n, j0 + step)
         chunk = prepared.bank_rows(np.arange(j0, j1)).astype(np.float64) - prepared.centre
         gram = q_sq[:, None] + np.einsum("ij,ij->i", chunk, chunk)[None, :] - 2.0 * (queries @ chunk.T)
-        take = min(keep, j1 - j0)
-        part = np.argpartition(gram, take - 1, axis=1)[:, :take] if take < j1 - j0 else np.tile(np.arange(take), (rows.size, 1))
-        part = np.take_along_axis(part, np.argsort(np.take_along_axis(gram, part, axis=1), axis=1, kind="stable"), axis=1)
+        part = np.argsort(gram, axis=1, kind="stable")[:, :keep]  # ascending, earliest column first on ties
         best = merge_nearest(best, (np.take_along_axis(gram, part, axis=1), part + j0), k=keep)
     exact = prepared.dist_sq(best[1], rows=rows)
     order = np.lexsort((best[1], exact), axis=1)[:, :k]

@@ -49,14 +49,16 @@ def test_the_table_of_a_dense_line_is_the_float64_top_k(backend):
     res = ExactEngine(backend).search(
         bank, queries, None, np.array([1000, 20_000]), knn_queries=np.arange(120), n_neighbors=20
     )
-    assert res.knn_rows is not None and res.knn_dist_sq is not None
+    assert res.knn_rows is not None
+    assert res.knn_dist_sq is not None
     _assert_exact(bank, queries, res.knn_rows, res.knn_dist_sq, 20)
 
 
 def test_the_curve_table_of_a_dense_line_is_the_float64_top_k():
     bank, queries = _dense_line(1, 20_000, 100)
     curve = gap_curve(bank, queries, n_neighbors=20, neighbor_queries=100, seed=0)
-    assert curve.knn_dist_sq is not None and curve.knn_index is not None
+    assert curve.knn_dist_sq is not None
+    assert curve.knn_index is not None
     # The table's rows are the queries in some order: match each row to its query by the nearest distance.
     want_index, want_dist = _brute_top_k(bank, queries, 20)
     rows = np.argmin(np.abs(curve.knn_dist_sq[:, :1] - want_dist[:, 0][None, :]), axis=1)
@@ -82,7 +84,8 @@ def test_random_low_dimensional_clouds_get_the_float64_top_k(seed, intrinsic, di
     res = ExactEngine("torch").search(
         x[:n], x[n:], None, np.array([n // 4, n]), knn_queries=np.arange(m), n_neighbors=k
     )
-    assert res.knn_rows is not None and res.knn_dist_sq is not None
+    assert res.knn_rows is not None
+    assert res.knn_dist_sq is not None
     _assert_exact(x[:n], x[n:], res.knn_rows, res.knn_dist_sq, k)
 
 
