@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from lightning_repgap._exact import merge_nearest
+from lightning_repgap._exact import Tiles, knn32, merge_nearest
 from lightning_repgap._prepare import Prepared, row_sq_norms
 
 __all__ = ["exact_table", "float64_top_k", "table_tolerance"]
@@ -55,7 +55,7 @@ def table_tolerance(prepared: Prepared, rows: np.ndarray) -> np.ndarray:
 
 
 def exact_table(
-    prepared: Prepared, rows: np.ndarray, candidates: np.ndarray, dist_sq: np.ndarray, k: int
+    prepared: Prepared, rows: np.ndarray, candidates: np.ndarray, dist_sq: np.ndarray, k: int, tiles: Tiles
 ) -> tuple[np.ndarray, np.ndarray]:
     """The true ``k`` nearest bank positions of the queries ``rows`` (ties aside), with their float64 distances.
 
@@ -66,6 +66,7 @@ def exact_table(
             or ``(r, k)`` when ``k`` is the whole bank.
         dist_sq: their float64 squared distances (:meth:`Prepared.dist_sq`).
         k: neighbours per row.
+        tiles: where the float32 search ran (the ambiguous rows' wider float32 search runs there too).
 
     Returns:
         ``(table, dist)``: ``(r, k)`` bank positions and float64 squared distances. Rows the float32 ranking
@@ -75,13 +76,32 @@ def exact_table(
     """
     if candidates.shape[1] <= k:  # the whole bank: nothing left out
         return candidates, dist_sq
-    floor = dist_sq[:, k] - 2.0 * table_tolerance(prepared, rows)
-    ambiguous = np.flatnonzero(dist_sq[:, :k].max(axis=1, initial=-np.inf) >= floor)
+    tolerance = table_tolerance(prepared, rows)
+    ambiguous = np.flatnonzero(dist_sq[:, :k].max(axis=1, initial=-np.inf) >= dist_sq[:, k] - 2.0 * tolerance)
     table, dist = candidates[:, :k].copy(), dist_sq[:, :k].copy()
+    n = prepared.reference_aug32.shape[0]
+    if ambiguous.size and n > k + 1:
+        # First a wider float32 search of those rows alone (2k + 16 candidates): a near tie at the k-th rarely
+        # spans that many, and it reads the float32 bank once, not a float64 copy of it.
+        wide = min(n, 2 * k + 16)
+        q32 = prepared.queries32[rows[ambiguous]]
+        _, more = knn32(prepared.reference32, q32, wide, tiles, reference_aug32=prepared.reference_aug32)
+        more_dist = prepared.dist_sq(more, rows=rows[ambiguous])
+        settled = _settled(more, more_dist, k, tolerance[ambiguous]) if wide < n else np.ones(more.shape[0], bool)
+        order = np.lexsort((more, more_dist), axis=1)[:, :k]
+        table[ambiguous[settled]] = np.take_along_axis(more, order, axis=1)[settled]
+        dist[ambiguous[settled]] = np.take_along_axis(more_dist, order, axis=1)[settled]
+        ambiguous = ambiguous[~settled]
     if ambiguous.size:
         log.debug("neighbour table: %d of %d rows re-searched in float64", ambiguous.size, rows.size)
         table[ambiguous], dist[ambiguous] = float64_top_k(prepared, rows[ambiguous], k)
     return table, dist
+
+
+def _settled(candidates: np.ndarray, dist_sq: np.ndarray, k: int, tolerance: np.ndarray) -> np.ndarray:
+    """Rows whose ``k`` float64-nearest candidates are all closer than any bank row left out can be (bool)."""
+    kth = np.partition(dist_sq[:, :-1], k - 1, axis=1)[:, k - 1]
+    return kth < dist_sq[:, -1] - 2.0 * tolerance
 
 
 def float64_top_k(prepared: Prepared, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

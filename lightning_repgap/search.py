@@ -396,7 +396,9 @@ class ExactEngine:
         known = knn_dist = None
         if knn is not None and knn_queries is not None:
             # The neighbour table's float64 distances, needed anyway: winners found in it are not scored twice.
-            knn, knn_dist = exact_table(prep, knn_queries, knn, prep.dist_sq(knn, rows=knn_queries), n_neighbors)
+            knn, knn_dist = exact_table(
+                prep, knn_queries, knn, prep.dist_sq(knn, rows=knn_queries), n_neighbors, self.tiles
+            )
             known = (knn_queries, knn, knn_dist)
         dist = winner_distances(prep, winners, known=known)
         # dist[-1] is the float64 distance of each query's float32 winner in the whole bank: what the check needs.

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lightning_repgap._exact import Tiles
 from lightning_repgap._exact_table import exact_table, float64_top_k, table_tolerance
 from lightning_repgap._prepare import prepare
 from lightning_repgap.gap import gap_curve
@@ -89,35 +90,46 @@ def test_random_low_dimensional_clouds_get_the_float64_top_k(seed, intrinsic, di
     _assert_exact(x[:n], x[n:], res.knn_rows, res.knn_dist_sq, k)
 
 
-def test_rows_the_float32_ranking_settles_are_not_searched_again(monkeypatch):
-    # A Gaussian cloud: the k-th and (k+1)-th neighbours are far apart relative to float32 error, so every row is
-    # kept as float32 selected it, the (k+1)-th candidate dropped; a near tie alone sends a row to float64.
-    rng = np.random.default_rng(5)
-    bank, queries = rng.standard_normal((3000, 16)), rng.standard_normal((50, 16))
-    prep = prepare(bank, queries, sq_norms=True)
-    rows = np.arange(50)
-    cand = np.argsort(((queries[:, None] - bank[None]) ** 2).sum(-1), axis=1)[:, :6]
-    dist = prep.dist_sq(cand, rows=rows)
-    searched: list[int] = []
+def _counting(monkeypatch) -> list[int]:
+    """Rows sent to the float64 search, per call."""
+    calls: list[int] = []
     real = float64_top_k
 
     def counting(prepared, which, k):
-        searched.append(which.size)
+        calls.append(which.size)
         return real(prepared, which, k)
 
     monkeypatch.setattr("lightning_repgap._exact_table.float64_top_k", counting)
-    table, got = exact_table(prep, rows, cand, dist, 5)
-    gaps = dist[:, 5] - dist[:, 4]
-    expect = int(np.sum(gaps <= 2 * table_tolerance(prep, rows)))
-    assert sum(searched) == expect < 5
-    np.testing.assert_array_equal(table, cand[:, :5])
-    np.testing.assert_array_equal(got, dist[:, :5])
-    # The same candidates with the 5th and 6th swapped: float32 ranked the farther one first, so those rows are
-    # searched again and come back right.
-    swapped = cand[:, [0, 1, 2, 3, 5, 4]]
-    table, got = exact_table(prep, rows, swapped, prep.dist_sq(swapped, rows=rows), 5)
-    assert sum(searched) == expect + 50
+    return calls
+
+
+def test_rows_the_float32_ranking_settles_are_kept_and_the_others_searched_again(monkeypatch):
+    # A Gaussian cloud: the k-th and (k+1)-th neighbours are far apart relative to float32 error, so (nearly)
+    # every row is kept as float32 selected it, the (k+1)-th candidate dropped.
+    rng = np.random.default_rng(5)
+    bank, queries = rng.standard_normal((3000, 16)), rng.standard_normal((50, 16))
+    prep = prepare(bank, queries, sq_norms=True)
+    rows, tiles = np.arange(50), Tiles("torch")
+    want_index, _ = _brute_top_k(bank, queries, 6)
+    dist = prep.dist_sq(want_index, rows=rows)
+    calls = _counting(monkeypatch)
+    table, got = exact_table(prep, rows, want_index, dist, 5, tiles)
+    settled = dist[:, 5] - dist[:, 4] > 2 * table_tolerance(prep, rows)
+    assert settled.sum() >= 45
+    np.testing.assert_array_equal(table[settled], want_index[settled, :5])
+    np.testing.assert_array_equal(got[settled], dist[settled, :5])
     _assert_exact(bank, queries, table, got, 5)
+    # Float32 ranked the 6th nearest before the 5th: every row is ambiguous; the wider float32 search of those
+    # rows settles them (2k + 16 candidates), and no row needs the float64 search.
+    swapped = want_index[:, [0, 1, 2, 3, 5, 4]]
+    table, got = exact_table(prep, rows, swapped, prep.dist_sq(swapped, rows=rows), 5, tiles)
+    _assert_exact(bank, queries, table, got, 5)
+    assert calls == []
+    # With a tolerance no candidate gap can beat, every row goes on to the float64 search, and is still exact.
+    monkeypatch.setattr("lightning_repgap._exact_table.table_tolerance", lambda prepared, r: np.full(r.size, 1e9))
+    table, got = exact_table(prep, rows, swapped, prep.dist_sq(swapped, rows=rows), 5, tiles)
+    _assert_exact(bank, queries, table, got, 5)
+    assert calls == [50]
 
 
 def test_float64_top_k_over_several_bank_chunks(monkeypatch):
