@@ -5,7 +5,10 @@ float64 anyway. Every bank row left out scored at most the last candidate's floa
 is at least the last candidate's minus twice :func:`table_tolerance` (the float32 error of two pairs). A row whose
 ``k`` first candidates are all closer than that floor is exact as it is (its ``k + 1``-th candidate is dropped); the
 other rows, the ambiguous ones (a near tie between the ``k``-th and ``k + 1``-th neighbour within float32 error:
-low intrinsic dimension with large banks), are searched again in float64 by :func:`float64_top_k`. This mirrors the
+low intrinsic dimension with large banks), get a wider float32 search of their own (``2k + 16`` candidates, the same
+check against the last of them), and the few that this cannot settle are searched in float64 by
+:func:`float64_top_k`. Each row's answer is the float64 top ``k`` whichever way it was found, so the table does not
+depend on how the queries are split (DDP ranks, chunks) or on the backend. This mirrors the
 winners' float32-ranking check (:func:`~lightning_repgap._prepare.needs_float64_ranking`), applied to the gap
 between the ``k``-th neighbour and the rest of the bank rather than to the nearest distance.
 """

@@ -673,7 +673,8 @@ def prefix_nearest_and_knn(
 
     Returns:
         ``(winners, knn)``: as :func:`prefix_nearest`, and int64 ``(len(knn_rows), n_neighbors)`` bank rows in
-        float32 order (recompute their distances with :meth:`Prepared.dist_sq` before using them).
+        float32 order (recompute their distances with :meth:`Prepared.dist_sq` before using them): float32's top
+        ``k``, which a near tie at the ``k``-th can make differ from float64's (:meth:`ExactEngine.search` checks).
 
     Example:
         >>> prep = prepare(np.array([[5.0], [3.0], [1.0], [0.0]]), np.array([[0.2], [4.4]]))
