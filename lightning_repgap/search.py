@@ -37,6 +37,7 @@ from lightning_repgap._accuracy import sample_accuracy
 from lightning_repgap._checks import _check_choice, _check_positive_int, _check_representations, _check_same_dim
 from lightning_repgap._concentration_block import ConcentrationSubset, RowMoments, TileBlock
 from lightning_repgap._exact import Tiles, knn32, merge_nearest, prefix_search, rank_float64
+from lightning_repgap._exact_table import exact_table
 from lightning_repgap._gemm import GemmOption, check_gemm
 from lightning_repgap._imports import _FAISS_AVAILABLE
 from lightning_repgap._prepare import Prepared, needs_float64_ranking, prepare, winner_distances
@@ -389,11 +390,15 @@ class ExactEngine:
                 prepared=prep,
                 concentration=None if conc is None else conc.moments(prep.reference_aug32),
             )
-        winners, knn = prefix_search(prep, sizes, self.tiles, knn_rows=knn_queries, k=n_neighbors, block=conc)
+        # One candidate more than the table holds: the float32 ranking's check (_exact_table.exact_table).
+        wide = min(n_neighbors + 1, int(sizes[-1]))
+        winners, knn = prefix_search(prep, sizes, self.tiles, knn_rows=knn_queries, k=wide, block=conc)
         known = knn_dist = None
         if knn is not None and knn_queries is not None:
             # The neighbour table's float64 distances, needed anyway: winners found in it are not scored twice.
-            knn_dist = prep.dist_sq(knn, rows=knn_queries)
+            knn, knn_dist = exact_table(
+                prep, knn_queries, knn, prep.dist_sq(knn, rows=knn_queries), n_neighbors, self.tiles
+            )
             known = (knn_queries, knn, knn_dist)
         dist = winner_distances(prep, winners, known=known)
         # dist[-1] is the float64 distance of each query's float32 winner in the whole bank: what the check needs.
@@ -668,7 +673,8 @@ def prefix_nearest_and_knn(
 
     Returns:
         ``(winners, knn)``: as :func:`prefix_nearest`, and int64 ``(len(knn_rows), n_neighbors)`` bank rows in
-        float32 order (recompute their distances with :meth:`Prepared.dist_sq` before using them).
+        float32 order (recompute their distances with :meth:`Prepared.dist_sq` before using them): float32's top
+        ``k``, which a near tie at the ``k``-th can make differ from float64's (:meth:`ExactEngine.search` checks).
 
     Example:
         >>> prep = prepare(np.array([[5.0], [3.0], [1.0], [0.0]]), np.array([[0.2], [4.4]]))

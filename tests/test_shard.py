@@ -112,6 +112,25 @@ def test_sharded_engine_equals_one_search(world, shuffled, precision, m):
         assert res.concentration.concentration() == one.concentration.concentration()
 
 
+def test_sharded_table_of_a_dense_line_is_the_float64_top_k():
+    # A dense 1-d segment: float32's top k holds the wrong k-th neighbour on many rows, which each rank re-searches
+    # for its own lines; the gathered table is the one search's and a float64 brute force's.
+    rng = np.random.default_rng(4)
+    x = 1e3 + rng.random(8090)[:, None] * (rng.standard_normal(6) / 3.0)[None, :]
+    ref, qs = x[:8000], x[8000:]
+    sizes, pick = np.array([500, 8000]), np.arange(0, 90, 2)
+    engine = ExactEngine("torch", precision="fp32")
+    one = engine.search(ref, qs, None, sizes, knn_queries=pick, n_neighbors=16)
+    results = _sharded(
+        2, lambda shard: shard.wrap(engine).search(ref, qs, None, sizes, knn_queries=pick, n_neighbors=16)
+    )
+    full = ((qs[pick, None, :] - ref[None, :, :]) ** 2).sum(axis=-1)
+    want = np.sort(np.argsort(full, axis=1, kind="stable")[:, :16], axis=1)
+    np.testing.assert_array_equal(np.sort(one.knn_rows, axis=1), want)
+    for res in results:
+        np.testing.assert_array_equal(_by_row(res), _by_row(one))
+
+
 def _by_row(found: BankSearch) -> np.ndarray:
     """Each neighbour-table line's (row, float64 distance) pairs, sorted by row: independent of column order."""
     assert found.knn_rows is not None

@@ -106,8 +106,13 @@ def test_every_torch_step_of_a_gap_curve_uses_the_count(monkeypatch):
     topk = _spy(monkeypatch, _gemm, "_topk_tiles")
     gap_curve(ref, qs, n_neighbors=4, backend="torch", num_threads=1)
     assert prefix == [1, 1], "the float32 search (with the neighbour table) and the float64 re-ranking"
-    assert topk == [], "the neighbour table comes from the prefix search's own tiles"
+    # The table's rows with a near tie at the 4th neighbour (dense 1-D data) get one wider float32 search, on the count.
+    assert topk == [1], "the neighbour table's ambiguous rows: one wider float32 search of those rows"
     assert torch.get_num_threads() == BASE
+    # Ordinary data: no ambiguous row, the neighbour table comes from the prefix search's own tiles alone.
+    topk.clear()
+    gap_curve(rng.standard_normal((4096, 8)), rng.standard_normal((64, 8)), n_neighbors=4, backend="torch")
+    assert topk == [], "the neighbour table comes from the prefix search's own tiles"
 
 
 def test_nested_settings_restore_the_outer_one():
