@@ -86,6 +86,16 @@ class ClusterCloud:
         return x
 
 
+def _at_three_noises(specs: list[tuple[str, int, int, int, float]], seed: int) -> list[ClusterCloud]:
+    """Each ``(shape, d, k, ambient, sep)`` at noise 0, 1 % and 5 %, seeds counting up from ``seed``."""
+    noises = (0.0, 0.01, 0.05)
+    return [
+        ClusterCloud(shape, k, d, ambient, sep, noise, seed + 3 * i + j)
+        for i, (shape, d, k, ambient, sep) in enumerate(specs)
+        for j, noise in enumerate(noises)
+    ]
+
+
 def cluster_set(which: str) -> list[ClusterCloud]:
     """The ``"dev"`` or ``"heldout"`` set (see the module docstring), or the ``"scan"`` of ``CLUSTER_NOISE_RATIO``."""
     out: list[ClusterCloud] = []
@@ -101,15 +111,9 @@ def cluster_set(which: str) -> list[ClusterCloud]:
             ("agauss", 8, 16, 64, 3.0),
             ("segment", 1, 20, 32, 1.5),
         ]
-        for shape, d, k, ambient, sep in specs:
-            for noise in (0.0, 0.01, 0.05):
-                out.append(ClusterCloud(shape, k, d, ambient, sep, noise, seed))
-                seed += 1
-        # a second draw of the noisy-segment kind at other counts (the known regression)
-        for shape, d, k, ambient, sep in [("segment", 1, 50, 48, 4.0), ("circle", 1, 8, 24, 2.0)]:
-            for noise in (0.0, 0.01, 0.05):
-                out.append(ClusterCloud(shape, k, d, ambient, sep, noise, seed))
-                seed += 1
+        # and a second draw of the noisy-segment kind at other counts (the known regression)
+        specs += [("segment", 1, 50, 48, 4.0), ("circle", 1, 8, 24, 2.0)]
+        out = _at_three_noises(specs, seed)
     elif which == "heldout":
         seed = 13500
         specs = [
@@ -122,10 +126,7 @@ def cluster_set(which: str) -> list[ClusterCloud]:
             ("gauss", 10, 10, 200, 3.0),
             ("segment", 1, 15, 20, 2.0),
         ]
-        for shape, d, k, ambient, sep in specs:
-            for noise in (0.0, 0.01, 0.05):
-                out.append(ClusterCloud(shape, k, d, ambient, sep, noise, seed))
-                seed += 1
+        out = _at_three_noises(specs, seed)
     elif which == "scan":
         # the CLUSTER_NOISE_RATIO scan (in-sample with the dev set): six seeds of each kind, n = 2,500 only
         seed = 13100
@@ -152,14 +153,9 @@ def cached_search(cloud: ClusterCloud, n: int, cache: Path) -> dict[str, np.ndar
     """Gap curve and 64-neighbour table of ``cloud`` at ``n`` points (80 % bank, seed 0 as ``"auto"``), cached."""
     path = cache / f"k_{cloud.seed}_{n}.npz"
     if not path.exists():
-        from lightning_repgap.gap import gap_curve
+        from studies.dimension_retune import save_search
 
-        x = cloud.sample(n)
-        order = np.random.default_rng(0).permutation(n)
-        m = round(0.2 * n)
-        curve = gap_curve(x[order[m:]], x[order[:m]], seed=0, n_neighbors=64, neighbor_queries=m)
-        assert curve.knn_dist_sq is not None
-        np.savez(path, sizes=curve.sizes, per_query=curve.per_query, knn=curve.knn_dist_sq, conc=curve.concentration)
+        save_search(cloud.sample(n), path)
     return dict(np.load(path))
 
 

@@ -32,13 +32,18 @@ def cached_curve(cloud: SuiteCloud, n: int, cache: Path) -> dict[str, np.ndarray
     """Gap curve and 64-neighbour table of ``cloud`` at ``n`` points (the ``"auto"`` split and seed), cached."""
     path = cache / f"c_{cloud.seed}_{n}.npz"
     if not path.exists():
-        x = cloud.sample(n, np.random.default_rng(cloud.seed * 1000 + n))
-        order = np.random.default_rng(0).permutation(n)
-        m = round(0.2 * n)
-        curve = gap_curve(x[order[m:]], x[order[:m]], seed=0, n_neighbors=64, neighbor_queries=m)
-        assert curve.knn_dist_sq is not None
-        np.savez(path, sizes=curve.sizes, per_query=curve.per_query, knn=curve.knn_dist_sq, conc=curve.concentration)
+        save_search(cloud.sample(n, np.random.default_rng(cloud.seed * 1000 + n)), path)
     return dict(np.load(path))
+
+
+def save_search(x: np.ndarray, path: Path) -> None:
+    """Search ``x`` as ``estimate_dimension(x, method="auto")`` splits it (20 % queries, seed 0), 64 neighbours kept."""
+    n = x.shape[0]
+    order = np.random.default_rng(0).permutation(n)
+    m = round(0.2 * n)
+    curve = gap_curve(x[order[m:]], x[order[:m]], seed=0, n_neighbors=64, neighbor_queries=m)
+    assert curve.knn_dist_sq is not None
+    np.savez(path, sizes=curve.sizes, per_query=curve.per_query, knn=curve.knn_dist_sq, conc=curve.concentration)
 
 
 def main(argv: list[str] | None = None) -> int:
