@@ -244,12 +244,19 @@ def test_a_norm_column_off_by_more_than_the_statistical_bound_is_caught():
 
 
 def test_a_bank_of_k_plus_one_rows_is_sorted_without_the_float64_search(monkeypatch):
-    bank, queries = _dense_line(9, 21, 30)
+    # 21 bank rows on a circle round the query, distances 1 + i 1e-9 apart (within float32 error): every row is
+    # ambiguous, and the k + 1 candidates are the whole bank, so they are sorted in float64 as they are (they
+    # went to the float64 search of the bank before).
+    i = np.arange(21)
+    angle = 2 * np.pi * ((7 * i) % 21) / 21
+    bank = np.sqrt(1.0 + i * 1e-9)[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    queries = np.zeros((1, 2))
     calls = _counting(monkeypatch)
     res = ExactEngine("torch", precision="fp32").search(
-        bank, queries, None, np.array([10, 21]), knn_queries=np.arange(30), n_neighbors=20
+        bank, queries, None, np.array([10, 21]), knn_queries=np.arange(1), n_neighbors=20
     )
     assert calls == []
     assert res.knn_rows is not None
     assert res.knn_dist_sq is not None
     _assert_exact(bank, queries, res.knn_rows, res.knn_dist_sq, 20)
+    np.testing.assert_array_equal(res.knn_rows, np.arange(20)[None, :])
