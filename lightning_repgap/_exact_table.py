@@ -2,9 +2,11 @@
 
 The float32 search selects ``k + 1`` candidates per table row (one more than asked); their distances are scored in
 float64 anyway. Every bank row left out scored at most the last candidate's float32 score, so its float64 distance
-is at least the last candidate's minus twice :func:`table_tolerance` (the float32 error of two pairs). A row whose
-``k`` first candidates are all closer than that floor is exact as it is (its ``k + 1``-th candidate is dropped); the
-other rows, the ambiguous ones (a near tie between the ``k``-th and ``k + 1``-th neighbour within float32 error:
+is at least the last candidate's minus the float32 errors of the two pairs (a statistical bound,
+:func:`_pair_tolerance`: four standard deviations of a random walk of roundings, not the worst case; per row, see
+:func:`_settled`). A row whose ``k`` first candidates are all closer than that floor, or are all exact copies of
+the query, is exact as it is (its ``k + 1``-th candidate is dropped); the other rows, the ambiguous ones (a near
+tie between the ``k``-th and ``k + 1``-th neighbour within float32 error:
 low intrinsic dimension with large banks), get a wider float32 search of their own (``2k + 16`` candidates, the same
 check against the last of them), and the few that this cannot settle are searched in float64 by
 :func:`float64_top_k`. Each row's answer is the float64 top ``k`` whichever way it was found, so the table does not
