@@ -51,7 +51,7 @@ def table_tolerance(prepared: Prepared, rows: np.ndarray) -> np.ndarray:
 
     """
     r_max = float(_bank_sq_norms(prepared).max(initial=0.0))
-    return _pair_tolerance(prepared, prepared.queries_sq_norms64[rows], r_max)
+    return _pair_tolerance(prepared, prepared.queries_sq_norms64[rows], r_max, _column_error(prepared))
 
 
 def _bank_sq_norms(prepared: Prepared) -> np.ndarray:
@@ -59,7 +59,7 @@ def _bank_sq_norms(prepared: Prepared) -> np.ndarray:
     return prepared.sq_norms64 if prepared.sq_norms64 is not None else row_sq_norms(prepared.reference32)
 
 
-def _pair_tolerance(prepared: Prepared, q_sq: np.ndarray, r_sq: np.ndarray | float) -> np.ndarray:
+def _pair_tolerance(prepared: Prepared, q_sq: np.ndarray, r_sq: np.ndarray | float, column: float) -> np.ndarray:
     r"""A statistical bound on the float32 search distance's error for queries of norm^2 ``q_sq``, rows of ``r_sq``.
 
     ``(4 sqrt(D + 1) + 4) eps32 (||q||^2 + ||r||^2)``: the float32 score ``q.r - ||r||^2 / 2`` sums ``D + 1``
@@ -69,12 +69,12 @@ def _pair_tolerance(prepared: Prepared, q_sq: np.ndarray, r_sq: np.ndarray | flo
     (``(D + 1) eps32``) is met only by adversarial data: this bound is statistical, far above the errors of real GEMM
     tiles (blocked, fused multiply-adds) at every ``D`` measured. The bank's norm column (a float32 sum of ``D``
     squares, whose error is systematic on common-mode data: it grows like ``D``, not ``sqrt(D)``) is not left to
-    that estimate: its error is known exactly (:func:`_column_error`), and its largest ratio to ``||r||^2`` times
-    ``||r||^2`` is added.
+    that estimate: its error is known exactly, and ``column`` (:func:`_column_error`: its largest ratio to
+    ``||r||^2``) times ``||r||^2`` is added.
     """
     dim = prepared.queries32.shape[1]
     eps = float(np.finfo(np.float32).eps)
-    return (4.0 * math.sqrt(dim + 1) + 4.0) * eps * (q_sq + r_sq) + _column_error(prepared) * r_sq
+    return (4.0 * math.sqrt(dim + 1) + 4.0) * eps * (q_sq + r_sq) + column * r_sq
 
 
 def _column_error(prepared: Prepared) -> float:
@@ -150,15 +150,17 @@ def _settled(prepared: Prepared, rows: np.ndarray, candidates: np.ndarray, dist_
     ``||o||^2 <= min(max ||r||^2, (||q|| + sqrt(d_k))^2 (1 + 4 eps32)^2)``: a far outlier in the bank does not
     widen every row's margin, and ``e(q, c)`` uses ``c``'s own norm. The row is settled when
     ``d_k < d(c) - e(q, c) - e(q, o)``: every ``o`` that could matter is farther than ``d_k``. It is settled also
-    when ``d(c) == 0``: its ``k`` nearest are exact copies of the query, and nothing is closer than 0.
+    when ``d_k == 0``: its ``k`` nearest are exact copies of the query, and nothing is closer than 0.
     """
     norms = _bank_sq_norms(prepared)
     q_sq = prepared.queries_sq_norms64[rows]
     kth = np.partition(dist_sq[:, :-1], k - 1, axis=1)[:, k - 1]
     reach = (np.sqrt(q_sq) + np.sqrt(np.maximum(kth, 0.0))) * (1.0 + 4.0 * float(np.finfo(np.float32).eps))
     omitted = np.minimum(float(norms.max(initial=0.0)), reach * reach)
-    margin = _pair_tolerance(prepared, q_sq, norms[candidates[:, -1]]) + _pair_tolerance(prepared, q_sq, omitted)
-    return (kth < dist_sq[:, -1] - margin) | (dist_sq[:, -1] == 0)
+    column = _column_error(prepared)
+    margin = _pair_tolerance(prepared, q_sq, norms[candidates[:, -1]], column)
+    margin += _pair_tolerance(prepared, q_sq, omitted, column)
+    return (kth < dist_sq[:, -1] - margin) | (kth == 0)
 
 
 def float64_top_k(prepared: Prepared, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

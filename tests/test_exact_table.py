@@ -134,7 +134,7 @@ def test_rows_the_float32_ranking_settles_are_kept_and_the_others_searched_again
     _assert_exact(bank, queries, table, got, 5)
     assert calls == []
     # With a tolerance no candidate gap can beat, every row goes on to the float64 search, and is still exact.
-    monkeypatch.setattr("lightning_repgap._exact_table._pair_tolerance", lambda prepared, q, r: np.full(q.size, 1e9))
+    monkeypatch.setattr("lightning_repgap._exact_table._pair_tolerance", lambda prepared, q, r, c: np.full(q.size, 1e9))
     table, got = exact_table(prep, rows, swapped, prep.dist_sq(swapped, rows=rows), 5, tiles)
     _assert_exact(bank, queries, table, got, 5)
     assert calls == [50]
