@@ -9,8 +9,9 @@ the query, is exact as it is (its ``k + 1``-th candidate is dropped); the other 
 tie between the ``k``-th and ``k + 1``-th neighbour within float32 error:
 low intrinsic dimension with large banks), get a wider float32 search of their own (``2k + 16`` candidates, the same
 check against the last of them), and the few that this cannot settle are searched in float64 by
-:func:`float64_top_k`. Each row's answer is the float64 top ``k`` whichever way it was found, so the table does not
-depend on how the queries are split (DDP ranks, chunks) or on the backend. This mirrors the
+:func:`float64_top_k`. Where float32's errors stay within that bound, each row's answer is the float64 top ``k``
+whichever way it was found, so the table does not depend on how the queries are split (DDP ranks, chunks) or on the
+backend (FAISS sums its own norms, whose error the bound's column term does not measure). This mirrors the
 winners' float32-ranking check (:func:`~lightning_repgap._prepare.needs_float64_ranking`), applied to the gap
 between the ``k``-th neighbour and the rest of the bank rather than to the nearest distance.
 """

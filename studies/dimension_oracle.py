@@ -8,7 +8,7 @@ for ``--skdim``)::
 
 ``--cache``: a directory of ``c_<seed>_<n>.npz`` for every cloud of the opened splits at n = 2,500 and 20,000, as
 written by :func:`studies.dimension_retune.cached_curve` (the ``"auto"`` split and seed, 64 neighbours per query); a
-missing file is searched and written there. The eleventh split, if one exists, is never read: only
+missing file is searched and written there. The eleventh split (measured once after this study) is not read: only
 :data:`OPENED` (``tune`` ... ``tenth``, 361 clouds, all of them tuning data) is.
 
 For every reading (cloud and size) it computes every candidate that :func:`lightning_repgap.dimension.trusted_dimension`
@@ -75,7 +75,7 @@ from lightning_repgap.dimension import trusted_dimension
 from studies.dimension_retune import cached_curve
 from studies.dimension_suite import SIZES, SPLITS, SuiteCloud, suite
 
-#: The opened splits (all tuning data); the eleventh, if one exists, is never read here.
+#: The opened splits (all tuning data); the eleventh is not read here.
 OPENED = SPLITS[: SPLITS.index("tenth") + 1]
 #: The candidates the rule chooses among (``rule`` is its own output, the blend where it blends).
 RULE_SET = ("gap", "local", "floor", "far", "rule")

@@ -57,8 +57,8 @@ PLAIN = ("local", "gap")  # one value per size for both
 # before), "noise_floor"'s shape is mostly the model's reach to the plain gap law, whose size does not shrink with n
 POOLED = ("local_far", "noise_floor")
 #: The opened splits the table is calibrated on (the ninth and the tenth were added once each had been measured); the
-#: eleventh split (``studies/dimension_suite11.py``) stays untouched until it is measured once with the frozen rule,
-#: so it is never read here.
+#: eleventh split (``studies/dimension_suite11.py``, measured once with the rule frozen at a7fd337, validation §13)
+#: joins at the next refit; it is not read here yet.
 OPENED = SPLITS[: SPLITS.index("tenth") + 1]
 
 
