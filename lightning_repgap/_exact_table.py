@@ -183,8 +183,10 @@ def float64_top_k(prepared: Prepared, rows: np.ndarray, k: int) -> tuple[np.ndar
 
     """
     n = prepared.reference_aug32.shape[0]
+    if rows.size == 0:
+        return np.empty((0, min(n, k)), dtype=np.int64), np.empty((0, min(n, k)))
     keep = min(n, k + _GRAM_SPARE)
-    queries = prepared.queries[rows].astype(np.float64) - prepared.centre
+    queries = np.subtract(prepared.queries[rows], prepared.centre, dtype=np.float64)
     q_sq = np.einsum("ij,ij->i", queries, queries)
     best = (np.empty((rows.size, 0)), np.empty((rows.size, 0), dtype=np.int64))
     dim = max(1, queries.shape[1])
@@ -192,7 +194,8 @@ def float64_top_k(prepared: Prepared, rows: np.ndarray, k: int) -> tuple[np.ndar
     group = max(1, _GRAM_BYTES // (8 * step))
     for j0 in range(0, n, step):
         j1 = min(n, j0 + step)
-        chunk = prepared.bank_rows(np.arange(j0, j1)).astype(np.float64) - prepared.centre
+        # one float64 copy of the chunk (not a float64 copy and then a centred one)
+        chunk = np.subtract(prepared.bank_rows(np.arange(j0, j1)), prepared.centre, dtype=np.float64)
         c_sq = np.einsum("ij,ij->i", chunk, chunk)
         found_d, found_i = [], []
         for i0 in range(0, rows.size, group):
@@ -214,7 +217,7 @@ def _least_columns(gram: np.ndarray, keep: int) -> np.ndarray:
     """Per row, the ``keep`` columns of least value, ascending, earliest column first on ties (as a stable sort)."""
     if keep >= gram.shape[1]:
         return np.argsort(gram, axis=1, kind="stable")
-    part = np.argpartition(gram, keep - 1, axis=1)[:, :keep]
+    part = np.argpartition(gram, keep - 1, axis=1)[:, :keep].copy()  # a copy: the full index array is freed
     vals = np.take_along_axis(gram, part, axis=1)
     # Rows with more columns at the cut value than the partition kept: which of the tied columns it kept is
     # arbitrary, so those rows (exact copies, mostly) are sorted in full, stably.

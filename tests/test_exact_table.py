@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightning_repgap._exact import Tiles, knn32
-from lightning_repgap._exact_table import exact_table, float64_top_k, table_tolerance
+from lightning_repgap._exact_table import (
+    _column_error,
+    _least_columns,
+    _pair_tolerance,
+    exact_table,
+    float64_top_k,
+    table_tolerance,
+)
 from lightning_repgap._prepare import prepare
 from lightning_repgap.gap import gap_curve
 from lightning_repgap.search import ExactEngine
@@ -260,3 +267,33 @@ def test_a_bank_of_k_plus_one_rows_is_sorted_without_the_float64_search(monkeypa
     assert res.knn_dist_sq is not None
     _assert_exact(bank, queries, res.knn_rows, res.knn_dist_sq, 20)
     np.testing.assert_array_equal(res.knn_rows, np.arange(20)[None, :])
+
+
+def test_a_left_out_neighbour_within_the_two_pair_bound_is_not_settled():
+    # A float32 ranking that leaves the true k-th neighbour out, within the two pairs' error bound, must send the row
+    # on (the left-out row's own error term is what catches it; the query sits at the centre, so |q| << |o|).
+    k, ang = 5, np.linspace(0.0, 2 * np.pi, 7, endpoint=False)
+
+    def build(e: float) -> tuple[np.ndarray, np.ndarray]:
+        d = np.array([1.0, 1.001, 1.002, 1.003, 2.0, 2.0 + 0.5 * e, 2.0 + 1.8 * e])  # row 4 is the true k-th
+        near = np.sqrt(d)[:, None] * np.stack([np.cos(ang), np.sin(ang)], axis=1)
+        far = np.array([[10.0, 0.0], [-10.0, 0.0]])
+        return np.concatenate([near, far]), np.zeros((1, 2))
+
+    bank, q = build(0.0)
+    prep = prepare(bank, q, sq_norms=True)
+    e = float(_pair_tolerance(prep, prep.queries_sq_norms64, 2.0, _column_error(prep))[0])
+    bank, q = build(e)
+    prep, rows = prepare(bank, q, sq_norms=True), np.array([0])
+    cand = np.array([[0, 1, 2, 3, 5, 6]])  # row 4 ranked after row 6: within e(q, 4) + e(q, 6)
+    table, _ = exact_table(prep, rows, cand, prep.dist_sq(cand, rows=rows), k, Tiles("torch"))
+    assert sorted(table[0].tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_least_columns_is_a_stable_sort_on_ties():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        gram = rng.integers(0, 4, size=(5, 30)).astype(np.float64)  # many ties at every cut
+        keep = int(rng.integers(1, 30))
+        expect = np.argsort(gram, axis=1, kind="stable")[:, :keep]
+        np.testing.assert_array_equal(_least_columns(gram, keep), expect)
