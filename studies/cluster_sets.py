@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,12 +160,9 @@ def cached_search(cloud: ClusterCloud, n: int, cache: Path) -> dict[str, np.ndar
 
 def read_cloud(cloud: ClusterCloud, n: int, cache: Path) -> object:
     """The trusted ``dim`` of ``cloud`` at ``n`` points from its cached search."""
-    from lightning_repgap.dimension import trusted_dimension
+    from studies.dimension_retune import read_cached
 
-    c = cached_search(cloud, n, cache)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return trusted_dimension(c["sizes"], c["per_query"], np.sqrt(c["knn"][:, :20]), concentration=float(c["conc"]))
+    return read_cached(cached_search(cloud, n, cache))
 
 
 def main(argv: list[str] | None = None) -> int:

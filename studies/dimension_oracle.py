@@ -71,8 +71,7 @@ from lightning_repgap._trusted_parts import (
     _local_statistics,
     _noise_dimensions,
 )
-from lightning_repgap.dimension import trusted_dimension
-from studies.dimension_retune import cached_curve
+from studies.dimension_retune import cached_curve, read_cached
 from studies.dimension_suite import SIZES, SPLITS, SuiteCloud, suite
 
 #: The opened splits (all tuning data); the eleventh is not read here.
@@ -158,9 +157,7 @@ def candidates(npz: dict[str, np.ndarray]) -> tuple[dict[str, float], str]:
     knn = np.sqrt(npz["knn"])
     dist = knn[:, :20]
     conc = float(npz["conc"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est = trusted_dimension(npz["sizes"], npz["per_query"], dist, concentration=conc)
+    est = read_cached(npz)
     out = {
         "rule": est.dim,
         "gap": est.dim_gap,

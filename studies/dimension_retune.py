@@ -19,11 +19,12 @@ import argparse
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from lightning_repgap.dimension import trusted_dimension
+from lightning_repgap.dimension import DimensionEstimate, trusted_dimension
 from lightning_repgap.gap import gap_curve
 from studies.dimension_suite import SIZES, SuiteCloud, suite
 
@@ -34,6 +35,17 @@ def cached_curve(cloud: SuiteCloud, n: int, cache: Path) -> dict[str, np.ndarray
     if not path.exists():
         save_search(cloud.sample(n, np.random.default_rng(cloud.seed * 1000 + n)), path)
     return dict(np.load(path))
+
+
+def read_cached(c: dict[str, np.ndarray], **kwargs: Any) -> DimensionEstimate:
+    """The trusted ``dim`` of a cached search as ``method="auto"`` reads it (its first 20 neighbours), warnings off.
+
+    ``kwargs`` go to :func:`~lightning_repgap.dimension.trusted_dimension` (e.g. ``n_bootstrap``).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dist = np.sqrt(c["knn"][:, :20])
+        return trusted_dimension(c["sizes"], c["per_query"], dist, concentration=float(c["conc"]), **kwargs)
 
 
 def save_search(x: np.ndarray, path: Path) -> None:
@@ -57,12 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in SIZES:
         rows: list[tuple[str, float, bool, float]] = []
         for cloud in [c for split in splits for c in suite(split)]:
-            c = cached_curve(cloud, n, args.cache)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                est = trusted_dimension(
-                    c["sizes"], c["per_query"], np.sqrt(c["knn"][:, :20]), concentration=float(c["conc"])
-                )
+            est = read_cached(cached_curve(cloud, n, args.cache))
             rows.append((
                 cloud.split,
                 abs(est.dim - cloud.dim) / cloud.dim,

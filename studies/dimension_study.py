@@ -26,11 +26,10 @@ from lightning_repgap.dimension import (
     DimensionEstimate,
     estimate_dimension,
     mle_dimension,
-    trusted_dimension,
     twonn_dimension,
 )
 from lightning_repgap.search import nearest
-from studies.dimension_retune import cached_curve
+from studies.dimension_retune import cached_curve, read_cached
 from studies.dimension_suite import SuiteCloud, suite
 
 ESTIMATORS = ("auto", "gap", "twonn", "mle", "danco")
@@ -149,9 +148,7 @@ def measure_cached(cloud: SuiteCloud, n: int, cache: Path, baselines: dict[str, 
     """
     c = cached_curve(cloud, n, cache)
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est = trusted_dimension(c["sizes"], c["per_query"], np.sqrt(c["knn"][:, :20]), concentration=float(c["conc"]))
+    est = read_cached(c)
     seconds = time.perf_counter() - t0
     key = str(n)
     local = (float(baselines["twonn"][key][cloud.name]), float(baselines["mle"][key][cloud.name]))

@@ -40,14 +40,13 @@ import argparse
 import json
 import math
 import statistics
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import lightning_repgap._trusted_parts as parts
-from lightning_repgap.dimension import trusted_dimension
+from studies.dimension_retune import read_cached
 from studies.dimension_suite import SIZES, SPLITS, suite
 
 LEVEL = 0.95
@@ -92,16 +91,7 @@ def read_suite(roots: dict[str, Path], default: Path, n_bootstrap: int) -> list[
                     path = cache / f"c_{cloud.seed}_{n}.npz"
                     if not path.exists():
                         raise FileNotFoundError(f"missing cache file {path} ({split}: {cloud.name}, n = {n})")
-                    npz = dict(np.load(path))
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        est = trusted_dimension(
-                            npz["sizes"],
-                            npz["per_query"],
-                            np.sqrt(npz["knn"][:, :20]),
-                            concentration=float(npz["conc"]),
-                            n_bootstrap=n_bootstrap,
-                        )
+                    est = read_cached(dict(np.load(path)), n_bootstrap=n_bootstrap)
                     d, dim = float(cloud.dim), est.dim
                     if d < dim:
                         side = math.log(dim / est.dim_low) if est.dim_low > 0 else math.inf
