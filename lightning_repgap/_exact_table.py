@@ -118,7 +118,10 @@ def exact_table(
     if candidates.shape[1] >= n:  # the k + 1 candidates are the whole bank: sort them in float64
         order = np.lexsort((candidates, dist_sq), axis=1)[:, :k]
         return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(dist_sq, order, axis=1)
-    ambiguous = np.flatnonzero(~_settled(prepared, rows, candidates, dist_sq, k))
+    # The bank's part of the margins, read once for both checks (O(n) each: the largest norm, the column's error).
+    norms = _bank_sq_norms(prepared)
+    bank = (norms, float(norms.max(initial=0.0)), _column_error(prepared))
+    ambiguous = np.flatnonzero(~_settled(prepared, rows, candidates, dist_sq, k, bank))
     if ambiguous.size:
         # First a wider float32 search of those rows alone (2k + 16 candidates): a near tie at the k-th rarely
         # spans that many, and it reads the float32 bank once, not a float64 copy of it.
@@ -127,7 +130,9 @@ def exact_table(
         _, more = knn32(prepared.reference32, q32, wide, tiles, reference_aug32=prepared.reference_aug32)
         more_dist = prepared.dist_sq(more, rows=rows[ambiguous])
         whole = wide >= n
-        settled = np.ones(more.shape[0], bool) if whole else _settled(prepared, rows[ambiguous], more, more_dist, k)
+        settled = (
+            np.ones(more.shape[0], bool) if whole else _settled(prepared, rows[ambiguous], more, more_dist, k, bank)
+        )
         order = np.lexsort((more, more_dist), axis=1)[:, :k]
         table[ambiguous[settled]] = np.take_along_axis(more, order, axis=1)[settled]
         dist[ambiguous[settled]] = np.take_along_axis(more_dist, order, axis=1)[settled]
@@ -138,7 +143,14 @@ def exact_table(
     return table, dist
 
 
-def _settled(prepared: Prepared, rows: np.ndarray, candidates: np.ndarray, dist_sq: np.ndarray, k: int) -> np.ndarray:
+def _settled(
+    prepared: Prepared,
+    rows: np.ndarray,
+    candidates: np.ndarray,
+    dist_sq: np.ndarray,
+    k: int,
+    bank: tuple[np.ndarray, float, float],
+) -> np.ndarray:
     r"""Rows whose ``k`` float64-nearest candidates are all closer than any bank row left out can be (bool).
 
     ``candidates`` are a float32 search's top ``w > k`` by score ``s = q.r - ||r||^2 / 2`` (distance
@@ -151,14 +163,14 @@ def _settled(prepared: Prepared, rows: np.ndarray, candidates: np.ndarray, dist_
     ``||o||^2 <= min(max ||r||^2, (||q|| + sqrt(d_k))^2 (1 + 4 eps32)^2)``: a far outlier in the bank does not
     widen every row's margin, and ``e(q, c)`` uses ``c``'s own norm. The row is settled when
     ``d_k < d(c) - e(q, c) - e(q, o)``: every ``o`` that could matter is farther than ``d_k``. It is settled also
-    when ``d_k == 0``: its ``k`` nearest are exact copies of the query, and nothing is closer than 0.
+    when ``d_k == 0``: its ``k`` nearest are exact copies of the query, and nothing is closer than 0. ``bank`` holds
+    the bank's float64 norms, their largest and :func:`_column_error`, computed once by the caller.
     """
-    norms = _bank_sq_norms(prepared)
+    norms, r_max, column = bank
     q_sq = prepared.queries_sq_norms64[rows]
     kth = np.partition(dist_sq[:, :-1], k - 1, axis=1)[:, k - 1]
     reach = (np.sqrt(q_sq) + np.sqrt(np.maximum(kth, 0.0))) * (1.0 + 4.0 * float(np.finfo(np.float32).eps))
-    omitted = np.minimum(float(norms.max(initial=0.0)), reach * reach)
-    column = _column_error(prepared)
+    omitted = np.minimum(r_max, reach * reach)
     margin = _pair_tolerance(prepared, q_sq, norms[candidates[:, -1]], column)
     margin += _pair_tolerance(prepared, q_sq, omitted, column)
     return (kth < dist_sq[:, -1] - margin) | (kth == 0)
