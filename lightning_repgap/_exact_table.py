@@ -26,7 +26,7 @@ import numpy as np
 from lightning_repgap._exact import Tiles, knn32, merge_nearest
 from lightning_repgap._prepare import Prepared, row_sq_norms
 
-__all__ = ["exact_table", "float64_top_k", "table_tolerance"]
+__all__ = ["exact_table", "float64_top_k"]
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +36,6 @@ _GRAM_SPARE = 8
 _CHUNK_BYTES = 1 << 25
 # Float64 bytes of one Gram block (a group of rows against a bank chunk) in :func:`float64_top_k` (8 MiB).
 _GRAM_BYTES = 1 << 23
-
-
-def table_tolerance(prepared: Prepared, rows: np.ndarray) -> np.ndarray:
-    r"""Per query of ``rows``: a statistical bound on ``|float32 search distance - float64 distance|``, any bank row.
-
-    ``(4 sqrt(D + 1) + 4) eps32 (||q||^2 + max ||r||^2)`` (centred norms), the worst bank row's
-    :func:`_pair_tolerance`. Statistical, not a worst case: see :func:`_pair_tolerance`.
-
-    Example:
-        >>> from lightning_repgap._prepare import prepare
-        >>> prep = prepare(np.array([[0.0], [2.0]]), np.array([[1.0]]))
-        >>> bool(table_tolerance(prep, np.array([0]))[0] < 1e-5)
-        True
-
-    """
-    r_max = float(_bank_sq_norms(prepared).max(initial=0.0))
-    return _pair_tolerance(prepared, prepared.queries_sq_norms64[rows], r_max, _column_error(prepared))
 
 
 def _bank_sq_norms(prepared: Prepared) -> np.ndarray:

@@ -16,7 +16,6 @@ from lightning_repgap._exact_table import (
     _pair_tolerance,
     exact_table,
     float64_top_k,
-    table_tolerance,
 )
 from lightning_repgap._prepare import prepare
 from lightning_repgap.gap import gap_curve
@@ -118,6 +117,12 @@ def _counting(monkeypatch) -> list[int]:
     return calls
 
 
+def _worst_row_tolerance(prep, rows):
+    # The pair bound against the bank's largest norm: at least every per-row margin of the settle check / 2.
+    r_max = float(prep.sq_norms64.max())
+    return _pair_tolerance(prep, prep.queries_sq_norms64[rows], r_max, _column_error(prep))
+
+
 def test_rows_the_float32_ranking_settles_are_kept_and_the_others_searched_again(monkeypatch):
     # A Gaussian cloud: the k-th and (k+1)-th neighbours are far apart relative to float32 error, so (nearly)
     # every row is kept as float32 selected it, the (k+1)-th candidate dropped.
@@ -129,7 +134,7 @@ def test_rows_the_float32_ranking_settles_are_kept_and_the_others_searched_again
     dist = prep.dist_sq(want_index, rows=rows)
     calls = _counting(monkeypatch)
     table, got = exact_table(prep, rows, want_index, dist, 5, tiles)
-    settled = dist[:, 5] - dist[:, 4] > 2 * table_tolerance(prep, rows)
+    settled = dist[:, 5] - dist[:, 4] > 2 * _worst_row_tolerance(prep, rows)
     assert settled.sum() >= 45
     np.testing.assert_array_equal(table[settled], want_index[settled, :5])
     np.testing.assert_array_equal(got[settled], dist[settled, :5])
