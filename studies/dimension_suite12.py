@@ -42,8 +42,8 @@ of a product is much smaller than the other factors (the butterfly curve times a
 reaching the small factor's size); curves are short enough that other laps stay beyond the 20th neighbour at most points
 (Seiffert's spiral shortened to three pole-to-pole passes, the butterfly curve to one lap of twelve, the corkscrew to
 one embedded turn: at n = 2,500, 16 % of the spiral's points and 24 % of the butterfly's still have a point of another
-pass among their 20 neighbours, at the poles and where the wings cross, against 89 % and 100 % before; the corkscrew 1
-%, against 56 %); the hyperbolic-uniform Poincaré ball stops at hyperbolic radius 2 (Euclidean 0.76), where the rim is
+pass among their 20 neighbours, at the poles and where the wings cross, against 89 % and 100 % before; the corkscrew
+1 %, against 56 %); the hyperbolic-uniform Poincaré ball stops at hyperbolic radius 2 (Euclidean 0.76), where the rim is
 13 times denser than the centre (at radius 3 the mass sat in a shell about as thin as the 20th-neighbour distance); in
 the network images at most 0.1 % of the 20-neighbour pairs at n = 2,500 lie more than four median neighbour distances
 apart in the latent cube (no fold within the neighbour scale); the coupling flow's log-scales are bounded, so its
