@@ -16,6 +16,9 @@ DANCo, which does not depend on the rule, can be fitted beforehand on the same s
 ``--danco-json studies/danco_eleventh.json``. With ``--local`` that file also holds TwoNN and MLE on the same
 samples, and ``--cache DIR`` reads the trusted ``dim`` from the split's cached searches
 (:func:`studies.dimension_retune.cached_curve`): the same rows in about a minute instead of a quarter of an hour.
+The twelfth split's rule-independent values are in ``studies/danco_twelfth.json`` (DANCo at 2,500, TwoNN and MLE at
+2,500 and 20,000), so it is measured once with ``--splits twelfth --danco-json studies/danco_twelfth.json`` (add
+``--cache`` with a folder of its cached searches for the fast path).
 """
 
 from __future__ import annotations
