@@ -46,6 +46,15 @@ def test_twelfth_split_is_new_and_follows_the_issue_family_list():
     assert all(10 <= c.dim <= 30 for c in twelfth if c.family == "high_d")
 
 
+def test_no_study_that_reads_trusted_readings_of_opened_splits_reads_the_twelfth():
+    # The twelfth split is measured once after the rule is frozen: the studies that read the trusted dim of every
+    # opened split (the interval's calibration table, the oracle bound) must not count it among them until then.
+    from studies import dimension_oracle, interval_calibration
+
+    assert "twelfth" not in interval_calibration.OPENED
+    assert "twelfth" not in dimension_oracle.OPENED
+
+
 def test_the_module_imports_scipy_only_inside_the_samplers_that_need_it():
     # SciPy is not a runtime dependency of the package: building the suite must not need it.
     code = "import sys; import studies.dimension_suite12 as m; m.twelfth_specs(); print('scipy' in sys.modules)"
