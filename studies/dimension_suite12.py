@@ -14,21 +14,32 @@ curve on :math:`S^2` like the third split's loxodrome and the seventh's Clelia c
 degenerate Lissajous curve: the third split has a Lissajous curve); Freeth's nephroid (not the eighth split's
 nephroid, an epicycloid, but the same name); the complex projective spaces :math:`CP^2` and :math:`CP^6` as rank-one
 Hermitian projectors (the fourth split's real projective plane and Grassmannian :math:`G(2, 4)`, the eleventh's
-:math:`G(3, 7)`, are real relatives):
+:math:`G(3, 7)`, are real relatives); Johnson SU coordinates at d = 15 (close to the eleventh split's g-and-h
+coordinates at d = 18 and the tenth's hyperbolic-secant coordinates at d = 16); the Gudermannian network (a tanh-like
+activation: the tanh networks of the tune, held-out, fresh and eighth splits); the Serf and TanhExp networks
+(self-gated activations like the sixth split's mish, the ninth's SiLU and the fifth and ninth's GELU); the hyperbolic
+helicoid (the fourth split's helicoid); beta-prime coordinates (the eleventh split's Wald and the ninth's Weibull
+coordinates, also right-skewed); raised-cosine coordinates (the held-out split's Beta(3, 3) cube and the third's
+Beta(2, 2) cube, also vanishing at the faces); the von Mises-Fisher density on :math:`S^6` (the seventh split's cap
+on :math:`S^4`, the eighth's on :math:`S^3`); the separated Gaussian mixture at d = 11 (Gaussian mixtures of the
+tune, held-out, fresh, third, seventh, eighth, ninth, tenth and eleventh splits at d = 3 to 10 and 12):
 
 * curves: Seiffert's spherical spiral (arc length from Jacobi's elliptic functions), Newton's serpentine with its
   long arms (a uniform angle parameter, so sparse on the arms), a Chebyshev curve ``(T_3(t), T_4(t), T_5(t + 0.1))``,
   one lap of Fay's butterfly curve (self-crossing wings), a gear curve (eight teeth), the bean curve (a quartic
   through the origin), Freeth's nephroid (an inner loop), the image of an interval under a random ``asinh`` network;
 * surfaces: Richmond's minimal surface (a planar end), the tranguloid trefoil, the corkscrew (a sheared sphere), the
-  ding-dong surface (a cusp-like tip, uniform in its parameters), a hyperbolic helicoid, an elliptic torus whose tube
-  section turns three half-turns, the lemniscate of Bernoulli revolved about its axis (a conical point);
-* network images: erf (d = 2), TanhExp ``h tanh(e^h)`` (d = 4), LiSHT ``h tanh h`` (d = 6), Gudermannian (d = 9),
-  Serf ``h erf(softplus h)`` (d = 13) and a residual ``asinh`` network (d = 16);
+  ding-dong surface (uniform in its parameters: a smooth cap at its tip, a double cone at the origin where the
+  density grows like ``1 / r``), a hyperbolic helicoid, an elliptic torus whose tube section turns three half-turns,
+  the lemniscate of Bernoulli revolved about its axis (a double cone at the origin; there and at the poles
+  ``(+-1, 0, 0)`` on the axis the density grows like ``1 / r``);
+* network images: TanhExp ``h tanh(e^h)`` (d = 4), LiSHT ``h tanh h`` (d = 6), Gudermannian (d = 9), Serf
+  ``h erf(softplus h)`` (d = 13) and a residual ``asinh`` network (d = 16);
 * non-uniform densities: the Poincaré ball, uniform in *hyperbolic* volume (piled at the rim, d = 3), a Student-t
-  copula (tail dependence, d = 4), Johnson's SU coordinates (d = 6), raised-cosine coordinates (d = 5), a solid torus
-  uniform in its parameters, LKJ-distributed 4 x 4 correlation matrices (the elliptope, d = 6), an affine-coupling
-  flow of a Gaussian (d = 8), beta-prime coordinates (d = 7);
+  copula (tail dependence, d = 4), a von Mises-Fisher density on :math:`S^6` (d = 6), raised-cosine coordinates
+  (d = 5), a solid torus uniform in its parameters, LKJ-distributed 4 x 4 correlation matrices (the elliptope, d = 6),
+  an affine-coupling flow of a Gaussian (d = 8), beta-prime coordinates (d = 7), four separated Gaussians of unequal
+  weights and scales (d = 11);
 * higher dimension: :math:`CP^6` (d = 12), Johnson SU (d = 15) and raised-cosine (d = 20) coordinates, LKJ 7 x 7
   correlation matrices (d = 21), and ordinary clouds (a 23-d Gaussian, :math:`S^{25}`, the 17-ball, the flat
   13-torus);
@@ -40,14 +51,27 @@ Scales were checked against the neighbour scale before the split was committed (
 of a product is much smaller than the other factors (the butterfly curve times a circle and a :math:`S^5 \times T^2
 \times [0, 1]^2` with circles of length 1 were replaced for that reason, their 20th-neighbour distance at n = 2,500
 reaching the small factor's size); curves are short enough that other laps stay beyond the 20th neighbour at most points
-(Seiffert's spiral shortened to three pole-to-pole passes, the butterfly curve to one lap of twelve, the corkscrew to
-one embedded turn: at n = 2,500, 16 % of the spiral's points and 24 % of the butterfly's still have a point of another
-pass among their 20 neighbours, at the poles and where the wings cross, against 89 % and 100 % before; the corkscrew
-1 %, against 56 %); the hyperbolic-uniform Poincaré ball stops at hyperbolic radius 2 (Euclidean 0.76), where the rim is
-13 times denser than the centre (at radius 3 the mass sat in a shell about as thin as the 20th-neighbour distance); in
-the network images at most 0.1 % of the 20-neighbour pairs at n = 2,500 lie more than four median neighbour distances
-apart in the latent cube (no fold within the neighbour scale); the coupling flow's log-scales are bounded, so its
-anisotropy is too.
+(Seiffert's spiral shortened to length 20, about 6.2 pole-to-pole passes, the butterfly curve to one lap of twelve,
+the corkscrew to one embedded turn: at n = 2,500, 16 % of the spiral's points and 24 % of the butterfly's still have a
+point of another pass among their 20 neighbours, at the poles and where the wings cross, against 89 % and 100 % before;
+the corkscrew 1 %, against 56 %); the hyperbolic-uniform Poincaré ball stops at hyperbolic radius 2 (Euclidean
+0.76), where the rim is 13 times denser than the centre (at radius 3 the mass sat in a shell about as thin as the
+20th-neighbour distance); in the network images at most 0.1 % of the 20-neighbour pairs at n = 2,500 lie more than four
+median neighbour distances apart in the latent cube (no fold within the neighbour scale); the coupling flow's
+log-scales are bounded, so its anisotropy is too.
+
+A geometry review after the split was committed, before any trusted ``dim`` was computed on it, found that it lacked
+two families every earlier split had, a Gaussian mixture of separated clusters and a von Mises-type density, and
+replaced two near-repeats by them: an erf network d = 2 -> R^32 + 5 % (close to the tune split's tanh network d = 2
+-> R^32) and Johnson SU coordinates d = 6 + 5 % (close to the eleventh split's g-and-h coordinates d = 6 + 5 %); only
+the rule-independent DANCo / TwoNN / MLE values had been computed on them. The new clouds keep the replaced ones'
+noise (5 %) and were checked by geometry only. In the mixture (weights 0.4 / 0.25 / 0.2 / 0.15, scales 1 / 0.5 /
+0.7 / 0.85) no point's 20 neighbours at n = 2,500 leave its cluster, the narrowest gap between two clusters (6.7) is
+more than twice the widest cluster's median 20th-neighbour distance (2.9), each cluster's RMS radius (1.6 to 3.3) is
+at least its median 20th-neighbour distance (1.5 to 2.9) and the smallest cluster holds about 300 points; the noise
+(5 % of the whole cloud's RMS radius 7.5) is a quarter of the narrowest cluster's RMS radius. The von Mises-Fisher
+density (``kappa`` 4) puts the median point 1.03 rad from its mode, 90 % within 1.5 rad: a non-uniform cap covering
+most of a hemisphere, isotropic about its mode, so no lower-dimensional set holds the mass.
 
 Noise (isotropic, a fraction of the clean cloud's RMS radius, as in :class:`studies.dimension_suite.SuiteCloud`):
 0 on 13 clouds, 1 % on 16, 5 % on 14. Truth = the manifold's dimension. Nothing here comes from a published
@@ -228,7 +252,12 @@ def corkscrew(shift: float) -> Make:
 
 
 def ding_dong() -> Make:
-    """The ding-dong surface ``(v sqrt(1 - v) cos u, v sqrt(1 - v) sin u, v)``, ``v`` uniform in ``[-1, 1]``."""
+    """The ding-dong surface ``(v sqrt(1 - v) cos u, v sqrt(1 - v) sin u, v)``, ``v`` uniform in ``[-1, 1]``.
+
+    Its tip at ``v = 1`` is a smooth cap (``z = 1 - x^2 - y^2`` to first order, a finite density); its singular point
+    is the double cone ``x^2 + y^2 = z^2`` at the origin (``v = 0``), where the density uniform in ``(u, v)`` grows
+    like ``1 / r``.
+    """
 
     def sample(n: int, rng: np.random.Generator) -> np.ndarray:
         u = 2 * math.pi * rng.random(n)
@@ -270,7 +299,11 @@ def twisted_elliptic_torus(big: float, a: float, b: float, half_turns: int) -> M
 
 
 def lemniscate_of_revolution() -> Make:
-    """The lemniscate of Bernoulli ``(cos t, sin t cos t) / (1 + sin^2 t)`` revolved about its axis (two lobes)."""
+    """The lemniscate of Bernoulli ``(cos t, sin t cos t) / (1 + sin^2 t)`` revolved about its axis (two lobes).
+
+    Uniform in ``t`` and the angle of revolution: where the curve meets the axis, at the double cone at the origin
+    and at the poles ``(+-1, 0, 0)``, the density grows like ``1 / r``.
+    """
 
     def sample(n: int, rng: np.random.Generator) -> np.ndarray:
         t = 2 * math.pi * rng.random(n)
@@ -293,7 +326,6 @@ def _erf(h: np.ndarray) -> np.ndarray:
 
 _ACTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "asinh": np.arcsinh,
-    "erf": _erf,
     "tanhexp": lambda h: h * np.tanh(np.exp(np.minimum(h, 30.0))),
     "lisht": lambda h: h * np.tanh(h),
     "gd": lambda h: 2 * np.arctan(np.tanh(h / 2)),
@@ -302,7 +334,7 @@ _ACTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def act_net(d: int, ambient: int, width: int, depth: int, gain: float, act: str) -> Make:
-    """A random ``depth``-layer network (asinh, erf, TanhExp, LiSHT, Gudermannian, Serf) of the cube ``[-1, 1]^d``."""
+    """A random ``depth``-layer network (asinh, TanhExp, LiSHT, Gudermannian, Serf) of the cube ``[-1, 1]^d``."""
     return random_network(d, ambient, width, depth, gain, 0.5, _ACTS[act])
 
 
@@ -443,6 +475,48 @@ def beta_prime(d: int, a: float, b: float) -> Make:
     return fixed(lambda n, rng: rng.gamma(a, 1.0, (n, d)) / rng.gamma(b, 1.0, (n, d)))
 
 
+def von_mises_fisher(d: int, kappa: float) -> Make:
+    """The von Mises-Fisher density ``exp(kappa x_0)`` on :math:`S^d` (in :math:`R^{d+1}`), drawn without rejection.
+
+    The height ``w = x_0`` has density proportional to ``exp(kappa w) (1 - w^2)^((d - 2) / 2)`` on ``[-1, 1]`` and is
+    drawn by the inverse of its CDF on a fine grid (so every point is a smooth function of its draws, unlike a
+    rejection sampler); the rest is ``sqrt(1 - w^2)`` times a uniform point of :math:`S^{d-1}`.
+    """
+    grid = np.linspace(-1.0, 1.0, 8193)
+    dens = np.exp(kappa * (grid - 1)) * (1 - grid**2) ** ((d - 2) / 2)
+    cdf = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2)])
+
+    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
+        w = np.interp(rng.random(n) * cdf[-1], cdf, grid)
+        return np.concatenate([w[:, None], np.sqrt(1 - w**2)[:, None] * sample_sphere(n, d - 1, rng)], axis=1)
+
+    return fixed(sample)
+
+
+def separated_mixture(d: int, weights: tuple[float, ...], scales: tuple[float, ...], spacing: float) -> Make:
+    """Separated Gaussians in ``R^d`` of unequal ``weights`` and ``scales`` (isotropic, standard deviation per axis).
+
+    The centres sit on seeded orthonormal directions at seeded distances ``uniform(spacing, 1.5 spacing) sqrt(d)``
+    from the origin, so any two are at least ``spacing sqrt(2 d)`` apart, while a cluster's RMS radius is its scale
+    times ``sqrt(d)``: with scales at most 1 and ``spacing`` 2 the clusters are separated by gaps wider than their
+    own radii.
+    """
+    w, sd = np.asarray(weights) / sum(weights), np.asarray(scales)
+
+    def make(seed: int) -> Latent:
+        frng = np.random.default_rng(seed)
+        q, _ = np.linalg.qr(frng.standard_normal((d, len(w))))
+        centres = (q * frng.uniform(spacing, 1.5 * spacing, len(w)) * math.sqrt(d)).T
+
+        def sample(n: int, rng: np.random.Generator) -> np.ndarray:
+            j = rng.choice(len(w), n, p=w)
+            return centres[j] + rng.standard_normal((n, d)) * sd[j][:, None]
+
+        return sample
+
+    return make
+
+
 def _projectors(n: int, rng: np.random.Generator, k: int) -> np.ndarray:
     """Rank-one Hermitian projectors ``v v*`` of ``C^k`` (``v`` uniform on the unit sphere): :math:`CP^{k-1}`.
 
@@ -499,7 +573,6 @@ def twelfth_specs() -> list[tuple[str, str, int, int, float, str, int, Make]]:
         ),
         ("lemniscate of revolution + 1 %", "surface", 2, 9, 0.01, s, 1317, lemniscate_of_revolution()),
         # --- network images
-        ("erf net d=2 -> R^32 + 5 %", "network", 2, 32, 0.05, s, 1321, act_net(2, 32, 32, 3, 2.0, "erf")),
         ("TanhExp net d=4 -> R^44", "network", 4, 44, 0.0, s, 1322, act_net(4, 44, 40, 3, 1.5, "tanhexp")),
         ("LiSHT net d=6 -> R^56 + 1 %", "network", 6, 56, 0.01, s, 1323, act_net(6, 56, 48, 3, 1.2, "lisht")),
         ("Gudermannian net d=9 -> R^80", "network", 9, 80, 0.0, s, 1324, act_net(9, 80, 72, 3, 1.5, "gd")),
@@ -517,12 +590,22 @@ def twelfth_specs() -> list[tuple[str, str, int, int, float, str, int, Make]]:
         # --- non-uniform densities
         ("hyperbolic-uniform Poincare ball d=3 + 1 %", "density", 3, 12, 0.01, s, 1331, poincare_ball(3, 2.0)),
         ("Student-t copula d=4, rho 0.6, 2 dof", "density", 4, 16, 0.0, s, 1332, t_copula(4, 0.6, 2.0)),
-        ("Johnson SU coordinates d=6 + 5 %", "density", 6, 24, 0.05, s, 1333, johnson_su(6, 0.5, 1.5)),
+        ("von Mises-Fisher density on S^6, kappa 4 + 5 %", "density", 6, 24, 0.05, s, 1339, von_mises_fisher(6, 4.0)),
         ("raised-cosine coordinates d=5 + 1 %", "density", 5, 20, 0.01, s, 1334, raised_cosine(5)),
         ("solid torus, radii 1 and 0.5", "density", 3, 12, 0.0, s, 1335, solid_torus(1.0, 0.5)),
         ("LKJ 4x4 correlation matrices, eta 2 + 1 %", "density", 6, 24, 0.01, s, 1336, lkj_correlations(4, 2.0)),
         ("affine-coupling flow of a Gaussian d=8 + 5 %", "density", 8, 32, 0.05, s, 1337, coupling_flow(8, 4, 16, 0.4)),
         ("beta-prime(3, 4) coordinates d=7", "density", 7, 28, 0.0, s, 1338, beta_prime(7, 3.0, 4.0)),
+        (
+            "separated Gaussian mixture d=11, 4 unequal comp. + 5 %",
+            "density",
+            11,
+            40,
+            0.05,
+            s,
+            1330,
+            separated_mixture(11, (0.4, 0.25, 0.2, 0.15), (1.0, 0.5, 0.7, 0.85), 2.0),
+        ),
         # --- higher dimension
         ("complex projective space CP^6", "high_d", 12, 64, 0.0, s, 1341, complex_projective(7)),
         ("Johnson SU coordinates d=15 + 1 %", "high_d", 15, 48, 0.01, s, 1342, johnson_su(15, -0.3, 2.0)),

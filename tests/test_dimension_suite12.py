@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 from _helpers.suite_clouds import latent
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+from scipy.special import iv
 
 from studies.dimension_suite import NOISE_LEVELS, SPLITS, suite
 
@@ -123,8 +126,13 @@ def test_densities_and_products_keep_their_promises():
     assert np.allclose(np.quantile(tc, [0.1, 0.9], axis=0), [[0.1] * 4, [0.9] * 4], atol=0.02)  # uniform margins
     # Tail dependence: both of two coordinates in their top 2 % far more often than independence (0.0004) allows.
     assert float(np.mean((tc[:, 0] > 0.98) & (tc[:, 1] > 0.98))) > 0.005
-    js = _latent("Johnson SU coordinates d=6 + 5 %", n=8000)
-    assert float(np.median(js)) == pytest.approx(math.sinh(-0.5 / 1.5), abs=0.03)
+    vm = _latent("von Mises-Fisher density on S^6, kappa 4 + 5 %", n=8000)
+    assert np.allclose(np.linalg.norm(vm, axis=1), 1.0)  # on S^6 in R^7
+    # The von Mises-Fisher mean resultant length on S^6: E[x_0] = I_{7/2}(kappa) / I_{5/2}(kappa) = 0.468 at kappa 4
+    # (0 for the uniform sphere); the density exp(4 x_0) falls 3,000-fold from the mode to the antipode.
+    assert float(vm[:, 0].mean()) == pytest.approx(float(iv(3.5, 4.0) / iv(2.5, 4.0)), abs=0.012)
+    assert np.allclose(vm[:, 1:].mean(0), 0.0, atol=0.03)  # isotropic about the mode
+    assert np.allclose(vm[:, 1:].var(0), (1 - (vm[:, 0] ** 2).mean()) / 6, rtol=0.1)
     rc = _latent("raised-cosine coordinates d=5 + 1 %", n=8000)
     assert (np.abs(rc) <= 1).all()
     assert float(rc.var()) == pytest.approx(1 / 3 - 2 / math.pi**2, rel=0.05)
@@ -162,6 +170,21 @@ def test_densities_and_products_keep_their_promises():
     assert np.allclose(np.linalg.norm(ps[:, :6], axis=1), 1.0)
     assert np.allclose(np.hypot(ps[:, 6:8], ps[:, 8:10]), 1.0)  # the torus: cosines, then sines
     assert ((ps[:, 10:] >= 0) & (ps[:, 10:] <= 2)).all()
+    mix = _latent("separated Gaussian mixture d=11, 4 unequal comp. + 5 %", n=4000)
+    dist, idx = cKDTree(mix).query(mix, 21)
+    graph = np.zeros((len(mix), len(mix)), dtype=bool)
+    graph[np.repeat(np.arange(len(mix)), 20), idx[:, 1:].ravel()] = True
+    count, label = connected_components(graph, directed=False)
+    assert count == 4  # the 20-neighbour graph splits into the four clusters
+    sizes = np.bincount(label)
+    order = np.argsort(-sizes)
+    assert np.allclose(sizes[order] / len(mix), [0.4, 0.25, 0.2, 0.15], atol=0.03)  # unequal weights
+    scales = [float(mix[label == k].std(0).mean()) for k in order]
+    assert np.allclose(scales, [1.0, 0.5, 0.7, 0.85], rtol=0.1)  # unequal scales, per axis
+    widest = max(float(np.median(dist[label == k, 20])) for k in range(4))
+    for k in range(4):  # separated: every gap wider than twice the widest cluster's median 20th-neighbour distance
+        gap = cKDTree(mix[label != k]).query(mix[label == k])[0].min()
+        assert gap > 2 * widest, k
     pd = _latent("hyperbolic-uniform Poincare disc x circle + 1 %")
     assert (np.linalg.norm(pd[:, :2], axis=1) <= math.tanh(1.0) + 1e-12).all()
     assert np.allclose(np.linalg.norm(pd[:, 2:], axis=1), 0.8)
