@@ -3,18 +3,16 @@ r"""Split-conformal calibration of the trusted ``dim``'s interval (issue #14), v
 How to run (from the repository root, with the package's venv, e.g. ``.venv/bin/python``; about a minute, more
 under load)::
 
-    python -m studies.interval_calibration --cache-root /tmp/dim5_cache \
-        --cache fifth=/tmp/fifth_cache --cache sixth=/tmp/dim6_sixth_cache \
-        --cache seventh=/tmp/dim7_seventh_cache --cache eighth=/tmp/dim8_eighth_cache \
-        --cache ninth=/tmp/dim9_ninth_cache --out /tmp/interval_calibration.json
+    python -m studies.interval_calibration --cache-root /work/cache --cache eleventh=/work/cache11 \
+        --out /tmp/interval_calibration.json
 
 Caches: one directory per split holding ``c_<seed>_<n>.npz`` for every cloud of that split of
 :mod:`studies.dimension_suite` at n = 2,500 and 20,000 (the gap curve and 64-neighbour table of the ``"auto"``
 split and seed, as written by :func:`studies.dimension_retune.cached_curve`). ``--cache-root`` is the directory of
 every split not named by a ``--cache SPLIT=DIR``; a missing file is an error (nothing is searched here).
 
-What it does: :func:`lightning_repgap.dimension.trusted_dimension` on every cloud of the eleven opened splits (361
-clouds, 722 readings) exactly as ``method="auto"`` computes it, but with :data:`INTERVAL_SCALE
+What it does: :func:`lightning_repgap.dimension.trusted_dimension` on every cloud of the twelve opened splits (404
+clouds, 808 readings) exactly as ``method="auto"`` computes it, but with :data:`INTERVAL_SCALE
 <lightning_repgap._trusted_parts.INTERVAL_SCALE>` set to 1 (the uncalibrated shape of the interval). ``dim`` is not
 affected by the interval. For each reading the score is the factor ``q`` its log half-width (on the side of the
 truth) needs to reach the truth (0 where the shape-bias floor alone reaches it); then the conformal quantile (rank
@@ -22,11 +20,11 @@ truth) needs to reach the truth (0 where the shape-bias floor alone reaches it);
 ``"noise_floor"`` each over both sizes; ``"blend"`` at each size, of the value its ramp needs where the linear
 interpolation between ``"local"`` and ``"gap"`` misses. It prints
 
-* the leave-one-split-out table: calibrate on ten splits, coverage and median width / d on the one left out, for each
-  split and pooled (the honest numbers);
-* the in-sample numbers (calibrated on all eleven opened splits, measured on them; optimistic by construction) and, for
+* the leave-one-split-out table: calibrate on the other splits, coverage and median width / d on the one left out,
+  for each split and pooled (the honest numbers);
+* the in-sample numbers (calibrated on all opened splits, measured on them; optimistic by construction) and, for
   comparison, those of the uncalibrated shape and of the gap law's own bootstrap interval;
-* the table to paste into ``INTERVAL_SCALE`` in ``lightning_repgap/_trusted_parts.py`` (calibrated on all eleven
+* the table to paste into ``INTERVAL_SCALE`` in ``lightning_repgap/_trusted_parts.py`` (calibrated on all
   opened splits).
 
 ``--out`` writes every reading (split, cloud, n, d, dim, method, weight, the shape's ends, the scores) as JSON.
@@ -55,10 +53,10 @@ PLAIN = ("local", "gap")  # one value per size for both
 # one value for both sizes: "local_far" has too few readings (34 and 9 with the ninth round's rule; 24 and 6
 # before), "noise_floor"'s shape is mostly the model's reach to the plain gap law, whose size does not shrink with n
 POOLED = ("local_far", "noise_floor")
-#: The opened splits the table is calibrated on (the ninth and the tenth were added once each had been measured); the
-#: eleventh split (``studies/dimension_suite11.py``, measured once with the rule frozen at a7fd337, validation §13)
-#: joins at the next refit; it is not read here yet.
-OPENED = SPLITS[: SPLITS.index("tenth") + 1]
+#: The opened splits the table is calibrated on (the ninth, the tenth and the eleventh were added once each had been
+#: measured; the eleventh, ``studies/dimension_suite11.py``, measured once with the rule frozen at a7fd337, validation
+#: §13). A split written after it is never read here before its own measurement.
+OPENED = SPLITS[: SPLITS.index("eleventh") + 1]
 
 
 def conformal_quantile(scores: list[float], level: float = LEVEL) -> float:
@@ -194,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         roots[split] = Path(path)
     rows = read_suite(roots, args.cache_root, args.n_bootstrap)
 
-    print("leave-one-split-out (calibrated on the other ten splits, measured on this one):")
+    print("leave-one-split-out (calibrated on the other splits, measured on this one):")
     held_rows, held_ends = [], []
     for split in OPENED:
         table = calibrate([r for r in rows if r["split"] != split])
@@ -210,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
             cov = np.mean([lo <= r["d"] <= hi for r, (lo, hi) in pick])
             print(f"    {method:11s} {len(pick):3d} readings, cov {cov:.3f}")
     table = calibrate(rows)
-    print("in-sample (calibrated on all eleven opened splits):")
+    print("in-sample (calibrated on all opened splits):")
     print(f"  calibrated   {summary(rows, [apply(r, table) for r in rows])}")
     print(f"  uncalibrated {summary(rows, [(r['low'], r['high']) for r in rows])}")
     print(f"  gap law      {summary(rows, [(r['gap_low'], r['gap_high']) for r in rows])}")
