@@ -3,8 +3,11 @@ r"""Split-conformal calibration of the trusted ``dim``'s interval (issue #14), v
 How to run (from the repository root, with the package's venv, e.g. ``.venv/bin/python``; about a minute, more
 under load)::
 
-    python -m studies.interval_calibration --cache-root /work/cache --cache eleventh=/work/cache11 \
+    python -m studies.interval_calibration --cache-root /work/cache --cache eleventh=DIR_WITH_ALL_43 \
         --out /tmp/interval_calibration.json
+
+(``DIR_WITH_ALL_43``: every eleventh-split cloud's cache; a cache built before e66937e lacks the regenerated
+random-covariance mixture, seed 1237: build its two files with :func:`studies.dimension_retune.cached_curve` first.)
 
 Caches: one directory per split holding ``c_<seed>_<n>.npz`` for every cloud of that split of
 :mod:`studies.dimension_suite` at n = 2,500 and 20,000 (the gap curve and 64-neighbour table of the ``"auto"``
@@ -134,8 +137,9 @@ def calibrate(rows: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
     """The conformal table ``INTERVAL_SCALE`` from ``rows`` (see the module docstring for the groups)."""
     table: dict[str, list[float]] = {m: [1.0, 1.0] for m in METHODS}
     for i, n in enumerate(SIZES):
-        # "local" and "gap" share one value per size: the gap law alone decides about 37 readings per size, and the
-        # conformal rank of so few is their largest (too wide, and not better calibrated for it).
+        # "local" and "gap" share one value per size: the gap law alone decides 62-65 readings per size, and the
+        # conformal rank of so few falls on one of their few largest scores (separate scales came out wider and no
+        # better calibrated: validation §14).
         q = conformal_quantile([r["score"] for r in rows if r["method"] in PLAIN and r["n"] == n])
         table["local"][i] = table["gap"][i] = q
     for m in POOLED:

@@ -7,7 +7,7 @@ How to run (from the repository root, with the package's venv; about a minute ea
         --cloud "log-cosh net d=13 -> R^104 + 5 %"
 
 ``families``: the local estimate of the trusted ``dim`` (the mean of TwoNN's maximum likelihood and the MLE over 5
-neighbours, :func:`lightning_repgap._trusted_parts._local_statistics`) on uniform known-answer families generated here
+neighbours, :func:`lightning_repgap._trusted_parts._local_statistics`) on known-answer families generated here
 (the cube, the ball, the sphere, the flat torus of :mod:`lightning_repgap.manifolds`, and a Gaussian; never suite
 clouds), split as ``method="auto"`` splits a cloud (20 % queries, their 20 nearest bank points), printed as
 ``d_local / d`` per family, dimension and size. A finite-sample correction that depends on ``(n, neighbours, d)`` only
@@ -69,8 +69,12 @@ def noise_free(name: str, noises: tuple[float, ...]) -> None:
     """The trusted ``dim`` of the suite cloud ``name`` drawn as the suite draws it, at each noise level."""
     from studies.dimension_suite import SIZES as SUITE_SIZES
     from studies.dimension_suite import suite
+    from studies.interval_calibration import OPENED
 
-    cloud = next(c for c in suite() if c.name == name)
+    # Only opened splits: a split kept for a one-time measurement must never be read by the trusted rule.
+    cloud = next((c for s in OPENED for c in suite(s) if c.name == name), None)
+    if cloud is None:
+        raise SystemExit(f"no cloud named {name!r} in the opened splits ({', '.join(OPENED)})")
     for noise in noises:
         c = dataclasses.replace(cloud, noise=noise)
         for n in SUITE_SIZES:
