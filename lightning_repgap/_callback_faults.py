@@ -21,6 +21,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.seed import isolate_rng
 
 from lightning_repgap import _faults
+from lightning_repgap._shard import shard_of
 from lightning_repgap.capture import (
     ProbeConfigurationError,
     embed_batches,
@@ -251,17 +252,17 @@ def agreed_failure(trainer: Trainer, failure: BaseException | None) -> tuple[int
 
     """
     mine = None if failure is None else (trainer.global_rank, type(failure).__name__, str(failure))
-    if trainer.world_size <= 1 or not (dist.is_available() and dist.is_initialized()):
+    shard = shard_of() if trainer.world_size > 1 else None  # None without an initialised group of several ranks
+    if shard is None:
         return mine
-    rank, world = dist.get_rank(), dist.get_world_size()
-    device = getattr(getattr(trainer, "strategy", None), "root_device", torch.device("cpu"))
-    first = torch.tensor([world if failure is None else rank], dtype=torch.int64, device=device)
-    dist.all_reduce(first, op=dist.ReduceOp.MIN)
+    code = shard.world_size if failure is None else shard.rank
+    first = torch.tensor([code], dtype=torch.int64, device=shard.device)
+    dist.all_reduce(first, op=dist.ReduceOp.MIN, group=shard.group)
     src = int(first.item())
-    if src == world:
+    if src == shard.world_size:
         return None
     shared: list[Any] = [mine]
-    dist.broadcast_object_list(shared, src=src, device=device if device.type == "cuda" else None)
+    dist.broadcast_object_list(shared, src=src, group=shard.group, device=shard.device)
     return shared[0]
 
 
