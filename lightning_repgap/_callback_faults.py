@@ -283,7 +283,7 @@ def collective_check(trainer: Trainer, check: Callable[[], object]) -> None:
         raise failure
     if agreed is not None:
         rank, kind, message = agreed
-        text = f"RepresentationGapCallback: rank {rank}'s check when training starts failed ({kind}): {message}"
+        text = f"RepresentationGapCallback: rank {rank}'s check before training failed ({kind}): {message}"
         raise MisconfigurationException(text) if kind == "MisconfigurationException" else RuntimeError(text)
 
 

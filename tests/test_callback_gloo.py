@@ -37,7 +37,7 @@ def test_a_layer_missing_on_one_rank_stops_every_rank_at_setup(tmp_path):
     assert rank1["error"] == "MisconfigurationException", rank1.get("trace")
     assert "extra" in rank1["message"]
     assert rank0["error"] == "MisconfigurationException", rank0.get("trace")
-    assert "rank 1's check when training starts failed (MisconfigurationException)" in rank0["message"]
+    assert "rank 1's check before training failed (MisconfigurationException)" in rank0["message"]
     assert rank1["message"] in rank0["message"]
     for outcome in (rank0, rank1):
         assert outcome["steps"] == 0
@@ -53,7 +53,7 @@ def test_a_bad_reference_fn_bank_on_one_rank_stops_every_rank_before_training(tm
     assert rank1["error"] == "MisconfigurationException", rank1.get("trace")
     assert width in rank1["message"]
     assert rank0["error"] == "MisconfigurationException", rank0.get("trace")
-    assert "rank 1's check when training starts failed" in rank0["message"]
+    assert "rank 1's check before training failed" in rank0["message"]
     assert width in rank0["message"]
     for outcome in (rank0, rank1):
         assert outcome["steps"] == 0
