@@ -9,16 +9,19 @@ from __future__ import annotations
 import ast
 import contextlib
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.seed import isolate_rng
 
 from lightning_repgap import _faults
+from lightning_repgap._shard import shard_of
 from lightning_repgap.capture import (
     ProbeConfigurationError,
     embed_batches,
@@ -136,8 +139,14 @@ def setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: Ligh
 
     The pass and the call run under :func:`~lightning.pytorch.utilities.seed.isolate_rng`: a forward, a batch
     transfer hook or a ``reference_fn`` that draws random numbers leaves the global RNG that training uses as it
-    was, so a run's weights do not depend on the callback being there.
+    was, so a run's weights do not depend on the callback being there. Under DDP the outcome is agreed on
+    (:func:`collective_check`): when the checks fail on any rank (a ``reference_fn`` bank is per rank), every rank
+    raises, instead of the others going on to wait in training's first collective.
     """
+    collective_check(trainer, lambda: _setup_probe(cb, trainer, pl_module))
+
+
+def _setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: LightningModule) -> None:
     datasets = cb._datasets(trainer)
     indices = cb._probe_indices(datasets)
     if not cb.layer and cb.reference_fn is None:
@@ -229,6 +238,85 @@ def check_bank_width(cb: RepresentationGapCallback, width: int, queries: torch.T
         )
 
 
+def agreed_failure(trainer: Trainer, failure: BaseException | None) -> tuple[int, str, str] | None:
+    """``(rank, error type name, message)`` of the lowest rank whose check failed, the same on every rank, or ``None``.
+
+    Under an initialised process group with several ranks: one all-reduce of one integer (the lowest failing rank),
+    and only when some rank failed a broadcast of its error's type and message. Without one, this rank's own outcome.
+    Every rank of the group must call it at the same point.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> agreed_failure(SimpleNamespace(global_rank=0, world_size=1), ValueError("bad bank"))
+        (0, 'ValueError', 'bad bank')
+
+    """
+    mine = None if failure is None else (trainer.global_rank, type(failure).__name__, str(failure))
+    shard = shard_of() if trainer.world_size > 1 else None  # None without an initialised group of several ranks
+    if shard is None:
+        return mine
+    code = shard.world_size if failure is None else shard.rank
+    first = torch.tensor([code], dtype=torch.int64, device=shard.device)
+    dist.all_reduce(first, op=dist.ReduceOp.MIN, group=shard.group)
+    src = int(first.item())
+    if src == shard.world_size:
+        return None
+    shared: list[Any] = [mine]
+    dist.broadcast_object_list(shared, src=src, group=shard.group, device=shard.device)
+    return shared[0]
+
+
+def collective_check(trainer: Trainer, check: Callable[[], object]) -> None:
+    """Run a setup ``check`` on every rank and agree on its outcome (:func:`agreed_failure`): all raise or none does.
+
+    The rank whose check raised re-raises its own error; the others raise a ``MisconfigurationException`` (a
+    ``RuntimeError`` for an error that is not one) naming that rank and its message, instead of going on alone into a
+    collective that the failed rank never reaches (which waits until the process group's timeout).
+    """
+    failure: Exception | None = None
+    try:
+        check()
+    except Exception as err:  # re-raised below, after every rank learnt of it
+        failure = err
+    agreed = agreed_failure(trainer, failure)
+    if failure is not None:
+        raise failure
+    if agreed is not None:
+        rank, kind, message = agreed
+        text = f"RepresentationGapCallback: rank {rank}'s check before training failed ({kind}): {message}"
+        raise MisconfigurationException(text) if kind == "MisconfigurationException" else RuntimeError(text)
+
+
+def measured_bank(
+    cb: RepresentationGapCallback, trainer: Trainer, pl_module: LightningModule, queries: torch.Tensor | None
+) -> tuple[torch.Tensor | None, _faults.ReferenceBankError | None]:
+    """This rank's ``reference_fn`` bank at a measurement, or the fault that every rank reports for it (DDP-agreed).
+
+    A bank that fails the setup's checks now (a width that changed since, ``None`` from a function never ready, too
+    few points) is a :class:`~lightning_repgap._faults.ReferenceBankError`: a measurement fault the callback survives
+    (re-raised in strict mode), on every rank when any rank's bank fails, so that no rank meets the others' gather
+    alone. An error the function itself raises propagates (an error in the user's code).
+    """
+    output = cb._reference_fn_output(trainer, pl_module)
+    bank = None
+    try:
+        bank = checked_bank(output, trainer.world_size, cb.config.min_bank_size)
+        # Checked at setup; a function whose width changes later is named here, not as a bare width mismatch.
+        check_bank_width(cb, bank.shape[1], queries)
+    except (TypeError, ValueError) as err:
+        failure: Exception | None = err
+    else:
+        failure = None
+    agreed = agreed_failure(trainer, failure)
+    if agreed is None:
+        return bank, None
+    rank, _, message = agreed
+    where = f"on rank {rank}: " if trainer.world_size > 1 else ""
+    fault = _faults.ReferenceBankError(f"{where}{message}")
+    fault.__cause__ = failure
+    return None, fault
+
+
 def as_logged(values: dict[str, float], pl_module: LightningModule) -> dict[str, Any]:
     """Values as float64 tensors for ``log_dict``, which Lightning keeps in float64.
 
@@ -261,12 +349,15 @@ def snapshot_overflow(arrays: dict[str, Any], dtype: str) -> str | None:
 
 
 __all__ = [
+    "agreed_failure",
     "archive_changed_settings",
     "as_logged",
     "bank_width",
     "check_bank_width",
     "checked_bank",
+    "collective_check",
     "expected_keys",
+    "measured_bank",
     "probe_settings",
     "restorable",
     "setup_probe",

@@ -38,6 +38,8 @@ class Cause(str, enum.Enum):
     """A snapshot could not be written (full disk, permissions): the measurement itself is fine."""
     UNDEFINED_VALUE = "undefined_value"
     """A key came out non-finite (e.g. a cross-check estimator undefined on this data) and is logged as NaN."""
+    REFERENCE_BANK = "reference_bank"
+    """A ``reference_fn`` returned no usable bank at a measurement (not a tensor, too few points, another width)."""
 
 
 class MeasurementFaultWarning(UserWarning):
@@ -66,6 +68,10 @@ class SnapshotIOWarning(MeasurementFaultWarning):
 
 class UndefinedValueWarning(MeasurementFaultWarning):
     """A logged key was not finite and is logged as NaN."""
+
+
+class ReferenceBankWarning(MeasurementFaultWarning):
+    """A ``reference_fn`` bank failed the measurement's checks; every key is NaN this epoch."""
 
 
 class MeasurementFaultError(Exception):
@@ -175,12 +181,29 @@ class SnapshotIOError(MeasurementFaultError, OSError):
     fix = "free disk space or fix `snapshot_dir`'s permissions"
 
 
+class ReferenceBankError(MeasurementFaultError, TypeError, ValueError):
+    """A ``reference_fn`` output at a measurement that is no bank for the queries (checked at setup on the first call).
+
+    A ``TypeError`` and a ``ValueError``, as the checks it reports (not a tensor; too few points or another width than
+    the queries). After setup a bad bank is a measurement fault, not a configuration error (DESIGN §5: a run is never
+    aborted after its first epoch over the measurement); under DDP every rank raises it when any rank's bank fails.
+    """
+
+    cause = Cause.REFERENCE_BANK
+    warning = ReferenceBankWarning
+    fix = (
+        "make `reference_fn` return an (n, ...) tensor as wide as the queries (as at the start of training), with at "
+        "least `config.min_bank_size` points over all ranks"
+    )
+
+
 #: The exceptions the callback catches, and nothing else.
 SURVIVABLE: tuple[type[MeasurementFaultError], ...] = (
     DegenerateRepresentationError,
     NonFiniteRepresentationError,
     TooFewDistinctPointsError,
     SnapshotIOError,
+    ReferenceBankError,
 )
 
 
@@ -305,6 +328,8 @@ __all__ = [
     "MeasurementFaultWarning",
     "NonFiniteRepresentationError",
     "NonFiniteRepresentationWarning",
+    "ReferenceBankError",
+    "ReferenceBankWarning",
     "SnapshotIOError",
     "SnapshotIOWarning",
     "TooFewDistinctPointsError",

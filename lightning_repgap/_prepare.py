@@ -192,7 +192,11 @@ def pair_dist_sq(
         out.fill(np.inf)
         return out
     rows, cols = _pair_batch(dim, k)
-    step = rows * _PAIR_BATCHES
+    # Up to _PAIR_BATCHES batches per step, fewer where that leaves threads without a step (at a small D with k = 1
+    # a step is 4,096 queries: 4 steps for 8 threads at the threading threshold). Each entry is scored on its own,
+    # so the steps change no value.
+    threads = step_threads(index.size * dim)
+    step = rows * max(1, min(_PAIR_BATCHES, -(-m // (rows * threads))))
 
     def run(i0: int) -> None:
         # A batch is ``rows`` queries x ``cols`` of their columns: each query row is widened once per batch of

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import torch
 
 from lightning_repgap._checks import _check_positive_int
+from lightning_repgap._float32 import full_float32
 
 __all__ = [
     "GemmLibrary",
@@ -153,7 +154,8 @@ def faiss_threads(n: int) -> Iterator[None]:
 @contextlib.contextmanager
 def _scope(requested: int | None, faiss: bool) -> Iterator[int]:
     # torch's setting is entered first, so that it is restored last (FAISS' may share torch's OpenMP runtime).
-    with torch_threads(requested):
+    # The float32 products run at full float32 precision (no TF32 / bf16): the search's error bounds assume it.
+    with full_float32(), torch_threads(requested):
         count = current_threads()
         with faiss_threads(count) if faiss else contextlib.nullcontext():
             yield count
@@ -161,6 +163,10 @@ def _scope(requested: int | None, faiss: bool) -> Iterator[int]:
 
 def thread_scope(num_threads: int | None, *, faiss: bool = False) -> contextlib.AbstractContextManager[int]:
     """The one thread setting of a measurement: torch (and, with ``faiss``, FAISS) get the requested count.
+
+    The scope also runs torch's float32 matmuls at full float32 precision
+    (:func:`~lightning_repgap._float32.full_float32`: no TF32 or bf16 under a lowered
+    ``torch.set_float32_matmul_precision``), restored on exit like the counts.
 
     ``num_threads`` is validated when this is called, before any data is copied; the settings are applied when the
     ``with`` block is entered and restored when it exits. The block receives the count in force.

@@ -43,7 +43,7 @@ from lightning_repgap._callback_args import (
     _misconfigured,
 )
 from lightning_repgap._checks import _check_choice, _check_positive_int
-from lightning_repgap._faults import SURVIVABLE, FaultPolicy, SnapshotIOError, strict_mode
+from lightning_repgap._faults import SURVIVABLE, FaultPolicy, ReferenceBankError, SnapshotIOError, strict_mode
 from lightning_repgap._figures import image_loggers, log_figure
 from lightning_repgap._probe_share import loader_batch_size, probe_loader, rank_share
 from lightning_repgap.capture import (
@@ -277,9 +277,9 @@ class RepresentationGapCallback(Callback):
             _cf.setup_probe(self, trainer, pl_module)
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """Check the layer names against the model now, before any training step runs."""
+        """Check the layer names against the model now, before any training step runs (on every rank, agreed)."""
         if self.layer:
-            resolve_layers(pl_module, self.layer)
+            _cf.collective_check(trainer, lambda: resolve_layers(pl_module, self.layer))
         if self.snapshot_dir is not None:
             # Every rank must agree on the directory; only rank zero writes into it.
             self.snapshot_dir = trainer.strategy.broadcast(self.snapshot_dir)
@@ -339,11 +339,12 @@ class RepresentationGapCallback(Callback):
         t0 = time.perf_counter()
         datasets = self._datasets(trainer)
         indices = self._probe_indices(datasets)
-        feats, labels = self._embed_probes(trainer, pl_module, datasets, indices)
+        feats, labels, fault = self._embed_probes(trainer, pl_module, datasets, indices)
         t1 = time.perf_counter()
         values: dict[str, float] = {}
         for name in self._sources():
-            values.update(self._compute_layer(trainer, pl_module, name, _update_args(name, feats, labels), indices))
+            args = _update_args(name, feats, labels)
+            values.update(self._compute_layer(trainer, pl_module, name, args, indices, fault))
         # Identical numbers on every rank (EarlyStopping decisions and logged values must agree).
         values = trainer.strategy.broadcast(values, src=0)
         t2 = time.perf_counter()
@@ -356,11 +357,11 @@ class RepresentationGapCallback(Callback):
 
     def _embed_probes(
         self, trainer: Trainer, pl_module: LightningModule, datasets: dict[str, Any], indices: dict[str, list[int]]
-    ) -> tuple[dict[str, dict[str, Tensor]], dict[str, Tensor | None]]:
+    ) -> tuple[dict[str, dict[str, Tensor]], dict[str, Tensor | None], ReferenceBankError | None]:
         """Embed this rank's share of every probe (watched layers or raw inputs) and the ``reference_fn`` bank.
 
         Returns:
-            ``({role: {source: features, "__index__": probe indices}}, {role: labels or None})``.
+            ``({role: {source: features, "__index__": probe indices}}, {role: labels or None}, bank fault or None)``.
 
         """
         layers = resolve_layers(pl_module, self.layer) if self.layer else {}
@@ -388,15 +389,14 @@ class RepresentationGapCallback(Callback):
             mine = rank_share(indices[role], trainer.global_rank, trainer.world_size)
             feats[role], labels[role] = embed(mine)
             feats[role]["__index__"] = torch.as_tensor(mine, dtype=torch.int64)
+        fault = None
         if self.reference_fn is not None:
             source = self._sources()[0]
-            output = self._reference_fn_output(trainer, pl_module)
-            bank = _cf.checked_bank(output, trainer.world_size, self.config.min_bank_size)
-            # Checked at setup; a function whose width changes later is named here, not as a bare width mismatch.
-            _cf.check_bank_width(self, bank.shape[1], feats.get("queries", {}).get(source))
-            feats["reference"] = {source: bank}
+            bank, fault = _cf.measured_bank(self, trainer, pl_module, feats.get("queries", {}).get(source))
+            if bank is not None:
+                feats["reference"] = {source: bank}
             labels["reference"] = None
-        return feats, labels
+        return feats, labels, fault
 
     def _compute_layer(
         self,
@@ -405,12 +405,15 @@ class RepresentationGapCallback(Callback):
         name: str,
         update_args: dict[str, Tensor | None],
         indices: dict[str, list[int]],
+        fault: ReferenceBankError | None = None,
     ) -> dict[str, float]:
         """One source's metric (gathered over ranks), its figure and snapshot; returns its logged keys."""
         metric = self._metric(name)
         metric.reset()
         metric.last_inputs = metric.last_result = None  # a fault must not leave the previous epoch's data behind
         try:
+            if fault is not None:  # found before the gather, the same on every rank: no rank gathers
+                raise fault
             metric.update(**update_args)
             metric.compute()
             assert metric.last_result is not None

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,12 +240,7 @@ def _gap_compute(
     shared = k_cross == k_mle and bool((counts >= k_mle).all())
     # A law that does not hold (a flat curve: one distinct query, say) gives an infinite dimension; it is reported
     # below as undefined instead of through numpy's floating-point warnings on the way.
-    # (The filters change only when needed: catch_warnings swaps process-wide state.)
-    quiet = contextlib.nullcontext() if shared else warnings.catch_warnings()
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"), quiet:
-        if not shared:
-            for name in ("twonn_dimension", "mle_dimension", "TwoNN", "MLE"):
-                warnings.filterwarnings("ignore", message=f"{name}[: ]")
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"), _silent_cross_checks(not shared):
         est = trusted_dimension(
             fit_sizes,
             fit_per_query,
@@ -297,6 +292,21 @@ def _gap_compute(
         "".join(f", {k} {v:.4g}" for k, v in accuracy.items()),
     )
     return GapResult(values=values, curve=curve, fit=fit, approximate=approximate, dimension=est)
+
+
+@contextlib.contextmanager
+def _silent_cross_checks(silent: bool) -> Iterator[None]:
+    """With ``silent``, the block's TwoNN / MLE cross-check warnings are dropped (the caller warns for its own).
+
+    Without it the warning filters are not touched at all: ``catch_warnings`` swaps process-wide state.
+    """
+    if not silent:
+        yield
+        return
+    with warnings.catch_warnings():
+        for name in ("twonn_dimension", "mle_dimension", "TwoNN", "MLE"):
+            warnings.filterwarnings("ignore", message=f"{name}[: ]")
+        yield
 
 
 def _defined_values(curve: GapCurve, inputs: GapInputs, bank_dup_frac: float) -> dict[str, float]:

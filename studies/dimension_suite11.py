@@ -43,7 +43,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from scipy.special import ndtr
 
 from lightning_repgap.manifolds import sample_ball, sample_cube, sample_sphere, sample_torus
 from studies.dimension_suite3 import Latent, Make, fixed
@@ -303,6 +302,8 @@ def gaussian_copula(d: int, rho: float) -> Make:
     """Uniform margins coupled by a Gaussian copula of equal correlation ``rho`` (mass along the cube's diagonal)."""
 
     def sample(n: int, rng: np.random.Generator) -> np.ndarray:
+        from scipy.special import ndtr  # scipy is a dev / study dependency: imported only where a cloud is drawn
+
         z = math.sqrt(rho) * rng.standard_normal((n, 1)) + math.sqrt(1 - rho) * rng.standard_normal((n, d))
         return ndtr(z)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -194,3 +195,22 @@ def test_every_parametrised_cloud_has_its_stated_dimension(name: str) -> None:
     sv = np.linalg.svd(np.stack(cols, axis=2), compute_uv=False)
     rank = (sv > 1e-5 * sv[:, :1]).sum(1)
     assert (rank == cloud.dim).all(), (name, np.unique(rank))
+
+
+def test_the_suite_imports_and_lists_its_clouds_without_scipy():
+    # scipy is a dev / study dependency only: listing the suite (which imports every split's module) must not need it;
+    # only drawing a Gaussian-copula cloud does. A subprocess, so that the blocked import touches no other test.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['scipy'] = None\n"
+        "sys.modules['scipy.special'] = None\n"
+        "from studies.dimension_suite import suite\n"
+        "assert len(suite('eleventh')) == 43\n"
+        "assert not any(m == 'scipy' or m.startswith('scipy.') for m, v in sys.modules.items() if v is not None)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

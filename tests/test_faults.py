@@ -35,6 +35,8 @@ from lightning_repgap._faults import (
     MeasurementFaultWarning,
     NonFiniteRepresentationError,
     NonFiniteRepresentationWarning,
+    ReferenceBankError,
+    ReferenceBankWarning,
     SnapshotIOWarning,
     TooFewDistinctPointsError,
     TooFewDistinctPointsWarning,
@@ -216,6 +218,12 @@ def _ref_fn(values: torch.Tensor) -> Callable[[pl.LightningModule], torch.Tensor
     return lambda module: values
 
 
+def _narrower_at_the_first_measurement(module: pl.LightningModule) -> torch.Tensor:
+    """Width 16 (the layer's) when training starts and from the second epoch on; 8 at the first measurement."""
+    narrow = not module.trainer.training and module.current_epoch == 0
+    return _manifold(128, 2) @ torch.eye(AMBIENT, 16)[:, : 8 if narrow else 16]
+
+
 def _not_a_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("a file where the snapshot directory should be")
 
@@ -287,6 +295,10 @@ CASES = [
          warning=NonFiniteRepresentationWarning, nan="all", valid=(0.0,)),
     Case("reference_fn_collapsed", layer="rep", cb={"reference_fn": _ref_fn(torch.zeros(128, 16))},
          warning=DegenerateRepresentationWarning, nan=DEAD, values={"bank_dup_frac": 1.0}, valid=(0.0,)),
+    Case("reference_fn_width_changes_after_setup", layer="rep", epochs=2,
+         cb={"reference_fn": _narrower_at_the_first_measurement}, warning=ReferenceBankWarning, valid=(0.0, 1.0)),
+    Case("reference_fn_never_ready", layer="rep", cb={"reference_fn": lambda module: None},
+         warning=ReferenceBankWarning, nan="all", valid=(0.0,)),
     Case("approximate_index_dead_layer", rep=lambda x, e: x * 0.0, cb={"config": GapConfig(index="ivf")},
          warning=DegenerateRepresentationWarning, nan=(*DEAD, "recall", "gap_rel_error"), values={"gap": 0.0},
          valid=(0.0,)),
@@ -416,6 +428,18 @@ def test_strict_mode_reraises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
                          enable_progress_bar=False, num_sanity_val_steps=0, default_root_dir=tmp_path)  # fmt: skip
     with pytest.raises(NonFiniteRepresentationError, match="NaN"):
         trainer.fit(Net(rep=lambda x, e: x * math.nan), *data())
+
+
+def test_strict_mode_reraises_a_reference_fn_bank_fault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The measurement's bank check is a survivable fault now; strict mode still raises it, as the error the check
+    # raised before (a ValueError naming reference_fn, the layer and both widths; a TypeError for None).
+    monkeypatch.setenv(STRICT_ENV, "1")
+    case = Case("strict_bank", layer="rep", cb={"reference_fn": _narrower_at_the_first_measurement})
+    with pytest.raises(ReferenceBankError, match=r"width 8, but the queries, layer 'rep', have width 16") as raised:
+        _fit(case, tmp_path)
+    assert isinstance(raised.value, ValueError)
+    assert isinstance(raised.value, TypeError)
+    assert isinstance(raised.value.__cause__, ValueError)
 
 
 def test_scale_free_keys_do_not_move_with_the_representation_scale(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from lightning_repgap._screen import (
     use_screen,
 )
 from lightning_repgap._screen_tiles import bf16_bits, widen_bits
+from lightning_repgap._threads import thread_scope
 from lightning_repgap.search import ExactEngine, check_precision, nearest
 
 CPU = torch.device("cpu")
@@ -222,6 +223,28 @@ def test_pair_distances_do_not_depend_on_the_step(monkeypatch):
     monkeypatch.setattr(prepare_module, "_PAIR_BYTES", 1 << 40)  # one step of PAIR_QUERY_STEP rows
     np.testing.assert_array_equal(small, pair_dist_sq(reference, queries, index))
     assert np.isinf(small[index < 0]).all()
+
+
+def test_pair_distances_give_every_thread_a_step_at_a_small_width(monkeypatch):
+    # k = 1 at D = 256 just above the threading threshold (2^22 multiply-adds): 16,384 queries. At 16 batches of 256
+    # queries per step that made 4 steps, so 4 of 8 threads idled; the steps now shrink to leave one per thread
+    # (and the same bits: each pair is scored on its own; threads count only the steps, with the GIL released).
+    rng = np.random.default_rng(9)
+    reference, queries = rng.standard_normal((64, 256)), rng.standard_normal((16384, 256))
+    index = rng.integers(0, 64, (16384, 1))
+    steps: list[int] = []
+    real = prepare_module.parallel_steps
+
+    def spy(run, starts, work):
+        steps.append(len(starts))
+        real(run, starts, work)
+
+    one = pair_dist_sq(reference, queries, index)
+    monkeypatch.setattr(prepare_module, "parallel_steps", spy)
+    with thread_scope(8):
+        eight = pair_dist_sq(reference, queries, index)
+    assert steps == [8]
+    np.testing.assert_array_equal(one, eight)
 
 
 def test_rescoring_does_not_depend_on_its_step_and_stays_small_at_a_large_width(monkeypatch):

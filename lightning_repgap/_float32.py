@@ -1,0 +1,115 @@
+"""Full float32 precision for the search's products: no TF32 (CUDA) or bf16 (oneDNN on CPU) in float32 matmuls.
+
+The exact search's float32 error bounds (the winners' float64 re-score, the neighbour table's settle check, the
+bf16 screen's float32 side) assume float32 products accumulated in float32. ``torch.set_float32_matmul_precision``
+below ``"highest"`` (or ``torch.backends.cuda.matmul.allow_tf32``, or the per-backend ``fp32_precision`` of torch
+>= 2.9) lets torch compute them with TF32 on CUDA, and on CPUs with bf16 units (AVX-512 BF16, AMX) with bf16 through
+oneDNN: errors of about 1e-3 relative instead of 1e-7, far outside the bounds (on an Intel Xeon with AMX a 512 x 256
+by 256 x 512 product moved by 0.19 under ``"medium"``, by 5e-5 at ``"highest"``), so an "exact" answer could be
+wrong. :func:`full_float32` turns that off for the search and restores the caller's setting afterwards.
+
+The flags are process-wide. Nested and concurrent scopes (other Python threads) share one setting: the first scope
+in saves and sets it, the last one out restores it. Torch work in other threads during a search therefore runs at
+full float32 precision too (slower, never less exact); the package's own searches never overlap with such work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+__all__ = ["full_float32", "matmul_precisions"]
+
+_LOCK = threading.Lock()
+_depth = 0
+_saved: Any = None
+
+
+def _precision_backends() -> list[Any]:
+    """The per-backend matmul precision settings of torch >= 2.9 (CUDA's cuBLAS, oneDNN's), or ``[]`` before."""
+    found = []
+    for parent in (torch.backends.cuda, getattr(torch.backends, "mkldnn", None)):
+        matmul = getattr(parent, "matmul", None)
+        if matmul is not None and hasattr(matmul, "fp32_precision"):
+            found.append(matmul)
+    return found
+
+
+def matmul_precisions() -> tuple[str, ...]:
+    """The float32 matmul settings in force: each backend's ``fp32_precision`` (torch >= 2.9), else the global one.
+
+    Full precision reads ``("ieee", "ieee")`` (``("highest",)`` before torch 2.9); ``"none"`` defers to
+    ``torch.backends.fp32_precision``.
+
+    Example:
+        >>> len(matmul_precisions()) >= 1
+        True
+
+    """
+    backends = _precision_backends()
+    if backends:
+        return tuple(str(b.fp32_precision) for b in backends)
+    return (torch.get_float32_matmul_precision(),)
+
+
+def _enter() -> Any:
+    backends = _precision_backends()
+    if backends:
+        # The per-backend API: set and restored value by value. (Mixing it with the legacy setter is refused by
+        # torch's getters, so the legacy ``set_float32_matmul_precision`` is not used where this API exists; saving
+        # and restoring each value leaves ``get_float32_matmul_precision`` reading as it did before.)
+        saved = [(b, b.fp32_precision) for b in backends]
+        for backend, value in saved:
+            if value != "ieee":
+                backend.fp32_precision = "ieee"
+        return saved
+    before = torch.get_float32_matmul_precision()  # also covers allow_tf32: the same flag before torch 2.9
+    if before != "highest":
+        torch.set_float32_matmul_precision("highest")
+    return before
+
+
+def _restore(saved: Any) -> None:
+    if isinstance(saved, str):
+        if saved != "highest":
+            torch.set_float32_matmul_precision(saved)
+        return
+    for backend, value in saved:
+        if backend.fp32_precision != value:
+            backend.fp32_precision = value
+
+
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """Run the block with float32 matmuls at full float32 precision; the caller's setting is restored on exit.
+
+    Also on an exception, and only when the outermost of nested or concurrent scopes exits.
+
+    Example:
+        >>> before = torch.get_float32_matmul_precision()
+        >>> torch.set_float32_matmul_precision("medium")
+        >>> with full_float32():
+        ...     set(matmul_precisions()) <= {"ieee", "highest"}
+        True
+        >>> torch.get_float32_matmul_precision()
+        'medium'
+        >>> torch.set_float32_matmul_precision(before)
+
+    """
+    global _depth, _saved
+    with _LOCK:
+        if _depth == 0:
+            _saved = _enter()
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _depth -= 1
+            if _depth == 0:
+                saved, _saved = _saved, None
+                _restore(saved)

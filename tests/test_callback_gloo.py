@@ -1,0 +1,77 @@
+"""The callback's per-rank checks under two real gloo ranks: a check that fails on one rank is every rank's outcome.
+
+A ``reference_fn`` bank (and, in principle, a model) differs between ranks, so a check can fail on one rank only.
+That rank used to raise alone while the others went on into training's next collective, to wait there for the
+failed rank until the process group's timeout (or fail with a bare connection error when its process had exited).
+Now the outcome is agreed on (one small all-reduce): at ``setup`` and when training starts every rank raises a clear
+error naming the rank whose check failed; at a measurement every rank survives the same ``ReferenceBankError``.
+The ranks run :mod:`_helpers.ddp_setup_check` (externally launched, so that each rank's exception stays its own).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import torch.multiprocessing as mp
+from _helpers import ddp_setup_check
+
+
+def _free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _outcomes(case: str, out: Path) -> list[dict]:
+    mp.spawn(ddp_setup_check.run, args=(_free_port(), str(out), case), nprocs=ddp_setup_check.WORLD, join=True)
+    return [json.loads((out / f"{case}-rank{r}.json").read_text()) for r in range(ddp_setup_check.WORLD)]
+
+
+@pytest.mark.ddp
+def test_a_layer_missing_on_one_rank_stops_every_rank_at_setup(tmp_path):
+    rank0, rank1 = _outcomes("layer", tmp_path)
+    assert rank1["error"] == "MisconfigurationException", rank1.get("trace")
+    assert "extra" in rank1["message"]
+    assert rank0["error"] == "MisconfigurationException", rank0.get("trace")
+    assert "rank 1's check before training failed (MisconfigurationException)" in rank0["message"]
+    assert rank1["message"] in rank0["message"]
+    for outcome in (rank0, rank1):
+        assert outcome["steps"] == 0
+        assert outcome["seconds"] < ddp_setup_check.TIMEOUT_S / 2, outcome  # no rank waited for the timeout
+
+
+@pytest.mark.ddp
+def test_a_bad_reference_fn_bank_on_one_rank_stops_every_rank_before_training(tmp_path):
+    # Rank 0's reference_fn is not ready (None: its check is deferred), rank 1's bank has width 3 against the layer's
+    # 64: rank 1 raises its configuration error, and rank 0 the same, naming rank 1, instead of starting to train.
+    rank0, rank1 = _outcomes("bank", tmp_path)
+    width = "width 3, but the queries, layer 'backbone', have width 64"
+    assert rank1["error"] == "MisconfigurationException", rank1.get("trace")
+    assert width in rank1["message"]
+    assert rank0["error"] == "MisconfigurationException", rank0.get("trace")
+    assert "rank 1's check before training failed" in rank0["message"]
+    assert width in rank0["message"]
+    for outcome in (rank0, rank1):
+        assert outcome["steps"] == 0
+        assert outcome["seconds"] < ddp_setup_check.TIMEOUT_S / 2, outcome
+
+
+@pytest.mark.ddp
+def test_a_reference_fn_width_change_on_one_rank_is_survived_by_every_rank(tmp_path):
+    # At the first measurement rank 1's bank has width 32 (64 at the start of training and at the second): a
+    # measurement fault (DESIGN §5), survived on both ranks alike with strict=False: NaN and valid 0 that epoch, a
+    # full measurement the next, the same history on both ranks, and the fit runs to its end.
+    rank0, rank1 = _outcomes("measure", tmp_path)
+    for outcome in (rank0, rank1):
+        assert outcome["error"] is None, outcome.get("trace")
+        assert outcome["steps"] == 4
+    assert rank0["history"] == rank1["history"]
+    first, second = rank0["history"]
+    assert first["repgap/valid"] == 0
+    assert all(v is None for k, v in first.items() if k.startswith("repgap/") and k != "repgap/valid")
+    assert second["repgap/valid"] == 1
+    assert all(v is not None for k, v in second.items() if k.startswith("repgap/"))
