@@ -238,32 +238,38 @@ def check_bank_width(cb: RepresentationGapCallback, width: int, queries: torch.T
         )
 
 
-def agreed_failure(trainer: Trainer, failure: BaseException | None) -> tuple[int, str, str] | None:
-    """``(rank, error type name, message)`` of the lowest rank whose check failed, the same on every rank, or ``None``.
+def agreed_failure(
+    trainer: Trainer, failure: BaseException | None, flag: bool = False
+) -> tuple[int, str, str, bool] | None:
+    """``(rank, error type name, message, flag)`` of the failure every rank agrees on, or ``None`` when none failed.
 
-    Under an initialised process group with several ranks: one all-reduce of one integer (the lowest failing rank),
-    and only when some rank failed a broadcast of its error's type and message. Without one, this rank's own outcome.
-    Every rank of the group must call it at the same point.
+    ``flag`` is the caller's mark on this rank's failure (a configuration error, an error in the user's code), sent
+    with it; flagged failures come first: the lowest flagged failing rank's, else the lowest failing rank's. Under an
+    initialised process group with several ranks: one all-reduce of one integer, and only when some rank failed a
+    broadcast of its error's type, message and flag. Without one, this rank's own outcome. Every rank of the group
+    must call it at the same point.
 
     Example:
         >>> from types import SimpleNamespace
         >>> agreed_failure(SimpleNamespace(global_rank=0, world_size=1), ValueError("bad bank"))
-        (0, 'ValueError', 'bad bank')
+        (0, 'ValueError', 'bad bank', False)
 
     """
-    mine = None if failure is None else (trainer.global_rank, type(failure).__name__, str(failure))
+    mine = None if failure is None else (trainer.global_rank, type(failure).__name__, str(failure), bool(flag))
     shard = shard_of() if trainer.world_size > 1 else None  # None without an initialised group of several ranks
     if shard is None:
         return mine
-    code = shard.world_size if failure is None else shard.rank
+    world = shard.world_size
+    # Flagged failures rank 0 .. world - 1, others world .. 2 world - 1, none 2 world: the minimum is the one agreed.
+    code = 2 * world if failure is None else shard.rank + (0 if flag else world)
     first = torch.tensor([code], dtype=torch.int64, device=shard.device)
     dist.all_reduce(first, op=dist.ReduceOp.MIN, group=shard.group)
-    src = int(first.item())
-    if src == shard.world_size:
+    agreed = int(first.item())
+    if agreed == 2 * world:
         return None
     shared: list[Any] = [mine]
-    dist.broadcast_object_list(shared, src=src, group=shard.group, device=shard.device)
-    return shared[0]
+    dist.broadcast_object_list(shared, src=agreed % world, group=shard.group, device=shard.device)
+    return tuple(shared[0])
 
 
 def collective_check(trainer: Trainer, check: Callable[[], object]) -> None:
@@ -278,13 +284,13 @@ def collective_check(trainer: Trainer, check: Callable[[], object]) -> None:
         check()
     except Exception as err:  # re-raised below, after every rank learnt of it
         failure = err
-    agreed = agreed_failure(trainer, failure)
+    agreed = agreed_failure(trainer, failure, isinstance(failure, MisconfigurationException))
     if failure is not None:
         raise failure
     if agreed is not None:
-        rank, kind, message = agreed
+        rank, kind, message, configuration = agreed
         text = f"RepresentationGapCallback: rank {rank}'s check before training failed ({kind}): {message}"
-        raise MisconfigurationException(text) if kind == "MisconfigurationException" else RuntimeError(text)
+        raise MisconfigurationException(text) if configuration else RuntimeError(text)
 
 
 def measured_bank(
@@ -295,22 +301,38 @@ def measured_bank(
     A bank that fails the setup's checks now (a width that changed since, ``None`` from a function never ready, too
     few points) is a :class:`~lightning_repgap._faults.ReferenceBankError`: a measurement fault the callback survives
     (re-raised in strict mode), on every rank when any rank's bank fails, so that no rank meets the others' gather
-    alone. An error the function itself raises propagates (an error in the user's code).
+    alone. An error the function itself raises propagates (an error in the user's code, DESIGN §5): on its rank as
+    raised, on the others as a ``RuntimeError`` naming that rank, after the same agreement (without it, the others
+    would wait for the failed rank in the next collective until the process group's timeout). Such an error comes
+    before any rank's bank fault.
     """
-    output = cb._reference_fn_output(trainer, pl_module)
     bank = None
+    raised = False
     try:
-        bank = checked_bank(output, trainer.world_size, cb.config.min_bank_size)
-        # Checked at setup; a function whose width changes later is named here, not as a bare width mismatch.
-        check_bank_width(cb, bank.shape[1], queries)
-    except (TypeError, ValueError) as err:
+        output = cb._reference_fn_output(trainer, pl_module)
+    except Exception as err:  # the user's code: re-raised below, after every rank learnt of it
         failure: Exception | None = err
+        raised = True
     else:
-        failure = None
-    agreed = agreed_failure(trainer, failure)
+        try:
+            bank = checked_bank(output, trainer.world_size, cb.config.min_bank_size)
+            # Checked at setup; a function whose width changes later is named here, not as a bare width mismatch.
+            check_bank_width(cb, bank.shape[1], queries)
+        except (TypeError, ValueError) as err:
+            failure = err
+        else:
+            failure = None
+    agreed = agreed_failure(trainer, failure, raised)
+    if raised:
+        assert failure is not None
+        raise failure
     if agreed is None:
         return bank, None
-    rank, _, message = agreed
+    rank, kind, message, user_error = agreed
+    if user_error:
+        raise RuntimeError(
+            f"RepresentationGapCallback: rank {rank}'s `reference_fn` raised {kind} at this measurement: {message}"
+        )
     where = f"on rank {rank}: " if trainer.world_size > 1 else ""
     fault = _faults.ReferenceBankError(f"{where}{message}")
     fault.__cause__ = failure

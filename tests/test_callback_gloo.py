@@ -4,7 +4,9 @@ A ``reference_fn`` bank (and, in principle, a model) differs between ranks, so a
 That rank used to raise alone while the others went on into training's next collective, to wait there for the
 failed rank until the process group's timeout (or fail with a bare connection error when its process had exited).
 Now the outcome is agreed on (one small all-reduce): at ``setup`` and when training starts every rank raises a clear
-error naming the rank whose check failed; at a measurement every rank survives the same ``ReferenceBankError``.
+error naming the rank whose check failed; at a measurement every rank survives the same ``ReferenceBankError``, and
+an error that ``reference_fn`` itself raises on one rank ends the fit on every rank (that rank's own error, a
+``RuntimeError`` naming it on the others) instead of leaving the others to wait for it.
 The ranks run :mod:`_helpers.ddp_setup_check` (externally launched, so that each rank's exception stays its own).
 """
 
@@ -42,6 +44,13 @@ def test_a_layer_missing_on_one_rank_stops_every_rank_at_setup(tmp_path):
     for outcome in (rank0, rank1):
         assert outcome["steps"] == 0
         assert outcome["seconds"] < ddp_setup_check.TIMEOUT_S / 2, outcome  # no rank waited for the timeout
+    # Then, on the same process group, a check whose error on rank 1 is a MisconfigurationException subclass of
+    # another name: rank 0 raises a MisconfigurationException too (it used to tell the kind by the class name, and
+    # raised a RuntimeError).
+    sub0, sub1 = rank0["subclass"], rank1["subclass"]
+    assert sub1["error"] == "LayerMissingError", sub1.get("trace")
+    assert sub0["error"] == "MisconfigurationException", sub0.get("trace")
+    assert "rank 1's check before training failed (LayerMissingError): no layer 'extra'" in sub0["message"]
 
 
 @pytest.mark.ddp
@@ -60,18 +69,40 @@ def test_a_bad_reference_fn_bank_on_one_rank_stops_every_rank_before_training(tm
         assert outcome["seconds"] < ddp_setup_check.TIMEOUT_S / 2, outcome
 
 
+@pytest.fixture(scope="module")
+def measure_raises(tmp_path_factory) -> list[dict]:
+    """The outcomes of one fit for the two measurement tests (a gloo fit costs seconds)."""
+    return _outcomes("measure_raises", tmp_path_factory.mktemp("gloo"))
+
+
 @pytest.mark.ddp
-def test_a_reference_fn_width_change_on_one_rank_is_survived_by_every_rank(tmp_path):
+def test_a_reference_fn_width_change_on_one_rank_is_survived_by_every_rank(measure_raises):
     # At the first measurement rank 1's bank has width 32 (64 at the start of training and at the second): a
     # measurement fault (DESIGN §5), survived on both ranks alike with strict=False: NaN and valid 0 that epoch, a
-    # full measurement the next, the same history on both ranks, and the fit runs to its end.
-    rank0, rank1 = _outcomes("measure", tmp_path)
+    # full measurement the next, the same history on both ranks; the fit trains on into the third epoch (whose
+    # measurement ends it: the next test).
+    rank0, rank1 = measure_raises
     for outcome in (rank0, rank1):
-        assert outcome["error"] is None, outcome.get("trace")
-        assert outcome["steps"] == 4
+        assert outcome["steps"] == 6, outcome.get("trace")
     assert rank0["history"] == rank1["history"]
     first, second = rank0["history"]
     assert first["repgap/valid"] == 0
     assert all(v is None for k, v in first.items() if k.startswith("repgap/") and k != "repgap/valid")
     assert second["repgap/valid"] == 1
     assert all(v is not None for k, v in second.items() if k.startswith("repgap/"))
+
+
+@pytest.mark.ddp
+def test_an_error_raised_by_reference_fn_on_one_rank_ends_the_fit_on_every_rank(measure_raises):
+    # At the third measurement rank 1's reference_fn raises a ValueError: an error in the user's code, not a bad bank
+    # (DESIGN §5: it propagates, strict=False or not). Rank 1 raises it as raised; rank 0, which used to wait for
+    # rank 1 in the bank checks' all-reduce until the process group's timeout, raises a RuntimeError naming rank 1,
+    # although its own bank has the wrong width that epoch (a fault it would survive, to meet rank 1 nowhere).
+    rank0, rank1 = measure_raises
+    assert rank1["error"] == "ValueError", rank1.get("trace")
+    assert rank1["message"] == ddp_setup_check.USER_ERROR
+    assert rank0["error"] == "RuntimeError", rank0.get("trace")
+    assert "rank 1's `reference_fn` raised ValueError" in rank0["message"]
+    assert ddp_setup_check.USER_ERROR in rank0["message"]
+    for outcome in (rank0, rank1):
+        assert outcome["seconds"] < ddp_setup_check.TIMEOUT_S / 2, outcome  # no rank waited for the timeout

@@ -8,8 +8,13 @@ kills its peers) and each rank saves its own outcome to ``OUT_DIR/<case>-rank<r>
 - ``"layer"``: the watched layer exists on rank 0 only (the layer check at ``setup``);
 - ``"bank"``: ``reference_fn`` returns ``None`` on rank 0 (not ready: checked later) and a bank of the wrong width on
   rank 1 (the check when training starts);
-- ``"measure"``: ``reference_fn``'s bank is right on both ranks at the start of training, and on rank 1 changes width
-  at the first measurement (a measurement fault, survived with ``strict=False``); right again at the second.
+- ``"measure_raises"``: ``reference_fn``'s bank is right on both ranks at the start of training, and on rank 1 changes
+  width at the first measurement (a measurement fault, survived with ``strict=False``); right again at the second; at
+  the third, rank 1's ``reference_fn`` itself raises :data:`USER_ERROR` (an error in the user's code: it propagates)
+  while rank 0's bank changes width (a fault that the error must take precedence over).
+  One fit for both, to keep the gloo runs few.
+
+After the ``"layer"`` fit, :func:`subclass_check` runs the agreement of a setup check alone on the same process group.
 """
 
 from __future__ import annotations
@@ -20,19 +25,26 @@ import math
 import os
 import time
 import traceback
+from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import torch
+import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 
 from _helpers.models import MLP, QUIET_TRAINER, loaders
+from lightning_repgap._callback_faults import collective_check
 from lightning_repgap.callback import RepresentationGapCallback
 from lightning_repgap.config import GapConfig
 
 #: The process group's timeout in these runs: a rank left waiting fails within it, not after gloo's half hour.
 TIMEOUT_S = 40
 WORLD = 2
+#: What rank 1's ``reference_fn`` raises at the third measurement of ``"measure_raises"`` (a ``ValueError``, as the
+#: bank checks raise, to show that it is not taken for a bad bank).
+USER_ERROR = "the user's bank sampler broke"
 
 
 def _bank(case: str, rank: int, pl_module: pl.LightningModule) -> torch.Tensor | None:
@@ -40,7 +52,9 @@ def _bank(case: str, rank: int, pl_module: pl.LightningModule) -> torch.Tensor |
     if case == "bank":
         return None if rank == 0 else torch.randn(256, 3)
     epoch = pl_module.current_epoch
-    width = 32 if (rank == 1 and not training and epoch == 0) else 64
+    if rank == 1 and not training and epoch == 2:
+        raise ValueError(USER_ERROR)
+    width = 32 if (not training and (rank, epoch) in ((1, 0), (0, 2))) else 64
     return pl_module.backbone(torch.randn(256, 16))[:, :width]
 
 
@@ -65,7 +79,7 @@ def run(rank: int, port: int, out_dir: str, case: str) -> None:
         strict=False,
     )
     trainer = pl.Trainer(
-        max_epochs=2 if case == "measure" else 1,
+        max_epochs=3 if case == "measure_raises" else 1,
         accelerator="cpu",
         devices=WORLD,
         strategy=DDPStrategy(process_group_backend="gloo", timeout=datetime.timedelta(seconds=TIMEOUT_S)),
@@ -80,6 +94,8 @@ def run(rank: int, port: int, out_dir: str, case: str) -> None:
     except Exception as err:
         outcome.update(error=type(err).__name__, message=str(err), trace=traceback.format_exc())
     outcome.update(seconds=time.perf_counter() - t0, steps=trainer.global_step)
+    if case == "layer" and dist.is_initialized():  # a second check on the same group: no further spawn
+        outcome["subclass"] = subclass_check(rank)
     outcome["history"] = [
         {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in h.items()} for h in cb.history
     ]
@@ -88,3 +104,25 @@ def run(rank: int, port: int, out_dir: str, case: str) -> None:
     # The group may be half torn down on one side (a rank that failed): leave without the interpreter's teardown,
     # as the gloo gather test does; every outcome is on disk.
     os._exit(0)
+
+
+class LayerMissingError(MisconfigurationException):
+    """A configuration error of its own class (a ``MisconfigurationException`` under another name)."""
+
+
+def subclass_check(rank: int) -> dict[str, object]:
+    """:func:`~lightning_repgap._callback_faults.collective_check` alone, on the fit's process group (kept after it).
+
+    Rank 1's check raises a :class:`LayerMissingError`; returns the type and message of what this rank raised.
+    """
+    outcome: dict[str, object] = {"error": None, "message": ""}
+
+    def check() -> None:
+        if rank == 1:
+            raise LayerMissingError("no layer 'extra' on rank 1")
+
+    try:
+        collective_check(SimpleNamespace(global_rank=rank, world_size=WORLD), check)  # type: ignore[arg-type]
+    except Exception as err:
+        outcome.update(error=type(err).__name__, message=str(err), trace=traceback.format_exc())
+    return outcome
