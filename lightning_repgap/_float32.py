@@ -11,6 +11,15 @@ wrong. :func:`full_float32` turns that off for the search and restores the calle
 The flags are process-wide. Nested and concurrent scopes (other Python threads) share one setting: the first scope
 in saves and sets it, the last one out restores it. Torch work in other threads during a search therefore runs at
 full float32 precision too (slower, never less exact); the package's own searches never overlap with such work.
+
+Torch >= 2.9 keeps two APIs over these flags: the legacy one (``set_float32_matmul_precision``, ``allow_tf32``) and
+the per-backend ``fp32_precision``, and its legacy getters refuse a "mix" of the two. Where the legacy getter reads
+(the caller used the legacy API, or none), the scope sets ``"highest"`` through it and, on exit, restores the legacy
+setting and then each backend's value as they were: inside, either API reads full precision. Where it refuses (the
+caller mixed the APIs already), the backends alone are set and restored; the legacy getters read full precision
+inside and refuse again after. Caveat: a backend left at ``"none"`` (deferring to ``torch.backends.fp32_precision``)
+is read, and so restored, as the value it defers to: the same precision, but no longer following a later change of
+``torch.backends.fp32_precision``.
 """
 
 from __future__ import annotations
@@ -56,29 +65,48 @@ def matmul_precisions() -> tuple[str, ...]:
     return (torch.get_float32_matmul_precision(),)
 
 
+def _legacy_setting() -> str | None:
+    """What ``torch.get_float32_matmul_precision`` reads, or ``None`` where it refuses (the two APIs were mixed)."""
+    try:
+        return torch.get_float32_matmul_precision()
+    except RuntimeError:
+        return None
+
+
 def _enter() -> Any:
     backends = _precision_backends()
-    if backends:
-        # The per-backend API: set and restored value by value. (Mixing it with the legacy setter is refused by
-        # torch's getters, so the legacy ``set_float32_matmul_precision`` is not used where this API exists; saving
-        # and restoring each value leaves ``get_float32_matmul_precision`` reading as it did before.)
-        saved = [(b, b.fp32_precision) for b in backends]
+    if not backends:  # before torch 2.9: one setting (``allow_tf32`` is the same flag)
+        before = torch.get_float32_matmul_precision()
+        if before != "highest":
+            torch.set_float32_matmul_precision("highest")
+        return before
+    saved = [(b, b.fp32_precision) for b in backends]
+    legacy = _legacy_setting()
+    if legacy == "highest" and all(value == "ieee" for _, value in saved):
+        return None  # full precision already, and read so by either API
+    if legacy is not None:
+        # The legacy setter writes the legacy setting and every backend's: inside the scope both APIs read full
+        # precision (``allow_tf32`` False, ``get_float32_matmul_precision`` "highest"). Writing the backends alone
+        # would leave the legacy setting as it was: its getters would read it stale, or refuse the mix.
+        torch.set_float32_matmul_precision("highest")
+    else:  # the user mixed the APIs already (the legacy getter refuses): the backends alone, value by value
         for backend, value in saved:
             if value != "ieee":
                 backend.fp32_precision = "ieee"
-        return saved
-    before = torch.get_float32_matmul_precision()  # also covers allow_tf32: the same flag before torch 2.9
-    if before != "highest":
-        torch.set_float32_matmul_precision("highest")
-    return before
+    return legacy, saved
 
 
 def _restore(saved: Any) -> None:
+    if saved is None:
+        return
     if isinstance(saved, str):
         if saved != "highest":
             torch.set_float32_matmul_precision(saved)
         return
-    for backend, value in saved:
+    legacy, values = saved
+    if legacy is not None:
+        torch.set_float32_matmul_precision(legacy)  # the legacy setting; then each backend's value as it was
+    for backend, value in values:
         if backend.fp32_precision != value:
             backend.fp32_precision = value
 

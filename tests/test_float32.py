@@ -10,7 +10,7 @@ CPU matmuls turn bf16 then, as the Xeon this was written on: 5 of 256 wrong neig
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -99,3 +99,58 @@ def test_nested_and_concurrent_scopes_restore_once_the_last_exits(medium):
     thread.join(10)
     assert set(inside[0]) <= FULL
     assert matmul_precisions() == medium
+
+
+def _read(getter: Callable[[], object]) -> object:
+    try:
+        return getter()
+    except RuntimeError:  # torch refuses the mix of the legacy and new APIs
+        return "refuses"
+
+
+def _reads() -> tuple[object, ...]:
+    """What torch's getters read, both APIs (a getter that refuses the mix of the legacy and new APIs: "refuses")."""
+    legacy = (torch.get_float32_matmul_precision, lambda: torch.backends.cuda.matmul.allow_tf32)
+    return (matmul_precisions(), *(_read(getter) for getter in legacy))
+
+
+def _set_new_api_medium_values() -> None:
+    # Medium's per-backend values written with the new API over a legacy "highest": the legacy getters refuse the mix.
+    torch.backends.cuda.matmul.fp32_precision = "tf32"
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+
+
+def _allow_tf32() -> None:
+    torch.backends.cuda.matmul.allow_tf32 = True
+
+
+_LOWERINGS = {
+    "legacy high": lambda: torch.set_float32_matmul_precision("high"),
+    "legacy medium": lambda: torch.set_float32_matmul_precision("medium"),
+    "allow_tf32": _allow_tf32,
+}
+if hasattr(torch.backends.cuda.matmul, "fp32_precision") and hasattr(torch.backends.mkldnn, "matmul"):
+    _LOWERINGS["new API, medium's values"] = _set_new_api_medium_values
+
+
+@pytest.mark.parametrize("lower", list(_LOWERINGS))
+def test_both_apis_read_full_precision_inside_the_scope_and_as_before_after_it(lower):
+    # Torch >= 2.9's legacy getters refuse a mix of the legacy and the per-backend API. The guard used to write the
+    # per-backend values under a legacy "high" / "medium" / allow_tf32: inside, `allow_tf32` raised ("mix of the
+    # legacy and new APIs") and `get_float32_matmul_precision` read "high" (stale).
+    backends = [torch.backends.cuda.matmul, getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)]
+    start = [(b, b.fp32_precision) for b in backends if hasattr(b, "fp32_precision")]  # the session's, restored
+    torch.set_float32_matmul_precision("highest")
+    try:
+        _LOWERINGS[lower]()
+        before = _reads()
+        with full_float32():
+            inside = _reads()
+        after = _reads()
+    finally:
+        torch.set_float32_matmul_precision("highest")
+        for backend, value in start:
+            backend.fp32_precision = value
+    assert set(inside[0]) <= FULL, inside
+    assert inside[1:] == ("highest", False), inside
+    assert after == before
