@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["full_float32", "matmul_precisions"]
+__all__ = ["full_float32", "matmul_precisions", "no_autocast"]
 
 _LOCK = threading.Lock()
 _depth = 0
@@ -141,3 +141,37 @@ def full_float32() -> Iterator[None]:
             if _depth == 0:
                 saved, _saved = _saved, None
                 _restore(saved)
+
+
+#: Device types whose autocast state a search scope checks (the devices the search runs on).
+_AUTOCAST_DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return bool(torch.is_autocast_enabled(device_type))  # torch >= 2.4
+    except (TypeError, RuntimeError):  # older torch: no device argument (CUDA's state), or an unknown device type
+        if device_type == "cpu":
+            return bool(torch.is_autocast_cpu_enabled())
+        return device_type == "cuda" and bool(torch.is_autocast_enabled())
+
+
+@contextlib.contextmanager
+def no_autocast() -> Iterator[None]:
+    """Run the block with autocast off on every device type where the caller turned it on (restored on exit).
+
+    Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (or CUDA's) torch computes float32 matmuls in bf16 or
+    float16 and returns them so: outside the exact search's float32 bounds, and of another dtype than its float32
+    tables (an index-put error). Autocast is thread-local: the caller's thread is the one to switch off.
+
+    Example:
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16), no_autocast():
+        ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+        torch.float32
+
+    """
+    with contextlib.ExitStack() as stack:
+        for device_type in _AUTOCAST_DEVICES:
+            if _autocast_enabled(device_type):
+                stack.enter_context(torch.autocast(device_type, enabled=False))
+        yield

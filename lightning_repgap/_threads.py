@@ -28,7 +28,7 @@ from typing import Any, Literal
 import torch
 
 from lightning_repgap._checks import _check_positive_int
-from lightning_repgap._float32 import full_float32
+from lightning_repgap._float32 import full_float32, no_autocast
 
 __all__ = [
     "GemmLibrary",
@@ -154,8 +154,9 @@ def faiss_threads(n: int) -> Iterator[None]:
 @contextlib.contextmanager
 def _scope(requested: int | None, faiss: bool) -> Iterator[int]:
     # torch's setting is entered first, so that it is restored last (FAISS' may share torch's OpenMP runtime).
-    # The float32 products run at full float32 precision (no TF32 / bf16): the search's error bounds assume it.
-    with full_float32(), torch_threads(requested):
+    # The float32 products run at full float32 precision (no TF32 / bf16, no autocast in the caller's thread): the
+    # search's error bounds assume it.
+    with full_float32(), no_autocast(), torch_threads(requested):
         count = current_threads()
         with faiss_threads(count) if faiss else contextlib.nullcontext():
             yield count
@@ -166,7 +167,8 @@ def thread_scope(num_threads: int | None, *, faiss: bool = False) -> contextlib.
 
     The scope also runs torch's float32 matmuls at full float32 precision
     (:func:`~lightning_repgap._float32.full_float32`: no TF32 or bf16 under a lowered
-    ``torch.set_float32_matmul_precision``), restored on exit like the counts.
+    ``torch.set_float32_matmul_precision``; :func:`~lightning_repgap._float32.no_autocast`: none under the caller's
+    ``torch.autocast``), restored on exit like the counts.
 
     ``num_threads`` is validated when this is called, before any data is copied; the settings are applied when the
     ``with`` block is entered and restored when it exits. The block receives the count in force.

@@ -154,3 +154,22 @@ def test_both_apis_read_full_precision_inside_the_scope_and_as_before_after_it(l
     assert set(inside[0]) <= FULL, inside
     assert inside[1:] == ("highest", False), inside
     assert after == before
+
+
+def test_the_search_under_the_callers_cpu_autocast_gives_the_answer_without_it():
+    # Under torch.autocast("cpu", dtype=torch.bfloat16) float32 matmuls come out in bf16: the search raised an
+    # index-put dtype error (float32 table, bf16 scores). The search scope switches autocast off in the caller's
+    # thread (autocast is thread-local) and leaves it on for the caller afterwards.
+    reference, queries = _cloud(4096, 256, 64)
+    d64 = ((queries[:, None, :].astype(np.float64) - reference[None].astype(np.float64)) ** 2).sum(-1)
+    plain = nearest(reference, queries, k=3, backend="torch", gemm="torch", search_precision="fp32")
+    curve = gap_curve(reference, queries, backend="torch", n_neighbors=3, neighbor_queries=64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        dist, index = nearest(reference, queries, k=3, backend="torch", gemm="torch", search_precision="fp32")
+        again = gap_curve(reference, queries, backend="torch", n_neighbors=3, neighbor_queries=64)
+        assert torch.is_autocast_enabled("cpu")  # the caller's autocast, untouched
+    np.testing.assert_array_equal(index[:, 0], d64.argmin(axis=1))
+    np.testing.assert_array_equal(index, plain[1])
+    np.testing.assert_array_equal(dist, plain[0])
+    np.testing.assert_array_equal(again.per_query, curve.per_query)
+    np.testing.assert_array_equal(again.knn_dist_sq, curve.knn_dist_sq)
