@@ -418,8 +418,8 @@ class RepresentationGapCallback(Callback):
             metric.compute()
             assert metric.last_result is not None
             result = dict(metric.last_result.values)  # float64: a gap of 1e-60 must not flush to 0 in float32
-        except SURVIVABLE as fault:  # only the listed measurement causes; anything else propagates
-            result = self._faults.survive(fault, name, _cf.expected_keys(self, update_args))
+        except SURVIVABLE as caught:  # only the listed measurement causes; anything else propagates
+            result = self._faults.survive(caught, name, _cf.expected_keys(self, update_args))
         finally:
             metric.reset()
         result, valid = self._faults.finish(result, name)
