@@ -442,6 +442,24 @@ def test_strict_mode_reraises_a_reference_fn_bank_fault(tmp_path: Path, monkeypa
     assert isinstance(raised.value.__cause__, ValueError)
 
 
+def test_an_error_raised_by_reference_fn_propagates_outside_strict_mode(tmp_path: Path) -> None:
+    # An error in the user's code is no bank fault, although a ValueError as the bank checks raise: it propagates
+    # as raised at the first measurement (DESIGN §5), not survived as a ReferenceBankError with strict mode off.
+    calls: list[bool] = []
+
+    def bank(module: pl.LightningModule) -> torch.Tensor:
+        calls.append(module.trainer.training)
+        if not module.trainer.training:  # the measurement (training starts with a call in training)
+            raise ValueError("the user's bank sampler broke")
+        return _manifold(128, 2) @ torch.eye(AMBIENT, 16)
+
+    case = Case("raising_bank", layer="rep", cb={"reference_fn": bank, "strict": False})
+    with pytest.raises(ValueError, match="the user's bank sampler broke") as raised:
+        _fit(case, tmp_path)
+    assert not isinstance(raised.value, ReferenceBankError)
+    assert calls == [True, False]
+
+
 def test_scale_free_keys_do_not_move_with_the_representation_scale(tmp_path: Path) -> None:
     """No silent wrong number: at 1e-30 and 1e30 the run logs the unit-scale keys, and gap times s^2."""
     runs = {}
