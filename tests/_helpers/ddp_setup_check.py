@@ -1,4 +1,4 @@
-"""Two gloo ranks of a real ``Trainer.fit`` whose callback check fails on one rank only (``test_callback_ddp.py``).
+"""Two gloo ranks of a real ``Trainer.fit`` whose callback check fails on one rank only (``test_callback_gloo.py``).
 
 Each rank is a process of :func:`torch.multiprocessing.spawn` that Lightning sees as launched externally (as under
 ``torchrun``: ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE`` set), so that a rank's exception stays its own (no launcher
