@@ -9,8 +9,8 @@ untouched splits are measured the same way, once each: ``--splits third`` (:mod:
 ``--splits fourth`` (:mod:`studies.dimension_suite4`), ``--splits fifth`` (:mod:`studies.dimension_suite5`),
 ``--splits sixth`` (:mod:`studies.dimension_suite6`), ``--splits seventh`` (:mod:`studies.dimension_suite7`),
 ``--splits eighth`` (:mod:`studies.dimension_suite8`), ``--splits ninth`` (:mod:`studies.dimension_suite9`),
-``--splits tenth`` (:mod:`studies.dimension_suite10`), ``--splits eleventh`` (:mod:`studies.dimension_suite11`) and
-``--splits twelfth`` (:mod:`studies.dimension_suite12`).
+``--splits tenth`` (:mod:`studies.dimension_suite10`), ``--splits eleventh`` (:mod:`studies.dimension_suite11`),
+``--splits twelfth`` (:mod:`studies.dimension_suite12`) and ``--splits thirteenth`` (:mod:`studies.dimension_suite13`).
 DANCo, which does not depend on the rule, can be fitted beforehand on the same samples
 (``python -m studies.dimension_danco --splits eleventh --out studies/danco_eleventh.json``) and read here with
 ``--danco-json studies/danco_eleventh.json``. With ``--local`` that file also holds TwoNN and MLE on the same
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "--splits",
         default="held_out,tune",
         help="comma-separated: tune, held_out, fresh, third, fourth, fifth, sixth, seventh, eighth, ninth, tenth, "
-        "eleventh, twelfth",
+        "eleventh, twelfth, thirteenth",
     )
     parser.add_argument("--sizes", default="2500,20000", help="comma-separated cloud sizes")
     parser.add_argument("--no-danco", action="store_true", help="skip the (slow) DANCo comparison")
