@@ -54,28 +54,29 @@ spheres):
 * products: Cayley's sextic times a Beta(2, 3) interval, the teardrop times a sphere, :math:`S^2 \times S^3 \times
   S^4`, the solid 3-cone times a circle, the Steinmetz curve times a disc, the dumbbell curve times a von Mises circle.
 
-Scales were checked against the neighbour scale before the split was committed (geometry only, no estimate; clean
-clouds of 2,500 points, 20th-neighbour distances ``k20``). Curves: no point of the meander, the Steinmetz curve (its
-loops 1.66 apart, ``k20`` 0.05), the squircle's other sides, the rational curve or the network curve has a
-20-neighbour more than four median neighbour arc lengths away along the curve except where the shape itself brings
-the curve together: the dumbbell's tacnode (8.5 % of the points), the heart's two cusps (5.6 %), Cayley's sextic's
-crossing (2.0 %), the teardrop's cusp (1.7 %); on the squircle 10.6 % of the points reach that far *along* their
-own side, where the density vanishes linearly at the side's midpoint. Cayley's sextic is drawn uniform in arc
-length (uniform in ``t`` put 14 % of the points within 0.01 of the origin). In the network images at most 0.012 %
-of the 20-neighbour pairs lie more than four median neighbour distances apart in the latent cube (the Cauchy network
-at gain 1; 0.19 % at gain 1.5, so the gain was lowered). Surfaces: no 20-neighbour pair of the vase, the Hopf torus
-or the Sudanese band is far apart in the parameters; the umbilic torus's section is a deltoid, so the surface has
-three cuspidal ridges and 50 % of its points have a 20-neighbour across a ridge (12 % of the pairs) at n = 2,500:
-a surface folded sharply, 2-d at every regular point. (Maeder's owl, first written here, was replaced before the
-commit: its two sheets lie over the same plane region and 41 % of its points had a 20-neighbour on the other sheet.)
-Products: in every product the 20th neighbour's displacement within each factor is below that factor's RMS radius
-(teardrop x sphere: 0.26 of the sphere's 0.6 before the sphere's radius was raised to 0.8). The mixture's 20-neighbour
-graph at n = 2,500 splits into its three clusters (51 / 29 / 19 % of the points); the narrowest gap between clusters
-(7.6) is more than twice the widest cluster's median ``k20`` (1.6), each cluster's RMS radius (1.5 to 2.5) is at least
-its median ``k20`` (1.1 to 1.6), and the noise (5 % of the cloud's RMS radius 7.4) is a quarter of the narrowest
-cluster's RMS radius. The covariance of every clean cloud has a condition number at most 8 over its top ``dim``
-directions except the mixture (43, the three centres). The hyperbolic wrapped normal's height ``x_0`` has median 1.65
-and 99th percentile 5.5.
+Scales were checked against the neighbour scale before the split was committed (geometry only, no estimate; clean clouds
+of 2,500 points, 20th-neighbour distances ``k20``). Curves: no point of the meander, the Steinmetz curve (its loops 1.66
+apart, ``k20`` 0.05), the squircle's other sides, the rational curve or the network curve has a 20-neighbour more than
+four median neighbour arc lengths away along the curve except where the shape itself brings the curve together: the
+dumbbell's tacnode (8.5 % of the points), the heart's two cusps (5.6 %), Cayley's sextic's crossing (2.0 %), the
+teardrop's cusp (1.7 %); on the squircle 10.6 % of the points reach that far *along* their own side, where the density
+vanishes linearly at the side's midpoint. Cayley's sextic is drawn uniform in arc length (uniform in ``t`` put 14 % of
+the points within 0.01 of the origin). The meander's position is integrated in closed form (a first version interpolated
+a table linearly, so that its points were exactly collinear between knots 0.0006 apart; DANCo, fitted after the first
+commit, returned NaN on it; the curve itself moved by at most 1.4e-7). In the network images at most 0.012 % of the
+20-neighbour pairs lie more than four median neighbour distances apart in the latent cube (the Cauchy network at gain 1;
+0.19 % at gain 1.5, so the gain was lowered). Surfaces: no 20-neighbour pair of the vase, the Hopf torus or the Sudanese
+band is far apart in the parameters; the umbilic torus's section is a deltoid, so the surface has three cuspidal ridges
+and 50 % of its points have a 20-neighbour across a ridge (12 % of the pairs) at n = 2,500: a surface folded sharply,
+2-d at every regular point. (Maeder's owl, first written here, was replaced before the commit: its two sheets lie over
+the same plane region and 41 % of its points had a 20-neighbour on the other sheet.) Products: in every product the 20th
+neighbour's displacement within each factor is below that factor's RMS radius (teardrop x sphere: 0.26 of the sphere's
+0.6 before the sphere's radius was raised to 0.8). The mixture's 20-neighbour graph at n = 2,500 splits into its three
+clusters (51 / 29 / 19 % of the points); the narrowest gap between clusters (7.6) is more than twice the widest
+cluster's median ``k20`` (1.6), each cluster's RMS radius (1.5 to 2.5) is at least its median ``k20`` (1.1 to 1.6), and
+the noise (5 % of the cloud's RMS radius 7.4) is a quarter of the narrowest cluster's RMS radius. The covariance of
+every clean cloud has a condition number at most 8 over its top ``dim`` directions except the mixture (43, the three
+centres). The hyperbolic wrapped normal's height ``x_0`` has median 1.65 and 99th percentile 5.5.
 
 Noise (isotropic, a fraction of the clean cloud's RMS radius, as in :class:`studies.dimension_suite.SuiteCloud`):
 0 on 13 clouds, 1 % on 16, 5 % on 14. Truth = the manifold's dimension (checked by the rank of every sampler's
@@ -112,23 +113,33 @@ def _inverse_cdf(grid: np.ndarray, dens: np.ndarray) -> Callable[[np.ndarray], n
 # --- curves ------------------------------------------------------------------------------------------------------
 
 
+def _bessel_j(m: int, a: float) -> float:
+    """``J_m(a)`` from Bessel's integral ``(1 / 2 pi) int cos(m t - a sin t) dt`` (periodic: the grid mean is exact)."""
+    t = np.linspace(0.0, 2 * math.pi, 512, endpoint=False)
+    return float(np.mean(np.cos(m * t - a * np.sin(t))))
+
+
+def meander_xy(s: np.ndarray, amplitude: float, wavelength: float, terms: int = 24) -> np.ndarray:
+    """The sine-generated curve of heading ``amplitude sin(k s)`` (``k = 2 pi / wavelength``) at arc length ``s``.
+
+    Integrated in closed form by the Jacobi-Anger expansions ``cos(a sin u) = J_0(a) + 2 sum J_2m(a) cos(2 m u)`` and
+    ``sin(a sin u) = 2 sum J_(2m-1)(a) sin((2m - 1) u)`` (``terms`` terms each; they fall off like ``(a / 2)^m / m!``).
+    """
+    k = 2 * math.pi / wavelength
+    x = _bessel_j(0, amplitude) * s
+    y = np.zeros_like(s)
+    for m in range(1, terms + 1):
+        x = x + _bessel_j(2 * m, amplitude) * np.sin(2 * m * k * s) / (m * k)
+        y = y + 2 * _bessel_j(2 * m - 1, amplitude) * (1 - np.cos((2 * m - 1) * k * s)) / ((2 * m - 1) * k)
+    return np.stack([x, y], axis=1)
+
+
 def meander(amplitude: float, wavelength: float, waves: float) -> Make:
     """A sine-generated (river-meander) curve: heading ``amplitude sin(2 pi s / wavelength)`` at arc length ``s``.
 
-    ``s`` is uniform in ``[0, waves * wavelength]`` (uniform along the curve); the position is the integral of the
-    heading's unit vector, tabulated on a fine grid and interpolated.
+    ``s`` is uniform in ``[0, waves * wavelength]`` (uniform along the curve); the position is :func:`meander_xy`.
     """
-    grid = np.linspace(0.0, waves * wavelength, 20001)
-    heading = amplitude * np.sin(2 * math.pi * grid / wavelength)
-    step = np.diff(grid)
-    xs = np.concatenate([[0.0], np.cumsum(step * (np.cos(heading[1:]) + np.cos(heading[:-1])) / 2)])
-    ys = np.concatenate([[0.0], np.cumsum(step * (np.sin(heading[1:]) + np.sin(heading[:-1])) / 2)])
-
-    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
-        s = rng.uniform(0.0, grid[-1], n)
-        return np.stack([np.interp(s, grid, xs), np.interp(s, grid, ys)], axis=1)
-
-    return fixed(sample)
+    return fixed(lambda n, rng: meander_xy(rng.uniform(0.0, waves * wavelength, n), amplitude, wavelength))
 
 
 _CAYLEY_T = np.linspace(0.0, 3 * math.pi, 20001)

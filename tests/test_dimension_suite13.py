@@ -22,6 +22,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from studies.dimension_suite import NOISE_LEVELS, SPLITS, suite
+from studies.dimension_suite13 import meander_xy
 
 _latent = partial(latent, "thirteenth")
 
@@ -76,6 +77,13 @@ def _arc_length(points: np.ndarray) -> float:
 def test_curves_lie_where_they_claim():
     me = _latent("river meander, heading 1.5 sin", n=4000)
     assert np.ptp(me[:, 0]) > 3 * np.ptp(me[:, 1])  # advances along x, bends across it
+    # The closed form is the sine-generated curve: unit speed, heading 1.5 sin(2 pi s / 4) (finite differences).
+    arc = np.linspace(0.0, 12.0, 200001)
+    step = np.diff(meander_xy(arc, 1.5, 4.0), axis=0) / np.diff(arc)[:, None]
+    mid = (arc[1:] + arc[:-1]) / 2
+    assert np.allclose(np.linalg.norm(step, axis=1), 1.0, atol=1e-7)
+    assert np.allclose(np.arctan2(step[:, 1], step[:, 0]), 1.5 * np.sin(2 * math.pi * mid / 4), atol=1e-7)
+    assert np.allclose(meander_xy(me[:1, 0] * 0, 1.5, 4.0), 0.0)  # starts at the origin
     ca = _latent("Cayley's sextic + 1 %", n=4000)
     r, x = np.hypot(ca[:, 0], ca[:, 1]), ca[:, 0]
     # Cayley's sextic r = 4 a cos^3(t / 3) is 4 (x^2 + y^2 - a x)^3 = 27 a^2 (x^2 + y^2)^2; here a = 1 / 4.
