@@ -18,7 +18,10 @@ samples, and ``--cache DIR`` reads the trusted ``dim`` from the split's cached s
 (:func:`studies.dimension_retune.cached_curve`): the same rows in about a minute instead of a quarter of an hour.
 The twelfth split's rule-independent values are in ``studies/danco_twelfth.json`` (DANCo at 2,500, TwoNN and MLE at
 2,500 and 20,000), so it is measured once with ``--splits twelfth --danco-json studies/danco_twelfth.json`` (add
-``--cache`` with a folder of its cached searches for the fast path).
+``--cache`` with a folder of its cached searches for the fast path). The thirteenth split's are in
+``studies/danco_thirteenth.json`` (the same three baselines, all 43 clouds); it is measured once, after the rule is
+frozen, with ``--splits thirteenth --danco-json studies/danco_thirteenth.json --cache DIR`` (``DIR`` holding its
+searches, ``c_<seed>_<n>.npz`` as :func:`studies.dimension_retune.cached_curve` writes them).
 """
 
 from __future__ import annotations
