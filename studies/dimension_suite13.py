@@ -16,7 +16,11 @@ earlier splits, the ninth split's Gaussian-plus-cube mixture at d = 9); the resi
 eleventh and twelfth splits; here with the growing-cosine activation ``h cos h``); the Cauchy-activation network
 ``1 / (1 + h^2)`` (a bump, like the seventh and tenth splits' Gaussian-activation networks); the Smish, Logish and
 ELiSH networks (self-gated activations like the sixth split's mish, the ninth's SiLU, the fifth and ninth's GELU and
-the twelfth's Serf and TanhExp); the Lagrangian flat torus in :math:`R^6` (a flat 2-torus like the sixth split's
+the twelfth's Serf and TanhExp); the image of an interval under a random network (the GCU network curve d = 1 ->
+:math:`R^{24}` + 1 %: the sixth split's ReLU network d = 1 -> :math:`R^{24}` + 1 % has the same family, d, D and noise,
+and networks d = 1 -> :math:`R^{24}` + 5 % are in the fourth, ninth, tenth and twelfth splits; the Smish network d = 3
+-> :math:`R^{36}` and the Cauchy network d = 5 -> :math:`R^{50}` share d and D with networks of the ninth and tenth
+splits); the Lagrangian flat torus in :math:`R^6` (a flat 2-torus like the sixth split's
 flat torus in :math:`R^4`, here with a hexagonal lattice); the special unitary group :math:`SU(3)` (the fifth
 split's unitary group :math:`U(4)`, the fourth split's rotation groups); the complex Grassmannian
 :math:`G_C(2, 5)` (the twelfth split's :math:`CP^6 = G_C(1, 7)`, the fourth and eleventh splits' real
@@ -40,7 +44,8 @@ spheres):
 * surfaces: the pillow (a closed surface with a fold along its rim and four corners), the umbilic torus, a Hopf torus
   in :math:`S^3` (the preimage of a wavy latitude under the Hopf map), a vase (a surface of revolution of radius
   ``1 + 0.4 sin 2z``), the minimal Lagrangian flat torus ``(e^{iu}, e^{iv}, e^{-i(u+v)}) / sqrt 3`` in :math:`S^5`,
-  Bourke's crescent (a tube pinched to a point at both ends), the Sudanese Möbius band in :math:`S^3`;
+  Bourke's crescent (a tube of radius ``sin(2 pi v)``: two tube lobes joined at three pinch points, both ends and
+  ``v = 1/2``), the Sudanese Möbius band in :math:`S^3`;
 * network images: Smish ``h tanh(log(1 + sigmoid h))`` (d = 3), Cauchy ``1 / (1 + h^2)`` (d = 5), Logish
   ``h log(1 + sigmoid h)`` (d = 7), ELiSH (d = 11) and a residual ``h cos h`` network (d = 18);
 * non-uniform densities: mixed Beta coordinates (each coordinate its own seeded Beta(a, b), d = 7), a sine-skewed von
@@ -68,7 +73,18 @@ commit, returned NaN on it; the curve itself moved by at most 1.4e-7). In the ne
 0.19 % at gain 1.5, so the gain was lowered). Surfaces: no 20-neighbour pair of the vase, the Hopf torus or the Sudanese
 band is far apart in the parameters; the umbilic torus's section is a deltoid, so the surface has three cuspidal ridges
 and 50 % of its points have a 20-neighbour across a ridge (12 % of the pairs) at n = 2,500: a surface folded sharply,
-2-d at every regular point. (Maeder's owl, first written here, was replaced before the commit: its two sheets lie over
+2-d at every regular point. A review before any estimate measured what this list understates (none of it changes
+a truth; clean TwoNN / MLE read every one of these clouds within about 0.1 of its dimension, e.g. the umbilic torus 2.10 /
+2.01 and the teardrop x sphere 2.90 / 3.02 at 2,500): the crescent's tube radius vanishes at ``v = 1/2`` too, and with ``v`` uniform about
+27 % / 9 % of its points (n = 2,500 / 20,000) lie where the radius is below ``k20``; the umbilic torus, both parameters
+uniform, has a density diverging like ``s^(-1/2)`` at its three ridges (``s`` the arc distance within the section: 12 %
+of the points within 0.05 of a ridge, 1.9 % if area-uniform); the teardrop and heart curves, uniform in ``t``, have
+densities like ``s^(-1/2)`` at their cusps (about 4.5 % / 6 % of the points within arc length 0.01 of a cusp; Cayley's
+sextic, redrawn in arc length for the same reason, is not); in the products a neighbour whose distance along the
+curve exceeds twice its Euclidean distance is more frequent than in the bare curves: dumbbell x von Mises circle 22 % /
+12 %, Cayley x Beta interval 10 % / 4.7 % (its inner loop, 6.4 % of the points, is 0.125 across, about ``k20``),
+teardrop x sphere 18 % / 16 % (near the cusp); and the mixture's noise, 5 % of the whole cloud's radius as everywhere
+in the suite, is 25 % of its narrow cluster's radius and 15-17 % of the other two's. (Maeder's owl, first written here, was replaced before the commit: its two sheets lie over
 the same plane region and 41 % of its points had a 20-neighbour on the other sheet.) Products: in every product the 20th
 neighbour's displacement within each factor is below that factor's RMS radius (teardrop x sphere: 0.26 of the sphere's
 0.6 before the sphere's radius was raised to 0.8). The mixture's 20-neighbour graph at n = 2,500 splits into its three
@@ -317,7 +333,7 @@ def lagrangian_torus() -> Make:
 
 
 def crescent() -> Make:
-    """Bourke's crescent, ``u``, ``v`` uniform in ``[0, 1]``: a bent tube of radius ``sin(2 pi v)``, pinched at ends.
+    """Bourke's crescent, ``u``, ``v`` uniform in ``[0, 1]``: a bent tube of radius ``sin(2 pi v)`` (pinched at both ends and at ``v = 1/2``).
 
     ``(r sin(3 pi v), r cos(3 pi v), cos(2 pi u) sin(2 pi v) + 4 v - 2)`` with ``r = 2 + sin(2 pi u) sin(2 pi v)``.
     """
