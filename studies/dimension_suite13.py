@@ -73,26 +73,27 @@ commit, returned NaN on it; the curve itself moved by at most 1.4e-7). In the ne
 0.19 % at gain 1.5, so the gain was lowered). Surfaces: no 20-neighbour pair of the vase, the Hopf torus or the Sudanese
 band is far apart in the parameters; the umbilic torus's section is a deltoid, so the surface has three cuspidal ridges
 and 50 % of its points have a 20-neighbour across a ridge (12 % of the pairs) at n = 2,500: a surface folded sharply,
-2-d at every regular point. A review before any estimate measured what this list understates (none of it changes
-a truth; clean TwoNN / MLE read every one of these clouds within about 0.1 of its dimension, e.g. the umbilic torus 2.10 /
-2.01 and the teardrop x sphere 2.90 / 3.02 at 2,500): the crescent's tube radius vanishes at ``v = 1/2`` too, and with ``v`` uniform about
-27 % / 9 % of its points (n = 2,500 / 20,000) lie where the radius is below ``k20``; the umbilic torus, both parameters
-uniform, has a density diverging like ``s^(-1/2)`` at its three ridges (``s`` the arc distance within the section: 12 %
-of the points within 0.05 of a ridge, 1.9 % if area-uniform); the teardrop and heart curves, uniform in ``t``, have
-densities like ``s^(-1/2)`` at their cusps (about 4.5 % / 6 % of the points within arc length 0.01 of a cusp; Cayley's
-sextic, redrawn in arc length for the same reason, is not); in the products a neighbour whose distance along the
-curve exceeds twice its Euclidean distance is more frequent than in the bare curves: dumbbell x von Mises circle 22 % /
-12 %, Cayley x Beta interval 10 % / 4.7 % (its inner loop, 6.4 % of the points, is 0.125 across, about ``k20``),
-teardrop x sphere 18 % / 16 % (near the cusp); and the mixture's noise, 5 % of the whole cloud's radius as everywhere
-in the suite, is 25 % of its narrow cluster's radius and 15-17 % of the other two's. (Maeder's owl, first written here, was replaced before the commit: its two sheets lie over
-the same plane region and 41 % of its points had a 20-neighbour on the other sheet.) Products: in every product the 20th
-neighbour's displacement within each factor is below that factor's RMS radius (teardrop x sphere: 0.26 of the sphere's
-0.6 before the sphere's radius was raised to 0.8). The mixture's 20-neighbour graph at n = 2,500 splits into its three
-clusters (51 / 29 / 19 % of the points); the narrowest gap between clusters (7.6) is more than twice the widest
-cluster's median ``k20`` (1.6), each cluster's RMS radius (1.5 to 2.5) is at least its median ``k20`` (1.1 to 1.6), and
-the noise (5 % of the cloud's RMS radius 7.4) is a quarter of the narrowest cluster's RMS radius. The covariance of
-every clean cloud has a condition number at most 8 over its top ``dim`` directions except the mixture (43, the three
-centres). The hyperbolic wrapped normal's height ``x_0`` has median 1.65 and 99th percentile 5.5.
+2-d at every regular point. A review before any estimate measured what this list understates (none of it changes a
+truth; clean TwoNN / MLE read every one of these clouds within about 0.1 of its dimension, e.g. the umbilic torus 2.10 /
+2.01 and the teardrop x sphere 2.90 / 3.02 at 2,500): the crescent's tube radius vanishes at ``v = 1/2`` too, and with
+``v`` uniform about 27 % / 9 % of its points (n = 2,500 / 20,000) lie where the radius is below ``k20``; the umbilic
+torus, both parameters uniform, has a density diverging like ``s^(-1/2)`` at its three ridges (``s`` the arc distance
+within the section: 12 % of the points within 0.05 of a ridge, 1.9 % if area-uniform); the teardrop and heart curves,
+uniform in ``t``, have densities like ``s^(-1/2)`` at their cusps (about 4.5 % / 6 % of the points within arc length
+0.01 of a cusp; Cayley's sextic, redrawn in arc length for the same reason, is not); in the products a neighbour whose
+distance along the curve exceeds twice its Euclidean distance is more frequent than in the bare curves: dumbbell x von
+Mises circle 22 % / 12 %, Cayley x Beta interval 10 % / 4.7 % (its inner loop, 6.4 % of the points, is 0.125 across,
+about ``k20``), teardrop x sphere 18 % / 16 % (near the cusp); and the mixture's noise, 5 % of the whole cloud's radius
+as everywhere in the suite, is 25 % of its narrow cluster's radius and 15-17 % of the other two's. (Maeder's owl, first
+written here, was replaced before the commit: its two sheets lie over the same plane region and 41 % of its points had a
+20-neighbour on the other sheet.) Products: in every product the 20th neighbour's displacement within each factor is
+below that factor's RMS radius (teardrop x sphere: 0.26 of the sphere's 0.6 before the sphere's radius was raised to
+0.8). The mixture's 20-neighbour graph at n = 2,500 splits into its three clusters (51 / 29 / 19 % of the points); the
+narrowest gap between clusters (7.6) is more than twice the widest cluster's median ``k20`` (1.6), each cluster's RMS
+radius (1.5 to 2.5) is at least its median ``k20`` (1.1 to 1.6), and the noise (5 % of the cloud's RMS radius 7.4) is a
+quarter of the narrowest cluster's RMS radius. The covariance of every clean cloud has a condition number at most 8 over
+its top ``dim`` directions except the mixture (43, the three centres). The hyperbolic wrapped normal's height ``x_0``
+has median 1.65 and 99th percentile 5.5.
 
 Noise (isotropic, a fraction of the clean cloud's RMS radius, as in :class:`studies.dimension_suite.SuiteCloud`):
 0 on 13 clouds, 1 % on 16, 5 % on 14. Truth = the manifold's dimension (checked by the rank of every sampler's
@@ -333,7 +334,7 @@ def lagrangian_torus() -> Make:
 
 
 def crescent() -> Make:
-    """Bourke's crescent, ``u``, ``v`` uniform in ``[0, 1]``: a bent tube of radius ``sin(2 pi v)`` (pinched at both ends and at ``v = 1/2``).
+    """Bourke's crescent, ``u``, ``v`` uniform in ``[0, 1]``: a tube of radius ``sin(2 pi v)``, pinched thrice.
 
     ``(r sin(3 pi v), r cos(3 pi v), cos(2 pi u) sin(2 pi v) + 4 v - 2)`` with ``r = 2 + sin(2 pi u) sin(2 pi v)``.
     """
