@@ -9,8 +9,8 @@ untouched splits are measured the same way, once each: ``--splits third`` (:mod:
 ``--splits fourth`` (:mod:`studies.dimension_suite4`), ``--splits fifth`` (:mod:`studies.dimension_suite5`),
 ``--splits sixth`` (:mod:`studies.dimension_suite6`), ``--splits seventh`` (:mod:`studies.dimension_suite7`),
 ``--splits eighth`` (:mod:`studies.dimension_suite8`), ``--splits ninth`` (:mod:`studies.dimension_suite9`),
-``--splits tenth`` (:mod:`studies.dimension_suite10`), ``--splits eleventh`` (:mod:`studies.dimension_suite11`) and
-``--splits twelfth`` (:mod:`studies.dimension_suite12`).
+``--splits tenth`` (:mod:`studies.dimension_suite10`), ``--splits eleventh`` (:mod:`studies.dimension_suite11`),
+``--splits twelfth`` (:mod:`studies.dimension_suite12`) and ``--splits thirteenth`` (:mod:`studies.dimension_suite13`).
 DANCo, which does not depend on the rule, can be fitted beforehand on the same samples
 (``python -m studies.dimension_danco --splits eleventh --out studies/danco_eleventh.json``) and read here with
 ``--danco-json studies/danco_eleventh.json``. With ``--local`` that file also holds TwoNN and MLE on the same
@@ -18,7 +18,10 @@ samples, and ``--cache DIR`` reads the trusted ``dim`` from the split's cached s
 (:func:`studies.dimension_retune.cached_curve`): the same rows in about a minute instead of a quarter of an hour.
 The twelfth split's rule-independent values are in ``studies/danco_twelfth.json`` (DANCo at 2,500, TwoNN and MLE at
 2,500 and 20,000), so it is measured once with ``--splits twelfth --danco-json studies/danco_twelfth.json`` (add
-``--cache`` with a folder of its cached searches for the fast path).
+``--cache`` with a folder of its cached searches for the fast path). The thirteenth split's are in
+``studies/danco_thirteenth.json`` (the same three baselines, all 43 clouds); it is measured once, after the rule is
+frozen, with ``--splits thirteenth --danco-json studies/danco_thirteenth.json --cache DIR`` (``DIR`` holding its
+searches, ``c_<seed>_<n>.npz`` as :func:`studies.dimension_retune.cached_curve` writes them).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         "--splits",
         default="held_out,tune",
         help="comma-separated: tune, held_out, fresh, third, fourth, fifth, sixth, seventh, eighth, ninth, tenth, "
-        "eleventh, twelfth",
+        "eleventh, twelfth, thirteenth",
     )
     parser.add_argument("--sizes", default="2500,20000", help="comma-separated cloud sizes")
     parser.add_argument("--no-danco", action="store_true", help="skip the (slow) DANCo comparison")

@@ -39,7 +39,9 @@ def test_fifth_split_is_new_and_weighted_toward_the_failure_modes():
     assert sum(c.family == "network" for c in fifth) >= 4
 
 
-@pytest.mark.parametrize("split", ["fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth"])
+@pytest.mark.parametrize(
+    "split", ["fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth", "thirteenth"]
+)
 def test_every_cloud_of_a_split_samples_its_size_deterministically_with_the_stated_noise(split):
     n = 300
     for cloud in suite(split):
