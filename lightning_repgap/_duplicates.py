@@ -27,21 +27,28 @@ from lightning_repgap._faults import TooFewDistinctSizesError, TooFewFitSizesErr
 from lightning_repgap._local_dimension import DuplicatePointsWarning
 from lightning_repgap._prepare import parallel_steps, step_threads
 
-# Bytes hashed per step: bounds the temporaries (the -0.0 -> +0.0 copy and the 64-bit words) to a few MiB.
+# Bytes hashed per step: what one thread hashes at a time (a step is a task of the measurement's threads).
 _HASH_CHUNK_BYTES = 1 << 22
+# Bytes of a step's rows hashed at once: its two temporaries (the -0.0 -> +0.0 copy as 64-bit words, and a shift of
+# them) are made once per step at this size, so that every pass over the rows reads and writes a core's cache.
+_HASH_BLOCK_BYTES = 1 << 18
 #: Rows of the neighbour table compared at a time in :func:`near_copies` (bounded float64 temporaries).
 _CHUNK_ROWS = 256
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+_SHIFT = np.uint64(31)
 
 
 def _row_hashes(x: np.ndarray) -> tuple[np.ndarray, float]:
     """One 64-bit hash per row of a 2-D array (``-0.0`` and ``+0.0`` hash alike), vectorised; and ``max |x|``.
 
-    Each row's bytes are read as 64-bit words; every word is multiplied by its own random odd constant, mixed
-    with a shift (so that differences cannot cancel linearly across words) and the words are summed modulo 2**64.
-    Equal rows always hash alike; :func:`exact_copies` compares rows that share a hash value by value. The largest
-    magnitude (what :func:`lightning_repgap._scale.unit_exponent` needs) is read from the same chunks while they
-    are in cache, which spares the measurement a pass over the bank.
+    Each row's bytes are read as 64-bit words (zero-padded to a whole word); every word is multiplied by its own
+    random odd constant, mixed with a shift (so that differences cannot cancel linearly across words) and the words
+    are summed modulo 2**64. Equal rows always hash alike; :func:`exact_copies` compares rows that share a hash value
+    by value. The largest magnitude (what :func:`lightning_repgap._scale.unit_exponent` needs) is read from the same
+    rows while they are in cache, which spares the measurement a pass over the bank.
+
+    Each step hashes its rows a cache-sized block at a time, in place in two buffers of its own (no temporary per
+    operation): the hash of a row depends only on the row, so neither blocks, steps nor threads change it.
     """
     width = x.shape[1] * x.dtype.itemsize
     words = -(-width // 8)
@@ -49,20 +56,32 @@ def _row_hashes(x: np.ndarray) -> tuple[np.ndarray, float]:
     out = np.empty(x.shape[0], dtype=np.uint64)
     work = x.shape[0] * words
     # The steps share the measurement's threads (numpy releases the GIL; each step writes its own rows and the
-    # maximum does not depend on the order), each thread with its own share of the temporaries' bytes.
+    # maximum does not depend on the order).
     step = max(1, _HASH_CHUNK_BYTES // max(1, words * 8 * step_threads(work)))
+    block = max(1, min(step, _HASH_BLOCK_BYTES // (words * 8)))
     peaks: dict[int, float] = {}
 
     def run(i0: int) -> None:
-        chunk = (np.ascontiguousarray(x[i0 : i0 + step]) + 0.0).astype(x.dtype, copy=False)  # -0.0 -> +0.0
-        peaks[i0] = float(np.max(np.abs(chunk), initial=0.0))
-        raw = chunk.view(np.uint8).reshape(chunk.shape[0], width)
-        if width % 8:
-            raw = np.pad(raw, ((0, 0), (0, words * 8 - width)))
-        v = np.ascontiguousarray(raw).view(np.uint64) * mult  # wraps modulo 2**64, as intended
-        v ^= v >> np.uint64(31)
-        v *= _MIX
-        out[i0 : i0 + chunk.shape[0]] = v.sum(axis=1, dtype=np.uint64)
+        i1 = min(x.shape[0], i0 + step)
+        rows = min(block, i1 - i0)
+        raw = np.empty((rows, words * 8), dtype=np.uint8)
+        values = raw[:, :width].view(x.dtype)  # the row's values, in the words' first bytes
+        shifted = np.empty((rows, words), dtype=np.uint64)
+        peak = 0.0
+        for b0 in range(i0, i1, block):
+            chunk = x[b0 : min(i1, b0 + block)]
+            r = chunk.shape[0]
+            # max |x| as max(max x, -min x): one of the |x|, no temporary
+            peak = max(peak, float(chunk.max(initial=0.0)), -float(chunk.min(initial=0.0)))
+            np.add(chunk, 0.0, out=values[:r])  # -0.0 -> +0.0
+            raw[:r, width:] = 0  # the last word's padding (the previous block's hashing wrote over it)
+            v = raw[:r].view(np.uint64)
+            np.multiply(v, mult, out=v)  # wraps modulo 2**64, as intended
+            np.right_shift(v, _SHIFT, out=shifted[:r])
+            np.bitwise_xor(v, shifted[:r], out=v)
+            np.multiply(v, _MIX, out=v)
+            np.add.reduce(v, axis=1, dtype=np.uint64, out=out[b0 : b0 + r])
+        peaks[i0] = peak
 
     parallel_steps(run, range(0, x.shape[0], step), work)
     return out, max((peaks[i0] for i0 in sorted(peaks)), default=0.0)  # in row order, whatever thread ends first
