@@ -208,8 +208,7 @@ def gap_dimension(
     low_raw = high_raw = dim_raw
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
-        draws = rng.integers(0, m, size=(n_bootstrap, m))
-        counts = np.stack([np.bincount(row, minlength=m) for row in draws]).astype(np.float64)
+        counts = _bootstrap_counts(m, n_bootstrap, rng)  # the same draws, one bincount
         boot_gaps = pq @ counts.T / m  # (S_fit, B)
         boot_gaps = np.maximum(boot_gaps, np.finfo(np.float64).tiny)
         _, boot_b, _ = fit_gap_law(fit_sizes, np.log(boot_gaps))
