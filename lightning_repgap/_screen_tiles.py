@@ -134,7 +134,9 @@ class RunningBounds:
         slot, lower = slot[above], lower[above]
         order = np.argsort(slot, kind="stable")
         slot, lower = slot[order], lower[order]
-        touched, start, counts = np.unique(slot, return_index=True, return_counts=True)
+        # ``slot`` is sorted: its runs are the touched tables (np.unique would sort it again)
+        start = np.flatnonzero(np.concatenate(([True], slot[1:] != slot[:-1])))
+        touched, counts = slot[start], np.diff(np.append(start, slot.size))
         # Each touched table and its new entries side by side (padded with -inf), sorted once.
         merged = np.full((touched.size, self.k + int(counts.max())), -np.inf)
         merged[:, : self.k] = self.table[touched]
