@@ -27,21 +27,33 @@ from lightning_repgap._faults import TooFewDistinctSizesError, TooFewFitSizesErr
 from lightning_repgap._local_dimension import DuplicatePointsWarning
 from lightning_repgap._prepare import parallel_steps, step_threads
 
-# Bytes hashed per step: bounds the temporaries (the -0.0 -> +0.0 copy and the 64-bit words) to a few MiB.
+# Bytes hashed per step: what one thread hashes at a time (a step is a task of the measurement's threads).
 _HASH_CHUNK_BYTES = 1 << 22
+# Bytes of a step's rows hashed at once: its two temporaries (the -0.0 -> +0.0 copy as 64-bit words, and a shift of
+# them) are made once per step at this size, so that every pass over the rows reads and writes a core's cache
+# (1e6 x 256 float32 on the Intel host, 2 MiB L2: 256 KiB / 512 KiB / 1 MiB took 0.29 / 0.29 / 0.33 s on one thread,
+# 0.24 / 0.19 / 0.20 s on two; 4 MiB steps hashed whole, as before, 0.47 / 0.25 s).
+_HASH_BLOCK_BYTES = 1 << 19
 #: Rows of the neighbour table compared at a time in :func:`near_copies` (bounded float64 temporaries).
 _CHUNK_ROWS = 256
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+_SHIFT = np.uint64(31)
 
 
 def _row_hashes(x: np.ndarray) -> tuple[np.ndarray, float]:
     """One 64-bit hash per row of a 2-D array (``-0.0`` and ``+0.0`` hash alike), vectorised; and ``max |x|``.
 
-    Each row's bytes are read as 64-bit words; every word is multiplied by its own random odd constant, mixed
-    with a shift (so that differences cannot cancel linearly across words) and the words are summed modulo 2**64.
-    Equal rows always hash alike; :func:`exact_copies` compares rows that share a hash value by value. The largest
-    magnitude (what :func:`lightning_repgap._scale.unit_exponent` needs) is read from the same chunks while they
-    are in cache, which spares the measurement a pass over the bank.
+    Each row's bytes are read as 64-bit words (zero-padded to a whole word); every word is multiplied by its own
+    random odd constant, mixed with a shift (so that differences cannot cancel linearly across words) and the words
+    are summed modulo 2**64. Equal rows always hash alike; :func:`exact_copies` compares rows that share a hash value
+    by value. The largest magnitude (what :func:`lightning_repgap._scale.unit_exponent` needs) is read from the same
+    rows while they are in cache, which spares the measurement a pass over the bank.
+
+    Each step hashes its rows a cache-sized block at a time, in place in two buffers of its own (no temporary per
+    operation): the hash of a row depends only on the row, so neither blocks, steps nor threads change it.
+
+    Expects what the callers' input checks leave: a floating-point array (float16 / 32 / 64) with at least one column
+    and finite values (a NaN would not propagate into the returned magnitude).
     """
     width = x.shape[1] * x.dtype.itemsize
     words = -(-width // 8)
@@ -49,20 +61,32 @@ def _row_hashes(x: np.ndarray) -> tuple[np.ndarray, float]:
     out = np.empty(x.shape[0], dtype=np.uint64)
     work = x.shape[0] * words
     # The steps share the measurement's threads (numpy releases the GIL; each step writes its own rows and the
-    # maximum does not depend on the order), each thread with its own share of the temporaries' bytes.
+    # maximum does not depend on the order).
     step = max(1, _HASH_CHUNK_BYTES // max(1, words * 8 * step_threads(work)))
+    block = max(1, min(step, _HASH_BLOCK_BYTES // (words * 8)))
     peaks: dict[int, float] = {}
 
     def run(i0: int) -> None:
-        chunk = (np.ascontiguousarray(x[i0 : i0 + step]) + 0.0).astype(x.dtype, copy=False)  # -0.0 -> +0.0
-        peaks[i0] = float(np.max(np.abs(chunk), initial=0.0))
-        raw = chunk.view(np.uint8).reshape(chunk.shape[0], width)
-        if width % 8:
-            raw = np.pad(raw, ((0, 0), (0, words * 8 - width)))
-        v = np.ascontiguousarray(raw).view(np.uint64) * mult  # wraps modulo 2**64, as intended
-        v ^= v >> np.uint64(31)
-        v *= _MIX
-        out[i0 : i0 + chunk.shape[0]] = v.sum(axis=1, dtype=np.uint64)
+        i1 = min(x.shape[0], i0 + step)
+        rows = min(block, i1 - i0)
+        raw = np.empty((rows, words * 8), dtype=np.uint8)
+        values = raw[:, :width].view(x.dtype)  # the row's values, in the words' first bytes
+        shifted = np.empty((rows, words), dtype=np.uint64)
+        peak = 0.0
+        for b0 in range(i0, i1, block):
+            chunk = x[b0 : min(i1, b0 + block)]
+            r = chunk.shape[0]
+            # max |x| as max(max x, -min x): one of the |x|, no temporary
+            peak = max(peak, float(chunk.max(initial=0.0)), -float(chunk.min(initial=0.0)))
+            np.add(chunk, 0.0, out=values[:r])  # -0.0 -> +0.0
+            raw[:r, width:] = 0  # the last word's padding (the previous block's hashing wrote over it)
+            v = raw[:r].view(np.uint64)
+            np.multiply(v, mult, out=v)  # wraps modulo 2**64, as intended
+            np.right_shift(v, _SHIFT, out=shifted[:r])
+            np.bitwise_xor(v, shifted[:r], out=v)
+            np.multiply(v, _MIX, out=v)
+            np.add.reduce(v, axis=1, dtype=np.uint64, out=out[b0 : b0 + r])
+        peaks[i0] = peak
 
     parallel_steps(run, range(0, x.shape[0], step), work)
     return out, max((peaks[i0] for i0 in sorted(peaks)), default=0.0)  # in row order, whatever thread ends first
@@ -186,7 +210,8 @@ def copies_from_hashes(x: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, f
 
     Rows sharing a hash are compared value by value, so neither a collision nor where the hashes came from can
     merge distinct rows. A DDP rank hashes only its block of the bank and receives the others' hashes
-    (:meth:`lightning_repgap._shard.Shard.exact_copies_and_peak`).
+    (:meth:`lightning_repgap._shard.Shard.exact_copies_and_peak`). One sort first tells whether any hash repeats
+    (at 10^6 rows about 8x faster than ``np.unique``'s first occurrences and inverse); only then are rows grouped.
 
     Example:
         >>> x = np.array([[0.0, 1.0], [2.0, 3.0], [-0.0, 1.0]])
@@ -196,9 +221,10 @@ def copies_from_hashes(x: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, f
 
     """
     n = x.shape[0]
-    _, first, inverse, counts = np.unique(hashes, return_index=True, return_inverse=True, return_counts=True)
-    if counts.max(initial=0) <= 1:
+    ordered = np.sort(hashes)
+    if not (ordered[1:] == ordered[:-1]).any():  # no two rows share a hash (the usual case): no copies
         return np.arange(n, dtype=np.int64), 0.0
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
     group = first[inverse.reshape(-1)]  # candidate first occurrence of each row's hash
     candidate = np.flatnonzero(group != np.arange(n))
     # Verify: a row is a copy only if it equals its group's first row (guards against hash collisions).

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from lightning_repgap._checks import _check_fit_sizes, _check_positive_int
+from lightning_repgap._trusted_parts import _bootstrap_counts
 from lightning_repgap.calibration import calibrate_dimension, fit_gap_law, slope_to_dimension
 
 __all__ = ["DimensionFit", "gap_dimension"]
@@ -129,8 +130,7 @@ def gap_dimension(
     low_raw = high_raw = dim_raw
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
-        draws = rng.integers(0, m, size=(n_bootstrap, m))
-        counts = np.stack([np.bincount(row, minlength=m) for row in draws]).astype(np.float64)
+        counts = _bootstrap_counts(m, n_bootstrap, rng)  # the same draws, one bincount
         boot_gaps = pq @ counts.T / m  # (S_fit, B)
         boot_gaps = np.maximum(boot_gaps, np.finfo(np.float64).tiny)
         _, boot_b, _ = fit_gap_law(fit_sizes, np.log(boot_gaps))

@@ -47,6 +47,7 @@ from lightning_repgap._gemm import PROBE_MIN_WORK, TileProduct, cpu_engine
 from lightning_repgap._prepare import Prepared, parallel_steps, rows_sum_sq64
 from lightning_repgap._screen_tiles import (
     EPS64,
+    GROUP_SCRATCH_ROWS,
     OUTPUT_ROUNDING,
     TILE,
     U16,
@@ -528,6 +529,7 @@ def _scan(
     # which cost hundreds of MiB of RSS above the bank (docs/performance.md, "Memory").
     tile_buf = torch.empty(min(query_chunk, m) * TILE, dtype=torch.bfloat16, device=device)
     rows_buf = torch.empty_like(tile_buf)
+    scratch = torch.empty(GROUP_SCRATCH_ROWS * TILE, dtype=torch.float32, device=device)  # group_maxima's float32 rows
     for i0 in range(0, m, query_chunk):
         i1 = min(m, i0 + query_chunk)
         chunk = _Chunk(q32[i0:i1], bank, first_rows, device)
@@ -558,7 +560,7 @@ def _scan(
                 thr = _round_down(upper_inverse(top.threshold() - chunk.shift - err))
                 hit = np.flatnonzero(o_max >= thr)
                 if hit.size:
-                    rows, cols, vals = candidates(out, hit, thr, rows_buf)
+                    rows, cols, vals = candidates(out, hit, thr, rows_buf, scratch)
                     if top.merge(rows, chunk.shift[rows] + vals - _OUT * np.abs(vals) - err[rows], filled):
                         # Tables rose: keep only what still reaches them (each table only ever rises).
                         keep = vals >= upper_inverse(top.threshold()[rows] - chunk.shift[rows] - err[rows])

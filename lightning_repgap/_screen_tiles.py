@@ -16,6 +16,7 @@ import torch
 
 __all__ = [
     "EPS64",
+    "GROUP_SCRATCH_ROWS",
     "OUTPUT_ROUNDING",
     "TILE",
     "U16",
@@ -24,6 +25,7 @@ __all__ = [
     "bf16_bits",
     "candidates",
     "flat_view",
+    "group_maxima",
     "still_able_to_win",
     "upper_inverse",
     "widen_bits",
@@ -38,6 +40,8 @@ _OUT = OUTPUT_ROUNDING
 TILE = 2048
 # Columns per group of a hit row whose maximum is compared first (see candidates).
 _GROUP = 64
+#: Rows of a hit-row block widened to float32 at once by :func:`group_maxima` (a 2 MiB buffer at the tile's width).
+GROUP_SCRATCH_ROWS = 256
 # Slack of the end-of-pass filter: its bounds are float64 sums (keeping more is always safe).
 _ULPS = 64 * EPS64
 # Full tiles whose row maxima are timed with each thread count (see Reductions).
@@ -130,7 +134,9 @@ class RunningBounds:
         slot, lower = slot[above], lower[above]
         order = np.argsort(slot, kind="stable")
         slot, lower = slot[order], lower[order]
-        touched, start, counts = np.unique(slot, return_index=True, return_counts=True)
+        # ``slot`` is sorted: its runs are the touched tables (np.unique would sort it again)
+        start = np.flatnonzero(np.concatenate(([True], slot[1:] != slot[:-1])))
+        touched, counts = slot[start], np.diff(np.append(start, slot.size))
         # Each touched table and its new entries side by side (padded with -inf), sorted once.
         merged = np.full((touched.size, self.k + int(counts.max())), -np.inf)
         merged[:, : self.k] = self.table[touched]
@@ -201,15 +207,20 @@ def still_able_to_win(
 
 
 def candidates(
-    out: torch.Tensor, hit: np.ndarray, thr: np.ndarray, buffer: torch.Tensor | None = None
+    out: torch.Tensor,
+    hit: np.ndarray,
+    thr: np.ndarray,
+    buffer: torch.Tensor | None = None,
+    scratch: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(row, column, float64 value)`` of the tile's entries ``>= thr[row]``, among the rows ``hit``.
 
     A hit row holds a few candidates among thousands of columns: its ``_GROUP``-wide column groups are reduced to
-    their maxima first (one torch pass over the hit rows, on one thread), and only the groups whose maximum reaches
-    the threshold are widened and compared (numpy). Scanning every column of every hit row in numpy cost several
-    times the row maxima of the whole tile. Narrow tiles (the first prefix sizes) are scanned whole. The hit rows
-    are gathered into ``buffer`` (flat, at least the tile's size) when one is given, instead of a new tensor.
+    their maxima first (:func:`group_maxima`), and only the groups whose maximum reaches the threshold are widened
+    and compared (numpy). Scanning every column of every hit row in numpy cost several times the row maxima of the
+    whole tile. Narrow tiles (the first prefix sizes) are scanned whole. The hit rows are gathered into ``buffer``
+    (flat, at least the tile's size) when one is given, instead of a new tensor; ``scratch`` is handed to
+    :func:`group_maxima`.
     """
     width = out.shape[1]
     hit_t = torch.from_numpy(hit).to(out.device)
@@ -219,21 +230,38 @@ def candidates(
         values = _widen(out[hit_t].cpu())
         r, c = np.nonzero(values >= row_thr[:, None])
         return hit[r], c, values[r, c].astype(np.float64)
-    full = width // _GROUP
-    sub = _rows(out, hit_t, buffer) if hit.size < out.shape[0] // 2 else out  # gathered while the tile is in cache
-    gmax = sub[:, : full * _GROUP].reshape(sub.shape[0], full, _GROUP).amax(dim=2)
-    if width % _GROUP:
-        gmax = torch.cat([gmax, sub[:, full * _GROUP :].amax(dim=1, keepdim=True)], dim=1)
-    if sub is out:
-        gmax = gmax[hit_t]
-        sub = _rows(out, hit_t, buffer)
-    r, g = np.nonzero(gmax.float().cpu().numpy() >= row_thr[:, None])
+    sub = _rows(out, hit_t, buffer)  # gathered while the tile is in cache
+    gmax = group_maxima(sub, scratch)
+    r, g = np.nonzero(gmax.cpu().numpy() >= row_thr[:, None])
     cols = g[:, None] * _GROUP + np.arange(_GROUP)
     inside = cols < width  # the last, narrower group
     np.minimum(cols, width - 1, out=cols)
     values = _widen(sub.cpu(), r[:, None], cols)
     rr, cc = np.nonzero((values >= row_thr[r, None]) & inside)
     return hit[r[rr]], cols[rr, cc], values[rr, cc].astype(np.float64)
+
+
+def group_maxima(sub: torch.Tensor, scratch: torch.Tensor | None = None) -> torch.Tensor:
+    """Float32 maxima of the ``_GROUP``-wide column groups of each row of a bf16 tile (the last group may be narrower).
+
+    The rows are widened to float32 a block at a time (into ``scratch``, flat float32, when given) and reduced
+    there: torch's CPU reductions run several times faster on float32 than on bf16, and widening is exact, so
+    the maxima are the bf16 maxima's values.
+    """
+    rows, width = sub.shape
+    full = width // _GROUP
+    gmax = torch.empty((rows, full + (1 if width % _GROUP else 0)), dtype=torch.float32, device=sub.device)
+    if scratch is None:
+        scratch = torch.empty(GROUP_SCRATCH_ROWS * width, dtype=torch.float32, device=sub.device)
+    step = max(1, scratch.numel() // width)
+    for r0 in range(0, rows, step):
+        r1 = min(rows, r0 + step)
+        wide = flat_view(scratch, r1 - r0, width)
+        wide.copy_(sub[r0:r1])
+        torch.amax(wide[:, : full * _GROUP].reshape(r1 - r0, full, _GROUP), dim=2, out=gmax[r0:r1, :full])
+        if width % _GROUP:
+            gmax[r0:r1, full] = wide[:, full * _GROUP :].amax(dim=1)
+    return gmax
 
 
 def flat_view(buffer: torch.Tensor, rows: int, cols: int) -> torch.Tensor:

@@ -552,8 +552,14 @@ def _draw_interval(point: float, draws: np.ndarray, alpha: float) -> tuple[float
 
 
 def _bootstrap_counts(n_rows: int, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n_draws, n_rows)`` float64: how often each row is drawn in each resample (``n_rows`` draws with replacement).
+
+    One ``bincount`` of all draws, each resample's rows offset into its own range (one call per resample was
+    about 2x slower at ``n_rows = 10^4``); the counts are the same integers.
+    """
     draws = rng.integers(0, n_rows, size=(n_draws, n_rows))
-    return np.stack([np.bincount(row, minlength=n_rows) for row in draws]).astype(np.float64)
+    draws += n_rows * np.arange(n_draws)[:, None]
+    return np.bincount(draws.ravel(), minlength=n_draws * n_rows).reshape(n_draws, n_rows).astype(np.float64)
 
 
 def _gride_draws(dist: np.ndarray, counts: np.ndarray, n1: int, n2: int) -> np.ndarray:

@@ -277,3 +277,47 @@ def test_pair_scoring_of_gathered_query_rows_equals_scoring_a_gathered_copy():
     np.testing.assert_array_equal(
         pair_dist_sq(reference, queries, index, rows), pair_dist_sq(reference, queries[rows], index)
     )
+
+
+def _row_hash_by_definition(x: np.ndarray) -> np.ndarray:
+    """The documented hash, one row at a time: zero-padded 64-bit words, times their constants, mixed, summed."""
+    width = x.shape[1] * x.dtype.itemsize
+    words = -(-width // 8)
+    mult = np.random.default_rng(0x5EED).integers(1, 2**63, size=words, dtype=np.uint64) | np.uint64(1)
+    out = np.empty(x.shape[0], dtype=np.uint64)
+    for i, row in enumerate(x):
+        raw = np.zeros(words * 8, dtype=np.uint8)
+        raw[:width] = (row + 0.0).astype(x.dtype).view(np.uint8)
+        v = raw.view(np.uint64) * mult
+        v ^= v >> np.uint64(31)
+        v *= duplicates_module._MIX
+        out[i] = v.sum(dtype=np.uint64)
+    return out
+
+
+@pytest.mark.parametrize(("dtype", "dim"), [(np.float16, 30), (np.float32, 7), (np.float64, 5), (np.float32, 64)])
+def test_row_hashes_in_blocks_equal_the_hash_of_each_row(monkeypatch, dtype, dim):
+    # Widths that are not a whole number of 64-bit words (float16 x 30, float32 x 7) pad the last word with zeros;
+    # a block's hashing must not leave the previous block's bytes in that padding.
+    x = (np.random.default_rng(3).standard_normal((517, dim)) * 3).astype(dtype)
+    x[40] = x[3]
+    x[41] = -0.0
+    x[42] = 0.0
+    monkeypatch.setattr(duplicates_module, "_HASH_BLOCK_BYTES", 8 * 13)  # a few rows per block, many blocks
+    hashes, peak = duplicates_module._row_hashes(x)
+    np.testing.assert_array_equal(hashes, _row_hash_by_definition(x))
+    assert peak == float(np.abs(x.astype(np.float64)).max())
+    assert hashes[40] == hashes[3]
+    assert hashes[41] == hashes[42]
+
+
+def test_rows_sharing_a_hash_are_compared_by_value():
+    x = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0], [4.0, 5.0], [8.0, 9.0]])
+    distinct = np.arange(6, dtype=np.uint64)
+    keep, share = duplicates_module.copies_from_hashes(x, distinct)
+    assert keep.tolist() == list(range(6))
+    assert share == 0.0
+    collided = np.array([10, 11, 12, 11, 12, 13], dtype=np.uint64)  # rows 1 and 3 collide; 2 and 4 are copies
+    keep, share = duplicates_module.copies_from_hashes(x, collided)
+    assert keep.tolist() == [0, 1, 2, 3, 5]
+    assert share == pytest.approx(2 / 6)
