@@ -67,8 +67,9 @@ from lightning_repgap._trusted_parts import (
     _local_estimate,
     _local_statistics,
     _noise_acceptable,
-    _noise_dimensions,
+    _noise_readings,
     _scale_spread,
+    _weighted_medians,
 )
 from lightning_repgap.gap import gap_curve
 from lightning_repgap.search import Backend, nearest
@@ -320,7 +321,7 @@ def trusted_dimension(
     sizes_arr = np.asarray(sizes, dtype=np.float64).reshape(-1)
     use = sizes_arr >= fit_min_size
     pq = np.asarray(per_query, dtype=np.float64)[use]
-    gaps = pq.mean(axis=1)
+    gaps, medians = pq.mean(axis=1), np.median(pq, axis=1)
     _, floor = _floor_fit(sizes_arr[use], gaps[:, None])
     floor_frac = float(floor[0] / gaps[-1])
     noisy = falls = False
@@ -340,7 +341,7 @@ def trusted_dimension(
             # The value the floor model would report (the decaying floor's where it explains the curve much better and
             # passes the checks, else the constant floor's) must be borne out by the neighbour table.
             accept = _noise_acceptable(d_far, d_near, floor_frac)
-            d_floor = float(_noise_dimensions(sizes_arr[use], gaps[:, None], floor, conc, accept)[0])
+            d_floor = float(_noise_readings(sizes_arr[use], gaps[:, None], medians[:, None], conc, accept)[0])
             noisy = math.isfinite(d_floor) and accept(d_floor)
 
     # Noise only raises the far-scale GRIDE, and the coarse-scale curvature that the floor-corrected law's few small
@@ -370,14 +371,14 @@ def trusted_dimension(
     if clusters:
         dim, dim_low, dim_high, method, w = d_local, local_lo, local_hi, "local", 0.0  # the local estimate as it is
     elif floor_borne_out and not far_finer:
-        # d_floor is the diagnosis's value (the decaying floor's where it explains the curve much better and passes the
-        # checks); the bootstrap draws are chosen the same way, with the same checks.
+        # d_floor is the diagnosis's value (the median curve's or the mean curve's, each the decaying floor's where it
+        # explains the curve much better and passes the checks); the bootstrap draws are chosen the same way.
         draws = np.zeros(0)
         if n_bootstrap:
             counts = _bootstrap_counts(pq.shape[1], n_bootstrap, rng) / pq.shape[1]
             boot_gaps = np.maximum(pq @ counts.T, np.finfo(np.float64).tiny)
-            _, boot_floor = _floor_fit(sizes_arr[use], boot_gaps)
-            draws = _noise_dimensions(sizes_arr[use], boot_gaps, boot_floor, conc, accept)
+            assert accept is not None
+            draws = _noise_readings(sizes_arr[use], boot_gaps, _weighted_medians(pq, counts), conc, accept)
         # No gap curve of a set of positive length falls faster than a curve's n^-2: a floor-corrected reading below 1
         # is the subtraction's error (a floor fitted above the noise's level at the small banks), not a dimension.
         reading = max(d_floor, NOISE_MIN_DIM)
