@@ -17,6 +17,7 @@ import pytest
 
 import lightning_repgap._trusted_parts as parts
 from lightning_repgap import estimate_dimension
+from lightning_repgap.dimension import DimensionEstimate
 
 
 def _spiral(n: int, noise: float, seed: int, ambient: int = 16) -> np.ndarray:
@@ -41,7 +42,7 @@ def _flat_torus(n: int, noise: float, seed: int, ambient: int = 16) -> np.ndarra
     return x + rng.standard_normal(x.shape) * (noise * radius / math.sqrt(ambient))
 
 
-def _estimate(x: np.ndarray, seed: int):  # noqa: ANN202 - a DimensionEstimate
+def _estimate(x: np.ndarray, seed: int) -> DimensionEstimate:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return estimate_dimension(x, return_estimate=True, seed=seed)
