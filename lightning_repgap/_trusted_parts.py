@@ -431,7 +431,7 @@ def _noise_readings(
     medians: np.ndarray,
     concentration: float | None,
     accept: Callable[[float], bool],
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """The floor-corrected dimension per column: of the per-query gaps' median curve, or of their mean curve.
 
     ``means`` and ``medians`` ``(S, B)``: per bank size, the mean and the median over the queries of the squared
@@ -439,22 +439,24 @@ def _noise_readings(
     value is taken where ``accept`` passes it and it is not above an accepted mean value. Noise leaves the manifold's
     part only at the smallest banks, and there the mean is decided by the few queries still far from every bank point
     (sparse or winding stretches): it falls more slowly than the typical query's gap, and the law over those banks
-    reads high (clean curves of the opened splits, their first 4-5 banks: median +25-42 % by the mean, +4-8 % by the
-    median; validation §15). The median reads the typical query; where it reads higher (few banks left above the
-    noise, a floor fit that failed), the mean's value stands.
+    reads high (clean curves of the opened splits, their first 4-5 banks, uncalibrated: median +25-42 % by the mean,
+    +4-8 % by the median; validation §15). The median reads the typical query; where it reads higher (few banks left
+    above the noise, a floor fit that failed), the mean's value stands. Returns the chosen values and the mean
+    curve's (the rule's far-scale comparison keeps the mean curve's).
     """
     _, mean_floors = _floor_fit(sizes, means)
     out = _noise_dimensions(sizes, means, mean_floors, concentration, accept)
+    by_mean = out.copy()
     ok = (medians > 0).all(axis=0)
     if not ok.any():
-        return out
+        return out, by_mean
     _, median_floors = _floor_fit(sizes, medians[:, ok])
     typical = _noise_dimensions(sizes, medians[:, ok], median_floors, concentration, accept)
     for j, b in enumerate(np.flatnonzero(ok)):
         value, mean_ok = float(typical[j]), math.isfinite(out[b]) and accept(float(out[b]))
         if math.isfinite(value) and accept(value) and (not mean_ok or value <= out[b]):
             out[b] = value
-    return out
+    return out, by_mean
 
 
 def _weighted_medians(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -325,7 +325,7 @@ def trusted_dimension(
     _, floor = _floor_fit(sizes_arr[use], gaps[:, None])
     floor_frac = float(floor[0] / gaps[-1])
     noisy = falls = False
-    d_floor = d_far = d_near = math.nan
+    d_floor = d_floor_mean = d_far = d_near = math.nan
     conc = concentration if calibrate else None
     accept: Callable[[float], bool] | None = None
     n1, n2 = FAR_RANKS
@@ -341,12 +341,14 @@ def trusted_dimension(
             # The value the floor model would report (the decaying floor's where it explains the curve much better and
             # passes the checks, else the constant floor's) must be borne out by the neighbour table.
             accept = _noise_acceptable(d_far, d_near, floor_frac)
-            d_floor = float(_noise_readings(sizes_arr[use], gaps[:, None], medians[:, None], conc, accept)[0])
+            readings, by_mean = _noise_readings(sizes_arr[use], gaps[:, None], medians[:, None], conc, accept)
+            d_floor, d_floor_mean = float(readings[0]), float(by_mean[0])
             noisy = math.isfinite(d_floor) and accept(d_floor)
 
     # Noise only raises the far-scale GRIDE, and the coarse-scale curvature that the floor-corrected law's few small
-    # banks see (a curve winding through a surface) only raises that law: where GRIDE far reads lower, it is finer.
-    far_finer = noisy and 0 < d_far < d_floor and math.isfinite(d_local)
+    # banks see (a curve winding through a surface) only raises that law: where GRIDE far reads lower than the mean
+    # curve's law, it is finer (the median curve's value only replaces the mean's as the "noise_floor" reading).
+    far_finer = noisy and 0 < d_far < d_floor_mean and math.isfinite(d_local)
     # Noise raises the nearest neighbours' reading and flattens the gap curve (a lower slope): both must show. A clean
     # cloud whose density spikes make every estimator fall with the scale reads TwoNN level with the gap law.
     floor_borne_out = noisy and d_near >= NOISE_SCALE_RATIO * fit.dim
@@ -378,7 +380,7 @@ def trusted_dimension(
             counts = _bootstrap_counts(pq.shape[1], n_bootstrap, rng) / pq.shape[1]
             boot_gaps = np.maximum(pq @ counts.T, np.finfo(np.float64).tiny)
             assert accept is not None
-            draws = _noise_readings(sizes_arr[use], boot_gaps, _weighted_medians(pq, counts), conc, accept)
+            draws = _noise_readings(sizes_arr[use], boot_gaps, _weighted_medians(pq, counts), conc, accept)[0]
         # No gap curve of a set of positive length falls faster than a curve's n^-2: a floor-corrected reading below 1
         # is the subtraction's error (a floor fitted above the noise's level at the small banks), not a dimension.
         reading = max(d_floor, NOISE_MIN_DIM)
@@ -412,7 +414,7 @@ def trusted_dimension(
             # scale's interval reaches the floor-corrected law instead.
             0.0 if method == "gap" or far_finer else _scale_spread(d_arr, stats),
             method,
-            d_floor if far_finer else (fit.dim if method == "noise_floor" else math.nan),
+            d_floor_mean if far_finer else (fit.dim if method == "noise_floor" else math.nan),
             w,
             float(sizes_arr[-1]),
         )

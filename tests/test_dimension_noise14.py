@@ -90,14 +90,14 @@ def test_the_median_curve_is_taken_where_accepted_and_not_above_the_mean_curve()
     sizes = 16.0 * 2.0 ** np.arange(8)
     means, medians = _law(sizes, 1.5, 1e-3), _law(sizes, 1.0, 1e-3)
     yes = lambda v: 0 < v < 8  # noqa: E731
-    low = parts._noise_readings(sizes, means, medians, None, yes)[0]
-    high = parts._noise_readings(sizes, medians, means, None, yes)[0]
-    rejected = parts._noise_readings(sizes, means, medians, None, lambda v: 1.25 < v < 8)[0]
+    low = parts._noise_readings(sizes, means, medians, None, yes)[0][0]
+    high = parts._noise_readings(sizes, medians, means, None, yes)[0][0]
+    rejected = parts._noise_readings(sizes, means, medians, None, lambda v: 1.25 < v < 8)[0][0]
     assert abs(low - 1.0) < 0.05, low  # the median's reading, below the mean's
     assert abs(high - 1.0) < 0.05, high  # the median reads higher: the mean's stands
     assert abs(rejected - 1.5) < 0.08, rejected  # the median's value fails the checks: the mean's stands
-    zeros = parts._noise_readings(sizes, means, np.zeros_like(medians), None, yes)[0]
-    assert zeros == parts._noise_readings(sizes, means, means, None, yes)[0]  # no median curve: the mean's
+    zeros, by_mean = parts._noise_readings(sizes, means, np.zeros_like(medians), None, yes)
+    assert zeros[0] == by_mean[0] == parts._noise_readings(sizes, means, medians, None, yes)[1][0]  # the mean's
 
 
 def test_weighted_medians_are_the_medians_of_the_resampled_queries() -> None:
