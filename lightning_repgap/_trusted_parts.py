@@ -436,7 +436,8 @@ def _noise_readings(
 
     ``means`` and ``medians`` ``(S, B)``: per bank size, the mean and the median over the queries of the squared
     nearest-neighbour distance. Each curve is read by :func:`_noise_dimensions` (its own constant floor); the median's
-    value is taken where ``accept`` passes it and it is not above an accepted mean value. Noise leaves the manifold's
+    value is taken where ``accept`` passes both values and it is not above the mean's (so the noise diagnosis, which
+    asks ``accept`` of the value, is the mean curve's as before). Noise leaves the manifold's
     part only at the smallest banks, and there the mean is decided by the few queries still far from every bank point
     (sparse or winding stretches): it falls more slowly than the typical query's gap, and the law over those banks
     reads high (clean curves of the opened splits, their first 4-5 banks, uncalibrated: median +25-42 % by the mean,
@@ -454,7 +455,7 @@ def _noise_readings(
     typical = _noise_dimensions(sizes, medians[:, ok], median_floors, concentration, accept)
     for j, b in enumerate(np.flatnonzero(ok)):
         value, mean_ok = float(typical[j]), math.isfinite(out[b]) and accept(float(out[b]))
-        if math.isfinite(value) and accept(value) and (not mean_ok or value <= out[b]):
+        if mean_ok and math.isfinite(value) and accept(value) and value <= out[b]:
             out[b] = value
     return out, by_mean
 
