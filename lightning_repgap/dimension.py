@@ -224,7 +224,9 @@ def trusted_dimension(
       neighbour table bears the floor out (:data:`NOISE_AGREEMENT`: the floor-corrected dimension agrees with GRIDE
       far, or the noise is strong); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`, or, where a floor
       that decays like the noise's own gap law explains the curve much better (``_trusted_parts.NOISE_DECAY_GAIN``;
-      noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit. The
+      noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit;
+      the same law read on the per-query gaps' median curve replaces that value where it passes the checks and reads
+      lower (the mean over the few banks above the noise is decided by far queries: ``_noise_readings``). The
       floor-corrected law is read only where TwoNN also reads at least :data:`NOISE_SCALE_RATIO` times the gap law
       (clean clouds with density spikes read them level, and fall to the blend), and never below 1
       (``_trusted_parts.NOISE_MIN_DIM``: no gap curve of a set of positive length falls faster than ``n^-2``). Where
