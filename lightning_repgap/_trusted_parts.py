@@ -441,7 +441,7 @@ def _noise_readings(
     part only at the smallest banks, and there the mean is decided by the few queries still far from every bank point
     (sparse or winding stretches): it falls more slowly than the typical query's gap, and the law over those banks
     reads high (clean curves of the opened splits, their first 4-5 banks, uncalibrated: median +25-42 % by the mean,
-    +4-8 % by the median; validation §15). The median reads the typical query; where it reads higher (few banks left
+    +4-8 % by the median; validation §16). The median reads the typical query; where it reads higher (few banks left
     above the noise, a floor fit that failed), the mean's value stands. Returns the chosen values and the mean
     curve's (the rule's far-scale comparison keeps the mean curve's).
     """

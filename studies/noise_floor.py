@@ -1,4 +1,4 @@
-r"""Why the floor-corrected gap law reads noisy curves high (issue #14; validation §15).
+r"""Why the floor-corrected gap law reads noisy curves high (issue #14; validation §16).
 
 How to run (from the repository root, with the package's venv; about four minutes)::
 

@@ -1,4 +1,4 @@
-"""Known answers for the floor-corrected law's median curve (issue #14, validation §15).
+"""Known answers for the floor-corrected law's median curve (issue #14, validation §16).
 
 Ambient noise leaves the manifold's part of the gap curve only at the smallest banks. There the *mean* over the
 queries of the squared nearest-neighbour distance is decided by the few queries still far from every bank point
