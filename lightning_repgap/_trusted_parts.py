@@ -60,6 +60,7 @@ __all__ = [
     "NOISE_FLOOR_FRACTION",
     "NOISE_FLOOR_FRACTION_HIGH",
     "NOISE_MAX_DIM",
+    "NOISE_MEDIAN_MAX_DIM",
     "NOISE_MIN_DIM",
     "NOISE_SCALE_RATIO",
     "NOISE_STRONG_RATIO",
@@ -108,6 +109,12 @@ NOISE_STRONG_RATIO = 1.4
 #: decaying two-law fit on strongly noisy curves does (noisy curves of the opened splits read 0.46-0.98). Only dust
 #: (finitely many tight clusters) reads below 1 cleanly, and under ambient noise each cluster is a noise ball.
 NOISE_MIN_DIM = 1.0
+#: The per-query median curve's floor-corrected reading replaces the mean curve's only below this value (the data
+#: reads as a curve). The mechanism it corrects (the mean over the few banks above the noise decided by the far
+#: queries of a winding curve) was shown on curves; on surfaces and up the noise adds a different offset to each
+#: query, so a constant floor does not shift the median exactly and the median's reading drifted low (opened splits,
+#: d >= 2: median signed error -0.1 % -> -3.5 % when it was taken everywhere; validation §16).
+NOISE_MEDIAN_MAX_DIM = 1.5
 #: Noise is evident where the dimension falls with the scale, a floor shows, and TwoNN reads at least this factor above
 #: the gap law, even when no floor-corrected value is borne out by the table (the floor fit failed: a 4-d banana-shaped
 #: Gaussian + 5 % at n = 2,500, TwoNN 10.90 against the gap law's 2.21, 4.9x, and a constant-floor law of 14.72):
@@ -436,7 +443,8 @@ def _noise_readings(
 
     ``means`` and ``medians`` ``(S, B)``: per bank size, the mean and the median over the queries of the squared
     nearest-neighbour distance. Each curve is read by :func:`_noise_dimensions` (its own constant floor); the median's
-    value is taken where ``accept`` passes both values and it is not above the mean's (so the noise diagnosis, which
+    value is taken where ``accept`` passes both values, it is not above the mean's and it reads as a curve (below
+    :data:`NOISE_MEDIAN_MAX_DIM`; so the noise diagnosis, which
     asks ``accept`` of the value, is the mean curve's as before). Noise leaves the manifold's
     part only at the smallest banks, and there the mean is decided by the few queries still far from every bank point
     (sparse or winding stretches): it falls more slowly than the typical query's gap, and the law over those banks
@@ -455,7 +463,7 @@ def _noise_readings(
     typical = _noise_dimensions(sizes, medians[:, ok], median_floors, concentration, accept)
     for j, b in enumerate(np.flatnonzero(ok)):
         value, mean_ok = float(typical[j]), math.isfinite(out[b]) and accept(float(out[b]))
-        if mean_ok and math.isfinite(value) and accept(value) and value <= out[b]:
+        if mean_ok and math.isfinite(value) and accept(value) and value <= out[b] and value < NOISE_MEDIAN_MAX_DIM:
             out[b] = value
     return out, by_mean
 

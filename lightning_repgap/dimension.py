@@ -225,8 +225,9 @@ def trusted_dimension(
       far, or the noise is strong); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`, or, where a floor
       that decays like the noise's own gap law explains the curve much better (``_trusted_parts.NOISE_DECAY_GAIN``;
       noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit;
-      the same law read on the per-query gaps' median curve replaces that value where it passes the checks and reads
-      lower (the mean over the few banks above the noise is decided by far queries: ``_noise_readings``). The
+      the same law read on the per-query gaps' median curve replaces that value where it passes the checks, reads
+      lower and reads as a curve (below ``_trusted_parts.NOISE_MEDIAN_MAX_DIM``; the mean over the few banks above
+      the noise is decided by far queries: ``_noise_readings``). The
       floor-corrected law is read only where TwoNN also reads at least :data:`NOISE_SCALE_RATIO` times the gap law
       (clean clouds with density spikes read them level, and fall to the blend), and never below 1
       (``_trusted_parts.NOISE_MIN_DIM``: no gap curve of a set of positive length falls faster than ``n^-2``). Where
@@ -323,7 +324,8 @@ def trusted_dimension(
     sizes_arr = np.asarray(sizes, dtype=np.float64).reshape(-1)
     use = sizes_arr >= fit_min_size
     pq = np.asarray(per_query, dtype=np.float64)[use]
-    gaps, medians = pq.mean(axis=1), np.median(pq, axis=1)
+    # the lower median, as _weighted_medians reads it under the bootstrap's integer counts (one definition)
+    gaps, medians = pq.mean(axis=1), np.partition(pq, (pq.shape[1] - 1) // 2, axis=1)[:, (pq.shape[1] - 1) // 2]
     _, floor = _floor_fit(sizes_arr[use], gaps[:, None])
     floor_frac = float(floor[0] / gaps[-1])
     noisy = falls = False
@@ -379,10 +381,10 @@ def trusted_dimension(
         # explains the curve much better and passes the checks); the bootstrap draws are chosen the same way.
         draws = np.zeros(0)
         if n_bootstrap:
-            counts = _bootstrap_counts(pq.shape[1], n_bootstrap, rng) / pq.shape[1]
-            boot_gaps = np.maximum(pq @ counts.T, np.finfo(np.float64).tiny)
+            drawn = _bootstrap_counts(pq.shape[1], n_bootstrap, rng)  # integers: their half-sums are exact
+            boot_gaps = np.maximum(pq @ (drawn / pq.shape[1]).T, np.finfo(np.float64).tiny)
             assert accept is not None
-            draws = _noise_readings(sizes_arr[use], boot_gaps, _weighted_medians(pq, counts), conc, accept)[0]
+            draws = _noise_readings(sizes_arr[use], boot_gaps, _weighted_medians(pq, drawn), conc, accept)[0]
         # No gap curve of a set of positive length falls faster than a curve's n^-2: a floor-corrected reading below 1
         # is the subtraction's error (a floor fitted above the noise's level at the small banks), not a dimension.
         reading = max(d_floor, NOISE_MIN_DIM)

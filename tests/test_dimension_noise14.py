@@ -111,3 +111,23 @@ def test_weighted_medians_are_the_medians_of_the_resampled_queries() -> None:
     want = np.stack([np.median(values[:, row], axis=1) for row in idx], axis=1)  # odd count: the middle value
     assert np.array_equal(got, want)
     assert np.array_equal(parts._weighted_medians(values, np.ones((1, 101)))[:, 0], np.median(values, axis=1))
+
+
+def test_the_median_curve_only_replaces_a_curve_like_reading() -> None:
+    # Above NOISE_MEDIAN_MAX_DIM the data does not read as a curve: the mean curve's reading stands even where the
+    # median's is lower and accepted (on the opened splits the median drifted low on noisy surfaces and up).
+    sizes = 16.0 * 2.0 ** np.arange(8)
+    means, medians = _law(sizes, 2.4, 1e-3), _law(sizes, 1.8, 1e-3)
+    yes = lambda v: 0 < v < 8  # noqa: E731
+    assert parts.NOISE_MEDIAN_MAX_DIM < 1.8
+    kept = parts._noise_readings(sizes, means, medians, None, yes)[0][0]
+    assert abs(kept - 2.4) < 0.12, kept
+
+
+def test_weighted_medians_under_unit_weights_are_the_lower_median_for_even_counts() -> None:
+    # The point estimate and the bootstrap read one median: the lower one, also for an even number of queries.
+    rng = np.random.default_rng(1)
+    for m in (2, 4, 10, 400):
+        values = rng.random((3, m))
+        lower = np.sort(values, axis=1)[:, (m - 1) // 2]
+        assert np.array_equal(parts._weighted_medians(values, np.ones((1, m)))[:, 0], lower), m
