@@ -67,8 +67,9 @@ from lightning_repgap._trusted_parts import (
     _local_estimate,
     _local_statistics,
     _noise_acceptable,
-    _noise_dimensions,
+    _noise_readings,
     _scale_spread,
+    _weighted_medians,
 )
 from lightning_repgap.gap import gap_curve
 from lightning_repgap.search import Backend, nearest
@@ -223,7 +224,10 @@ def trusted_dimension(
       neighbour table bears the floor out (:data:`NOISE_AGREEMENT`: the floor-corrected dimension agrees with GRIDE
       far, or the noise is strong); then ``dim`` is the gap law of :math:`G(n) - \text{floor}`, or, where a floor
       that decays like the noise's own gap law explains the curve much better (``_trusted_parts.NOISE_DECAY_GAIN``;
-      noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit. The
+      noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit;
+      the same law read on the per-query gaps' median curve replaces that value where it passes the checks, reads
+      lower and reads as a curve (below ``_trusted_parts.NOISE_MEDIAN_MAX_DIM``; the mean over the few banks above
+      the noise is decided by far queries: ``_noise_readings``). The
       floor-corrected law is read only where TwoNN also reads at least :data:`NOISE_SCALE_RATIO` times the gap law
       (clean clouds with density spikes read them level, and fall to the blend), and never below 1
       (``_trusted_parts.NOISE_MIN_DIM``: no gap curve of a set of positive length falls faster than ``n^-2``). Where
@@ -320,11 +324,12 @@ def trusted_dimension(
     sizes_arr = np.asarray(sizes, dtype=np.float64).reshape(-1)
     use = sizes_arr >= fit_min_size
     pq = np.asarray(per_query, dtype=np.float64)[use]
-    gaps = pq.mean(axis=1)
+    # the lower median, as _weighted_medians reads it under the bootstrap's integer counts (one definition)
+    gaps, medians = pq.mean(axis=1), np.partition(pq, (pq.shape[1] - 1) // 2, axis=1)[:, (pq.shape[1] - 1) // 2]
     _, floor = _floor_fit(sizes_arr[use], gaps[:, None])
     floor_frac = float(floor[0] / gaps[-1])
     noisy = falls = False
-    d_floor = d_far = d_near = math.nan
+    d_floor = d_floor_mean = d_far = d_near = math.nan
     conc = concentration if calibrate else None
     accept: Callable[[float], bool] | None = None
     n1, n2 = FAR_RANKS
@@ -340,12 +345,14 @@ def trusted_dimension(
             # The value the floor model would report (the decaying floor's where it explains the curve much better and
             # passes the checks, else the constant floor's) must be borne out by the neighbour table.
             accept = _noise_acceptable(d_far, d_near, floor_frac)
-            d_floor = float(_noise_dimensions(sizes_arr[use], gaps[:, None], floor, conc, accept)[0])
+            readings, by_mean = _noise_readings(sizes_arr[use], gaps[:, None], medians[:, None], conc, accept)
+            d_floor, d_floor_mean = float(readings[0]), float(by_mean[0])
             noisy = math.isfinite(d_floor) and accept(d_floor)
 
     # Noise only raises the far-scale GRIDE, and the coarse-scale curvature that the floor-corrected law's few small
-    # banks see (a curve winding through a surface) only raises that law: where GRIDE far reads lower, it is finer.
-    far_finer = noisy and 0 < d_far < d_floor and math.isfinite(d_local)
+    # banks see (a curve winding through a surface) only raises that law: where GRIDE far reads lower than the mean
+    # curve's law, it is finer (the median curve's value only replaces the mean's as the "noise_floor" reading).
+    far_finer = noisy and 0 < d_far < d_floor_mean and math.isfinite(d_local)
     # Noise raises the nearest neighbours' reading and flattens the gap curve (a lower slope): both must show. A clean
     # cloud whose density spikes make every estimator fall with the scale reads TwoNN level with the gap law.
     floor_borne_out = noisy and d_near >= NOISE_SCALE_RATIO * fit.dim
@@ -370,14 +377,14 @@ def trusted_dimension(
     if clusters:
         dim, dim_low, dim_high, method, w = d_local, local_lo, local_hi, "local", 0.0  # the local estimate as it is
     elif floor_borne_out and not far_finer:
-        # d_floor is the diagnosis's value (the decaying floor's where it explains the curve much better and passes the
-        # checks); the bootstrap draws are chosen the same way, with the same checks.
+        # d_floor is the diagnosis's value (the median curve's or the mean curve's, each the decaying floor's where it
+        # explains the curve much better and passes the checks); the bootstrap draws are chosen the same way.
         draws = np.zeros(0)
         if n_bootstrap:
-            counts = _bootstrap_counts(pq.shape[1], n_bootstrap, rng) / pq.shape[1]
-            boot_gaps = np.maximum(pq @ counts.T, np.finfo(np.float64).tiny)
-            _, boot_floor = _floor_fit(sizes_arr[use], boot_gaps)
-            draws = _noise_dimensions(sizes_arr[use], boot_gaps, boot_floor, conc, accept)
+            drawn = _bootstrap_counts(pq.shape[1], n_bootstrap, rng)  # integers: their half-sums are exact
+            boot_gaps = np.maximum(pq @ (drawn / pq.shape[1]).T, np.finfo(np.float64).tiny)
+            assert accept is not None
+            draws = _noise_readings(sizes_arr[use], boot_gaps, _weighted_medians(pq, drawn), conc, accept)[0]
         # No gap curve of a set of positive length falls faster than a curve's n^-2: a floor-corrected reading below 1
         # is the subtraction's error (a floor fitted above the noise's level at the small banks), not a dimension.
         reading = max(d_floor, NOISE_MIN_DIM)
@@ -411,7 +418,7 @@ def trusted_dimension(
             # scale's interval reaches the floor-corrected law instead.
             0.0 if method == "gap" or far_finer else _scale_spread(d_arr, stats),
             method,
-            d_floor if far_finer else (fit.dim if method == "noise_floor" else math.nan),
+            d_floor_mean if far_finer else (fit.dim if method == "noise_floor" else math.nan),
             w,
             float(sizes_arr[-1]),
         )
