@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from _helpers.jacobian import sampler_ranks
 from _helpers.suite_clouds import latent
 
 from studies.dimension_suite import NOISE_LEVELS, SPLITS, suite
@@ -141,40 +141,6 @@ def test_densities_products_and_networks_keep_their_promises():
     assert sm.shape[1] == 60
 
 
-class _Replay:
-    """A stand-in for a generator: records a sampler's draws, then replays them with one coordinate moved.
-
-    On the first pass (``record`` empty) every draw comes from a real generator and is kept; on a replay the same
-    draws come back in order, the ``which``-th continuous parameter of every point moved by ``eps``. A sampler's
-    output as a function of its per-point draws can so be differentiated without knowing its parametrisation.
-    """
-
-    CONTINUOUS = ("random", "uniform", "standard_normal", "beta", "laplace", "logistic", "gamma", "exponential", "wald")
-
-    def __init__(self, record: list[tuple[str, np.ndarray]], n: int, which: int | None = None, eps: float = 0.0):
-        self.rng = np.random.default_rng(3)
-        self.record, self.replay = record, bool(record)
-        self.n, self.which, self.eps, self.i, self.seen = n, which, eps, 0, 0
-
-    def __getattr__(self, name: str) -> Any:
-        def draw(*args: Any, **kwargs: Any) -> np.ndarray:
-            if not self.replay:
-                self.record.append((name, np.asarray(getattr(self.rng, name)(*args, **kwargs))))
-            kind, value = self.record[self.i]
-            assert kind == name
-            self.i += 1
-            value = value.copy()
-            if name in self.CONTINUOUS and value.shape[:1] == (self.n,):
-                flat = value.reshape(self.n, -1)
-                if self.which is not None and self.seen <= self.which < self.seen + flat.shape[1]:
-                    flat[:, self.which - self.seen] += self.eps
-                self.seen += flat.shape[1]
-                value = flat.reshape(value.shape)
-            return value
-
-        return draw
-
-
 _REJECTION = ("Swiss-cheese cube d=3, 12 holes + 1 %", "matrix-Fisher rotations SO(3), F = (4, 2, 0)")
 
 
@@ -184,16 +150,7 @@ def test_every_parametrised_cloud_has_its_stated_dimension(name: str) -> None:
     # dim (a collapsed direction or an extra one would show as a singular value near 0 or one too many). The two
     # rejection samplers are open subsets of the 3-cube and of SO(3), checked above.
     cloud = next(c for c in suite("eleventh") if c.name == name)
-    n, eps = 40, 1e-6
-    sampler = cloud.make(cloud.seed)
-    record: list[tuple[str, np.ndarray]] = []
-    counter = _Replay(record, n)
-    base = sampler(n, counter)  # type: ignore[arg-type]
-    params = counter.seen
-    assert params >= cloud.dim
-    cols = [(sampler(n, _Replay(record, n, j, eps)) - base) / eps for j in range(params)]  # type: ignore[arg-type]
-    sv = np.linalg.svd(np.stack(cols, axis=2), compute_uv=False)
-    rank = (sv > 1e-5 * sv[:, :1]).sum(1)
+    rank = sampler_ranks(cloud)
     assert (rank == cloud.dim).all(), (name, np.unique(rank))
 
 

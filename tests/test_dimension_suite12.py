@@ -13,10 +13,10 @@ import subprocess
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from _helpers.jacobian import sampler_ranks
 from _helpers.suite_clouds import latent
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
@@ -190,54 +190,11 @@ def test_densities_and_products_keep_their_promises():
     assert np.allclose(np.linalg.norm(pd[:, 2:], axis=1), 0.8)
 
 
-class _Replay:
-    """A stand-in for a generator: records a sampler's draws, then replays them with one coordinate moved.
-
-    On the first pass (``record`` empty) every draw comes from a real generator and is kept; on a replay the same
-    draws come back in order, the ``which``-th continuous parameter of every point moved by ``eps``. A sampler's
-    output as a function of its per-point draws can so be differentiated without knowing its parametrisation.
-    """
-
-    CONTINUOUS = ("random", "uniform", "standard_normal", "beta", "gamma")
-
-    def __init__(self, record: list[tuple[str, np.ndarray]], n: int, which: int | None = None, eps: float = 0.0):
-        self.rng = np.random.default_rng(3)
-        self.record, self.replay = record, bool(record)
-        self.n, self.which, self.eps, self.i, self.seen = n, which, eps, 0, 0
-
-    def __getattr__(self, name: str) -> Any:
-        def draw(*args: Any, **kwargs: Any) -> np.ndarray:
-            if not self.replay:
-                self.record.append((name, np.asarray(getattr(self.rng, name)(*args, **kwargs))))
-            kind, value = self.record[self.i]
-            assert kind == name
-            self.i += 1
-            value = value.copy()
-            if name in self.CONTINUOUS and value.shape[:1] == (self.n,):
-                flat = value.reshape(self.n, -1)
-                if self.which is not None and self.seen <= self.which < self.seen + flat.shape[1]:
-                    flat[:, self.which - self.seen] += self.eps
-                self.seen += flat.shape[1]
-                value = flat.reshape(value.shape)
-            return value
-
-        return draw
-
-
 @pytest.mark.parametrize("name", [c.name for c in suite("twelfth")])
 def test_every_cloud_has_its_stated_dimension(name: str) -> None:
     # The truth: at random points the sampler's Jacobian with respect to all its per-point draws has rank exactly
     # dim (a collapsed direction or an extra one would show as a singular value near 0 or one too many). No sampler
     # of this split rejects draws, so every cloud is checked, the network images included.
     cloud = next(c for c in suite("twelfth") if c.name == name)
-    n, eps = 40, 1e-6
-    sampler = cloud.make(cloud.seed)
-    record: list[tuple[str, np.ndarray]] = []
-    counter = _Replay(record, n)
-    base = sampler(n, counter)  # type: ignore[arg-type]
-    params = counter.seen
-    assert params >= cloud.dim
-    cols = [(sampler(n, _Replay(record, n, j, eps)) - base) / eps for j in range(params)]  # type: ignore[arg-type]
-    sv = np.linalg.svd(np.stack(cols, axis=2), compute_uv=False)
-    rank = (sv > 1e-5 * sv[:, :1]).sum(1)
+    rank = sampler_ranks(cloud)
     assert (rank == cloud.dim).all(), (name, np.unique(rank))
