@@ -32,7 +32,7 @@ def test_thirteenth_split_is_new_and_follows_the_issue_family_list():
     earlier = [c for c in suite() if c.split != "thirteenth"]
     assert len(thirteenth) == 43
     assert SPLITS[SPLITS.index("twelfth") + 1] == "thirteenth"  # written after the twelfth
-    assert SPLITS[-1] == "thirteenth"
+    assert SPLITS[SPLITS.index("thirteenth") + 1] == "fourteenth"  # the fourteenth split was written after it
     assert len({c.name for c in suite()}) == len(suite())  # no name reused from an earlier split
     seeds = [c.seed for c in thirteenth]
     assert len(set(seeds)) == len(seeds)
