@@ -7,42 +7,48 @@ committed *before* the fourteenth round of tuning and is measured once, after th
 issue's family list with shapes, densities and embeddings that are mostly new.
 
 Re-dimensioned repeats and near-repeats of earlier families, listed so that nobody counts them as new: the ordinary
-clouds (the sphere :math:`S^{21}`, the ball :math:`B^{19}`, the flat torus :math:`T^{17}`, the cube
-:math:`[0, 1]^{23}` and a 25-d Gaussian: every split has such clouds at other dimensions); the image of an interval
-under a random network (the erf network d = 1 -> :math:`R^{24}` + 5 %: networks d = 1 -> :math:`R^{24}` + 5 % are in
-the fourth, ninth, tenth and twelfth splits; every split has a network curve); the penalized-tanh network d = 3 ->
-:math:`R^{36}` and the Ricker network d = 5 -> :math:`R^{50}` share d and D with networks of the ninth, tenth and
-thirteenth splits; the activations are relatives of earlier ones (penalized tanh of the tune split's tanh, the Ricker
-wavelet ``(1 - h^2) exp(-h^2 / 2)`` of the seventh and tenth splits' Gaussian and the thirteenth's Cauchy bumps, the
-sine-linear ``h + 0.4 sin 2h`` of the tenth split's snake ``h + sin^2 h``, the squared softplus of the softplus
-networks of the third and eighth splits, the residual erf network of the residual networks of the third and ninth to
-thirteenth splits); the trefoil knot (the third split's (2, 3) torus knot is the same knot, embedded differently and
-drawn from a Beta parameter); the epicycloid and hypocycloid with five cusps (the fifth split's epitrochoid, the sixth
-split's hypotrochoid, and the hypocycloids with four and three cusps: the seventh split's astroid, the eighth's
-deltoid); the scarabaeus (a polar curve like the roses, limaçon and cochleoid of the sixth, seventh and tenth splits);
-the damped sine ``(t, 0.5 exp(-t / 4) sin 6t)`` (a graph curve like the ninth split's chirp); the band with three
-half-twists (the third split's Möbius strip has one, the thirteenth's Sudanese band is another Möbius band); the
-Enneper surface of order 2 (the third split's Enneper patch has order 1); the Mexican-hat graph (graph surfaces: the
-tune split's bumpy graphs, the sixth's egg-crate, the seventh's graph over a Gaussian plane, the ninth's sine surface);
-the torus whose tube radius varies (the sixth split's ring torus, the seventh's horn torus, the tenth's spindle
-torus); the octahedron surface (the boundary of the :math:`l_1` ball; the fourth split's boundary of the 13-cube is
-another piecewise-flat boundary, the fifth's cross-polytope the solid :math:`l_1` ball); the separated mixture of four
-clusters of different shapes at d = 8 (the thirteenth split's Gaussian / ball / Gaussian mixture at d = 6, the
-twelfth's separated Gaussian mixture at d = 11, the tenth's Gaussians at cube corners at d = 8, the ninth's
-Gaussian-plus-cube mixture); the cardioid-distribution torus (the von Mises tori of eight earlier splits, the eleventh
-split's wrapped-Cauchy torus, the thirteenth's sine-skewed one: other circular densities); the Beta(3, 1.5) latitude
-on :math:`S^3` (densities on spheres: von Mises-Fisher caps, the girdle, Kent and Bingham densities of the seventh to
-twelfth splits); Neal's funnel (Gaussian scale mixtures of the fifth, sixth and eighth splits, here with the scale
-tied to one coordinate); the characteristic polynomials of Haar :math:`U(4)` (the fifth split's :math:`U(4)` itself,
-the thirteenth's GUE eigenvalues: another ensemble whose eigenvalues repel); the Lomax coordinates (the sixth split's
-Pareto(3) radius, heavy-tailed too); the Lagrangian Grassmannian :math:`U(3)/O(3)` (the fourth and eleventh splits'
-real Grassmannians, the thirteenth's complex one); :math:`RP^{12}` as projectors ``x x^T`` (the sixth split's
-Veronese image of :math:`S^5` is :math:`RP^5` drawn the same way); the complex Stiefel manifold :math:`V_2(C^5)` (the
-fourth and tenth splits' real Stiefel manifolds); the solid ellipsoid d = 16 (the fourth split's ellipsoid
-:math:`S^{17}` is a surface, the fifth's skewed box another anisotropic solid); the flat 4-torus of radii 1, 0.8, 0.65,
-0.5 (flat tori in most splits, the sixth's of radii 1 and 0.1); the trefoil times a Beta(2, 5) interval (the
-thirteenth split's Cayley's sextic times a Beta(2, 3) interval) and the epicycloid times a von Mises circle (the
-thirteenth's dumbbell times a von Mises circle):
+clouds (the sphere :math:`S^{21}`, the ball :math:`B^{19}`, the flat torus :math:`T^{17}`, the cube :math:`[0, 1]^{23}`
+and a 25-d Gaussian: every split has such clouds at other dimensions); the image of an interval under a random network
+(the erf network d = 1 -> :math:`R^{24}` + 5 %: networks d = 1 -> :math:`R^{24}` + 5 % are in the fourth, ninth, tenth
+and twelfth splits; every split has a network curve); the penalized-tanh network d = 3 -> :math:`R^{36}` and the Ricker
+network d = 5 -> :math:`R^{50}` share d and D with networks of the ninth, tenth and thirteenth splits; the activations
+are relatives of earlier ones (penalized tanh of the tune split's tanh, the Ricker wavelet ``(1 - h^2) exp(-h^2 / 2)``
+of the seventh and tenth splits' Gaussian and the thirteenth's Cauchy bumps, the sine-linear ``h + 0.4 sin 2h`` of the
+tenth split's snake ``h + sin^2 h``, the squared softplus of the softplus networks of the third and eighth splits, the
+residual erf network of the residual networks of the third and ninth to thirteenth splits); the trefoil knot (the third
+split's (2, 3) torus knot is the same knot, embedded differently and drawn from a Beta parameter); the epicycloid and
+hypocycloid with five cusps (the fifth split's epitrochoid, the sixth split's hypotrochoid, and the hypocycloids with
+four and three cusps: the seventh split's astroid, the eighth's deltoid); the scarabaeus (a polar curve like the roses,
+limaçon and cochleoid of the sixth, seventh and tenth splits); the damped sine ``(t, 0.5 exp(-t / 4) sin 6t)`` (a graph
+curve like the ninth split's chirp); the band with three half-twists (the third split's Möbius strip has one, the
+thirteenth's Sudanese band is another Möbius band); the Enneper surface of order 2 (the third split's Enneper patch has
+order 1); the Mexican-hat graph (graph surfaces: the tune split's bumpy graphs, the sixth's egg-crate, the seventh's
+graph over a Gaussian plane, the ninth's sine surface); the torus whose tube radius varies (the sixth split's ring
+torus, the seventh's horn torus, the tenth's spindle torus); the octahedron surface (the boundary of the :math:`l_1`
+ball; the fourth split's boundary of the 13-cube is another piecewise-flat boundary, the fifth's cross-polytope the
+solid :math:`l_1` ball); the separated mixture of four clusters of different shapes at d = 8 (the thirteenth split's
+Gaussian / ball / Gaussian mixture at d = 6, the twelfth's separated Gaussian mixture at d = 11, the tenth's Gaussians
+at cube corners at d = 8, the ninth's Gaussian-plus-cube mixture); the cardioid-distribution torus (the von Mises tori
+of eight earlier splits, the eleventh split's wrapped-Cauchy torus, the thirteenth's sine-skewed one: other circular
+densities); the Beta(3, 1.5) latitude on :math:`S^3` (densities on spheres: von Mises-Fisher caps, the girdle, Kent and
+Bingham densities of the seventh to twelfth splits; closest, the eighth split's sphere with a Beta(0.6, 2) height, the
+same construction, as is the Beta-latitude :math:`S^2` factor of the scarabaeus product); Neal's funnel (Gaussian scale
+mixtures of the fifth, sixth and eighth splits, here with the scale tied to one coordinate); the characteristic
+polynomials of Haar :math:`U(4)` (the fifth split's :math:`U(4)` itself, the thirteenth's GUE eigenvalues: another
+ensemble whose eigenvalues repel); the Lomax coordinates (Lomax(a) is beta-prime(1, a): the twelfth split's
+beta-prime(3, 4) coordinates d = 7; the sixth split's Pareto(3) radius, heavy-tailed too); the ex-Gaussian coordinates
+d = 7 (independent right-skewed coordinates at the same d and D as the ninth split's skew-normal and the eighth's
+Gamma(0.5) coordinates); the Lagrangian Grassmannian :math:`U(3)/O(3)` (the fourth and eleventh splits' real
+Grassmannians, the thirteenth's complex one); :math:`RP^{12}` as projectors ``x x^T`` (the sixth split's Veronese image
+of :math:`S^5` is :math:`RP^5` drawn the same way; the twelfth split's :math:`CP^6` is the complex version, the same
+projector embedding at the same d = 12); the complex Stiefel manifold :math:`V_2(C^5)` (the fourth and tenth splits'
+real Stiefel manifolds); the solid ellipsoid d = 16 (the fourth split's ellipsoid :math:`S^{17}` is a surface, the
+fifth's skewed box another anisotropic solid); the flat 4-torus of radii 1, 0.8, 0.65, 0.5 (flat tori in most splits,
+the sixth's of radii 1 and 0.1); the trefoil times a Beta(2, 5) interval (the thirteenth split's Cayley's sextic times a
+Beta(2, 3) interval) and the epicycloid times a von Mises circle (the thirteenth's dumbbell times a von Mises circle);
+the fish curve times a sphere and the scarabaeus times a Beta-latitude :math:`S^2` (the seventh split's rose with 3
+petals times :math:`S^2` + 5 %: a self-crossing planar curve times a sphere, d = 3; the scarabaeus, like the rose,
+passes through the origin):
 
 * curves (uniform in arc length): the trefoil knot ``(sin t + 2 sin 2t, cos t - 2 cos 2t, -sin 3t)``, the fish curve
   (its tail crosses itself), the epicycloid and the hypocycloid with five cusps, the scarabaeus ``r = 0.8 cos 2t -
@@ -93,12 +99,14 @@ widest cluster's median ``k20`` (2.3), each cluster's RMS radius (1.7 to 3.0) is
 covariance of every clean cloud has a condition number at most 6.8 over its top ``dim`` directions except the mixture
 (57, the four centres).
 
-Noise (isotropic, a fraction of the clean cloud's RMS radius, as in :class:`studies.dimension_suite.SuiteCloud`):
-0 on 13 clouds, 1 % on 16, 5 % on 14. Truth = the manifold's dimension (checked by the rank of every sampler's
-Jacobian in its draws, tests/test_dimension_suite14.py). Nothing here comes from a published benchmark generator
-(scikit-dimension's ``BenchmarkManifolds``, DADApy's data sets). No sampler rejects draws; the curves are drawn
-uniform in arc length by the inverse of a fine arc-length table, the circular density by the inverse of its CDF on a
-fine grid. SciPy is not used.
+Noise (isotropic, a fraction of the clean cloud's RMS radius, as in :class:`studies.dimension_suite.SuiteCloud`): 0 on
+13 clouds, 1 % on 16, 5 % on 14. Truth = the manifold's dimension (checked by the rank of every sampler's Jacobian in
+its draws, tests/test_dimension_suite14.py). Nothing here comes from a published benchmark generator (scikit-dimension's
+``BenchmarkManifolds``, DADApy's data sets); the band with three half-twists uses the textbook Möbius-band
+parametrisation that scikit-dimension's ``M11_Moebius`` also uses (there with 10 half-twists and half-width 0.5, so this
+is not that cloud; the third split's Möbius strip is the same form with one half-twist). No sampler rejects draws; the
+curves are drawn uniform in arc length by the inverse of a fine arc-length table, the circular density by the inverse of
+its CDF on a fine grid. SciPy is not used.
 """
 
 from __future__ import annotations
