@@ -59,16 +59,18 @@ def test_the_table_reads_the_ambient_dimension_and_the_constant_floor_share_fall
         seen = trusted_dimension(curve.sizes, curve.per_query, dist, ambient=8, **kw)
     assert blind.noise_floor < parts.NOISE_SWAMPED_FLOOR, blind
     assert blind.dim > 5.0, blind
-    assert seen.method == "noise_floor" and abs(seen.dim - 1.0) <= 0.4, seen
+    assert seen.method == "noise_floor", seen
+    assert abs(seen.dim - 1.0) <= 0.4, seen
 
 
 def test_a_gaussian_mixture_far_below_the_ambient_dimension_keeps_its_reading() -> None:
     # The guard the floor share was added for: unequal 7-d Gaussians in R^32 + 1 % (the swamped clause without the
-    # floor share read such a mixture 1.23). Its far scale reads far below 0.7 D, so the ambient dimension changes nothing.
+    # floor share read such a mixture 1.23). Its far scale reads far below 0.7 D: the ambient dimension changes nothing.
     rng = np.random.default_rng(3)
     sizes = rng.multinomial(2500, np.array([0.3, 0.25, 0.2, 0.12, 0.08, 0.05]))
     parts_ = [
-        rng.standard_normal((k, 7)) * s + rng.standard_normal(7) * 6.0 for k, s in zip(sizes, np.geomspace(0.3, 1.5, 6))
+        rng.standard_normal((k, 7)) * s + rng.standard_normal(7) * 6.0
+        for k, s in zip(sizes, np.geomspace(0.3, 1.5, 6), strict=True)
     ]
     lat = np.concatenate(parts_)
     x = np.pad(lat, ((0, 0), (0, 25))) @ np.linalg.qr(rng.standard_normal((32, 32)))[0]
