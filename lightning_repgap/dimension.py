@@ -244,7 +244,9 @@ def trusted_dimension(
       (clean clouds with density spikes read them level, and fall to the blend), and never below 1
       (``_trusted_parts.NOISE_MIN_DIM``: no gap curve of a set of positive length falls faster than ``n^-2``). Where
       the noise is evident (TwoNN at least ``_trusted_parts.NOISE_EVIDENT_RATIO`` times the gap law, a floor shows)
-      but no floor-corrected value is borne out, ``dim`` is the lower of the gap law and GRIDE far.
+      but no floor-corrected value is borne out, ``dim`` is the lower of the gap law and GRIDE far. Given ``ambient``,
+      a table whose far scale reads at least :data:`NOISE_AMBIENT_FAR` of it is swamped by the noise, and a
+      floor-corrected value far below it needs no floor share (see there).
       When the dimension falls with the scale but no floor shows (weak noise: the floor explains less than
       :data:`NOISE_FLOOR_FRACTION` of :math:`G(n_{max})`) and ``d_gap <= 8``, ``dim`` is GRIDE over
       neighbours 10 and 20 (:data:`FAR_RANKS`, method ``"local_far"``): the 10th to 20th neighbours lie beyond the
