@@ -83,6 +83,7 @@ __all__ = [
     "INTERVAL_SPREAD",
     "METHOD_CODES",
     "NEIGHBOR_QUERIES",
+    "NOISE_AMBIENT_FAR",
     "DimensionDisagreementWarning",
     "DimensionEstimate",
     "DimensionFit",
@@ -97,6 +98,16 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Noise swamps the whole neighbour table where GRIDE over neighbours 10-20 reads at least this share of the ambient
+#: dimension ``D`` (``trusted_dimension(..., ambient=D)``): the far neighbours then lie inside the noise's own
+#: ``D``-dimensional ball (pure Gaussian noise reads 0.77-0.98 ``D`` there at ``D <= 16``), and the table can neither
+#: show the manifold nor bear out a floor-corrected law, so the "swamped" clause stops asking the constant floor for
+#: ``_trusted_parts.NOISE_SWAMPED_FLOOR`` of the gap. That share is a proxy which falls with ``n`` at a fixed noise
+#: where ``D`` is small (the noise's own gap law, ``n^(-2/D)``, keeps falling under a constant floor: a 5 %-noisy
+#: circle in R^8 0.92-0.94 at n = 10,000, 0.69-0.77 at 40,000). On the opened suite every reading at or above 0.7 ``D``
+#: is a noisy curve; the others read at most 0.61 ``D`` (validation §18).
+NOISE_AMBIENT_FAR = 0.7
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -208,6 +219,7 @@ def trusted_dimension(
     calibrate: bool = True,
     n_neighbors: int = 20,
     seed: int = 0,
+    ambient: int | None = None,
 ) -> DimensionEstimate:
     r"""The trusted intrinsic dimension: the gap law where it is right, local estimators where they are.
 
@@ -232,7 +244,9 @@ def trusted_dimension(
       (clean clouds with density spikes read them level, and fall to the blend), and never below 1
       (``_trusted_parts.NOISE_MIN_DIM``: no gap curve of a set of positive length falls faster than ``n^-2``). Where
       the noise is evident (TwoNN at least ``_trusted_parts.NOISE_EVIDENT_RATIO`` times the gap law, a floor shows)
-      but no floor-corrected value is borne out, ``dim`` is the lower of the gap law and GRIDE far.
+      but no floor-corrected value is borne out, ``dim`` is the lower of the gap law and GRIDE far. Given ``ambient``,
+      a table whose far scale reads at least :data:`NOISE_AMBIENT_FAR` of it is swamped by the noise, and a
+      floor-corrected value far below it needs no floor share (see there).
       When the dimension falls with the scale but no floor shows (weak noise: the floor explains less than
       :data:`NOISE_FLOOR_FRACTION` of :math:`G(n_{max})`) and ``d_gap <= 8``, ``dim`` is GRIDE over
       neighbours 10 and 20 (:data:`FAR_RANKS`, method ``"local_far"``): the 10th to 20th neighbours lie beyond the
@@ -277,6 +291,8 @@ def trusted_dimension(
             densities spread over scales (:data:`HETEROGENEOUS_CONCENTRATION`).
         n_neighbors: neighbours of the ``dim_mle`` cross-check.
         seed: seed of the bootstraps.
+        ambient: the ambient dimension ``D`` of the points, if known: where GRIDE far reads at least
+            :data:`NOISE_AMBIENT_FAR` of it, noise swamps the whole table (see there). ``None``: not used.
 
     Returns:
         A :class:`DimensionEstimate`.
@@ -344,7 +360,9 @@ def trusted_dimension(
         if falls and floor_frac >= floor_needed:
             # The value the floor model would report (the decaying floor's where it explains the curve much better and
             # passes the checks, else the constant floor's) must be borne out by the neighbour table.
-            accept = _noise_acceptable(d_far, d_near, floor_frac)
+            # Noise that swamps the whole table (its far scale reads the ambient dimension) needs no floor share.
+            swamped_table = ambient is not None and d_far >= NOISE_AMBIENT_FAR * ambient
+            accept = _noise_acceptable(d_far, d_near, 1.0 if swamped_table else floor_frac)
             readings, by_mean = _noise_readings(sizes_arr[use], gaps[:, None], medians[:, None], conc, accept)
             d_floor, d_floor_mean = float(readings[0]), float(by_mean[0])
             noisy = math.isfinite(d_floor) and accept(d_floor)
@@ -367,6 +385,7 @@ def trusted_dimension(
     clusters = math.isfinite(d_local) and _cluster_split(sizes_arr[use], pq, bands) >= CLUSTER_SPLIT
     # Noise within separated clusters: the whole rule on the curve from where every cluster holds bank points.
     kw: dict[str, Any] = {"dist": d_arr, "concentration": concentration, "fit_min_size": fit_min_size, "seed": seed}
+    kw["ambient"] = ambient
     rule = functools.partial(
         trusted_dimension, n_bootstrap=n_bootstrap, confidence=confidence, n_neighbors=n_neighbors, **kw
     )
@@ -552,6 +571,7 @@ def estimate_dimension(
                 n_neighbors=n_neighbors,
                 n_bootstrap=200,
                 seed=seed,
+                ambient=x.shape[1],
             )
         if est.disagree:
             warn_disagreement(est)

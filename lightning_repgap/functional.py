@@ -252,6 +252,7 @@ def _gap_compute(
             calibrate=config.calibrate,
             n_neighbors=k_mle,
             seed=0 if config.seed is None else config.seed,
+            ambient=int(inputs.reference.shape[1]),
         )
     fit = est.fit
     if not all(math.isfinite(v) for v in (est.dim, est.dim_low, est.dim_high, fit.r2)):

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in SIZES:
         rows: list[tuple[str, float, bool, float]] = []
         for cloud in [c for split in splits for c in suite(split)]:
-            est = read_cached(cached_curve(cloud, n, args.cache))
+            est = read_cached(cached_curve(cloud, n, args.cache), ambient=cloud.ambient)
             rows.append((
                 cloud.split,
                 abs(est.dim - cloud.dim) / cloud.dim,

@@ -148,7 +148,7 @@ def measure_cached(cloud: SuiteCloud, n: int, cache: Path, baselines: dict[str, 
     """
     c = cached_curve(cloud, n, cache)
     t0 = time.perf_counter()
-    est = read_cached(c)
+    est = read_cached(c, ambient=cloud.ambient)
     seconds = time.perf_counter() - t0
     key = str(n)
     local = (float(baselines["twonn"][key][cloud.name]), float(baselines["mle"][key][cloud.name]))

@@ -92,7 +92,7 @@ def read_suite(roots: dict[str, Path], default: Path, n_bootstrap: int) -> list[
                     path = cache / f"c_{cloud.seed}_{n}.npz"
                     if not path.exists():
                         raise FileNotFoundError(f"missing cache file {path} ({split}: {cloud.name}, n = {n})")
-                    est = read_cached(dict(np.load(path)), n_bootstrap=n_bootstrap)
+                    est = read_cached(dict(np.load(path)), n_bootstrap=n_bootstrap, ambient=cloud.ambient)
                     d, dim = float(cloud.dim), est.dim
                     if d < dim:
                         side = math.log(dim / est.dim_low) if est.dim_low > 0 else math.inf
