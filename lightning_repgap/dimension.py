@@ -105,8 +105,11 @@ log = logging.getLogger(__name__)
 #: show the manifold nor bear out a floor-corrected law, so the "swamped" clause stops asking the constant floor for
 #: ``_trusted_parts.NOISE_SWAMPED_FLOOR`` of the gap. That share is a proxy which falls with ``n`` at a fixed noise
 #: where ``D`` is small (the noise's own gap law, ``n^(-2/D)``, keeps falling under a constant floor: a 5 %-noisy
-#: circle in R^8 0.92-0.94 at n = 10,000, 0.69-0.77 at 40,000). On the opened suite every reading at or above 0.7 ``D``
-#: is a noisy curve; the others read at most 0.61 ``D`` (validation §18).
+#: circle in R^8 0.92-0.94 at n = 10,000, 0.69-0.77 at 40,000). 0.7 ``D`` does not separate noise from clean data:
+#: on the opened suite (``d / D <= 0.5``) every reading at or above it is a noisy curve, but clean clouds with ``d``
+#: near ``D`` reach it too (a 7-cube in R^8 0.71-0.78, full-rank Gaussians 0.8-1.2); what keeps them off the noise
+#: branch is the rest of it (the fall with the scale, a floor, a floor-corrected value at most a quarter of GRIDE far;
+#: validation §18). ``D`` is the column count: zero-padded or dead columns switch the check off.
 NOISE_AMBIENT_FAR = 0.7
 
 
@@ -292,7 +295,8 @@ def trusted_dimension(
         n_neighbors: neighbours of the ``dim_mle`` cross-check.
         seed: seed of the bootstraps.
         ambient: the ambient dimension ``D`` of the points, if known: where GRIDE far reads at least
-            :data:`NOISE_AMBIENT_FAR` of it, noise swamps the whole table (see there). ``None``: not used.
+            :data:`NOISE_AMBIENT_FAR` of it, noise swamps the whole table (see there). ``None``: not used. A positive
+            integer (``ValueError`` otherwise).
 
     Returns:
         A :class:`DimensionEstimate`.
@@ -313,6 +317,8 @@ def trusted_dimension(
         (2.0, 'local', 1, True)
 
     """
+    if ambient is not None and (isinstance(ambient, bool) or not isinstance(ambient, int | np.integer) or ambient < 1):
+        raise ValueError(f"`ambient` must be a positive integer (the points' width) or None, got {ambient!r}.")
     d_arr = _ratio_input(dist, "dist", 2)
     fit = gap_dimension(
         sizes,

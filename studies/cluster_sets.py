@@ -162,7 +162,7 @@ def read_cloud(cloud: ClusterCloud, n: int, cache: Path) -> object:
     """The trusted ``dim`` of ``cloud`` at ``n`` points from its cached search."""
     from studies.dimension_retune import read_cached
 
-    return read_cached(cached_search(cloud, n, cache))
+    return read_cached(cached_search(cloud, n, cache), ambient=cloud.ambient)
 
 
 def main(argv: list[str] | None = None) -> int:

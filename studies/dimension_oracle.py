@@ -152,12 +152,12 @@ def _gride(rows: np.ndarray, n1: int, n2: int) -> float:
         return math.nan
 
 
-def candidates(npz: dict[str, np.ndarray]) -> tuple[dict[str, float], str]:
-    """Every candidate of one cached search (see the module docstring) and the rule's method."""
+def candidates(npz: dict[str, np.ndarray], ambient: int | None = None) -> tuple[dict[str, float], str]:
+    """Every candidate of one cached search (see the module docstring) and the rule's method; ``ambient``: width."""
     knn = np.sqrt(npz["knn"])
     dist = knn[:, :20]
     conc = float(npz["conc"])
-    est = read_cached(npz)
+    est = read_cached(npz, ambient=ambient)
     out = {
         "rule": est.dim,
         "gap": est.dim_gap,
@@ -208,7 +208,7 @@ def read_suite(cache: Path, splits: Sequence[str] = OPENED, build_into: Path | N
                     npz = cached_curve(cloud, n, build_into)
                 else:
                     raise FileNotFoundError(f"missing cache file {path} ({split}: {cloud.name}, n = {n})")
-                values, method = candidates(npz)
+                values, method = candidates(npz, cloud.ambient)
                 records.append(_record(cloud, n, values, method))
     return records
 

@@ -86,7 +86,11 @@ def noise_free(name: str, noises: tuple[float, ...]) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 e = trusted_dimension(
-                    cur.sizes, cur.per_query, np.sqrt(cur.knn_dist_sq), concentration=cur.concentration
+                    cur.sizes,
+                    cur.per_query,
+                    np.sqrt(cur.knn_dist_sq),
+                    concentration=cur.concentration,
+                    ambient=x.shape[1],
                 )
             print(
                 f"noise {noise:.2f} n={n:5d}: dim {e.dim:.2f} ({e.method}), gap law {e.dim_gap:.2f} (uncalibrated "

@@ -78,7 +78,12 @@ def draw(family: str, ambient: int, noise: float, n: int, rep: int) -> dict[str,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est = trusted_dimension(
-            curve.sizes, curve.per_query, np.sqrt(curve.knn_dist_sq), concentration=curve.concentration, n_bootstrap=0
+            curve.sizes,
+            curve.per_query,
+            np.sqrt(curve.knn_dist_sq),
+            concentration=curve.concentration,
+            n_bootstrap=0,
+            ambient=ambient,
         )
     use = curve.sizes >= 16
     sizes = curve.sizes[use].astype(np.float64)

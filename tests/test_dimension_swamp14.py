@@ -14,6 +14,7 @@ import math
 import warnings
 
 import numpy as np
+import pytest
 
 import lightning_repgap._trusted_parts as parts
 from lightning_repgap import estimate_dimension
@@ -80,3 +81,13 @@ def test_a_gaussian_mixture_far_below_the_ambient_dimension_keeps_its_reading() 
         warnings.simplefilter("ignore")
         est = estimate_dimension(x, return_estimate=True)
     assert est.dim > 5.0, est
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_ambient_must_be_a_positive_integer(bad: object) -> None:
+    # A zero or negative width would switch the swamped-table check on for every cloud: a clear error instead.
+    sizes = 16 * 2 ** np.arange(6)
+    per_query = np.tile((sizes**-1.0)[:, None], (1, 30)) * np.linspace(0.5, 1.5, 30)
+    dist = np.sort(np.random.default_rng(0).random((30, 20)), axis=1) + 0.1
+    with pytest.raises(ValueError, match="ambient"):
+        trusted_dimension(sizes, per_query, dist, ambient=bad)  # type: ignore[arg-type]
