@@ -277,8 +277,9 @@ def trusted_dimension(
     floor (:data:`INTERVAL_SPREAD`): sampling error alone misses the biases of curvature, density and noise. That is
     only its shape: its log half-widths are multiplied by a split-conformal scale per method and bank size
     (``INTERVAL_SCALE`` in ``_trusted_parts``), calibrated at ``confidence=0.95`` on the suite's opened clouds (0.946 /
-    0.958 at n = 2,500 / 20,000 leaving each split out, 0.81-1.00 per split; 0.81 / 0.93 on the eleventh split, measured
-    once before any tuning on it; other confidence levels scale the same shape, uncalibrated).
+    0.958 at n = 2,500 / 20,000 leaving each split out, 0.81-1.00 per split; on the splits measured once before any
+    tuning on them, 0.81 / 0.93 (eleventh) to 1.00 / 1.00 (fourteenth); other confidence levels scale the same shape,
+    uncalibrated).
 
     Args:
         sizes: ``(S,)`` increasing bank sizes.
