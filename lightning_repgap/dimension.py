@@ -347,8 +347,7 @@ def trusted_dimension(
     sizes_arr = np.asarray(sizes, dtype=np.float64).reshape(-1)
     use = sizes_arr >= fit_min_size
     pq = np.asarray(per_query, dtype=np.float64)[use]
-    # the lower median, as _weighted_medians reads it under the bootstrap's integer counts (one definition)
-    gaps, medians = pq.mean(axis=1), np.partition(pq, (pq.shape[1] - 1) // 2, axis=1)[:, (pq.shape[1] - 1) // 2]
+    gaps = pq.mean(axis=1)
     _, floor = _floor_fit(sizes_arr[use], gaps[:, None])
     floor_frac = float(floor[0] / gaps[-1])
     noisy = falls = False
@@ -370,6 +369,10 @@ def trusted_dimension(
             # Noise that swamps the whole table (its far scale reads the ambient dimension) needs no floor share.
             swamped_table = ambient is not None and d_far >= NOISE_AMBIENT_FAR * ambient
             accept = _noise_acceptable(d_far, d_near, 1.0 if swamped_table else floor_frac)
+            # the lower median, as _weighted_medians reads it under the bootstrap's integer counts (one definition);
+            # only here, where the floor model is read: every other reading skips the partition
+            mid = (pq.shape[1] - 1) // 2
+            medians = np.partition(pq, mid, axis=1)[:, mid]
             readings, by_mean = _noise_readings(sizes_arr[use], gaps[:, None], medians[:, None], conc, accept)
             d_floor, d_floor_mean = float(readings[0]), float(by_mean[0])
             noisy = math.isfinite(d_floor) and accept(d_floor)
