@@ -47,6 +47,10 @@ def main() -> None:
         json.dump(cb.history, fh)
     with open(os.path.join(out_dir, f"timing-rank{trainer.global_rank}.json"), "w") as fh:
         json.dump(cb.last_timing, fh)
+    # Lightning destroys the process group at exit only for NCCL; a gloo group left to the interpreter's teardown
+    # can abort the process after fit ("terminate called without an active exception", SIGABRT: pytorch#190489).
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
