@@ -87,23 +87,27 @@ semicubical parabola (its cusp), 1.8 % on the trisectrix (its double point), 2.2
 the origin) and 9.7 % on Talbot's curve (its cusps and self-crossings); the knot's strands stay apart (0 %). In the
 network images drawn from a latent cube of dimension up to 3 no 20-neighbour pair lies more than four median neighbour
 distances apart in the latent cube (tanhshrink, log-sigmoid). Surfaces, on 40,000 clean points, every nearest neighbour
-is within 0.05 of the point in every parameter (scaled to ``[0, 1]``, angles measured round) on the Steinbach screw,
-the knot tube, the associate surface, the cone and the elliptic torus; on the Cassini surface 0.04 % and on the Enneper
+is within 0.05 of the point in every parameter (scaled to ``[0, 1]``, angles measured round) on the Steinbach screw, the
+knot tube, the associate surface, the cone and the elliptic torus; on the Cassini surface 0.04 % and on the Enneper
 surface 0.01 % of the points have a nearest neighbour farther in a parameter, all at the parametrisations' own
-degenerate points (the revolution axis, the disc's centre). Parametrisations that are not area-uniform (disclosed, none
-changes a truth): the Steinbach screw and the associate surface are uniform in their two parameters, the knot tube
+degenerate points (the revolution axis, the disc's centre). Two surfaces are thin against the neighbour scale at 2,500
+points (disclosed; readable at 20,000): the knot tube's radius (0.12) is below its median ``k20`` at 2,500 (0.18; 0.067
+at 20,000), so at the smaller size the tube is not much wider than the neighbourhoods; its strands come no closer than
+0.61 (tube surfaces 0.37 apart, twice ``k20``) and the knot's radius of curvature is at least 0.59. The elliptic torus's
+half-height (0.25) is 1.3 times its ``k20`` at 2,500 (0.195). Parametrisations that are not area-uniform (disclosed,
+none changes a truth): the Steinbach screw and the associate surface are uniform in their two parameters, the knot tube
 uniform in the knot's arc length and the angle about it (the area element varies with the tube's curvature), the
 elliptic torus uniform in its two angles, the Enneper surface uniform in the disc; the cone is area-uniform along its
 rulings, the Cassini surface area-uniform. Products: in every product the 20th neighbour's median displacement within
-each factor is below half that factor's RMS radius (at most 0.46 of it: the bifolium's disc). The mixture's
-20-neighbour graph at n = 2,500 splits into its three clusters (tests/test_dimension_suite15.py checks the weights and
-that every gap exceeds twice the widest cluster's median ``k20``); the noise (5 % of the cloud's RMS radius 5.6, i.e.
-0.28) is 19 % of the narrowest cluster's RMS radius (0.6 sqrt 6). The covariance of every clean cloud has a condition
-number at most 6.2 over its top ``dim`` directions (the residual softsign network; 4,000 points) except the mixture
-(about 28: its three centres). The Steinbach screw was first drawn with ``v`` in ``[0, 2 pi]`` (condition 10: a tall
-sheet) and moved to ``[0, pi]``; the interval of Talbot's curve times an interval from length 1.5 to 3 and the
-bifolium's disc from radius 0.25 to 0.35 (conditions 10 and 9.6 before, under 5 after). The sorted Beta draws were
-first written at d = 5 (condition 16: the ordered cone is thin) and moved to d = 3 (6.0).
+each factor is below half that factor's RMS radius (at most 0.46 of it: the bifolium's disc). The mixture's 20-neighbour
+graph at n = 2,500 splits into its three clusters (tests/test_dimension_suite15.py checks the weights and that every gap
+exceeds twice the widest cluster's median ``k20``); the noise (5 % of the cloud's RMS radius 5.6, i.e. 0.28) is 19 % of
+the narrowest cluster's RMS radius (0.6 sqrt 6). The covariance of every clean cloud has a condition number at most 6.2
+over its top ``dim`` directions (the residual softsign network; 4,000 points) except the mixture (about 28: its three
+centres). The Steinbach screw was first drawn with ``v`` in ``[0, 2 pi]`` (condition 10: a tall sheet) and moved to
+``[0, pi]``; the interval of Talbot's curve times an interval from length 1.5 to 3 and the bifolium's disc from radius
+0.25 to 0.35 (conditions 10 and 9.6 before, under 5 after). The sorted Beta draws were first written at d = 5 (condition
+16: the ordered cone is thin) and moved to d = 3 (6.0).
 
 Noise (isotropic, a fraction of the clean cloud's RMS radius, as in :class:`studies.dimension_suite.SuiteCloud`): 0 on
 13 clouds, 1 % on 16, 5 % on 14. Truth = the manifold's dimension (checked by the rank of every sampler's Jacobian in
