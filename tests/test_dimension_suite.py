@@ -41,7 +41,19 @@ def test_fifth_split_is_new_and_weighted_toward_the_failure_modes():
 
 @pytest.mark.parametrize(
     "split",
-    ["fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth"],
+    [
+        "fifth",
+        "sixth",
+        "seventh",
+        "eighth",
+        "ninth",
+        "tenth",
+        "eleventh",
+        "twelfth",
+        "thirteenth",
+        "fourteenth",
+        "fifteenth",
+    ],
 )
 def test_every_cloud_of_a_split_samples_its_size_deterministically_with_the_stated_noise(split):
     n = 300

@@ -33,7 +33,7 @@ def test_fourteenth_split_is_new_and_follows_the_issue_family_list():
     earlier = [c for c in suite() if c.split != "fourteenth"]
     assert len(fourteenth) == 43
     assert SPLITS[SPLITS.index("thirteenth") + 1] == "fourteenth"  # written after the thirteenth
-    assert SPLITS[-1] == "fourteenth"
+    assert SPLITS[SPLITS.index("fourteenth") + 1] == "fifteenth"  # the fifteenth split was written after it
     assert len({c.name for c in suite()}) == len(suite())  # no name reused from an earlier split
     seeds = [c.seed for c in fourteenth]
     assert len(set(seeds)) == len(seeds)
