@@ -184,3 +184,17 @@ def test_cached_measurement_reads_what_the_full_measurement_reads(tmp_path):
     assert fast.danco is None
     with pytest.raises(ValueError, match="needs `baselines`"):
         dimension_study.run(split="tune", sizes=(2500,), names=(cloud.name,), cache=tmp_path)
+
+
+def test_dimension_study_summary_counts_an_estimators_failures_instead_of_a_nan_mean():
+    from studies.dimension_study import Row, markdown, summarise
+
+    def row(name: str, danco: float) -> Row:
+        auto = (1.1, 0.9, 1.3, "local", False)
+        return Row(name, "curve", "x", 1, 2, 0.0, 100, *auto, 1.2, 1.1, 1.3, 1.0, 1.0, danco, 0.0)
+
+    summary = summarise([row("a", 1.5), row("b", float("nan"))])["100"]
+    assert summary["danco"] == pytest.approx(0.5)
+    assert summary["danco_failed"] == 1
+    assert "auto_failed" not in summary
+    assert "0.500 (1 failed)" in "\n".join(markdown([{"split": "x", "rows": [], "summary": {"100": summary}}]))
