@@ -18,7 +18,6 @@ measured on an exact sample of the queries).
 from __future__ import annotations
 
 import logging
-import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lightning_repgap import _callback_faults as _cf
+from lightning_repgap import _callback_outputs as _co
 from lightning_repgap import _val_capture as _vc
 from lightning_repgap._callback_args import (
     _N_DEPRECATED_ARGS,
@@ -43,8 +43,7 @@ from lightning_repgap._callback_args import (
     _misconfigured,
 )
 from lightning_repgap._checks import _check_choice, _check_positive_int
-from lightning_repgap._faults import SURVIVABLE, FaultPolicy, ReferenceBankError, SnapshotIOError, strict_mode
-from lightning_repgap._figures import image_loggers, log_figure
+from lightning_repgap._faults import SURVIVABLE, FaultPolicy, ReferenceBankError, strict_mode
 from lightning_repgap._probe_share import loader_batch_size, probe_loader, rank_share
 from lightning_repgap.capture import (
     POOLINGS,
@@ -68,7 +67,7 @@ SnapshotOn = Literal["checkpoint", "evaluation"]
 SnapshotDtype = Literal["float16", "float32", "float64"]
 _CONFIG_FIELDS = frozenset(field_names())
 _T = TypeVar("_T")
-_ROLES = ("reference", "queries", "train_queries")
+_ROLES = _co.ROLES
 # Source name of the raw inputs, measured when no layer is watched (``layer=None`` with a ``reference_fn``).
 _INPUT = "input"
 
@@ -317,7 +316,7 @@ class RepresentationGapCallback(Callback):
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         """Write the pending snapshot (``snapshot_on="checkpoint"``) when a checkpoint is saved."""
         if self.snapshot_on == "checkpoint":
-            self._write_pending(trainer)
+            _co.write_pending(self, trainer)
 
     def _should_skip(self, trainer: Trainer) -> bool:
         return (
@@ -352,7 +351,7 @@ class RepresentationGapCallback(Callback):
         log.debug("repgap epoch=%d probe %.3fs compute %.3fs", trainer.current_epoch, t1 - t0, t2 - t1)
         self.history.append({"epoch": trainer.current_epoch, "step": trainer.global_step, **values})
         if len(self._sources()) > 1 and self.log_figures and trainer.is_global_zero:
-            self._log_profile_figure(trainer)
+            _co.log_profile_figure(self, trainer)
         return values
 
     def _embed_probes(
@@ -423,7 +422,7 @@ class RepresentationGapCallback(Callback):
         finally:
             metric.reset()
         result, valid = self._faults.finish(result, name)
-        self._after_compute(trainer, pl_module, name, metric, result, indices)
+        _co.after_compute(self, trainer, pl_module, name, metric, result, indices)
         return {self._key(name, key): value for key, value in {**result, "valid": valid}.items()}
 
     def layer_profile(self, index: int = -1) -> list[dict[str, Any]]:
@@ -447,25 +446,6 @@ class RepresentationGapCallback(Callback):
             head = self._key(name, "")
             rows.append({"layer": name, **{k[len(head) :]: v for k, v in entry.items() if k.startswith(head)}})
         return rows
-
-    def _log_profile_figure(self, trainer: Trainer) -> None:
-        if not image_loggers(trainer):
-            return
-        from lightning_repgap.plot import plot_layer_profile
-
-        rows = self.layer_profile()
-        fig, _ = plot_layer_profile(
-            [r["layer"] for r in rows],
-            [r["gap_norm"] for r in rows],
-            [r["dim"] for r in rows],
-            dim_low=[r["dim_low"] for r in rows],
-            dim_high=[r["dim_high"] for r in rows],
-            title=f"epoch {trainer.current_epoch}",
-        )
-        log_figure(trainer, f"{self.prefix}/layer_profile", fig)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
 
     def _key(self, layer: str, key: str) -> str:
         return f"{self.prefix}/{key}" if len(self._sources()) == 1 else f"{self.prefix}/{layer}/{key}"
@@ -508,78 +488,6 @@ class RepresentationGapCallback(Callback):
             stacklevel=2,
         )
         return self.config.to_dict()
-
-    def _after_compute(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        layer: str,
-        metric: RepresentationGap,
-        result: dict[str, float],
-        indices: dict[str, list[int]],
-    ) -> None:
-        """Rank-zero side effects of a measurement: the figure and the snapshot."""
-        if not trainer.is_global_zero:
-            return
-        if self.log_figures and metric.last_result is not None:
-            self._log_figure(trainer, layer, metric)
-        if self.snapshot_dir is not None and metric.last_inputs is not None:
-            inputs = metric.last_inputs
-            arrays: dict[str, Any] = {"reference": inputs.reference, "queries": inputs.queries}
-            if inputs.train_queries is not None:
-                arrays["train_queries"] = inputs.train_queries
-            if inputs.reference_labels is not None and inputs.query_labels is not None:
-                arrays["reference_labels"] = inputs.reference_labels
-                arrays["query_labels"] = inputs.query_labels
-            for role, key in zip(_ROLES, ("reference_index", "query_index", "train_index"), strict=True):
-                if indices[role] and not (role == "reference" and self.reference_fn is not None):
-                    arrays[key] = np.sort(np.asarray(indices[role], dtype=np.int64))
-            metadata = {
-                "epoch": trainer.current_epoch,
-                "step": trainer.global_step,
-                "layer": layer,
-                "metrics": result,
-                "config": self.config.to_dict(),
-                "probe_sizes": {role: len(v) for role, v in indices.items()},
-            }
-            name = f"epoch={trainer.current_epoch:04d}-step={trainer.global_step:08d}-{_safe(layer)}"
-            self._pending_snapshot = [p for p in self._pending_snapshot if p[0] != name]
-            self._pending_snapshot.append((name, arrays, metadata))
-            if self.snapshot_on == "evaluation":
-                self._write_pending(trainer)
-
-    def _write_pending(self, trainer: Trainer) -> None:
-        if not trainer.is_global_zero or self.snapshot_dir is None:
-            self._pending_snapshot = []
-            return
-        from lightning_repgap.snapshot import write_snapshot
-
-        pending, self._pending_snapshot = self._pending_snapshot, []
-        for name, arrays, metadata in pending:
-            overflow = _cf.snapshot_overflow(arrays, self.snapshot_dtype)
-            if overflow is not None:
-                self._faults.survive_io(SnapshotIOError(f"snapshot {name!r} not written: {overflow}"), "snapshot")
-                continue
-            try:
-                path = write_snapshot(self.snapshot_dir, name, arrays, metadata, dtype=self.snapshot_dtype)
-            except OSError as err:  # full disk, permissions: the write is atomic, earlier snapshots are intact
-                self._faults.survive_io(SnapshotIOError(f"snapshot {name!r} could not be written: {err}."), "snapshot")
-                continue
-            log.debug("repgap snapshot written to %s", path)
-
-    def _log_figure(self, trainer: Trainer, layer: str, metric: RepresentationGap) -> None:
-        if not image_loggers(trainer):
-            return
-        try:
-            fig, _ = metric.plot()
-        except ModuleNotFoundError as err:  # matplotlib missing: say so once, keep training
-            rank_zero_warn(f"RepresentationGapCallback(log_figures=True) cannot draw: {err}")
-            self.log_figures = False
-            return
-        log_figure(trainer, self._key(layer, "gap_curve"), fig)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
 
     # ------------------------------------------------------------------------------------------ probes
 
@@ -678,8 +586,3 @@ def _update_args(
         args["reference_labels"] = labels["reference"]
         args["query_labels"] = labels["queries"]
     return args
-
-
-def _safe(name: str) -> str:
-    """A layer name as a file-name component."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "layer"
