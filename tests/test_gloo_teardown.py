@@ -50,7 +50,8 @@ def test_the_scan_sees_the_repository_s_group_starters():
 
 def test_the_check_can_fail():
     left = ast.parse('trainer = Trainer(strategy="ddp", devices=2)\ntrainer.fit(model)\n')
-    assert starts_group(left) and not ends_group(left)
+    assert starts_group(left)
+    assert not ends_group(left)
     assert not starts_group(ast.parse('Trainer(strategy="auto")\n'))
     assert ends_group(ast.parse("import torch.distributed as dist\ndist.destroy_process_group()\n"))
 
