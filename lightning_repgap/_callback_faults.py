@@ -293,6 +293,26 @@ def collective_check(trainer: Trainer, check: Callable[[], object]) -> None:
         raise MisconfigurationException(text) if configuration else RuntimeError(text)
 
 
+def agreed_probe_pass(trainer: Trainer, failure: Exception | None) -> None:
+    """Agree on the outcome of a measurement's probe pass (:func:`agreed_failure`): all ranks raise or none does.
+
+    ``failure`` is this rank's error in its probe pass (``None`` when it went through): an error in the user's code or
+    data (the forward, a hook, ``forward_fn``, a dataset or collate function), which propagates (DESIGN §5). The rank
+    that raised it re-raises it; the others raise a ``RuntimeError`` naming that rank and the error, instead of going
+    on alone into the metric's gather, which the failed rank never reaches (they would wait there until the process
+    group's timeout). On the normal path: one all-reduce of one integer under an initialised group of several ranks,
+    nothing without one.
+    """
+    agreed = agreed_failure(trainer, failure, True)
+    if failure is not None:
+        raise failure
+    if agreed is not None:
+        rank, kind, message, _ = agreed
+        raise RuntimeError(
+            f"RepresentationGapCallback: rank {rank}'s probe pass raised {kind} at this measurement: {message}"
+        )
+
+
 def measured_bank(
     cb: RepresentationGapCallback, trainer: Trainer, pl_module: LightningModule, queries: torch.Tensor | None
 ) -> tuple[torch.Tensor | None, _faults.ReferenceBankError | None]:
@@ -372,6 +392,7 @@ def snapshot_overflow(arrays: dict[str, Any], dtype: str) -> str | None:
 
 __all__ = [
     "agreed_failure",
+    "agreed_probe_pass",
     "archive_changed_settings",
     "as_logged",
     "bank_width",

@@ -359,12 +359,15 @@ class RepresentationGapCallback(Callback):
     ) -> tuple[dict[str, dict[str, Tensor]], dict[str, Tensor | None], ReferenceBankError | None]:
         """Embed this rank's share of every probe (watched layers or raw inputs) and the ``reference_fn`` bank.
 
+        An error in the probe pass (the user's forward, a hook, ``forward_fn``, the data) is agreed on before any rank
+        goes on (:func:`~lightning_repgap._callback_faults.agreed_probe_pass`): after it this rank embeds nothing more
+        but still meets the other ranks' collectives up to that agreement (the validation capture's reduce).
+
         Returns:
             ``({role: {source: features, "__index__": probe indices}}, {role: labels or None}, bank fault or None)``.
 
         """
-        layers = resolve_layers(pl_module, self.layer) if self.layer else {}
-        transfer = lightning_transfer(trainer, pl_module)
+        failed: list[Exception] = []  # this rank's first error in the probe pass
         feats: dict[str, dict[str, Tensor]] = {}
         labels: dict[str, Tensor | None] = {}
         for role, dataset_key in (("reference", "train"), ("queries", "val"), ("train_queries", "train")):
@@ -372,15 +375,13 @@ class RepresentationGapCallback(Callback):
                 continue
 
             def embed(rows: list[int], key: str = dataset_key) -> tuple[dict[str, Tensor], Tensor | None]:
-                loader = self._probe_loader(datasets[key], rows, datasets[f"{key}_collate"], trainer)
-                if not layers:
-                    inputs, labels = embed_inputs(loader, transfer_fn=transfer)
-                    return {_INPUT: inputs}, labels
-                context = trainer.precision_plugin.forward_context()
-                return embed_batches(
-                    pl_module, loader, layers, pooling=self.pooling, forward_fn=self.forward_fn,
-                    transfer_fn=transfer, precision_context=context,
-                )  # fmt: skip
+                if failed:  # nothing more to embed: the error is raised after the ranks agreed
+                    return {}, None
+                try:
+                    return self._embed_rows(trainer, pl_module, datasets, key, rows)
+                except Exception as err:  # re-raised by agreed_probe_pass, on every rank
+                    failed.append(err)
+                    return {}, None
 
             if role == "queries":  # rows the validation loop captured, plus the probe pass for the rest
                 feats[role], labels[role] = _vc.split_queries(self, trainer, indices[role], embed)
@@ -388,6 +389,7 @@ class RepresentationGapCallback(Callback):
             mine = rank_share(indices[role], trainer.global_rank, trainer.world_size)
             feats[role], labels[role] = embed(mine)
             feats[role]["__index__"] = torch.as_tensor(mine, dtype=torch.int64)
+        _cf.agreed_probe_pass(trainer, failed[0] if failed else None)
         fault = None
         if self.reference_fn is not None:
             source = self._sources()[0]
@@ -396,6 +398,21 @@ class RepresentationGapCallback(Callback):
                 feats["reference"] = {source: bank}
             labels["reference"] = None
         return feats, labels, fault
+
+    def _embed_rows(
+        self, trainer: Trainer, pl_module: LightningModule, datasets: dict[str, Any], key: str, rows: list[int]
+    ) -> tuple[dict[str, Tensor], Tensor | None]:
+        """The probe pass over ``rows`` of the ``key`` dataset: ``({source: features}, labels or None)``."""
+        loader = self._probe_loader(datasets[key], rows, datasets[f"{key}_collate"], trainer)
+        transfer = lightning_transfer(trainer, pl_module)
+        if not self.layer:
+            inputs, labels = embed_inputs(loader, transfer_fn=transfer)
+            return {_INPUT: inputs}, labels
+        context = trainer.precision_plugin.forward_context()
+        return embed_batches(
+            pl_module, loader, resolve_layers(pl_module, self.layer), pooling=self.pooling, forward_fn=self.forward_fn,
+            transfer_fn=transfer, precision_context=context,
+        )  # fmt: skip
 
     def _compute_layer(
         self,
