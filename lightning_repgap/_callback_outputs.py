@@ -16,7 +16,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_repgap import _callback_faults as _cf
-from lightning_repgap._faults import SnapshotIOError
+from lightning_repgap._faults import FigureIOError, SnapshotIOError
 from lightning_repgap._figures import image_loggers, log_figure
 from lightning_repgap.metric import RepresentationGap
 
@@ -46,10 +46,7 @@ def log_profile_figure(cb: RepresentationGapCallback, trainer: Trainer) -> None:
         dim_high=[r["dim_high"] for r in rows],
         title=f"epoch {trainer.current_epoch}",
     )
-    log_figure(trainer, f"{cb.prefix}/layer_profile", fig)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    _send_figure(cb, trainer, f"{cb.prefix}/layer_profile", fig)
 
 
 def after_compute(
@@ -122,10 +119,23 @@ def _log_curve_figure(cb: RepresentationGapCallback, trainer: Trainer, layer: st
         rank_zero_warn(f"RepresentationGapCallback(log_figures=True) cannot draw: {err}")
         cb.log_figures = False
         return
-    log_figure(trainer, cb._key(layer, "gap_curve"), fig)
+    _send_figure(cb, trainer, cb._key(layer, "gap_curve"), fig)
+
+
+def _send_figure(cb: RepresentationGapCallback, trainer: Trainer, tag: str, fig: Any) -> None:
+    """Log ``fig`` to every image logger and close it; a failed write is survived as a :class:`FigureIOError`.
+
+    Only global rank zero writes figures: an error here that ended the fit would also leave the other ranks waiting
+    for it in the broadcast of the values (until the process group's timeout).
+    """
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    try:
+        log_figure(trainer, tag, fig)
+    except OSError as err:  # full disk, permissions: the scalars are logged, only this figure is lost
+        cb._faults.survive_io(FigureIOError(f"figure {tag!r} could not be written: {err}."), "figure")
+    finally:
+        plt.close(fig)
 
 
 def _safe(name: str) -> str:

@@ -36,6 +36,8 @@ class Cause(str, enum.Enum):
     """Fewer queries than the law fit needs (``val_probe`` or the validation set too small)."""
     SNAPSHOT_IO = "snapshot_io"
     """A snapshot could not be written (full disk, permissions): the measurement itself is fine."""
+    FIGURE_IO = "figure_io"
+    """A figure could not be written to a logger (full disk, permissions): the logged values are fine."""
     UNDEFINED_VALUE = "undefined_value"
     """A key came out non-finite (e.g. a cross-check estimator undefined on this data) and is logged as NaN."""
     REFERENCE_BANK = "reference_bank"
@@ -64,6 +66,10 @@ class TooFewQueriesWarning(TooFewDistinctPointsWarning):
 
 class SnapshotIOWarning(MeasurementFaultWarning):
     """A snapshot could not be written; training and logging go on."""
+
+
+class FigureIOWarning(MeasurementFaultWarning):
+    """A figure could not be written to a logger; training, the logged values and snapshots go on."""
 
 
 class UndefinedValueWarning(MeasurementFaultWarning):
@@ -181,6 +187,14 @@ class SnapshotIOError(MeasurementFaultError, OSError):
     fix = "free disk space or fix `snapshot_dir`'s permissions"
 
 
+class FigureIOError(MeasurementFaultError, OSError):
+    """A figure could not be written to a logger (a CSV run's PNG, an MLflow file store): only the figure is lost."""
+
+    cause = Cause.FIGURE_IO
+    warning = FigureIOWarning
+    fix = "free disk space or fix the permissions of the logger's directory (`log_figures=False` draws none)"
+
+
 class ReferenceBankError(MeasurementFaultError, TypeError, ValueError):
     """A ``reference_fn`` output at a measurement that is no bank for the queries (checked at setup on the first call).
 
@@ -203,6 +217,7 @@ SURVIVABLE: tuple[type[MeasurementFaultError], ...] = (
     NonFiniteRepresentationError,
     TooFewDistinctPointsError,
     SnapshotIOError,
+    FigureIOError,
     ReferenceBankError,
 )
 
@@ -271,14 +286,15 @@ class FaultPolicy:
         )
         return {key: float(fault.partial.get(key, math.nan)) for key in expected}
 
-    def survive_io(self, fault: SnapshotIOError, layer: str) -> None:
-        """Warn once about a failed snapshot write (re-raised in strict mode)."""
+    def survive_io(self, fault: SnapshotIOError | FigureIOError, layer: str) -> None:
+        """Warn once about a failed snapshot or figure write (re-raised in strict mode)."""
         if self.strict:
             raise fault
+        lost = "figure" if isinstance(fault, FigureIOError) else "snapshot"
         self.warn_once(
             fault.cause,
             layer,
-            f"{fault} Training goes on without this snapshot. Fix: {fault.fix}.",
+            f"{fault} Training goes on without this {lost}. Fix: {fault.fix}.",
             fault.warning,
         )
 
@@ -324,6 +340,8 @@ __all__ = [
     "DegenerateRepresentationError",
     "DegenerateRepresentationWarning",
     "FaultPolicy",
+    "FigureIOError",
+    "FigureIOWarning",
     "MeasurementFaultError",
     "MeasurementFaultWarning",
     "NonFiniteRepresentationError",

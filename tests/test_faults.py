@@ -26,12 +26,14 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import lightning_repgap._figures as figures_module
 import lightning_repgap.snapshot as snapshot_module
 from lightning_repgap._faults import (
     STRICT_ENV,
     DegenerateRepresentationError,
     DegenerateRepresentationWarning,
     FaultPolicy,
+    FigureIOWarning,
     MeasurementFaultWarning,
     NonFiniteRepresentationError,
     NonFiniteRepresentationWarning,
@@ -187,6 +189,20 @@ def _rename_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(snapshot_module, "os", FailingOs())
 
 
+def _figure_write_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every figure's PNG (the CSV logger's) hits ENOSPC at its rename into place."""
+
+    class FullDiskOs:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(os, name)
+
+        @staticmethod
+        def replace(src: Any, dst: Any) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(figures_module, "os", FullDiskOs())
+
+
 def _collapsed_train() -> tuple[DataLoader, DataLoader]:
     return data(train=torch.ones(192, AMBIENT))
 
@@ -287,6 +303,10 @@ CASES = [
          warning=SnapshotIOWarning),
     Case("snapshot_disk_full_at_checkpoint", setup=_disk_full, cb={"snapshot_on": "checkpoint"},
          trainer={"enable_checkpointing": True}, warning=SnapshotIOWarning),
+    Case("figure_disk_full", setup=_figure_write_fails, cb={"log_figures": True}, epochs=2, warning=FigureIOWarning,
+         valid=(1.0, 1.0)),
+    Case("figure_disk_full_two_layers", setup=_figure_write_fails, layer=["pre", "rep"], cb={"log_figures": True},
+         warning=FigureIOWarning),
     Case("dead_layer_with_snapshot", rep=lambda x, e: x * 0.0, cb=SNAP, warning=DegenerateRepresentationWarning,
          nan=DEAD, values={"gap": 0.0}, valid=(0.0,)),
     Case("one_of_two_layers_dead", rep=lambda x, e: x * 0.0, layer=["pre", "rep"],
@@ -384,7 +404,7 @@ def test_fit_survives(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         if issubclass(case.warning, MeasurementFaultWarning):
             assert len(matching) == 1, "warned once per cause and layer"
             layers = [case.layer] if isinstance(case.layer, str) else case.layer
-            if case.warning is not SnapshotIOWarning:
+            if case.warning not in (SnapshotIOWarning, FigureIOWarning):
                 assert any(repr(name) in str(matching[0].message) for name in layers), "the warning names the layer"
     _assert_nothing_partial(tmp_path)
 
