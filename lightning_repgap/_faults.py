@@ -40,6 +40,9 @@ class Cause(str, enum.Enum):
     """A figure could not be written to a logger (full disk, permissions): the logged values are fine."""
     UNDEFINED_VALUE = "undefined_value"
     """A key came out non-finite (e.g. a cross-check estimator undefined on this data) and is logged as NaN."""
+    UNREADABLE_LAYER = "unreadable_layer"
+    """A watched layer could not be read in a measurement's probe pass (it did not run, ran several times per forward,
+    or its rows or widths disagree across batches), although the one-batch check when training started passed."""
     REFERENCE_BANK = "reference_bank"
     """A ``reference_fn`` returned no usable bank at a measurement (not a tensor, too few points, another width)."""
 
@@ -74,6 +77,10 @@ class FigureIOWarning(MeasurementFaultWarning):
 
 class UndefinedValueWarning(MeasurementFaultWarning):
     """A logged key was not finite and is logged as NaN."""
+
+
+class UnreadableLayerWarning(MeasurementFaultWarning):
+    """A watched layer could not be read in a measurement's probe pass; every key is NaN this epoch."""
 
 
 class ReferenceBankWarning(MeasurementFaultWarning):
@@ -195,6 +202,23 @@ class FigureIOError(MeasurementFaultError, OSError):
     fix = "free disk space or fix the permissions of the logger's directory (`log_figures=False` draws none)"
 
 
+class UnreadableLayerError(MeasurementFaultError, RuntimeError):
+    """A watched layer the one-batch check at the start of training passed could not be read at a measurement.
+
+    The forward changed since (a branch that skips the layer from some epoch on, a layer run twice), or what only a
+    full pass shows: outputs whose width differs from batch to batch (``"flatten"`` pooling of padded sequences).
+    A configuration that only shows after an epoch is a measurement fault (DESIGN §5: a run is never aborted after
+    its first epoch over the measurement); under DDP every rank raises it when any rank's probe pass found it.
+    """
+
+    cause = Cause.UNREADABLE_LAYER
+    warning = UnreadableLayerWarning
+    fix = (
+        "watch a layer that runs once per forward in every epoch, with outputs of one size (a pooling such as 'mean' "
+        "for variable sizes), or pass a `forward_fn`"
+    )
+
+
 class ReferenceBankError(MeasurementFaultError, TypeError, ValueError):
     """A ``reference_fn`` output at a measurement that is no bank for the queries (checked at setup on the first call).
 
@@ -218,6 +242,7 @@ SURVIVABLE: tuple[type[MeasurementFaultError], ...] = (
     TooFewDistinctPointsError,
     SnapshotIOError,
     FigureIOError,
+    UnreadableLayerError,
     ReferenceBankError,
 )
 
@@ -357,6 +382,8 @@ __all__ = [
     "TooFewQueriesError",
     "TooFewQueriesWarning",
     "UndefinedValueWarning",
+    "UnreadableLayerError",
+    "UnreadableLayerWarning",
     "expected_keys",
     "strict_mode",
 ]

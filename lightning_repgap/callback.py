@@ -43,7 +43,7 @@ from lightning_repgap._callback_args import (
     _misconfigured,
 )
 from lightning_repgap._checks import _check_choice, _check_positive_int
-from lightning_repgap._faults import SURVIVABLE, FaultPolicy, ReferenceBankError, strict_mode
+from lightning_repgap._faults import SURVIVABLE, FaultPolicy, MeasurementFaultError, strict_mode
 from lightning_repgap._probe_share import loader_batch_size, probe_loader, rank_share
 from lightning_repgap.capture import (
     POOLINGS,
@@ -218,6 +218,7 @@ class RepresentationGapCallback(Callback):
         self._faults = FaultPolicy(strict_mode(strict))
         self.capture_validation = bool(capture_validation)
         self._val_capture = _vc.ValidationCapture()
+        self._labelled = False  # whether probe batches carry labels (seen when training starts)
         #: Histories of earlier runs measured with other probe settings (resumed from a checkpoint), kept apart.
         self.archived_history: list[dict[str, Any]] = []
 
@@ -356,15 +357,17 @@ class RepresentationGapCallback(Callback):
 
     def _embed_probes(
         self, trainer: Trainer, pl_module: LightningModule, datasets: dict[str, Any], indices: dict[str, list[int]]
-    ) -> tuple[dict[str, dict[str, Tensor]], dict[str, Tensor | None], ReferenceBankError | None]:
+    ) -> tuple[dict[str, dict[str, Tensor]], dict[str, Tensor | None], MeasurementFaultError | None]:
         """Embed this rank's share of every probe (watched layers or raw inputs) and the ``reference_fn`` bank.
 
-        An error in the probe pass (the user's forward, a hook, ``forward_fn``, the data) is agreed on before any rank
-        goes on (:func:`~lightning_repgap._callback_faults.agreed_probe_pass`): after it this rank embeds nothing more
-        but still meets the other ranks' collectives up to that agreement (the validation capture's reduce).
+        An error in the probe pass (the user's forward, a hook, ``forward_fn``, the data, a layer that cannot be read)
+        is agreed on before any rank goes on (:func:`~lightning_repgap._callback_faults.agreed_probe_pass`): after it
+        this rank embeds nothing more but still meets the other ranks' collectives up to that agreement (the
+        validation capture's reduce).
 
         Returns:
-            ``({role: {source: features, "__index__": probe indices}}, {role: labels or None}, bank fault or None)``.
+            ``({role: {source: features, "__index__": probe indices}}, {role: labels or None}, fault or None)``: the
+            fault is a probe pass's or a ``reference_fn`` bank's, the same on every rank.
 
         """
         failed: list[Exception] = []  # this rank's first error in the probe pass
@@ -389,9 +392,8 @@ class RepresentationGapCallback(Callback):
             mine = rank_share(indices[role], trainer.global_rank, trainer.world_size)
             feats[role], labels[role] = embed(mine)
             feats[role]["__index__"] = torch.as_tensor(mine, dtype=torch.int64)
-        _cf.agreed_probe_pass(trainer, failed[0] if failed else None)
-        fault = None
-        if self.reference_fn is not None:
+        fault: MeasurementFaultError | None = _cf.agreed_probe_pass(trainer, failed[0] if failed else None)
+        if fault is None and self.reference_fn is not None:  # agreed: every rank or none calls it
             source = self._sources()[0]
             bank, fault = _cf.measured_bank(self, trainer, pl_module, feats.get("queries", {}).get(source))
             if bank is not None:
@@ -421,7 +423,7 @@ class RepresentationGapCallback(Callback):
         name: str,
         update_args: dict[str, Tensor | None],
         indices: dict[str, list[int]],
-        fault: ReferenceBankError | None = None,
+        fault: MeasurementFaultError | None = None,
     ) -> dict[str, float]:
         """One source's metric (gathered over ranks), its figure and snapshot; returns its logged keys."""
         metric = self._metric(name)
@@ -435,7 +437,8 @@ class RepresentationGapCallback(Callback):
             assert metric.last_result is not None
             result = dict(metric.last_result.values)  # float64: a gap of 1e-60 must not flush to 0 in float32
         except SURVIVABLE as caught:  # only the listed measurement causes; anything else propagates
-            result = self._faults.survive(caught, name, _cf.expected_keys(self, update_args))
+            expected = _cf.expected_keys(self, update_args, caught, bool(indices["train_queries"]))
+            result = self._faults.survive(caught, name, expected)
         finally:
             metric.reset()
         result, valid = self._faults.finish(result, name)
@@ -596,7 +599,7 @@ def _update_args(
     """The ``RepresentationGap.update`` arguments of one source: its features per role, indices, labels."""
     args: dict[str, Tensor | None] = {}
     for role, index_arg in zip(_ROLES, ("reference_index", "query_index", "train_index"), strict=True):
-        if role in feats:
+        if role in feats and name in feats[role]:  # not after a probe pass that failed on this rank
             args[role] = feats[role][name]
             args[index_arg] = feats[role].get("__index__")
     if labels.get("reference") is not None and labels.get("queries") is not None:

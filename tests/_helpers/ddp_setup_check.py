@@ -13,10 +13,11 @@ kills its peers) and each rank saves its own outcome to ``OUT_DIR/<case>-rank<r>
   the third, rank 1's ``reference_fn`` itself raises :data:`USER_ERROR` (an error in the user's code: it propagates)
   while rank 0's bank changes width (a fault that the error must take precedence over).
   One fit for both, to keep the gloo runs few.
-- ``"probe_raises"``: the model's ``forward`` raises :data:`PROBE_ERROR` on rank 1 at the second measurement's probe
-  pass (its first forward there: the bank's, before the validation capture's own reduce), and nowhere else; the
-  process group's timeout is :data:`PROBE_TIMEOUT_S`. Each rank also saves ``raised_at``, the wall time when it
-  caught its error, and rank 1 ``forward_raised_at``, when its forward raised.
+- ``"probe_raises"``: on rank 1 only, the model's ``forward`` leaves the watched layer out in the second measurement's
+  probe pass (an unreadable layer: a measurement fault, survived with ``strict=False``) and raises
+  :data:`PROBE_ERROR` in the third's (its first forward there: the bank's, before the validation capture's own
+  reduce); the process group's timeout is :data:`PROBE_TIMEOUT_S`. Each rank also saves ``raised_at``, the wall time
+  when it caught its error, and rank 1 ``forward_raised_at``, when its forward raised.
 
 After the ``"layer"`` fit, :func:`subclass_check` runs the agreement of a setup check alone on the same process group.
 """
@@ -59,7 +60,8 @@ _FORWARD_RAISED: list[float] = []
 
 
 class ProbeRaising(MLP):
-    """The test MLP whose ``forward`` raises on rank 1 in the second measurement's probe pass, and only there.
+    """The test MLP whose ``forward`` on rank 1 skips ``backbone`` in the second measurement's probe pass and raises in
+    the third's, and only there.
 
     The probe pass is the forward outside ``validation_step`` while the trainer validates (the one when training
     starts runs while it trains; the validation loop's own forwards run inside ``validation_step``).
@@ -73,6 +75,8 @@ class ProbeRaising(MLP):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probe_pass = self.trainer.validating and not self._in_step
         if probe_pass and self.rank == 1 and self.current_epoch == 1:
+            return self.head(torch.zeros(x.shape[0], self.head.in_features))
+        if probe_pass and self.rank == 1 and self.current_epoch == 2:
             _FORWARD_RAISED.append(time.time())
             raise ValueError(PROBE_ERROR)
         return super().forward(x)
@@ -118,7 +122,7 @@ def run(rank: int, port: int, out_dir: str, case: str) -> None:
     )
     timeout = datetime.timedelta(seconds=PROBE_TIMEOUT_S if case == "probe_raises" else TIMEOUT_S)
     trainer = pl.Trainer(
-        max_epochs={"measure_raises": 3, "probe_raises": 2}.get(case, 1),
+        max_epochs=3 if case in ("measure_raises", "probe_raises") else 1,
         accelerator="cpu",
         devices=WORLD,
         strategy=DDPStrategy(process_group_backend="gloo", timeout=timeout),
