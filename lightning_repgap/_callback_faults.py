@@ -110,15 +110,31 @@ def restorable(cb: RepresentationGapCallback, state: dict[str, Any]) -> dict[str
     return {"archived_history": list(cb.archived_history)}
 
 
-def expected_keys(cb: RepresentationGapCallback, kwargs: dict[str, Any]) -> list[str]:
-    """The keys this layer logs when its measurement succeeds (so a survived fault logs the same keys as NaN)."""
+def expected_keys(
+    cb: RepresentationGapCallback,
+    kwargs: dict[str, Any],
+    fault: BaseException | None = None,
+    train_queries: bool = False,
+) -> list[str]:
+    """The keys this layer logs when its measurement succeeds (so a survived fault logs the same keys as NaN).
+
+    Read off the metric's arguments; after a probe pass that stopped at an unreadable layer (``fault``) they are
+    incomplete, and the keys are read off the settings instead: ``train_queries`` (a training-query probe was drawn)
+    and whether the probe batches carry labels (seen by the one-batch check when training started).
+    """
     from lightning_repgap.search import resolve_index
 
+    if isinstance(fault, _faults.UnreadableLayerError):
+        labelled = cb._labelled and cb.reference_fn is None
+        kwargs = {"train_queries": [] if train_queries else None, **dict.fromkeys(_LABELS, [] if labelled else None)}
     return _faults.expected_keys(
         train_queries=kwargs.get("train_queries") is not None,
-        labels=kwargs.get("reference_labels") is not None and kwargs.get("query_labels") is not None,
+        labels=all(kwargs.get(key) is not None for key in _LABELS),
         approximate=resolve_index(cb.config.index, max(cb.train_probe, 2)) != "exact",
     )
+
+
+_LABELS = ("reference_labels", "query_labels")
 
 
 _SETUP_ERROR = "RepresentationGapCallback: the one-batch probe at the start of training found a configuration error: "
@@ -160,9 +176,9 @@ def _setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: Lig
     with isolate_rng(include_cuda=torch.cuda.is_initialized()):
         try:
             if not cb.layer:
-                probed = embed_inputs(loader, transfer_fn=transfer)[0]
+                probed, labels = embed_inputs(loader, transfer_fn=transfer)
             else:
-                probed = embed_batches(
+                feats, labels = embed_batches(
                     pl_module,
                     loader,
                     resolve_layers(pl_module, cb.layer),
@@ -170,9 +186,11 @@ def _setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: Lig
                     forward_fn=cb.forward_fn,
                     transfer_fn=transfer,
                     precision_context=trainer.precision_plugin.forward_context(),
-                )[0][cb.layer[0]]
+                )
+                probed = feats[cb.layer[0]]
         except ProbeConfigurationError as err:
             raise MisconfigurationException(f"{_SETUP_ERROR}{err}") from err
+        cb._labelled = labels is not None
         if cb.reference_fn is None:
             return
         bank = cb._reference_fn_output(trainer, pl_module)
@@ -293,6 +311,37 @@ def collective_check(trainer: Trainer, check: Callable[[], object]) -> None:
         raise MisconfigurationException(text) if configuration else RuntimeError(text)
 
 
+def agreed_probe_pass(trainer: Trainer, failure: Exception | None) -> _faults.UnreadableLayerError | None:
+    """Agree on the outcome of a measurement's probe pass (:func:`agreed_failure`): the same on every rank.
+
+    ``failure`` is this rank's error in its probe pass (``None`` when it went through). An error in the user's code or
+    data (the forward, a hook, ``forward_fn``, a dataset or collate function) propagates (DESIGN §5): the rank that
+    raised it re-raises it, the others raise a ``RuntimeError`` naming that rank and the error, instead of going on
+    alone into the metric's gather, which the failed rank never reaches (they would wait there until the process
+    group's timeout). A watched layer that could not be read (a
+    :class:`~lightning_repgap.capture.ProbeConfigurationError`: it did not run, or its widths differ across batches)
+    is a measurement fault: returned as a :class:`~lightning_repgap._faults.UnreadableLayerError` on every rank, for the
+    callback to survive. An error in the user's code comes first. On the normal path: one all-reduce of one integer
+    under an initialised group of several ranks, nothing without one.
+    """
+    user_error = failure is not None and not isinstance(failure, ProbeConfigurationError)
+    agreed = agreed_failure(trainer, failure, user_error)
+    if user_error:
+        assert failure is not None
+        raise failure
+    if agreed is None:
+        return None
+    rank, kind, message, user = agreed
+    if user:
+        raise RuntimeError(
+            f"RepresentationGapCallback: rank {rank}'s probe pass raised {kind} at this measurement: {message}"
+        )
+    where = f"on rank {rank}: " if trainer.world_size > 1 else ""
+    fault = _faults.UnreadableLayerError(f"{where}{message}")
+    fault.__cause__ = failure
+    return fault
+
+
 def measured_bank(
     cb: RepresentationGapCallback, trainer: Trainer, pl_module: LightningModule, queries: torch.Tensor | None
 ) -> tuple[torch.Tensor | None, _faults.ReferenceBankError | None]:
@@ -372,6 +421,7 @@ def snapshot_overflow(arrays: dict[str, Any], dtype: str) -> str | None:
 
 __all__ = [
     "agreed_failure",
+    "agreed_probe_pass",
     "archive_changed_settings",
     "as_logged",
     "bank_width",

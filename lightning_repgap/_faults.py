@@ -36,8 +36,13 @@ class Cause(str, enum.Enum):
     """Fewer queries than the law fit needs (``val_probe`` or the validation set too small)."""
     SNAPSHOT_IO = "snapshot_io"
     """A snapshot could not be written (full disk, permissions): the measurement itself is fine."""
+    FIGURE_IO = "figure_io"
+    """A figure could not be written to a logger (full disk, permissions): the logged values are fine."""
     UNDEFINED_VALUE = "undefined_value"
     """A key came out non-finite (e.g. a cross-check estimator undefined on this data) and is logged as NaN."""
+    UNREADABLE_LAYER = "unreadable_layer"
+    """A watched layer could not be read in a measurement's probe pass (it did not run, ran several times per forward,
+    or its rows or widths disagree across batches), although the one-batch check when training started passed."""
     REFERENCE_BANK = "reference_bank"
     """A ``reference_fn`` returned no usable bank at a measurement (not a tensor, too few points, another width)."""
 
@@ -66,8 +71,16 @@ class SnapshotIOWarning(MeasurementFaultWarning):
     """A snapshot could not be written; training and logging go on."""
 
 
+class FigureIOWarning(MeasurementFaultWarning):
+    """A figure could not be written to a logger; training, the logged values and snapshots go on."""
+
+
 class UndefinedValueWarning(MeasurementFaultWarning):
     """A logged key was not finite and is logged as NaN."""
+
+
+class UnreadableLayerWarning(MeasurementFaultWarning):
+    """A watched layer could not be read in a measurement's probe pass; every key is NaN this epoch."""
 
 
 class ReferenceBankWarning(MeasurementFaultWarning):
@@ -181,6 +194,31 @@ class SnapshotIOError(MeasurementFaultError, OSError):
     fix = "free disk space or fix `snapshot_dir`'s permissions"
 
 
+class FigureIOError(MeasurementFaultError, OSError):
+    """A figure could not be written to a logger (a CSV run's PNG, an MLflow file store): only the figure is lost."""
+
+    cause = Cause.FIGURE_IO
+    warning = FigureIOWarning
+    fix = "free disk space or fix the permissions of the logger's directory (`log_figures=False` draws none)"
+
+
+class UnreadableLayerError(MeasurementFaultError, RuntimeError):
+    """A watched layer the one-batch check at the start of training passed could not be read at a measurement.
+
+    The forward changed since (a branch that skips the layer from some epoch on, a layer run twice), or what only a
+    full pass shows: outputs whose width differs from batch to batch (``"flatten"`` pooling of padded sequences).
+    A configuration that only shows after an epoch is a measurement fault (DESIGN §5: a run is never aborted after
+    its first epoch over the measurement); under DDP every rank raises it when any rank's probe pass found it.
+    """
+
+    cause = Cause.UNREADABLE_LAYER
+    warning = UnreadableLayerWarning
+    fix = (
+        "watch a layer that runs once per forward in every epoch, with outputs of one size (a pooling such as 'mean' "
+        "for variable sizes), or pass a `forward_fn`"
+    )
+
+
 class ReferenceBankError(MeasurementFaultError, TypeError, ValueError):
     """A ``reference_fn`` output at a measurement that is no bank for the queries (checked at setup on the first call).
 
@@ -203,6 +241,8 @@ SURVIVABLE: tuple[type[MeasurementFaultError], ...] = (
     NonFiniteRepresentationError,
     TooFewDistinctPointsError,
     SnapshotIOError,
+    FigureIOError,
+    UnreadableLayerError,
     ReferenceBankError,
 )
 
@@ -271,14 +311,15 @@ class FaultPolicy:
         )
         return {key: float(fault.partial.get(key, math.nan)) for key in expected}
 
-    def survive_io(self, fault: SnapshotIOError, layer: str) -> None:
-        """Warn once about a failed snapshot write (re-raised in strict mode)."""
+    def survive_io(self, fault: SnapshotIOError | FigureIOError, layer: str) -> None:
+        """Warn once about a failed snapshot or figure write (re-raised in strict mode)."""
         if self.strict:
             raise fault
+        lost = "figure" if isinstance(fault, FigureIOError) else "snapshot"
         self.warn_once(
             fault.cause,
             layer,
-            f"{fault} Training goes on without this snapshot. Fix: {fault.fix}.",
+            f"{fault} Training goes on without this {lost}. Fix: {fault.fix}.",
             fault.warning,
         )
 
@@ -324,6 +365,8 @@ __all__ = [
     "DegenerateRepresentationError",
     "DegenerateRepresentationWarning",
     "FaultPolicy",
+    "FigureIOError",
+    "FigureIOWarning",
     "MeasurementFaultError",
     "MeasurementFaultWarning",
     "NonFiniteRepresentationError",
@@ -339,6 +382,8 @@ __all__ = [
     "TooFewQueriesError",
     "TooFewQueriesWarning",
     "UndefinedValueWarning",
+    "UnreadableLayerError",
+    "UnreadableLayerWarning",
     "expected_keys",
     "strict_mode",
 ]

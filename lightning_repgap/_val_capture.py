@@ -11,7 +11,7 @@ It falls back to the probe pass, never failing the fit, whenever the mapping or 
 
 - the loader is not the probe's (another dataset), shuffles, has a custom sampler or batch sampler, or is iterable;
 - a watched layer did not fire exactly once per batch with one row per sample (``torch.compile``'d models, a
-  ``validation_step`` that calls the model twice or not at all);
+  ``validation_step`` that calls the model twice or not at all), or its rows differ in width from batch to batch;
 - a custom ``forward_fn`` defines the probe pass, or no layer is watched (raw inputs);
 - the check fails: each measurement re-embeds a few captured rows with the probe pass and compares them
   (a ``validation_step`` that feeds the model something else than ``forward`` would, MC dropout, ...); then the
@@ -193,8 +193,10 @@ class ValidationCapture:
         self._batches = None
         order = sorted(range(len(self._index)), key=self._index.__getitem__)
         index = [self._index[i] for i in order]
-        feats = {name: torch.cat(chunks)[order] for name, chunks in self._rows.items() if chunks}
         reason = "" if self._ok else "a watched layer did not fire once per validation batch with one row per sample"
+        if not reason and any(len({c.shape[1:] for c in chunks}) > 1 for chunks in self._rows.values()):
+            reason = "a watched layer's rows differ in width from one validation batch to another"
+        feats = {} if reason else {name: torch.cat(chunks)[order] for name, chunks in self._rows.items() if chunks}
         if not reason and index:
             probed = embed(index[:CHECK_ROWS])
             if not _agrees(feats, probed, str(trainer.precision)):

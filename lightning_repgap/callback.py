@@ -18,7 +18,6 @@ measured on an exact sample of the queries).
 from __future__ import annotations
 
 import logging
-import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lightning_repgap import _callback_faults as _cf
+from lightning_repgap import _callback_outputs as _co
 from lightning_repgap import _val_capture as _vc
 from lightning_repgap._callback_args import (
     _N_DEPRECATED_ARGS,
@@ -43,8 +43,7 @@ from lightning_repgap._callback_args import (
     _misconfigured,
 )
 from lightning_repgap._checks import _check_choice, _check_positive_int
-from lightning_repgap._faults import SURVIVABLE, FaultPolicy, ReferenceBankError, SnapshotIOError, strict_mode
-from lightning_repgap._figures import image_loggers, log_figure
+from lightning_repgap._faults import SURVIVABLE, FaultPolicy, MeasurementFaultError, strict_mode
 from lightning_repgap._probe_share import loader_batch_size, probe_loader, rank_share
 from lightning_repgap.capture import (
     POOLINGS,
@@ -68,7 +67,7 @@ SnapshotOn = Literal["checkpoint", "evaluation"]
 SnapshotDtype = Literal["float16", "float32", "float64"]
 _CONFIG_FIELDS = frozenset(field_names())
 _T = TypeVar("_T")
-_ROLES = ("reference", "queries", "train_queries")
+_ROLES = _co.ROLES
 # Source name of the raw inputs, measured when no layer is watched (``layer=None`` with a ``reference_fn``).
 _INPUT = "input"
 
@@ -219,6 +218,7 @@ class RepresentationGapCallback(Callback):
         self._faults = FaultPolicy(strict_mode(strict))
         self.capture_validation = bool(capture_validation)
         self._val_capture = _vc.ValidationCapture()
+        self._labelled = False  # whether probe batches carry labels (seen when training starts)
         #: Histories of earlier runs measured with other probe settings (resumed from a checkpoint), kept apart.
         self.archived_history: list[dict[str, Any]] = []
 
@@ -317,7 +317,7 @@ class RepresentationGapCallback(Callback):
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         """Write the pending snapshot (``snapshot_on="checkpoint"``) when a checkpoint is saved."""
         if self.snapshot_on == "checkpoint":
-            self._write_pending(trainer)
+            _co.write_pending(self, trainer)
 
     def _should_skip(self, trainer: Trainer) -> bool:
         return (
@@ -352,20 +352,25 @@ class RepresentationGapCallback(Callback):
         log.debug("repgap epoch=%d probe %.3fs compute %.3fs", trainer.current_epoch, t1 - t0, t2 - t1)
         self.history.append({"epoch": trainer.current_epoch, "step": trainer.global_step, **values})
         if len(self._sources()) > 1 and self.log_figures and trainer.is_global_zero:
-            self._log_profile_figure(trainer)
+            _co.log_profile_figure(self, trainer)
         return values
 
     def _embed_probes(
         self, trainer: Trainer, pl_module: LightningModule, datasets: dict[str, Any], indices: dict[str, list[int]]
-    ) -> tuple[dict[str, dict[str, Tensor]], dict[str, Tensor | None], ReferenceBankError | None]:
+    ) -> tuple[dict[str, dict[str, Tensor]], dict[str, Tensor | None], MeasurementFaultError | None]:
         """Embed this rank's share of every probe (watched layers or raw inputs) and the ``reference_fn`` bank.
 
+        An error in the probe pass (the user's forward, a hook, ``forward_fn``, the data, a layer that cannot be read)
+        is agreed on before any rank goes on (:func:`~lightning_repgap._callback_faults.agreed_probe_pass`): after it
+        this rank embeds nothing more but still meets the other ranks' collectives up to that agreement (the
+        validation capture's reduce).
+
         Returns:
-            ``({role: {source: features, "__index__": probe indices}}, {role: labels or None}, bank fault or None)``.
+            ``({role: {source: features, "__index__": probe indices}}, {role: labels or None}, fault or None)``: the
+            fault is a probe pass's or a ``reference_fn`` bank's, the same on every rank.
 
         """
-        layers = resolve_layers(pl_module, self.layer) if self.layer else {}
-        transfer = lightning_transfer(trainer, pl_module)
+        failed: list[Exception] = []  # this rank's first error in the probe pass
         feats: dict[str, dict[str, Tensor]] = {}
         labels: dict[str, Tensor | None] = {}
         for role, dataset_key in (("reference", "train"), ("queries", "val"), ("train_queries", "train")):
@@ -373,15 +378,13 @@ class RepresentationGapCallback(Callback):
                 continue
 
             def embed(rows: list[int], key: str = dataset_key) -> tuple[dict[str, Tensor], Tensor | None]:
-                loader = self._probe_loader(datasets[key], rows, datasets[f"{key}_collate"], trainer)
-                if not layers:
-                    inputs, labels = embed_inputs(loader, transfer_fn=transfer)
-                    return {_INPUT: inputs}, labels
-                context = trainer.precision_plugin.forward_context()
-                return embed_batches(
-                    pl_module, loader, layers, pooling=self.pooling, forward_fn=self.forward_fn,
-                    transfer_fn=transfer, precision_context=context,
-                )  # fmt: skip
+                if failed:  # nothing more to embed: the error is raised after the ranks agreed
+                    return {}, None
+                try:
+                    return self._embed_rows(trainer, pl_module, datasets, key, rows)
+                except Exception as err:  # re-raised by agreed_probe_pass, on every rank
+                    failed.append(err)
+                    return {}, None
 
             if role == "queries":  # rows the validation loop captured, plus the probe pass for the rest
                 feats[role], labels[role] = _vc.split_queries(self, trainer, indices[role], embed)
@@ -389,14 +392,29 @@ class RepresentationGapCallback(Callback):
             mine = rank_share(indices[role], trainer.global_rank, trainer.world_size)
             feats[role], labels[role] = embed(mine)
             feats[role]["__index__"] = torch.as_tensor(mine, dtype=torch.int64)
-        fault = None
-        if self.reference_fn is not None:
+        fault: MeasurementFaultError | None = _cf.agreed_probe_pass(trainer, failed[0] if failed else None)
+        if fault is None and self.reference_fn is not None:  # agreed: every rank or none calls it
             source = self._sources()[0]
             bank, fault = _cf.measured_bank(self, trainer, pl_module, feats.get("queries", {}).get(source))
             if bank is not None:
                 feats["reference"] = {source: bank}
             labels["reference"] = None
         return feats, labels, fault
+
+    def _embed_rows(
+        self, trainer: Trainer, pl_module: LightningModule, datasets: dict[str, Any], key: str, rows: list[int]
+    ) -> tuple[dict[str, Tensor], Tensor | None]:
+        """The probe pass over ``rows`` of the ``key`` dataset: ``({source: features}, labels or None)``."""
+        loader = self._probe_loader(datasets[key], rows, datasets[f"{key}_collate"], trainer)
+        transfer = lightning_transfer(trainer, pl_module)
+        if not self.layer:
+            inputs, labels = embed_inputs(loader, transfer_fn=transfer)
+            return {_INPUT: inputs}, labels
+        context = trainer.precision_plugin.forward_context()
+        return embed_batches(
+            pl_module, loader, resolve_layers(pl_module, self.layer), pooling=self.pooling, forward_fn=self.forward_fn,
+            transfer_fn=transfer, precision_context=context,
+        )  # fmt: skip
 
     def _compute_layer(
         self,
@@ -405,7 +423,7 @@ class RepresentationGapCallback(Callback):
         name: str,
         update_args: dict[str, Tensor | None],
         indices: dict[str, list[int]],
-        fault: ReferenceBankError | None = None,
+        fault: MeasurementFaultError | None = None,
     ) -> dict[str, float]:
         """One source's metric (gathered over ranks), its figure and snapshot; returns its logged keys."""
         metric = self._metric(name)
@@ -419,11 +437,12 @@ class RepresentationGapCallback(Callback):
             assert metric.last_result is not None
             result = dict(metric.last_result.values)  # float64: a gap of 1e-60 must not flush to 0 in float32
         except SURVIVABLE as caught:  # only the listed measurement causes; anything else propagates
-            result = self._faults.survive(caught, name, _cf.expected_keys(self, update_args))
+            expected = _cf.expected_keys(self, update_args, caught, bool(indices["train_queries"]))
+            result = self._faults.survive(caught, name, expected)
         finally:
             metric.reset()
         result, valid = self._faults.finish(result, name)
-        self._after_compute(trainer, pl_module, name, metric, result, indices)
+        _co.after_compute(self, trainer, pl_module, name, metric, result, indices)
         return {self._key(name, key): value for key, value in {**result, "valid": valid}.items()}
 
     def layer_profile(self, index: int = -1) -> list[dict[str, Any]]:
@@ -447,25 +466,6 @@ class RepresentationGapCallback(Callback):
             head = self._key(name, "")
             rows.append({"layer": name, **{k[len(head) :]: v for k, v in entry.items() if k.startswith(head)}})
         return rows
-
-    def _log_profile_figure(self, trainer: Trainer) -> None:
-        if not image_loggers(trainer):
-            return
-        from lightning_repgap.plot import plot_layer_profile
-
-        rows = self.layer_profile()
-        fig, _ = plot_layer_profile(
-            [r["layer"] for r in rows],
-            [r["gap_norm"] for r in rows],
-            [r["dim"] for r in rows],
-            dim_low=[r["dim_low"] for r in rows],
-            dim_high=[r["dim_high"] for r in rows],
-            title=f"epoch {trainer.current_epoch}",
-        )
-        log_figure(trainer, f"{self.prefix}/layer_profile", fig)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
 
     def _key(self, layer: str, key: str) -> str:
         return f"{self.prefix}/{key}" if len(self._sources()) == 1 else f"{self.prefix}/{layer}/{key}"
@@ -508,78 +508,6 @@ class RepresentationGapCallback(Callback):
             stacklevel=2,
         )
         return self.config.to_dict()
-
-    def _after_compute(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        layer: str,
-        metric: RepresentationGap,
-        result: dict[str, float],
-        indices: dict[str, list[int]],
-    ) -> None:
-        """Rank-zero side effects of a measurement: the figure and the snapshot."""
-        if not trainer.is_global_zero:
-            return
-        if self.log_figures and metric.last_result is not None:
-            self._log_figure(trainer, layer, metric)
-        if self.snapshot_dir is not None and metric.last_inputs is not None:
-            inputs = metric.last_inputs
-            arrays: dict[str, Any] = {"reference": inputs.reference, "queries": inputs.queries}
-            if inputs.train_queries is not None:
-                arrays["train_queries"] = inputs.train_queries
-            if inputs.reference_labels is not None and inputs.query_labels is not None:
-                arrays["reference_labels"] = inputs.reference_labels
-                arrays["query_labels"] = inputs.query_labels
-            for role, key in zip(_ROLES, ("reference_index", "query_index", "train_index"), strict=True):
-                if indices[role] and not (role == "reference" and self.reference_fn is not None):
-                    arrays[key] = np.sort(np.asarray(indices[role], dtype=np.int64))
-            metadata = {
-                "epoch": trainer.current_epoch,
-                "step": trainer.global_step,
-                "layer": layer,
-                "metrics": result,
-                "config": self.config.to_dict(),
-                "probe_sizes": {role: len(v) for role, v in indices.items()},
-            }
-            name = f"epoch={trainer.current_epoch:04d}-step={trainer.global_step:08d}-{_safe(layer)}"
-            self._pending_snapshot = [p for p in self._pending_snapshot if p[0] != name]
-            self._pending_snapshot.append((name, arrays, metadata))
-            if self.snapshot_on == "evaluation":
-                self._write_pending(trainer)
-
-    def _write_pending(self, trainer: Trainer) -> None:
-        if not trainer.is_global_zero or self.snapshot_dir is None:
-            self._pending_snapshot = []
-            return
-        from lightning_repgap.snapshot import write_snapshot
-
-        pending, self._pending_snapshot = self._pending_snapshot, []
-        for name, arrays, metadata in pending:
-            overflow = _cf.snapshot_overflow(arrays, self.snapshot_dtype)
-            if overflow is not None:
-                self._faults.survive_io(SnapshotIOError(f"snapshot {name!r} not written: {overflow}"), "snapshot")
-                continue
-            try:
-                path = write_snapshot(self.snapshot_dir, name, arrays, metadata, dtype=self.snapshot_dtype)
-            except OSError as err:  # full disk, permissions: the write is atomic, earlier snapshots are intact
-                self._faults.survive_io(SnapshotIOError(f"snapshot {name!r} could not be written: {err}."), "snapshot")
-                continue
-            log.debug("repgap snapshot written to %s", path)
-
-    def _log_figure(self, trainer: Trainer, layer: str, metric: RepresentationGap) -> None:
-        if not image_loggers(trainer):
-            return
-        try:
-            fig, _ = metric.plot()
-        except ModuleNotFoundError as err:  # matplotlib missing: say so once, keep training
-            rank_zero_warn(f"RepresentationGapCallback(log_figures=True) cannot draw: {err}")
-            self.log_figures = False
-            return
-        log_figure(trainer, self._key(layer, "gap_curve"), fig)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
 
     # ------------------------------------------------------------------------------------------ probes
 
@@ -671,15 +599,10 @@ def _update_args(
     """The ``RepresentationGap.update`` arguments of one source: its features per role, indices, labels."""
     args: dict[str, Tensor | None] = {}
     for role, index_arg in zip(_ROLES, ("reference_index", "query_index", "train_index"), strict=True):
-        if role in feats:
+        if role in feats and name in feats[role]:  # not after a probe pass that failed on this rank
             args[role] = feats[role][name]
             args[index_arg] = feats[role].get("__index__")
     if labels.get("reference") is not None and labels.get("queries") is not None:
         args["reference_labels"] = labels["reference"]
         args["query_labels"] = labels["queries"]
     return args
-
-
-def _safe(name: str) -> str:
-    """A layer name as a file-name component."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "layer"

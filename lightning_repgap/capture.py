@@ -287,7 +287,7 @@ class Capture:
             ``{name: (N, D) float32 CPU tensor}``.
 
         Raises:
-            RuntimeError: if a layer recorded nothing, or its outputs do not share a feature dimension.
+            ProbeConfigurationError: if a layer recorded nothing, or its outputs do not share a feature dimension.
 
         """
         missing = [name for name, chunks in self._outputs.items() if not chunks]
@@ -297,7 +297,7 @@ class Capture:
         for name, chunks in self._outputs.items():
             dims = sorted({c.shape[1] for c in chunks})
             if len(dims) > 1:
-                raise RuntimeError(
+                raise ProbeConfigurationError(
                     f"Layer {name!r} produced outputs of different feature sizes {dims} across batches; use a pooling"
                     " that gives a fixed size (e.g. 'mean' for variable-sized images)."
                 )

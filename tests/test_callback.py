@@ -462,6 +462,28 @@ def test_reference_fn_width_change_after_setup_keeps_the_measurement_error(tmp_p
     assert len(calls) == 2
 
 
+def test_an_error_in_the_probe_pass_propagates_as_raised_and_leaves_no_hook(tmp_path):
+    # An error in the user's code during a measurement's probe pass (here forward_fn, which only probe passes call)
+    # is no measurement fault: it ends the fit as raised, also with strict=False, and no capture hook is left behind.
+    class BrokenError(ValueError):
+        pass
+
+    def forward(pl_module, batch):
+        if pl_module.trainer.validating:  # the measurement's pass, not the one-batch probe when training starts
+            raise BrokenError("the user's forward broke")
+        return pl_module(batch[0])
+
+    config = GapConfig(n_bootstrap=0)
+    cb = RepresentationGapCallback(layer="backbone", forward_fn=forward, val_probe=64, strict=False, config=config)
+    model = MLP()
+    trainer = _trainer(tmp_path, [cb], max_epochs=1, num_sanity_val_steps=0, limit_train_batches=2)
+    with pytest.raises(BrokenError, match="the user's forward broke"):
+        trainer.fit(model, *loaders())
+    assert trainer.global_step > 0
+    assert cb.history == []
+    assert all(not m._forward_hooks for m in model.modules())
+
+
 @pytest.mark.parametrize("layer", [None, "backbone"])
 def test_reference_fn_setup_call_leaves_the_global_rng(tmp_path, layer):
     # The call at setup (and the one-batch probe) runs under isolate_rng: with a callback that never measures,

@@ -6,7 +6,9 @@ failed rank until the process group's timeout (or fail with a bare connection er
 Now the outcome is agreed on (one small all-reduce): at ``setup`` and when training starts every rank raises a clear
 error naming the rank whose check failed; at a measurement every rank survives the same ``ReferenceBankError``, and
 an error that ``reference_fn`` itself raises on one rank ends the fit on every rank (that rank's own error, a
-``RuntimeError`` naming it on the others) instead of leaving the others to wait for it.
+``RuntimeError`` naming it on the others) instead of leaving the others to wait for it. So does an error in one
+rank's probe pass at a measurement (the user's forward raising there), and a watched layer that one rank's probe pass
+cannot read is a measurement fault that every rank survives.
 The ranks run :mod:`_helpers.ddp_setup_check` (externally launched, so that each rank's exception stays its own).
 """
 
@@ -106,3 +108,29 @@ def test_an_error_raised_by_reference_fn_on_one_rank_ends_the_fit_on_every_rank(
     assert ddp_setup_check.USER_ERROR in rank0["message"]
     for outcome in (rank0, rank1):
         assert outcome["seconds"] < ddp_setup_check.TIMEOUT_S / 2, outcome  # no rank waited for the timeout
+
+
+@pytest.mark.ddp
+def test_a_probe_pass_that_fails_on_one_rank_fails_on_every_rank(tmp_path):
+    # Rank 1's forward leaves the watched layer out at the second measurement's probe pass (an unreadable layer: a
+    # measurement fault, DESIGN §5): both ranks survive it alike (valid 0, every key NaN, the same history). At the
+    # third it raises (the bank's pass, before the validation capture's reduce): an error in the user's code, which
+    # propagates. Rank 1 raises it as raised; rank 0, which used to go on into the capture's reduce and the metric's
+    # gather and wait there for rank 1 until the process group's timeout (or fail on a closed connection), raises a
+    # RuntimeError naming rank 1 and its error.
+    rank0, rank1 = _outcomes("probe_raises", tmp_path)
+    assert rank1["error"] == "ValueError", rank1.get("trace")
+    assert rank1["message"] == ddp_setup_check.PROBE_ERROR
+    assert rank0["error"] == "RuntimeError", rank0.get("trace")
+    assert "rank 1's probe pass raised ValueError" in rank0["message"]
+    assert ddp_setup_check.PROBE_ERROR in rank0["message"]
+    assert rank0["history"] == rank1["history"]
+    first, second = rank0["history"]
+    assert first["repgap/valid"] == 1
+    assert second["repgap/valid"] == 0
+    assert all(v is None for k, v in second.items() if k.startswith("repgap/") and k != "repgap/valid")
+    (raised,) = rank1["forward_raised_at"]
+    for outcome in (rank0, rank1):
+        assert outcome["steps"] == 6
+        # No rank waited for the timeout: each learnt of the error within half of it.
+        assert outcome["raised_at"] - raised < ddp_setup_check.PROBE_TIMEOUT_S / 2, outcome

@@ -26,12 +26,14 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import lightning_repgap._figures as figures_module
 import lightning_repgap.snapshot as snapshot_module
 from lightning_repgap._faults import (
     STRICT_ENV,
     DegenerateRepresentationError,
     DegenerateRepresentationWarning,
     FaultPolicy,
+    FigureIOWarning,
     MeasurementFaultWarning,
     NonFiniteRepresentationError,
     NonFiniteRepresentationWarning,
@@ -45,9 +47,12 @@ from lightning_repgap._faults import (
     TooFewQueriesError,
     TooFewQueriesWarning,
     UndefinedValueWarning,
+    UnreadableLayerError,
+    UnreadableLayerWarning,
     expected_keys,
 )
 from lightning_repgap.callback import RepresentationGapCallback
+from lightning_repgap.capture import ProbeConfigurationError
 from lightning_repgap.config import GapConfig
 from lightning_repgap.dimension import DuplicatePointsWarning
 from lightning_repgap.snapshot import MANIFEST_NAME, load_snapshot
@@ -150,6 +155,8 @@ class Case:
     layer: str | list[str] = "rep"
     setup: Callable[[pytest.MonkeyPatch, Path], None] | None = None
     check: Callable[[RepresentationGapCallback, Path], None] | None = None
+    #: The model's class (``rep`` and ``pre`` passed on).
+    net: Callable[..., pl.LightningModule] | None = None
 
 
 def _nan_rows(x: torch.Tensor, epoch: int) -> torch.Tensor:
@@ -185,6 +192,54 @@ def _rename_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(snapshot_module, "os", FailingOs())
+
+
+def _figure_write_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every figure's PNG (the CSV logger's) hits ENOSPC at its rename into place."""
+
+    class FullDiskOs:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(os, name)
+
+        @staticmethod
+        def replace(src: Any, dst: Any) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(figures_module, "os", FullDiskOs())
+
+
+class SkipsRep(Net):
+    """A forward that leaves ``rep`` out in eval mode from the second epoch on (a schedule that changes the forward)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.backbone(self.pre(x))
+        return self.head(z if not self.training and self.current_epoch >= 1 else self.rep(z))
+
+
+class RaggedInValidation(Net):
+    """``seq``, watched, gets a width that changes from one validation batch to the next (padding to each batch's
+    longest sequence); in probe passes (outside ``validation_step``) it is always 2 wide."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seq = nn.Identity()
+        self._batch: int | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seq(x[:, : 2 + (self._batch or 0) % 2])
+        return super().forward(x)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._batch = batch_idx
+        try:
+            super().validation_step(batch, batch_idx)
+        finally:
+            self._batch = None
+
+
+def _width_by_batch_size(x: torch.Tensor) -> torch.Tensor:
+    """A pooling whose width is 3 for a full probe batch of 64 rows and 2 for a shorter one (a ragged flatten)."""
+    return x.flatten(1)[:, : 2 + (x.shape[0] == 64)]
 
 
 def _collapsed_train() -> tuple[DataLoader, DataLoader]:
@@ -287,6 +342,16 @@ CASES = [
          warning=SnapshotIOWarning),
     Case("snapshot_disk_full_at_checkpoint", setup=_disk_full, cb={"snapshot_on": "checkpoint"},
          trainer={"enable_checkpointing": True}, warning=SnapshotIOWarning),
+    Case("figure_disk_full", setup=_figure_write_fails, cb={"log_figures": True}, epochs=2, warning=FigureIOWarning,
+         valid=(1.0, 1.0)),
+    Case("figure_disk_full_two_layers", setup=_figure_write_fails, layer=["pre", "rep"], cb={"log_figures": True},
+         warning=FigureIOWarning),
+    Case("layer_skipped_from_the_second_epoch", net=SkipsRep, epochs=2, warning=UnreadableLayerWarning, nan="all",
+         valid=(1.0, 0.0)),
+    Case("pooled_width_differs_between_bank_batches", cb={"pooling": _width_by_batch_size, "train_probe": 100},
+         warning=UnreadableLayerWarning, nan="all", valid=(0.0,)),
+    Case("width_differs_between_validation_batches", net=RaggedInValidation, layer="seq",
+         data=lambda: data(n_val=128)),
     Case("dead_layer_with_snapshot", rep=lambda x, e: x * 0.0, cb=SNAP, warning=DegenerateRepresentationWarning,
          nan=DEAD, values={"gap": 0.0}, valid=(0.0,)),
     Case("one_of_two_layers_dead", rep=lambda x, e: x * 0.0, layer=["pre", "rep"],
@@ -343,7 +408,7 @@ def _fit(case: Case, tmp_path: Path) -> tuple[RepresentationGapCallback, pl.Trai
         **trainer_kwargs,
     )
     pl.seed_everything(0, verbose=False)
-    trainer.fit(Net(rep=case.rep, pre=case.pre), *case.data())
+    trainer.fit((case.net or Net)(rep=case.rep, pre=case.pre), *case.data())
     return cb, trainer
 
 
@@ -384,7 +449,7 @@ def test_fit_survives(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         if issubclass(case.warning, MeasurementFaultWarning):
             assert len(matching) == 1, "warned once per cause and layer"
             layers = [case.layer] if isinstance(case.layer, str) else case.layer
-            if case.warning is not SnapshotIOWarning:
+            if case.warning not in (SnapshotIOWarning, FigureIOWarning):
                 assert any(repr(name) in str(matching[0].message) for name in layers), "the warning names the layer"
     _assert_nothing_partial(tmp_path)
 
@@ -428,6 +493,13 @@ def test_strict_mode_reraises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
                          enable_progress_bar=False, num_sanity_val_steps=0, default_root_dir=tmp_path)  # fmt: skip
     with pytest.raises(NonFiniteRepresentationError, match="NaN"):
         trainer.fit(Net(rep=lambda x, e: x * math.nan), *data())
+
+
+def test_strict_mode_reraises_an_unreadable_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(STRICT_ENV, "1")
+    with pytest.raises(UnreadableLayerError, match="'rep' produced no output during the probe pass") as raised:
+        _fit(Case("strict_skip", net=SkipsRep, epochs=2), tmp_path)
+    assert isinstance(raised.value.__cause__, ProbeConfigurationError)
 
 
 def test_strict_mode_reraises_a_reference_fn_bank_fault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

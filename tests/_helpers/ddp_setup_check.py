@@ -13,6 +13,11 @@ kills its peers) and each rank saves its own outcome to ``OUT_DIR/<case>-rank<r>
   the third, rank 1's ``reference_fn`` itself raises :data:`USER_ERROR` (an error in the user's code: it propagates)
   while rank 0's bank changes width (a fault that the error must take precedence over).
   One fit for both, to keep the gloo runs few.
+- ``"probe_raises"``: on rank 1 only, the model's ``forward`` leaves the watched layer out in the second measurement's
+  probe pass (an unreadable layer: a measurement fault, survived with ``strict=False``) and raises
+  :data:`PROBE_ERROR` in the third's (its first forward there: the bank's, before the validation capture's own
+  reduce); the process group's timeout is :data:`PROBE_TIMEOUT_S`. Each rank also saves ``raised_at``, the wall time
+  when it caught its error, and rank 1 ``forward_raised_at``, when its forward raised.
 
 After the ``"layer"`` fit, :func:`subclass_check` runs the agreement of a setup check alone on the same process group.
 """
@@ -45,6 +50,43 @@ WORLD = 2
 #: What rank 1's ``reference_fn`` raises at the third measurement of ``"measure_raises"`` (a ``ValueError``, as the
 #: bank checks raise, to show that it is not taken for a bad bank).
 USER_ERROR = "the user's bank sampler broke"
+#: What rank 1's ``forward`` raises in the second measurement's probe pass of ``"probe_raises"``.
+PROBE_ERROR = "the user's forward broke in the probe pass"
+#: The process group's timeout of ``"probe_raises"``: a rank left waiting fails within it (short: a hang on code that
+#: does not agree shows within ~20 s, not minutes).
+PROBE_TIMEOUT_S = 20
+#: Wall time (``time.time()``) when rank 1's forward raised in ``"probe_raises"``.
+_FORWARD_RAISED: list[float] = []
+
+
+class ProbeRaising(MLP):
+    """The test MLP whose ``forward`` on rank 1 skips ``backbone`` in the second measurement's probe pass and raises in
+    the third's, and only there.
+
+    The probe pass is the forward outside ``validation_step`` while the trainer validates (the one when training
+    starts runs while it trains; the validation loop's own forwards run inside ``validation_step``).
+    """
+
+    def __init__(self, rank: int) -> None:
+        super().__init__(lr=0.0)
+        self.rank = rank
+        self._in_step = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probe_pass = self.trainer.validating and not self._in_step
+        if probe_pass and self.rank == 1 and self.current_epoch == 1:
+            return self.head(torch.zeros(x.shape[0], self.head.in_features))
+        if probe_pass and self.rank == 1 and self.current_epoch == 2:
+            _FORWARD_RAISED.append(time.time())
+            raise ValueError(PROBE_ERROR)
+        return super().forward(x)
+
+    def validation_step(self, batch, batch_idx):
+        self._in_step = True
+        try:
+            return super().validation_step(batch, batch_idx)
+        finally:
+            self._in_step = False
 
 
 def _bank(case: str, rank: int, pl_module: pl.LightningModule) -> torch.Tensor | None:
@@ -66,23 +108,24 @@ def run(rank: int, port: int, out_dir: str, case: str) -> None:
     os.environ["NODE_RANK"] = "0"
     torch.set_num_threads(1)
     pl.seed_everything(0, verbose=False)
-    model = MLP(lr=0.0)
+    model = ProbeRaising(rank) if case == "probe_raises" else MLP(lr=0.0)
     if case == "layer" and rank == 0:
         model.extra = nn.Identity()  # no parameters: DDP's own checks see the same model on both ranks
     cb = RepresentationGapCallback(
         layer="extra" if case == "layer" else "backbone",
         val_probe=64,
         train_query_probe=0,
-        reference_fn=None if case == "layer" else (lambda m: _bank(case, rank, m)),
+        reference_fn=None if case in ("layer", "probe_raises") else (lambda m: _bank(case, rank, m)),
         config=GapConfig(n_bootstrap=0),
         log_figures=False,
         strict=False,
     )
+    timeout = datetime.timedelta(seconds=PROBE_TIMEOUT_S if case == "probe_raises" else TIMEOUT_S)
     trainer = pl.Trainer(
-        max_epochs=3 if case == "measure_raises" else 1,
+        max_epochs=3 if case in ("measure_raises", "probe_raises") else 1,
         accelerator="cpu",
         devices=WORLD,
-        strategy=DDPStrategy(process_group_backend="gloo", timeout=datetime.timedelta(seconds=TIMEOUT_S)),
+        strategy=DDPStrategy(process_group_backend="gloo", timeout=timeout),
         callbacks=[cb],
         **QUIET_TRAINER,
         limit_train_batches=2,
@@ -92,8 +135,8 @@ def run(rank: int, port: int, out_dir: str, case: str) -> None:
     try:
         trainer.fit(model, *loaders(n_train=512, n_val=128, batch_size=64))
     except Exception as err:
-        outcome.update(error=type(err).__name__, message=str(err), trace=traceback.format_exc())
-    outcome.update(seconds=time.perf_counter() - t0, steps=trainer.global_step)
+        outcome.update(error=type(err).__name__, message=str(err), trace=traceback.format_exc(), raised_at=time.time())
+    outcome.update(seconds=time.perf_counter() - t0, steps=trainer.global_step, forward_raised_at=_FORWARD_RAISED[:1])
     if case == "layer" and dist.is_initialized():  # a second check on the same group: no further spawn
         outcome["subclass"] = subclass_check(rank)
     outcome["history"] = [

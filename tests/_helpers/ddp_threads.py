@@ -51,6 +51,10 @@ def main() -> None:
     trainer.fit(MLP(lr=0.0), train, val)
     with open(os.path.join(out_dir, f"threads-rank{trainer.global_rank}.json"), "w") as fh:
         json.dump({"searches": seen, "measurements": len(cb.history)}, fh)
+    # Lightning destroys the process group at exit only for NCCL; a gloo group left to the interpreter's teardown
+    # can abort the process after fit ("terminate called without an active exception", SIGABRT: pytorch#190489).
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

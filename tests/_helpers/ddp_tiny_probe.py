@@ -58,6 +58,10 @@ def main() -> None:
     keys = ("reference", "queries", "train_queries", "reference_labels", "query_labels")
     arrays = {k: getattr(inputs, k) for k in keys}
     np.savez(os.path.join(out_dir, f"inputs-rank{rank}.npz"), **arrays)
+    # Lightning destroys the process group at exit only for NCCL; a gloo group left to the interpreter's teardown
+    # can abort the process after fit ("terminate called without an active exception", SIGABRT: pytorch#190489).
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
