@@ -362,7 +362,10 @@ def centred_aug32(
         buf = None if rows is None else np.empty((min(block, i1 - i0), dim), dtype=x.dtype)
         for b0 in range(i0, i1, block):
             b1 = min(i1, b0 + block)
-            chunk = x[b0:b1] if buf is None else np.take(x, rows[b0:b1], axis=0, out=buf[: b1 - b0], mode="wrap")
+            if rows is None or buf is None:
+                chunk = x[b0:b1]
+            else:
+                chunk = np.take(x, rows[b0:b1], axis=0, out=buf[: b1 - b0], mode="wrap")
             part = out[b0:b1]
             np.subtract(chunk, c, out=part[:, :dim], casting="unsafe")
             part[:, dim] = np.einsum("ij,ij->i", part[:, :dim], part[:, :dim])
