@@ -270,6 +270,10 @@ def parallel_steps(run: Callable[[int], None], starts: range, work: int) -> None
 _CENTRE_CHUNK = 16384
 # ... and at most this many float32 bytes per step, so that a gathered chunk stays small at a large D (16 MiB).
 _CENTRE_CHUNK_BYTES = 1 << 24
+# Bytes of rows centred at a time inside a step (and gathered, in bank order, into one buffer).
+_GATHER_BYTES = 1 << 19
+# numpy's ufunc / einsum buffer (elements): a row sum over more columns depends on the number of rows summed.
+_EINSUM_BUFFER = 8192
 
 
 def _centre_step(dim: int) -> int:
@@ -346,15 +350,28 @@ def centred_aug32(
         out = np.empty((n, dim + 1), dtype=np.float32)
     c = _subtrahend(x, centre)
     step = _threaded_centre_step(dim, n)
+    # A step is centred a block at a time (about _GATHER_BYTES of rows), so that the norm column and the float64 norms
+    # read rows still in cache; with ``rows`` each block is gathered into one buffer per step (no fresh chunk-sized
+    # temporary; mode="wrap" indexes as ``x[rows]`` does, ``bank_centre`` has rejected rows out of range). Every
+    # row's values are the same bits: the operations are row by row, and einsum's row sums do not depend on the
+    # block's row count up to its buffer of 8,192 columns (above it they do: the step is kept whole there).
+    block = step if dim > _EINSUM_BUFFER else max(1, min(step, _GATHER_BYTES // (x.itemsize * max(1, dim))))
 
     def run(i0: int) -> None:
-        chunk = x[i0 : i0 + step] if rows is None else x[rows[i0 : i0 + step]]
-        part = out[i0 : i0 + chunk.shape[0]]
-        np.subtract(chunk, c, out=part[:, :dim], casting="unsafe")
-        part[:, dim] = np.einsum("ij,ij->i", part[:, :dim], part[:, :dim])
-        part[:, dim] *= -0.5
-        if sq_norms64 is not None:
-            sq_norms64[i0 : i0 + chunk.shape[0]] = row_sq_norms(part[:, :dim])
+        i1 = min(n, i0 + step)
+        buf = None if rows is None else np.empty((min(block, i1 - i0), dim), dtype=x.dtype)
+        for b0 in range(i0, i1, block):
+            b1 = min(i1, b0 + block)
+            if rows is None or buf is None:
+                chunk = x[b0:b1]
+            else:
+                chunk = np.take(x, rows[b0:b1], axis=0, out=buf[: b1 - b0], mode="wrap")
+            part = out[b0:b1]
+            np.subtract(chunk, c, out=part[:, :dim], casting="unsafe")
+            part[:, dim] = np.einsum("ij,ij->i", part[:, :dim], part[:, :dim])
+            part[:, dim] *= -0.5
+            if sq_norms64 is not None:
+                sq_norms64[b0:b1] = row_sq_norms(part[:, :dim])
 
     parallel_steps(run, range(0, n, step), n * dim)
     return out

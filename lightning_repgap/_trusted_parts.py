@@ -373,25 +373,29 @@ def _decaying_floor_fit(sizes: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray
     u1 = sizes[None, :] ** (-2.0 / _FLOOR_DIMS[:, None])  # (G, S), times inv below
     a11 = (u1 * u1) @ (w[:, None] * inv * inv)  # (G, B)
     b1 = u1 @ (w[:, None] * inv)
+    b1_a11 = b1 / a11
     best = np.full(gaps.shape[1], np.inf)
     best_d = np.full(gaps.shape[1], np.nan)
     const = best
     for dn in _NOISE_DIMS:
         x2 = sizes ** (-2.0 / dn) if math.isfinite(dn) else np.ones_like(sizes)
-        a12 = u1 @ (w[:, None] * x2[:, None] * inv * inv)
+        # Only d <= d_noise / NOISE_DECAY_RATIO may win (a prefix of _FLOOR_DIMS): the others are left out (their
+        # residual was inf, so the argmin and the minimum are the same); the product stays whole (the same bits).
+        g = int(np.searchsorted(_FLOOR_DIMS * NOISE_DECAY_RATIO, dn, side="right"))
+        a12 = (u1 @ (w[:, None] * x2[:, None] * inv * inv))[:g]
         a22 = (w * x2 * x2) @ (inv * inv)
         b2 = (w * x2) @ inv
-        det = a11 * a22 - a12 * a12
+        g11, g1 = a11[:g], b1[:g]
+        det = g11 * a22 - a12 * a12
         with np.errstate(divide="ignore", invalid="ignore"):
-            a = (b1 * a22 - b2 * a12) / det
-            b = (b2 * a11 - b1 * a12) / det
+            a = (g1 * a22 - b2 * a12) / det
+            b = (b2 * g11 - g1 * a12) / det
         neg = ~((a >= 0) & (b >= 0))
-        a = np.where(neg, b1 / a11, a)
+        a = np.where(neg, b1_a11[:g], a)
         b = np.where(neg, 0.0, b)
-        resid = 1.0 - 2.0 * (a * b1 + b * b2) + a * a * a11 + 2.0 * a * b * a12 + b * b * a22
+        resid = 1.0 - 2.0 * (a * g1 + b * b2) + a * a * g11 + 2.0 * a * b * a12 + b * b * a22
         # The expansion can round a near-perfect fit below 0, and an overflowing 1 / G^2 makes NaN: neither may win.
         resid = np.where(np.isfinite(resid), np.maximum(resid, 0.0), np.inf)
-        resid = np.where((dn < _FLOOR_DIMS * NOISE_DECAY_RATIO)[:, None], np.inf, resid)
         j = np.argmin(resid, axis=0)
         r = resid[j, np.arange(gaps.shape[1])]
         better = r < best

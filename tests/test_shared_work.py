@@ -321,3 +321,21 @@ def test_rows_sharing_a_hash_are_compared_by_value():
     keep, share = duplicates_module.copies_from_hashes(x, collided)
     assert keep.tolist() == [0, 1, 2, 3, 5]
     assert share == pytest.approx(2 / 6)
+
+
+@pytest.mark.parametrize("dim", [3, 256, 8192, 10_000])
+def test_centring_in_gathered_blocks_of_any_size_gives_the_same_bits(monkeypatch, dim):
+    # Above einsum's 8,192-column buffer its row sums can depend on the block's row count (a block of one row
+    # differs at D = 10,000): there the step must stay whole whatever _GATHER_BYTES says.
+    n = 61 if dim > 1000 else 1000
+    x = (np.random.default_rng(dim).standard_normal((n, dim)) * 3 + 7).astype(np.float32)
+    order = np.random.default_rng(1).permutation(n)
+    whole = prepare(x, x[:3], rows=order, sq_norms=True)
+    np.testing.assert_array_equal(whole.reference32, x[order] - whole.centre.astype(np.float32))
+    for rows in (1, 3):
+        monkeypatch.setattr(prepare_module, "_GATHER_BYTES", 4 * dim * rows)
+        blocks = prepare(x, x[:3], rows=order, sq_norms=True)
+        np.testing.assert_array_equal(blocks.reference_aug32, whole.reference_aug32)
+        assert blocks.sq_norms64 is not None
+        assert whole.sq_norms64 is not None
+        np.testing.assert_array_equal(blocks.sq_norms64, whole.sq_norms64)
