@@ -71,6 +71,7 @@ from lightning_repgap._trusted_parts import (
     _scale_spread,
     _weighted_medians,
 )
+from lightning_repgap._width import numerical_width
 from lightning_repgap.gap import gap_curve
 from lightning_repgap.search import Backend, nearest
 
@@ -581,7 +582,7 @@ def estimate_dimension(
                 n_neighbors=n_neighbors,
                 n_bootstrap=200,
                 seed=seed,
-                ambient=x.shape[1],
+                ambient=numerical_width(bank),
             )
         if est.disagree:
             warn_disagreement(est)
