@@ -7,8 +7,10 @@ leave that ball ``r``-dimensional. :func:`numerical_width` reads ``r`` from a fe
 
 The check it serves (``trusted_dimension(..., ambient=...)``: GRIDE far at least ``NOISE_AMBIENT_FAR`` of the width)
 can only fire at a small width (GRIDE far rarely reads above ~30), so :data:`WIDTH_ROWS` rows are enough: a rank
-below ``WIDTH_ROWS - 1`` is read exactly, a larger one is reported as the column count, where the check cannot fire
-either way. The cost is one ``(WIDTH_ROWS, WIDTH_ROWS)`` float64 Gram matrix of those rows (``2 WIDTH_ROWS^2 D``
+below ``WIDTH_ROWS / 2`` is read, a larger one is reported as the column count, where the check cannot fire either
+way (it would need GRIDE far ``>= 0.7 * 64``). Near the sample's own size the rank is not resolved: the centred
+sample of a full-rank ``r``-dimensional cloud has eigenvalues down to ``(1 - sqrt(r / rows))^2`` of the mean
+(Marchenko-Pastur), near 0 at ``r ~ rows`` (1 %-noisy clouds in R^128 read ranks 124-126 of 127 possible). The cost is one ``(WIDTH_ROWS, WIDTH_ROWS)`` float64 Gram matrix of those rows (``2 WIDTH_ROWS^2 D``
 flops, about ``WIDTH_ROWS / n`` of the search's ``2 n m D`` at ``m >= WIDTH_ROWS`` queries), read a column block at
 a time (a few MiB whatever ``D``); no pass over the bank. The rows are a function of the bank alone, and the bank a
 DDP rank computes on is the gathered one, the same on every rank: every rank reads the same width.
@@ -20,7 +22,7 @@ import numpy as np
 
 __all__ = ["WIDTH_COLUMN_BLOCK", "WIDTH_ROWS", "WIDTH_TOLERANCE", "numerical_width"]
 
-#: Evenly spaced bank rows whose centred span gives the width (a rank of ``WIDTH_ROWS - 1`` or more reads as ``D``).
+#: Evenly spaced bank rows whose centred span gives the width (a rank of ``WIDTH_ROWS / 2`` or more reads as ``D``).
 WIDTH_ROWS = 128
 #: A direction counts where its standard deviation in those rows is at least this share of the largest one. Float32
 #: rounding of an isometric embedding leaves about ``eps_32 = 1.2e-7`` of the magnitude per direction (a rotation's
@@ -41,8 +43,8 @@ def numerical_width(bank: np.ndarray) -> int:
 
     Returns:
         The number of directions whose standard deviation in the sampled rows is at least :data:`WIDTH_TOLERANCE`
-        of the largest one, at least 1; ``D`` where that count reaches the sample's own limit (``rows - 1``), where
-        fewer than 3 rows are given, or where the sampled rows are all equal.
+        of the largest one, at least 1; ``D`` where that count reaches half the rows read (a rank not resolved by
+        the sample, see the module), where fewer than 3 rows are given, or where the sampled rows are all equal.
 
     Example:
         >>> import numpy as np
@@ -65,4 +67,4 @@ def numerical_width(bank: np.ndarray) -> int:
     if not np.isfinite(top) or top <= 0.0:
         return int(width)
     rank = int(np.count_nonzero(eig >= WIDTH_TOLERANCE**2 * top))
-    return int(width) if rank >= rows.size - 1 else max(1, min(rank, int(width)))
+    return int(width) if 2 * rank >= rows.size else max(1, min(rank, int(width)))

@@ -82,6 +82,9 @@ def test_the_width_is_the_numerical_rank() -> None:
     # noise in every column is width: 1 % of the RMS radius over 64 columns is seen
     noisy = _padded(lat, 64, 1) + rng.standard_normal((3000, 64)) * (0.01 * 1.15 / 8.0)
     assert numerical_width(noisy) == 64
-    # a rank the sample cannot resolve reads as the column count
+    # a rank the sample cannot resolve reads as the column count (a 1 %-noisy cloud in R^128 has rank 128, but 128
+    # centred rows of it show a few eigenvalues near 0: Marchenko-Pastur at a ratio near 1)
+    wide = _padded(lat, 128, 2) + rng.standard_normal((3000, 128)) * (0.01 * 1.15 / math.sqrt(128))
+    assert numerical_width(wide) == 128
     assert numerical_width(rng.standard_normal((3000, 2 * WIDTH_ROWS))) == 2 * WIDTH_ROWS
     assert numerical_width(np.ones((50, 7))) == 7  # all rows equal: nothing to read
