@@ -10,10 +10,12 @@ can only fire at a small width (GRIDE far rarely reads above ~30), so :data:`WID
 below ``WIDTH_ROWS / 2`` is read, a larger one is reported as the column count, where the check cannot fire either
 way (it would need GRIDE far ``>= 0.7 * 64``). Near the sample's own size the rank is not resolved: the centred
 sample of a full-rank ``r``-dimensional cloud has eigenvalues down to ``(1 - sqrt(r / rows))^2`` of the mean
-(Marchenko-Pastur), near 0 at ``r ~ rows`` (1 %-noisy clouds in R^128 read ranks 124-126 of 127 possible). The cost is one ``(WIDTH_ROWS, WIDTH_ROWS)`` float64 Gram matrix of those rows (``2 WIDTH_ROWS^2 D``
-flops, about ``WIDTH_ROWS / n`` of the search's ``2 n m D`` at ``m >= WIDTH_ROWS`` queries), read a column block at
-a time (a few MiB whatever ``D``); no pass over the bank. The rows are a function of the bank alone, and the bank a
-DDP rank computes on is the gathered one, the same on every rank: every rank reads the same width.
+(Marchenko-Pastur), near 0 at ``r ~ rows`` (1 %-noisy clouds in R^128 read ranks 124-126 of 127 possible).
+
+The cost is one ``(WIDTH_ROWS, WIDTH_ROWS)`` float64 Gram matrix of those rows (``2 WIDTH_ROWS^2 D`` flops, about
+``WIDTH_ROWS / n`` of the search's ``2 n m D`` at ``m >= WIDTH_ROWS`` queries), read a column block at a time (a
+few MiB whatever ``D``); no pass over the bank. The rows are a function of the bank alone, and the bank a DDP rank
+computes on is the gathered one, the same on every rank: every rank reads the same width.
 """
 
 from __future__ import annotations

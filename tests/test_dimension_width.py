@@ -17,6 +17,7 @@ import pytest
 
 from lightning_repgap import estimate_dimension, representation_gap
 from lightning_repgap._width import WIDTH_ROWS, numerical_width
+from lightning_repgap.dimension import DimensionEstimate
 
 
 def _noisy_circle(n: int, seed: int, ambient: int = 8, noise: float = 0.05) -> np.ndarray:
@@ -35,24 +36,24 @@ def _padded(x: np.ndarray, width: int, seed: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, width - x.shape[1]))) @ rotation
 
 
-def _estimate(x: np.ndarray) -> object:
+def _estimate(x: np.ndarray) -> DimensionEstimate:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return estimate_dimension(x, return_estimate=True)
 
 
-def _same(a: object, b: object) -> None:
+def _same(a: DimensionEstimate, b: DimensionEstimate) -> None:
     for key in ("dim", "dim_low", "dim_high"):
         assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-6), (key, a, b)
-    assert getattr(b, "method") == getattr(a, "method"), (a, b)
+    assert b.method == a.method, (a, b)
 
 
 def test_padding_a_swamped_noisy_circle_changes_no_reading() -> None:
     # Before this change the padded copies read 7.50 through "local" (the noise ball's dimension), the original 1.26.
     x = _noisy_circle(20000, 0)
     plain = _estimate(x)
-    assert plain.method == "noise_floor", plain  # type: ignore[attr-defined]
-    assert abs(plain.dim - 1.0) <= 0.4, plain  # type: ignore[attr-defined]
+    assert plain.method == "noise_floor", plain
+    assert abs(plain.dim - 1.0) <= 0.4, plain
     _same(plain, _estimate(_padded(x, 24, 1)))
     _same(plain, _estimate(_padded(x, 40, 2).astype(np.float32)))  # float32 rounding of the rotation too
 
