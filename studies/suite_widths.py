@@ -55,12 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--caches", type=Path, default=None, help="parent of cache/, cache11/ ... cache14/")
     args = parser.parse_args(argv)
     widths: dict[str, int] = {}
+    columns: dict[str, int] = {}
     changed = 0
     for split in OPENED:
         for cloud in suite(split):
             for n in SIZES:
                 key = f"{split}|{cloud.name}|{n}"
-                widths[key] = bank_width(cloud, n)
+                widths[key], columns[key] = bank_width(cloud, n), cloud.ambient
                 if widths[key] != cloud.ambient:
                     print(f"{key}: width {widths[key]} of {cloud.ambient} columns")
                 if args.caches is not None:
@@ -71,16 +72,11 @@ def main(argv: list[str] | None = None) -> int:
                         changed += 1
                         print(f"  changed: {key}: {before} -> {after}")
     args.out.write_text(json.dumps(widths, indent=0))
-    below = sum(1 for k, w in widths.items() if w < _columns(k))
+    below = sum(1 for k, w in widths.items() if w < columns[k])
     print(f"{len(widths)} readings, {below} with a width below the column count")
     if args.caches is not None:
         print(f"readings changed by the width: {changed}")
     return 0
-
-
-def _columns(key: str) -> int:
-    split, name, _ = key.split("|")
-    return next(c.ambient for c in suite(split) if c.name == name)
 
 
 if __name__ == "__main__":
