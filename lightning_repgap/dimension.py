@@ -71,6 +71,7 @@ from lightning_repgap._trusted_parts import (
     _scale_spread,
     _weighted_medians,
 )
+from lightning_repgap._width import numerical_width
 from lightning_repgap.gap import gap_curve
 from lightning_repgap.search import Backend, nearest
 
@@ -109,7 +110,8 @@ log = logging.getLogger(__name__)
 #: on the opened suite (``d / D <= 0.5``) every reading at or above it is a noisy curve, but clean clouds with ``d``
 #: near ``D`` reach it too (a 7-cube in R^8 0.71-0.78, full-rank Gaussians 0.8-1.2); what keeps them off the noise
 #: branch is the rest of it (the fall with the scale, a floor, a floor-corrected value at most a quarter of GRIDE far;
-#: validation §18). ``D`` is the column count: zero-padded or dead columns switch the check off.
+#: validation §18). ``estimate_dimension`` and the metric pass the bank's numerical rank as ``D``
+#: (``_width.numerical_width``): zero-padded or dead columns change nothing (validation §21).
 NOISE_AMBIENT_FAR = 0.7
 
 
@@ -295,9 +297,10 @@ def trusted_dimension(
             densities spread over scales (:data:`HETEROGENEOUS_CONCENTRATION`).
         n_neighbors: neighbours of the ``dim_mle`` cross-check.
         seed: seed of the bootstraps.
-        ambient: the ambient dimension ``D`` of the points, if known: where GRIDE far reads at least
-            :data:`NOISE_AMBIENT_FAR` of it, noise swamps the whole table (see there). ``None``: not used. A positive
-            integer (``ValueError`` otherwise).
+        ambient: the width ``D`` of the points, if known: the dimension of the space they span, their numerical rank
+            (what ``estimate_dimension`` and the metric pass, ``_width.numerical_width`` of the bank): where
+            GRIDE far reads at least :data:`NOISE_AMBIENT_FAR` of it, noise swamps the whole table (see there).
+            ``None``: not used. A positive integer (``ValueError`` otherwise).
 
     Returns:
         A :class:`DimensionEstimate`.
@@ -581,7 +584,7 @@ def estimate_dimension(
                 n_neighbors=n_neighbors,
                 n_bootstrap=200,
                 seed=seed,
-                ambient=x.shape[1],
+                ambient=numerical_width(bank),
             )
         if est.disagree:
             warn_disagreement(est)

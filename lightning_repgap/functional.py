@@ -40,6 +40,7 @@ from lightning_repgap._faults import (
 from lightning_repgap._local_dimension import _cross_check
 from lightning_repgap._scale import rescale, restore_curve, unit_exponent
 from lightning_repgap._threads import measurement_threads
+from lightning_repgap._width import numerical_width
 from lightning_repgap.approximate import APPROXIMATE_KEYS, ApproximateGap
 from lightning_repgap.config import GapConfig, GapSettings
 from lightning_repgap.dimension import (
@@ -252,7 +253,7 @@ def _gap_compute(
             calibrate=config.calibrate,
             n_neighbors=k_mle,
             seed=0 if config.seed is None else config.seed,
-            ambient=int(inputs.reference.shape[1]),
+            ambient=numerical_width(reference),  # the bank's numerical rank: padding changes nothing
         )
     fit = est.fit
     if not all(math.isfinite(v) for v in (est.dim, est.dim_low, est.dim_high, fit.r2)):
