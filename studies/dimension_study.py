@@ -31,6 +31,7 @@ from lightning_repgap.dimension import (
 from lightning_repgap.search import nearest
 from studies.dimension_retune import cached_curve, read_cached
 from studies.dimension_suite import SuiteCloud, suite
+from studies.suite_widths import bank_width
 
 ESTIMATORS = ("auto", "gap", "twonn", "mle", "danco")
 #: The clouds of the ``--quick`` part (tune half only): one per family.
@@ -147,8 +148,11 @@ def measure_cached(cloud: SuiteCloud, n: int, cache: Path, baselines: dict[str, 
     ``python -m studies.dimension_danco --local``). ``seconds_auto`` times the rule on the cached search only.
     """
     c = cached_curve(cloud, n, cache)
+    # The width estimate_dimension reads (the bank's numerical rank, validation §21), so that this row is the number
+    # measure() reads on the same sample.
+    width = bank_width(cloud, n)
     t0 = time.perf_counter()
-    est = read_cached(c, ambient=cloud.ambient)
+    est = read_cached(c, ambient=width)
     seconds = time.perf_counter() - t0
     key = str(n)
     local = (float(baselines["twonn"][key][cloud.name]), float(baselines["mle"][key][cloud.name]))
