@@ -387,11 +387,17 @@ class RepresentationGapCallback(Callback):
                     return {}, None
 
             if role == "queries":  # rows the validation loop captured, plus the probe pass for the rest
-                feats[role], labels[role] = _vc.split_queries(self, trainer, indices[role], embed)
+                try:  # after the capture's collective: an error here goes through the agreement, as embed's do
+                    feats[role], labels[role] = _vc.split_queries(self, trainer, indices[role], embed)
+                except Exception as err:
+                    failed.append(err)
+                    feats[role], labels[role] = {}, None
                 continue
             mine = rank_share(indices[role], trainer.global_rank, trainer.world_size)
             feats[role], labels[role] = embed(mine)
             feats[role]["__index__"] = torch.as_tensor(mine, dtype=torch.int64)
+        if not failed:  # a source of another width in another role would fail the metric's update on this rank only
+            failed.extend(_cf.role_width_error(feats))
         fault: MeasurementFaultError | None = _cf.agreed_probe_pass(trainer, failed[0] if failed else None)
         if fault is None and self.reference_fn is not None:  # agreed: every rank or none calls it
             source = self._sources()[0]
