@@ -514,6 +514,28 @@ def test_fit_survives(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         case.check(cb, tmp_path)
 
 
+def _unlabelled_val() -> tuple[DataLoader, DataLoader]:
+    """Labelled training rows; validation targets as class probabilities (no label vector: no ``knn_acc``)."""
+    train, _ = data()
+    xv = _manifold(64, 1)
+    probs = nn.functional.one_hot(_labels(xv), 2).float()
+    return train, DataLoader(TensorDataset(xv, probs), batch_size=64)
+
+
+def test_a_fault_epoch_logs_the_keys_of_a_normal_epoch_when_only_the_training_set_has_labels(tmp_path: Path) -> None:
+    # knn_acc needs the bank's and the queries' labels: with unlabelled validation rows no epoch logs it, the epoch of
+    # an unreadable layer included (it logged knn_acc as NaN there: the flag was read off the training set alone).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cb, trainer = _fit(Case("val_unlabelled", net=SkipsRep, epochs=2, data=_unlabelled_val), tmp_path)
+    assert trainer.state.status == "finished"
+    assert any(issubclass(w.category, UnreadableLayerWarning) for w in caught)
+    first, second = (_layer_values(h, "repgap/") for h in cb.history)
+    assert (first["valid"], second["valid"]) == (1.0, 0.0)
+    assert "knn_acc" not in first
+    assert set(second) == set(first)
+
+
 def test_strict_mode_reraises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(STRICT_ENV, "1")
     with pytest.raises(DegenerateRepresentationError, match="identical"):
