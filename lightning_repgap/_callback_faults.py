@@ -363,8 +363,7 @@ def agreed_probe_pass(trainer: Trainer, failure: Exception | None) -> _faults.Un
 
 
 def role_width_error(feats: dict[str, dict[str, torch.Tensor]]) -> list[ProbeConfigurationError]:
-    """A :class:`~lightning_repgap.capture.ProbeConfigurationError` (in a list) when a source's rows differ in width
-    between the probe's roles, else ``[]``.
+    """``[ProbeConfigurationError]`` when a source's rows differ in width between the probe's roles, else ``[]``.
 
     Each role's pass can be consistent on its own and still give another width than the others (a pooling whose
     width depends on the batch's size or content): the metric's update would raise on this rank only, and under DDP

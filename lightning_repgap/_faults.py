@@ -12,11 +12,12 @@ the fault instead; the test suite runs with it on, so that a test never passes o
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import ClassVar
 
 #: Environment variable that turns strict mode on (``1``, ``true`` or ``yes``) when the callback's ``strict`` is None.
@@ -282,6 +283,20 @@ class FaultPolicy:
         self.strict = strict
         self.owner = owner
         self._warned: set[tuple[Cause, str]] = set()
+        self._held: list[SnapshotIOError | FigureIOError] | None = None
+
+    @contextlib.contextmanager
+    def holding_io(self) -> Iterator[list[SnapshotIOError | FigureIOError]]:
+        """Within this block strict mode keeps the I/O faults of :meth:`survive_io` in the yielded list.
+
+        Only global rank zero writes figures and snapshots: a fault raised there at once would leave the other ranks
+        waiting for it in their next collective. The caller raises the held fault on every rank after telling them.
+        """
+        self._held = []
+        try:
+            yield self._held
+        finally:
+            self._held = None
 
     def warn_once(self, cause: Cause, layer: str, message: str, category: type[Warning]) -> None:
         """Warn about ``cause`` for ``layer`` the first time only (rank zero only under DDP)."""
@@ -312,7 +327,10 @@ class FaultPolicy:
         return {key: float(fault.partial.get(key, math.nan)) for key in expected}
 
     def survive_io(self, fault: SnapshotIOError | FigureIOError, layer: str) -> None:
-        """Warn once about a failed snapshot or figure write (re-raised in strict mode)."""
+        """Warn once about a failed snapshot or figure write (re-raised in strict mode, or held: :meth:`holding_io`)."""
+        if self.strict and self._held is not None:
+            self._held.append(fault)
+            return
         if self.strict:
             raise fault
         lost = "figure" if isinstance(fault, FigureIOError) else "snapshot"
@@ -343,6 +361,17 @@ class FaultPolicy:
         for key in bad:
             out[key] = math.nan
         return out, 0.0 if bad else 1.0
+
+
+def io_fault(kind: str, message: str) -> SnapshotIOError | FigureIOError:
+    """The I/O fault of type name ``kind`` (``"SnapshotIOError"`` or ``"FigureIOError"``) with ``message``.
+
+    Example:
+        >>> io_fault("FigureIOError", "on rank 0: figure 'repgap/gap_curve' could not be written.")
+        FigureIOError("on rank 0: figure 'repgap/gap_curve' could not be written.")
+
+    """
+    return (FigureIOError if kind == FigureIOError.__name__ else SnapshotIOError)(message)
 
 
 def expected_keys(*, train_queries: bool, labels: bool, approximate: bool) -> list[str]:
@@ -385,5 +414,6 @@ __all__ = [
     "UnreadableLayerError",
     "UnreadableLayerWarning",
     "expected_keys",
+    "io_fault",
     "strict_mode",
 ]

@@ -77,7 +77,7 @@ def log_figure(trainer: Trainer, tag: str, fig: Any) -> None:
     for lg in image_loggers(trainer):
         try:
             _log_to(lg, tag, fig, step)
-        except OSError as err:  # raised below, once the loggers after this one have the figure
+        except OSError as err:  # noqa: PERF203 (raised below, once the loggers after this one have the figure)
             failure = failure or err
     if failure is not None:
         raise failure

@@ -71,7 +71,7 @@ def test_the_check_can_fail():
     # Several devices start DDP without a strategy, or with "auto"; a strategy keyword of another call starts nothing.
     assert starts_group(ast.parse('pl.Trainer(accelerator="cpu", devices=2)\n'))
     assert starts_group(ast.parse('Trainer(strategy="auto", devices=2)\n'))
-    assert starts_group(ast.parse('Trainer(num_nodes=2)\n'))
+    assert starts_group(ast.parse("Trainer(num_nodes=2)\n"))
     assert not starts_group(ast.parse('Trainer(strategy="single_device", devices=1, num_nodes=1)\n'))
     assert not starts_group(ast.parse('SimpleImputer(strategy="mean")\n'))
     assert ends_group(ast.parse("import torch.distributed as dist\ndist.destroy_process_group()\n"))
