@@ -3,11 +3,13 @@
 The functional API and the Metric raise a clear error for bad input. The callback must never end a user's training
 run because of the *measurement* (DESIGN §5): for the causes listed in :class:`Cause`, the library raises one of the
 :class:`MeasurementFaultError` subclasses below, the callback catches exactly those, logs ``NaN`` for the keys that are
-undefined and ``<prefix>/valid = 0``, warns once per cause and layer (naming the layer and the fix) and carries on.
+undefined and ``<prefix>/valid = 0``, warns once per cause and layer (naming the layer, or the snapshot or figure
+that could not be written, and the fix) and carries on.
 Anything else is a bug or a configuration error and propagates.
 
 Strict mode (``RepresentationGapCallback(strict=True)`` or the environment variable ``REPGAP_STRICT=1``) re-raises
-the fault instead; the test suite runs with it on, so that a test never passes on a silently swallowed fault.
+the fault instead (under DDP on every rank: a failed write on rank zero is held and raised after the ranks learnt of
+it); the test suite runs with it on, so that a test never passes on a silently swallowed fault.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class Cause(str, enum.Enum):
     """A key came out non-finite (e.g. a cross-check estimator undefined on this data) and is logged as NaN."""
     UNREADABLE_LAYER = "unreadable_layer"
     """A watched layer could not be read in a measurement's probe pass (it did not run, ran several times per forward,
-    or its rows or widths disagree across batches), although the one-batch check when training started passed."""
+    or its rows or widths disagree across batches or between the probe's roles), although the one-batch check when
+    training started passed."""
     REFERENCE_BANK = "reference_bank"
     """A ``reference_fn`` returned no usable bank at a measurement (not a tensor, too few points, another width)."""
 
@@ -207,7 +210,8 @@ class UnreadableLayerError(MeasurementFaultError, RuntimeError):
     """A watched layer the one-batch check at the start of training passed could not be read at a measurement.
 
     The forward changed since (a branch that skips the layer from some epoch on, a layer run twice), or what only a
-    full pass shows: outputs whose width differs from batch to batch (``"flatten"`` pooling of padded sequences).
+    full pass shows: outputs whose width differs from batch to batch (``"flatten"`` pooling of padded sequences), also
+    between the validation loop's captured rows and the probe pass's, or between the bank and the queries.
     A configuration that only shows after an epoch is a measurement fault (DESIGN §5: a run is never aborted after
     its first epoch over the measurement); under DDP every rank raises it when any rank's probe pass found it.
     """
