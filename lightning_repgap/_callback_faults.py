@@ -28,11 +28,14 @@ from lightning_repgap.capture import (
     embed_inputs,
     lightning_transfer,
     resolve_layers,
+    split_batch,
 )
 
 if TYPE_CHECKING:
     from lightning_repgap.callback import RepresentationGapCallback
 
+# The metric's label arguments: a measurement logs ``knn_acc`` when both are given.
+_LABELS = ("reference_labels", "query_labels")
 #: Rows of the one-batch probe run when training starts.
 SETUP_PROBE_ROWS = 4
 # Settings that decide which points are measured and how: a change makes earlier values incomparable. (A changed
@@ -120,7 +123,8 @@ def expected_keys(
 
     Read off the metric's arguments; after a probe pass that stopped at an unreadable layer (``fault``) they are
     incomplete, and the keys are read off the settings instead: ``train_queries`` (a training-query probe was drawn)
-    and whether the probe batches carry labels (seen by the one-batch check when training started).
+    and whether the probe batches of both the training and the validation set carry labels (seen when training
+    started), as a measurement passes labels (and logs ``knn_acc``) only when the bank's and the queries' both have.
     """
     from lightning_repgap.search import resolve_index
 
@@ -132,9 +136,6 @@ def expected_keys(
         labels=all(kwargs.get(key) is not None for key in _LABELS),
         approximate=resolve_index(cb.config.index, max(cb.train_probe, 2)) != "exact",
     )
-
-
-_LABELS = ("reference_labels", "query_labels")
 
 
 _SETUP_ERROR = "RepresentationGapCallback: the one-batch probe at the start of training found a configuration error: "
@@ -162,10 +163,26 @@ def setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: Ligh
     collective_check(trainer, lambda: _setup_probe(cb, trainer, pl_module))
 
 
+def _probes_labelled(
+    cb: RepresentationGapCallback, trainer: Trainer, pl_module: LightningModule, datasets: dict[str, Any], probes: Any
+) -> bool:
+    """Whether the first probe batch of the bank's and of the queries' dataset both carry labels (no forward)."""
+    transfer = lightning_transfer(trainer, pl_module)
+    for role, key in (("reference", "train"), ("queries", "val")):
+        rows = probes[role][:SETUP_PROBE_ROWS]
+        if rows:
+            batch = next(iter(cb._probe_loader(datasets[key], rows, datasets[f"{key}_collate"], trainer)))
+            if split_batch(transfer(batch))[1] is None:
+                return False
+    return True
+
+
 def _setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: LightningModule) -> None:
     datasets = cb._datasets(trainer)
     indices = cb._probe_indices(datasets)
     if not cb.layer and cb.reference_fn is None:
+        with isolate_rng(include_cuda=torch.cuda.is_initialized()):
+            cb._labelled = _probes_labelled(cb, trainer, pl_module, datasets, indices)
         return
     role, key = ("reference", "train") if indices["reference"] else ("queries", "val")
     rows = indices[role][:SETUP_PROBE_ROWS]
@@ -190,7 +207,8 @@ def _setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: Lig
                 probed = feats[cb.layer[0]]
         except ProbeConfigurationError as err:
             raise MisconfigurationException(f"{_SETUP_ERROR}{err}") from err
-        cb._labelled = labels is not None
+        # A measurement logs knn_acc only when both the bank's and the queries' batches carry labels.
+        cb._labelled = labels is not None and _probes_labelled(cb, trainer, pl_module, datasets, indices)
         if cb.reference_fn is None:
             return
         bank = cb._reference_fn_output(trainer, pl_module)
@@ -322,7 +340,9 @@ def agreed_probe_pass(trainer: Trainer, failure: Exception | None) -> _faults.Un
     :class:`~lightning_repgap.capture.ProbeConfigurationError`: it did not run, or its widths differ across batches)
     is a measurement fault: returned as a :class:`~lightning_repgap._faults.UnreadableLayerError` on every rank, for the
     callback to survive. An error in the user's code comes first. On the normal path: one all-reduce of one integer
-    under an initialised group of several ranks, nothing without one.
+    under an initialised group of several ranks, nothing without one. A ``BaseException`` that is no ``Exception``
+    (``KeyboardInterrupt``, ``SystemExit``) on one rank bypasses the agreement on purpose: it stops that process at
+    once, and the others learn of it from the process group (its timeout, or the launcher's teardown).
     """
     user_error = failure is not None and not isinstance(failure, ProbeConfigurationError)
     agreed = agreed_failure(trainer, failure, user_error)
@@ -340,6 +360,33 @@ def agreed_probe_pass(trainer: Trainer, failure: Exception | None) -> _faults.Un
     fault = _faults.UnreadableLayerError(f"{where}{message}")
     fault.__cause__ = failure
     return fault
+
+
+def role_width_error(feats: dict[str, dict[str, torch.Tensor]]) -> list[ProbeConfigurationError]:
+    """``[ProbeConfigurationError]`` when a source's rows differ in width between the probe's roles, else ``[]``.
+
+    Each role's pass can be consistent on its own and still give another width than the others (a pooling whose
+    width depends on the batch's size or content): the metric's update would raise on this rank only, and under DDP
+    the other ranks would wait for it in the gather. Found here, it goes through the ranks' agreement on the probe
+    pass (:func:`agreed_probe_pass`), as an unreadable layer.
+
+    Example:
+        >>> role_width_error({"reference": {"fc": torch.zeros(4, 3)}, "queries": {"fc": torch.zeros(2, 3)}})
+        []
+        >>> role_width_error({"reference": {"fc": torch.zeros(4, 3)}, "queries": {"fc": torch.zeros(2, 2)}})
+        [ProbeConfigurationError("'fc' gave rows of different widths in the probe's roles: reference 3, queries 2")]
+
+    """
+    widths: dict[str, dict[str, tuple[int, ...]]] = {}
+    for role, by_source in feats.items():
+        for source, rows in by_source.items():
+            if source != "__index__" and rows.shape[0] > 0:
+                widths.setdefault(source, {})[role] = tuple(rows.shape[1:])
+    for source, by_role in widths.items():
+        if len(set(by_role.values())) > 1:
+            seen = ", ".join(f"{role} {'x'.join(map(str, w))}" for role, w in by_role.items())
+            return [ProbeConfigurationError(f"{source!r} gave rows of different widths in the probe's roles: {seen}")]
+    return []
 
 
 def measured_bank(
@@ -432,6 +479,7 @@ __all__ = [
     "measured_bank",
     "probe_settings",
     "restorable",
+    "role_width_error",
     "setup_probe",
     "snapshot_overflow",
 ]

@@ -31,13 +31,13 @@ log = logging.getLogger("lightning_repgap.callback")
 ROLES = ("reference", "queries", "train_queries")
 
 
-def log_profile_figure(cb: RepresentationGapCallback, trainer: Trainer) -> None:
-    """The per-layer profile of the latest measurement (several layers) as a figure, to every image logger."""
+def log_profile_figure(cb: RepresentationGapCallback, trainer: Trainer, values: dict[str, float]) -> None:
+    """The per-layer profile of a measurement's ``values`` (several layers) as a figure, to every image logger."""
     if not image_loggers(trainer):
         return
     from lightning_repgap.plot import plot_layer_profile
 
-    rows = cb.layer_profile()
+    rows = cb._profile_rows(values)
     fig, _ = plot_layer_profile(
         [r["layer"] for r in rows],
         [r["gap_norm"] for r in rows],
@@ -126,7 +126,8 @@ def _send_figure(cb: RepresentationGapCallback, trainer: Trainer, tag: str, fig:
     """Log ``fig`` to every image logger and close it; a failed write is survived as a :class:`FigureIOError`.
 
     Only global rank zero writes figures: an error here that ended the fit would also leave the other ranks waiting
-    for it in the broadcast of the values (until the process group's timeout).
+    for it in the broadcast of the values (until the process group's timeout). In strict mode the fault is held
+    (:meth:`~lightning_repgap._faults.FaultPolicy.holding_io`) and raised on every rank after that broadcast.
     """
     import matplotlib.pyplot as plt
 

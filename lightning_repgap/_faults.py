@@ -3,20 +3,23 @@
 The functional API and the Metric raise a clear error for bad input. The callback must never end a user's training
 run because of the *measurement* (DESIGN §5): for the causes listed in :class:`Cause`, the library raises one of the
 :class:`MeasurementFaultError` subclasses below, the callback catches exactly those, logs ``NaN`` for the keys that are
-undefined and ``<prefix>/valid = 0``, warns once per cause and layer (naming the layer and the fix) and carries on.
+undefined and ``<prefix>/valid = 0``, warns once per cause and layer (naming the layer, or the snapshot or figure
+that could not be written, and the fix) and carries on.
 Anything else is a bug or a configuration error and propagates.
 
 Strict mode (``RepresentationGapCallback(strict=True)`` or the environment variable ``REPGAP_STRICT=1``) re-raises
-the fault instead; the test suite runs with it on, so that a test never passes on a silently swallowed fault.
+the fault instead (under DDP on every rank: a failed write on rank zero is held and raised after the ranks learnt of
+it); the test suite runs with it on, so that a test never passes on a silently swallowed fault.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import ClassVar
 
 #: Environment variable that turns strict mode on (``1``, ``true`` or ``yes``) when the callback's ``strict`` is None.
@@ -42,7 +45,8 @@ class Cause(str, enum.Enum):
     """A key came out non-finite (e.g. a cross-check estimator undefined on this data) and is logged as NaN."""
     UNREADABLE_LAYER = "unreadable_layer"
     """A watched layer could not be read in a measurement's probe pass (it did not run, ran several times per forward,
-    or its rows or widths disagree across batches), although the one-batch check when training started passed."""
+    or its rows or widths disagree across batches or between the probe's roles), although the one-batch check when
+    training started passed."""
     REFERENCE_BANK = "reference_bank"
     """A ``reference_fn`` returned no usable bank at a measurement (not a tensor, too few points, another width)."""
 
@@ -206,7 +210,8 @@ class UnreadableLayerError(MeasurementFaultError, RuntimeError):
     """A watched layer the one-batch check at the start of training passed could not be read at a measurement.
 
     The forward changed since (a branch that skips the layer from some epoch on, a layer run twice), or what only a
-    full pass shows: outputs whose width differs from batch to batch (``"flatten"`` pooling of padded sequences).
+    full pass shows: outputs whose width differs from batch to batch (``"flatten"`` pooling of padded sequences), also
+    between the validation loop's captured rows and the probe pass's, or between the bank and the queries.
     A configuration that only shows after an epoch is a measurement fault (DESIGN §5: a run is never aborted after
     its first epoch over the measurement); under DDP every rank raises it when any rank's probe pass found it.
     """
@@ -282,6 +287,20 @@ class FaultPolicy:
         self.strict = strict
         self.owner = owner
         self._warned: set[tuple[Cause, str]] = set()
+        self._held: list[SnapshotIOError | FigureIOError] | None = None
+
+    @contextlib.contextmanager
+    def holding_io(self) -> Iterator[list[SnapshotIOError | FigureIOError]]:
+        """Within this block strict mode keeps the I/O faults of :meth:`survive_io` in the yielded list.
+
+        Only global rank zero writes figures and snapshots: a fault raised there at once would leave the other ranks
+        waiting for it in their next collective. The caller raises the held fault on every rank after telling them.
+        """
+        self._held = []
+        try:
+            yield self._held
+        finally:
+            self._held = None
 
     def warn_once(self, cause: Cause, layer: str, message: str, category: type[Warning]) -> None:
         """Warn about ``cause`` for ``layer`` the first time only (rank zero only under DDP)."""
@@ -312,7 +331,10 @@ class FaultPolicy:
         return {key: float(fault.partial.get(key, math.nan)) for key in expected}
 
     def survive_io(self, fault: SnapshotIOError | FigureIOError, layer: str) -> None:
-        """Warn once about a failed snapshot or figure write (re-raised in strict mode)."""
+        """Warn once about a failed snapshot or figure write (re-raised in strict mode, or held: :meth:`holding_io`)."""
+        if self.strict and self._held is not None:
+            self._held.append(fault)
+            return
         if self.strict:
             raise fault
         lost = "figure" if isinstance(fault, FigureIOError) else "snapshot"
@@ -343,6 +365,17 @@ class FaultPolicy:
         for key in bad:
             out[key] = math.nan
         return out, 0.0 if bad else 1.0
+
+
+def io_fault(kind: str, message: str) -> SnapshotIOError | FigureIOError:
+    """The I/O fault of type name ``kind`` (``"SnapshotIOError"`` or ``"FigureIOError"``) with ``message``.
+
+    Example:
+        >>> io_fault("FigureIOError", "on rank 0: figure 'repgap/gap_curve' could not be written.")
+        FigureIOError("on rank 0: figure 'repgap/gap_curve' could not be written.")
+
+    """
+    return (FigureIOError if kind == FigureIOError.__name__ else SnapshotIOError)(message)
 
 
 def expected_keys(*, train_queries: bool, labels: bool, approximate: bool) -> list[str]:
@@ -385,5 +418,6 @@ __all__ = [
     "UnreadableLayerError",
     "UnreadableLayerWarning",
     "expected_keys",
+    "io_fault",
     "strict_mode",
 ]

@@ -67,17 +67,31 @@ def log_figure(trainer: Trainer, tag: str, fig: Any) -> None:
         tag: e.g. ``"repgap/gap_curve"``.
         fig: a matplotlib figure; not closed here.
 
+    Raises:
+        OSError: the first logger's write error, raised after every logger was tried (one logger's full disk or
+            permissions do not cost the others the figure).
+
     """
     step = logged_step(trainer)
+    failure: OSError | None = None
     for lg in image_loggers(trainer):
-        if isinstance(lg, TensorBoardLogger):
-            lg.experiment.add_figure(tag, fig, global_step=step, close=False)
-        elif isinstance(lg, WandbLogger):
-            lg.log_image(key=tag, images=[_rgb(fig)], step=step)
-        elif isinstance(lg, MLFlowLogger):
-            lg.experiment.log_figure(lg.run_id, fig, f"{_safe(tag)}/step={step:08d}.png")
-        else:  # CSVLogger: next to metrics.csv
-            _save_png_atomically(fig, Path(lg.log_dir) / "figures" / f"{_safe(tag)}-step={step:08d}.png")
+        try:
+            _log_to(lg, tag, fig, step)
+        except OSError as err:  # noqa: PERF203 (raised below, once the loggers after this one have the figure)
+            failure = failure or err
+    if failure is not None:
+        raise failure
+
+
+def _log_to(lg: Any, tag: str, fig: Any, step: int) -> None:
+    if isinstance(lg, TensorBoardLogger):
+        lg.experiment.add_figure(tag, fig, global_step=step, close=False)
+    elif isinstance(lg, WandbLogger):
+        lg.log_image(key=tag, images=[_rgb(fig)], step=step)
+    elif isinstance(lg, MLFlowLogger):
+        lg.experiment.log_figure(lg.run_id, fig, f"{_safe(tag)}/step={step:08d}.png")
+    else:  # CSVLogger: next to metrics.csv
+        _save_png_atomically(fig, Path(lg.log_dir) / "figures" / f"{_safe(tag)}-step={step:08d}.png")
 
 
 __all__ = ["image_loggers", "log_figure", "logged_step"]

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, IterableDataset, SequentialSampler
 
 from lightning_repgap._probe_share import rank_share
-from lightning_repgap.capture import Pooling, pool, resolve_layers, split_batch
+from lightning_repgap.capture import Pooling, ProbeConfigurationError, pool, resolve_layers, split_batch
 
 if TYPE_CHECKING:
     from lightning_repgap.callback import RepresentationGapCallback
@@ -181,6 +181,13 @@ class ValidationCapture:
         Every rank calls it (one collective under DDP): the ranks agree on success and on what was captured
         somewhere. Before that, ``embed(indices)`` (the probe pass) re-embeds a few captured rows as a check.
 
+        Nothing before that collective may raise on one rank only, or the others would wait in it: the rows are
+        concatenated only after their widths were found equal from batch to batch (else the capture fails, agreed),
+        every batch kept one row per layer and index (the hooks and ``batch_end`` check it), and ``embed`` is the
+        caller's guarded probe pass, which records an error for the ranks' later agreement instead of raising.
+        After it, the labels are 1-D vectors (:func:`~lightning_repgap.capture.split_batch`), and the caller guards
+        the rest (:func:`split_queries`).
+
         Returns:
             ``({layer: rows, "__index__": indices}, labels, missing)``: the rows this rank captured, sorted by index,
             their labels (``None`` if a batch had none), and the probe indices left to the probe pass.
@@ -262,6 +269,12 @@ def split_queries(
     """This rank's validation-probe rows: those captured during validation plus its share of the rest, embedded.
 
     ``embed(indices)`` is the probe pass over the given dataset indices (``({layer: rows}, labels)``).
+
+    Raises:
+        ProbeConfigurationError: when a layer's captured rows and its probe pass's rows differ in width (a width that
+            depends on the batch's content, with ``limit_val_batches`` leaving rows to the probe pass). It comes after
+            the capture's collective: the caller hands it to the ranks' agreement, as an error of ``embed``.
+
     """
     got = cb._val_capture.finish(trainer, probe, lambda rows: embed(rows)[0])
     rank, world = trainer.global_rank, trainer.world_size
@@ -279,7 +292,13 @@ def split_queries(
     index = torch.as_tensor(mine, dtype=torch.int64)
     if captured["__index__"].numel() == 0:
         return {**probed, "__index__": index}, labels
+    for name, rows in probed.items():  # each pass is consistent on its own (checked), the two may not agree
+        if rows.shape[1:] != captured[name].shape[1:]:
+            raise ProbeConfigurationError(
+                f"layer {name!r} gave the validation probe's rows of width {tuple(captured[name].shape[1:])} in the "
+                f"validation loop and of width {tuple(rows.shape[1:])} in the probe pass for the rows it missed"
+            )
     feats = {name: torch.cat([captured[name], rows]) for name, rows in probed.items()}
     feats["__index__"] = torch.cat([captured["__index__"], index])
-    both = captured_labels is not None and labels is not None
+    both = captured_labels is not None and labels is not None  # 1-D label vectors (split_batch): no width to differ
     return feats, torch.cat([captured_labels, labels]) if both else None  # type: ignore[list-item]

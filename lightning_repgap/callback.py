@@ -43,7 +43,15 @@ from lightning_repgap._callback_args import (
     _misconfigured,
 )
 from lightning_repgap._checks import _check_choice, _check_positive_int
-from lightning_repgap._faults import SURVIVABLE, FaultPolicy, MeasurementFaultError, strict_mode
+from lightning_repgap._faults import (
+    SURVIVABLE,
+    FaultPolicy,
+    FigureIOError,
+    MeasurementFaultError,
+    SnapshotIOError,
+    io_fault,
+    strict_mode,
+)
 from lightning_repgap._probe_share import loader_batch_size, probe_loader, rank_share
 from lightning_repgap.capture import (
     POOLINGS,
@@ -317,7 +325,13 @@ class RepresentationGapCallback(Callback):
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         """Write the pending snapshot (``snapshot_on="checkpoint"``) when a checkpoint is saved."""
         if self.snapshot_on == "checkpoint":
-            _co.write_pending(self, trainer)
+            with self._faults.holding_io() as held:  # rank zero's strict-mode I/O fault: raised on every rank below
+                _co.write_pending(self, trainer)
+            io = _held_io(held)
+            if self._faults.strict and trainer.world_size > 1:  # every rank saves (Trainer.save_checkpoint's contract)
+                io = trainer.strategy.broadcast(io, src=0)
+            if io is not None:
+                raise held[0] if held else io_fault(*io)
 
     def _should_skip(self, trainer: Trainer) -> bool:
         return (
@@ -342,17 +356,21 @@ class RepresentationGapCallback(Callback):
         feats, labels, fault = self._embed_probes(trainer, pl_module, datasets, indices)
         t1 = time.perf_counter()
         values: dict[str, float] = {}
-        for name in self._sources():
-            args = _update_args(name, feats, labels)
-            values.update(self._compute_layer(trainer, pl_module, name, args, indices, fault))
+        with self._faults.holding_io() as held:  # rank zero's strict-mode I/O fault: raised on every rank below
+            for name in self._sources():
+                args = _update_args(name, feats, labels)
+                values.update(self._compute_layer(trainer, pl_module, name, args, indices, fault))
+            if len(self._sources()) > 1 and self.log_figures and trainer.is_global_zero:
+                _co.log_profile_figure(self, trainer, values)
+        io = _held_io(held)
         # Identical numbers on every rank (EarlyStopping decisions and logged values must agree).
-        values = trainer.strategy.broadcast(values, src=0)
+        values, io = trainer.strategy.broadcast((values, io), src=0)
+        if io is not None:
+            raise held[0] if held else io_fault(*io)
         t2 = time.perf_counter()
         self.last_timing = {"probe": t1 - t0, "compute": t2 - t1, "val_captured": self._val_capture.last_count}
         log.debug("repgap epoch=%d probe %.3fs compute %.3fs", trainer.current_epoch, t1 - t0, t2 - t1)
         self.history.append({"epoch": trainer.current_epoch, "step": trainer.global_step, **values})
-        if len(self._sources()) > 1 and self.log_figures and trainer.is_global_zero:
-            _co.log_profile_figure(self, trainer)
         return values
 
     def _embed_probes(
@@ -387,11 +405,17 @@ class RepresentationGapCallback(Callback):
                     return {}, None
 
             if role == "queries":  # rows the validation loop captured, plus the probe pass for the rest
-                feats[role], labels[role] = _vc.split_queries(self, trainer, indices[role], embed)
+                try:  # after the capture's collective: an error here goes through the agreement, as embed's do
+                    feats[role], labels[role] = _vc.split_queries(self, trainer, indices[role], embed)
+                except Exception as err:
+                    failed.append(err)
+                    feats[role], labels[role] = {}, None
                 continue
             mine = rank_share(indices[role], trainer.global_rank, trainer.world_size)
             feats[role], labels[role] = embed(mine)
             feats[role]["__index__"] = torch.as_tensor(mine, dtype=torch.int64)
+        if not failed:  # a source of another width in another role would fail the metric's update on this rank only
+            failed.extend(_cf.role_width_error(feats))
         fault: MeasurementFaultError | None = _cf.agreed_probe_pass(trainer, failed[0] if failed else None)
         if fault is None and self.reference_fn is not None:  # agreed: every rank or none calls it
             source = self._sources()[0]
@@ -458,9 +482,10 @@ class RepresentationGapCallback(Callback):
             [{'layer': 'a', 'dim': 9.0}, {'layer': 'b', 'dim': 4.0}]
 
         """
-        if not self.history:
-            return []
-        entry = self.history[index]
+        return self._profile_rows(self.history[index]) if self.history else []
+
+    def _profile_rows(self, entry: dict[str, Any]) -> list[dict[str, Any]]:
+        """:meth:`layer_profile`'s rows of one measurement's values (a history entry)."""
         rows = []
         for name in self._sources():
             head = self._key(name, "")
@@ -591,6 +616,11 @@ class RepresentationGapCallback(Callback):
 
     def _probe_loader(self, dataset: Dataset, indices: list[int], collate: Any, trainer: Trainer) -> DataLoader:
         return probe_loader(dataset, indices, collate, self.batch_size or loader_batch_size(trainer) or 256)
+
+
+def _held_io(held: list[SnapshotIOError | FigureIOError]) -> tuple[str, str] | None:
+    """Rank zero's first held I/O fault as ``(type name, message)`` for the other ranks, or ``None``."""
+    return (type(held[0]).__name__, f"on rank 0: {held[0]}") if held else None
 
 
 def _update_args(

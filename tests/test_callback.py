@@ -463,24 +463,39 @@ def test_reference_fn_width_change_after_setup_keeps_the_measurement_error(tmp_p
 
 
 def test_an_error_in_the_probe_pass_propagates_as_raised_and_leaves_no_hook(tmp_path):
-    # An error in the user's code during a measurement's probe pass (here forward_fn, which only probe passes call)
-    # is no measurement fault: it ends the fit as raised, also with strict=False, and no capture hook is left behind.
+    # An error in the user's code during a measurement's probe pass (the model's forward outside validation_step while
+    # the trainer validates: only the probe pass runs it there) is no measurement fault: it ends the fit as raised,
+    # also with strict=False, and no hook is left behind. Without a forward_fn the validation capture is armed: its
+    # hooks ran in every validation batch, and the probe pass that raised re-embedded captured rows as its check.
     class BrokenError(ValueError):
         pass
 
-    def forward(pl_module, batch):
-        if pl_module.trainer.validating:  # the measurement's pass, not the one-batch probe when training starts
-            raise BrokenError("the user's forward broke")
-        return pl_module(batch[0])
+    class ProbeRaising(MLP):
+        def __init__(self):
+            super().__init__()
+            self._in_step = False
+
+        def forward(self, x):
+            if self.trainer.validating and not self._in_step:  # the probe pass (the one at setup runs in training)
+                raise BrokenError("the user's forward broke")
+            return super().forward(x)
+
+        def validation_step(self, batch, batch_idx):
+            self._in_step = True
+            try:
+                return super().validation_step(batch, batch_idx)
+            finally:
+                self._in_step = False
 
     config = GapConfig(n_bootstrap=0)
-    cb = RepresentationGapCallback(layer="backbone", forward_fn=forward, val_probe=64, strict=False, config=config)
-    model = MLP()
+    cb = RepresentationGapCallback(layer="backbone", val_probe=64, strict=False, config=config)
+    model = ProbeRaising()
     trainer = _trainer(tmp_path, [cb], max_epochs=1, num_sanity_val_steps=0, limit_train_batches=2)
     with pytest.raises(BrokenError, match="the user's forward broke"):
         trainer.fit(model, *loaders())
     assert trainer.global_step > 0
     assert cb.history == []
+    assert cb._val_capture.last_count == 64  # the capture was armed and took every validation-probe row
     assert all(not m._forward_hooks for m in model.modules())
 
 

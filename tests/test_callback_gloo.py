@@ -134,3 +134,35 @@ def test_a_probe_pass_that_fails_on_one_rank_fails_on_every_rank(tmp_path):
         assert outcome["steps"] == 6
         # No rank waited for the timeout: each learnt of the error within half of it.
         assert outcome["raised_at"] - raised < ddp_setup_check.PROBE_TIMEOUT_S / 2, outcome
+
+
+@pytest.mark.ddp
+def test_captured_and_probed_rows_of_other_widths_on_one_rank_are_survived_by_every_rank(tmp_path):
+    # Rank 1's validation-probe rows captured in the validation loop are 2 wide, those its probe pass embeds for the
+    # rows the capture missed 3 wide: an unreadable layer, survived alike by both ranks (valid 0, every key NaN, the
+    # same history). Their concatenation raised a RuntimeError on rank 1 alone, after the capture's collective and
+    # outside the agreement on the probe pass: rank 1's fit ended, and rank 0 waited for it in that agreement.
+    rank0, rank1 = _outcomes("capture_width", tmp_path)
+    for outcome in (rank0, rank1):
+        assert outcome["error"] is None, outcome.get("trace")
+        assert outcome["steps"] == 2
+        assert outcome["seconds"] < ddp_setup_check.PROBE_TIMEOUT_S / 2, outcome
+    assert rank0["history"] == rank1["history"]
+    (only,) = rank0["history"]
+    assert only["repgap/valid"] == 0
+    assert all(v is None for k, v in only.items() if k.startswith("repgap/") and k != "repgap/valid")
+
+
+@pytest.mark.ddp
+def test_a_figure_write_fault_in_strict_mode_ends_the_fit_on_every_rank(tmp_path):
+    # Only rank 0 writes figures. Strict mode re-raises its FigureIOError, now after the values' broadcast, on every
+    # rank (rank 1: the same class, naming rank 0); it raised on rank 0 alone, before that broadcast, where rank 1
+    # was left waiting for it.
+    rank0, rank1 = _outcomes("strict_figure", tmp_path)
+    assert rank0["error"] == "FigureIOError", rank0.get("trace")
+    assert "could not be written" in rank0["message"]
+    assert rank1["error"] == "FigureIOError", rank1.get("trace")
+    assert rank1["message"] == f"on rank 0: {rank0['message']}"
+    for outcome in (rank0, rank1):
+        assert outcome["steps"] == 2
+        assert outcome["seconds"] < ddp_setup_check.PROBE_TIMEOUT_S / 2, outcome

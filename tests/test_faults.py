@@ -237,6 +237,26 @@ class RaggedInValidation(Net):
             self._batch = None
 
 
+class WidthByContent(Net):
+    """``seq``, watched, is 3 wide for a batch holding a row with ``x0 > 100`` (padding to the batch's longest
+    sequence), else 2: each pass is consistent on its own, a validation batch and a probe batch may not agree."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seq = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seq(x[:, : 2 + int(bool((x[:, 0] > 100).any()))])
+        return super().forward(x)
+
+
+def _val_with_a_long_row() -> tuple[DataLoader, DataLoader]:
+    """128 validation rows, the first with ``x0 = 1000``: its batch (the only one validated) is 3 wide in ``seq``."""
+    xv = _manifold(128, 1)
+    xv[0, 0] = 1000.0
+    return data(n_val=128, val=xv)
+
+
 def _width_by_batch_size(x: torch.Tensor) -> torch.Tensor:
     """A pooling whose width is 3 for a full probe batch of 64 rows and 2 for a shorter one (a ragged flatten)."""
     return x.flatten(1)[:, : 2 + (x.shape[0] == 64)]
@@ -352,6 +372,17 @@ CASES = [
          warning=UnreadableLayerWarning, nan="all", valid=(0.0,)),
     Case("width_differs_between_validation_batches", net=RaggedInValidation, layer="seq",
          data=lambda: data(n_val=128)),
+    # limit_val_batches=1: the validation loop captures the first 64 probe rows (3 wide), the probe pass embeds the
+    # other 64 (2 wide); their concatenation raised a RuntimeError after the capture's collective, outside the
+    # agreement on the probe pass (under DDP the other ranks waited in it).
+    Case("width_changes_between_capture_and_probe_pass", net=WidthByContent, layer="seq", data=_val_with_a_long_row,
+         cb={"val_probe": 128, "train_query_probe": 0}, trainer={"limit_val_batches": 1},
+         warning=UnreadableLayerWarning, nan="all", valid=(0.0,)),
+    # Each role's pass is consistent on its own: the bank is one probe batch of 64 rows (3 wide), the queries one of
+    # 48 (2 wide). The metric's update raised a ValueError on the mismatch (under DDP, on one rank alone).
+    Case("width_differs_between_roles", cb={"pooling": _width_by_batch_size, "train_probe": 64, "val_probe": 48,
+                                            "train_query_probe": 0, "capture_validation": False},
+         warning=UnreadableLayerWarning, nan="all", valid=(0.0,)),
     Case("dead_layer_with_snapshot", rep=lambda x, e: x * 0.0, cb=SNAP, warning=DegenerateRepresentationWarning,
          nan=DEAD, values={"gap": 0.0}, valid=(0.0,)),
     Case("one_of_two_layers_dead", rep=lambda x, e: x * 0.0, layer=["pre", "rep"],
@@ -481,6 +512,28 @@ def test_fit_survives(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             assert last[key] == pytest.approx(value, abs=1e-12), key
     if case.check is not None:
         case.check(cb, tmp_path)
+
+
+def _unlabelled_val() -> tuple[DataLoader, DataLoader]:
+    """Labelled training rows; validation targets as class probabilities (no label vector: no ``knn_acc``)."""
+    train, _ = data()
+    xv = _manifold(64, 1)
+    probs = nn.functional.one_hot(_labels(xv), 2).float()
+    return train, DataLoader(TensorDataset(xv, probs), batch_size=64)
+
+
+def test_a_fault_epoch_logs_the_keys_of_a_normal_epoch_when_only_the_training_set_has_labels(tmp_path: Path) -> None:
+    # knn_acc needs the bank's and the queries' labels: with unlabelled validation rows no epoch logs it, the epoch of
+    # an unreadable layer included (it logged knn_acc as NaN there: the flag was read off the training set alone).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cb, trainer = _fit(Case("val_unlabelled", net=SkipsRep, epochs=2, data=_unlabelled_val), tmp_path)
+    assert trainer.state.status == "finished"
+    assert any(issubclass(w.category, UnreadableLayerWarning) for w in caught)
+    first, second = (_layer_values(h, "repgap/") for h in cb.history)
+    assert (first["valid"], second["valid"]) == (1.0, 0.0)
+    assert "knn_acc" not in first
+    assert set(second) == set(first)
 
 
 def test_strict_mode_reraises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,8 +4,9 @@ Lightning destroys the process group it started at interpreter exit only for NCC
 interpreter's teardown can abort the process after ``fit`` has returned (SIGABRT, "terminate called without an
 active exception", pytorch#190489), which fails a test that checks the process' return code, at random. So a test
 helper, benchmark, example, script or study that starts a group (``init_process_group`` itself, or a ``Trainer`` with
-a DDP ``strategy``) destroys it (``destroy_process_group``) or leaves deliberately with ``os._exit``, which runs no
-teardown at all (the gloo helpers whose group a failed rank leaves half torn down).
+a DDP ``strategy``, several ``devices`` or several nodes) destroys it (``destroy_process_group``) or leaves
+deliberately with ``os._exit``, which runs no teardown at all (the gloo helpers whose group a failed rank leaves half
+torn down).
 """
 
 from __future__ import annotations
@@ -24,15 +25,29 @@ def _called(node: ast.Call) -> str:
     return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
+def _literal(node: ast.expr, *values: object) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) in (str, int) and node.value in values
+
+
 def starts_group(tree: ast.AST) -> bool:
-    """Whether the code calls ``init_process_group`` or passes a ``strategy`` other than the literal ``"auto"``."""
+    """Whether the code calls ``init_process_group``, or a ``...Trainer`` that runs several processes.
+
+    A ``Trainer`` call starts a group when it passes a ``strategy`` other than the literal ``"auto"`` or
+    ``"single_device"``, or ``devices`` / ``num_nodes`` other than the literal 1 (``Trainer(devices=2)`` picks DDP
+    itself). Calls of other names are not looked at (``SimpleImputer(strategy="mean")`` starts nothing).
+    """
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
-        if _called(node) == "init_process_group":
+        name = _called(node)
+        if name == "init_process_group":
             return True
+        if not name.endswith("Trainer"):
+            continue
         for kw in node.keywords:
-            if kw.arg == "strategy" and not (isinstance(kw.value, ast.Constant) and kw.value.value == "auto"):
+            if kw.arg == "strategy" and not _literal(kw.value, "auto", "single_device"):
+                return True
+            if kw.arg in ("devices", "num_nodes") and not _literal(kw.value, 1):
                 return True
     return False
 
@@ -53,6 +68,12 @@ def test_the_check_can_fail():
     assert starts_group(left)
     assert not ends_group(left)
     assert not starts_group(ast.parse('Trainer(strategy="auto")\n'))
+    # Several devices start DDP without a strategy, or with "auto"; a strategy keyword of another call starts nothing.
+    assert starts_group(ast.parse('pl.Trainer(accelerator="cpu", devices=2)\n'))
+    assert starts_group(ast.parse('Trainer(strategy="auto", devices=2)\n'))
+    assert starts_group(ast.parse("Trainer(num_nodes=2)\n"))
+    assert not starts_group(ast.parse('Trainer(strategy="single_device", devices=1, num_nodes=1)\n'))
+    assert not starts_group(ast.parse('SimpleImputer(strategy="mean")\n'))
     assert ends_group(ast.parse("import torch.distributed as dist\ndist.destroy_process_group()\n"))
 
 

@@ -127,6 +127,29 @@ def test_figures_and_scalars_share_a_step_and_csv_runs_get_pngs(tmp_path):
     assert (Path(csv.log_dir) / "metrics.csv").is_file()
 
 
+def test_a_logger_whose_figure_write_fails_leaves_the_figure_to_the_loggers_after_it(tmp_path):
+    # Every logger is tried: the first one's OSError (a file where its figures directory should be) is raised once
+    # the second has its PNG (it ended the loop, and the loggers after the failing one got no figure).
+    from types import SimpleNamespace
+
+    import matplotlib.pyplot as plt
+
+    from lightning_repgap._figures import log_figure
+
+    broken, kept = CSVLogger(tmp_path, name="broken", version=0), CSVLogger(tmp_path, name="kept", version=0)
+    Path(broken.log_dir).mkdir(parents=True)
+    (Path(broken.log_dir) / "figures").write_text("a file where the figures directory should be")
+    fig, _ = plt.subplots()
+    try:
+        with pytest.raises(FileExistsError):
+            log_figure(SimpleNamespace(loggers=[broken, kept], global_step=3), "repgap/gap_curve", fig)
+    finally:
+        plt.close(fig)
+    pngs = sorted((Path(kept.log_dir) / "figures").glob("*.png"))
+    assert [p.name for p in pngs] == ["repgap_gap_curve-step=00000003.png"]
+    assert pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_resume_with_changed_probes_warns_and_keeps_the_old_history_apart(tmp_path):
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     first = RepresentationGapCallback(layer="rep", **PROBES)

@@ -18,6 +18,12 @@ kills its peers) and each rank saves its own outcome to ``OUT_DIR/<case>-rank<r>
   :data:`PROBE_ERROR` in the third's (its first forward there: the bank's, before the validation capture's own
   reduce); the process group's timeout is :data:`PROBE_TIMEOUT_S`. Each rank also saves ``raised_at``, the wall time
   when it caught its error, and rank 1 ``forward_raised_at``, when its forward raised.
+- ``"capture_width"``: one epoch, one validation batch of 32 rows per rank (``limit_val_batches=1``): the validation
+  capture takes those, the probe pass embeds the rest; on rank 1 only, the watched layer is 3 wide in a probe batch of
+  32 rows and 2 wide elsewhere (a width that depends on the batch), so rank 1's captured and probed rows disagree
+  (a measurement fault, survived with ``strict=False``; it raised on rank 1 alone, after the capture's collective);
+- ``"strict_figure"``: ``strict=True``, figures on, and rank 0's CSV logger finds a file where its figures directory
+  should be: a :class:`~lightning_repgap._faults.FigureIOError` that every rank must raise (rank 0 raised it alone).
 
 After the ``"layer"`` fit, :func:`subclass_check` runs the agreement of a setup check alone on the same process group.
 """
@@ -35,6 +41,7 @@ from types import SimpleNamespace
 import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
@@ -55,6 +62,9 @@ PROBE_ERROR = "the user's forward broke in the probe pass"
 #: The process group's timeout of ``"probe_raises"``: a rank left waiting fails within it (short: a hang on code that
 #: does not agree shows within ~20 s, not minutes).
 PROBE_TIMEOUT_S = 20
+#: The cases with a model and settings of their own (no ``reference_fn``; the process group's timeout of
+#: ``"probe_raises"``).
+_OWN = ("capture_width", "strict_figure")
 #: Wall time (``time.time()``) when rank 1's forward raised in ``"probe_raises"``.
 _FORWARD_RAISED: list[float] = []
 
@@ -89,6 +99,19 @@ class ProbeRaising(MLP):
             self._in_step = False
 
 
+class WidthByBatch(ProbeRaising):
+    """The test MLP with an identity ``seq`` (watched) that is 3 wide in rank 1's probe batches of 32 rows, else 2."""
+
+    def __init__(self, rank: int) -> None:
+        super().__init__(rank)
+        self.seq = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probe_pass = self.trainer.validating and not self._in_step
+        self.seq(x[:, : 3 if (probe_pass and self.rank == 1 and x.shape[0] == 32) else 2])
+        return MLP.forward(self, x)
+
+
 def _bank(case: str, rank: int, pl_module: pl.LightningModule) -> torch.Tensor | None:
     training = pl_module.trainer.training  # the call when training starts; measurements run in validation
     if case == "bank":
@@ -108,32 +131,42 @@ def run(rank: int, port: int, out_dir: str, case: str) -> None:
     os.environ["NODE_RANK"] = "0"
     torch.set_num_threads(1)
     pl.seed_everything(0, verbose=False)
-    model = ProbeRaising(rank) if case == "probe_raises" else MLP(lr=0.0)
+    model = {"probe_raises": ProbeRaising, "capture_width": WidthByBatch}.get(case, lambda r: MLP(lr=0.0))(rank)
     if case == "layer" and rank == 0:
         model.extra = nn.Identity()  # no parameters: DDP's own checks see the same model on both ranks
     cb = RepresentationGapCallback(
-        layer="extra" if case == "layer" else "backbone",
-        val_probe=64,
+        layer={"layer": "extra", "capture_width": "seq"}.get(case, "backbone"),
+        val_probe=128 if case == "capture_width" else 64,
         train_query_probe=0,
-        reference_fn=None if case in ("layer", "probe_raises") else (lambda m: _bank(case, rank, m)),
+        reference_fn=None if case in ("layer", "probe_raises", *_OWN) else (lambda m: _bank(case, rank, m)),
         config=GapConfig(n_bootstrap=0),
-        log_figures=False,
-        strict=False,
+        log_figures=case == "strict_figure",
+        strict=case == "strict_figure",
     )
-    timeout = datetime.timedelta(seconds=PROBE_TIMEOUT_S if case == "probe_raises" else TIMEOUT_S)
+    timeout = datetime.timedelta(seconds=PROBE_TIMEOUT_S if case in ("probe_raises", *_OWN) else TIMEOUT_S)
+    extra: dict[str, object] = {"limit_val_batches": 1} if case == "capture_width" else {}
+    if case == "strict_figure":
+        extra["logger"] = CSVLogger(out_dir, name="csv", version=0)
+        if rank == 0:
+            os.makedirs(os.path.join(out_dir, "csv", "version_0"), exist_ok=True)
+            with open(os.path.join(out_dir, "csv", "version_0", "figures"), "w") as fh:
+                fh.write("a file where the figures directory should be")
     trainer = pl.Trainer(
         max_epochs=3 if case in ("measure_raises", "probe_raises") else 1,
         accelerator="cpu",
         devices=WORLD,
         strategy=DDPStrategy(process_group_backend="gloo", timeout=timeout),
         callbacks=[cb],
-        **QUIET_TRAINER,
+        **{**QUIET_TRAINER, **extra},
         limit_train_batches=2,
     )
     outcome: dict[str, object] = {"error": None, "message": ""}
     t0 = time.perf_counter()
+    train, val = loaders(n_train=512, n_val=128, batch_size=64)
+    if case == "capture_width":  # validation batches of 32 rows; probe batches of the training loader's 64
+        val = loaders(n_train=512, n_val=128, batch_size=32)[1]
     try:
-        trainer.fit(model, *loaders(n_train=512, n_val=128, batch_size=64))
+        trainer.fit(model, train, val)
     except Exception as err:
         outcome.update(error=type(err).__name__, message=str(err), trace=traceback.format_exc(), raised_at=time.time())
     outcome.update(seconds=time.perf_counter() - t0, steps=trainer.global_step, forward_raised_at=_FORWARD_RAISED[:1])
