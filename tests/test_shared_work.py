@@ -371,3 +371,16 @@ def test_centring_gives_the_same_bits_on_one_and_two_threads(n, dim):
     assert one.sq_norms64 is not None
     assert two.sq_norms64 is not None
     np.testing.assert_array_equal(one.sq_norms64, two.sq_norms64)
+
+
+def test_centring_rejects_rows_out_of_range_instead_of_wrapping():
+    # centred_aug32 gathers with np.take(mode="wrap"): row n would silently be row 0. It is called directly (the
+    # concentration's subset, the ANN engine's chunks), not only through prepare's bank_centre.
+    x = np.arange(12.0, dtype=np.float32).reshape(4, 3)
+    centre = np.zeros(3)
+    for bad in ([0, 4], [-5, 1]):
+        with pytest.raises(IndexError, match="rows must index the 4 rows"):
+            prepare_module.centred_aug32(x, centre, np.array(bad))
+    aug = prepare_module.centred_aug32(x, centre, np.array([3, -4, -1]))  # what x[rows] accepts, x[rows] it gives
+    np.testing.assert_array_equal(aug[:, :-1], x[[3, -4, -1]])
+    np.testing.assert_array_equal(aug[:, -1], -0.5 * (x[[3, 0, 3]] ** 2).sum(axis=1))
