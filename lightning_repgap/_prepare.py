@@ -358,8 +358,9 @@ def centred_aug32(
     # read rows still in cache; with ``rows`` each block is gathered into one buffer per step (no fresh chunk-sized
     # temporary; mode="wrap" indexes as ``x[rows]`` does, rows out of range were rejected above). Every row's values
     # are the same bits whatever the block, the step and the thread count: the operations are row by row, and the
-    # norm column is einsum's row sum of a block of at least 2 rows (see _norm_column).
-    block = max(1, min(step, _GATHER_BYTES // (x.itemsize * max(1, dim))))
+    # norm column is einsum's row sum of a block of at least 2 rows (see _norm_column: a lone row is summed twice, so
+    # above its 8,192 columns a block has 2 rows at least, and only a step's last row can be left alone).
+    block = max(2 if dim > _EINSUM_BUFFER else 1, min(step, _GATHER_BYTES // (x.itemsize * max(1, dim))))
 
     def run(i0: int) -> None:
         i1 = min(n, i0 + step)

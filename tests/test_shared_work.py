@@ -328,7 +328,7 @@ def test_rows_sharing_a_hash_are_compared_by_value():
 def test_centring_in_gathered_blocks_of_any_size_gives_the_same_bits(monkeypatch, dim):
     # Above einsum's 8,192-column buffer its row sum of a ONE-row block differs from that of a block of 2 or more
     # rows: a block of one row must still give the bits of one einsum over the whole bank (blocks of 1 and 3 rows
-    # here: every row is such a block, or the last of every 3).
+    # asked for here; above 8,192 columns blocks of 2 and 3 rows, and the 61st row left alone in its block).
     n = 61 if dim > 1000 else 1000
     x = (np.random.default_rng(dim).standard_normal((n, dim)) * 3 + 7).astype(np.float32)
     order = np.random.default_rng(1).permutation(n)
