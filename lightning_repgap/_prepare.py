@@ -341,7 +341,13 @@ def centred_aug32(
     for huge pages. Where the kernel compacts memory to find them (transparent huge pages with ``defrag`` on
     ``madvise``, on a fragmented host), a fresh bank-sized buffer can cost 0.1 s of system time; a DDP rank, which
     has just allocated the gathered bank too, paid that in most of its measurements (``docs/performance.md``).
+
+    Raises:
+        IndexError: ``rows`` holds an index ``x[rows]`` would reject (outside ``-len(x)`` to ``len(x) - 1``).
     """
+    if rows is not None and rows.size and not -x.shape[0] <= int(rows.min()) <= int(rows.max()) < x.shape[0]:
+        # checked here, not only by ``bank_centre``: mode="wrap" below would wrap a bad row silently
+        raise IndexError(f"centred_aug32: rows must index the {x.shape[0]} rows of x, got {rows.min()}..{rows.max()}")
     n, dim = (x.shape[0] if rows is None else rows.size), x.shape[1]
     if small_pages:
         import torch  # a DDP rank has it loaded already
@@ -349,9 +355,6 @@ def centred_aug32(
         out = torch.empty((n, dim + 1), dtype=torch.float32).numpy()
     else:
         out = np.empty((n, dim + 1), dtype=np.float32)
-    if rows is not None and rows.size and not -x.shape[0] <= int(rows.min()) <= int(rows.max()) < x.shape[0]:
-        # checked here, not only by ``bank_centre``: mode="wrap" below would wrap a bad row silently
-        raise IndexError(f"centred_aug32: rows must index the {x.shape[0]} rows of x, got {rows.min()}..{rows.max()}")
     c = _subtrahend(x, centre)
     step = _threaded_centre_step(dim, n)
     # A step is centred a block at a time (about _GATHER_BYTES of rows), so that the norm column and the float64 norms
