@@ -272,7 +272,8 @@ _CENTRE_CHUNK = 16384
 _CENTRE_CHUNK_BYTES = 1 << 24
 # Bytes of rows centred at a time inside a step (and gathered, in bank order, into one buffer).
 _GATHER_BYTES = 1 << 19
-# numpy's ufunc / einsum buffer (elements): a row sum over more columns depends on the number of rows summed.
+# numpy's einsum buffer (elements): over more columns, the float32 row sum of a block of ONE row differs from the
+# same row's in a block of 2 or more rows (which agree whatever their count); checked on numpy 1.26.4, 2.2.6, 2.4.6.
 _EINSUM_BUFFER = 8192
 
 
@@ -340,7 +341,13 @@ def centred_aug32(
     for huge pages. Where the kernel compacts memory to find them (transparent huge pages with ``defrag`` on
     ``madvise``, on a fragmented host), a fresh bank-sized buffer can cost 0.1 s of system time; a DDP rank, which
     has just allocated the gathered bank too, paid that in most of its measurements (``docs/performance.md``).
+
+    Raises:
+        IndexError: ``rows`` holds an index ``x[rows]`` would reject (outside ``-len(x)`` to ``len(x) - 1``).
     """
+    if rows is not None and rows.size and not -x.shape[0] <= int(rows.min()) <= int(rows.max()) < x.shape[0]:
+        # checked here, not only by ``bank_centre``: mode="wrap" below would wrap a bad row silently
+        raise IndexError(f"centred_aug32: rows must index the {x.shape[0]} rows of x, got {rows.min()}..{rows.max()}")
     n, dim = (x.shape[0] if rows is None else rows.size), x.shape[1]
     if small_pages:
         import torch  # a DDP rank has it loaded already
@@ -352,14 +359,16 @@ def centred_aug32(
     step = _threaded_centre_step(dim, n)
     # A step is centred a block at a time (about _GATHER_BYTES of rows), so that the norm column and the float64 norms
     # read rows still in cache; with ``rows`` each block is gathered into one buffer per step (no fresh chunk-sized
-    # temporary; mode="wrap" indexes as ``x[rows]`` does, ``bank_centre`` has rejected rows out of range). Every
-    # row's values are the same bits: the operations are row by row, and einsum's row sums do not depend on the
-    # block's row count up to its buffer of 8,192 columns (above it they do: the step is kept whole there).
-    block = step if dim > _EINSUM_BUFFER else max(1, min(step, _GATHER_BYTES // (x.itemsize * max(1, dim))))
+    # temporary; mode="wrap" indexes as ``x[rows]`` does, rows out of range were rejected above). Every row's values
+    # are the same bits whatever the block, the step and the thread count: the operations are row by row, and the
+    # norm column is einsum's row sum of a block of at least 2 rows (see _norm_column: a lone row is summed twice, so
+    # above its 8,192 columns a block has 2 rows at least, and only a step's last row can be left alone).
+    block = max(2 if dim > _EINSUM_BUFFER else 1, min(step, _GATHER_BYTES // (x.itemsize * max(1, dim))))
 
     def run(i0: int) -> None:
         i1 = min(n, i0 + step)
         buf = None if rows is None else np.empty((min(block, i1 - i0), dim), dtype=x.dtype)
+        pair = np.empty((2, dim), dtype=np.float32) if dim > _EINSUM_BUFFER else None
         for b0 in range(i0, i1, block):
             b1 = min(i1, b0 + block)
             if rows is None or buf is None:
@@ -368,13 +377,32 @@ def centred_aug32(
                 chunk = np.take(x, rows[b0:b1], axis=0, out=buf[: b1 - b0], mode="wrap")
             part = out[b0:b1]
             np.subtract(chunk, c, out=part[:, :dim], casting="unsafe")
-            part[:, dim] = np.einsum("ij,ij->i", part[:, :dim], part[:, :dim])
-            part[:, dim] *= -0.5
+            _norm_column(part, pair)
             if sq_norms64 is not None:
                 sq_norms64[b0:b1] = row_sq_norms(part[:, :dim])
 
     parallel_steps(run, range(0, n, step), n * dim)
     return out
+
+
+def _norm_column(part: np.ndarray, pair: np.ndarray | None) -> None:
+    """Fill the last column of float32 ``[r, .]`` rows with ``-||r||^2 / 2``: numpy's einsum row sums, in float32.
+
+    Above ``_EINSUM_BUFFER`` columns einsum's float32 sum of a block of ONE row differs in the last bits from the
+    same row's in a block of 2 or more rows (numpy's iterator takes another path for a lone row), and every block of
+    2 or more rows gives each row the same bits (observed for blocks of 2 to 64 rows at D = 8,193 to 200,001, numpy
+    1.26.4, 2.2.6 and 2.4.6; tests/test_shared_work.py checks it on the installed numpy). So a one-row block is
+    summed as the first row of a 2-row ``pair`` scratch holding it twice: the bits a row gets in any other block,
+    whatever the steps, blocks and thread count that left it alone.
+    """
+    dim = part.shape[1] - 1
+    if part.shape[0] == 1 and pair is not None:
+        pair[0] = part[0, :dim]
+        pair[1] = pair[0]
+        part[0, dim] = np.einsum("ij,ij->i", pair, pair)[0]
+    else:
+        part[:, dim] = np.einsum("ij,ij->i", part[:, :dim], part[:, :dim])
+    part[:, dim] *= -0.5
 
 
 def with_norm_column(reference32: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -325,17 +326,61 @@ def test_rows_sharing_a_hash_are_compared_by_value():
 
 @pytest.mark.parametrize("dim", [3, 256, 8192, 10_000])
 def test_centring_in_gathered_blocks_of_any_size_gives_the_same_bits(monkeypatch, dim):
-    # Above einsum's 8,192-column buffer its row sums can depend on the block's row count (a block of one row
-    # differs at D = 10,000): there the step must stay whole whatever _GATHER_BYTES says.
+    # Above einsum's 8,192-column buffer its row sum of a ONE-row block differs from that of a block of 2 or more
+    # rows: a block of one row must still give the bits of one einsum over the whole bank (blocks of 1 and 3 rows
+    # asked for here; above 8,192 columns blocks of 2 and 3 rows, and the 61st row left alone in its block).
     n = 61 if dim > 1000 else 1000
     x = (np.random.default_rng(dim).standard_normal((n, dim)) * 3 + 7).astype(np.float32)
     order = np.random.default_rng(1).permutation(n)
-    whole = prepare(x, x[:3], rows=order, sq_norms=True)
-    np.testing.assert_array_equal(whole.reference32, x[order] - whole.centre.astype(np.float32))
+    default = prepare(x, x[:3], rows=order, sq_norms=True)
+    r32 = x[order] - default.centre.astype(np.float32)
+    np.testing.assert_array_equal(default.reference32, r32)
+    # the norm column by definition: one einsum over all the rows at once (the same bits for 2 rows or 1,000)
+    np.testing.assert_array_equal(default.reference_aug32[:, -1], -0.5 * np.einsum("ij,ij->i", r32, r32))
+    assert default.sq_norms64 is not None
+    exact = np.array([math.fsum(v * v for v in row.astype(np.float64).tolist()) for row in r32])
+    np.testing.assert_allclose(default.sq_norms64, exact, rtol=1e-12, atol=0.0)
     for rows in (1, 3):
         monkeypatch.setattr(prepare_module, "_GATHER_BYTES", 4 * dim * rows)
         blocks = prepare(x, x[:3], rows=order, sq_norms=True)
-        np.testing.assert_array_equal(blocks.reference_aug32, whole.reference_aug32)
+        np.testing.assert_array_equal(blocks.reference_aug32, default.reference_aug32)
         assert blocks.sq_norms64 is not None
-        assert whole.sq_norms64 is not None
-        np.testing.assert_array_equal(blocks.sq_norms64, whole.sq_norms64)
+        np.testing.assert_array_equal(blocks.sq_norms64, default.sq_norms64)
+
+
+@pytest.mark.parametrize(("n", "dim"), [(1_000, 4_200), (420, 10_000)])
+def test_centring_gives_the_same_bits_on_one_and_two_threads(n, dim):
+    # n * D is at least PARALLEL_MIN_WORK: the centring steps are shared between two threads, and shrink to half.
+    # At D = 10,000 a step is 419 rows on one thread (the last step: ONE row, row 419) and 209 on two; a one-row
+    # block's einsum row sum differs above 8,192 columns unless it is computed as a block of two rows.
+    assert n * dim >= prepare_module.PARALLEL_MIN_WORK
+    x = (np.random.default_rng(n).standard_normal((n, dim)) * 1e-3 + 7).astype(np.float32)
+    before = torch.get_num_threads()
+    try:
+        runs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            runs.append(prepare(x, x[:3], sq_norms=True))
+    finally:
+        torch.set_num_threads(before)
+    one, two = runs
+    r32 = x - one.centre.astype(np.float32)
+    np.testing.assert_array_equal(one.reference32, r32)
+    np.testing.assert_array_equal(one.reference_aug32, two.reference_aug32)
+    np.testing.assert_array_equal(one.reference_aug32[:, -1], -0.5 * np.einsum("ij,ij->i", r32, r32))
+    assert one.sq_norms64 is not None
+    assert two.sq_norms64 is not None
+    np.testing.assert_array_equal(one.sq_norms64, two.sq_norms64)
+
+
+def test_centring_rejects_rows_out_of_range_instead_of_wrapping():
+    # centred_aug32 gathers with np.take(mode="wrap"): row n would silently be row 0. It is called directly (the
+    # concentration's subset, the ANN engine's chunks), not only through prepare's bank_centre.
+    x = np.arange(12.0, dtype=np.float32).reshape(4, 3)
+    centre = np.zeros(3)
+    for bad in ([0, 4], [-5, 1]):
+        with pytest.raises(IndexError, match="rows must index the 4 rows"):
+            prepare_module.centred_aug32(x, centre, np.array(bad))
+    aug = prepare_module.centred_aug32(x, centre, np.array([3, -4, -1]))  # what x[rows] accepts, x[rows] it gives
+    np.testing.assert_array_equal(aug[:, :-1], x[[3, -4, -1]])
+    np.testing.assert_array_equal(aug[:, -1], -0.5 * (x[[3, 0, 3]] ** 2).sum(axis=1))
