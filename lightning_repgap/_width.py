@@ -12,29 +12,99 @@ way (it would need GRIDE far ``>= 0.7 * 64``). Near the sample's own size the ra
 sample of a full-rank ``r``-dimensional cloud has eigenvalues down to ``(1 - sqrt(r / rows))^2`` of the mean
 (Marchenko-Pastur), near 0 at ``r ~ rows`` (1 %-noisy clouds in R^128 read ranks 124-126 of 127 possible).
 
+The width is a sample's reading: a direction carried by few rows (a plane plus a few percent of points on a
+10-dimensional blob) is seen or missed by the 128 rows, so such a bank can read any width between ``d`` and ``D``
+(4-9 for that one); the check only fires where GRIDE far reaches ``NOISE_AMBIENT_FAR`` of whatever width is read.
+Only the first :data:`WIDTH_ROWS` ``/ 2`` eigenvalues decide (a larger rank reads as ``D``), and those are the ones
+Marchenko-Pastur shrinkage leaves near their true values: the cap is what keeps it harmless.
+
+Rounding is not width. The stored values sit on their format's grid: each is off its exact value by up to half a
+unit in the last place, at most ``eps * |x| / 2`` (``eps`` the format's machine epsilon), a uniform error of
+variance at most ``(eps M)^2 / 12`` for ``M`` the largest sampled magnitude. Spread over all ``D`` columns (an
+isometric embedding rotates the points into every one), that error is a ``rows x D`` noise matrix whose Gram has
+eigenvalues up to ``(sqrt(rows) + sqrt(D))^2`` times its variance (Bai-Yin), so a direction counts only above
+:func:`rounding_floor`, four times that edge, as well as above the relative :data:`WIDTH_TOLERANCE`. The format
+is read from the values, not from a dtype (a bfloat16 bank reaches here widened to float32, and the metric stores
+every batch as float32): the coarsest of bfloat16, float16, float32 in which every sampled value is exact, else
+float64. Genuine float32 values are bfloat16-exact with probability ``2^-16`` each, so a sample of them never reads
+as bfloat16; values on a coarse grid by construction (small integers, one-hot codes) do, and their floor then
+lies far below their smallest real direction (``1 / rows`` of a single unit step). This is what keeps a bfloat16
+copy of a padded cloud, or a float32 one translated by ``1e4`` (rounding ``1e-3`` of the cloud's own scale), at
+the unpadded cloud's width.
+
+The rows are scaled by the exact power of two of their largest magnitude before the Gram (no overflow at
+``|x| ~ 1e160``, no underflow at ``1e-160``), and an eigensolver failure reads as the column count.
+
 The cost is one ``(WIDTH_ROWS, WIDTH_ROWS)`` float64 Gram matrix of those rows (``2 WIDTH_ROWS^2 D`` flops, about
 ``WIDTH_ROWS / n`` of the search's ``2 n m D`` at ``m >= WIDTH_ROWS`` queries), read a column block at a time (a
-few MiB whatever ``D``); no pass over the bank. The rows are a function of the bank alone, and the bank a DDP rank
-computes on is the gathered one, the same on every rank: every rank reads the same width.
+few MiB whatever ``D``; two passes: magnitude and grid, then the Gram); no pass over the bank. The rows are a
+function of the bank alone, and the bank a DDP rank computes on is the gathered one, the same on every rank: every
+rank reads the same width.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["WIDTH_COLUMN_BLOCK", "WIDTH_ROWS", "WIDTH_TOLERANCE", "numerical_width"]
+__all__ = ["WIDTH_COLUMN_BLOCK", "WIDTH_ROWS", "WIDTH_TOLERANCE", "numerical_width", "rounding_floor", "value_grid_eps"]
 
 #: Evenly spaced bank rows whose centred span gives the width (a rank of ``WIDTH_ROWS / 2`` or more reads as ``D``).
 WIDTH_ROWS = 128
-#: A direction counts where its standard deviation in those rows is at least this share of the largest one. Float32
-#: rounding of an isometric embedding leaves about ``eps_32 = 1.2e-7`` of the magnitude per direction (a rotation's
-#: accumulated rounding a few times that), a thousand times below it; the suite's weakest noise, 1 % of the RMS
-#: radius spread over ``D`` directions, has ``0.01 / sqrt(D)`` of it per direction, above it for ``D <= 10,000``. A
-#: direction below it also lies below the float32 search's distance resolution (``sqrt(eps_32) ~ 3.5e-4`` of the
-#: magnitude): it cannot shape the neighbour table.
+#: A direction counts where its standard deviation in those rows is at least this share of the largest one (and
+#: above :func:`rounding_floor`). The suite's weakest noise, 1 % of the RMS radius spread over ``D`` directions, has
+#: ``0.01 / sqrt(D)`` of it per direction, above it for ``D <= 10,000``: noise in every column reads as ``D`` from
+#: about ``3e-4`` relative per direction (a direction at ``3e-5`` is not counted). A direction below it is not
+#: harmless by itself: ``k`` such directions of standard deviation ``s`` add ``2 k s^2`` to every squared distance,
+#: which at large ``D`` can exceed the float32 search's resolution. For the check it is benign: not counting it
+#: gives a smaller width, and the check then needs GRIDE far at ``NOISE_AMBIENT_FAR`` of that width, which such
+#: weak directions do not raise GRIDE far to.
 WIDTH_TOLERANCE = 1e-4
 #: Columns of the sampled rows converted to float64 at a time (``WIDTH_ROWS`` x this x 8 bytes: 8 MiB).
 WIDTH_COLUMN_BLOCK = 8192
+
+
+def value_grid_eps(block: np.ndarray) -> float:
+    """The machine epsilon of the coarsest format every value of ``block`` is exact in (see the module).
+
+    Args:
+        block: float64 values.
+
+    Returns:
+        ``2^-7`` (bfloat16), ``2^-10`` (float16), ``2^-23`` (float32) or ``2^-52`` (float64).
+
+    Example:
+        >>> value_grid_eps(np.array([0.5, 1.25])), value_grid_eps(np.array([0.1]))
+        (0.0078125, 2.220446049250313e-16)
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        single = block.astype(np.float32)
+        if not np.array_equal(single.astype(np.float64), block):
+            return float(np.finfo(np.float64).eps)
+        if not np.any(single.view(np.uint32) & np.uint32(0xFFFF)):
+            return 2.0**-7  # bfloat16: 8 significant bits, float32's range
+        if np.array_equal(single.astype(np.float16).astype(np.float32), single):
+            return float(np.finfo(np.float16).eps)
+    return float(np.finfo(np.float32).eps)
+
+
+def rounding_floor(eps: float, magnitude: float, rows: int, columns: int) -> float:
+    """The Gram eigenvalue below which a direction may be the stored values' rounding (see the module).
+
+    Args:
+        eps: The machine epsilon of the values' grid (:func:`value_grid_eps`).
+        magnitude: The largest absolute value among the rows (uncentred: an offset's rounding counts).
+        rows: Rows in the Gram.
+        columns: Columns the rounding error is spread over.
+
+    Returns:
+        ``4 (eps M)^2 / 12 (sqrt(rows) + sqrt(columns))^2``: four times the largest eigenvalue of the Gram of
+        ``rows x columns`` independent errors of variance ``(eps M)^2 / 12``.
+
+    Example:
+        >>> rounding_floor(2.0**-23, 1.0, 128, 128) < 1e-11
+        True
+    """
+    return (eps * magnitude) ** 2 / 3.0 * (np.sqrt(rows) + np.sqrt(columns)) ** 2
 
 
 def numerical_width(bank: np.ndarray) -> int:
@@ -45,8 +115,9 @@ def numerical_width(bank: np.ndarray) -> int:
 
     Returns:
         The number of directions whose standard deviation in the sampled rows is at least :data:`WIDTH_TOLERANCE`
-        of the largest one, at least 1; ``D`` where that count reaches half the rows read (a rank not resolved by
-        the sample, see the module), where fewer than 3 rows are given, or where the sampled rows are all equal.
+        of the largest one and whose variance is above :func:`rounding_floor`, at least 1; ``D`` where that count
+        reaches half the rows read (a rank not resolved by the sample, see the module), where fewer than 3 rows are
+        given, where the sampled rows are all equal or not finite, or where the eigensolver fails.
 
     Example:
         >>> import numpy as np
@@ -59,14 +130,26 @@ def numerical_width(bank: np.ndarray) -> int:
     rows = np.unique(np.linspace(0, n - 1, min(n, WIDTH_ROWS)).round().astype(np.intp))
     if rows.size < 3:
         return int(width)
+    magnitude, eps = 0.0, 0.0
+    for start in range(0, width, WIDTH_COLUMN_BLOCK):  # first pass: the largest magnitude and the values' grid
+        block = np.asarray(bank[rows, start : start + WIDTH_COLUMN_BLOCK], dtype=np.float64)
+        magnitude = max(magnitude, float(np.max(np.abs(block))))
+        eps = max(eps, value_grid_eps(block))
+    if not np.isfinite(magnitude) or magnitude <= 0.0:
+        return int(width)
+    exponent = int(np.frexp(magnitude)[1])  # rows scaled by an exact power of two: largest magnitude in [0.5, 1)
     gram = np.zeros((rows.size, rows.size))
     for start in range(0, width, WIDTH_COLUMN_BLOCK):  # fixed order: the same sum on every rank
-        block = np.asarray(bank[rows, start : start + WIDTH_COLUMN_BLOCK], dtype=np.float64)
+        block = np.ldexp(np.asarray(bank[rows, start : start + WIDTH_COLUMN_BLOCK], dtype=np.float64), -exponent)
         block -= block.mean(axis=0)
         gram += block @ block.T
-    eig = np.linalg.eigvalsh(gram)
+    try:
+        eig = np.linalg.eigvalsh(gram)
+    except np.linalg.LinAlgError:
+        return int(width)
     top = float(eig[-1])
     if not np.isfinite(top) or top <= 0.0:
         return int(width)
-    rank = int(np.count_nonzero(eig >= WIDTH_TOLERANCE**2 * top))
+    floor = max(WIDTH_TOLERANCE**2 * top, rounding_floor(eps, float(np.ldexp(magnitude, -exponent)), rows.size, width))
+    rank = int(np.count_nonzero(eig >= floor))
     return int(width) if 2 * rank >= rows.size else max(1, min(rank, int(width)))
