@@ -44,6 +44,8 @@ rank reads the same width.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["WIDTH_COLUMN_BLOCK", "WIDTH_ROWS", "WIDTH_TOLERANCE", "numerical_width", "rounding_floor", "value_grid_eps"]
@@ -104,7 +106,7 @@ def rounding_floor(eps: float, magnitude: float, rows: int, columns: int) -> flo
         >>> rounding_floor(2.0**-23, 1.0, 128, 128) < 1e-11
         True
     """
-    return (eps * magnitude) ** 2 / 3.0 * (np.sqrt(rows) + np.sqrt(columns)) ** 2
+    return (eps * magnitude) ** 2 / 3.0 * (math.sqrt(rows) + math.sqrt(columns)) ** 2
 
 
 def numerical_width(bank: np.ndarray) -> int:

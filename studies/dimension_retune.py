@@ -60,7 +60,7 @@ def save_search(x: np.ndarray, path: Path) -> None:
 
 
 def search_width(x: np.ndarray) -> int:
-    """The width ``estimate_dimension(x, method="auto")`` reads: the numerical rank of the bank :func:`save_search` uses.
+    """The width ``estimate_dimension(x, method="auto")`` reads: the numerical rank of :func:`save_search`'s bank.
 
     Pass it as ``read_cached(c, ambient=search_width(x))`` (validation §21), never the column count: the caches hold
     no width, and ``estimate_dimension`` no longer reads the column count.
@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     for n in SIZES:
         rows: list[tuple[str, float, bool, float]] = []
         for cloud in [c for split in splits for c in suite(split)]:
-            width = search_width(cloud.sample(n, np.random.default_rng(cloud.seed * 1000 + n)))  # as suite_widths.bank_width
+            # the bank's width, as suite_widths.bank_width reads it (validation §21)
+            width = search_width(cloud.sample(n, np.random.default_rng(cloud.seed * 1000 + n)))
             est = read_cached(cached_curve(cloud, n, args.cache), ambient=width)
             rows.append((
                 cloud.split,

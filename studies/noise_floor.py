@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from lightning_repgap import _trusted_parts as tp
-from lightning_repgap.calibration import calibrate_dimension, fit_gap_law, slope_to_dimension
 from lightning_repgap._width import numerical_width
+from lightning_repgap.calibration import calibrate_dimension, fit_gap_law, slope_to_dimension
 from lightning_repgap.dimension import trusted_dimension
 from lightning_repgap.gap import gap_curve
 

@@ -107,7 +107,8 @@ def test_coarse_or_offset_values_keep_the_padded_width() -> None:
     # 7.54 through "local" both as bfloat16 (eps 2^-7) and as float32 translated by 1e4 (rounding ~1e-3 of the scale).
     x = _noisy_circle(20000, 0)
     plain = _estimate(x)
-    assert plain.method == "noise_floor" and abs(plain.dim - 1.0) <= 0.4, plain
+    assert plain.method == "noise_floor", plain
+    assert abs(plain.dim - 1.0) <= 0.4, plain
     padded = _padded(x, 24, 1)
     as_bf16 = torch.tensor(padded, dtype=torch.bfloat16)  # estimate_dimension widens it to float32
     assert numerical_width(as_bf16.float().numpy()) == 8
