@@ -89,24 +89,25 @@ def value_grid_eps(block: np.ndarray) -> float:
     return float(np.finfo(np.float32).eps)
 
 
-def rounding_floor(eps: float, magnitude: float, rows: int, columns: int) -> float:
+def rounding_floor(eps: float, row_square: float, column_square: float) -> float:
     """The Gram eigenvalue below which a direction may be the stored values' rounding (see the module).
 
     Args:
         eps: The machine epsilon of the values' grid (:func:`value_grid_eps`).
-        magnitude: The largest absolute value among the rows (uncentred: an offset's rounding counts).
-        rows: Rows in the Gram.
-        columns: Columns the rounding error is spread over.
+        row_square: The largest sum of squared (uncentred: an offset's rounding counts) values of one sampled row.
+        column_square: The largest sum of squared values of one column over the sampled rows.
 
     Returns:
-        ``4 (eps M)^2 / 12 (sqrt(rows) + sqrt(columns))^2``: four times the largest eigenvalue of the Gram of
-        ``rows x columns`` independent errors of variance ``(eps M)^2 / 12``.
+        ``4 eps^2 / 12 (sqrt(row_square) + sqrt(column_square))^2``: the rounding error of a value ``x`` has
+        variance at most ``(eps x)^2 / 12``, and a matrix of independent errors has squared spectral norm about
+        ``(largest row's error norm + largest column's)^2`` (Bai-Yin ``sigma^2 (sqrt(D) + sqrt(rows))^2`` for equal
+        variances; Bandeira-van Handel for unequal ones); four times that (twice the norm) is the margin.
 
     Example:
-        >>> rounding_floor(2.0**-23, 1.0, 128, 128) < 1e-11
+        >>> rounding_floor(2.0**-23, 128.0, 128.0) < 1e-11
         True
     """
-    return (eps * magnitude) ** 2 / 3.0 * (math.sqrt(rows) + math.sqrt(columns)) ** 2
+    return eps**2 / 3.0 * (math.sqrt(row_square) + math.sqrt(column_square)) ** 2
 
 
 def numerical_width(bank: np.ndarray) -> int:
@@ -141,8 +142,13 @@ def numerical_width(bank: np.ndarray) -> int:
         return int(width)
     exponent = int(np.frexp(magnitude)[1])  # rows scaled by an exact power of two: largest magnitude in [0.5, 1)
     gram = np.zeros((rows.size, rows.size))
+    row_square = np.zeros(rows.size)
+    column_square = 0.0
     for start in range(0, width, WIDTH_COLUMN_BLOCK):  # fixed order: the same sum on every rank
         block = np.ldexp(np.asarray(bank[rows, start : start + WIDTH_COLUMN_BLOCK], dtype=np.float64), -exponent)
+        squares = block * block
+        row_square += squares.sum(axis=1)
+        column_square = max(column_square, float(squares.sum(axis=0).max()))
         block -= block.mean(axis=0)
         gram += block @ block.T
     try:
@@ -152,6 +158,6 @@ def numerical_width(bank: np.ndarray) -> int:
     top = float(eig[-1])
     if not np.isfinite(top) or top <= 0.0:
         return int(width)
-    floor = max(WIDTH_TOLERANCE**2 * top, rounding_floor(eps, float(np.ldexp(magnitude, -exponent)), rows.size, width))
+    floor = max(WIDTH_TOLERANCE**2 * top, rounding_floor(eps, float(row_square.max()), column_square))
     rank = int(np.count_nonzero(eig >= floor))
     return int(width) if 2 * rank >= rows.size else max(1, min(rank, int(width)))
