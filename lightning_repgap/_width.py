@@ -12,25 +12,34 @@ way (it would need GRIDE far ``>= 0.7 * 64``). Near the sample's own size the ra
 sample of a full-rank ``r``-dimensional cloud has eigenvalues down to ``(1 - sqrt(r / rows))^2`` of the mean
 (Marchenko-Pastur), near 0 at ``r ~ rows`` (1 %-noisy clouds in R^128 read ranks 124-126 of 127 possible).
 
-The width is a sample's reading: a direction carried by few rows (a plane plus a few percent of points on a
-10-dimensional blob) is seen or missed by the 128 rows, so such a bank can read any width between ``d`` and ``D``
-(4-9 for that one); the check only fires where GRIDE far reaches ``NOISE_AMBIENT_FAR`` of whatever width is read.
-Only the first :data:`WIDTH_ROWS` ``/ 2`` eigenvalues decide (a larger rank reads as ``D``), and those are the ones
-Marchenko-Pastur shrinkage leaves near their true values: the cap is what keeps it harmless.
+The width is a sample's reading: a direction carried by few rows is seen or missed by the 128 rows, so such a bank
+can read anything between ``d`` and ``D`` (a plane in R^16 plus 2-5 % of its points on a 10-dimensional blob read
+2-12 over 12 seeds); the check only fires where GRIDE far reaches ``NOISE_AMBIENT_FAR`` of whatever width is read.
+The cap (a rank of ``WIDTH_ROWS / 2`` or more reads as ``D``) is what keeps Marchenko-Pastur shrinkage harmless:
+below it the smallest sample eigenvalue of a full-rank isotropic cloud stays above ``(1 - sqrt(1/2))^2 ~ 0.09`` of
+the mean, far above the ``WIDTH_TOLERANCE^2`` floor: sampling does not push its directions under the floor.
 
 Rounding is not width. The stored values sit on their format's grid: each is off its exact value by up to half a
-unit in the last place, at most ``eps * |x| / 2`` (``eps`` the format's machine epsilon), a uniform error of
-variance at most ``(eps M)^2 / 12`` for ``M`` the largest sampled magnitude. Spread over all ``D`` columns (an
-isometric embedding rotates the points into every one), that error is a ``rows x D`` noise matrix whose Gram has
-eigenvalues up to ``(sqrt(rows) + sqrt(D))^2`` times its variance (Bai-Yin), so a direction counts only above
-:func:`rounding_floor`, four times that edge, as well as above the relative :data:`WIDTH_TOLERANCE`. The format
-is read from the values, not from a dtype (a bfloat16 bank reaches here widened to float32, and the metric stores
-every batch as float32): the coarsest of bfloat16, float16, float32 in which every sampled value is exact, else
-float64. Genuine float32 values are bfloat16-exact with probability ``2^-16`` each, so a sample of them never reads
-as bfloat16; values on a coarse grid by construction (small integers, one-hot codes) do, and their floor then
-lies far below their smallest real direction (``1 / rows`` of a single unit step). This is what keeps a bfloat16
-copy of a padded cloud, or a float32 one translated by ``1e4`` (rounding ``1e-3`` of the cloud's own scale), at
-the unpadded cloud's width.
+unit in the last place, at most ``eps * |x| / 2`` (``eps`` the format's machine epsilon), an error of variance at
+most ``(eps x)^2 / 12``. Spread over every column (an isometric embedding rotates the points into all ``D``), those
+errors form a ``rows x D`` noise matrix whose Gram's largest eigenvalue is about the square of (the largest row's
+error norm + the largest column's): Bai-Yin ``sigma^2 (sqrt(rows) + sqrt(D))^2`` for equal variances. So a
+direction counts only above :func:`rounding_floor`, four times that bound from the uncentred values (an offset's
+rounding counts), as well as above the relative :data:`WIDTH_TOLERANCE`; the rounding eigenvalues measured on the
+5 %-noisy circle padded to R^24-R^4096 (bfloat16, float32 + 1e4) lie 6-18 times below it, its smallest real
+direction 10-570 times above.
+The format is read from the values, not from a dtype (a bfloat16 bank reaches here widened to float32, and the
+metric stores every batch as float32): the coarsest of bfloat16, float16, float32 in which every sampled value is
+exact, else float64. Genuine float32 values are bfloat16-exact with probability ``2^-16`` each, so a sample of
+them never reads as bfloat16. This keeps a bfloat16 copy of a padded cloud, or a float32 one translated by ``1e4``
+(rounding ``1e-3`` of the cloud's own scale), at the unpadded cloud's width.
+
+Limits, both towards a smaller width. Values on a coarse grid by construction (small integers, one-hot codes) read
+as bfloat16 and get its floor: far below a unit step's eigenvalue (about 1) for one-hot codes, but integer counts
+in the hundreds at large ``D`` can lose directions of unit steps. Where a cloud's own spread per direction is within
+about ten times its rounding (bfloat16 translated by 3: rounding ``2^-6`` per value), real directions fall under
+the floor: that 5 %-noisy circle padded to R^24 reads 4 of 8 (its reading, 1.065 ``noise_floor``, is the same at
+widths 4, 8 and 24). A smaller width can only let the check fire earlier where GRIDE far reaches 0.7 of it.
 
 The rows are scaled by the exact power of two of their largest magnitude before the Gram (no overflow at
 ``|x| ~ 1e160``, no underflow at ``1e-160``), and an eigensolver failure reads as the column count.
@@ -52,14 +61,13 @@ __all__ = ["WIDTH_COLUMN_BLOCK", "WIDTH_ROWS", "WIDTH_TOLERANCE", "numerical_wid
 
 #: Evenly spaced bank rows whose centred span gives the width (a rank of ``WIDTH_ROWS / 2`` or more reads as ``D``).
 WIDTH_ROWS = 128
-#: A direction counts where its standard deviation in those rows is at least this share of the largest one (and
-#: above :func:`rounding_floor`). The suite's weakest noise, 1 % of the RMS radius spread over ``D`` directions, has
-#: ``0.01 / sqrt(D)`` of it per direction, above it for ``D <= 10,000``: noise in every column reads as ``D`` from
-#: about ``3e-4`` relative per direction (a direction at ``3e-5`` is not counted). A direction below it is not
-#: harmless by itself: ``k`` such directions of standard deviation ``s`` add ``2 k s^2`` to every squared distance,
-#: which at large ``D`` can exceed the float32 search's resolution. For the check it is benign: not counting it
-#: gives a smaller width, and the check then needs GRIDE far at ``NOISE_AMBIENT_FAR`` of that width, which such
-#: weak directions do not raise GRIDE far to.
+#: A direction counts where its standard deviation in those rows is at least this share of the largest one (and its
+#: variance above :func:`rounding_floor`). The suite's weakest noise, 1 % of the RMS radius spread over ``D``
+#: directions, has ``0.01 / sqrt(D)`` of it per direction, above it for ``D <= 10,000``: noise in every column
+#: reads as ``D`` from about ``3e-4`` relative per direction (one at ``3e-5`` is not counted). A direction below it
+#: is not harmless by itself: ``k`` such directions of standard deviation ``s`` add ``2 k s^2`` to every squared
+#: distance, which at large ``D`` can exceed the float32 search's resolution. For the check it is benign: not
+#: counting it gives a smaller width, and such weak directions do not raise GRIDE far towards it.
 WIDTH_TOLERANCE = 1e-4
 #: Columns of the sampled rows converted to float64 at a time (``WIDTH_ROWS`` x this x 8 bytes: 8 MiB).
 WIDTH_COLUMN_BLOCK = 8192
