@@ -46,7 +46,8 @@ The rows are scaled by the exact power of two of their largest magnitude before 
 
 The cost is one ``(WIDTH_ROWS, WIDTH_ROWS)`` float64 Gram matrix of those rows (``2 WIDTH_ROWS^2 D`` flops, about
 ``WIDTH_ROWS / n`` of the search's ``2 n m D`` at ``m >= WIDTH_ROWS`` queries), read a column block at a time (a
-few MiB whatever ``D``; two passes: magnitude and grid, then the Gram); no pass over the bank. The rows are a
+few MiB of float64 whatever ``D``; the sampled rows themselves, ``WIDTH_ROWS / n`` of the bank's memory, are gathered
+once and read twice: magnitude and grid, then the Gram); no pass over the bank. The rows are a
 function of the bank alone, and the bank a DDP rank computes on is the gathered one, the same on every rank: every
 rank reads the same width.
 """
@@ -77,22 +78,31 @@ def value_grid_eps(block: np.ndarray) -> float:
     """The machine epsilon of the coarsest format every value of ``block`` is exact in (see the module).
 
     Args:
-        block: float64 values.
+        block: float16, float32 or float64 values (anything else is read as float32).
 
     Returns:
-        ``2^-7`` (bfloat16), ``2^-10`` (float16), ``2^-23`` (float32) or ``2^-52`` (float64).
+        ``2^-7`` (bfloat16), ``2^-10`` (float16), ``2^-23`` (float32) or ``2^-52`` (float64); float16 values read
+        as float16.
 
     Example:
         >>> value_grid_eps(np.array([0.5, 1.25])), value_grid_eps(np.array([0.1]))
         (0.0078125, 2.220446049250313e-16)
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        single = block.astype(np.float32)
-        if not np.array_equal(single.astype(np.float64), block):
+    if block.dtype == np.float16:
+        return float(np.finfo(np.float16).eps)
+    if block.dtype == np.float64:
+        with np.errstate(over="ignore"):
+            single = block.astype(np.float32)
+        if not np.array_equal(single, block):  # not float32 values (or beyond float32's range)
             return float(np.finfo(np.float64).eps)
-        if not np.any(single.view(np.uint32) & np.uint32(0xFFFF)):
-            return 2.0**-7  # bfloat16: 8 significant bits, float32's range
-        if np.array_equal(single.astype(np.float16).astype(np.float32), single):
+    else:
+        single = np.ascontiguousarray(block, dtype=np.float32)
+    low = int(np.bitwise_or.reduce(single.view(np.uint32), axis=None)) & 0xFFFF  # mantissa bits any value uses
+    if low == 0:
+        return 2.0**-7  # bfloat16: 8 significant bits, float32's range
+    if low & 0x1FFF == 0:  # 11 significant bits: float16 if also within its normal range (or zero)
+        mag = np.abs(single)
+        if float(mag.max()) <= float(np.finfo(np.float16).max) and float(mag[mag > 0].min(initial=1.0)) >= 2.0**-14:
             return float(np.finfo(np.float16).eps)
     return float(np.finfo(np.float32).eps)
 
@@ -142,18 +152,19 @@ def numerical_width(bank: np.ndarray) -> int:
     if rows.size < 3:
         return int(width)
     magnitude, eps = 0.0, 0.0
+    blocks = []  # the sampled rows in the bank's dtype, gathered once (at most WIDTH_ROWS / n of the bank's memory)
     for start in range(0, width, WIDTH_COLUMN_BLOCK):  # first pass: the largest magnitude and the values' grid
-        block = np.asarray(bank[rows, start : start + WIDTH_COLUMN_BLOCK], dtype=np.float64)
-        magnitude = max(magnitude, float(np.max(np.abs(block))))
-        eps = max(eps, value_grid_eps(block))
+        blocks.append(np.asarray(bank[rows, start : start + WIDTH_COLUMN_BLOCK]))
+        magnitude = max(magnitude, float(np.max(np.abs(blocks[-1]))))
+        eps = max(eps, value_grid_eps(blocks[-1]))
     if not np.isfinite(magnitude) or magnitude <= 0.0:
         return int(width)
     exponent = int(np.frexp(magnitude)[1])  # rows scaled by an exact power of two: largest magnitude in [0.5, 1)
     gram = np.zeros((rows.size, rows.size))
     row_square = np.zeros(rows.size)
     column_square = 0.0
-    for start in range(0, width, WIDTH_COLUMN_BLOCK):  # fixed order: the same sum on every rank
-        block = np.ldexp(np.asarray(bank[rows, start : start + WIDTH_COLUMN_BLOCK], dtype=np.float64), -exponent)
+    for raw in blocks:  # fixed order: the same sum on every rank
+        block = np.ldexp(np.asarray(raw, dtype=np.float64), -exponent)
         squares = block * block
         row_square += squares.sum(axis=1)
         column_square = max(column_square, float(squares.sum(axis=0).max()))
