@@ -100,9 +100,10 @@ def value_grid_eps(block: np.ndarray) -> float:
     low = int(np.bitwise_or.reduce(single.view(np.uint32), axis=None)) & 0xFFFF  # mantissa bits any value uses
     if low == 0:
         return 2.0**-7  # bfloat16: 8 significant bits, float32's range
-    if low & 0x1FFF == 0:  # 11 significant bits: float16 if also within its normal range (or zero)
+    if low & 0x1FFF == 0:  # 11 significant bits: float16 if also within its range (subnormals: multiples of 2^-24)
         mag = np.abs(single)
-        if float(mag.max()) <= float(np.finfo(np.float16).max) and float(mag[mag > 0].min(initial=1.0)) >= 2.0**-14:
+        tiny = np.ldexp(mag[mag < 2.0**-14], 24)
+        if float(mag.max()) <= float(np.finfo(np.float16).max) and np.array_equal(tiny, np.round(tiny)):
             return float(np.finfo(np.float16).eps)
     return float(np.finfo(np.float32).eps)
 

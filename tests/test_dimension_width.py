@@ -113,6 +113,7 @@ def test_coarse_or_offset_values_keep_the_padded_width() -> None:
     as_bf16 = torch.tensor(padded, dtype=torch.bfloat16)  # estimate_dimension widens it to float32
     assert numerical_width(as_bf16.float().numpy()) == 8
     _close(plain, _estimate(as_bf16))
+    assert numerical_width(padded.astype(np.float16).astype(np.float32)) == 8  # float16 batches the metric stored
     shifted = (padded + 1e4).astype(np.float32)
     assert numerical_width(shifted) == 8
     _close(plain, _estimate(shifted))
