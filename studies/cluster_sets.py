@@ -160,9 +160,9 @@ def cached_search(cloud: ClusterCloud, n: int, cache: Path) -> dict[str, np.ndar
 
 def read_cloud(cloud: ClusterCloud, n: int, cache: Path) -> object:
     """The trusted ``dim`` of ``cloud`` at ``n`` points from its cached search."""
-    from studies.dimension_retune import read_cached
+    from studies.dimension_retune import read_cached, search_width
 
-    return read_cached(cached_search(cloud, n, cache), ambient=cloud.ambient)
+    return read_cached(cached_search(cloud, n, cache), ambient=search_width(cloud.sample(n)))
 
 
 def main(argv: list[str] | None = None) -> int:

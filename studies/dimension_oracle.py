@@ -73,6 +73,7 @@ from lightning_repgap._trusted_parts import (
 )
 from studies.dimension_retune import cached_curve, read_cached
 from studies.dimension_suite import SIZES, SPLITS, SuiteCloud, suite
+from studies.suite_widths import bank_width
 
 #: The opened splits (all tuning data); the eleventh is not read here.
 OPENED = SPLITS[: SPLITS.index("tenth") + 1]
@@ -208,7 +209,7 @@ def read_suite(cache: Path, splits: Sequence[str] = OPENED, build_into: Path | N
                     npz = cached_curve(cloud, n, build_into)
                 else:
                     raise FileNotFoundError(f"missing cache file {path} ({split}: {cloud.name}, n = {n})")
-                values, method = candidates(npz, cloud.ambient)
+                values, method = candidates(npz, bank_width(cloud, n))
                 records.append(_record(cloud, n, values, method))
     return records
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lightning_repgap._width import numerical_width
 from lightning_repgap.dimension import DimensionEstimate, trusted_dimension
 from lightning_repgap.gap import gap_curve
 from studies.dimension_suite import SIZES, SuiteCloud, suite
@@ -58,6 +59,17 @@ def save_search(x: np.ndarray, path: Path) -> None:
     np.savez(path, sizes=curve.sizes, per_query=curve.per_query, knn=curve.knn_dist_sq, conc=curve.concentration)
 
 
+def search_width(x: np.ndarray) -> int:
+    """The width ``estimate_dimension(x, method="auto")`` reads: the numerical rank of :func:`save_search`'s bank.
+
+    Pass it as ``read_cached(c, ambient=search_width(x))`` (validation §21), never the column count: the caches hold
+    no width, and ``estimate_dimension`` no longer reads the column count.
+    """
+    n = x.shape[0]
+    order = np.random.default_rng(0).permutation(n)
+    return numerical_width(x[order[round(0.2 * n) :]])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure the final rule on every opened split and print the summary per size and split."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     for n in SIZES:
         rows: list[tuple[str, float, bool, float]] = []
         for cloud in [c for split in splits for c in suite(split)]:
-            est = read_cached(cached_curve(cloud, n, args.cache), ambient=cloud.ambient)
+            # the bank's width, as suite_widths.bank_width reads it (validation §21)
+            width = search_width(cloud.sample(n, np.random.default_rng(cloud.seed * 1000 + n)))
+            est = read_cached(cached_curve(cloud, n, args.cache), ambient=width)
             rows.append((
                 cloud.split,
                 abs(est.dim - cloud.dim) / cloud.dim,

@@ -49,6 +49,7 @@ import numpy as np
 import lightning_repgap._trusted_parts as parts
 from studies.dimension_retune import read_cached
 from studies.dimension_suite import SIZES, SPLITS, suite
+from studies.suite_widths import bank_width
 
 LEVEL = 0.95
 METHODS = ("local", "gap", "blend", "local_far", "noise_floor")
@@ -92,7 +93,7 @@ def read_suite(roots: dict[str, Path], default: Path, n_bootstrap: int) -> list[
                     path = cache / f"c_{cloud.seed}_{n}.npz"
                     if not path.exists():
                         raise FileNotFoundError(f"missing cache file {path} ({split}: {cloud.name}, n = {n})")
-                    est = read_cached(dict(np.load(path)), n_bootstrap=n_bootstrap, ambient=cloud.ambient)
+                    est = read_cached(dict(np.load(path)), n_bootstrap=n_bootstrap, ambient=bank_width(cloud, n))
                     d, dim = float(cloud.dim), est.dim
                     if d < dim:
                         side = math.log(dim / est.dim_low) if est.dim_low > 0 else math.inf

@@ -27,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lightning_repgap._trusted_parts import _local_from_means, _local_statistics
+from lightning_repgap._width import numerical_width
 from lightning_repgap.dimension import trusted_dimension
 from lightning_repgap.gap import gap_curve
 from lightning_repgap.manifolds import sample_ball, sample_cube, sample_sphere, sample_torus
@@ -90,7 +91,7 @@ def noise_free(name: str, noises: tuple[float, ...]) -> None:
                     cur.per_query,
                     np.sqrt(cur.knn_dist_sq),
                     concentration=cur.concentration,
-                    ambient=x.shape[1],
+                    ambient=numerical_width(x[order[m:]]),  # the bank's width (§21)
                 )
             print(
                 f"noise {noise:.2f} n={n:5d}: dim {e.dim:.2f} ({e.method}), gap law {e.dim_gap:.2f} (uncalibrated "

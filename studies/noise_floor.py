@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from lightning_repgap import _trusted_parts as tp
+from lightning_repgap._width import numerical_width
 from lightning_repgap.calibration import calibrate_dimension, fit_gap_law, slope_to_dimension
 from lightning_repgap.dimension import trusted_dimension
 from lightning_repgap.gap import gap_curve
@@ -83,7 +84,7 @@ def draw(family: str, ambient: int, noise: float, n: int, rep: int) -> dict[str,
             np.sqrt(curve.knn_dist_sq),
             concentration=curve.concentration,
             n_bootstrap=0,
-            ambient=ambient,
+            ambient=numerical_width(noisy[m:]),  # the bank's width, as estimate_dimension reads it (§21)
         )
     use = curve.sizes >= 16
     sizes = curve.sizes[use].astype(np.float64)

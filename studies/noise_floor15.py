@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from lightning_repgap import _trusted_parts as tp
+from lightning_repgap._width import numerical_width
 from lightning_repgap.dimension import trusted_dimension
 from lightning_repgap.gap import gap_curve
 
@@ -95,7 +96,7 @@ def draw(family: str, ambient: int, n: int, rep: int, noise: float = 0.05) -> tu
             np.sqrt(curve.knn_dist_sq),
             concentration=curve.concentration,
             n_bootstrap=0,
-            ambient=ambient,
+            ambient=numerical_width(noisy[m:]),  # the bank's width, as estimate_dimension reads it (§21)
         )
     use = curve.sizes >= 16
     sizes = curve.sizes[use].astype(np.float64)

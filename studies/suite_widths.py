@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_repgap._width import numerical_width
 from lightning_repgap.dimension import trusted_dimension
+from studies.dimension_retune import search_width
 from studies.dimension_suite import SIZES, SPLITS, SuiteCloud, suite
 
 #: The splits read here: every opened one (never the fifteenth, to be measured once).
@@ -34,9 +34,7 @@ CACHE_DIRS = {"eleventh": "cache11", "twelfth": "cache12", "thirteenth": "cache1
 
 def bank_width(cloud: SuiteCloud, n: int) -> int:
     """The numerical width of the bank ``estimate_dimension(x, method="auto")`` searches for ``cloud`` at ``n``."""
-    x = cloud.sample(n, np.random.default_rng(cloud.seed * 1000 + n))
-    order = np.random.default_rng(0).permutation(n)
-    return numerical_width(x[order[round(0.2 * n) :]])
+    return search_width(cloud.sample(n, np.random.default_rng(cloud.seed * 1000 + n)))
 
 
 def _reading(c: dict[str, np.ndarray], ambient: int) -> tuple[float, float, float, str]:
