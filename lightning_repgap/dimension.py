@@ -134,8 +134,9 @@ class DimensionEstimate:
             estimators across neighbour scales and a floor for the shape bias no estimator sees
             (:data:`INTERVAL_SPREAD`, :data:`INTERVAL_FLOOR`; ``INTERVAL_FLOOR_GAP`` where the gap law decides), its
             log half-widths then scaled by a split-conformal factor per method and bank size (``INTERVAL_SCALE``)
-            aiming at 95 % coverage (0.81 / 0.93 at n = 2,500 / 20,000 on the suite's eleventh split, measured once
-            before any tuning on it: docs/validation.md); the point itself without a bootstrap.
+            aiming at 95 % coverage (on the suite's splits measured once before any tuning on them, from 0.81 / 0.93
+            at n = 2,500 / 20,000 on the eleventh to 0.93 / 0.95 on the fifteenth: docs/validation.md); the point
+            itself without a bootstrap.
         dim_high: upper end of its interval.
         method: which estimator decided (keys of :data:`METHOD_CODES`): ``"gap"`` the calibrated gap law (high
             dimension), ``"local"`` the mean of TwoNN's maximum likelihood and the MLE over 5 neighbours (low
@@ -280,8 +281,8 @@ def trusted_dimension(
     only its shape: its log half-widths are multiplied by a split-conformal scale per method and bank size
     (``INTERVAL_SCALE`` in ``_trusted_parts``), calibrated at ``confidence=0.95`` on the suite's opened clouds (0.946 /
     0.958 at n = 2,500 / 20,000 leaving each split out, 0.81-1.00 per split; on the splits measured once before any
-    tuning on them, 0.81 / 0.93 (eleventh) to 1.00 / 1.00 (fourteenth); other confidence levels scale the same shape,
-    uncalibrated).
+    tuning on them, 0.81 / 0.93 (eleventh) to 1.00 / 1.00 (fourteenth), 0.93 / 0.95 on the fifteenth; other
+    confidence levels scale the same shape, uncalibrated).
 
     Args:
         sizes: ``(S,)`` increasing bank sizes.
