@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ import torch
 from lightning_repgap import _trusted_parts as tp
 from lightning_repgap._width import numerical_width
 from lightning_repgap.calibration import calibrate_dimension, fit_gap_law, slope_to_dimension
-from lightning_repgap.dimension import trusted_dimension
+from lightning_repgap.dimension import DimensionEstimate, trusted_dimension
 from lightning_repgap.gap import gap_curve
 
 
@@ -63,16 +64,26 @@ def _law(sizes: np.ndarray, gaps: np.ndarray, concentration: float) -> float:
     return calibrate_dimension(float(slope_to_dimension(slope)), sizes, concentration)
 
 
-def draw(family: str, ambient: int, noise: float, n: int, rep: int) -> dict[str, float | str]:
-    """One draw: the trusted ``dim``, the fitted floor's share of the true floor, and the oracle reading."""
-    make, _ = FAMILIES[family]
-    rng = np.random.default_rng(ambient * 100 + round(noise * 100) + n + 7 * rep + 1)
-    clean = make(n, rng)
+@dataclass
+class NoisyDraw:
+    """A clean draw embedded in R^D, its noisy copy, both searched, and the trusted reading of the noisy one."""
+
+    est: DimensionEstimate
+    sizes: np.ndarray  # the bank sizes from 16 up (those the floor model fits on)
+    gaps: np.ndarray  # the noisy search's mean gap at those sizes
+    gaps0: np.ndarray  # the same queries' mean gap without their noise
+    floor_share: float  # the constant floor's median share of the true noise part, where _floor_dimension fits
+    ok: np.ndarray  # those sizes
+    concentration0: float  # the clean search's concentration
+
+
+def searched_draw(clean: np.ndarray, ambient: int, noise: float, rng: np.random.Generator) -> NoisyDraw:
+    """Rotate ``clean`` into R^``ambient``, add the suite's noise, search both copies and read the noisy one."""
     rot, _ = np.linalg.qr(rng.standard_normal((ambient, ambient)))
     x = np.pad(clean, ((0, 0), (0, ambient - clean.shape[1]))) @ rot
     radius = math.sqrt(float(np.var(x, axis=0).sum()))
     noisy = x + rng.standard_normal(x.shape) * (noise * radius / math.sqrt(ambient))
-    m = round(0.2 * n)
+    m = round(0.2 * len(clean))
     curve = gap_curve(noisy[m:], noisy[:m], seed=0, n_neighbors=20, neighbor_queries=m)
     curve0 = gap_curve(x[m:], x[:m], seed=0)
     assert curve.knn_dist_sq is not None
@@ -93,11 +104,20 @@ def draw(family: str, ambient: int, noise: float, n: int, rep: int) -> dict[str,
     ok = gaps - floor[0] > tp.FLOOR_FIT_SHARE * gaps  # the sizes _floor_dimension fits on
     if ok.sum() < 3:
         ok[:3] = True
+    share = float(np.median(floor[0] / (gaps - gaps0)[ok]))
+    return NoisyDraw(est, sizes, gaps, gaps0, share, ok, curve0.concentration)
+
+
+def draw(family: str, ambient: int, noise: float, n: int, rep: int) -> dict[str, float | str]:
+    """One draw: the trusted ``dim``, the fitted floor's share of the true floor, and the oracle reading."""
+    make, _ = FAMILIES[family]
+    rng = np.random.default_rng(ambient * 100 + round(noise * 100) + n + 7 * rep + 1)
+    d = searched_draw(make(n, rng), ambient, noise, rng)
     return {
-        "dim": est.dim,
-        "method": est.method,
-        "floor_share": float(np.median(floor[0] / (gaps - gaps0)[ok])),
-        "oracle": _law(sizes[ok], gaps0[ok], curve0.concentration),
+        "dim": d.est.dim,
+        "method": d.est.method,
+        "floor_share": d.floor_share,
+        "oracle": _law(d.sizes[d.ok], d.gaps0[d.ok], d.concentration0),
     }
 
 

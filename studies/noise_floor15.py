@@ -24,16 +24,12 @@ Two parts.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from lightning_repgap import _trusted_parts as tp
-from lightning_repgap._width import numerical_width
-from lightning_repgap.dimension import trusted_dimension
-from lightning_repgap.gap import gap_curve
+from studies.noise_floor import searched_draw
 
 
 def expected_min_chi2(dof: int, k: float) -> float:
@@ -79,33 +75,8 @@ FAMILIES: dict[str, Callable[[int, np.random.Generator], np.ndarray]] = {
 def draw(family: str, ambient: int, n: int, rep: int, noise: float = 0.05) -> tuple[float, str, float]:
     """One draw: the trusted ``dim``, its method, and the constant floor's median share of the true noise part."""
     rng = np.random.default_rng([ambient, n, rep, sum(map(ord, family))])
-    clean = FAMILIES[family](n, rng)
-    rot, _ = np.linalg.qr(rng.standard_normal((ambient, ambient)))
-    x = np.pad(clean, ((0, 0), (0, ambient - clean.shape[1]))) @ rot
-    radius = math.sqrt(float(np.var(x, axis=0).sum()))
-    noisy = x + rng.standard_normal(x.shape) * (noise * radius / math.sqrt(ambient))
-    m = round(0.2 * n)
-    curve = gap_curve(noisy[m:], noisy[:m], seed=0, n_neighbors=20, neighbor_queries=m)
-    curve0 = gap_curve(x[m:], x[:m], seed=0)
-    assert curve.knn_dist_sq is not None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est = trusted_dimension(
-            curve.sizes,
-            curve.per_query,
-            np.sqrt(curve.knn_dist_sq),
-            concentration=curve.concentration,
-            n_bootstrap=0,
-            ambient=numerical_width(noisy[m:]),  # the bank's width, as estimate_dimension reads it (§21)
-        )
-    use = curve.sizes >= 16
-    sizes = curve.sizes[use].astype(np.float64)
-    gaps, gaps0 = curve.per_query[use].mean(axis=1), curve0.per_query[use].mean(axis=1)
-    _, floor = tp._floor_fit(sizes, gaps[:, None])
-    ok = gaps - floor[0] > tp.FLOOR_FIT_SHARE * gaps
-    if ok.sum() < 3:
-        ok[:3] = True
-    return est.dim, est.method, float(np.median(floor[0] / (gaps - gaps0)[ok]))
+    d = searched_draw(FAMILIES[family](n, rng), ambient, noise, rng)
+    return d.est.dim, d.est.method, d.floor_share
 
 
 def main() -> int:
