@@ -105,7 +105,9 @@ def write_pending(cb: RepresentationGapCallback, trainer: Trainer) -> None:
         try:
             path = write_snapshot(cb.snapshot_dir, name, arrays, metadata, dtype=cb.snapshot_dtype)
         except OSError as err:  # full disk, permissions: the write is atomic, earlier snapshots are intact
-            cb._faults.survive_io(SnapshotIOError(f"snapshot {name!r} could not be written: {err}."), "snapshot")
+            fault = SnapshotIOError(f"snapshot {name!r} could not be written: {err}.")
+            fault.__cause__ = err  # strict mode may hold it and raise it later, outside this block
+            cb._faults.survive_io(fault, "snapshot")
             continue
         log.debug("repgap snapshot written to %s", path)
 
@@ -134,7 +136,9 @@ def _send_figure(cb: RepresentationGapCallback, trainer: Trainer, tag: str, fig:
     try:
         log_figure(trainer, tag, fig)
     except OSError as err:  # full disk, permissions: the scalars are logged, only this figure is lost
-        cb._faults.survive_io(FigureIOError(f"figure {tag!r} could not be written: {err}."), "figure")
+        fault = FigureIOError(f"figure {tag!r} could not be written: {err}.")
+        fault.__cause__ = err  # strict mode may hold it and raise it later, outside this block
+        cb._faults.survive_io(fault, "figure")
     finally:
         plt.close(fig)
 

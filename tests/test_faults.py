@@ -33,12 +33,14 @@ from lightning_repgap._faults import (
     DegenerateRepresentationError,
     DegenerateRepresentationWarning,
     FaultPolicy,
+    FigureIOError,
     FigureIOWarning,
     MeasurementFaultWarning,
     NonFiniteRepresentationError,
     NonFiniteRepresentationWarning,
     ReferenceBankError,
     ReferenceBankWarning,
+    SnapshotIOError,
     SnapshotIOWarning,
     TooFewDistinctPointsError,
     TooFewDistinctPointsWarning,
@@ -553,6 +555,26 @@ def test_strict_mode_reraises_an_unreadable_layer(tmp_path: Path, monkeypatch: p
     with pytest.raises(UnreadableLayerError, match="'rep' produced no output during the probe pass") as raised:
         _fit(Case("strict_skip", net=SkipsRep, epochs=2), tmp_path)
     assert isinstance(raised.value.__cause__, ProbeConfigurationError)
+
+
+@pytest.mark.parametrize("kind", ["snapshot", "figure"])
+def test_a_strict_mode_io_fault_keeps_the_os_error_as_its_cause(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Strict mode holds rank zero's I/O fault and raises it after the values' broadcast, outside the `except` that
+    # caught the write's OSError: without an explicit cause the traceback lost the OSError (errno, path, frames).
+    monkeypatch.setenv(STRICT_ENV, "1")
+    if kind == "snapshot":
+        _not_a_dir(monkeypatch, tmp_path)
+        case, fault, cause = Case("strict_snap", cb={**SNAP, "snapshot_dir": "blocker/snaps"}), SnapshotIOError, errno.ENOTDIR
+    else:
+        _figure_write_fails(monkeypatch, tmp_path)
+        case, fault, cause = Case("strict_fig", cb={"log_figures": True}), FigureIOError, errno.ENOSPC
+    with pytest.raises(fault, match="could not be written") as raised:
+        _fit(case, tmp_path)
+    assert isinstance(raised.value.__cause__, OSError)
+    assert not isinstance(raised.value.__cause__, fault)
+    assert raised.value.__cause__.errno == cause
 
 
 def test_strict_mode_reraises_a_reference_fn_bank_fault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
