@@ -138,6 +138,33 @@ def expected_keys(
     )
 
 
+def load_val_dataloaders(trainer: Trainer) -> None:
+    """Load the fit's validation DataLoaders now when Lightning has not yet (the callback draws probes from them).
+
+    Lightning loads them when training starts only if the first epoch validates: with ``check_val_every_n_epoch=2``
+    they come later, at the first validation. This loads them the way Lightning's fit loop does then (they are kept
+    for that validation, as when epoch 0 validates).
+
+    Raises:
+        MisconfigurationException: ``limit_val_batches=0``: no validation runs, so the callback would never measure.
+
+    """
+    if trainer.val_dataloaders is not None or trainer.state.fn != "fit":
+        return
+    if trainer.limit_val_batches == 0:
+        raise MisconfigurationException(
+            "RepresentationGapCallback measures at the end of validation epochs, and `limit_val_batches=0` turns "
+            "validation off: it would never measure. Let some validation batches run (`limit_val_batches` > 0) or "
+            "leave the callback out of this fit."
+        )
+    stage = trainer.state.stage
+    trainer.validating = True  # as Lightning's fit loop does when it loads them at the start of training
+    try:
+        trainer.fit_loop.epoch_loop.val_loop.setup_data()
+    finally:
+        trainer.state.stage = stage
+
+
 _SETUP_ERROR = "RepresentationGapCallback: the one-batch probe at the start of training found a configuration error: "
 
 

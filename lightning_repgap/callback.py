@@ -539,6 +539,7 @@ class RepresentationGapCallback(Callback):
     def _datasets(self, trainer: Trainer) -> dict[str, Any]:
         """The map-style train and val datasets behind the trainer's loaders, with their collate functions."""
         out: dict[str, Any] = {}
+        _cf.load_val_dataloaders(trainer)  # not loaded yet when the first epoch does not validate
         for key, loader in (("train", trainer.train_dataloader), ("val", trainer.val_dataloaders)):
             if isinstance(loader, list | tuple):
                 loader = loader[0] if loader else None

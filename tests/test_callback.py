@@ -633,3 +633,23 @@ def test_ddp_rank_with_an_empty_probe_share(tmp_path):
     for key in ("dim", "dim_low", "dim_high", "law_r2", "dim_twonn", "dim_mle"):
         assert math.isnan(history[f"repgap/{key}"])
     assert history["repgap/valid"] == 0
+
+
+def test_a_first_epoch_without_validation_still_draws_probes_from_the_fits_loaders(tmp_path):
+    # check_val_every_n_epoch=2: Lightning loads the validation loaders when training starts only if epoch 0
+    # validates. The setup probe found none and told the user to pass DataLoaders to fit, which they had done.
+    cb = RepresentationGapCallback(layer="backbone", train_probe=256, val_probe=64, config=GapConfig(n_bootstrap=0))
+    trainer = _trainer(tmp_path, [cb], max_epochs=2, check_val_every_n_epoch=2, num_sanity_val_steps=0)
+    trainer.fit(MLP(), *loaders(n_train=512, n_val=128))
+    assert [h["epoch"] for h in cb.history] == [1]  # the one validation measured, from the same loaders
+    assert cb.history[0]["repgap/valid"] == 1.0
+    assert trainer.fit_loop.epoch_loop.val_loop._last_val_dl_reload_epoch == 0  # loaded once, when training started
+
+
+def test_validation_turned_off_is_a_clear_setup_error(tmp_path):
+    cb = RepresentationGapCallback(layer="backbone", train_probe=256, val_probe=64, config=GapConfig(n_bootstrap=0))
+    trainer = _trainer(tmp_path, [cb], max_epochs=1, limit_val_batches=0)
+    with pytest.raises(MisconfigurationException, match="`limit_val_batches=0` turns validation off") as raised:
+        trainer.fit(MLP(), *loaders(n_train=512, n_val=128))
+    assert "Pass DataLoaders" not in str(raised.value)
+    assert trainer.global_step == 0  # raised when training started, before the first step
