@@ -206,11 +206,7 @@ def _probes_labelled(
 
 def _setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: LightningModule) -> None:
     datasets = cb._datasets(trainer)
-    indices = cb._probe_indices(datasets)
-    if not cb.layer and cb.reference_fn is None:
-        with isolate_rng(include_cuda=torch.cuda.is_initialized()):
-            cb._labelled = _probes_labelled(cb, trainer, pl_module, datasets, indices)
-        return
+    indices = cb._probe_indices(datasets)  # no layer means a reference_fn (checked at construction)
     role, key = ("reference", "train") if indices["reference"] else ("queries", "val")
     rows = indices[role][:SETUP_PROBE_ROWS]
     if not rows:
@@ -235,7 +231,12 @@ def _setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: Lig
         except ProbeConfigurationError as err:
             raise MisconfigurationException(f"{_SETUP_ERROR}{err}") from err
         # A measurement logs knn_acc only when both the bank's and the queries' batches carry labels.
-        cb._labelled = labels is not None and _probes_labelled(cb, trainer, pl_module, datasets, indices)
+        # (A reference_fn bank has no labels: no batch is read again to find out.)
+        cb._labelled = (
+            labels is not None
+            and cb.reference_fn is None
+            and _probes_labelled(cb, trainer, pl_module, datasets, indices)
+        )
         if cb.reference_fn is None:
             return
         bank = cb._reference_fn_output(trainer, pl_module)

@@ -653,3 +653,34 @@ def test_validation_turned_off_is_a_clear_setup_error(tmp_path):
         trainer.fit(MLP(), *loaders(n_train=512, n_val=128))
     assert "Pass DataLoaders" not in str(raised.value)
     assert trainer.global_step == 0  # raised when training started, before the first step
+
+
+def test_the_setup_probe_reads_the_validation_rows_once_with_a_reference_fn(tmp_path):
+    # A reference_fn bank has no labels, so whether the probe batches carry labels (read off a second pass over the
+    # first validation probe batch) never matters: that batch was read twice. No validation runs in this fit (epoch
+    # 0 does not validate), so every validation read is the setup probe's.
+    from lightning_repgap._callback_faults import SETUP_PROBE_ROWS
+
+    class Counted(torch.utils.data.Dataset):
+        def __init__(self, dataset):
+            self.dataset, self.reads = dataset, 0
+
+        def __len__(self):
+            return len(self.dataset)
+
+        def __getitem__(self, i):
+            self.reads += 1
+            return self.dataset[i]
+
+    train, val = loaders(n_train=512, n_val=128)
+    counted = Counted(val.dataset)
+    cb = RepresentationGapCallback(
+        layer="backbone", reference_fn=lambda m: m.backbone(torch.randn(256, 16)), val_probe=64,
+        config=GapConfig(n_bootstrap=0),
+    )  # fmt: skip
+    trainer = _trainer(
+        tmp_path, [cb], max_epochs=1, check_val_every_n_epoch=2, limit_train_batches=1, num_sanity_val_steps=0
+    )
+    trainer.fit(MLP(), train, torch.utils.data.DataLoader(counted, batch_size=128))
+    assert counted.reads == SETUP_PROBE_ROWS
+    assert cb._labelled is False
