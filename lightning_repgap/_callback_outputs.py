@@ -128,7 +128,7 @@ def _log_curve_figure(cb: RepresentationGapCallback, trainer: Trainer, layer: st
 
 
 def _cannot_draw(cb: RepresentationGapCallback, err: ModuleNotFoundError) -> None:
-    """matplotlib is missing: say so once and draw no more figures; training goes on."""
+    """Without matplotlib: say so once and draw no more figures; training goes on."""
     rank_zero_warn(f"RepresentationGapCallback(log_figures=True) cannot draw: {err}")
     cb.log_figures = False
 

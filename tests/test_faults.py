@@ -567,10 +567,12 @@ def test_a_strict_mode_io_fault_keeps_the_os_error_as_its_cause(
     monkeypatch.setenv(STRICT_ENV, "1")
     if kind == "snapshot":
         _not_a_dir(monkeypatch, tmp_path)
-        case, fault, cause = Case("strict_snap", cb={**SNAP, "snapshot_dir": "blocker/snaps"}), SnapshotIOError, errno.ENOTDIR
+        case = Case("strict_snap", cb={**SNAP, "snapshot_dir": "blocker/snaps"})
+        fault, cause = SnapshotIOError, errno.ENOTDIR
     else:
         _figure_write_fails(monkeypatch, tmp_path)
-        case, fault, cause = Case("strict_fig", cb={"log_figures": True}), FigureIOError, errno.ENOSPC
+        case = Case("strict_fig", cb={"log_figures": True})
+        fault, cause = FigureIOError, errno.ENOSPC
     with pytest.raises(fault, match="could not be written") as raised:
         _fit(case, tmp_path)
     assert isinstance(raised.value.__cause__, OSError)
