@@ -405,8 +405,11 @@ class RepresentationGapCallback(Callback):
                     return {}, None
 
             if role == "queries":  # rows the validation loop captured, plus the probe pass for the rest
-                try:  # after the capture's collective: an error here goes through the agreement, as embed's do
-                    feats[role], labels[role] = _vc.split_queries(self, trainer, indices[role], embed)
+                # The capture's collective, on every rank (nothing in it raises on one rank alone): not guarded, so a
+                # bug there propagates instead of sending this rank into the agreement while the others wait in it.
+                got = self._val_capture.finish(trainer, indices[role], lambda rows: embed(rows)[0])
+                try:  # after that collective: an error here goes through the agreement, as embed's do
+                    feats[role], labels[role] = _vc.split_queries(trainer, indices[role], got, embed)
                 except Exception as err:
                     failed.append(err)
                     feats[role], labels[role] = {}, None
