@@ -328,7 +328,9 @@ class RepresentationGapCallback(Callback):
             with self._faults.holding_io() as held:  # rank zero's strict-mode I/O fault: raised on every rank below
                 _co.write_pending(self, trainer)
             io = _held_io(held)
-            if self._faults.strict and trainer.world_size > 1:  # every rank saves (Trainer.save_checkpoint's contract)
+            # Every rank saves (Trainer.save_checkpoint's contract): only a strict run that writes snapshots can hold
+            # a fault for the others (snapshot_dir is the same on every rank: broadcast at setup).
+            if self._faults.strict and trainer.world_size > 1 and self.snapshot_dir is not None:
                 io = trainer.strategy.broadcast(io, src=0)
             if io is not None:
                 raise held[0] if held else io_fault(*io)

@@ -684,3 +684,19 @@ def test_the_setup_probe_reads_the_validation_rows_once_with_a_reference_fn(tmp_
     trainer.fit(MLP(), train, torch.utils.data.DataLoader(counted, batch_size=128))
     assert counted.reads == SETUP_PROBE_ROWS
     assert cb._labelled is False
+
+
+def test_a_strict_ddp_checkpoint_broadcasts_rank_zeros_snapshot_outcome_only_when_snapshots_are_written(tmp_path):
+    # The broadcast tells every rank of rank zero's held snapshot fault; without a snapshot_dir there is none to
+    # hold, and a strict DDP run paid one broadcast per checkpoint for nothing. (A two-rank trainer's surface.)
+    from types import SimpleNamespace
+
+    calls = []
+    strategy = SimpleNamespace(broadcast=lambda obj, src=0: calls.append(obj) or obj)
+    trainer = SimpleNamespace(world_size=2, is_global_zero=True, strategy=strategy)
+    cb = RepresentationGapCallback(layer="backbone", strict=True)
+    cb.on_save_checkpoint(trainer, None, {})
+    assert calls == []
+    cb.snapshot_dir = str(tmp_path)  # nothing pending: nothing written, and the (empty) outcome is still agreed on
+    cb.on_save_checkpoint(trainer, None, {})
+    assert calls == [None]
