@@ -138,6 +138,33 @@ def expected_keys(
     )
 
 
+def load_val_dataloaders(trainer: Trainer) -> None:
+    """Load the fit's validation DataLoaders now when Lightning has not yet (the callback draws probes from them).
+
+    Lightning loads them when training starts only if the first epoch validates: with ``check_val_every_n_epoch=2``
+    they come later, at the first validation. This loads them the way Lightning's fit loop does then (they are kept
+    for that validation, as when epoch 0 validates).
+
+    Raises:
+        MisconfigurationException: ``limit_val_batches=0``: no validation runs, so the callback would never measure.
+
+    """
+    if trainer.val_dataloaders is not None or trainer.state.fn != "fit":
+        return
+    if trainer.limit_val_batches == 0:
+        raise MisconfigurationException(
+            "RepresentationGapCallback measures at the end of validation epochs, and `limit_val_batches=0` turns "
+            "validation off: it would never measure. Let some validation batches run (`limit_val_batches` > 0) or "
+            "leave the callback out of this fit."
+        )
+    stage = trainer.state.stage
+    trainer.validating = True  # as Lightning's fit loop does when it loads them at the start of training
+    try:
+        trainer.fit_loop.epoch_loop.val_loop.setup_data()
+    finally:
+        trainer.state.stage = stage
+
+
 _SETUP_ERROR = "RepresentationGapCallback: the one-batch probe at the start of training found a configuration error: "
 
 
@@ -179,11 +206,7 @@ def _probes_labelled(
 
 def _setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: LightningModule) -> None:
     datasets = cb._datasets(trainer)
-    indices = cb._probe_indices(datasets)
-    if not cb.layer and cb.reference_fn is None:
-        with isolate_rng(include_cuda=torch.cuda.is_initialized()):
-            cb._labelled = _probes_labelled(cb, trainer, pl_module, datasets, indices)
-        return
+    indices = cb._probe_indices(datasets)  # no layer means a reference_fn (checked at construction)
     role, key = ("reference", "train") if indices["reference"] else ("queries", "val")
     rows = indices[role][:SETUP_PROBE_ROWS]
     if not rows:
@@ -208,7 +231,12 @@ def _setup_probe(cb: RepresentationGapCallback, trainer: Trainer, pl_module: Lig
         except ProbeConfigurationError as err:
             raise MisconfigurationException(f"{_SETUP_ERROR}{err}") from err
         # A measurement logs knn_acc only when both the bank's and the queries' batches carry labels.
-        cb._labelled = labels is not None and _probes_labelled(cb, trainer, pl_module, datasets, indices)
+        # (A reference_fn bank has no labels: no batch is read again to find out.)
+        cb._labelled = (
+            labels is not None
+            and cb.reference_fn is None
+            and _probes_labelled(cb, trainer, pl_module, datasets, indices)
+        )
         if cb.reference_fn is None:
             return
         bank = cb._reference_fn_output(trainer, pl_module)

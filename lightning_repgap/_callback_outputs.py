@@ -38,14 +38,18 @@ def log_profile_figure(cb: RepresentationGapCallback, trainer: Trainer, values: 
     from lightning_repgap.plot import plot_layer_profile
 
     rows = cb._profile_rows(values)
-    fig, _ = plot_layer_profile(
-        [r["layer"] for r in rows],
-        [r["gap_norm"] for r in rows],
-        [r["dim"] for r in rows],
-        dim_low=[r["dim_low"] for r in rows],
-        dim_high=[r["dim_high"] for r in rows],
-        title=f"epoch {trainer.current_epoch}",
-    )
+    try:
+        fig, _ = plot_layer_profile(
+            [r["layer"] for r in rows],
+            [r["gap_norm"] for r in rows],
+            [r["dim"] for r in rows],
+            dim_low=[r["dim_low"] for r in rows],
+            dim_high=[r["dim_high"] for r in rows],
+            title=f"epoch {trainer.current_epoch}",
+        )
+    except ModuleNotFoundError as err:  # matplotlib missing (no layer's curve was drawn to find out): as below
+        _cannot_draw(cb, err)
+        return
     _send_figure(cb, trainer, f"{cb.prefix}/layer_profile", fig)
 
 
@@ -105,7 +109,9 @@ def write_pending(cb: RepresentationGapCallback, trainer: Trainer) -> None:
         try:
             path = write_snapshot(cb.snapshot_dir, name, arrays, metadata, dtype=cb.snapshot_dtype)
         except OSError as err:  # full disk, permissions: the write is atomic, earlier snapshots are intact
-            cb._faults.survive_io(SnapshotIOError(f"snapshot {name!r} could not be written: {err}."), "snapshot")
+            fault = SnapshotIOError(f"snapshot {name!r} could not be written: {err}.")
+            fault.__cause__ = err  # strict mode may hold it and raise it later, outside this block
+            cb._faults.survive_io(fault, "snapshot")
             continue
         log.debug("repgap snapshot written to %s", path)
 
@@ -115,11 +121,16 @@ def _log_curve_figure(cb: RepresentationGapCallback, trainer: Trainer, layer: st
         return
     try:
         fig, _ = metric.plot()
-    except ModuleNotFoundError as err:  # matplotlib missing: say so once, keep training
-        rank_zero_warn(f"RepresentationGapCallback(log_figures=True) cannot draw: {err}")
-        cb.log_figures = False
+    except ModuleNotFoundError as err:
+        _cannot_draw(cb, err)
         return
     _send_figure(cb, trainer, cb._key(layer, "gap_curve"), fig)
+
+
+def _cannot_draw(cb: RepresentationGapCallback, err: ModuleNotFoundError) -> None:
+    """Without matplotlib: say so once and draw no more figures; training goes on."""
+    rank_zero_warn(f"RepresentationGapCallback(log_figures=True) cannot draw: {err}")
+    cb.log_figures = False
 
 
 def _send_figure(cb: RepresentationGapCallback, trainer: Trainer, tag: str, fig: Any) -> None:
@@ -134,7 +145,9 @@ def _send_figure(cb: RepresentationGapCallback, trainer: Trainer, tag: str, fig:
     try:
         log_figure(trainer, tag, fig)
     except OSError as err:  # full disk, permissions: the scalars are logged, only this figure is lost
-        cb._faults.survive_io(FigureIOError(f"figure {tag!r} could not be written: {err}."), "figure")
+        fault = FigureIOError(f"figure {tag!r} could not be written: {err}.")
+        fault.__cause__ = err  # strict mode may hold it and raise it later, outside this block
+        cb._faults.survive_io(fault, "figure")
     finally:
         plt.close(fig)
 

@@ -224,6 +224,15 @@ class UnreadableLayerError(MeasurementFaultError, RuntimeError):
     )
 
 
+class RankWidthError(UnreadableLayerError, ValueError):
+    """The rows of one metric state are of one width on each rank, but not of the same width on every rank.
+
+    Raised by the metric's gather under DDP, on every rank alike (each rank sees every rank's shapes): for the
+    callback an unreadable layer (the forward differs between ranks, e.g. a width that depends on the rank's data),
+    survived on every rank; a ``ValueError`` for a user of the metric who updates ranks with different widths.
+    """
+
+
 class ReferenceBankError(MeasurementFaultError, TypeError, ValueError):
     """A ``reference_fn`` output at a measurement that is no bank for the queries (checked at setup on the first call).
 
@@ -404,6 +413,7 @@ __all__ = [
     "MeasurementFaultWarning",
     "NonFiniteRepresentationError",
     "NonFiniteRepresentationWarning",
+    "RankWidthError",
     "ReferenceBankError",
     "ReferenceBankWarning",
     "SnapshotIOError",

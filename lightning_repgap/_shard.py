@@ -48,6 +48,7 @@ import torch
 from lightning_repgap._agreed_tiles import ballot, decide
 from lightning_repgap._concentration_block import ConcentrationSubset, RowMoments
 from lightning_repgap._duplicates import _row_hashes, copies_from_hashes
+from lightning_repgap._faults import RankWidthError
 from lightning_repgap._gemm import GemmOption
 from lightning_repgap._screen_tiles import TILE
 from lightning_repgap.search import BankSearch, ExactEngine, PrefixMinima, SearchEngine
@@ -140,6 +141,10 @@ class Shard:
             ``{name: tensor or []}``, or ``None`` (on every rank) when some state holds something else (then the
             caller falls back to torchmetrics' gather).
 
+        Raises:
+            RankWidthError: on every rank, when a state's rows are of different widths or dtypes on different ranks
+                (a ``ValueError``; the callback survives it as an unreadable layer).
+
         """
         names = list(states)
         local = {name: _joined(states[name]) for name in names}
@@ -158,8 +163,8 @@ class Shard:
                 out[name] = []
                 continue
             forms = {(int(shapes[r, i, 1]), int(shapes[r, i, 2])) for r in held}
-            if len(forms) > 1:
-                raise ValueError(
+            if len(forms) > 1:  # every rank holds the same table: every rank raises here, before any row is sent
+                raise RankWidthError(
                     f"`{name}` has different widths or dtypes on different ranks "
                     f"({sorted((r, *map(int, shapes[r, i, 1:])) for r in held)} as (rank, width, dtype code)): "
                     "every rank must update the metric with the same number of features."

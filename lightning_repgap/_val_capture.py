@@ -261,14 +261,15 @@ def arm(cb: RepresentationGapCallback, trainer: Trainer, pl_module: LightningMod
 
 
 def split_queries(
-    cb: RepresentationGapCallback,
     trainer: Trainer,
     probe: list[int],
+    got: tuple[dict[str, Tensor], Tensor | None, list[int]] | None,
     embed: Callable[[list[int]], tuple[dict[str, Tensor], Tensor | None]],
 ) -> tuple[dict[str, Tensor], Tensor | None]:
     """This rank's validation-probe rows: those captured during validation plus its share of the rest, embedded.
 
-    ``embed(indices)`` is the probe pass over the given dataset indices (``({layer: rows}, labels)``).
+    ``got`` is what :meth:`ValidationCapture.finish` returned (after its collective, which the caller runs outside
+    its guard), ``embed(indices)`` the probe pass over the given dataset indices (``({layer: rows}, labels)``).
 
     Raises:
         ProbeConfigurationError: when a layer's captured rows and its probe pass's rows differ in width (a width that
@@ -276,7 +277,6 @@ def split_queries(
             the capture's collective: the caller hands it to the ranks' agreement, as an error of ``embed``.
 
     """
-    got = cb._val_capture.finish(trainer, probe, lambda rows: embed(rows)[0])
     rank, world = trainer.global_rank, trainer.world_size
     if got is None:
         mine = rank_share(probe, rank, world)

@@ -328,7 +328,9 @@ class RepresentationGapCallback(Callback):
             with self._faults.holding_io() as held:  # rank zero's strict-mode I/O fault: raised on every rank below
                 _co.write_pending(self, trainer)
             io = _held_io(held)
-            if self._faults.strict and trainer.world_size > 1:  # every rank saves (Trainer.save_checkpoint's contract)
+            # Every rank saves (Trainer.save_checkpoint's contract): only a strict run that writes snapshots can hold
+            # a fault for the others (snapshot_dir is the same on every rank: broadcast at setup).
+            if self._faults.strict and trainer.world_size > 1 and self.snapshot_dir is not None:
                 io = trainer.strategy.broadcast(io, src=0)
             if io is not None:
                 raise held[0] if held else io_fault(*io)
@@ -405,8 +407,11 @@ class RepresentationGapCallback(Callback):
                     return {}, None
 
             if role == "queries":  # rows the validation loop captured, plus the probe pass for the rest
-                try:  # after the capture's collective: an error here goes through the agreement, as embed's do
-                    feats[role], labels[role] = _vc.split_queries(self, trainer, indices[role], embed)
+                # The capture's collective, on every rank (nothing in it raises on one rank alone): not guarded, so a
+                # bug there propagates instead of sending this rank into the agreement while the others wait in it.
+                got = self._val_capture.finish(trainer, indices[role], lambda rows: embed(rows)[0])
+                try:  # after that collective: an error here goes through the agreement, as embed's do
+                    feats[role], labels[role] = _vc.split_queries(trainer, indices[role], got, embed)
                 except Exception as err:
                     failed.append(err)
                     feats[role], labels[role] = {}, None
@@ -539,6 +544,7 @@ class RepresentationGapCallback(Callback):
     def _datasets(self, trainer: Trainer) -> dict[str, Any]:
         """The map-style train and val datasets behind the trainer's loaders, with their collate functions."""
         out: dict[str, Any] = {}
+        _cf.load_val_dataloaders(trainer)  # not loaded yet when the first epoch does not validate
         for key, loader in (("train", trainer.train_dataloader), ("val", trainer.val_dataloaders)):
             if isinstance(loader, list | tuple):
                 loader = loader[0] if loader else None

@@ -39,6 +39,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from lightning_repgap._faults import MeasurementFaultError
 from lightning_repgap.callback import RepresentationGapCallback
 
 #: Keys the rule may monitor: label-free ``RepresentationGapCallback`` keys (``knn_acc`` needs labels).
@@ -560,6 +561,8 @@ class RepresentationGapEarlyStopping(Callback):
         """Save the current weights to ``<filename>.ckpt`` (a temporary file renamed on rank zero); its path.
 
         A failure to write (``OSError``) warns and returns ``None``: the measurement never ends a user's ``fit``.
+        A :class:`~lightning_repgap._faults.MeasurementFaultError` is not such a failure: it is the gap callback's
+        strict-mode fault (a snapshot written with the checkpoint, raised on every rank), and propagates.
         Every rank takes the same path: the ranks agree on success before rank zero renames.
         """
         assert self.dirpath is not None
@@ -570,6 +573,8 @@ class RepresentationGapEarlyStopping(Callback):
             # A full checkpoint (Lightning's default), said explicitly: Lightning logs a line per save otherwise.
             trainer.save_checkpoint(tmp, weights_only=False)
         except OSError as err:
+            if isinstance(err, MeasurementFaultError):  # the gap callback's strict-mode snapshot fault, every rank's
+                raise
             error = err
             # Trainer.save_checkpoint ends with a barrier that the failing rank skipped; join it.
             trainer.strategy.barrier("Trainer.save_checkpoint")

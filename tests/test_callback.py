@@ -633,3 +633,70 @@ def test_ddp_rank_with_an_empty_probe_share(tmp_path):
     for key in ("dim", "dim_low", "dim_high", "law_r2", "dim_twonn", "dim_mle"):
         assert math.isnan(history[f"repgap/{key}"])
     assert history["repgap/valid"] == 0
+
+
+def test_a_first_epoch_without_validation_still_draws_probes_from_the_fits_loaders(tmp_path):
+    # check_val_every_n_epoch=2: Lightning loads the validation loaders when training starts only if epoch 0
+    # validates. The setup probe found none and told the user to pass DataLoaders to fit, which they had done.
+    cb = RepresentationGapCallback(layer="backbone", train_probe=256, val_probe=64, config=GapConfig(n_bootstrap=0))
+    trainer = _trainer(tmp_path, [cb], max_epochs=2, check_val_every_n_epoch=2, num_sanity_val_steps=0)
+    trainer.fit(MLP(), *loaders(n_train=512, n_val=128))
+    assert [h["epoch"] for h in cb.history] == [1]  # the one validation measured, from the same loaders
+    assert cb.history[0]["repgap/valid"] == 1.0
+    assert trainer.fit_loop.epoch_loop.val_loop._last_val_dl_reload_epoch == 0  # loaded once, when training started
+
+
+def test_validation_turned_off_is_a_clear_setup_error(tmp_path):
+    cb = RepresentationGapCallback(layer="backbone", train_probe=256, val_probe=64, config=GapConfig(n_bootstrap=0))
+    trainer = _trainer(tmp_path, [cb], max_epochs=1, limit_val_batches=0)
+    with pytest.raises(MisconfigurationException, match="`limit_val_batches=0` turns validation off") as raised:
+        trainer.fit(MLP(), *loaders(n_train=512, n_val=128))
+    assert "Pass DataLoaders" not in str(raised.value)
+    assert trainer.global_step == 0  # raised when training started, before the first step
+
+
+def test_the_setup_probe_reads_the_validation_rows_once_with_a_reference_fn(tmp_path):
+    # A reference_fn bank has no labels, so whether the probe batches carry labels (read off a second pass over the
+    # first validation probe batch) never matters: that batch was read twice. No validation runs in this fit (epoch
+    # 0 does not validate), so every validation read is the setup probe's.
+    from lightning_repgap._callback_faults import SETUP_PROBE_ROWS
+
+    class Counted(torch.utils.data.Dataset):
+        def __init__(self, dataset):
+            self.dataset, self.reads = dataset, 0
+
+        def __len__(self):
+            return len(self.dataset)
+
+        def __getitem__(self, i):
+            self.reads += 1
+            return self.dataset[i]
+
+    train, val = loaders(n_train=512, n_val=128)
+    counted = Counted(val.dataset)
+    cb = RepresentationGapCallback(
+        layer="backbone", reference_fn=lambda m: m.backbone(torch.randn(256, 16)), val_probe=64,
+        config=GapConfig(n_bootstrap=0),
+    )  # fmt: skip
+    trainer = _trainer(
+        tmp_path, [cb], max_epochs=1, check_val_every_n_epoch=2, limit_train_batches=1, num_sanity_val_steps=0
+    )
+    trainer.fit(MLP(), train, torch.utils.data.DataLoader(counted, batch_size=128))
+    assert counted.reads == SETUP_PROBE_ROWS
+    assert cb._labelled is False
+
+
+def test_a_strict_ddp_checkpoint_broadcasts_rank_zeros_snapshot_outcome_only_when_snapshots_are_written(tmp_path):
+    # The broadcast tells every rank of rank zero's held snapshot fault; without a snapshot_dir there is none to
+    # hold, and a strict DDP run paid one broadcast per checkpoint for nothing. (A two-rank trainer's surface.)
+    from types import SimpleNamespace
+
+    calls = []
+    strategy = SimpleNamespace(broadcast=lambda obj, src=0: calls.append(obj) or obj)
+    trainer = SimpleNamespace(world_size=2, is_global_zero=True, strategy=strategy)
+    cb = RepresentationGapCallback(layer="backbone", strict=True)
+    cb.on_save_checkpoint(trainer, None, {})
+    assert calls == []
+    cb.snapshot_dir = str(tmp_path)  # nothing pending: nothing written, and the (empty) outcome is still agreed on
+    cb.on_save_checkpoint(trainer, None, {})
+    assert calls == [None]

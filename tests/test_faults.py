@@ -27,18 +27,21 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_repgap._figures as figures_module
+import lightning_repgap.plot as plot_module
 import lightning_repgap.snapshot as snapshot_module
 from lightning_repgap._faults import (
     STRICT_ENV,
     DegenerateRepresentationError,
     DegenerateRepresentationWarning,
     FaultPolicy,
+    FigureIOError,
     FigureIOWarning,
     MeasurementFaultWarning,
     NonFiniteRepresentationError,
     NonFiniteRepresentationWarning,
     ReferenceBankError,
     ReferenceBankWarning,
+    SnapshotIOError,
     SnapshotIOWarning,
     TooFewDistinctPointsError,
     TooFewDistinctPointsWarning,
@@ -553,6 +556,42 @@ def test_strict_mode_reraises_an_unreadable_layer(tmp_path: Path, monkeypatch: p
     with pytest.raises(UnreadableLayerError, match="'rep' produced no output during the probe pass") as raised:
         _fit(Case("strict_skip", net=SkipsRep, epochs=2), tmp_path)
     assert isinstance(raised.value.__cause__, ProbeConfigurationError)
+
+
+@pytest.mark.parametrize("kind", ["snapshot", "figure"])
+def test_a_strict_mode_io_fault_keeps_the_os_error_as_its_cause(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Strict mode holds rank zero's I/O fault and raises it after the values' broadcast, outside the `except` that
+    # caught the write's OSError: without an explicit cause the traceback lost the OSError (errno, path, frames).
+    monkeypatch.setenv(STRICT_ENV, "1")
+    if kind == "snapshot":
+        _not_a_dir(monkeypatch, tmp_path)
+        case = Case("strict_snap", cb={**SNAP, "snapshot_dir": "blocker/snaps"})
+        fault, cause = SnapshotIOError, errno.ENOTDIR
+    else:
+        _figure_write_fails(monkeypatch, tmp_path)
+        case = Case("strict_fig", cb={"log_figures": True})
+        fault, cause = FigureIOError, errno.ENOSPC
+    with pytest.raises(fault, match="could not be written") as raised:
+        _fit(case, tmp_path)
+    assert isinstance(raised.value.__cause__, OSError)
+    assert not isinstance(raised.value.__cause__, fault)
+    assert raised.value.__cause__.errno == cause
+
+
+def test_a_layer_profile_without_matplotlib_warns_and_the_fit_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both layers collapse (a zero input layer): no layer's gap curve is drawn (those draws warned about a missing
+    # matplotlib and turned figures off), but the two-layer profile still was, and its ModuleNotFoundError ended fit.
+    monkeypatch.setattr(plot_module, "_MATPLOTLIB_AVAILABLE", False)
+    case = Case("profile_no_mpl", pre=lambda x, e: x * 0.0, layer=["pre", "rep"], cb={"log_figures": True})
+    with pytest.warns(UserWarning, match="cannot draw: Plotting needs matplotlib"):
+        cb, trainer = _fit(case, tmp_path)
+    assert trainer.state.status == "finished"
+    assert cb.log_figures is False
+    assert [h["repgap/rep/valid"] for h in cb.history] == [0.0]
 
 
 def test_strict_mode_reraises_a_reference_fn_bank_fault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

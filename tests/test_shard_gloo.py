@@ -50,6 +50,14 @@ def test_gather_and_copy_scan_over_three_gloo_ranks(three_ranks):
         np.testing.assert_array_equal(keep, got["expected"][0])
         assert (share, peak) == got["expected"][1:]
         np.testing.assert_array_equal(keep, np.arange(8))
+    # A state of another width on every rank: the same RankWidthError (a survivable fault, and a ValueError) on
+    # every rank, raised from the shape table they all hold (it was a plain ValueError, which ended the callback's
+    # fit); the scan and the agreement after it ran on the same group, in step.
+    widths = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)["widths"] for rank in range(3)]
+    assert widths[0] == widths[1] == widths[2]
+    kind, message, survivable = widths[0]
+    assert (kind, survivable) == ("RankWidthError", True)
+    assert "`bank` has different widths or dtypes on different ranks ([(0, 2, 0), (1, 3, 0), (2, 4, 0)]" in message
     agreed = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)["agreed"] for rank in range(3)]
     assert agreed[0] == agreed[1] == agreed[2]  # one choice on every rank, from real timings as from noisy ones
     assert agreed[0][1] == ("bf16-screen", "torch")  # rank 0's noisy runs alone would have chosen "fp32"

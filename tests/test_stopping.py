@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from lightning_repgap._faults import SnapshotIOError
 from lightning_repgap.callback import RepresentationGapCallback
 from lightning_repgap.config import GapConfig
 from lightning_repgap.stopping import (
@@ -323,6 +324,26 @@ def test_works_with_the_real_gap_callback(tmp_path):
     trainer.fit(Tiny(), DataLoader(train, batch_size=32), DataLoader(val, batch_size=32))
     assert 0 <= stopper.best_epoch <= 2
     assert os.path.exists(stopper.best_model_path)
+
+
+def test_a_strict_snapshot_fault_in_the_weights_save_ends_fit_as_that_fault(tmp_path):
+    # The gap callback writes its snapshot when a checkpoint is saved; the stopper's own save of the recommended
+    # weights is such a checkpoint. Strict mode's SnapshotIOError (an OSError) raised there was taken for a failed
+    # weights save and swallowed ("could not save the weights"): strict mode must end the fit with it.
+    (tmp_path / "blocker").write_text("a file where the snapshot directory should be")
+    gap = RepresentationGapCallback(
+        layer="backbone", train_probe=64, val_probe=16, config=GapConfig(n_bootstrap=0), log_figures=False,
+        snapshot_dir=str(tmp_path / "blocker" / "snaps"), snapshot_on="checkpoint", strict=True,
+    )  # fmt: skip
+    stopper = RepresentationGapEarlyStopping(warmup=0)
+    g = torch.Generator().manual_seed(1)
+    train, val = (
+        TensorDataset(torch.randn(n, 4, generator=g), torch.randint(0, 2, (n,), generator=g)) for n in (96, 32)
+    )
+    trainer = _trainer(tmp_path, [gap, stopper], 2)
+    with pytest.raises(SnapshotIOError, match="could not be written"):
+        trainer.fit(Tiny(), DataLoader(train, batch_size=32), DataLoader(val, batch_size=32))
+    assert stopper.best_model_path is None
 
 
 def test_lightning_replay_matches_lightnings_early_stopping_and_checkpoint(tmp_path):

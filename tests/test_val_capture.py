@@ -130,3 +130,19 @@ def test_a_failure_inside_the_capture_never_reaches_the_users_fit(monkeypatch, p
     assert calls["n"] > 0  # the hook did run inside the validation forward
     assert cb.last_timing["val_captured"] == 0
     assert cb.history == probe_pass_history
+
+
+def test_an_error_inside_the_captures_collective_step_is_not_taken_for_an_unreadable_layer(monkeypatch):
+    # `finish` runs the capture's collective on every rank, and nothing in it may raise on one rank alone. An error
+    # there (a bug) must propagate as raised: it was caught with the errors after that collective and handed to the
+    # agreement on the probe pass, where a ProbeConfigurationError became a survived unreadable layer (and under
+    # DDP that rank met the agreement's collective while the others waited in the capture's).
+    from lightning_repgap._val_capture import ValidationCapture
+    from lightning_repgap.capture import ProbeConfigurationError
+
+    def broken(self, trainer, probe, embed):
+        raise ProbeConfigurationError("finish broke before its collective")
+
+    monkeypatch.setattr(ValidationCapture, "finish", broken)
+    with pytest.raises(ProbeConfigurationError, match="finish broke"):
+        _fit(MLP, _val(), val_probe=64, strict=False)

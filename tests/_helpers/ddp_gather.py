@@ -42,8 +42,9 @@ def copy_bank() -> np.ndarray:
 
 
 def run(rank: int, world: int, port: int, out_dir: str) -> None:
-    """One rank: gather uneven states on the whole group and on the subgroup of ranks 1 and 2, scan the copies, agree
-    on the tile choices; then one message of a gather fails on rank 1 (last: it breaks the group on purpose)."""
+    """One rank: gather uneven states on the whole group and on the subgroup of ranks 1 and 2, a state of another
+    width on every rank, scan the copies, agree on the tile choices; then one message of a gather fails on rank 1
+    (last: it breaks the group on purpose)."""
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
@@ -61,9 +62,15 @@ def run(rank: int, world: int, port: int, out_dir: str) -> None:
         assert sub_shard is not None
         sub_gathered = sub_shard.gather_states({"bank": [rows(rank, rank + 1)]})
     bank = copy_bank()
+    try:  # rows of width 2 + rank: every rank must raise alike, before any row is sent (the group stays in step)
+        shard.gather_states({"index": [torch.arange(2)], "bank": [torch.zeros(2, 2 + rank)]})
+        widths: tuple[str, str, bool] | None = None
+    except Exception as err:
+        widths = (type(err).__name__, str(err), isinstance(err, SURVIVABLE) and isinstance(err, ValueError))
     torch.save(
         {
             "gathered": gathered,
+            "widths": widths,
             "sub": sub_gathered,
             "copies": shard.exact_copies_and_peak(bank),
             "expected": exact_copies_and_peak(bank),

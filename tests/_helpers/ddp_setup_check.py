@@ -23,7 +23,13 @@ kills its peers) and each rank saves its own outcome to ``OUT_DIR/<case>-rank<r>
   32 rows and 2 wide elsewhere (a width that depends on the batch), so rank 1's captured and probed rows disagree
   (a measurement fault, survived with ``strict=False``; it raised on rank 1 alone, after the capture's collective);
 - ``"strict_figure"``: ``strict=True``, figures on, and rank 0's CSV logger finds a file where its figures directory
-  should be: a :class:`~lightning_repgap._faults.FigureIOError` that every rank must raise (rank 0 raised it alone).
+  should be: a :class:`~lightning_repgap._faults.FigureIOError` that every rank must raise (rank 0 raised it alone);
+- ``"rank_width"``: the watched layer (an identity ``seq``) is 2 wide on rank 0 and 3 wide on rank 1, the same in
+  every batch of a rank (each rank's checks pass): the metric's gather finds the widths differ between ranks
+  (a measurement fault, survived with ``strict=False``, on every rank alike);
+- ``"strict_ckpt"``: ``strict=True``, ``snapshot_on="checkpoint"`` with a file where rank 0's snapshot directory
+  should be, and a ``ModelCheckpoint``: the :class:`~lightning_repgap._faults.SnapshotIOError` of rank 0's write
+  when the checkpoint is saved (every rank saves it) must be raised on every rank.
 
 After the ``"layer"`` fit, :func:`subclass_check` runs the agreement of a setup check alone on the same process group.
 """
@@ -41,6 +47,7 @@ from types import SimpleNamespace
 import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -64,7 +71,7 @@ PROBE_ERROR = "the user's forward broke in the probe pass"
 PROBE_TIMEOUT_S = 20
 #: The cases with a model and settings of their own (no ``reference_fn``; the process group's timeout of
 #: ``"probe_raises"``).
-_OWN = ("capture_width", "strict_figure")
+_OWN = ("capture_width", "strict_figure", "rank_width", "strict_ckpt")
 #: Wall time (``time.time()``) when rank 1's forward raised in ``"probe_raises"``.
 _FORWARD_RAISED: list[float] = []
 
@@ -112,6 +119,19 @@ class WidthByBatch(ProbeRaising):
         return MLP.forward(self, x)
 
 
+class WidthByRank(MLP):
+    """The test MLP with an identity ``seq`` (watched) that is ``2 + rank`` wide on every batch of its rank."""
+
+    def __init__(self, rank: int) -> None:
+        super().__init__(lr=0.0)
+        self.rank = rank
+        self.seq = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seq(x[:, : 2 + self.rank])
+        return super().forward(x)
+
+
 def _bank(case: str, rank: int, pl_module: pl.LightningModule) -> torch.Tensor | None:
     training = pl_module.trainer.training  # the call when training starts; measurements run in validation
     if case == "bank":
@@ -131,20 +151,32 @@ def run(rank: int, port: int, out_dir: str, case: str) -> None:
     os.environ["NODE_RANK"] = "0"
     torch.set_num_threads(1)
     pl.seed_everything(0, verbose=False)
-    model = {"probe_raises": ProbeRaising, "capture_width": WidthByBatch}.get(case, lambda r: MLP(lr=0.0))(rank)
+    models = {"probe_raises": ProbeRaising, "capture_width": WidthByBatch, "rank_width": WidthByRank}
+    model = models.get(case, lambda r: MLP(lr=0.0))(rank)
     if case == "layer" and rank == 0:
         model.extra = nn.Identity()  # no parameters: DDP's own checks see the same model on both ranks
+    not_a_dir = os.path.join(out_dir, "not-a-directory")
+    if case == "strict_ckpt" and rank == 0:
+        with open(not_a_dir, "w") as fh:
+            fh.write("a file where the snapshot directory should be")
+    layer = {"layer": "extra", "capture_width": "seq", "rank_width": "seq"}.get(case, "backbone")
     cb = RepresentationGapCallback(
-        layer={"layer": "extra", "capture_width": "seq"}.get(case, "backbone"),
+        layer=layer,
         val_probe=128 if case == "capture_width" else 64,
         train_query_probe=0,
         reference_fn=None if case in ("layer", "probe_raises", *_OWN) else (lambda m: _bank(case, rank, m)),
         config=GapConfig(n_bootstrap=0),
         log_figures=case == "strict_figure",
-        strict=case == "strict_figure",
+        strict=case.startswith("strict_"),
+        snapshot_dir=not_a_dir if case == "strict_ckpt" else None,
+        snapshot_on="checkpoint",
     )
     timeout = datetime.timedelta(seconds=PROBE_TIMEOUT_S if case in ("probe_raises", *_OWN) else TIMEOUT_S)
     extra: dict[str, object] = {"limit_val_batches": 1} if case == "capture_width" else {}
+    callbacks: list[pl.Callback] = [cb]
+    if case == "strict_ckpt":
+        extra["enable_checkpointing"] = True
+        callbacks.append(ModelCheckpoint(dirpath=os.path.join(out_dir, "ckpt"), every_n_epochs=1, save_top_k=-1))
     if case == "strict_figure":
         extra["logger"] = CSVLogger(out_dir, name="csv", version=0)
         if rank == 0:
@@ -156,7 +188,7 @@ def run(rank: int, port: int, out_dir: str, case: str) -> None:
         accelerator="cpu",
         devices=WORLD,
         strategy=DDPStrategy(process_group_backend="gloo", timeout=timeout),
-        callbacks=[cb],
+        callbacks=callbacks,
         **{**QUIET_TRAINER, **extra},
         limit_train_batches=2,
     )
