@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import torch.distributed as dist
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from lightning.pytorch.utilities.seed import isolate_rng
 
 from lightning_repgap import _faults
@@ -138,18 +139,25 @@ def expected_keys(
     )
 
 
-def load_val_dataloaders(trainer: Trainer) -> None:
-    """Load the fit's validation DataLoaders now when Lightning has not yet (the callback draws probes from them).
+@contextlib.contextmanager
+def val_dataloaders_loaded(trainer: Trainer) -> Iterator[None]:
+    """Within the block the fit's validation DataLoaders are loaded (the callback draws probes from their datasets).
 
     Lightning loads them when training starts only if the first epoch validates: with ``check_val_every_n_epoch=2``
-    they come later, at the first validation. This loads them the way Lightning's fit loop does then (they are kept
-    for that validation, as when epoch 0 validates).
+    (and no sanity check) they come at the first validation. Here they are loaded the way Lightning's fit loop does,
+    under :func:`~lightning.pytorch.utilities.seed.isolate_rng` (a ``val_dataloader()`` that draws random numbers
+    leaves the run's random state as it found it), and on leaving the block the loop is handed back as found, so
+    Lightning loads them again at the first validation on its own ``reload_dataloaders_every_n_epochs`` schedule: a
+    run's weights and loaders do not depend on the callback being there. The cost is one extra
+    ``val_dataloader()`` call when training starts.
 
     Raises:
-        MisconfigurationException: ``limit_val_batches=0``: no validation runs, so the callback would never measure.
+        MisconfigurationException: ``limit_val_batches=0`` or no ``validation_step``: no validation runs, so the
+            callback would never measure.
 
     """
     if trainer.val_dataloaders is not None or trainer.state.fn != "fit":
+        yield
         return
     if trainer.limit_val_batches == 0:
         raise MisconfigurationException(
@@ -157,12 +165,24 @@ def load_val_dataloaders(trainer: Trainer) -> None:
             "validation off: it would never measure. Let some validation batches run (`limit_val_batches` > 0) or "
             "leave the callback out of this fit."
         )
-    stage = trainer.state.stage
-    trainer.validating = True  # as Lightning's fit loop does when it loads them at the start of training
+    if not is_overridden("validation_step", trainer.lightning_module):
+        raise MisconfigurationException(
+            "RepresentationGapCallback measures at the end of validation epochs, and the LightningModule has no "
+            "`validation_step`, so no validation runs: it would never measure. Define `validation_step` (it may only "
+            "compute the forward) or leave the callback out of this fit."
+        )
+    loop = trainer.fit_loop.epoch_loop.val_loop
+    stage, last_reload = trainer.state.stage, loop._last_val_dl_reload_epoch
     try:
-        trainer.fit_loop.epoch_loop.val_loop.setup_data()
-    finally:
-        trainer.state.stage = stage
+        trainer.validating = True  # as Lightning's fit loop does when it loads them at the start of training
+        try:
+            with isolate_rng(include_cuda=torch.cuda.is_initialized()):
+                loop.setup_data()
+        finally:
+            trainer.state.stage = stage
+        yield
+    finally:  # hand the loop back as found: Lightning loads them at the first validation, on its own schedule
+        loop._combined_loader, loop._last_val_dl_reload_epoch = None, last_reload
 
 
 _SETUP_ERROR = "RepresentationGapCallback: the one-batch probe at the start of training found a configuration error: "

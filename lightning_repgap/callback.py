@@ -544,27 +544,27 @@ class RepresentationGapCallback(Callback):
     def _datasets(self, trainer: Trainer) -> dict[str, Any]:
         """The map-style train and val datasets behind the trainer's loaders, with their collate functions."""
         out: dict[str, Any] = {}
-        _cf.load_val_dataloaders(trainer)  # not loaded yet when the first epoch does not validate
-        for key, loader in (("train", trainer.train_dataloader), ("val", trainer.val_dataloaders)):
-            if isinstance(loader, list | tuple):
-                loader = loader[0] if loader else None
-            if isinstance(loader, dict):
-                loader = next(iter(loader.values()), None)
-            if not isinstance(loader, DataLoader):
-                raise MisconfigurationException(
-                    f"RepresentationGapCallback needs the {key} DataLoader to draw probes from, got "
-                    f"{type(loader).__name__}. Pass DataLoaders to `fit(...)` or use a LightningDataModule."
-                )
-            dataset = loader.dataset
-            iterable = isinstance(dataset, IterableDataset)  # may define __len__, but __getitem__ raises
-            if iterable or not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
-                raise MisconfigurationException(
-                    f"RepresentationGapCallback needs a map-style {key} dataset (with __len__ and __getitem__) to draw "
-                    f"fixed probes, got {type(dataset).__name__}."
-                )
-            out[key] = dataset
-            out[f"{key}_collate"] = loader.collate_fn
-            out[f"{key}_batch_size"] = loader.batch_size
+        with _cf.val_dataloaders_loaded(trainer):  # not loaded yet when the first epoch does not validate
+            for key, loader in (("train", trainer.train_dataloader), ("val", trainer.val_dataloaders)):
+                if isinstance(loader, list | tuple):
+                    loader = loader[0] if loader else None
+                if isinstance(loader, dict):
+                    loader = next(iter(loader.values()), None)
+                if not isinstance(loader, DataLoader):
+                    raise MisconfigurationException(
+                        f"RepresentationGapCallback needs the {key} DataLoader to draw probes from, got "
+                        f"{type(loader).__name__}. Pass DataLoaders to `fit(...)` or use a LightningDataModule."
+                    )
+                dataset = loader.dataset
+                iterable = isinstance(dataset, IterableDataset)  # may define __len__, but __getitem__ raises
+                if iterable or not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+                    raise MisconfigurationException(
+                        f"RepresentationGapCallback needs a map-style {key} dataset (with __len__ and __getitem__) "
+                        f"to draw fixed probes, got {type(dataset).__name__}."
+                    )
+                out[key] = dataset
+                out[f"{key}_collate"] = loader.collate_fn
+                out[f"{key}_batch_size"] = loader.batch_size
         return out
 
     def _probe_indices(self, datasets: dict[str, Any]) -> dict[str, list[int]]:

@@ -643,7 +643,58 @@ def test_a_first_epoch_without_validation_still_draws_probes_from_the_fits_loade
     trainer.fit(MLP(), *loaders(n_train=512, n_val=128))
     assert [h["epoch"] for h in cb.history] == [1]  # the one validation measured, from the same loaders
     assert cb.history[0]["repgap/valid"] == 1.0
-    assert trainer.fit_loop.epoch_loop.val_loop._last_val_dl_reload_epoch == 0  # loaded once, when training started
+    # The loop was handed back as found: Lightning loaded the loaders itself, at the first validation.
+    assert trainer.fit_loop.epoch_loop.val_loop._last_val_dl_reload_epoch == 1
+
+
+@pytest.mark.parametrize("reload", [0, 1])
+def test_loading_the_validation_loaders_early_leaves_the_run_and_its_reload_schedule_alone(tmp_path, reload):
+    # Loading the validation loaders when training starts (epoch 0 does not validate) must not move Lightning's
+    # own loads nor spend the run's random numbers: a val_dataloader() that draws from the global RNG would
+    # otherwise change the training batches, and so the weights, of a run with the callback.
+    class RandomValLoader(MLP):
+        def __init__(self):
+            super().__init__()
+            self.calls: list[int] = []
+
+        def train_dataloader(self):
+            return loaders(n_train=512, n_val=128)[0]
+
+        def val_dataloader(self):
+            self.calls.append(self.trainer.current_epoch)
+            torch.rand(1)  # e.g. random_split without a generator
+            return loaders(n_train=512, n_val=128)[1]
+
+    def run(callbacks):
+        pl.seed_everything(0, verbose=False)
+        model = RandomValLoader()
+        trainer = _trainer(
+            tmp_path,
+            callbacks,
+            max_epochs=4,
+            check_val_every_n_epoch=2,
+            num_sanity_val_steps=0,
+            reload_dataloaders_every_n_epochs=reload,
+        )
+        trainer.fit(model)
+        return model.calls, [p.detach().clone() for p in model.parameters()]
+
+    calls, weights = run([])
+    cb = RepresentationGapCallback(layer="backbone", train_probe=256, val_probe=64, config=GapConfig(n_bootstrap=0))
+    calls_cb, weights_cb = run([cb])
+    assert calls_cb == [0, *calls]  # one extra call when training starts; Lightning's own schedule unchanged
+    assert all(torch.equal(a, b) for a, b in zip(weights, weights_cb, strict=True))
+    assert [h["epoch"] for h in cb.history] == [1, 3]
+
+
+def test_a_module_without_validation_step_is_a_clear_setup_error(tmp_path):
+    class NoValidation(MLP):
+        validation_step = pl.LightningModule.validation_step
+
+    cb = RepresentationGapCallback(layer="backbone", train_probe=256, val_probe=64, config=GapConfig(n_bootstrap=0))
+    trainer = _trainer(tmp_path, [cb], max_epochs=1)
+    with pytest.raises(MisconfigurationException, match="no `validation_step`"):
+        trainer.fit(NoValidation(), *loaders(n_train=512, n_val=128))
 
 
 def test_validation_turned_off_is_a_clear_setup_error(tmp_path):
