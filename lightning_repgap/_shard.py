@@ -155,21 +155,26 @@ class Shard:
         shapes = every.cpu().reshape(self.world_size, len(names), 3)
         if (shapes < 0).any():
             return None
-        out: dict[str, Any] = {}
+        # Every state's form is checked before any is gathered: every rank holds the same table, so every rank raises
+        # at the same state, before any row is sent (no bank shipped only to be refused).
+        plan: dict[str, tuple[list[int], int, int] | None] = {}
         for i, name in enumerate(names):
             rows = shapes[:, i, 0].tolist()
             held = [r for r in range(self.world_size) if rows[r] > 0]
-            if not held:
-                out[name] = []
-                continue
             forms = {(int(shapes[r, i, 1]), int(shapes[r, i, 2])) for r in held}
-            if len(forms) > 1:  # every rank holds the same table: every rank raises here, before any row is sent
+            if len(forms) > 1:
                 raise RankWidthError(
                     f"`{name}` has different widths or dtypes on different ranks "
                     f"({sorted((r, *map(int, shapes[r, i, 1:])) for r in held)} as (rank, width, dtype code)): "
                     "every rank must update the metric with the same number of features."
                 )
-            width, code = forms.pop()
+            plan[name] = (rows, *forms.pop()) if held else None
+        out: dict[str, Any] = {}
+        for name, step in plan.items():
+            if step is None:
+                out[name] = []
+                continue
+            rows, width, code = step
             out[name] = self._gather_rows(local[name], rows, width, _DTYPES[code], name)
         return out
 
