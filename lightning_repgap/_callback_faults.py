@@ -10,7 +10,7 @@ import ast
 import contextlib
 import math
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -393,6 +393,21 @@ def agreed_probe_pass(trainer: Trainer, failure: Exception | None) -> _faults.Un
     once, and the others learn of it from the process group (its timeout, or the launcher's teardown).
     """
     user_error = failure is not None and not isinstance(failure, ProbeConfigurationError)
+    return _agreed_fault(trainer, failure, user_error, "probe pass", _faults.UnreadableLayerError)
+
+
+_Fault = TypeVar("_Fault", bound=_faults.MeasurementFaultError)
+
+
+def _agreed_fault(
+    trainer: Trainer, failure: Exception | None, user_error: bool, what: str, fault_type: type[_Fault]
+) -> _Fault | None:
+    """The fault every rank reports for a measurement step (``what``), after one :func:`agreed_failure`.
+
+    An error in the user's code (``user_error`` on this rank) is re-raised on its rank and named in a
+    ``RuntimeError`` on the others; any other failure becomes ``fault_type`` on every rank (``"on rank r: "``
+    before the message under DDP), caused by this rank's own failure where it had one.
+    """
     agreed = agreed_failure(trainer, failure, user_error)
     if user_error:
         assert failure is not None
@@ -402,10 +417,10 @@ def agreed_probe_pass(trainer: Trainer, failure: Exception | None) -> _faults.Un
     rank, kind, message, user = agreed
     if user:
         raise RuntimeError(
-            f"RepresentationGapCallback: rank {rank}'s probe pass raised {kind} at this measurement: {message}"
+            f"RepresentationGapCallback: rank {rank}'s {what} raised {kind} at this measurement: {message}"
         )
     where = f"on rank {rank}: " if trainer.world_size > 1 else ""
-    fault = _faults.UnreadableLayerError(f"{where}{message}")
+    fault = fault_type(f"{where}{message}")
     fault.__cause__ = failure
     return fault
 
@@ -466,21 +481,8 @@ def measured_bank(
             failure = err
         else:
             failure = None
-    agreed = agreed_failure(trainer, failure, raised)
-    if raised:
-        assert failure is not None
-        raise failure
-    if agreed is None:
-        return bank, None
-    rank, kind, message, user_error = agreed
-    if user_error:
-        raise RuntimeError(
-            f"RepresentationGapCallback: rank {rank}'s `reference_fn` raised {kind} at this measurement: {message}"
-        )
-    where = f"on rank {rank}: " if trainer.world_size > 1 else ""
-    fault = _faults.ReferenceBankError(f"{where}{message}")
-    fault.__cause__ = failure
-    return None, fault
+    fault = _agreed_fault(trainer, failure, raised, "`reference_fn`", _faults.ReferenceBankError)
+    return (bank, None) if fault is None else (None, fault)
 
 
 def as_logged(values: dict[str, float], pl_module: LightningModule) -> dict[str, Any]:
