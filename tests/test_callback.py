@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from _helpers.controlled import ScheduledGapModel
-from _helpers.models import MLP, loaders
+from _helpers.models import MLP, ProbePassMLP, loaders
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -470,22 +470,11 @@ def test_an_error_in_the_probe_pass_propagates_as_raised_and_leaves_no_hook(tmp_
     class BrokenError(ValueError):
         pass
 
-    class ProbeRaising(MLP):
-        def __init__(self):
-            super().__init__()
-            self._in_step = False
-
+    class ProbeRaising(ProbePassMLP):
         def forward(self, x):
-            if self.trainer.validating and not self._in_step:  # the probe pass (the one at setup runs in training)
+            if self.in_probe_pass:  # the probe pass (the one at setup runs in training)
                 raise BrokenError("the user's forward broke")
             return super().forward(x)
-
-        def validation_step(self, batch, batch_idx):
-            self._in_step = True
-            try:
-                return super().validation_step(batch, batch_idx)
-            finally:
-                self._in_step = False
 
     config = GapConfig(n_bootstrap=0)
     cb = RepresentationGapCallback(layer="backbone", val_probe=64, strict=False, config=config)

@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _helpers.noisy import noisy_circle
 
 import lightning_repgap._trusted_parts as parts
 from lightning_repgap import estimate_dimension
@@ -22,22 +23,12 @@ from lightning_repgap.dimension import NOISE_AMBIENT_FAR, gride_dimension, trust
 from lightning_repgap.gap import gap_curve
 
 
-def _noisy_circle(n: int, seed: int, ambient: int = 8, noise: float = 0.05) -> np.ndarray:
-    """A uniform circle rotated into ``R^ambient``, with the suite's isotropic noise (``noise`` of the RMS radius)."""
-    rng = np.random.default_rng(seed)
-    t = rng.uniform(0.0, 2.0 * np.pi, n)
-    x = np.pad(np.stack([np.cos(t), np.sin(t)], 1), ((0, 0), (0, ambient - 2)))
-    x = x @ np.linalg.qr(rng.standard_normal((ambient, ambient)))[0]
-    radius = math.sqrt(float(np.var(x, axis=0).sum()))
-    return x + rng.standard_normal(x.shape) * (noise * radius / math.sqrt(ambient))
-
-
 def test_a_circle_whose_noise_swamps_the_table_reads_one() -> None:
     # Before this change these read 7.76 / 7.68 through "local" (the noise ball's dimension; D = 8).
     for seed in (0, 1):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            est = estimate_dimension(_noisy_circle(40000, seed), return_estimate=True, seed=seed)
+            est = estimate_dimension(noisy_circle(40000, seed), return_estimate=True, seed=seed)
         assert est.method == "noise_floor", est
         assert abs(est.dim - 1.0) <= 0.4, est
         assert est.dim_low <= 1.0 <= est.dim_high, est
@@ -46,7 +37,7 @@ def test_a_circle_whose_noise_swamps_the_table_reads_one() -> None:
 def test_the_table_reads_the_ambient_dimension_and_the_constant_floor_share_falls_short() -> None:
     # The mechanism on one search: GRIDE far reads near D, the constant floor explains less than NOISE_SWAMPED_FLOOR of
     # G(n_max), and without the ambient dimension the rule reads the noise's dimension; with it, the curve.
-    x = _noisy_circle(40000, 0)
+    x = noisy_circle(40000, 0)
     order = np.random.default_rng(0).permutation(x.shape[0])
     bank, queries = x[order[8000:]], x[order[:8000]]
     curve = gap_curve(bank, queries, seed=0, n_neighbors=20, neighbor_queries=8000)

@@ -15,21 +15,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _helpers.noisy import noisy_circle
 
 import lightning_repgap.functional as functional
 from lightning_repgap import estimate_dimension, representation_gap
 from lightning_repgap._width import WIDTH_COLUMN_BLOCK, WIDTH_ROWS, numerical_width
 from lightning_repgap.dimension import DimensionEstimate
-
-
-def _noisy_circle(n: int, seed: int, ambient: int = 8, noise: float = 0.05) -> np.ndarray:
-    """A uniform circle rotated into ``R^ambient``, with the suite's isotropic noise (``noise`` of the RMS radius)."""
-    rng = np.random.default_rng(seed)
-    t = rng.uniform(0.0, 2.0 * np.pi, n)
-    x = np.pad(np.stack([np.cos(t), np.sin(t)], 1), ((0, 0), (0, ambient - 2)))
-    x = x @ np.linalg.qr(rng.standard_normal((ambient, ambient)))[0]
-    radius = math.sqrt(float(np.var(x, axis=0).sum()))
-    return x + rng.standard_normal(x.shape) * (noise * radius / math.sqrt(ambient))
 
 
 def _padded(x: np.ndarray, width: int, seed: int) -> np.ndarray:
@@ -52,7 +43,7 @@ def _same(a: DimensionEstimate, b: DimensionEstimate) -> None:
 
 def test_padding_a_swamped_noisy_circle_changes_no_reading() -> None:
     # Before this change the padded copies read 7.50 through "local" (the noise ball's dimension), the original 1.26.
-    x = _noisy_circle(20000, 0)
+    x = noisy_circle(20000, 0)
     plain = _estimate(x)
     assert plain.method == "noise_floor", plain
     assert abs(plain.dim - 1.0) <= 0.4, plain
@@ -63,7 +54,7 @@ def test_padding_a_swamped_noisy_circle_changes_no_reading() -> None:
 def test_padding_changes_no_key_of_the_metric() -> None:
     # The functional API (and the Metric, which computes on the gathered bank) reads the width from the bank too.
     # Before this change the padded copy read 7.84 through "local" (dim_method 1), the original 1.07 (3).
-    x = _noisy_circle(20000, 1)
+    x = noisy_circle(20000, 1)
     big = _padded(x, 32, 3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -105,7 +96,7 @@ def test_coarse_or_offset_values_keep_the_padded_width() -> None:
     # The stored values' rounding (up to eps * |x| / 2 per value) is spread over every padded column by the rotation;
     # above 1e-4 of the cloud's scale it read as width. Before the rounding floor the padded copy read width 24 and
     # 7.54 through "local" both as bfloat16 (eps 2^-7) and as float32 translated by 1e4 (rounding ~1e-3 of the scale).
-    x = _noisy_circle(20000, 0)
+    x = noisy_circle(20000, 0)
     plain = _estimate(x)
     assert plain.method == "noise_floor", plain
     assert abs(plain.dim - 1.0) <= 0.4, plain

@@ -53,7 +53,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 
-from _helpers.models import MLP, QUIET_TRAINER, loaders
+from _helpers.models import MLP, QUIET_TRAINER, ProbePassMLP, loaders
 from lightning_repgap._callback_faults import collective_check
 from lightning_repgap.callback import RepresentationGapCallback
 from lightning_repgap.config import GapConfig
@@ -76,34 +76,25 @@ _OWN = ("capture_width", "strict_figure", "rank_width", "strict_ckpt")
 _FORWARD_RAISED: list[float] = []
 
 
-class ProbeRaising(MLP):
+class ProbeRaising(ProbePassMLP):
     """The test MLP whose ``forward`` on rank 1 skips ``backbone`` in the second measurement's probe pass and raises in
     the third's, and only there.
 
-    The probe pass is the forward outside ``validation_step`` while the trainer validates (the one when training
-    starts runs while it trains; the validation loop's own forwards run inside ``validation_step``).
+    The probe pass is :attr:`~_helpers.models.ProbePassMLP.in_probe_pass`.
     """
 
     def __init__(self, rank: int) -> None:
         super().__init__(lr=0.0)
         self.rank = rank
-        self._in_step = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probe_pass = self.trainer.validating and not self._in_step
+        probe_pass = self.in_probe_pass
         if probe_pass and self.rank == 1 and self.current_epoch == 1:
             return self.head(torch.zeros(x.shape[0], self.head.in_features))
         if probe_pass and self.rank == 1 and self.current_epoch == 2:
             _FORWARD_RAISED.append(time.time())
             raise ValueError(PROBE_ERROR)
         return super().forward(x)
-
-    def validation_step(self, batch, batch_idx):
-        self._in_step = True
-        try:
-            return super().validation_step(batch, batch_idx)
-        finally:
-            self._in_step = False
 
 
 class WidthByBatch(ProbeRaising):
@@ -114,7 +105,7 @@ class WidthByBatch(ProbeRaising):
         self.seq = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probe_pass = self.trainer.validating and not self._in_step
+        probe_pass = self.in_probe_pass
         self.seq(x[:, : 3 if (probe_pass and self.rank == 1 and x.shape[0] == 32) else 2])
         return MLP.forward(self, x)
 

@@ -58,6 +58,29 @@ class MLP(LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.lr)
 
 
+class ProbePassMLP(MLP):
+    """The test MLP that knows whether a forward is the callback's probe pass (:attr:`in_probe_pass`).
+
+    The probe pass is the forward outside ``validation_step`` while the trainer validates (the one when training starts
+    runs while it trains; the validation loop's own forwards run inside ``validation_step``).
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._in_step = False
+
+    @property
+    def in_probe_pass(self) -> bool:
+        return self.trainer.validating and not self._in_step
+
+    def validation_step(self, batch, batch_idx):
+        self._in_step = True
+        try:
+            return super().validation_step(batch, batch_idx)
+        finally:
+            self._in_step = False
+
+
 def loaders(n_train: int = 2048, n_val: int = 512, batch_size: int = 128, seed: int = 0):
     train = DataLoader(manifold_task(n_train, seed=seed), batch_size=batch_size, shuffle=True)
     val = DataLoader(manifold_task(n_val, seed=seed + 1), batch_size=batch_size)
