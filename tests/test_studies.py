@@ -232,3 +232,22 @@ def test_quickstart_probe_replays_the_metric_and_reads_a_known_torus():
     assert p["rows"] == 2_048
     assert abs(p["local"] - 3) / 3 < 0.1
     assert 0 < p["sd"] < 0.2
+
+
+def test_quickstart_probe_suite_bias_reads_signed_and_scaled_errors():
+    from studies.quickstart_probe import suite_local_bias
+
+    rows = [
+        {"split": "tune", "n": 2500, "d": 3.0, "noise": 0.0, "dim": 3.3},  # +10 %
+        {"split": "tune", "n": 2500, "d": 2.0, "noise": 0.0, "dim": 1.9},  # -5 %
+        {"split": "tune", "n": 2500, "d": 5.0, "noise": 0.05, "dim": 5.5},  # noisy: only in the "all" row
+    ]
+    out = {r["d"]: r for r in suite_local_bias(rows, factor=0.9)}
+    assert out["2-4"]["count"] == 2
+    assert out["2-4"]["signed"] == pytest.approx(0.025)
+    assert out["2-4"]["abs"] == pytest.approx(0.075)
+    assert "4+" not in out  # the noisy 5-d reading is not a clean one
+    every = out["all 'local'"]
+    assert every["count"] == 3
+    assert every["abs"] == pytest.approx((0.1 + 0.05 + 0.1) / 3)
+    assert every["abs_scaled"] == pytest.approx((0.01 + 0.145 + 0.01) / 3)
