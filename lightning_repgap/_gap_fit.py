@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 
 from lightning_repgap._checks import _check_fit_sizes, _check_positive_int
-from lightning_repgap._product_calibration import calibrate_products
 from lightning_repgap._trusted_parts import _bootstrap_counts
-from lightning_repgap.calibration import fit_gap_law, slope_to_dimension
+from lightning_repgap.calibration import calibrate_dimension, fit_gap_law, slope_to_dimension
 
 __all__ = ["DimensionFit", "gap_dimension"]
 
@@ -143,7 +142,7 @@ def gap_dimension(
 
     if calibrate:
         dim, dim_low, dim_high = (
-            calibrate_products(v, fit_sizes, concentration) for v in (dim_raw, low_raw, high_raw)
+            calibrate_dimension(v, fit_sizes, concentration) for v in (dim_raw, low_raw, high_raw)
         )
         # The calibration is monotone in the naive dimension in practice; keep the point inside its interval anyway.
         dim_low, dim_high = min(dim_low, dim), max(dim_high, dim)

@@ -1,4 +1,4 @@
-r"""Build ``lightning_repgap/calibration_products.npz``: exact gap curves of products of round spheres.
+r"""Build ``studies/calibration_products.npz``: exact gap curves of products of round spheres.
 
 The calibration (:mod:`lightning_repgap.calibration`) interpolates in the concentration between the round sphere
 :math:`S^d` (concentration ``d + 1``) and the flat torus :math:`(S^1)^d` (``2 d``). Products of ``k`` round spheres
@@ -6,7 +6,7 @@ The calibration (:mod:`lightning_repgap.calibration`) interpolates in the concen
 ``k (m + 1) = d (m + 1) / m``), and a linear interpolation over that whole range reads them 5-10 % low at
 ``d = 12 .. 24`` (validation §24): the bias of the naive gap dimension is not linear in the concentration. This
 script tabulates the exact curves of the products for ``m`` in :data:`M_VALUES`, so that
-:mod:`lightning_repgap._product_calibration` interpolates between neighbouring members of the family only.
+:mod:`studies.product_calibration` (a study, not adopted: validation §24) interpolates between neighbouring members of the family only.
 
 The squared distance is :math:`\sum_{i \le k} X_i` with :math:`X_i / 4 \sim \mathrm{Beta}(m/2, m/2)` (the torus'
 arcsine law at ``m = 1``); its distribution is obtained, as the torus' in ``scripts/build_calibration.py``, by FFT
@@ -32,7 +32,7 @@ from scipy.special import betainc, betaln
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build_calibration as bc  # noqa: E402
 
-OUT = Path(__file__).resolve().parents[1] / "lightning_repgap" / "calibration_products.npz"
+OUT = Path(__file__).resolve().parents[1] / "studies" / "calibration_products.npz"
 #: Dimension of the round factors; ``m = 1`` is the torus and ``k = 1`` the sphere, both in the main table.
 M_VALUES = (2, 3, 4, 6, 8)
 #: Largest dimension tabulated (as the main table).

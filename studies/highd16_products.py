@@ -1,0 +1,86 @@
+"""Exact known answers for the gap law's calibration on compact, positively curved spaces (validation §24, highd16).
+
+Products of round spheres :math:`(S^m)^k` and the real projective space :math:`RP^d` (Veronese embedding
+:math:`x \\mapsto x x^T`, squared distance :math:`2 - 2 (x \\cdot y)^2`, :math:`(x \\cdot y)^2 \\sim Beta(1/2, d/2)`)
+are homogeneous: the distance law :math:`F` is the same from every query, so :math:`E[G(n)] = \\int (1 - F)^n dt` is
+exact, with no sampling. This prints, for the suite's two bank grids (n = 2,500: sizes 16 .. 2,000; n = 20,000:
+16 .. 16,000), the naive gap dimension, each reference's inversion (ball, sphere, torus), main's calibrated value
+(``calibrate_dimension`` at the exact concentration) and the product family's (``calibrate_products``), all over
+``d``; and the torus' sensitivity (a naive reading 3 % above its exact curve). Needs scipy (the ``dev`` extra).
+
+Run: ``PYTHONPATH=. .venv/bin/python -m studies.highd16_products``
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.special import betainc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import build_calibration as bc  # noqa: E402
+import build_calibration_products as bp  # noqa: E402
+
+from studies.product_calibration import calibrate_products  # noqa: E402
+from lightning_repgap.calibration import (  # noqa: E402
+    _invert,
+    _reference_maps,
+    calibrate_dimension,
+    fit_gap_law,
+    slope_to_dimension,
+)
+
+GRIDS = {
+    2500: np.array([16, 32, 64, 128, 256, 512, 1024, 2000.0]),
+    20000: np.array([16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16000.0]),
+}
+
+
+def rp_log_gap(d: int, log_n: np.ndarray) -> np.ndarray:
+    """``ln E[G(n)]`` on :math:`RP^d` in the Veronese embedding (squared distance at most 2)."""
+
+    def surv(t: np.ndarray) -> np.ndarray:
+        return betainc(0.5, d / 2.0, np.clip(1.0 - t / 2.0, 0.0, 1.0))
+
+    t_lo = bc.find_t_lo(lambda t: 1.0 - surv(t), 2.0, math.exp(log_n[-1]))
+    t, w = bc.t_nodes(t_lo, 2.0, d)
+    s = surv(t)
+    return np.log(bc.expected_min(bc.log1m(1.0 - s, s), w, t_lo, log_n))
+
+
+def row(name: str, d: int, conc: float, log_gap: np.ndarray) -> str:
+    """One line: per grid the naive, the three references' inversions, main's and the products' calibration."""
+    out = [f"{name:10s} d={d:2d} conc/d={conc / d:5.2f}"]
+    for n, sizes in GRIDS.items():
+        lg = np.interp(np.log(sizes), bc.LOG_N, log_gap)
+        _, b, _ = fit_gap_law(sizes, lg)
+        raw = float(slope_to_dimension(b))
+        maps = _reference_maps(tuple(sizes.tolist()))
+        refs = " ".join(f"{k[:3]} {_invert(raw, *maps[k]) / d:.3f}" for k in ("ball", "sphere", "torus"))
+        main = calibrate_dimension(raw, sizes, conc) / d
+        prod = calibrate_products(raw, sizes, conc) / d
+        out.append(f"| n={n}: naive {raw / d:.3f} {refs} main {main:.3f} products {prod:.3f}")
+    return " ".join(out)
+
+
+def main() -> None:
+    """Print the table."""
+    for d in (12, 16, 20, 24, 30):
+        for m in (1, 2, 3, 4, 5, 6, 10):
+            if d % m == 0 and d // m >= 2:
+                print(row(f"(S^{m})^{d // m}", d, d * (m + 1.0) / m, bp.product_log_gap(m, d // m, bc.LOG_N)))
+        print(row(f"S^{d}", d, d + 1.0, bc.sphere_log_gap(float(d), bc.LOG_N)))
+        print(row(f"RP^{d}", d, d * (d + 3) / 2.0, rp_log_gap(d, bc.LOG_N)))
+        sizes = GRIDS[2500]
+        raw = float(slope_to_dimension(fit_gap_law(sizes, np.interp(np.log(sizes), bc.LOG_N, bc.torus_log_gap(d, bc.LOG_N)))[1]))
+        print(
+            f"   torus (S^1)^{d}, naive 3 % above its exact curve at n=2500: main {calibrate_dimension(1.03 * raw, sizes, 2.0 * d) / d:.3f}"
+            f" products {calibrate_products(1.03 * raw, sizes, 2.0 * d) / d:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
