@@ -6,7 +6,8 @@ The calibration (:mod:`lightning_repgap.calibration`) interpolates in the concen
 ``k (m + 1) = d (m + 1) / m``), and a linear interpolation over that whole range reads them 5-10 % low at
 ``d = 12 .. 24`` (validation §24): the bias of the naive gap dimension is not linear in the concentration. This
 script tabulates the exact curves of the products for ``m`` in :data:`M_VALUES`, so that
-:mod:`studies.product_calibration` (a study, not adopted: validation §24) interpolates between neighbouring members of the family only.
+:mod:`studies.product_calibration` (a study, not adopted: validation §24) interpolates between neighbouring
+members of the family only.
 
 The squared distance is :math:`\sum_{i \le k} X_i` with :math:`X_i / 4 \sim \mathrm{Beta}(m/2, m/2)` (the torus'
 arcsine law at ``m = 1``); its distribution is obtained, as the torus' in ``scripts/build_calibration.py``, by FFT
@@ -30,7 +31,7 @@ import numpy as np
 from scipy.special import betainc, betaln
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import build_calibration as bc  # noqa: E402
+import build_calibration as bc
 
 OUT = Path(__file__).resolve().parents[1] / "studies" / "calibration_products.npz"
 #: Dimension of the round factors; ``m = 1`` is the torus and ``k = 1`` the sphere, both in the main table.
@@ -42,7 +43,9 @@ D_MAX = 96
 class ProductCDF(bc.TorusCDF):
     """CDF of ``sum_{i<=k} X_i``, ``X_i / 4 ~ Beta(m/2, m/2)``, at nested scales (see ``bc.TorusCDF``)."""
 
-    def __init__(self, m: int, k: int, t_min: float, n_top: int = 2**20, n_low: int = 2**17, ratio: float = 8.0):
+    def __init__(
+        self, m: int, k: int, t_min: float, n_top: int = 2**20, n_low: int = 2**17, ratio: float = 8.0
+    ) -> None:
         self.d = m * k
         self.scales = []
         big = 4.0 * k

@@ -21,6 +21,7 @@ below the sphere's concentration (ball to sphere) and beyond the torus'.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ def calibrate_products(dim_naive: float, fit_sizes: Any, concentration: float | 
         if math.isfinite(d_m) and d_m >= m:
             refs.append((d_m * (m + 1.0) / m, d_m))
     refs.append((c_torus, d_torus))
-    for (c0, d0), (c1, d1) in zip(refs[:-1], refs[1:], strict=True):
+    for (c0, d0), (c1, d1) in itertools.pairwise(refs):
         if concentration <= c1:
             w = (concentration - c0) / (c1 - c0) if c1 > c0 else 1.0
             return float((1.0 - min(max(w, 0.0), 1.0)) * d0 + min(max(w, 0.0), 1.0) * d1)
