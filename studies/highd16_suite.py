@@ -108,7 +108,7 @@ def evaluate(variant: str, out: str) -> None:
 
 def diagnose() -> None:
     """Print the bracket, correlation and window tables of §24."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for _split, cloud, n, c in _clouds():
         if cloud.dim < 10 or "sinc" in cloud.name:  # the sinc network reads ~20 by every estimator: apart
             continue
@@ -161,7 +161,7 @@ def diagnose() -> None:
     for n in SIZES:
         for noise in (0.0, 0.01, 0.05):
             sel = [r for r in rows if r["n"] == n and r["noise"] == noise]
-            table = {}
+            table: dict[str, list[float]] = {}
             for r in sel:
                 table.setdefault(r["bracket"], []).append(r["gap"] / r["d"] - 1)
             text = ", ".join(
