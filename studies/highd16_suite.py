@@ -139,8 +139,8 @@ def diagnose() -> None:
         for lo in (64, 256, 1024):
             m = s >= lo
             if m.sum() >= 3:
-                r = float(slope_to_dimension(fit_gap_law(s[m], np.log(g[m]))[1]))
-                windows[lo] = calibrate_dimension(r, s[m], conc)
+                naive_w = float(slope_to_dimension(fit_gap_law(s[m], np.log(g[m]))[1]))
+                windows[lo] = calibrate_dimension(naive_w, s[m], conc)
         dist = np.sqrt(c["knn"][:, :20])
         dist = dist[dist[:, 0] > 0]
         x = np.log(s)
