@@ -8,7 +8,9 @@ exact, with no sampling. This prints, for the suite's two bank grids (n = 2,500:
 (``calibrate_dimension`` at the exact concentration) and the product family's (``calibrate_products``), all over
 ``d``; and the torus' sensitivity (a naive reading 3 % above its exact curve). Needs scipy (the ``dev`` extra).
 
-Run: ``PYTHONPATH=. .venv/bin/python -m studies.highd16_products``
+``sampled`` reads sampled clouds with ``estimate_dimension`` instead (products of spheres, round spheres, SO(6), SO(7)).
+
+Run: ``PYTHONPATH=. .venv/bin/python -m studies.highd16_products [sampled]``
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.special import betainc
@@ -82,5 +85,46 @@ def main() -> None:
         print(f"   torus (S^1)^{d}, naive 3 % high, n=2500: main {main_value:.3f} products {products:.3f}")
 
 
+def _special_orthogonal(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    out = np.empty((n, k * k))
+    for i in range(n):
+        q, r = np.linalg.qr(rng.standard_normal((k, k)))
+        q = q * np.sign(np.diag(r))
+        if np.linalg.det(q) < 0:
+            q[:, 0] = -q[:, 0]
+        out[i] = q.ravel()
+    return out
+
+
+def sampled() -> None:
+    """``estimate_dimension`` on sampled products of spheres, round spheres and SO(6), SO(7) (n = 2,500 / 20,000)."""
+    import warnings
+
+    from lightning_repgap.dimension import estimate_dimension
+    from lightning_repgap.manifolds import embed, sample_sphere
+
+    def product(m: int, k: int) -> Any:
+        return lambda n, rng: np.hstack([sample_sphere(n, m, rng) for _ in range(k)])
+
+    cases: list[tuple[str, int, Any]] = [
+        (f"(S^{m})^{d // m}", d, product(m, d // m)) for d in (12, 16, 20) for m in (1, 2, 4, d) if d % m == 0
+    ]
+    cases += [
+        ("SO(6)", 15, lambda n, rng: _special_orthogonal(n, 6, rng)),
+        ("SO(7)", 21, lambda n, rng: _special_orthogonal(n, 7, rng)),
+    ]
+    for name, d, make in cases:
+        for n in (2500, 20000):
+            rng = np.random.default_rng(1000 + d * 7 + n % 97)
+            x = make(int(n / 0.8), rng)
+            x = embed(x, max(2 * x.shape[1], 48) if x.shape[1] < 48 else x.shape[1], rng)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                e = estimate_dimension(x, return_estimate=True)
+            print(
+                f"{name:10s} d={d:2d} n={n:5d} dim={e.dim:6.2f} ({e.dim / d - 1:+.3f}) gap={e.dim_gap:6.2f} {e.method}"
+            )
+
+
 if __name__ == "__main__":
-    main()
+    sampled() if sys.argv[1:] == ["sampled"] else main()
