@@ -27,19 +27,18 @@ def _fit(x: np.ndarray, seed: int):
 
 
 def test_products_of_round_spheres_read_their_dimension():
-    # (S^2)^8, (S^3)^5 and (S^4)^4 (d = 16, 15, 16) in R^64, bank 8,000: the library's calibration reads them 7.8 % low
-    # on average over these 12 clouds (-2 % to -16 % each); the product family reads them level.
-    study, library = [], []
+    # (S^2)^8, (S^3)^5 and (S^4)^4 (d = 16, 15, 16) in R^64, bank 8,000: the library's calibration read them 7.8 % low
+    # on average over these 12 clouds (-2 % to -16 % each) when §24 was written; the product family reads them level.
+    # The library's bias is not asserted: a test must not fail when the library's calibration improves.
+    study = []
     for seed in range(4):
         rng = np.random.default_rng(seed)
         for m, k in ((2, 8), (4, 4), (3, 5)):
             x = embed(np.hstack([sample_sphere(10000, m, rng) for _ in range(k)]), 64, rng)
             fit, conc = _fit(x, seed)
             study.append(calibrate_products(fit.dim_raw, fit.fit_sizes, conc) / (m * k) - 1.0)
-            library.append(fit.dim / (m * k) - 1.0)
     assert abs(np.mean(study)) <= 0.03
     assert max(abs(e) for e in study) <= 0.12
-    assert np.mean(library) <= -0.05  # the bias §24 reports
 
 
 @pytest.mark.parametrize("d", [12, 16])
