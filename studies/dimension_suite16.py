@@ -91,10 +91,10 @@ and 1 is the same angle) and at the spheroid's poles. One surface is thin agains
 (disclosed; readable at 20,000): the spring's tube radius (0.25) is about its ``k20`` at 2,500 (0.27); successive turns'
 tube surfaces are about 0.7 apart (2.6 ``k20``). Parametrisations that are not area-uniform (disclosed, none changes a
 truth): the handkerchief and Cayley surfaces are uniform in their two parameters, the limpet torus in its two angles,
-the graph of ``z^3`` and Scherk's tower uniform in the disc of their parameter. Products: in every product the 20th neighbour's
-median displacement within each factor is at most 0.42 of that factor's RMS radius (the interval of the knot times an
-interval; 0.37 for the spiral's disc); the knot times the interval has ``k20`` 0.31 against strands at least 0.5 apart
-(1.6 ``k20``). The mixture's 20-neighbour graph at n = 2,500 splits into its two clusters
+the graph of ``z^3`` and Scherk's tower uniform in the disc of their parameter. Products: in every product the 20th
+neighbour's median displacement within each factor is at most 0.42 of that factor's RMS radius (the interval of the knot
+times an interval; 0.37 for the spiral's disc); the knot times the interval has ``k20`` 0.31 against strands at least
+0.5 apart (1.6 ``k20``). The mixture's 20-neighbour graph at n = 2,500 splits into its two clusters
 (tests/test_dimension_suite16.py checks the weights and that the gap exceeds 1.3 times the wider cluster's median
 ``k20``; the author's draw: gap 3.1, twice the wider ``k20`` 2.3); the noise (5 % of the cloud's RMS radius 4.2, i.e.
 0.21) is 15 % of the Laplace cluster's RMS radius (1.42). The covariance of every clean cloud of dimension at least 2
