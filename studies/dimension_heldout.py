@@ -11,8 +11,8 @@ untouched splits are measured the same way, once each: ``--splits third`` (:mod:
 ``--splits eighth`` (:mod:`studies.dimension_suite8`), ``--splits ninth`` (:mod:`studies.dimension_suite9`),
 ``--splits tenth`` (:mod:`studies.dimension_suite10`), ``--splits eleventh`` (:mod:`studies.dimension_suite11`),
 ``--splits twelfth`` (:mod:`studies.dimension_suite12`), ``--splits thirteenth`` (:mod:`studies.dimension_suite13`),
-``--splits fourteenth`` (:mod:`studies.dimension_suite14`) and ``--splits fifteenth``
-(:mod:`studies.dimension_suite15`).
+``--splits fourteenth`` (:mod:`studies.dimension_suite14`), ``--splits fifteenth``
+(:mod:`studies.dimension_suite15`) and ``--splits sixteenth`` (:mod:`studies.dimension_suite16`).
 DANCo, which does not depend on the rule, can be fitted beforehand on the same samples
 (``python -m studies.dimension_danco --splits eleventh --out studies/danco_eleventh.json``) and read here with
 ``--danco-json studies/danco_eleventh.json``. With ``--local`` that file also holds TwoNN and MLE on the same
@@ -27,7 +27,8 @@ searches, ``c_<seed>_<n>.npz`` as :func:`studies.dimension_retune.cached_curve` 
 are in ``studies/danco_fourteenth.json``; it is measured once, after the rule is frozen, with ``--splits fourteenth
 --danco-json studies/danco_fourteenth.json --cache DIR``. The fifteenth split's are in ``studies/danco_fifteenth.json``;
 it is measured once, after the rule is frozen, with ``--splits fifteenth --danco-json studies/danco_fifteenth.json
---cache DIR``.
+--cache DIR``. The sixteenth split's are in ``studies/danco_sixteenth.json``; it is measured once, after the rule is
+frozen, with ``--splits sixteenth --danco-json studies/danco_sixteenth.json --cache DIR``.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         "--splits",
         default="held_out,tune",
         help="comma-separated: tune, held_out, fresh, third, fourth, fifth, sixth, seventh, eighth, ninth, tenth, "
-        "eleventh, twelfth, thirteenth, fourteenth, fifteenth",
+        "eleventh, twelfth, thirteenth, fourteenth, fifteenth, sixteenth",
     )
     parser.add_argument("--sizes", default="2500,20000", help="comma-separated cloud sizes")
     parser.add_argument("--no-danco", action="store_true", help="skip the (slow) DANCo comparison")

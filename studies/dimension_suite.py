@@ -37,7 +37,8 @@ split (:mod:`studies.dimension_suite6`, 33 new clouds), and after that one, the 
 (:mod:`studies.dimension_suite12`, 43 new clouds), and after that one, the ``"thirteenth"`` split
 (:mod:`studies.dimension_suite13`, 43 new clouds), and after that one, the ``"fourteenth"`` split
 (:mod:`studies.dimension_suite14`, 43 new clouds), and after that one, the ``"fifteenth"`` split
-(:mod:`studies.dimension_suite15`, 43 new clouds).
+(:mod:`studies.dimension_suite15`, 43 new clouds), and after that one, the ``"sixteenth"`` split
+(:mod:`studies.dimension_suite16`, 43 new clouds).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ SPLITS = (
     "thirteenth",
     "fourteenth",
     "fifteenth",
+    "sixteenth",
 )
 
 Latent = Callable[[int, np.random.Generator], np.ndarray]
@@ -90,7 +92,7 @@ class SuiteCloud:
         noise: noise level as a fraction of the RMS radius.
         split: ``"tune"``, ``"held_out"``, ``"fresh"``, ``"third"``, ``"fourth"``, ``"fifth"``, ``"sixth"``,
             ``"seventh"``, ``"eighth"``, ``"ninth"``, ``"tenth"``, ``"eleventh"``, ``"twelfth"``,
-            ``"thirteenth"``, ``"fourteenth"`` or ``"fifteenth"``.
+            ``"thirteenth"``, ``"fourteenth"``, ``"fifteenth"`` or ``"sixteenth"``.
         seed: seed of the cloud's fixed parameters (curve coefficients, network weights, rotation); each sample
             also takes the caller's generator.
     """
@@ -441,8 +443,9 @@ def suite(split: str | None = None) -> list[SuiteCloud]:
         >>> len(suite()) >= 40, {c.split for c in suite()} == set(SPLITS)
         (True, True)
         >>> splits = ("fresh", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh")
-        >>> [len(suite(s)) >= 24 for s in splits + ("twelfth", "thirteenth", "fourteenth", "fifteenth")]
-        [True, True, True, True, True, True, True, True, True, True, True, True, True, True]
+        >>> later = ("twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth")
+        >>> [len(suite(s)) >= 24 for s in splits + later]
+        [True, True, True, True, True, True, True, True, True, True, True, True, True, True, True]
 
     """
     if split is not None and split not in SPLITS:
@@ -460,10 +463,11 @@ def suite(split: str | None = None) -> list[SuiteCloud]:
     from studies.dimension_suite13 import thirteenth_specs
     from studies.dimension_suite14 import fourteenth_specs
     from studies.dimension_suite15 import fifteenth_specs
+    from studies.dimension_suite16 import sixteenth_specs
 
     specs = _specs() + third_specs() + fourth_specs() + fifth_specs() + sixth_specs() + seventh_specs()
     specs += eighth_specs() + ninth_specs() + tenth_specs() + eleventh_specs() + twelfth_specs()
-    specs += thirteenth_specs() + fourteenth_specs() + fifteenth_specs()
+    specs += thirteenth_specs() + fourteenth_specs() + fifteenth_specs() + sixteenth_specs()
     clouds = [SuiteCloud(*spec) for spec in specs]
     return [c for c in clouds if split is None or c.split == split]
 

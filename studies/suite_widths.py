@@ -10,7 +10,7 @@ of the opened splits were read with the column count (``cloud.ambient``). This s
 opened splits at both sizes as :func:`studies.dimension_retune.cached_curve` does (same seed, same 20 % query
 split), computes the width of its bank, prints every cloud whose width differs from its column count and writes
 ``{"split|name|n": width}``; with ``--caches`` it also reads each cached search with both widths and lists the
-readings (``dim``, interval, method) that differ. It never reads the fifteenth split.
+readings (``dim``, interval, method) that differ. It never reads the sixteenth split.
 """
 
 from __future__ import annotations
@@ -26,10 +26,16 @@ from lightning_repgap.dimension import trusted_dimension
 from studies.dimension_retune import search_width
 from studies.dimension_suite import SIZES, SPLITS, SuiteCloud, suite
 
-#: The splits read here: every opened one (never the fifteenth, to be measured once).
-OPENED = tuple(s for s in SPLITS if s != "fifteenth")
+#: The splits read here: every opened one (never the sixteenth, to be measured once).
+OPENED = tuple(s for s in SPLITS if s != "sixteenth")
 #: Where each split's cached searches are (``--caches``): the ten first splits share one directory.
-CACHE_DIRS = {"eleventh": "cache11", "twelfth": "cache12", "thirteenth": "cache13", "fourteenth": "cache14"}
+CACHE_DIRS = {
+    "eleventh": "cache11",
+    "twelfth": "cache12",
+    "thirteenth": "cache13",
+    "fourteenth": "cache14",
+    "fifteenth": "cache15",
+}
 
 
 def bank_width(cloud: SuiteCloud, n: int) -> int:

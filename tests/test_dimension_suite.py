@@ -53,6 +53,7 @@ def test_fifth_split_is_new_and_weighted_toward_the_failure_modes():
         "thirteenth",
         "fourteenth",
         "fifteenth",
+        "sixteenth",
     ],
 )
 def test_every_cloud_of_a_split_samples_its_size_deterministically_with_the_stated_noise(split):

@@ -32,7 +32,7 @@ def test_fifteenth_split_is_new_and_follows_the_issue_family_list():
     earlier = [c for c in suite() if c.split != "fifteenth"]
     assert len(fifteenth) == 43
     assert SPLITS[SPLITS.index("fourteenth") + 1] == "fifteenth"  # written after the fourteenth
-    assert SPLITS[-1] == "fifteenth"
+    assert SPLITS[SPLITS.index("fifteenth") + 1] == "sixteenth"  # the sixteenth split was written after it
     assert len({c.name for c in suite()}) == len(suite())  # no name reused from an earlier split
     seeds = [c.seed for c in fifteenth]
     assert len(set(seeds)) == len(seeds)
