@@ -11,46 +11,46 @@ Gaussian, a separated mixture with 5 % noise, noisy curves with cusps and double
 
 Re-dimensioned repeats and near-repeats of earlier families, listed so that nobody counts them as new: the ordinary
 clouds (the sphere :math:`S^{17}`, the ball :math:`B^{21}`, the flat torus :math:`T^{14}`, the cube :math:`[0, 1]^{19}`
-and a 13-d Gaussian: every split has such clouds at other dimensions, the fifteenth a Gaussian at d = 15); the image of an interval under a random network
-(the soft-clipping network d = 1 -> :math:`R^{24}` + 5 %: networks d = 1 -> :math:`R^{24}` + 5 % are in the fourth,
-ninth, tenth, twelfth, fourteenth and fifteenth splits; every split has a network curve); the activations are relatives
-of earlier ones (soft-clipping, a difference of two softplus ramps, of the softplus, log-sigmoid and hard-tanh networks
-of the third, fifth, eighth, ninth and fifteenth splits; PFLU ``h (1 + h / sqrt(1 + h^2)) / 2`` of the gated units
-swish, GELU and mish of the fourth to sixth; ISRLU of the eleventh's ISRU and the ELU networks, and its residual network
-of the residual networks of the third and ninth to fifteenth splits, at the d and D of the twelfth's LiSHT network (d =
-6, :math:`R^{56}`); SQNL, a piecewise-quadratic saturating ramp, of tanh and hard-tanh; log-cosh: the eleventh split's log-cosh
-network d = 13 -> :math:`R^{104}` + 5 % has the same activation, a smooth absolute value like the seventh split's abs
-network); the stereographic rational map (a seeded linear image of a patch of
-:math:`S^4`, its image density up to about 5^4 = 600 times higher at the cube's corners than at its centre, the
-conformal factor 2 / (1 + |x|^2) running from 2 to 0.4: the polynomial maps of the fourth and fifteenth splits, the ellipsoids of the fourth and sixth); the (3, 5)
-torus knot (torus knots of the third, fourteenth and fifteenth splits; the seventh's (3, 5) curve on a flat torus in
-:math:`R^4` has the same winding numbers) and the line of slopes (1, sqrt 2, sqrt 3) on :math:`T^3` (the seventh's
-closed flat-torus curve); the lemniscate of Gerono (a figure-eight like the sixth split's lemniscate of Bernoulli); the
-cycloid of Ceva (planar curves with inner loops: the sixth's roses, the tenth's limacon, the fifteenth's Talbot curve);
-the ramphoid cusp (cusped curves: the fifteenth's semicubical parabola, the astroid, deltoid and hypocycloids of the
-seventh, eighth and fourteenth); the Lissajous knot (the third split's Lissajous curve 3:4:5, and its 2:3:7 curve, the same frequencies, a factor of
-its Lissajous x Gaussian product); the spiral of heading
-``s^3`` (a generalised Euler spiral: the fourth split's Cornu spiral has heading ``s^2``, the thirteenth's river meander
-a sine heading); the helical spring (tube surfaces: the fifth split's figure-eight knot tube, the fifteenth's torus-knot
-tube, the fifth's solid helix tube of dimension 3); the handkerchief surface and Cayley's ruled cubic (graph surfaces
-like the saddles of the third and fourth splits and the fourteenth's Mexican hat; Cayley's is ruled like the ninth's
-Plucker conoid); the limpet torus (tori of revolution with other sections in the sixth, seventh, tenth and fifteenth
-splits); the graph of ``w = z^3`` (the fourteenth split's complex parabola ``w = z^2``, the same construction at degree
-3); Scherk's saddle tower (Scherk's second surface; the fifth split has the first, doubly periodic one); the prolate
-spheroid with a von Mises longitude (the sixth's ellipsoid surface 1:2:4, the eighth's sphere with a Beta height); the
-separated Gaussian / Laplace mixture (separated mixtures in the ninth to fifteenth splits); the von Mises-Fisher mixture
-on :math:`S^3` (the fifteenth's mixture on :math:`S^2`, the eighth's cap on :math:`S^3`); the wrapped Cauchy 3-torus
-(the eleventh split's wrapped-Cauchy 3-torus, rho 0.7 + 5 % in :math:`R^{16}`, the same construction; von Mises tori
-of most splits, the fourteenth's cardioid 3-torus, also d = 3); Student-t(6) d = 7 (Student-t densities
-of the third, sixth, seventh and eighth splits); the half-normal coordinates (skewed coordinates with a mode at a face:
-the fourth's exponential cube, the eighth's Gamma(0.5), the ninth's Weibull); the Dirichlet simplex d = 3 (Dirichlet
-simplices of the fourth, tenth and fifteenth splits); the Beta(1.5, 0.6) cube d = 4 and the Beta(0.8, 1.6) cube d = 13
-(Beta cubes of the tune / held-out halves, the third and the eighth split); the flag manifold (the Grassmannians of the
-fourth and eleventh splits, the fourth's as projection matrices); the lens space (quotients of spheres: the fourteenth's
-:math:`RP^{12}`, the twelfth's :math:`CP^6`); the rotations :math:`SO(6)` (:math:`SO(3)`, :math:`SO(5)` of the fourth
-split); the products (curves times a circle or an interval in the thirteenth to fifteenth splits, the fourteenth's
-epicycloid times a von Mises circle and complex parabola times a circle, the fifteenth's bifolium times a disc and
-Steinbach screw times a Beta interval).
+and a 13-d Gaussian: every split has such clouds at other dimensions, the fifteenth a Gaussian at d = 15); the image of
+an interval under a random network (the soft-clipping network d = 1 -> :math:`R^{24}` + 5 %: networks d = 1 ->
+:math:`R^{24}` + 5 % are in the fourth, ninth, tenth, twelfth, fourteenth and fifteenth splits; every split has a
+network curve); the activations are relatives of earlier ones (soft-clipping, a difference of two softplus ramps, of the
+softplus, log-sigmoid and hard-tanh networks of the third, fifth, eighth, ninth and fifteenth splits; PFLU ``h (1 + h /
+sqrt(1 + h^2)) / 2`` of the gated units swish, GELU and mish of the fourth to sixth; ISRLU of the eleventh's ISRU and
+the ELU networks, and its residual network of the residual networks of the third and ninth to fifteenth splits, at the d
+and D of the twelfth's LiSHT network (d = 6, :math:`R^{56}`); SQNL, a piecewise-quadratic saturating ramp, of tanh and
+hard-tanh; log-cosh: the eleventh split's log-cosh network d = 13 -> :math:`R^{104}` + 5 % has the same activation, a
+smooth absolute value like the seventh split's abs network); the stereographic rational map (a seeded linear image of a
+patch of :math:`S^4`, its image density up to about 5^4 = 600 times higher at the cube's corners than at its centre, the
+conformal factor 2 / (1 + |x|^2) running from 2 to 0.4: the polynomial maps of the fourth and fifteenth splits, the
+ellipsoids of the fourth and sixth); the (3, 5) torus knot (torus knots of the third, fourteenth and fifteenth splits;
+the seventh's (3, 5) curve on a flat torus in :math:`R^4` has the same winding numbers) and the line of slopes (1, sqrt
+2, sqrt 3) on :math:`T^3` (the seventh's closed flat-torus curve); the lemniscate of Gerono (a figure-eight like the
+sixth split's lemniscate of Bernoulli); the cycloid of Ceva (planar curves with inner loops: the sixth's roses, the
+tenth's limacon, the fifteenth's Talbot curve); the ramphoid cusp (cusped curves: the fifteenth's semicubical parabola,
+the astroid, deltoid and hypocycloids of the seventh, eighth and fourteenth); the Lissajous knot (the third split's
+Lissajous curve 3:4:5, and its 2:3:7 curve, the same frequencies, a factor of its Lissajous x Gaussian product); the
+spiral of heading ``s^3`` (a generalised Euler spiral: the fourth split's Cornu spiral has heading ``s^2``, the
+thirteenth's river meander a sine heading); the helical spring (tube surfaces: the fifth split's figure-eight knot tube,
+the fifteenth's torus-knot tube, the fifth's solid helix tube of dimension 3); the handkerchief surface and Cayley's
+ruled cubic (graph surfaces like the saddles of the third and fourth splits and the fourteenth's Mexican hat; Cayley's
+is ruled like the ninth's Plucker conoid); the limpet torus (tori of revolution with other sections in the sixth,
+seventh, tenth and fifteenth splits); the graph of ``w = z^3`` (the fourteenth split's complex parabola ``w = z^2``, the
+same construction at degree 3); Scherk's saddle tower (Scherk's second surface; the fifth split has the first, doubly
+periodic one); the prolate spheroid with a von Mises longitude (the sixth's ellipsoid surface 1:2:4, the eighth's sphere
+with a Beta height); the separated Gaussian / Laplace mixture (separated mixtures in the ninth to fifteenth splits); the
+von Mises-Fisher mixture on :math:`S^3` (the fifteenth's mixture on :math:`S^2`, the eighth's cap on :math:`S^3`); the
+wrapped Cauchy 3-torus (the eleventh split's wrapped-Cauchy 3-torus, rho 0.7 + 5 % in :math:`R^{16}`, the same
+construction; von Mises tori of most splits, the fourteenth's cardioid 3-torus, also d = 3); Student-t(6) d = 7
+(Student-t densities of the third, sixth, seventh and eighth splits); the half-normal coordinates (skewed coordinates
+with a mode at a face: the fourth's exponential cube, the eighth's Gamma(0.5), the ninth's Weibull); the Dirichlet
+simplex d = 3 (Dirichlet simplices of the fourth, tenth and fifteenth splits); the Beta(1.5, 0.6) cube d = 4 and the
+Beta(0.8, 1.6) cube d = 13 (Beta cubes of the tune / held-out halves, the third and the eighth split); the flag manifold
+(the Grassmannians of the fourth and eleventh splits, the fourth's as projection matrices); the lens space (quotients of
+spheres: the fourteenth's :math:`RP^{12}`, the twelfth's :math:`CP^6`); the rotations :math:`SO(6)` (:math:`SO(3)`,
+:math:`SO(5)` of the fourth split); the products (curves times a circle or an interval in the thirteenth to fifteenth
+splits, the fourteenth's epicycloid times a von Mises circle and complex parabola times a circle, the fifteenth's
+bifolium times a disc and Steinbach screw times a Beta interval).
 
 * curves (uniform in arc length, by the inverse of a fine arc-length table): the (3, 5) torus knot on the torus of radii
   1 and 0.35, the lemniscate of Gerono ``(cos t, sin t cos t)`` (a double point), the straight line of slopes ``(1, sqrt
@@ -98,12 +98,13 @@ truth): the handkerchief and Cayley surfaces are uniform in their two parameters
 the graph of ``z^3`` and Scherk's tower uniform in the disc of their parameter. Products: in every product the 20th
 neighbour's median displacement within each factor is at most 0.59 of that factor's centred RMS radius (the von Mises
 circle of the limpet product, 0.58-0.63 over three draws; 0.55 for Scherk's Beta interval, 0.44 for the handkerchief's
-circle, 0.42 for the interval of the knot times an interval, 0.37 for the spiral's disc; measured by the geometry
-review on clean 2,500-point draws); the knot times the interval has ``k20`` 0.31 against strands at least
-0.5 apart (1.6 ``k20``). The mixture's 20-neighbour graph splits into its two clusters on most clean draws at n = 2,500 (7 of 8 in
-the geometry review, 2 of 8 at 20,000), but Laplace / Gaussian tail points bridge it on some draws: on the noisy draws
-the study measures, 2 and 1 points at 2,500 / 20,000 have a neighbour in the other cluster; the gap still exceeds 1.3
-times the wider cluster's ``k20`` on them (2.23 against 1.19 at 2,500, 2.06 against 0.79 at 20,000) (tests/test_dimension_suite16.py checks the weights and that the gap exceeds 1.3 times the wider cluster's median
+circle, 0.42 for the interval of the knot times an interval, 0.37 for the spiral's disc; measured by the geometry review
+on clean 2,500-point draws); the knot times the interval has ``k20`` 0.31 against strands at least 0.5 apart (1.6
+``k20``). The mixture's 20-neighbour graph splits into its two clusters on most clean draws at n = 2,500 (7 of 8 in the
+geometry review, 2 of 8 at 20,000), but Laplace / Gaussian tail points bridge it on some draws: on the noisy draws the
+study measures, 2 and 1 points at 2,500 / 20,000 have a neighbour in the other cluster; the gap still exceeds 1.3 times
+the wider cluster's ``k20`` on them (2.23 against 1.19 at 2,500, 2.06 against 0.79 at 20,000)
+(tests/test_dimension_suite16.py checks the weights and that the gap exceeds 1.3 times the wider cluster's median
 ``k20``; the author's draw: gap 3.1, twice the wider ``k20`` 2.3); the noise (5 % of the cloud's RMS radius 4.2, i.e.
 0.21) is 15 % of the Laplace cluster's RMS radius (1.42). The covariance of every clean cloud of dimension at least 2
 has a condition number at most 5.7 over its top ``dim`` directions (the cycloid of Ceva times the Beta interval) except
