@@ -172,11 +172,11 @@ INTERVAL_BANKS = (2000, 16000)
 #: changes; calibrated at ``confidence = 0.95`` only (other levels scale the same shape). History: validation §9, §14,
 #: §25.
 INTERVAL_SCALE: dict[str, tuple[float, float]] = {
-    "local": (1.213, 1.581),
-    "gap": (1.213, 1.581),
-    "blend": (2.162, 1.649),
-    "local_far": (2.697, 2.697),
-    "noise_floor": (0.587, 0.587),
+    "local": (1.19, 1.276),
+    "gap": (1.19, 1.276),
+    "blend": (1.907, 2.544),
+    "local_far": (3.135, 3.135),
+    "noise_floor": (1.629, 1.629),
 }
 #: Share of the log distance to the other model (the plain gap law for ``"noise_floor"``, the floor-corrected law for
 #: ``"local_far"``) that the interval's shape reaches on both sides; their shape has no scale spread (validation §25).
