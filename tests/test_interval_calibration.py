@@ -218,15 +218,16 @@ def test_the_noise_readings_reach_only_part_of_the_way_to_the_other_model():
     near = parts._calibrated_interval(*args, 1.5, 1.0, 2000.0)
     far = parts._calibrated_interval(*args, 6.0, 1.0, 2000.0)
     assert 0.0 < parts.INTERVAL_NOISE_REACH < 1.0
-    assert far[1] > near[1] and far[0] < near[0]  # the reach still widens it, in proportion
+    assert far[1] > near[1]  # the reach still widens it, in proportion
+    assert far[0] < near[0]
     q = parts._interval_scale("noise_floor", 1.0, 2000.0)
     least = statistics.NormalDist().inv_cdf(0.975) * parts.INTERVAL_FLOOR
     assert math.log(far[1]) == pytest.approx(max(q * parts.INTERVAL_NOISE_REACH * math.log(6.0), least), abs=1e-9)
 
 
 def test_the_circles_interval_grows_with_its_noise_and_covers():
-    # A circle in R^8 at 2,500 points, clean and with the suite's 1 % and 5 % noise (the noise floor decides both): every
-    # interval covers d = 1 and the width grows with the noise. Before the noise readings' shape dropped the fine
+    # A circle in R^8 at 2,500 points, clean and with the suite's 1 % and 5 % noise (the noise floor decides both):
+    # every interval covers d = 1 and the width grows with the noise. Before the noise readings' shape dropped the fine
     # scales' spread and most of the reach to the plain gap law, the 1 %-noisy circle's interval (0.48-2.09) was wider
     # than the 5 %-noisy one's (0.50-2.00), and neither ruled out a surface (d = 2).
     with warnings.catch_warnings():
@@ -235,7 +236,8 @@ def test_the_circles_interval_grows_with_its_noise_and_covers():
             estimate_dimension(noisy_circle(2500, 0, noise=noise), method="auto", return_estimate=True)
             for noise in (0.0, 0.01, 0.05)
         )
-    assert clean.method == "local" and weak.method == strong.method == "noise_floor"
+    assert clean.method == "local"
+    assert weak.method == strong.method == "noise_floor"
     for est in (clean, weak, strong):
         assert est.dim_low <= 1.0 <= est.dim_high, est
     widths = [est.dim_high - est.dim_low for est in (clean, weak, strong)]
