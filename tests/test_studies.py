@@ -198,3 +198,56 @@ def test_dimension_study_summary_counts_an_estimators_failures_instead_of_a_nan_
     assert summary["danco_failed"] == 1
     assert "auto_failed" not in summary
     assert "0.500 (1 failed)" in "\n".join(markdown([{"split": "x", "rows": [], "summary": {"100": summary}}]))
+
+
+def test_quickstart_probe_replays_the_metric_and_reads_a_known_torus():
+    # studies.quickstart_probe records the rule's inputs inside a measurement and re-runs the rule on them: the replay
+    # must reproduce the metric's logged dim exactly, and its diagnostics must read a known 3-torus as 3.
+    import torch
+
+    from lightning_repgap.manifolds import embed, sample_torus
+    from lightning_repgap.metric import RepresentationGap
+    from studies import quickstart_probe
+
+    rng = np.random.default_rng(5)
+    x = embed(sample_torus(7_168, 3, rng), 24, rng).astype(np.float32)
+    bank, queries, fresh = x[:4_096], x[4_096:5_120], x[5_120:].astype(np.float64)
+    gap = RepresentationGap()
+    with quickstart_probe._recording() as (calls, inputs):
+        gap.update(reference=torch.from_numpy(bank), queries=torch.from_numpy(queries))
+        logged = gap.compute()
+    assert len(calls) == len(inputs) == 1
+    np.testing.assert_array_equal(inputs[0]["reference"], bank.astype(np.float64))
+    r = quickstart_probe.diagnose(calls[0])
+    assert r["dim"] == pytest.approx(float(logged["dim"]), rel=1e-6)
+    assert r["method"] == "local"
+    assert r["weight_gap"] == 0.0
+    assert r["dim_local"] == pytest.approx(r["local"], rel=1e-12)  # the local estimate is the mean of its two parts
+    assert r["local"] == pytest.approx(0.5 * (r["twonn_ml"] + r["mle5"]))
+    assert len(r["twonn_blocks"]) == 4
+    assert r["twonn_blocks"][0] == pytest.approx(r["dim_twonn"])  # the cross-check reads the first block of rows
+    for value in (r["local"], r["gride_far"], r["twonn_all_rows"], r["mle_all_rows"], *r["scales"].values()):
+        assert abs(value - 3) / 3 < 0.1, r
+    p = quickstart_probe.against_bank(bank.astype(np.float64), fresh)
+    assert p["rows"] == 2_048
+    assert abs(p["local"] - 3) / 3 < 0.1
+    assert 0 < p["sd"] < 0.2
+
+
+def test_quickstart_probe_suite_bias_reads_signed_and_scaled_errors():
+    from studies.quickstart_probe import suite_local_bias
+
+    rows = [
+        {"split": "tune", "n": 2500, "d": 3.0, "noise": 0.0, "dim": 3.3},  # +10 %
+        {"split": "tune", "n": 2500, "d": 2.0, "noise": 0.0, "dim": 1.9},  # -5 %
+        {"split": "tune", "n": 2500, "d": 5.0, "noise": 0.05, "dim": 5.5},  # noisy: only in the "all" row
+    ]
+    out = {r["d"]: r for r in suite_local_bias(rows, factor=0.9)}
+    assert out["2-4"]["count"] == 2
+    assert out["2-4"]["signed"] == pytest.approx(0.025)
+    assert out["2-4"]["abs"] == pytest.approx(0.075)
+    assert "4+" not in out  # the noisy 5-d reading is not a clean one
+    every = out["all 'local'"]
+    assert every["count"] == 3
+    assert every["abs"] == pytest.approx((0.1 + 0.05 + 0.1) / 3)
+    assert every["abs_scaled"] == pytest.approx((0.01 + 0.145 + 0.01) / 3)
