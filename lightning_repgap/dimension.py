@@ -277,12 +277,12 @@ def trusted_dimension(
     extrapolate and this guard is skipped. The interval combines bootstrap intervals the same way (the queries,
     columns of ``per_query``, are resampled for the gap law and the noise floor, the rows of ``dist`` for the local
     estimates), then widens it on the log scale by the spread of the local estimators across neighbour scales and a
-    floor (:data:`INTERVAL_SPREAD`): sampling error alone misses the biases of curvature, density and noise. That is
-    only its shape: its log half-widths are multiplied by a split-conformal scale per method and bank size
-    (``INTERVAL_SCALE`` in ``_trusted_parts``), calibrated at ``confidence=0.95`` on the suite's opened clouds (0.946 /
-    0.958 at n = 2,500 / 20,000 leaving each split out, 0.81-1.00 per split; on the splits measured once before any
-    tuning on them, 0.81 / 0.93 (eleventh) to 1.00 / 1.00 (fourteenth), 0.93 / 0.95 on the fifteenth; other
-    confidence levels scale the same shape, uncalibrated).
+    floor (:data:`INTERVAL_SPREAD`; not for noise readings, whose fine scales read the noise): sampling error alone
+    misses the biases of curvature, density and noise. That is only its shape: its log half-widths are multiplied by a
+    split-conformal scale per method and bank size (``INTERVAL_SCALE`` in ``_trusted_parts``), calibrated at
+    ``confidence=0.95`` on the suite's opened clouds (0.950 / 0.957 at n = 2,500 / 20,000 leaving each split out,
+    0.86-1.00 per split; on the splits measured once before any tuning on them, 0.81 / 0.93 (eleventh) to 1.00 / 1.00
+    (fourteenth), 0.93 / 0.95 on the fifteenth; other confidence levels scale the same shape, uncalibrated).
 
     Args:
         sizes: ``(S,)`` increasing bank sizes.

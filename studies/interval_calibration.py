@@ -1,21 +1,19 @@
 r"""Split-conformal calibration of the trusted ``dim``'s interval (issue #14), validated leave-one-split-out.
 
-How to run (from the repository root, with the package's venv, e.g. ``.venv/bin/python``; about a minute, more
-under load)::
+How to run (from the repository root, with the package's venv; a few minutes, more under load). The one command
+that refits the table (on the project's host, where the caches live)::
 
-    python -m studies.interval_calibration --cache-root /work/cache --cache eleventh=DIR_WITH_ALL_43 \
-        --out /tmp/interval_calibration.json
-
-(``DIR_WITH_ALL_43``: every eleventh-split cloud's cache; a cache built before e66937e lacks the regenerated
-random-covariance mixture, seed 1237: build its two files with :func:`studies.dimension_retune.cached_curve` first.)
+    OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python -m studies.interval_calibration --cache-root /work/cache \
+        --cache eleventh=/work/cache11 --cache twelfth=/work/cache12 --cache thirteenth=/work/cache13 \
+        --cache fourteenth=/work/cache14 --cache fifteenth=/work/cache15
 
 Caches: one directory per split holding ``c_<seed>_<n>.npz`` for every cloud of that split of
 :mod:`studies.dimension_suite` at n = 2,500 and 20,000 (the gap curve and 64-neighbour table of the ``"auto"``
 split and seed, as written by :func:`studies.dimension_retune.cached_curve`). ``--cache-root`` is the directory of
 every split not named by a ``--cache SPLIT=DIR``; a missing file is an error (nothing is searched here).
 
-What it does: :func:`lightning_repgap.dimension.trusted_dimension` on every cloud of the twelve opened splits (404
-clouds, 808 readings) exactly as ``method="auto"`` computes it, but with :data:`INTERVAL_SCALE
+What it does: :func:`lightning_repgap.dimension.trusted_dimension` on every cloud of the opened splits (:data:`OPENED`:
+576 clouds, 1,152 readings) exactly as ``method="auto"`` computes it, but with :data:`INTERVAL_SCALE
 <lightning_repgap._trusted_parts.INTERVAL_SCALE>` set to 1 (the uncalibrated shape of the interval). ``dim`` is not
 affected by the interval. For each reading the score is the factor ``q`` its log half-width (on the side of the
 truth) needs to reach the truth (0 where the shape-bias floor alone reaches it); then the conformal quantile (rank
@@ -41,6 +39,7 @@ import argparse
 import json
 import math
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +56,10 @@ PLAIN = ("local", "gap")  # one value per size for both
 # one value for both sizes: "local_far" has too few readings (34 and 9 with the ninth round's rule; 24 and 6
 # before), "noise_floor"'s shape is mostly the model's reach to the plain gap law, whose size does not shrink with n
 POOLED = ("local_far", "noise_floor")
-#: The opened splits the table is calibrated on (the ninth, the tenth and the eleventh were added once each had been
-#: measured; the eleventh, ``studies/dimension_suite11.py``, measured once with the rule frozen at a7fd337, validation
-#: §13). A split written after it is never read here before its own measurement.
-OPENED = SPLITS[: SPLITS.index("eleventh") + 1]
+#: The opened splits the table is calibrated on (each added once it had been measured: the twelfth to the fifteenth,
+#: measured once each in validation §15, §17, §19 and §22, were added in §25). A split written after the fifteenth
+#: (the sixteenth) is never read here before its own measurement.
+OPENED = SPLITS[: SPLITS.index("fifteenth") + 1]
 
 
 def conformal_quantile(scores: list[float], level: float = LEVEL) -> float:
@@ -113,6 +112,11 @@ def read_suite(roots: dict[str, Path], default: Path, n_bootstrap: int) -> list[
                         "gap_high": est.fit.dim_high,
                         "method": est.method,
                         "w": est.weight_gap,
+                        "floor_share": est.noise_floor,
+                        "dim_local": est.dim_local,
+                        "dim_twonn": est.dim_twonn,
+                        "dim_mle": est.dim_mle,
+                        "clusters": est.clusters,
                         "low": est.dim_low,
                         "high": est.dim_high,
                         "log_low": math.log(dim / est.dim_low) if est.dim_low > 0 else math.inf,
@@ -170,11 +174,13 @@ def apply(row: dict[str, Any], table: dict[str, tuple[float, float]]) -> tuple[f
     return low, dim * math.exp(max(q * row["log_high"], row["least"]))
 
 
-def summary(rows: list[dict[str, Any]], ends: list[tuple[float, float]]) -> str:
-    """Coverage and median width / d at each size."""
+def summary(rows: Sequence[dict[str, Any]], ends: Sequence[tuple[float, float]]) -> str:
+    """Coverage and median width / d at each size (sizes without a reading are left out)."""
     out = []
     for n in SIZES:
         pick = [(r, e) for r, e in zip(rows, ends, strict=True) if r["n"] == n]
+        if not pick:
+            continue
         cov = np.mean([lo <= r["d"] <= hi for r, (lo, hi) in pick])
         width = np.median([(hi - lo) / r["d"] for r, (lo, hi) in pick])
         out.append(f"n={n:5d}: {len(pick):3d} cov {cov:.3f} width {width:.3f}")
@@ -211,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         pick = [(r, e) for r, e in zip(held_rows, held_ends, strict=True) if r["method"] == method]
         if pick:
             cov = np.mean([lo <= r["d"] <= hi for r, (lo, hi) in pick])
-            print(f"    {method:11s} {len(pick):3d} readings, cov {cov:.3f}")
+            print(f"    {method:11s} {len(pick):3d} readings, cov {cov:.3f};   {summary(*zip(*pick, strict=True))}")
     table = calibrate(rows)
     print("in-sample (calibrated on all opened splits):")
     print(f"  calibrated   {summary(rows, [apply(r, table) for r in rows])}")

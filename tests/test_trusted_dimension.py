@@ -136,33 +136,39 @@ def test_auto_argument_errors():
 
 
 def test_interval_is_the_bootstrap_widened_by_scale_disagreement_and_a_shape_floor(monkeypatch):
-    # A rolled sheet with 0.3 % noise: TwoNN, MLE and GRIDE disagree across neighbour scales, and the bootstrap alone
-    # (sampling error only) is too narrow for the curvature and noise biases; the calibrated interval must contain
-    # the bootstrap one, be at least the floor wide, and widen further with the disagreement. (At 1 % noise the floor
-    # is diagnosed and the far scale reads below the floor-corrected law: there the fine scales' spread is the noise's
-    # and is left out, test_dimension_round9.)
+    # A rolled sheet, clean and with 0.3 % noise: TwoNN, MLE and GRIDE disagree across neighbour scales, and the
+    # bootstrap alone (sampling error only) is too narrow for the curvature and noise biases; the calibrated interval
+    # must contain the bootstrap one and be at least the floor wide. The clean sheet is read "local": its interval
+    # widens further with the disagreement. The noisy one is read at the far scale ("local_far", weak noise): there the
+    # fine scales' spread is the noise's and is left out (validation §25; so too at 1 % noise, test_dimension_round9).
     import lightning_repgap._trusted_parts as dimension  # where the interval constants are read
 
-    rng = np.random.default_rng(11)
-    u = rng.random(3000)
-    t = np.sqrt((2 * math.pi) ** 2 + u * ((8 * math.pi) ** 2 - (2 * math.pi) ** 2))
-    sheet = np.stack([t * np.cos(t), 10 * rng.random(3000), t * np.sin(t)], axis=1)
-    x = embed(sheet, 16, rng)
-    x += rng.standard_normal(x.shape) * 0.003 * math.sqrt(np.var(x, axis=0).sum() / 16)
-    curve = gap_curve(x[:2400], x[2400:], n_neighbors=20, neighbor_queries=600)
-    args = (curve.sizes, curve.per_query, np.sqrt(curve.knn_dist_sq))
-    est = trusted_dimension(*args, concentration=curve.concentration)
-    floor = dimension.INTERVAL_FLOOR
-    monkeypatch.setattr(dimension, "INTERVAL_SPREAD", 0.0)
-    monkeypatch.setattr(dimension, "INTERVAL_FLOOR", 0.0)
-    boot = trusted_dimension(*args, concentration=curve.concentration)
-    monkeypatch.setattr(dimension, "INTERVAL_FLOOR", floor)
-    floor_only = trusted_dimension(*args, concentration=curve.concentration)
-    assert est.dim == boot.dim == floor_only.dim
-    assert est.dim_low <= floor_only.dim_low <= boot.dim_low <= est.dim <= boot.dim_high <= floor_only.dim_high
-    assert math.log(floor_only.dim_high / floor_only.dim_low) >= 2 * 1.959 * floor
-    assert est.dim_high / est.dim_low > floor_only.dim_high / floor_only.dim_low  # the scales disagree here
-    assert est.dim_low <= 2 <= est.dim_high
+    for noise, method in ((0.0, "local"), (0.003, "local_far")):
+        rng = np.random.default_rng(11)
+        u = rng.random(3000)
+        t = np.sqrt((2 * math.pi) ** 2 + u * ((8 * math.pi) ** 2 - (2 * math.pi) ** 2))
+        sheet = np.stack([t * np.cos(t), 10 * rng.random(3000), t * np.sin(t)], axis=1)
+        x = embed(sheet, 16, rng)
+        x += rng.standard_normal(x.shape) * noise * math.sqrt(np.var(x, axis=0).sum() / 16)
+        curve = gap_curve(x[:2400], x[2400:], n_neighbors=20, neighbor_queries=600)
+        args = (curve.sizes, curve.per_query, np.sqrt(curve.knn_dist_sq))
+        est = trusted_dimension(*args, concentration=curve.concentration)
+        floor = dimension.INTERVAL_FLOOR
+        monkeypatch.setattr(dimension, "INTERVAL_SPREAD", 0.0)
+        monkeypatch.setattr(dimension, "INTERVAL_FLOOR", 0.0)
+        boot = trusted_dimension(*args, concentration=curve.concentration)
+        monkeypatch.setattr(dimension, "INTERVAL_FLOOR", floor)
+        floor_only = trusted_dimension(*args, concentration=curve.concentration)
+        monkeypatch.undo()
+        assert est.method == method
+        assert est.dim == boot.dim == floor_only.dim
+        assert est.dim_low <= floor_only.dim_low <= boot.dim_low <= est.dim <= boot.dim_high <= floor_only.dim_high
+        assert math.log(floor_only.dim_high / floor_only.dim_low) >= 2 * 1.959 * floor
+        if method == "local":
+            assert est.dim_high / est.dim_low > floor_only.dim_high / floor_only.dim_low  # the scales disagree here
+        else:
+            assert (est.dim_low, est.dim_high) == (floor_only.dim_low, floor_only.dim_high)
+        assert est.dim_low <= 2 <= est.dim_high
 
 
 def test_a_clean_high_dimensional_ball_is_never_read_as_noise():
