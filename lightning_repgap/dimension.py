@@ -38,6 +38,7 @@ from lightning_repgap._local_dimension import (
     mle_dimension,
     twonn_dimension,
 )
+from lightning_repgap._rank_floor import rank_floor_reading
 from lightning_repgap._trusted_parts import (
     AUTO_GAP_FROM,
     AUTO_LOCAL_BELOW,
@@ -211,6 +212,22 @@ def _blend(w: float, local: tuple[float, float, float], fit: DimensionFit) -> tu
         low = mix(low, min(low, local_lo, fit.dim_low), reach)
         high = mix(high, max(high, local_hi, fit.dim_high), reach)
     return dim, low, high, "local" if w == 0 else "gap" if w == 1 else "blend"
+
+
+def _floor_draws(
+    sizes: np.ndarray,
+    pq: np.ndarray,
+    n_bootstrap: int,
+    rng: np.random.Generator,
+    conc: float | None,
+    accept: Callable[[float], bool],
+) -> np.ndarray:
+    """Bootstrap draws of the noise-floor reading over the queries (columns of ``pq``), chosen as the point is."""
+    if not n_bootstrap:
+        return np.zeros(0)
+    drawn = _bootstrap_counts(pq.shape[1], n_bootstrap, rng)  # integers: their half-sums are exact
+    boot_gaps = np.maximum(pq @ (drawn / pq.shape[1]).T, np.finfo(np.float64).tiny)
+    return _noise_readings(sizes, boot_gaps, _weighted_medians(pq, drawn), conc, accept)[0]
 
 
 def trusted_dimension(
@@ -411,13 +428,14 @@ def trusted_dimension(
         dim, dim_low, dim_high, method, w = d_local, local_lo, local_hi, "local", 0.0  # the local estimate as it is
     elif floor_borne_out and not far_finer:
         # d_floor is the diagnosis's value (the median curve's or the mean curve's, each the decaying floor's where it
-        # explains the curve much better and passes the checks); the bootstrap draws are chosen the same way.
-        draws = np.zeros(0)
-        if n_bootstrap:
-            drawn = _bootstrap_counts(pq.shape[1], n_bootstrap, rng)  # integers: their half-sums are exact
-            boot_gaps = np.maximum(pq @ (drawn / pq.shape[1]).T, np.finfo(np.float64).tiny)
+        # explains the curve much better and passes the checks); the bootstrap draws are chosen the same way. Where it
+        # does not read as a curve and the noise's reach lies well inside the neighbour table, the table's rank law
+        # with an offset reads the manifold at the largest bank instead (_rank_floor; validation §23).
+        ranked = rank_floor_reading(rows, d_floor, n_bootstrap, seed + 2)
+        if ranked is None:
             assert accept is not None
-            draws = _noise_readings(sizes_arr[use], boot_gaps, _weighted_medians(pq, drawn), conc, accept)[0]
+            ranked = d_floor, _floor_draws(sizes_arr[use], pq, n_bootstrap, rng, conc, accept)
+        d_floor, draws = ranked
         # No gap curve of a set of positive length falls faster than a curve's n^-2: a floor-corrected reading below 1
         # is the subtraction's error (a floor fitted above the noise's level at the small banks), not a dimension.
         reading = max(d_floor, NOISE_MIN_DIM)
