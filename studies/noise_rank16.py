@@ -57,14 +57,21 @@ def read(x: np.ndarray, seed: int) -> tuple[tuple[float, str], tuple[float, str]
     bank, queries = x[order[m:]], x[order[:m]]
     curve = gap_curve(bank, queries, seed=seed, n_neighbors=20, neighbor_queries=m)
     assert curve.knn_dist_sq is not None
-    kw = {"concentration": curve.concentration, "seed": seed, "ambient": numerical_width(bank)}
+    width = numerical_width(bank)
     out = []
     for share in (rank_floor.RANK_FLOOR_SHARE, -1.0):
         saved, rank_floor.RANK_FLOOR_SHARE = rank_floor.RANK_FLOOR_SHARE, share
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                est = trusted_dimension(curve.sizes, curve.per_query, np.sqrt(curve.knn_dist_sq), **kw)
+                est = trusted_dimension(
+                    curve.sizes,
+                    curve.per_query,
+                    np.sqrt(curve.knn_dist_sq),
+                    concentration=curve.concentration,
+                    seed=seed,
+                    ambient=width,
+                )
         finally:
             rank_floor.RANK_FLOOR_SHARE = saved
         out.append((est.dim, est.method))
