@@ -262,7 +262,11 @@ def trusted_dimension(
       noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit;
       the same law read on the per-query gaps' median curve replaces that value where it passes the checks, reads
       lower and reads as a curve (below ``_trusted_parts.NOISE_MEDIAN_MAX_DIM``; the mean over the few banks above
-      the noise is decided by far queries: ``_noise_readings``). The
+      the noise is decided by far queries: ``_noise_readings``). Where that value does not read as a curve and the
+      noise's reach lies well inside the neighbour table (the table's mean squared distance over ranks 1-20, fitted
+      as :math:`c\,\Gamma(k + 2/d)/\Gamma(k)` plus an offset, leaves the offset at most
+      ``_rank_floor.RANK_FLOOR_SHARE`` of the 20th rank's), ``dim`` is that rank law's ``d`` instead: the table is
+      the gap curve's fine end, where the manifold is resolved and the noise adds one offset. The
       floor-corrected law is read only where TwoNN also reads at least :data:`NOISE_SCALE_RATIO` times the gap law
       (clean clouds with density spikes read them level, and fall to the blend), and never below 1
       (``_trusted_parts.NOISE_MIN_DIM``: no gap curve of a set of positive length falls faster than ``n^-2``). Where
