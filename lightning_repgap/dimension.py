@@ -38,6 +38,7 @@ from lightning_repgap._local_dimension import (
     mle_dimension,
     twonn_dimension,
 )
+from lightning_repgap._rank_floor import rank_floor_reading
 from lightning_repgap._trusted_parts import (
     AUTO_GAP_FROM,
     AUTO_LOCAL_BELOW,
@@ -213,6 +214,22 @@ def _blend(w: float, local: tuple[float, float, float], fit: DimensionFit) -> tu
     return dim, low, high, "local" if w == 0 else "gap" if w == 1 else "blend"
 
 
+def _floor_draws(
+    sizes: np.ndarray,
+    pq: np.ndarray,
+    n_bootstrap: int,
+    rng: np.random.Generator,
+    conc: float | None,
+    accept: Callable[[float], bool],
+) -> np.ndarray:
+    """Bootstrap draws of the noise-floor reading over the queries (columns of ``pq``), chosen as the point is."""
+    if not n_bootstrap:
+        return np.zeros(0)
+    drawn = _bootstrap_counts(pq.shape[1], n_bootstrap, rng)  # integers: their half-sums are exact
+    boot_gaps = np.maximum(pq @ (drawn / pq.shape[1]).T, np.finfo(np.float64).tiny)
+    return _noise_readings(sizes, boot_gaps, _weighted_medians(pq, drawn), conc, accept)[0]
+
+
 def trusted_dimension(
     sizes: Any,
     per_query: Any,
@@ -245,7 +262,11 @@ def trusted_dimension(
       noisy curves at large ``n``) and its value passes the same checks, the manifold's law of that two-law fit;
       the same law read on the per-query gaps' median curve replaces that value where it passes the checks, reads
       lower and reads as a curve (below ``_trusted_parts.NOISE_MEDIAN_MAX_DIM``; the mean over the few banks above
-      the noise is decided by far queries: ``_noise_readings``). The
+      the noise is decided by far queries: ``_noise_readings``). Where that value does not read as a curve and the
+      noise's reach lies well inside the neighbour table (the table's mean squared distance over ranks 1-20, fitted
+      as :math:`c\,\Gamma(k + 2/d)/\Gamma(k)` plus an offset, leaves the offset at most
+      ``_rank_floor.RANK_FLOOR_SHARE`` of the 20th rank's), ``dim`` is that rank law's ``d`` instead: the table is
+      the gap curve's fine end, where the manifold is resolved and the noise adds one offset. The
       floor-corrected law is read only where TwoNN also reads at least :data:`NOISE_SCALE_RATIO` times the gap law
       (clean clouds with density spikes read them level, and fall to the blend), and never below 1
       (``_trusted_parts.NOISE_MIN_DIM``: no gap curve of a set of positive length falls faster than ``n^-2``). Where
@@ -411,13 +432,14 @@ def trusted_dimension(
         dim, dim_low, dim_high, method, w = d_local, local_lo, local_hi, "local", 0.0  # the local estimate as it is
     elif floor_borne_out and not far_finer:
         # d_floor is the diagnosis's value (the median curve's or the mean curve's, each the decaying floor's where it
-        # explains the curve much better and passes the checks); the bootstrap draws are chosen the same way.
-        draws = np.zeros(0)
-        if n_bootstrap:
-            drawn = _bootstrap_counts(pq.shape[1], n_bootstrap, rng)  # integers: their half-sums are exact
-            boot_gaps = np.maximum(pq @ (drawn / pq.shape[1]).T, np.finfo(np.float64).tiny)
+        # explains the curve much better and passes the checks); the bootstrap draws are chosen the same way. Where it
+        # does not read as a curve and the noise's reach lies well inside the neighbour table, the table's rank law
+        # with an offset reads the manifold at the largest bank instead (_rank_floor; validation §23).
+        ranked = rank_floor_reading(rows, d_floor, n_bootstrap, seed + 2)
+        if ranked is None:
             assert accept is not None
-            draws = _noise_readings(sizes_arr[use], boot_gaps, _weighted_medians(pq, drawn), conc, accept)[0]
+            ranked = d_floor, _floor_draws(sizes_arr[use], pq, n_bootstrap, rng, conc, accept)
+        d_floor, draws = ranked
         # No gap curve of a set of positive length falls faster than a curve's n^-2: a floor-corrected reading below 1
         # is the subtraction's error (a floor fitted above the noise's level at the small banks), not a dimension.
         reading = max(d_floor, NOISE_MIN_DIM)
