@@ -176,7 +176,7 @@ INTERVAL_SCALE: dict[str, tuple[float, float]] = {
     "gap": (1.19, 1.276),
     "blend": (1.907, 2.544),
     "local_far": (3.135, 3.135),
-    "noise_floor": (1.629, 1.629),
+    "noise_floor": (1.48, 1.48),
 }
 #: Share of the log distance to the other model (the plain gap law for ``"noise_floor"``, the floor-corrected law for
 #: ``"local_far"``) that the interval's shape reaches on both sides; their shape has no scale spread (validation §25).
