@@ -296,3 +296,23 @@ def test_prefix_minima_are_the_least_distance_earliest_position_at_every_size(se
     np.testing.assert_array_equal(winners, want_w)
     np.testing.assert_array_equal(dist_sq, want_d)
     assert winners.dtype == np.int64
+
+
+@pytest.mark.parametrize("width", [2048, 1696, 320])
+def test_tile_candidates_are_every_hit_entry_reaching_its_threshold(width):
+    # Whole 64-column groups (2048, 320) and a narrower last group (1696); signed zeros at a zero threshold.
+    from lightning_repgap._screen_tiles import candidates
+
+    rng = np.random.default_rng(width)
+    tile = torch.from_numpy(rng.standard_normal((300, width)).astype(np.float32)).to(torch.bfloat16)
+    tile[tile.abs() < 0.05] = 0.0
+    tile[:, ::7] = torch.where(tile[:, ::7] == 0, torch.tensor(-0.0, dtype=torch.bfloat16), tile[:, ::7])
+    hit = np.sort(rng.choice(300, 120, replace=False))
+    thr = np.full(300, np.inf)
+    thr[hit] = rng.choice([0.0, 1.5, 2.5], hit.size)
+    rows, cols, values = candidates(tile, hit, thr)
+    wide = tile.float().numpy()
+    want_r, want_c = np.nonzero(wide[hit] >= thr[hit, None])
+    np.testing.assert_array_equal(rows, hit[want_r])
+    np.testing.assert_array_equal(cols, want_c)
+    np.testing.assert_array_equal(values, wide[hit[want_r], want_c].astype(np.float64))
