@@ -44,8 +44,9 @@ def _row_hashes(x: np.ndarray) -> tuple[np.ndarray, float]:
     """One 64-bit hash per row of a 2-D array (``-0.0`` and ``+0.0`` hash alike), vectorised; and ``max |x|``.
 
     Each row's bytes are read as 64-bit words (zero-padded to a whole word); every word is multiplied by its own
-    random odd constant, mixed with a shift (so that differences cannot cancel linearly across words) and the words
-    are summed modulo 2**64. Equal rows always hash alike; :func:`exact_copies` compares rows that share a hash value
+    random odd constant, mixed with a shift (so that differences cannot cancel linearly across words), multiplied by
+    one more odd constant and the words are summed modulo 2**64 (the last product is taken once, of the sum: the
+    same value). Equal rows always hash alike; :func:`exact_copies` compares rows that share a hash value
     by value. The largest magnitude (what :func:`lightning_repgap._scale.unit_exponent` needs) is read from the same
     rows while they are in cache, which spares the measurement a pass over the bank.
 
@@ -84,8 +85,9 @@ def _row_hashes(x: np.ndarray) -> tuple[np.ndarray, float]:
             np.multiply(v, mult, out=v)  # wraps modulo 2**64, as intended
             np.right_shift(v, _SHIFT, out=shifted[:r])
             np.bitwise_xor(v, shifted[:r], out=v)
-            np.multiply(v, _MIX, out=v)
+            # sum_w(_MIX * y_w) = _MIX * sum_w(y_w) modulo 2**64: one product per row instead of one per word
             np.add.reduce(v, axis=1, dtype=np.uint64, out=out[b0 : b0 + r])
+            np.multiply(out[b0 : b0 + r], _MIX, out=out[b0 : b0 + r])
         peaks[i0] = peak
 
     parallel_steps(run, range(0, x.shape[0], step), work)

@@ -602,18 +602,28 @@ def _rescore(prep: Prepared, qi: np.ndarray, pos: np.ndarray) -> np.ndarray:
 def _prefix_minima(
     qi: np.ndarray, pos: np.ndarray, dist: np.ndarray, m: int, sizes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per size and query: the candidate of least float64 distance among the first ``sizes[s]`` (earliest on ties)."""
-    order = np.lexsort((pos, dist, qi))
-    qi, pos, dist = qi[order], pos[order], dist[order]
-    winners = np.full((len(sizes), m), -1, dtype=np.int64)
-    dist_sq = np.full((len(sizes), m), np.inf)
-    for s, size in enumerate(sizes):
-        sel = np.flatnonzero(pos < size)
-        q_sel = qi[sel]
-        first = sel[np.r_[True, q_sel[1:] != q_sel[:-1]]] if sel.size else sel
-        winners[s, qi[first]] = pos[first]
-        dist_sq[s, qi[first]] = dist[first]
-    if (winners < 0).any():  # cannot happen: every query's first tile holds a candidate
+    """Per size and query: the candidate of least float64 distance among the first ``sizes[s]`` (earliest on ties).
+
+    No sort: each (size block, query) keeps its least distance and, among the candidates at that distance, its
+    earliest position (block ``b`` holds the positions ``sizes[b - 1] <= pos < sizes[b]``); size ``s`` then takes
+    block ``s``'s candidate only where it is strictly closer than size ``s - 1``'s winner, since an earlier block's
+    positions all come first.
+    """
+    count = len(sizes)
+    block = np.searchsorted(sizes, pos, side="right")  # sizes ascend: pos < sizes[s] exactly when block <= s
+    key = block * m + qi
+    best = np.full((count + 1) * m, np.inf)
+    np.minimum.at(best, key, dist)
+    tie = dist == best[key]
+    none = np.iinfo(np.int64).max
+    where = np.full((count + 1) * m, none, dtype=np.int64)
+    np.minimum.at(where, key[tie], pos[tie])
+    dist_sq, winners = best[: count * m].reshape(count, m), where[: count * m].reshape(count, m)
+    for s in range(1, count):
+        stay = ~(dist_sq[s] < dist_sq[s - 1])
+        dist_sq[s, stay] = dist_sq[s - 1, stay]
+        winners[s, stay] = winners[s - 1, stay]
+    if (winners == none).any():  # cannot happen: every query's first tile holds a candidate
         raise RuntimeError("bf16 screen: a query has no candidate; please report this as a bug.")
     return winners, dist_sq
 

@@ -234,6 +234,13 @@ def candidates(
     gmax = group_maxima(sub, scratch)
     r, g = np.nonzero(gmax.cpu().numpy() >= row_thr[:, None])
     cols = g[:, None] * _GROUP + np.arange(_GROUP)
+    if width % _GROUP == 0:
+        # Whole groups: each passing group is one contiguous run of the row, gathered as a block (the same entries
+        # as the element-wise gather below, several times faster).
+        bits = sub.cpu().view(torch.int16).numpy().reshape(sub.shape[0], width // _GROUP, _GROUP)[r, g]
+        values = (bits.astype(np.int32) << 16).view(np.float32)
+        rr, cc = np.nonzero(values >= row_thr[r, None])
+        return hit[r[rr]], cols[rr, cc], values[rr, cc].astype(np.float64)
     inside = cols < width  # the last, narrower group
     np.minimum(cols, width - 1, out=cols)
     values = _widen(sub.cpu(), r[:, None], cols)

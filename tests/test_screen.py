@@ -265,3 +265,54 @@ def test_rescoring_does_not_depend_on_its_step_and_stays_small_at_a_large_width(
     monkeypatch.setattr(screen_module, "_RESCORE_BYTES", 1 << 40)
     np.testing.assert_array_equal(small, screen_module._rescore(prep, qi, pos))
     np.testing.assert_allclose(small, _brute(bank, queries)[qi, pos], rtol=0, atol=0)
+
+
+def _prefix_minima_by_definition(qi, pos, dist, m, sizes):
+    """Per size and query: least ``(distance, position)`` among the candidates with ``pos < size``, one by one."""
+    winners = np.full((len(sizes), m), -1, dtype=np.int64)
+    dist_sq = np.full((len(sizes), m), np.inf)
+    for s, size in enumerate(sizes):
+        for q in range(m):
+            sel = np.flatnonzero((qi == q) & (pos < size))
+            best = min(zip(dist[sel].tolist(), pos[sel].tolist(), strict=True))
+            dist_sq[s, q], winners[s, q] = best
+    return winners, dist_sq
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_prefix_minima_are_the_least_distance_earliest_position_at_every_size(seed):
+    # Heavy ties (integer distances), ties across size blocks, repeated sizes and candidates past the last size.
+    rng = np.random.default_rng(seed)
+    m, n = 9, 400
+    sizes = np.array([3, 10, 10, 50, 51, 200, 300])
+    extra = 12 * m
+    qi = np.concatenate([np.arange(m), rng.integers(0, m, extra)])
+    pos = np.concatenate([rng.integers(0, 3, m), rng.integers(0, n, extra)])
+    dist = rng.integers(0, 4, qi.size).astype(np.float64) if seed % 2 else rng.random(qi.size).round(1)
+    perm = rng.permutation(qi.size)
+    qi, pos, dist = qi[perm], pos[perm], dist[perm]
+    winners, dist_sq = screen_module._prefix_minima(qi, pos, dist, m, sizes)
+    want_w, want_d = _prefix_minima_by_definition(qi, pos, dist, m, sizes)
+    np.testing.assert_array_equal(winners, want_w)
+    np.testing.assert_array_equal(dist_sq, want_d)
+    assert winners.dtype == np.int64
+
+
+@pytest.mark.parametrize("width", [2048, 1696, 320])
+def test_tile_candidates_are_every_hit_entry_reaching_its_threshold(width):
+    # Whole 64-column groups (2048, 320) and a narrower last group (1696); signed zeros at a zero threshold.
+    from lightning_repgap._screen_tiles import candidates
+
+    rng = np.random.default_rng(width)
+    tile = torch.from_numpy(rng.standard_normal((300, width)).astype(np.float32)).to(torch.bfloat16)
+    tile[tile.abs() < 0.05] = 0.0
+    tile[:, ::7] = torch.where(tile[:, ::7] == 0, torch.tensor(-0.0, dtype=torch.bfloat16), tile[:, ::7])
+    hit = np.sort(rng.choice(300, 120, replace=False))
+    thr = np.full(300, np.inf)
+    thr[hit] = rng.choice([0.0, 1.5, 2.5], hit.size)
+    rows, cols, values = candidates(tile, hit, thr)
+    wide = tile.float().numpy()
+    want_r, want_c = np.nonzero(wide[hit] >= thr[hit, None])
+    np.testing.assert_array_equal(rows, hit[want_r])
+    np.testing.assert_array_equal(cols, want_c)
+    np.testing.assert_array_equal(values, wide[hit[want_r], want_c].astype(np.float64))
