@@ -159,18 +159,17 @@ INTERVAL_FLOOR_GAP = 0.055
 #: n = 2,500 and 20,000 point clouds keep 80 % as the bank. The scale is linear in ``log n`` between them and constant
 #: beyond.
 INTERVAL_BANKS = (2000, 16000)
-#: Split-conformal scale ``q`` of the interval, per decision method, at the two :data:`INTERVAL_BANKS` (issue #14).
-#: The interval above (bootstrap, scale spread, shape floor; for ``"noise_floor"`` and ``"local_far"`` no spread but
-#: a reach towards the other model) is only a shape: its log half-widths ``h`` (one per side) are multiplied by ``q``,
-#: i.e. ``[dim (low / dim)^q, dim (high / dim)^q]``, so it stays asymmetric, scale-invariant and continuous, and never
-#: goes below the shape floor ``z b``. Each ``q`` is the conformal 95 % quantile (rank ``ceil(0.95 (N + 1))`` of
-#: ``N``) of the score ``|log(dim / d)| / h`` over the 576 clouds of the opened splits (the two halves, fresh,
-#: third to fifteenth) at that size; ``"local_far"`` and ``"noise_floor"`` pool both sizes. The blend interpolates
-#: linearly in its weight ``w`` between ``"local"`` (``w = 0``) and ``"gap"`` (``w = 1``) and takes the ``"blend"``
-#: value where it is larger, ramped from the ends over :data:`INTERVAL_BLEND_RAMP`. Printed (and validated
-#: leave-one-split-out) by ``studies/interval_calibration.py``; re-run it and paste its table whenever the rule
-#: changes; calibrated at ``confidence = 0.95`` only (other levels scale the same shape). History: validation §9, §14,
-#: §25.
+#: Split-conformal scale ``q`` of the interval, per decision method, at the two :data:`INTERVAL_BANKS` (issue #14). The
+#: interval above (bootstrap, scale spread, shape floor; for ``"noise_floor"`` and ``"local_far"`` no spread but a reach
+#: towards the other model where there is one) is only a shape: its log half-widths ``h`` (one per side) are multiplied
+#: by ``q``, i.e. ``[dim (low / dim)^q, dim (high / dim)^q]``, so it stays asymmetric, scale-invariant and continuous,
+#: and never goes below the shape floor ``z b``. Each ``q`` is the conformal 95 % quantile (rank ``ceil(0.95 (N + 1))``
+#: of ``N``) of the score ``|log(dim / d)| / h`` over the 576 clouds of the opened splits (the two halves, fresh, third
+#: to fifteenth) at that size; ``"local_far"`` and ``"noise_floor"`` pool both sizes. The blend interpolates linearly in
+#: its weight ``w`` between ``"local"`` (``w = 0``) and ``"gap"`` (``w = 1``) and takes the ``"blend"`` value where it
+#: is larger, ramped from the ends over :data:`INTERVAL_BLEND_RAMP`. Printed (and validated leave-one-split-out) by
+#: ``studies/interval_calibration.py``; re-run it and paste its table whenever the rule changes; calibrated at
+#: ``confidence = 0.95`` only (other levels scale the same shape). History: validation §9, §14, §25.
 INTERVAL_SCALE: dict[str, tuple[float, float]] = {
     "local": (1.19, 1.276),
     "gap": (1.19, 1.276),
@@ -603,14 +602,14 @@ def _calibrated_interval(
     z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2.0)
     se = (math.log(high) - math.log(low)) / (2.0 * z) if low > 0 else 0.0
     floor = _interval_floor(method, weight_gap)
-    # Under a diagnosed floor the fine scales read the noise: their spread (and the other model's distance) measures
-    # the noise, not the reading's error (rank correlation with it -0.07 / -0.08 on the suite's floor readings).
+    # Noise readings: under a floor the fine scales read the noise, so their spread measures it, not the error (rank
+    # correlation -0.07 on the suite's floor readings); weak-noise far readings drop it too (validation §25).
     spread = 0.0 if method in ("noise_floor", "local_far") else spread
     half = z * math.sqrt(se**2 + (INTERVAL_SPREAD * spread) ** 2 + floor**2)
     low, high = min(low, dim * math.exp(-half)), max(high, dim * math.exp(half))
     if method in ("noise_floor", "local_far") and math.isfinite(d_other) and d_other > 0:
-        # A reading chosen between two models: the shape reaches the other one, and as far on the other side (log
-        # scale); the calibrated scale below may pull the final interval back inside it.
+        # A reading chosen between two models: the shape reaches INTERVAL_NOISE_REACH of the way to the other one,
+        # and as far on the other side (log scale); the calibrated scale below may pull the interval back inside it.
         model = INTERVAL_NOISE_REACH * abs(math.log(d_other / dim))
         low, high = min(low, dim * math.exp(-model)), max(high, dim * math.exp(model))
     # The shape above is not a coverage: its scale is calibrated on the opened splits (split-conformal).

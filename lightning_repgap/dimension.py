@@ -301,9 +301,10 @@ def trusted_dimension(
     floor (:data:`INTERVAL_SPREAD`; not for noise readings, whose fine scales read the noise): sampling error alone
     misses the biases of curvature, density and noise. That is only its shape: its log half-widths are multiplied by a
     split-conformal scale per method and bank size (``INTERVAL_SCALE`` in ``_trusted_parts``), calibrated at
-    ``confidence=0.95`` on the suite's opened clouds (0.950 / 0.957 at n = 2,500 / 20,000 leaving each split out,
-    0.86-1.00 per split; on the splits measured once before any tuning on them, 0.81 / 0.93 (eleventh) to 1.00 / 1.00
-    (fourteenth), 0.93 / 0.95 on the fifteenth; other confidence levels scale the same shape, uncalibrated).
+    ``confidence=0.95`` on the suite's opened clouds (0.9497 / 0.955 at n = 2,500 / 20,000 leaving each split out,
+    the shape chosen in-sample, 0.86-1.00 per split; on the splits measured once before any tuning on them, 0.81 /
+    0.93 (eleventh) to 1.00 / 1.00 (fourteenth), 0.93 / 0.95 on the fifteenth; other confidence levels scale the same
+    shape, uncalibrated).
 
     Args:
         sizes: ``(S,)`` increasing bank sizes.
@@ -469,9 +470,9 @@ def trusted_dimension(
             dim_low,
             dim_high,
             confidence,
-            # Under a diagnosed floor the fine scales read the noise, so their spread says nothing about d: the far
-            # scale's interval reaches the floor-corrected law instead.
-            0.0 if method == "gap" or far_finer else _scale_spread(d_arr, stats),
+            # No scale spread for the gap law nor for the noise readings (_calibrated_interval drops it there too):
+            # not computed where it is not used.
+            0.0 if method in ("gap", "noise_floor", "local_far") else _scale_spread(d_arr, stats),
             method,
             d_floor_mean if far_finer else (fit.dim if method == "noise_floor" else math.nan),
             w,
