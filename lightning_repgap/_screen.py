@@ -607,7 +607,8 @@ def _prefix_minima(
     No sort: each (size block, query) keeps its least distance and, among the candidates at that distance, its
     earliest position (block ``b`` holds the positions ``sizes[b - 1] <= pos < sizes[b]``); size ``s`` then takes
     block ``s``'s candidate only where it is strictly closer than size ``s - 1``'s winner, since an earlier block's
-    positions all come first.
+    positions all come first. ``dist`` holds float64 sums of squares, never NaN nor ``-0.0`` (a NaN would hide its
+    block's candidates from the ties; a ``-0.0`` tied with ``+0.0`` could return either sign).
     """
     count = len(sizes)
     block = np.searchsorted(sizes, pos, side="right")  # sizes ascend: pos < sizes[s] exactly when block <= s
