@@ -435,7 +435,8 @@ def trusted_dimension(
         # d_floor is the diagnosis's value (the median curve's or the mean curve's, each the decaying floor's where it
         # explains the curve much better and passes the checks); the bootstrap draws are chosen the same way. Where it
         # does not read as a curve and the noise's reach lies well inside the neighbour table, the table's rank law
-        # with an offset reads the manifold at the largest bank instead (_rank_floor; validation §23).
+        # with an offset reads the manifold at the largest bank instead (_rank_floor; validation §23); its draws are
+        # the same fit on resampled rows (the gates not re-applied).
         ranked = rank_floor_reading(rows, d_floor, n_bootstrap, seed + 2)
         if ranked is None:
             assert accept is not None
