@@ -303,8 +303,8 @@ def trusted_dimension(
     split-conformal scale per method and bank size (``INTERVAL_SCALE`` in ``_trusted_parts``), calibrated at
     ``confidence=0.95`` on the suite's opened clouds (0.9497 / 0.955 at n = 2,500 / 20,000 leaving each split out,
     the shape chosen in-sample, 0.86-1.00 per split; on the splits measured once before any tuning on them, 0.81 /
-    0.93 (eleventh) to 1.00 / 1.00 (fourteenth), 0.93 / 0.95 on the fifteenth; other confidence levels scale the same
-    shape, uncalibrated).
+    0.93 (eleventh) to 1.00 / 1.00 (fourteenth), 0.93 / 0.95 on the fifteenth, 0.98 / 0.98 on the sixteenth; other
+    confidence levels scale the same shape, uncalibrated).
 
     Args:
         sizes: ``(S,)`` increasing bank sizes.
