@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from lightning_repgap._offset_fit import offset_fit_solve
 from lightning_repgap._trusted_parts import NOISE_MEDIAN_MAX_DIM, _bootstrap_counts
 
 __all__ = ["RANK_FLOOR_MAX_MISFIT", "RANK_FLOOR_RANKS", "RANK_FLOOR_SHARE", "rank_floor_fit", "rank_floor_reading"]
@@ -83,14 +84,7 @@ def rank_floor_fit(means: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     suu = (x * x) @ (inv * inv)
     suv = x @ (inv * inv)
     svv = (inv * inv).sum(axis=0)
-    det = suu * svv - suv * suv
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = (su * svv - sv * suv) / det
-        delta = (sv * suu - su * suv) / det
-    neg = ~(delta >= 0)
-    c = np.where(neg, su / suu, c)
-    delta = np.where(neg, 0.0, delta)
-    resid = means.shape[0] - 2.0 * (c * su + delta * sv) + c * c * suu + 2.0 * c * delta * suv + delta * delta * svv
+    c, delta, resid = offset_fit_solve(su, sv, suu, suv, svv, total=means.shape[0])
     resid = np.where((c > 0) & np.isfinite(resid), resid, np.inf)
     best = np.argmin(resid, axis=0)
     cols = np.arange(means.shape[1])

@@ -23,6 +23,7 @@ from lightning_repgap._clusters import (
     CLUSTER_SPLIT,
 )
 from lightning_repgap._local_dimension import gride_dimension
+from lightning_repgap._offset_fit import offset_fit_solve
 from lightning_repgap.calibration import ball_concentration, calibrate_dimension, fit_gap_law, slope_to_dimension
 
 __all__ = [
@@ -340,14 +341,7 @@ def _floor_fit(sizes: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, np.ndar
     suu = (x * x) @ (w[:, None] * inv * inv)
     suv = x @ (w[:, None] * inv * inv)
     svv = w @ (inv * inv)
-    det = suu * svv - suv * suv
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = (su * svv - sv * suv) / det
-        b = (sv * suu - su * suv) / det
-    neg = ~(b >= 0)
-    a = np.where(neg, su / suu, a)
-    b = np.where(neg, 0.0, b)
-    resid = 1.0 - 2.0 * (a * su + b * sv) + a * a * suu + 2.0 * a * b * suv + b * b * svv
+    _, b, resid = offset_fit_solve(su, sv, suu, suv, svv, total=1.0)
     best = np.argmin(resid, axis=0)
     cols = np.arange(gaps.shape[1])
     return _FLOOR_DIMS[best], b[best, cols]

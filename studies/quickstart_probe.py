@@ -43,21 +43,12 @@ from lightning_repgap import functional, metric
 from lightning_repgap._trusted_parts import CROSS_CHECK_ROWS, FAR_RANKS, _local_statistics
 from lightning_repgap.dimension import gride_dimension, mle_dimension, trusted_dimension, twonn_dimension
 from lightning_repgap.search import nearest
+from studies.quickstart_dimension import _quickstart_module
 
-ROOT = Path(__file__).resolve().parents[1]
 FRESH_SEED = 11  # the quickstart's splits use seeds 1 (train) and 2 (validation)
 FRESH_POINTS = 8_192
 GRIDE_SCALES = ((1, 2), (2, 4), (5, 10), (10, 20))
 MLE_NEIGHBORS = (3, 5, 10, 20)
-
-
-def _quickstart_module() -> Any:
-    sys.path.insert(0, str(ROOT / "examples"))
-    try:
-        import quickstart
-    finally:
-        sys.path.pop(0)
-    return quickstart
 
 
 @contextmanager
