@@ -695,3 +695,28 @@ def test_a_bank_left_too_small_by_copies_carries_its_sizes_and_fit_min_size() ->
 
 def test_case_list_covers_thirty_causes() -> None:
     assert len({c.name for c in CASES}) >= 30
+
+
+@pytest.mark.parametrize(("dtype", "scale", "wider"), [("float16", 1e6, "float32"), ("float32", 1e39, "float64")])
+def test_a_snapshot_beyond_its_dtype_names_the_dtype_fix_not_the_disk(
+    tmp_path: Path, dtype: str, scale: float, wider: str
+) -> None:
+    """The overflow warning says to widen ``snapshot_dtype``; disk space and permissions are not the cause."""
+    from types import SimpleNamespace
+
+    from lightning_repgap import _callback_outputs
+
+    arrays = {"reference": np.full((4, 2), scale), "queries": np.ones((2, 2))}
+    cb = SimpleNamespace(
+        _pending_snapshot=[("epoch=0000", arrays, {"epoch": 0})],
+        snapshot_dir=str(tmp_path),
+        snapshot_dtype=dtype,
+        _faults=FaultPolicy(strict=False),
+    )
+    with pytest.warns(SnapshotIOWarning) as caught:
+        _callback_outputs.write_pending(cb, SimpleNamespace(is_global_zero=True))  # type: ignore[arg-type]
+    message = str(caught[0].message)
+    assert f"pass `snapshot_dtype={wider!r}`" in message
+    assert "wider `snapshot_dtype`" in message
+    assert "disk space" not in message
+    assert not list(tmp_path.iterdir())  # nothing written
