@@ -355,6 +355,11 @@ CASES = [
          warning=DuplicatePointsWarning),
     Case("near_copies_in_bank", data=_near_copies, layer="pre", cb={"train_query_probe": 0},
          warning=DuplicatePointsWarning),
+    # Explicit sizes up to the bank: its exact copies leave fewer distinct points than the largest size (a ValueError
+    # from the size check, which ended the fit after its first epoch).
+    Case("explicit_sizes_beyond_the_distinct_bank", data=_duplicated_rows, layer="pre",
+         cb={"train_query_probe": 0, "config": GapConfig(sizes=(16, 32, 64, 128))},
+         warning=TooFewDistinctPointsWarning, nan="all", valid=(0.0,)),
     Case("twonn_undefined_on_lattice", data=_lattice, layer="pre", cb={"train_probe": 144, "train_query_probe": 0},
          warning=UndefinedValueWarning, nan=("dim_twonn",), valid=(0.0,)),
     Case("snapshot_disk_full", setup=_disk_full, cb=SNAP, warning=SnapshotIOWarning),
@@ -691,6 +696,11 @@ def test_a_bank_left_too_small_by_copies_carries_its_sizes_and_fit_min_size() ->
     ):
         raise fault
     assert (kept.value.sizes, kept.value.fit_min_size, kept.value.partial) == (fault.sizes, 18, fault.partial)
+    # Explicit sizes beyond the distinct bank: the same fault, not "`sizes` must be ... (the bank has only 20 points)".
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DuplicatePointsWarning)
+        with pytest.raises(TooFewDistinctSizesError, match=r"20 distinct bank points .* largest of `sizes` \(200\)"):
+            representation_gap(copies, rng.random((16, 3)), n_bootstrap=0, sizes=(16, 32, 64, 200))
 
 
 def test_case_list_covers_thirty_causes() -> None:
