@@ -509,9 +509,10 @@ def snapshot_overflow(arrays: dict[str, Any], dtype: str) -> str | None:
         finite = arr[np.isfinite(arr)]
         peak = float(np.abs(finite).max(initial=0.0))
         if peak > limit:
+            wider = "float32" if np.dtype(dtype).itemsize < 4 else "float64"
             return (
                 f"`{key}` holds values up to {peak:.4g}, beyond the range of snapshot_dtype={dtype!r}; pass "
-                "`snapshot_dtype='float32'`."
+                f"`snapshot_dtype={wider!r}`."
             )
     return None
 

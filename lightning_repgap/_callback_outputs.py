@@ -16,7 +16,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_repgap import _callback_faults as _cf
-from lightning_repgap._faults import FigureIOError, SnapshotIOError
+from lightning_repgap._faults import FigureIOError, SnapshotIOError, SnapshotOverflowError
 from lightning_repgap._figures import image_loggers, log_figure
 from lightning_repgap.metric import RepresentationGap
 
@@ -104,7 +104,7 @@ def write_pending(cb: RepresentationGapCallback, trainer: Trainer) -> None:
     for name, arrays, metadata in pending:
         overflow = _cf.snapshot_overflow(arrays, cb.snapshot_dtype)
         if overflow is not None:
-            cb._faults.survive_io(SnapshotIOError(f"snapshot {name!r} not written: {overflow}"), "snapshot")
+            cb._faults.survive_io(SnapshotOverflowError(f"snapshot {name!r} not written: {overflow}"), "snapshot")
             continue
         try:
             path = write_snapshot(cb.snapshot_dir, name, arrays, metadata, dtype=cb.snapshot_dtype)

@@ -198,6 +198,12 @@ class SnapshotIOError(MeasurementFaultError, OSError):
     fix = "free disk space or fix `snapshot_dir`'s permissions"
 
 
+class SnapshotOverflowError(SnapshotIOError):
+    """A snapshot was not written: its values exceed the range of ``snapshot_dtype`` (disk and permissions are fine)."""
+
+    fix = "store snapshots in a wider `snapshot_dtype` ('float32', or 'float64' beyond float32's range)"
+
+
 class FigureIOError(MeasurementFaultError, OSError):
     """A figure could not be written to a logger (a CSV run's PNG, an MLflow file store): only the figure is lost."""
 
@@ -418,6 +424,7 @@ __all__ = [
     "ReferenceBankWarning",
     "SnapshotIOError",
     "SnapshotIOWarning",
+    "SnapshotOverflowError",
     "TooFewDistinctPointsError",
     "TooFewDistinctPointsWarning",
     "TooFewDistinctSizesError",

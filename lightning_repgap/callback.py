@@ -110,7 +110,7 @@ class RepresentationGapCallback(Callback):
             calibration, backend, index); default ``GapConfig()``. Stored in snapshot manifests, so
             ``repgap analyze`` replays the same measurement. An approximate ``index`` also logs
             ``<prefix>/recall`` and ``<prefix>/gap_rel_error``. The bank needs ``train_probe >=
-            config.min_bank_size`` (``4 * fit_min_size``) points.
+            config.min_bank_size`` points (``4 * fit_min_size``, more with a coarser grid).
         num_threads: search threads per process (a runtime setting, see :mod:`lightning_repgap.config`).
         log_figures: log the log-log gap curve as a figure to every logger that takes images (TensorBoard, Weights &
             Biases, MLflow; CSV runs get PNG files in ``figures/`` next to ``metrics.csv``), at the step of the
@@ -207,11 +207,17 @@ class RepresentationGapCallback(Callback):
             raise MisconfigurationException(f"`prefix` must be a non-empty string, got {prefix!r}.")
         self.prefix = prefix.rstrip("/")
         self.forward_fn = forward_fn
+        if self.config.sizes is not None and self.config.fit_size_count(self.config.sizes[-1]) < 3:
+            raise MisconfigurationException(
+                f"`config.sizes`={list(self.config.sizes)} holds fewer than 3 sizes >= `fit_min_size`="
+                f"{self.config.fit_min_size}: the gap-law fit needs 3."
+            )
         if reference_fn is None and self.train_probe < self.config.min_bank_size:
             raise MisconfigurationException(
                 f"`train_probe`={self.train_probe} is too small for a gap-law fit from `fit_min_size`="
-                f"{self.config.fit_min_size}: it needs at least 3 grid sizes, i.e. train_probe >= "
-                f"{self.config.min_bank_size}."
+                f"{self.config.fit_min_size} on this grid (`min_size`={self.config.min_size}, `ratio`="
+                f"{self.config.ratio:g}{'' if self.config.sizes is None else f', `sizes`={list(self.config.sizes)}'}): "
+                f"it needs at least 3 grid sizes >= `fit_min_size`, i.e. train_probe >= {self.config.min_bank_size}."
             )
 
         # Probe indices into the train / val datasets, drawn at the first measurement or restored from a checkpoint.
@@ -604,7 +610,7 @@ class RepresentationGapCallback(Callback):
         if self.reference_fn is None and bank < self.config.min_bank_size:
             raise MisconfigurationException(
                 f"RepresentationGapCallback: only {bank} training samples are available for the bank; the gap-law "
-                f"fit needs at least {self.config.min_bank_size} (lower `fit_min_size`)."
+                f"fit needs at least {self.config.min_bank_size} (lower `fit_min_size` or `min_size` in `config`)."
             )
         rng = np.random.default_rng(self.seed)
         train_perm = rng.permutation(n_train)

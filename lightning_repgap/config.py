@@ -92,7 +92,7 @@ class GapConfig:
         ratio: growth factor of the grid, ``> 1`` (``2`` doubles, ``sqrt(2)`` is finer).
         seed: seed of the bank order and of the bootstrap; ``None`` keeps the given order (bootstrap seed 0).
         fit_min_size: smallest bank size in the gap-law fit; the bank needs at least ``4 * fit_min_size`` points
-            (:attr:`min_bank_size`) for a fit over 3 sizes.
+            (:attr:`min_bank_size`, more with a coarser grid) for a fit over 3 sizes.
         n_neighbors: neighbours for the MLE cross-check (TwoNN uses the first two), ``>= 2``.
         n_bootstrap: bootstrap resamples of the queries for ``dim_low`` / ``dim_high``; ``0``: no interval.
         confidence: coverage of the bootstrap interval, in ``(0, 1)``.
@@ -152,8 +152,48 @@ class GapConfig:
 
     @property
     def min_bank_size(self) -> int:
-        """Smallest bank for a gap-law fit: 3 sizes of a doubling grid from ``fit_min_size``."""
-        return _FIT_SIZES_FACTOR * self.fit_min_size
+        """Smallest bank for a gap-law fit: at least ``4 * fit_min_size``, and a grid with 3 sizes ``>= fit_min_size``.
+
+        With the default doubling grid from 16 that is ``4 * fit_min_size`` (64); a coarser grid (a larger ``ratio``
+        or ``min_size``) needs a larger bank, explicit ``sizes`` a bank of at least their largest. Explicit ``sizes``
+        with fewer than 3 entries ``>= fit_min_size`` serve no bank: :meth:`fit_size_count` says so.
+
+        Example:
+            >>> GapConfig().min_bank_size, GapConfig(ratio=4.0).min_bank_size, GapConfig(min_size=64).min_bank_size
+            (64, 65, 129)
+
+        """
+        least = _FIT_SIZES_FACTOR * self.fit_min_size
+        if self.sizes is not None:
+            return max(least, self.sizes[-1])
+        # The count is constant between grid points: the smallest bank is 4 * fit_min_size or one past a grid point.
+        size, k = self.min_size, 0
+        while self.fit_size_count(least) < 3:
+            while size < least:
+                k += 1
+                size = round(self.min_size * self.ratio**k)
+            least = size + 1
+        return least
+
+    def fit_size_count(self, n_bank: int) -> int:
+        """How many sizes of the curve of a bank of ``n_bank`` points the gap-law fit reads (it needs 3).
+
+        Returns:
+            The number of the grid's sizes ``>= fit_min_size`` (0 when explicit ``sizes`` exceed the bank).
+
+        Example:
+            >>> GapConfig().fit_size_count(64), GapConfig(ratio=4.0).fit_size_count(64)
+            (3, 2)
+
+        """
+        from lightning_repgap.gap import geometric_sizes  # imports torch: not at module level (snapshot readers)
+
+        n_bank = _check_positive_int(n_bank, "n_bank")
+        if self.sizes is not None:
+            grid = np.asarray(self.sizes) if self.sizes[-1] <= n_bank else np.zeros(0)
+        else:
+            grid = geometric_sizes(n_bank, min_size=min(self.min_size, n_bank), ratio=self.ratio)
+        return int((grid >= self.fit_min_size).sum())
 
     def replace(self, **changes: Any) -> GapConfig:
         """A copy with some fields changed (validated again).

@@ -176,6 +176,14 @@ def _gap_compute(
     reference = inputs.reference if keep.size == inputs.reference.shape[0] else inputs.reference[keep]
     if keep.size < 2:
         raise _collapsed(inputs)
+    if config.sizes is not None and keep.size < config.sizes[-1]:  # a measurement fault, not a bad `sizes`
+        raise TooFewDistinctSizesError(
+            f"only {keep.size} distinct bank points remain after removing {inputs.reference.shape[0] - keep.size} "
+            f"exact copies, fewer than the largest of `sizes` ({config.sizes[-1]}): give a bank of more distinct "
+            "points or smaller `sizes`.",
+            sizes=list(config.sizes),
+            fit_min_size=config.fit_min_size,
+        )
     n_max = reference.shape[0]
     k = min(max(2, config.n_neighbors), n_max)
     # Scale-free keys must not depend on the global scale: search at unit scale (exact power-of-two factor).

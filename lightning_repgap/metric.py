@@ -8,6 +8,7 @@ maths of its own.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -280,8 +281,11 @@ class RepresentationGap(Metric):
                 "RepresentationGap.compute() needs both `reference` and `queries`; "
                 f"got {'no reference' if reference is None else 'no queries'}. Call update() first."
             )
-        if (reference_labels is None) != (query_labels is None):
-            reference_labels = query_labels = None
+        if (reference_labels is None) != (query_labels is None):  # as the functional: never a silent drop of knn_acc
+            given, missing = ("reference", "query") if query_labels is None else ("query", "reference")
+            raise ValueError(
+                f"`{given}_labels` were given but no `{missing}_labels`: give both (for `knn_acc`) or neither."
+            )
         inputs = _gap_update(reference, queries, train_queries, reference_labels, query_labels)
         self.last_inputs = inputs
         # Synced states are the same on every rank: each rank searches for its share of the queries and hashes its
@@ -300,12 +304,21 @@ class RepresentationGap(Metric):
     def plot(self, val: Any = None, ax: Any = None) -> Any:
         """Log-log gap curve of the last ``compute`` (or of a given :class:`~lightning_repgap.gap.GapCurve`).
 
+        As for every torchmetrics ``Metric``, ``val`` may also be a ``compute()`` result or a list of them: their
+        scalar values are then drawn by torchmetrics' ``plot_single_or_multi_val`` (a list: one curve per key).
+
         Returns:
             ``(fig, ax)`` from matplotlib.
 
         """
-        from lightning_repgap.plot import plot_gap_curve
+        from lightning_repgap.plot import _pyplot, plot_gap_curve
 
+        if isinstance(val, Mapping) or (
+            isinstance(val, Sequence) and len(val) > 0 and all(isinstance(v, Mapping) for v in val)
+        ):
+            _pyplot()  # the package's message when matplotlib is missing
+            values: dict[str, Tensor] | list[dict[str, Tensor]] = dict(val) if isinstance(val, Mapping) else list(val)
+            return self._plot(values, ax)
         if val is None:
             if self.last_result is None:
                 raise RuntimeError("Nothing to plot: call compute() first or pass a GapCurve as `val`.")

@@ -36,6 +36,37 @@ def test_config_errors_are_configuration_errors():
         RepresentationGapCallback(layer="backbone", n_bootstrapp=3)
 
 
+def test_a_grid_too_coarse_for_the_bank_is_refused_before_training():
+    # 3 fit sizes need more than 4 * fit_min_size points on a coarser grid: refused here, not after the first epoch.
+    with pytest.raises(MisconfigurationException, match="train_probe >= 65"):
+        RepresentationGapCallback(layer="backbone", train_probe=64, config=GapConfig(ratio=4.0))
+    with pytest.raises(MisconfigurationException, match="train_probe >= 129"):
+        RepresentationGapCallback(layer="backbone", train_probe=128, config=GapConfig(min_size=64))
+    with pytest.raises(MisconfigurationException, match="train_probe >= 5000"):
+        RepresentationGapCallback(layer="backbone", train_probe=4096, config=GapConfig(sizes=(16, 32, 64, 5000)))
+    with pytest.raises(MisconfigurationException, match="fewer than 3 sizes >= `fit_min_size`=16"):
+        RepresentationGapCallback(layer="backbone", config=GapConfig(sizes=(8, 16, 32)))
+    RepresentationGapCallback(layer="backbone", train_probe=65, config=GapConfig(ratio=4.0))
+
+
+def test_a_bank_clamped_below_the_grid_is_refused_when_training_starts(tmp_path):
+    import lightning.pytorch as pl
+    from _helpers.models import MLP, loaders
+
+    cb = RepresentationGapCallback(layer="backbone", train_probe=1024, val_probe=64, config=GapConfig(ratio=4.0))
+    trainer = pl.Trainer(
+        max_epochs=1, accelerator="cpu", devices=1, callbacks=[cb], logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    # 80 training samples: a bank of 64 (16 go to `gap_ratio`), whose ratio-4 grid has only 2 fit sizes.
+    with (
+        pytest.warns(UserWarning, match="exceed the 80 training samples"),
+        pytest.raises(MisconfigurationException, match="needs at least 65"),
+    ):
+        trainer.fit(MLP(), *loaders(n_train=80, n_val=64))
+    assert trainer.global_step == 0
+
+
 def test_flat_analysis_arguments_are_deprecated_but_work():
     with pytest.warns(DeprecationWarning, match=r"pass `config=GapConfig\(n_bootstrap=50, calibrate=False\)`"):
         cb = RepresentationGapCallback(layer="backbone", n_bootstrap=50, calibrate=False)

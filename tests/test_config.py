@@ -70,6 +70,18 @@ def test_values_are_normalised_and_round_trip():
     assert GapConfig(fit_min_size=32).min_bank_size == 128
 
 
+def test_min_bank_size_follows_the_grid():
+    # A coarser grid needs a larger bank for 3 fit sizes (a bank of 64 on a ratio-4 grid has sizes 16 and 64 only).
+    for config in (GapConfig(), GapConfig(ratio=4.0), GapConfig(min_size=64), GapConfig(fit_min_size=8, min_size=20)):
+        n = config.min_bank_size
+        assert n >= 4 * config.fit_min_size
+        assert config.fit_size_count(n) >= 3
+        assert n == 4 * config.fit_min_size or config.fit_size_count(n - 1) < 3
+    assert (GapConfig(ratio=4.0).min_bank_size, GapConfig(min_size=64).min_bank_size) == (65, 129)
+    assert GapConfig(sizes=(16, 32, 500)).min_bank_size == 500
+    assert GapConfig(sizes=(16, 32, 500)).fit_size_count(499) == 0
+
+
 def test_from_dict_reads_old_manifests_and_rejects_unknown_keys():
     old = {"min_size": 8, "seed": 3, "fit_min_size": 16, "n_bootstrap": 20, "calibrate": False, "backend": "torch"}
     config = GapConfig.from_dict(old)

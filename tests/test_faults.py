@@ -355,6 +355,11 @@ CASES = [
          warning=DuplicatePointsWarning),
     Case("near_copies_in_bank", data=_near_copies, layer="pre", cb={"train_query_probe": 0},
          warning=DuplicatePointsWarning),
+    # Explicit sizes up to the bank: its exact copies leave fewer distinct points than the largest size (a ValueError
+    # from the size check, which ended the fit after its first epoch).
+    Case("explicit_sizes_beyond_the_distinct_bank", data=_duplicated_rows, layer="pre",
+         cb={"train_query_probe": 0, "config": GapConfig(sizes=(16, 32, 64, 128))},
+         warning=TooFewDistinctPointsWarning, nan="all", valid=(0.0,)),
     Case("twonn_undefined_on_lattice", data=_lattice, layer="pre", cb={"train_probe": 144, "train_query_probe": 0},
          warning=UndefinedValueWarning, nan=("dim_twonn",), valid=(0.0,)),
     Case("snapshot_disk_full", setup=_disk_full, cb=SNAP, warning=SnapshotIOWarning),
@@ -691,7 +696,37 @@ def test_a_bank_left_too_small_by_copies_carries_its_sizes_and_fit_min_size() ->
     ):
         raise fault
     assert (kept.value.sizes, kept.value.fit_min_size, kept.value.partial) == (fault.sizes, 18, fault.partial)
+    # Explicit sizes beyond the distinct bank: the same fault, not "`sizes` must be ... (the bank has only 20 points)".
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DuplicatePointsWarning)
+        with pytest.raises(TooFewDistinctSizesError, match=r"20 distinct bank points .* largest of `sizes` \(200\)"):
+            representation_gap(copies, rng.random((16, 3)), n_bootstrap=0, sizes=(16, 32, 64, 200))
 
 
 def test_case_list_covers_thirty_causes() -> None:
     assert len({c.name for c in CASES}) >= 30
+
+
+@pytest.mark.parametrize(("dtype", "scale", "wider"), [("float16", 1e6, "float32"), ("float32", 1e39, "float64")])
+def test_a_snapshot_beyond_its_dtype_names_the_dtype_fix_not_the_disk(
+    tmp_path: Path, dtype: str, scale: float, wider: str
+) -> None:
+    """The overflow warning says to widen ``snapshot_dtype``; disk space and permissions are not the cause."""
+    from types import SimpleNamespace
+
+    from lightning_repgap import _callback_outputs
+
+    arrays = {"reference": np.full((4, 2), scale), "queries": np.ones((2, 2))}
+    cb = SimpleNamespace(
+        _pending_snapshot=[("epoch=0000", arrays, {"epoch": 0})],
+        snapshot_dir=str(tmp_path),
+        snapshot_dtype=dtype,
+        _faults=FaultPolicy(strict=False),
+    )
+    with pytest.warns(SnapshotIOWarning) as caught:
+        _callback_outputs.write_pending(cb, SimpleNamespace(is_global_zero=True))  # type: ignore[arg-type]
+    message = str(caught[0].message)
+    assert f"pass `snapshot_dtype={wider!r}`" in message
+    assert "wider `snapshot_dtype`" in message
+    assert "disk space" not in message
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -122,6 +122,32 @@ def test_plot_returns_figure():
     assert len(ax.lines) == 2  # curve + fitted law
 
 
+def test_plot_takes_compute_results_as_every_torchmetrics_metric():
+    """``plot(metric.compute())`` and ``plot([...])`` draw the values (torchmetrics' contract), no AttributeError."""
+    ref, qs, *_ = _data(6)
+    metric = RepresentationGap(**FAST)
+    metric.update(reference=ref, queries=qs)
+    values = metric.compute()
+    _, ax = metric.plot(values)
+    assert ax.get_ylabel() == "RepresentationGap"
+    _, ax = metric.plot([values, values])
+    assert ax.get_xlabel() == "Step"
+    _, ax = metric.plot()  # no value: still the last curve with its law
+    assert ax.get_xscale() == "log"
+
+
+@pytest.mark.parametrize("side", ["reference", "query"])
+def test_labels_on_one_side_only_are_an_error_as_in_the_functional(side: str):
+    ref, qs, _, ref_lab, q_lab = _data(7)
+    metric = RepresentationGap(**FAST)
+    labels = {"reference_labels": ref_lab} if side == "reference" else {"query_labels": q_lab}
+    metric.update(reference=ref, queries=qs, **labels)
+    with pytest.raises(ValueError, match=f"`{side}_labels` were given but no"):
+        metric.compute()
+    with pytest.raises(ValueError, match="must be given together"):
+        representation_gap(ref, qs, **labels)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
