@@ -311,12 +311,13 @@ class RepresentationGap(Metric):
             ``(fig, ax)`` from matplotlib.
 
         """
-        from lightning_repgap.plot import _pyplot, plot_gap_curve
+        from lightning_repgap._imports import pyplot
+        from lightning_repgap.plot import plot_gap_curve
 
         if isinstance(val, Mapping) or (
             isinstance(val, Sequence) and len(val) > 0 and all(isinstance(v, Mapping) for v in val)
         ):
-            _pyplot()  # the package's message when matplotlib is missing
+            pyplot()  # the package's message when matplotlib is missing
             values: dict[str, Tensor] | list[dict[str, Tensor]] = dict(val) if isinstance(val, Mapping) else list(val)
             return self._plot(values, ax)
         if val is None:

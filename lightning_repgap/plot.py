@@ -7,20 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from lightning_repgap._imports import _MATPLOTLIB_AVAILABLE
+from lightning_repgap._imports import pyplot
 from lightning_repgap.dimension import DimensionFit
 from lightning_repgap.gap import GapCurve
-
-
-def _pyplot() -> Any:
-    if not _MATPLOTLIB_AVAILABLE:
-        raise ModuleNotFoundError("Plotting needs matplotlib: `pip install lightning_repgap[plot]`.")
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_gap_curve(
@@ -46,7 +35,7 @@ def plot_gap_curve(
         ('log', 'log')
 
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 4))
     line = ax.plot(curve.sizes, curve.gaps, marker="o", label=label or "G(n) held-out")[0]
     if curve.train_gaps is not None:
@@ -88,7 +77,7 @@ def plot_dimension_history(
         'dimension'
 
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 4))
     ax.plot(steps, dims, marker="o", label=label)
     if low is not None and high is not None:
@@ -122,7 +111,7 @@ def plot_layer_profile(
         ['conv1', 'conv2', 'fc']
 
     """
-    plt = _pyplot()
+    plt = pyplot()
     if not len(layers) == len(gap_norm) == len(dims):
         raise ValueError(
             f"`layers`, `gap_norm` and `dims` must have one entry per layer, got {len(layers)}, {len(gap_norm)}, "

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_repgap._figures as figures_module
-import lightning_repgap.plot as plot_module
+import lightning_repgap._imports as imports_module
 import lightning_repgap.snapshot as snapshot_module
 from lightning_repgap._faults import (
     STRICT_ENV,
@@ -590,7 +590,7 @@ def test_a_layer_profile_without_matplotlib_warns_and_the_fit_goes_on(
 ) -> None:
     # Both layers collapse (a zero input layer): no layer's gap curve is drawn (those draws warned about a missing
     # matplotlib and turned figures off), but the two-layer profile still was, and its ModuleNotFoundError ended fit.
-    monkeypatch.setattr(plot_module, "_MATPLOTLIB_AVAILABLE", False)
+    monkeypatch.setattr(imports_module, "_MATPLOTLIB_AVAILABLE", False)
     case = Case("profile_no_mpl", pre=lambda x, e: x * 0.0, layer=["pre", "rep"], cb={"log_figures": True})
     with pytest.warns(UserWarning, match="cannot draw: Plotting needs matplotlib"):
         cb, trainer = _fit(case, tmp_path)
