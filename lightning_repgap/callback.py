@@ -18,6 +18,7 @@ measured on an exact sample of the queries).
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -102,7 +103,8 @@ class RepresentationGapCallback(Callback):
         pooling: ``"flatten"``, ``"mean"``, ``"tokens_mean"``, ``"cls"`` or a callable; see
             :func:`lightning_repgap.capture.pool`.
         batch_size: batch size of the probe passes; default: the training loader's, else 256.
-        snapshot_dir: directory for on-disk snapshots of the representations (``None``: no snapshots).
+        snapshot_dir: directory for on-disk snapshots of the representations (``None``: no snapshots); a leading
+            ``~`` is expanded to the user's home, as for ``ModelCheckpoint``'s ``dirpath``.
         snapshot_dtype: storage dtype of snapshots: ``"float16"``, ``"float32"`` or ``"float64"``.
         snapshot_on: ``"checkpoint"`` writes the latest measurement when a checkpoint is saved;
             ``"evaluation"`` writes after every measurement.
@@ -194,7 +196,8 @@ class RepresentationGapCallback(Callback):
             pooling if callable(pooling) else _misconfigured(_check_choice, pooling, "pooling", POOLINGS)
         )
         self.batch_size = None if batch_size is None else _misconfigured(_check_positive_int, batch_size, "batch_size")
-        self.snapshot_dir = snapshot_dir
+        # As ModelCheckpoint's dirpath: a leading ``~`` is the user's home, not a folder named ``~`` in the cwd.
+        self.snapshot_dir = None if snapshot_dir is None else os.path.expanduser(snapshot_dir)
         self.snapshot_dtype: SnapshotDtype = _misconfigured(
             _check_choice, snapshot_dtype, "snapshot_dtype", get_args(SnapshotDtype)
         )

@@ -134,3 +134,11 @@ trainer:
     with pytest.warns(DeprecationWarning, match="config=GapConfig"):
         old = _parse(tmp_path, old_yaml.replace("          ", "        "))
     assert old.config == expected.replace(sizes=None, ratio=2.0)
+
+
+def test_a_home_relative_snapshot_dir_is_expanded(tmp_path, monkeypatch):
+    # As ModelCheckpoint's dirpath: "~/runs" must not become a folder named "~" in the working directory.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cb = RepresentationGapCallback(layer="backbone", snapshot_dir="~/runs")
+    assert cb.snapshot_dir == os.path.join(str(tmp_path), "runs")
+    assert RepresentationGapCallback(layer="backbone").snapshot_dir is None
