@@ -176,7 +176,9 @@ def _gap_compute(
     reference = inputs.reference if keep.size == inputs.reference.shape[0] else inputs.reference[keep]
     if keep.size < 2:
         raise _collapsed(inputs)
-    if config.sizes is not None and keep.size < config.sizes[-1]:  # a measurement fault, not a bad `sizes`
+    # Copies leaving fewer distinct points than the largest size: a measurement fault. A bank given with fewer rows
+    # than that is a bad `sizes` (the size check's ValueError below), with or without copies.
+    if config.sizes is not None and keep.size < config.sizes[-1] <= inputs.reference.shape[0]:
         raise TooFewDistinctSizesError(
             f"only {keep.size} distinct bank points remain after removing {inputs.reference.shape[0] - keep.size} "
             f"exact copies, fewer than the largest of `sizes` ({config.sizes[-1]}): give a bank of more distinct "

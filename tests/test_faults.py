@@ -703,6 +703,19 @@ def test_a_bank_left_too_small_by_copies_carries_its_sizes_and_fit_min_size() ->
             representation_gap(copies, rng.random((16, 3)), n_bootstrap=0, sizes=(16, 32, 64, 200))
 
 
+def test_explicit_sizes_beyond_a_bank_without_copies_stay_a_bad_sizes_error() -> None:
+    """Fewer rows than the largest of ``sizes`` is a bad ``sizes``, not a fault of copies ("after removing 0")."""
+    from lightning_repgap.functional import representation_gap
+
+    rng = np.random.default_rng(0)
+    for bank in (rng.random((100, 3)), np.concatenate([rng.random((50, 3))] * 2)):  # no copies; 50 copies
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DuplicatePointsWarning)
+            with pytest.raises(ValueError, match=r"`sizes` must be strictly increasing") as err:
+                representation_gap(bank, rng.random((16, 3)), n_bootstrap=0, sizes=(16, 32, 64, 200))
+        assert not isinstance(err.value, TooFewDistinctPointsError)
+
+
 def test_case_list_covers_thirty_causes() -> None:
     assert len({c.name for c in CASES}) >= 30
 
