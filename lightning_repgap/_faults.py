@@ -383,14 +383,17 @@ class FaultPolicy:
 
 
 def io_fault(kind: str, message: str) -> SnapshotIOError | FigureIOError:
-    """The I/O fault of type name ``kind`` (``"SnapshotIOError"`` or ``"FigureIOError"``) with ``message``.
+    """The I/O fault of type name ``kind`` (an I/O fault's class name, as rank zero held it) with ``message``.
 
     Example:
         >>> io_fault("FigureIOError", "on rank 0: figure 'repgap/gap_curve' could not be written.")
         FigureIOError("on rank 0: figure 'repgap/gap_curve' could not be written.")
+        >>> type(io_fault("SnapshotOverflowError", "on rank 0: snapshot 'epoch=0000' not written")).__name__
+        'SnapshotOverflowError'
 
     """
-    return (FigureIOError if kind == FigureIOError.__name__ else SnapshotIOError)(message)
+    kinds = {cls.__name__: cls for cls in (SnapshotOverflowError, FigureIOError)}
+    return kinds.get(kind, SnapshotIOError)(message)
 
 
 def expected_keys(*, train_queries: bool, labels: bool, approximate: bool) -> list[str]:
