@@ -23,6 +23,7 @@ from lightning_repgap._shard import shard_of
 from lightning_repgap._threads import measurement_threads
 from lightning_repgap.config import GapConfig, field_names
 from lightning_repgap.functional import GapInputs, GapResult, _gap_compute, _gap_update
+from lightning_repgap.gap import GapCurve
 
 __all__ = ["RepresentationGap"]
 
@@ -324,6 +325,11 @@ class RepresentationGap(Metric):
             if self.last_result is None:
                 raise RuntimeError("Nothing to plot: call compute() first or pass a GapCurve as `val`.")
             return plot_gap_curve(self.last_result.curve, fit=self.last_result.fit, ax=ax)
+        if not isinstance(val, GapCurve):
+            raise TypeError(
+                "RepresentationGap.plot() takes nothing (the last compute's curve), a GapCurve, a compute() result or "
+                f"a list of them; got {type(val).__name__}."
+            )
         return plot_gap_curve(val, ax=ax)
 
 

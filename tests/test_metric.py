@@ -134,6 +134,8 @@ def test_plot_takes_compute_results_as_every_torchmetrics_metric():
     assert ax.get_xlabel() == "Step"
     _, ax = metric.plot()  # no value: still the last curve with its law
     assert ax.get_xscale() == "log"
+    with pytest.raises(TypeError, match=r"takes nothing .* a GapCurve, a compute\(\) result .* got Tensor"):
+        metric.plot(values["gap"])  # one value: was AttributeError: 'Tensor' object has no attribute 'sizes'
 
 
 @pytest.mark.parametrize("side", ["reference", "query"])
