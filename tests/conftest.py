@@ -7,6 +7,23 @@ import pytest
 
 from lightning_repgap._faults import STRICT_ENV
 
+# The slowest modules (each 1-2 minutes on a 2-core host: the diffusion example's run, the quick validation study,
+# the examples, the gloo suites) go first, so that scripts/test.sh's two workers (one module at a time) do not end
+# with one of them running alone while the other worker idles. The rest keeps its collection order.
+SLOW_MODULES_FIRST = (
+    "test_diffusion_example.py",
+    "test_studies.py",
+    "test_examples.py",
+    "test_callback_gloo.py",
+    "test_callback.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the slow modules' tests to the front, in :data:`SLOW_MODULES_FIRST` order (a stable sort)."""
+    rank = {name: i for i, name in enumerate(SLOW_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
 
 @pytest.fixture(autouse=True)
 def _strict_faults(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
