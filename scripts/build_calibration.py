@@ -244,22 +244,33 @@ class TorusCDF:
 
     def __init__(self, d: int, t_min: float, n_top: int = 2**20, n_low: int = 2**17, ratio: float = 8.0) -> None:
         self.d = d
-        self.scales: list[tuple[float, np.ndarray, np.ndarray]] = []
-        big = 4.0 * d
+        self.scales = self._ladder(d, _arcsine_masses, t_min, n_top, n_low, ratio)
+
+    @staticmethod
+    def _ladder(
+        terms: int,
+        masses: Callable[[np.ndarray], np.ndarray],
+        t_min: float,
+        n_top: int,
+        n_low: int,
+        ratio: float,
+    ) -> list[tuple[float, np.ndarray, np.ndarray]]:
+        """``(top, nodes, cdf)`` per scale of a sum of ``terms`` i.i.d. terms in [0, 4] with bin ``masses(edges)``."""
+        scales: list[tuple[float, np.ndarray, np.ndarray]] = []
+        big = 4.0 * terms
         level = 0
         while True:
             big_l = big / ratio**level
             n_bins = n_top if level == 0 else n_low
             dx = big_l / n_bins
-            edges = np.arange(n_bins + 1) * dx
-            p = _arcsine_masses(edges)
-            pad = _fast_len(2 * n_bins if level == 0 else d * n_bins + 1)
-            q = np.fft.irfft(np.fft.rfft(p, pad) ** d, pad)[:n_bins]
+            p = masses(np.arange(n_bins + 1) * dx)
+            pad = _fast_len(2 * n_bins if level == 0 else terms * n_bins + 1)
+            q = np.fft.irfft(np.fft.rfft(p, pad) ** terms, pad)[:n_bins]
             cdf = np.minimum(np.cumsum(np.maximum(q, 0.0)), 1.0)
-            nodes = (np.arange(n_bins) + d / 2.0 + 0.5) * dx
-            self.scales.append((0.9 * big_l if level else big_l, nodes, cdf))
+            nodes = (np.arange(n_bins) + terms / 2.0 + 0.5) * dx
+            scales.append((0.9 * big_l if level else big_l, nodes, cdf))
             if 0.9 * big_l / ratio < t_min or level > 60:
-                break
+                return scales
             level += 1
 
     def __call__(self, t: np.ndarray) -> np.ndarray:

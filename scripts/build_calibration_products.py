@@ -47,23 +47,11 @@ class ProductCDF(bc.TorusCDF):
         self, m: int, k: int, t_min: float, n_top: int = 2**20, n_low: int = 2**17, ratio: float = 8.0
     ) -> None:
         self.d = m * k
-        self.scales = []
-        big = 4.0 * k
-        level = 0
-        while True:
-            big_l = big / ratio**level
-            n_bins = n_top if level == 0 else n_low
-            dx = big_l / n_bins
-            edges = np.clip(np.arange(n_bins + 1) * dx / 4.0, 0.0, 1.0)
-            p = np.diff(betainc(m / 2.0, m / 2.0, edges))
-            pad = bc._fast_len(2 * n_bins if level == 0 else k * n_bins + 1)
-            q = np.fft.irfft(np.fft.rfft(p, pad) ** k, pad)[:n_bins]
-            cdf = np.minimum(np.cumsum(np.maximum(q, 0.0)), 1.0)
-            nodes = (np.arange(n_bins) + k / 2.0 + 0.5) * dx
-            self.scales.append((0.9 * big_l if level else big_l, nodes, cdf))
-            if 0.9 * big_l / ratio < t_min or level > 60:
-                break
-            level += 1
+
+        def masses(edges: np.ndarray) -> np.ndarray:  # X_i / 4 ~ Beta(m/2, m/2): exact bin masses
+            return np.diff(betainc(m / 2.0, m / 2.0, np.clip(edges / 4.0, 0.0, 1.0)))
+
+        self.scales = self._ladder(k, masses, t_min, n_top, n_low, ratio)
 
 
 def product_cdf_bound(t: np.ndarray, m: int, k: int) -> np.ndarray:
